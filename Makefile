@@ -1,0 +1,87 @@
+# flash2ambient — build, test, install.
+#   make            release build into build/ (f2a, libflash2ambient.so, header, pkg-config, vips module)
+#   make test       everything CI runs
+#   make demo       the shipped model on the bundled example
+#   make install    PREFIX=/usr/local (also the libvips module), make uninstall
+#   make bench      speed benchmarks
+
+PREFIX      ?= /usr/local
+BUILD       := build
+SWIFT       ?= swift
+SWIFTFLAGS  := -c release -Xswiftc -static-stdlib
+SWIFTBIN     = $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path 2>/dev/null)
+WEIGHTS     := weights/default.f2aw
+CC          ?= cc
+DEB_PACKAGES := libvips-dev libvips-tools libopenblas-dev pkg-config python3-venv
+
+.PHONY: all deps swift-build test test-swift test-capi test-onnx demo install uninstall clean bench
+
+all: $(BUILD)/.stamp
+
+# Installs the Debian packages the build needs when run as root and any is missing.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+SOURCES := $(shell find Sources -type f) Package.swift
+
+$(BUILD)/.stamp: $(SOURCES) $(WEIGHTS) | deps
+	$(SWIFT) build $(SWIFTFLAGS)
+	mkdir -p $(BUILD)/bin $(BUILD)/lib/pkgconfig $(BUILD)/include $(BUILD)/share/flash2ambient/weights
+	cp $(SWIFTBIN)/f2a $(BUILD)/bin/f2a
+	cp $(SWIFTBIN)/libflash2ambient.so $(BUILD)/lib/libflash2ambient.so
+	cp Sources/CFlash2Ambient/include/flash2ambient.h $(BUILD)/include/
+	cp $(WEIGHTS) $(BUILD)/share/flash2ambient/weights/default.f2aw
+	sed -e 's|@PREFIX@|$(abspath $(BUILD))|' flash2ambient.pc.in > $(BUILD)/lib/pkgconfig/flash2ambient.pc
+	touch $@
+
+test: all test-swift test-capi test-onnx
+
+test-swift: | deps
+	$(SWIFT) test 2>&1 | tee $(BUILD)/swift-test.log | grep -vE '^\[[0-9]+/[0-9]+\]'; exit $${PIPESTATUS[0]}
+
+test-capi: all
+	$(CC) -std=c11 -Wall -Wextra -Werror -o $(BUILD)/test_capi Tests/capi/test_capi.c \
+	  -I$(BUILD)/include -L$(BUILD)/lib -lflash2ambient -Wl,-rpath,$(abspath $(BUILD))/lib -lpthread
+	$(BUILD)/test_capi $(BUILD)
+
+VENV := $(BUILD)/venv
+$(VENV)/.stamp: | deps
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tools/requirements.txt
+	touch $@
+
+test-onnx: all $(VENV)/.stamp
+	$(VENV)/bin/python Tests/onnx/test_against_onnxruntime.py $(BUILD)
+
+demo: all
+	mkdir -p $(BUILD)/demo
+	$(BUILD)/bin/f2a apply examples/flash.jpg $(BUILD)/demo/ambient.jpg --verbose
+	@echo "wrote $(BUILD)/demo/ambient.jpg (input: examples/flash.jpg)"
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/share/flash2ambient/weights
+	install -m 755 $(BUILD)/bin/f2a $(DESTDIR)$(PREFIX)/bin/f2a
+	install -m 755 $(BUILD)/lib/libflash2ambient.so $(DESTDIR)$(PREFIX)/lib/libflash2ambient.so
+	install -m 644 $(BUILD)/include/flash2ambient.h $(DESTDIR)$(PREFIX)/include/flash2ambient.h
+	install -m 644 $(WEIGHTS) $(DESTDIR)$(PREFIX)/share/flash2ambient/weights/default.f2aw
+	sed -e 's|@PREFIX@|$(PREFIX)|' flash2ambient.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flash2ambient.pc
+	-ldconfig 2>/dev/null
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/f2a $(DESTDIR)$(PREFIX)/lib/libflash2ambient.so \
+	  $(DESTDIR)$(PREFIX)/include/flash2ambient.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/flash2ambient.pc \
+	  $(DESTDIR)$(PREFIX)/share/flash2ambient/weights/default.f2aw
+	-rmdir $(DESTDIR)$(PREFIX)/share/flash2ambient/weights $(DESTDIR)$(PREFIX)/share/flash2ambient 2>/dev/null
+
+clean:
+	rm -rf $(BUILD) .build
+
+SHELL := /bin/bash
+
+-include plugin/plugin.mk

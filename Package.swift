@@ -1,0 +1,38 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layout: one module per concern.
+//   F2ACore        tensors, GEMM, layers (forward)
+//   F2AModel       generator configuration, weights file format, generator forward pass
+//   F2AImage       image I/O through libvips, quality metrics (PSNR, SSIM)
+//   Flash2Ambient  the C ABI (libflash2ambient.so), checked against include/flash2ambient.h
+//   F2ACLI         the `f2a` command-line tool
+let package = Package(
+    name: "flash2ambient",
+    products: [
+        .library(name: "flash2ambient", type: .dynamic, targets: ["Flash2Ambient"]),
+        .executable(name: "f2a", targets: ["F2ACLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "CVipsIO",
+                cSettings: [.unsafeFlags(["-I/usr/include/glib-2.0", "-I/usr/lib/x86_64-linux-gnu/glib-2.0/include"])],
+                linkerSettings: [.linkedLibrary("vips"), .linkedLibrary("gobject-2.0"), .linkedLibrary("glib-2.0")]),
+        .target(name: "CFlash2Ambient"),
+        .target(name: "F2ACore", dependencies: ["COpenBLAS"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "F2AModel", dependencies: ["F2ACore"]),
+        .target(name: "F2AImage", dependencies: ["CVipsIO"]),
+        .target(name: "Flash2Ambient", dependencies: ["CFlash2Ambient", "F2AModel"]),
+        .executableTarget(name: "F2ACLI", dependencies: [
+            "F2AModel", "F2AImage",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "F2ACoreTests", dependencies: ["F2ACore"]),
+        .testTarget(name: "F2AModelTests", dependencies: ["F2AModel"]),
+    ]
+)

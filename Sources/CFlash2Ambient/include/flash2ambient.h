@@ -1,0 +1,167 @@
+/*
+ * flash2ambient.h — C interface of libflash2ambient.
+ *
+ * Turns a flash photograph into an ambient-light photograph with a learned
+ * generator (a U-Net with a VGG-16 encoder). This header is the single source
+ * of truth for the ABI: the Swift implementation is checked against it at
+ * compile time (`@c @implementation`).
+ *
+ * Conventions
+ *  - Every function that can fail returns an f2a_status. On failure, a
+ *    human-readable message for the calling thread is available from
+ *    f2a_last_error() until the next failing call on that thread.
+ *  - Invalid arguments (NULL pointers, zero/negative/overflowing sizes,
+ *    out-of-range parameters) return F2A_ERR_INVALID_ARGUMENT; the library
+ *    never aborts the host process because of them.
+ *  - Buffers are owned by the caller. The library never keeps a pointer to
+ *    a caller buffer after a call returns.
+ *  - A loaded model is immutable: one f2a_model may be used by any number of
+ *    threads at once. Each call allocates its own scratch memory.
+ *  - Free functions accept NULL.
+ */
+#ifndef FLASH2AMBIENT_H
+#define FLASH2AMBIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define F2A_VERSION_MAJOR 0
+#define F2A_VERSION_MINOR 1
+#define F2A_VERSION_PATCH 0
+
+/** Status codes. Stable values: new codes are only ever appended. */
+typedef enum f2a_status {
+    F2A_OK = 0,                     /**< success */
+    F2A_ERR_INVALID_ARGUMENT = 1,   /**< NULL pointer, bad size, stride or parameter */
+    F2A_ERR_IO = 2,                 /**< a file could not be opened or read */
+    F2A_ERR_FORMAT = 3,             /**< not a valid weights file (magic, version, truncation,
+                                         checksum, tensor names or shapes) */
+    F2A_ERR_OUT_OF_MEMORY = 4,      /**< an allocation failed or would exceed the size limit */
+    F2A_ERR_CANCELLED = 5,          /**< the progress callback asked to stop */
+    F2A_ERR_INTERNAL = 6            /**< a bug: please report with f2a_last_error() */
+} f2a_status;
+
+/** Opaque handle to a loaded, immutable model. */
+typedef struct f2a_model f2a_model;
+
+/**
+ * Progress callback: `fraction` grows from 0 to 1 during one apply call.
+ * Return 0 to continue, non-zero to cancel (the call then returns
+ * F2A_ERR_CANCELLED and leaves the output buffer unspecified).
+ * Called on the thread that called f2a_apply_*.
+ */
+typedef int (*f2a_progress_fn)(float fraction, void *user_data);
+
+/** Parameters of one apply call. Obtain defaults from f2a_default_params(). */
+typedef struct f2a_params {
+    /** Blend between input (0) and generator output (1). Range [0, 1]. Default 1. */
+    float strength;
+    /** Optional progress callback; NULL for none. Default NULL. */
+    f2a_progress_fn progress;
+    /** Passed unchanged to `progress`. Default NULL. */
+    void *progress_user_data;
+} f2a_params;
+
+/** Information about a loaded model. Strings are owned by the model. */
+typedef struct f2a_model_info {
+    float width;                /**< channel width multiplier (1.0 = VGG-16) */
+    int32_t levels;             /**< encoder blocks used, 1..5 */
+    const char *upsample;       /**< "transpose" or "unpool" */
+    const char *activation;     /**< "sigmoid" or "tanh" */
+    const char *formulation;    /**< "rgb" or "ratio-log" */
+    const char *description;    /**< free text from the weights file */
+    int64_t parameter_count;    /**< number of scalar parameters */
+    int32_t size_multiple;      /**< inputs are padded (reflect) to a multiple of this */
+} f2a_model_info;
+
+/** Library version as "MAJOR.MINOR.PATCH". Static storage; never NULL. */
+const char *f2a_version(void);
+
+/** Short English description of a status code. Static storage; never NULL. */
+const char *f2a_status_string(f2a_status status);
+
+/**
+ * Message describing the last failure on the calling thread ("" if none).
+ * Valid until the next f2a_* call on the same thread.
+ */
+const char *f2a_last_error(void);
+
+/** Default parameters: strength 1, no progress callback. */
+f2a_params f2a_default_params(void);
+
+/**
+ * Default weights path: $F2A_MODEL if set, else the shipped model beside the
+ * library, LIBDIR/../share/flash2ambient/weights/default.f2aw, where LIBDIR
+ * is the directory libflash2ambient.so was loaded from (so PREFIX/share/...
+ * once installed). Static storage or the environment's; never NULL. The
+ * file need not exist.
+ */
+const char *f2a_default_model_path(void);
+
+/**
+ * Load a weights file. The file is fully verified (structure, checksums,
+ * tensor names and shapes) before a model is returned.
+ *
+ * @param path       NUL-terminated path; NULL loads f2a_default_model_path().
+ * @param out_model  receives the new model on F2A_OK (caller frees it with
+ *                   f2a_model_free); set to NULL on failure.
+ * @return F2A_OK, F2A_ERR_INVALID_ARGUMENT (out_model NULL), F2A_ERR_IO,
+ *         F2A_ERR_FORMAT or F2A_ERR_OUT_OF_MEMORY.
+ */
+f2a_status f2a_model_load(const char *path, f2a_model **out_model);
+
+/** Release a model. Accepts NULL. The model must not be in use by another thread. */
+void f2a_model_free(f2a_model *model);
+
+/**
+ * Describe a loaded model.
+ * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL model or out_info).
+ */
+f2a_status f2a_model_get_info(const f2a_model *model, f2a_model_info *out_info);
+
+/**
+ * Apply the generator to an interleaved RGB float image.
+ *
+ * Pixels are sRGB-encoded values nominally in [0, 1], 3 floats per pixel;
+ * values outside [0, 1] are clamped on input, NaN is treated as 0. The output
+ * is in [0, 1]. Any size from 1x1 up works (the image is padded by
+ * reflection to a multiple of f2a_model_info.size_multiple and cropped back).
+ * `in` and `out` may be the same buffer (in-place) when the strides are equal.
+ *
+ * @param model       a loaded model
+ * @param in          width*height pixels; row y starts at (char *)in + y*in_stride
+ * @param in_stride   bytes between rows of `in`, >= width*3*sizeof(float)
+ * @param out         caller-owned output, same layout rules as `in`
+ * @param out_stride  bytes between rows of `out`, >= width*3*sizeof(float)
+ * @param width       pixels, >= 1
+ * @param height      pixels, >= 1
+ * @param params      NULL for f2a_default_params()
+ * @return F2A_OK, F2A_ERR_INVALID_ARGUMENT, F2A_ERR_OUT_OF_MEMORY or
+ *         F2A_ERR_CANCELLED.
+ */
+f2a_status f2a_apply_f32(const f2a_model *model,
+                         const float *in, size_t in_stride,
+                         float *out, size_t out_stride,
+                         int32_t width, int32_t height,
+                         const f2a_params *params);
+
+/**
+ * Convenience: the same as f2a_apply_f32 on 8-bit interleaved sRGB
+ * (3 bytes per pixel, value/255), rounding the result to the nearest byte.
+ * Strides are in bytes, >= width*3.
+ */
+f2a_status f2a_apply_u8(const f2a_model *model,
+                        const uint8_t *in, size_t in_stride,
+                        uint8_t *out, size_t out_stride,
+                        int32_t width, int32_t height,
+                        const f2a_params *params);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLASH2AMBIENT_H */

@@ -1,0 +1,47 @@
+/* Image I/O for the f2a tools through libvips: decode any format libvips
+ * reads into interleaved sRGB float RGB in [0, 1], and write a result back
+ * in the source's interpretation, band format, alpha and metadata.
+ * Internal to the flash2ambient command-line tools. */
+#ifndef F2A_VIPSIO_H
+#define F2A_VIPSIO_H
+
+#include <stddef.h>
+
+/** A decoded image: the autorotated source plus its RGB float pixels. */
+typedef struct f2aio_image f2aio_image;
+
+/** Start libvips once per process. Returns 0 on success. */
+int f2aio_init(const char *argv0);
+
+/** The pending libvips error message (static per thread until the next call); "" if none. Clears it. */
+const char *f2aio_take_error(void);
+
+/** Load, autorotate (EXIF) and convert to RGB float. NULL on error. */
+f2aio_image *f2aio_load(const char *path);
+
+/** Load an image from a memory buffer (any format libvips reads). NULL on error. */
+f2aio_image *f2aio_load_buffer(const void *data, size_t length);
+
+int f2aio_width(const f2aio_image *image);
+int f2aio_height(const f2aio_image *image);
+/** True if the source had an alpha band (kept aside, passed through on save). */
+int f2aio_has_alpha(const f2aio_image *image);
+/** Interleaved RGB float pixels, width*height*3, values in [0, 1]. Owned by the image. */
+float *f2aio_pixels(f2aio_image *image);
+
+/**
+ * Save `rgb` (interleaved, the image's size, [0, 1]) to `path` as the source
+ * was: same interpretation and band format, alpha re-attached, metadata
+ * (ICC, EXIF, XMP) copied. The saver follows the file suffix. `quality` > 0
+ * sets the JPEG/WebP/HEIF quality. Written to a temporary file beside
+ * `path` then renamed, so no partial file ever has the final name.
+ * Returns 0 on success.
+ */
+int f2aio_save_like(const f2aio_image *source, const float *rgb, const char *path, int quality);
+
+/** Save interleaved RGB float [0, 1] as 8-bit sRGB (atomically). Returns 0 on success. */
+int f2aio_save_rgb8(const float *rgb, int width, int height, const char *path);
+
+void f2aio_free(f2aio_image *image);
+
+#endif

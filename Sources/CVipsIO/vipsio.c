@@ -1,0 +1,215 @@
+#include "f2a_vipsio.h"
+
+#include <vips/vips.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct f2aio_image {
+    VipsImage *source; /* autorotated, decoded (uncoded) source: metadata, alpha, formats */
+    float *rgb;
+    int width, height;
+    int has_alpha;
+};
+
+int f2aio_init(const char *argv0) {
+    return VIPS_INIT(argv0 ? argv0 : "f2a") ? -1 : 0;
+}
+
+const char *f2aio_take_error(void) {
+    static __thread char message[2048];
+    g_strlcpy(message, vips_error_buffer(), sizeof(message));
+    vips_error_clear();
+    size_t n = strlen(message);
+    while (n > 0 && message[n - 1] == '\n') message[--n] = '\0';
+    return message;
+}
+
+/* The working representation: sRGB, uchar for 8-bit sources, RGB16 for
+ * everything with more precision. */
+static int wants_16bit(VipsImage *image) {
+    return image->BandFmt != VIPS_FORMAT_UCHAR && image->BandFmt != VIPS_FORMAT_CHAR;
+}
+
+static f2aio_image *from_vips(VipsImage *loaded) {
+    VipsObject *scope = VIPS_OBJECT(vips_image_new());
+    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 6);
+    f2aio_image *result = NULL;
+
+    if (vips_autorot(loaded, &t[0], NULL)) goto done;
+    VipsImage *in = t[0];
+    if (in->Coding != VIPS_CODING_NONE) {
+        if (vips_image_decode(in, &t[1])) goto done;
+        in = t[1];
+    }
+    int has_alpha = vips_image_hasalpha(in);
+    VipsImage *colour = in;
+    if (has_alpha) {
+        if (vips_extract_band(in, &t[2], 0, "n", in->Bands - 1, NULL)) goto done;
+        colour = t[2];
+    }
+    int deep = wants_16bit(in);
+    VipsInterpretation target = deep ? VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_sRGB;
+    if (vips_colourspace(colour, &t[3], target, NULL)) goto done;
+    /* Grey images with alpha stripped may still have 1 band after colourspace
+     * if their interpretation was unusual; force 3 bands. */
+    VipsImage *rgb = t[3];
+    if (rgb->Bands == 1) {
+        VipsImage *b[3] = { rgb, rgb, rgb };
+        if (vips_bandjoin(b, &t[4], 3, NULL)) goto done;
+        rgb = t[4];
+    } else if (rgb->Bands > 3) {
+        if (vips_extract_band(rgb, &t[4], 0, "n", 3, NULL)) goto done;
+        rgb = t[4];
+    }
+    double scale = deep ? 1.0 / 65535.0 : 1.0 / 255.0;
+    if (vips_linear1(rgb, &t[5], scale, 0.0, NULL)) goto done;
+
+    size_t size = 0;
+    float *pixels = vips_image_write_to_memory(t[5], &size);
+    if (!pixels) goto done;
+    if (size != (size_t) t[5]->Xsize * t[5]->Ysize * 3 * sizeof(float)) {
+        g_free(pixels);
+        vips_error("f2a", "unexpected decoded size");
+        goto done;
+    }
+    result = g_new0(f2aio_image, 1);
+    result->source = in;
+    g_object_ref(in);
+    result->rgb = pixels;
+    result->width = t[5]->Xsize;
+    result->height = t[5]->Ysize;
+    result->has_alpha = has_alpha;
+done:
+    g_object_unref(scope);
+    return result;
+}
+
+f2aio_image *f2aio_load(const char *path) {
+    VipsImage *loaded = vips_image_new_from_file(path, NULL);
+    if (!loaded) return NULL;
+    f2aio_image *image = from_vips(loaded);
+    g_object_unref(loaded);
+    return image;
+}
+
+f2aio_image *f2aio_load_buffer(const void *data, size_t length) {
+    VipsImage *loaded = vips_image_new_from_buffer(data, length, "", NULL);
+    if (!loaded) return NULL;
+    f2aio_image *image = from_vips(loaded);
+    g_object_unref(loaded);
+    return image;
+}
+
+int f2aio_width(const f2aio_image *image) { return image->width; }
+int f2aio_height(const f2aio_image *image) { return image->height; }
+int f2aio_has_alpha(const f2aio_image *image) { return image->has_alpha; }
+float *f2aio_pixels(f2aio_image *image) { return image->rgb; }
+
+void f2aio_free(f2aio_image *image) {
+    if (!image) return;
+    g_free(image->rgb);
+    if (image->source) g_object_unref(image->source);
+    g_free(image);
+}
+
+/* Header fields that describe the pixels, not the photograph. */
+static int is_builtin_field(const char *name) {
+    static const char *builtin[] = { "width", "height", "bands", "format", "coding", "interpretation",
+                                     "xoffset", "yoffset", "xres", "yres", "filename", "mode", NULL };
+    for (int i = 0; builtin[i]; i++)
+        if (strcmp(name, builtin[i]) == 0) return 1;
+    return 0;
+}
+
+static void copy_metadata(VipsImage *from, VipsImage *to) {
+    gchar **fields = vips_image_get_fields(from);
+    for (int i = 0; fields[i]; i++) {
+        if (is_builtin_field(fields[i])) continue;
+        GValue value = { 0 };
+        if (!vips_image_get(from, fields[i], &value)) {
+            vips_image_set(to, fields[i], &value);
+            g_value_unset(&value);
+        }
+    }
+    g_strfreev(fields);
+}
+
+/* Write to a temporary name with the same suffix, then rename into place. */
+static int save_atomically(VipsImage *image, const char *path, int quality) {
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(path, '.');
+    if (!dot || (slash && dot < slash)) {
+        vips_error("f2a", "%s: cannot tell the output format (no file suffix)", path);
+        return -1;
+    }
+    char *tmp = g_strdup_printf("%.*s.f2a-tmp-%d%s", (int) (dot - path), path, (int) getpid(), dot);
+    int status = quality > 0
+        ? vips_image_write_to_file(image, tmp, "Q", quality, NULL)
+        : vips_image_write_to_file(image, tmp, NULL);
+    if (status == 0 && rename(tmp, path) != 0) {
+        vips_error_system(errno, "f2a", "cannot rename %s to %s", tmp, path);
+        status = -1;
+    }
+    if (status != 0) unlink(tmp);
+    g_free(tmp);
+    return status;
+}
+
+int f2aio_save_like(const f2aio_image *source, const float *rgb, const char *path, int quality) {
+    VipsImage *src = source->source;
+    VipsObject *scope = VIPS_OBJECT(vips_image_new());
+    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 8);
+    int status = -1;
+    int deep = wants_16bit(src);
+
+    t[0] = vips_image_new_from_memory(rgb, (size_t) source->width * source->height * 3 * sizeof(float),
+                                      source->width, source->height, 3, VIPS_FORMAT_FLOAT);
+    if (!t[0]) goto done;
+    /* Scale back and round to the working format. */
+    if (vips_linear1(t[0], &t[1], deep ? 65535.0 : 255.0, 0.5, NULL)) goto done;
+    if (vips_cast(t[1], &t[2], deep ? VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR, NULL)) goto done;
+    if (vips_copy(t[2], &t[3], "interpretation", deep ? VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_sRGB, NULL)) goto done;
+    VipsImage *colour = t[3];
+    VipsInterpretation wanted = vips_image_guess_interpretation(src);
+    if (wanted != colour->Type) {
+        if (vips_colourspace(colour, &t[4], wanted, NULL)) goto done;
+        colour = t[4];
+    }
+    if (colour->BandFmt != src->BandFmt) {
+        if (vips_cast(colour, &t[5], src->BandFmt, NULL)) goto done;
+        colour = t[5];
+    }
+    VipsImage *out = colour;
+    if (source->has_alpha) {
+        if (vips_extract_band(src, &t[6], src->Bands - 1, NULL)) goto done;
+        if (vips_bandjoin2(colour, t[6], &t[7], NULL)) goto done;
+        out = t[7];
+    }
+    /* The output carries no fields yet: copy the photograph's metadata. */
+    VipsImage *final = NULL;
+    if (vips_copy(out, &final, "xres", src->Xres, "yres", src->Yres, NULL)) goto done;
+    copy_metadata(src, final);
+    status = save_atomically(final, path, quality);
+    g_object_unref(final);
+done:
+    g_object_unref(scope);
+    return status;
+}
+
+int f2aio_save_rgb8(const float *rgb, int width, int height, const char *path) {
+    VipsObject *scope = VIPS_OBJECT(vips_image_new());
+    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 4);
+    int status = -1;
+    t[0] = vips_image_new_from_memory(rgb, (size_t) width * height * 3 * sizeof(float), width, height, 3,
+                                      VIPS_FORMAT_FLOAT);
+    if (!t[0]) goto done;
+    if (vips_linear1(t[0], &t[1], 255.0, 0.5, NULL)) goto done;
+    if (vips_cast(t[1], &t[2], VIPS_FORMAT_UCHAR, NULL)) goto done;
+    if (vips_copy(t[2], &t[3], "interpretation", VIPS_INTERPRETATION_sRGB, NULL)) goto done;
+    status = save_atomically(t[3], path, 0);
+done:
+    g_object_unref(scope);
+    return status;
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import F2AImage
+import F2AModel
+import Foundation
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a model on flash/ambient pairs.",
+        discussion: """
+            DIR holds flash/NAME.png and ambient/NAME.png. Writes OUTDIR/NAME.png for every pair \
+            and prints PSNR (8-bit RGB) and SSIM (grayscale, scikit-image defaults) of the output \
+            and of the identity baseline (the flash image itself) against the ambient image.
+            """)
+
+    @Option(help: "Directory with flash/ and ambient/ subdirectories.") var pairs: String
+    @Option(help: "Directory for the generated images.") var out: String
+    @OptionGroup var model: ModelOptions
+
+    func run() throws {
+        let generator = try model.load()
+        let fm = FileManager.default
+        let flashDir = (pairs as NSString).appendingPathComponent("flash")
+        let ambientDir = (pairs as NSString).appendingPathComponent("ambient")
+        guard let names = try? fm.contentsOfDirectory(atPath: flashDir).filter({ !$0.hasPrefix(".") }).sorted(),
+              !names.isEmpty else {
+            throw ValidationError("no images in \(flashDir)")
+        }
+        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+        print("name                      psnr   ssim | identity psnr   ssim")
+        var sums = [Double](repeating: 0, count: 4)
+        for name in names {
+            let ambientPath = (ambientDir as NSString).appendingPathComponent(name)
+            guard fm.fileExists(atPath: ambientPath) else { throw ValidationError("missing ambient image \(ambientPath)") }
+            let flash = try DecodedImage(path: (flashDir as NSString).appendingPathComponent(name))
+            let ambient = try DecodedImage(path: ambientPath)
+            guard flash.width == ambient.width, flash.height == ambient.height else {
+                throw ValidationError("\(name): flash is \(flash.width)x\(flash.height), ambient \(ambient.width)x\(ambient.height)")
+            }
+            let w = flash.width, h = flash.height
+            var result = [Float](repeating: 0, count: w * h * 3)
+            let view = RGBImageView(base: UnsafePointer(flash.pixels.baseAddress!), width: w, height: h, rowStride: 3 * w)
+            try result.withUnsafeMutableBufferPointer { try generator.apply(view, to: $0.baseAddress!, outputRowStride: 3 * w) }
+            let stem = (name as NSString).deletingPathExtension
+            try saveRGB8(result, width: w, height: h, to: (out as NSString).appendingPathComponent(stem + ".png"))
+            let a = Array(ambient.pixels), f = Array(flash.pixels)
+            let m = [Metrics.psnr(result, a), Metrics.ssimGray(result, a, width: w, height: h),
+                     Metrics.psnr(f, a), Metrics.ssimGray(f, a, width: w, height: h)]
+            for i in 0..<4 { sums[i] += m[i] }
+            print(row(stem, m))
+        }
+        print(row("mean (\(names.count) pairs)", sums.map { $0 / Double(names.count) }))
+    }
+
+    func row(_ name: String, _ m: [Double]) -> String {
+        let padded = name.count >= 24 ? String(name.prefix(24)) : name + String(repeating: " ", count: 24 - name.count)
+        return padded + String(format: " %6.2f %6.4f |       %6.2f %6.4f", m[0], m[1], m[2], m[3])
+    }
+}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import F2AModel
+
+@main
+struct F2A: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "f2a",
+        abstract: "Turn flash photographs into ambient-light photographs with a learned generator.",
+        discussion: """
+            The default model is looked up in this order: --model, $F2A_MODEL, the weights \
+            installed beside the executable (../share/flash2ambient/weights/default.f2aw), \
+            ./weights/default.f2aw.
+            """,
+        version: version,
+        subcommands: [Apply.self, Eval.self, Info.self, Init.self])
+}
+
+/// Options shared by the commands that load a model.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "Weights file (.f2aw). Default: the shipped model.")
+    var model: String?
+
+    func load() throws -> Generator {
+        let path = try model ?? DefaultModel.path()
+        do {
+            return try Generator(file: WeightsFile.read(path: path))
+        } catch {
+            throw ValidationError("\(error.description)\(model == nil ? " (default model)" : "")")
+        }
+    }
+}

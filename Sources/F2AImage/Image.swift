@@ -1,0 +1,64 @@
+import CVipsIO
+
+/// Errors from decoding or encoding image files, with libvips's message.
+public struct ImageError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Starts libvips once per process; safe to call repeatedly.
+public enum ImageIO {
+    private static let started: Bool = f2aio_init("f2a") == 0
+
+    public static func start() throws(ImageError) {
+        guard started else { throw ImageError("cannot start libvips: " + String(cString: f2aio_take_error())) }
+    }
+
+    static func lastError(_ context: String) -> ImageError {
+        let message = String(cString: f2aio_take_error())
+        return ImageError(message.isEmpty ? context : "\(context): \(message)")
+    }
+}
+
+/// A decoded photograph: interleaved sRGB float RGB in [0, 1] plus what is
+/// needed to write a result back like the source (format, alpha, metadata).
+public final class DecodedImage {
+    let handle: OpaquePointer
+
+    public let width: Int
+    public let height: Int
+    public var hasAlpha: Bool { f2aio_has_alpha(handle) != 0 }
+
+    /// Decodes any format libvips reads and applies EXIF orientation.
+    public init(path: String) throws(ImageError) {
+        try ImageIO.start()
+        guard let h = f2aio_load(path) else { throw ImageIO.lastError("cannot read image '\(path)'") }
+        handle = h
+        width = Int(f2aio_width(h))
+        height = Int(f2aio_height(h))
+    }
+
+    deinit { f2aio_free(handle) }
+
+    /// The pixels, width*height*3 floats, row-major, owned by this image.
+    public var pixels: UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(start: f2aio_pixels(handle), count: width * height * 3)
+    }
+
+    /// Writes `rgb` (same size, [0, 1]) like the source: interpretation, band
+    /// format, alpha band and metadata. Atomic (temporary file + rename).
+    public func save(_ rgb: UnsafeBufferPointer<Float>, to path: String, quality: Int = 0) throws(ImageError) {
+        precondition(rgb.count == width * height * 3)
+        guard f2aio_save_like(handle, rgb.baseAddress!, path, Int32(quality)) == 0 else {
+            throw ImageIO.lastError("cannot write image '\(path)'")
+        }
+    }
+}
+
+/// Writes interleaved RGB float [0, 1] as 8-bit sRGB (format from the suffix).
+public func saveRGB8(_ rgb: [Float], width: Int, height: Int, to path: String) throws(ImageError) {
+    precondition(rgb.count == width * height * 3)
+    try ImageIO.start()
+    let status = rgb.withUnsafeBufferPointer { f2aio_save_rgb8($0.baseAddress!, Int32(width), Int32(height), path) }
+    guard status == 0 else { throw ImageIO.lastError("cannot write image '\(path)'") }
+}

@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whole-file read without Foundation (the C library links the Swift runtime
+/// statically and keeps Foundation out of it).
+func readFileBytes(path: String) throws(WeightsError) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw .unreadable(path: path, reason: errnoMessage()) }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: errnoMessage()) }
+    guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
+    let size = Int(st.st_size)
+    var bytes = [UInt8](repeating: 0, count: size)
+    var done = 0
+    while done < size {
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw .unreadable(path: path, reason: errnoMessage())
+        }
+        if n == 0 { break }
+        done += n
+    }
+    if done < size { bytes.removeLast(size - done) }
+    return bytes
+}
+
+/// Writes `bytes` to a temporary file beside `path`, fsyncs it and renames it
+/// over `path`: readers see either the old file or the complete new one.
+func writeFileAtomically(path: String, bytes: [UInt8]) throws(WeightsError) {
+    let tmp = path + ".tmp-\(getpid())"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw .unwritable(path: tmp, reason: errnoMessage()) }
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            let reason = errnoMessage()
+            close(fd); unlink(tmp)
+            throw .unwritable(path: tmp, reason: reason)
+        }
+        done += n
+    }
+    guard fsync(fd) == 0, close(fd) == 0 else {
+        let reason = errnoMessage()
+        unlink(tmp)
+        throw .unwritable(path: tmp, reason: reason)
+    }
+    guard rename(tmp, path) == 0 else {
+        let reason = errnoMessage()
+        unlink(tmp)
+        throw .unwritable(path: path, reason: "rename: " + reason)
+    }
+}
+
+func errnoMessage() -> String { String(cString: strerror(errno)) }

@@ -1,0 +1,83 @@
+import F2ACore
+
+/// A borrowed interleaved RGB float image: `height` rows of `width` pixels,
+/// 3 floats each, rows `rowStride` floats apart.
+public struct RGBImageView {
+    public var base: UnsafePointer<Float>
+    public var width: Int
+    public var height: Int
+    public var rowStride: Int
+
+    public init(base: UnsafePointer<Float>, width: Int, height: Int, rowStride: Int) {
+        self.base = base; self.width = width; self.height = height; self.rowStride = rowStride
+    }
+}
+
+extension Generator {
+    /// Applies the generator to an interleaved RGB image of any size.
+    ///
+    /// The image is padded by reflection (centred) to a multiple of
+    /// `config.sizeMultiple`, run through the network and cropped back, then
+    /// blended with the input: out = in + strength · (G(in) − in).
+    /// Input values are clamped to [0, 1] (NaN → 0).
+    ///
+    /// - Parameters:
+    ///   - input: source pixels.
+    ///   - output: destination, `rowStride` floats between rows; may alias `input`.
+    ///   - strength: 0 returns the input, 1 the generator output.
+    public func apply(_ input: RGBImageView, to output: UnsafeMutablePointer<Float>, outputRowStride: Int,
+                      strength: Float = 1, progress: ((Double) -> Bool)? = nil) throws(Cancelled) {
+        let flash = Generator.padded(input, multiple: config.sizeMultiple)
+        let result = try forward(flash.tensor, progress: progress)
+        let (top, left) = (flash.top, flash.left)
+        let ph = result.h, pw = result.w, plane = ph * pw
+        result.data.withUnsafeBufferPointer { r in
+            for y in 0..<input.height {
+                let src = input.base + y * input.rowStride
+                let dst = output + y * outputRowStride
+                let row = (y + top) * pw + left
+                for x in 0..<input.width {
+                    for c in 0..<3 {
+                        let f = Generator.sanitize(src[3 * x + c])
+                        let g = r[c * plane + row + x]
+                        dst[3 * x + c] = min(max(f + strength * (g - f), 0), 1)
+                    }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func sanitize(_ v: Float) -> Float { v.isNaN ? 0 : min(max(v, 0), 1) }
+
+    /// Interleaved image → [1, 3, H', W'] with centred reflect padding.
+    static func padded(_ image: RGBImageView, multiple: Int) -> (tensor: Tensor, top: Int, left: Int) {
+        let ph = (image.height + multiple - 1) / multiple * multiple
+        let pw = (image.width + multiple - 1) / multiple * multiple
+        let top = (ph - image.height) / 2, left = (pw - image.width) / 2
+        var t = Tensor(zeros: [1, 3, ph, pw])
+        let plane = ph * pw
+        let columns = (0..<pw).map { reflect($0 - left, image.width) }
+        t.data.withUnsafeMutableBufferPointer { d in
+            for y in 0..<ph {
+                let src = image.base + reflect(y - top, image.height) * image.rowStride
+                for x in 0..<pw {
+                    let s = src + 3 * columns[x]
+                    for c in 0..<3 { d[c * plane + y * pw + x] = sanitize(s[c]) }
+                }
+            }
+        }
+        return (t, top, left)
+    }
+}
+
+/// Mirror index without repeating the edge sample (numpy/ONNX "reflect"),
+/// extended periodically so that any padding amount works; size 1 repeats.
+@inline(__always)
+public func reflect(_ i: Int, _ n: Int) -> Int {
+    if n == 1 { return 0 }
+    let period = 2 * (n - 1)
+    var j = i % period
+    if j < 0 { j += period }
+    return j < n ? j : period - j
+}

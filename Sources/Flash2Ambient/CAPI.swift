@@ -1,0 +1,212 @@
+import CFlash2Ambient
+import F2AModel
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The C ABI of libflash2ambient. Each function implements a declaration of
+// include/flash2ambient.h; `@c @implementation` makes the compiler reject any
+// signature that drifts from the header. No function may trap on bad input:
+// a trap here kills the host process (a libvips pipeline, a C application).
+
+/// The object behind an `f2a_model *`: the generator plus C strings that
+/// `f2a_model_get_info` hands out and that live as long as the model.
+final class ModelBox {
+    let generator: Generator
+    let upsample: UnsafeMutablePointer<CChar>
+    let activation: UnsafeMutablePointer<CChar>
+    let formulation: UnsafeMutablePointer<CChar>
+    let modelDescription: UnsafeMutablePointer<CChar>
+
+    init(_ generator: Generator) {
+        self.generator = generator
+        let c = generator.config
+        upsample = strdup(c.upsample.rawValue)
+        activation = strdup(c.activation.rawValue)
+        formulation = strdup(c.formulation.rawValue)
+        modelDescription = strdup(c.description)
+    }
+
+    deinit {
+        free(upsample); free(activation); free(formulation); free(modelDescription)
+    }
+}
+
+/// Records `message` for f2a_last_error() and returns `status`.
+@discardableResult
+func fail(_ status: f2a_status, _ message: String) -> f2a_status {
+    f2a__set_last_error(message)
+    return status
+}
+
+let versionString: StaticString = "0.1.0"
+
+@c @implementation
+public func f2a_version() -> UnsafePointer<CChar>? {
+    UnsafeRawPointer(versionString.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+@c @implementation
+public func f2a_status_string(_ status: f2a_status) -> UnsafePointer<CChar>? {
+    let s: StaticString
+    switch status {
+    case F2A_OK: s = "ok"
+    case F2A_ERR_INVALID_ARGUMENT: s = "invalid argument"
+    case F2A_ERR_IO: s = "input/output error"
+    case F2A_ERR_FORMAT: s = "invalid weights file"
+    case F2A_ERR_OUT_OF_MEMORY: s = "out of memory"
+    case F2A_ERR_CANCELLED: s = "cancelled"
+    case F2A_ERR_INTERNAL: s = "internal error"
+    default: s = "unknown status"
+    }
+    return UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+@c @implementation
+public func f2a_default_params() -> f2a_params {
+    f2a_params(strength: 1, progress: nil, progress_user_data: nil)
+}
+
+@c @implementation
+public func f2a_model_load(_ path: UnsafePointer<CChar>?, _ outModel: UnsafeMutablePointer<OpaquePointer?>?) -> f2a_status {
+    guard let outModel else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_model_load: out_model is NULL") }
+    outModel.pointee = nil
+    let file = String(cString: path ?? f2a_default_model_path()!)
+    do {
+        let generator = try Generator(file: WeightsFile.read(path: file))
+        outModel.pointee = OpaquePointer(Unmanaged.passRetained(ModelBox(generator)).toOpaque())
+        return F2A_OK
+    } catch {
+        switch error {
+        case .unreadable, .unwritable: return fail(F2A_ERR_IO, error.description)
+        default: return fail(F2A_ERR_FORMAT, "\(file): \(error.description)")
+        }
+    }
+}
+
+@c @implementation
+public func f2a_model_free(_ model: OpaquePointer?) {
+    guard let model else { return }
+    Unmanaged<ModelBox>.fromOpaque(UnsafeRawPointer(model)).release()
+}
+
+func box(_ model: OpaquePointer) -> ModelBox {
+    Unmanaged<ModelBox>.fromOpaque(UnsafeRawPointer(model)).takeUnretainedValue()
+}
+
+@c @implementation
+public func f2a_model_get_info(_ model: OpaquePointer?, _ outInfo: UnsafeMutablePointer<f2a_model_info>?) -> f2a_status {
+    guard let model else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_model_get_info: model is NULL") }
+    guard let outInfo else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_model_get_info: out_info is NULL") }
+    let b = box(model)
+    let c = b.generator.config
+    outInfo.pointee = f2a_model_info(
+        width: Float(c.width), levels: Int32(c.levels),
+        upsample: b.upsample, activation: b.activation, formulation: b.formulation,
+        description: b.modelDescription, parameter_count: Int64(c.parameterCount),
+        size_multiple: Int32(c.sizeMultiple))
+    return F2A_OK
+}
+
+/// Largest image one call accepts: keeps every size product far from
+/// overflow and the float working set within reach of a 64-bit process.
+let maxPixels = 1 << 30
+
+/// Validates the common arguments of the apply functions. Returns nil when
+/// they are fine, else the failing status (already recorded).
+func checkApplyArguments(_ function: String, model: OpaquePointer?, input: UnsafeRawPointer?, output: UnsafeRawPointer?,
+                         inStride: Int, outStride: Int, width: Int32, height: Int32,
+                         bytesPerPixel: Int, params: UnsafePointer<f2a_params>?) -> f2a_status? {
+    guard model != nil else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): model is NULL") }
+    guard input != nil else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): in is NULL") }
+    guard output != nil else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out is NULL") }
+    guard width >= 1, height >= 1 else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): image size \(width)x\(height) must be at least 1x1")
+    }
+    let (pixels, overflow) = Int(width).multipliedReportingOverflow(by: Int(height))
+    guard !overflow, pixels <= maxPixels else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): image size \(width)x\(height) exceeds \(maxPixels) pixels")
+    }
+    let rowBytes = Int(width) * bytesPerPixel
+    guard inStride >= rowBytes, outStride >= rowBytes else {
+        return fail(F2A_ERR_INVALID_ARGUMENT,
+                    "\(function): strides (in \(inStride), out \(outStride)) must be at least width*\(bytesPerPixel) = \(rowBytes) bytes")
+    }
+    guard inStride.multipliedReportingOverflow(by: Int(height)).overflow == false,
+          outStride.multipliedReportingOverflow(by: Int(height)).overflow == false else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): stride x height overflows")
+    }
+    if bytesPerPixel == 3 * MemoryLayout<Float>.size {
+        guard inStride % MemoryLayout<Float>.size == 0, outStride % MemoryLayout<Float>.size == 0,
+              Int(bitPattern: input) % MemoryLayout<Float>.alignment == 0,
+              Int(bitPattern: output) % MemoryLayout<Float>.alignment == 0 else {
+            return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): float buffers and strides must be 4-byte aligned")
+        }
+    }
+    if let p = params?.pointee {
+        guard p.strength.isFinite, p.strength >= 0, p.strength <= 1 else {
+            return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): strength \(p.strength) is outside [0, 1]")
+        }
+    }
+    return nil
+}
+
+/// Runs the generator on a float view and maps its outcome to a status.
+func run(_ model: OpaquePointer, _ view: RGBImageView, _ out: UnsafeMutablePointer<Float>, outStride: Int,
+         _ params: UnsafePointer<f2a_params>?, function: String) -> f2a_status {
+    let p = params?.pointee ?? f2a_default_params()
+    let callback = p.progress.map { fn in
+        { (fraction: Double) -> Bool in fn(Float(fraction), p.progress_user_data) == 0 }
+    }
+    do {
+        try box(model).generator.apply(view, to: out, outputRowStride: outStride,
+                                       strength: p.strength, progress: callback)
+        return F2A_OK
+    } catch {
+        return fail(F2A_ERR_CANCELLED, "\(function): cancelled by the progress callback")
+    }
+}
+
+@c @implementation
+public func f2a_apply_f32(_ model: OpaquePointer?,
+                          _ input: UnsafePointer<Float>?, _ inStride: Int,
+                          _ output: UnsafeMutablePointer<Float>?, _ outStride: Int,
+                          _ width: Int32, _ height: Int32,
+                          _ params: UnsafePointer<f2a_params>?) -> f2a_status {
+    if let status = checkApplyArguments("f2a_apply_f32", model: model, input: input, output: output,
+                                        inStride: inStride, outStride: outStride, width: width, height: height,
+                                        bytesPerPixel: 12, params: params) {
+        return status
+    }
+    let view = RGBImageView(base: input!, width: Int(width), height: Int(height), rowStride: inStride / 4)
+    return run(model!, view, output!, outStride: outStride / 4, params, function: "f2a_apply_f32")
+}
+
+@c @implementation
+public func f2a_apply_u8(_ model: OpaquePointer?,
+                         _ input: UnsafePointer<UInt8>?, _ inStride: Int,
+                         _ output: UnsafeMutablePointer<UInt8>?, _ outStride: Int,
+                         _ width: Int32, _ height: Int32,
+                         _ params: UnsafePointer<f2a_params>?) -> f2a_status {
+    if let status = checkApplyArguments("f2a_apply_u8", model: model, input: input, output: output,
+                                        inStride: inStride, outStride: outStride, width: width, height: height,
+                                        bytesPerPixel: 3, params: params) {
+        return status
+    }
+    let w = Int(width), h = Int(height), row = 3 * w
+    var floats = [Float](repeating: 0, count: row * h)
+    for y in 0..<h {
+        let src = input! + y * inStride
+        for i in 0..<row { floats[y * row + i] = Float(src[i]) / 255 }
+    }
+    let status = floats.withUnsafeMutableBufferPointer { buf in
+        run(model!, RGBImageView(base: buf.baseAddress!, width: w, height: h, rowStride: row),
+            buf.baseAddress!, outStride: row, params, function: "f2a_apply_u8")
+    }
+    guard status == F2A_OK else { return status }
+    for y in 0..<h {
+        let dst = output! + y * outStride
+        for i in 0..<row { dst[i] = UInt8(min(max(floats[y * row + i] * 255 + 0.5, 0), 255)) }
+    }
+    return F2A_OK
+}
