@@ -6,12 +6,16 @@ import PackageDescription
 //   F2AModel       generator configuration, weights file format, generator forward pass
 //   F2AImage       image I/O through libvips, quality metrics (PSNR, SSIM)
 //   Flash2Ambient  the C ABI (libflash2ambient.so), checked against include/flash2ambient.h
+//   F2ASynth       synthetic flash/ambient pair renderer
+//   F2ATrain       training: backward passes, losses, optimiser, data pipeline
 //   F2ACLI         the `f2a` command-line tool
+//   F2ATrainCLI    the `f2a-train` command-line tool
 let package = Package(
     name: "flash2ambient",
     products: [
         .library(name: "flash2ambient", type: .dynamic, targets: ["Flash2Ambient"]),
         .executable(name: "f2a", targets: ["F2ACLI"]),
+        .executable(name: "f2a-train", targets: ["F2ATrainCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,12 +31,23 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "F2AModel", dependencies: ["F2ACore"]),
         .target(name: "F2AImage", dependencies: ["CVipsIO"]),
-        .target(name: "Flash2Ambient", dependencies: ["CFlash2Ambient", "F2AModel"]),
+        .target(name: "Flash2Ambient", dependencies: ["CFlash2Ambient", "F2AModel"],
+                exclude: ["exports.map"],
+                linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Flash2Ambient/exports.map"])]),
+        .target(name: "F2ASynth", dependencies: ["F2ACore", "F2AImage"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "F2ATrain", dependencies: ["F2ACore", "F2AModel", "F2AImage", "F2ASynth"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .executableTarget(name: "F2ATrainCLI", dependencies: [
+            "F2ATrain", "F2AModel",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "F2ACLI", dependencies: [
-            "F2AModel", "F2AImage",
+            "F2AModel", "F2AImage", "F2ASynth",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "F2ACoreTests", dependencies: ["F2ACore"]),
         .testTarget(name: "F2AModelTests", dependencies: ["F2AModel"]),
+        .testTarget(name: "F2AImageTests", dependencies: ["F2AImage"]),
     ]
 )

@@ -1,0 +1,1 @@
+// Synthetic flash/ambient pair renderer (issue 5): being written.
