@@ -1,0 +1,109 @@
+import Testing
+@testable import F2ACore
+
+struct ConvCase: CustomStringConvertible, Sendable {
+    let n: Int, cin: Int, cout: Int, h: Int, w: Int, k: Int, stride: Int, padding: Int
+    init(n: Int = 1, cin: Int, cout: Int, h: Int, w: Int, k: Int, stride: Int = 1, padding: Int) {
+        (self.n, self.cin, self.cout, self.h, self.w, self.k, self.stride, self.padding) = (n, cin, cout, h, w, k, stride, padding)
+    }
+    var description: String { "n\(n) \(cin)->\(cout) \(h)x\(w) k\(k) s\(stride) p\(padding)" }
+}
+
+@Suite("Layers against naive loops")
+struct LayerTests {
+    @Test("Conv2d matches the naive convolution", arguments: [
+        ConvCase(cin: 3, cout: 8, h: 16, w: 16, k: 3, padding: 1),
+        ConvCase(n: 2, cin: 5, cout: 7, h: 9, w: 13, k: 3, padding: 1),
+        ConvCase(cin: 4, cout: 6, h: 1, w: 1, k: 3, padding: 1),
+        ConvCase(cin: 6, cout: 3, h: 10, w: 7, k: 1, padding: 0),
+        ConvCase(cin: 3, cout: 4, h: 17, w: 12, k: 4, stride: 2, padding: 1),
+        ConvCase(cin: 2, cout: 2, h: 5, w: 3, k: 3, stride: 1, padding: 0),
+    ])
+    func conv(_ c: ConvCase) {
+        var conv = Conv2d(inChannels: c.cin, outChannels: c.cout, kernelSize: c.k, stride: c.stride, padding: c.padding)
+        conv.weight = randomTensor(conv.weight.shape, seed: 1)
+        conv.bias = randomTensor(conv.bias.shape, seed: 2)
+        let x = randomTensor([c.n, c.cin, c.h, c.w], seed: 3)
+        let expected = naiveConv2d(x, weight: conv.weight, bias: conv.bias, stride: c.stride, padding: c.padding)
+        #expect(maxAbsDifference(conv(x), expected) < 1e-4)
+        var relu = expected
+        Activation.relu.apply(&relu)
+        #expect(maxAbsDifference(conv(x, activation: .relu), relu) < 1e-4)
+    }
+
+    @Test("Conv2d splits large images into row bands without changing the result")
+    func convBanding() {
+        // 4·9·h·w floats exceed the column budget so the forward pass must band.
+        var conv = Conv2d(inChannels: 64, outChannels: 2, kernelSize: 3, padding: 1)
+        conv.weight = randomTensor(conv.weight.shape, seed: 4, scale: 0.1)
+        conv.bias = randomTensor(conv.bias.shape, seed: 5)
+        let x = randomTensor([1, 64, 96, 97], seed: 6)
+        #expect(64 * 9 * 96 * 97 > Conv2d.columnBudget)
+        #expect(maxAbsDifference(conv(x), naiveConv2d(x, weight: conv.weight, bias: conv.bias, stride: 1, padding: 1)) < 1e-4)
+    }
+
+    @Test("ConvTranspose2d matches the naive transposed convolution", arguments: [(1, 4, 3, 5, 6), (2, 3, 5, 1, 1), (1, 8, 8, 4, 3)])
+    func convTranspose(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
+        var t = ConvTranspose2d(inChannels: cin, outChannels: cout)
+        t.weight = randomTensor(t.weight.shape, seed: 7)
+        t.bias = randomTensor(t.bias.shape, seed: 8)
+        let x = randomTensor([n, cin, h, w], seed: 9)
+        #expect(maxAbsDifference(t(x), naiveConvTranspose2x2(x, weight: t.weight, bias: t.bias)) < 1e-4)
+    }
+
+    @Test("Max pooling picks the window maximum and unpooling puts it back")
+    func poolUnpool() {
+        let x = randomTensor([2, 3, 6, 8], seed: 10)
+        let (y, idx) = maxPool2d(x)
+        #expect(y.shape == [2, 3, 3, 4])
+        for p in 0..<6 { for oy in 0..<3 { for ox in 0..<4 {
+            let window = [(0, 0), (0, 1), (1, 0), (1, 1)].map { x.data[p * 48 + (2 * oy + $0.0) * 8 + 2 * ox + $0.1] }
+            let o = p * 12 + oy * 4 + ox
+            #expect(y.data[o] == window.max()!)
+            #expect(x.data[p * 48 + Int(idx[o])] == y.data[o])
+        }}}
+        let u = maxUnpool2d(y, indices: idx, height: 6, width: 8)
+        // Every pooled maximum returns to its place; everything else is zero.
+        #expect(u.data.filter { $0 != 0 }.count == y.data.filter { $0 != 0 }.count)
+        for i in u.data.indices where u.data[i] != 0 { #expect(u.data[i] == x.data[i]) }
+    }
+
+    @Test("Max pooling resolves ties to the first element in row-major order")
+    func poolTies() {
+        let x = Tensor(shape: [1, 1, 2, 2], data: [1, 1, 1, 1])
+        #expect(maxPool2d(x).indices == [0])
+    }
+
+    @Test("Channel concatenation keeps both inputs in order")
+    func concat() {
+        let a = randomTensor([2, 2, 3, 3], seed: 11), b = randomTensor([2, 3, 3, 3], seed: 12)
+        let y = concatChannels(a, b)
+        #expect(y.shape == [2, 5, 3, 3])
+        #expect(Array(y.data[0..<18]) == Array(a.data[0..<18]))
+        #expect(Array(y.data[18..<45]) == Array(b.data[0..<27]))
+        #expect(Array(y.data[45..<63]) == Array(a.data[18..<36]))
+    }
+
+    @Test("Activations", arguments: Activation.allCases)
+    func activations(_ act: Activation) {
+        let xs: [Float] = [-100, -3, -0.5, 0, 0.5, 3, 100]
+        var t = Tensor(shape: [xs.count], data: xs)
+        act.apply(&t)
+        for (x, y) in zip(xs, t.data) {
+            let d = Double(x)
+            let expected: Double = switch act {
+            case .identity: d
+            case .relu: max(d, 0)
+            case .sigmoid: 1 / (1 + Foundation_exp(-d))
+            case .tanh: Foundation_tanh(d)
+            }
+            #expect(abs(Double(y) - expected) < 1e-6, "\(act)(\(x)) = \(y), expected \(expected)")
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+func Foundation_exp(_ x: Double) -> Double { Glibc.exp(x) }
+func Foundation_tanh(_ x: Double) -> Double { Glibc.tanh(x) }
+#endif
