@@ -46,13 +46,13 @@ test-swift: | deps
 
 test-capi: all
 	$(CC) -std=c11 -Wall -Wextra -Werror -o $(BUILD)/test_capi Tests/capi/test_capi.c \
-	  -I$(BUILD)/include -L$(BUILD)/lib -lflash2ambient -Wl,-rpath,$(abspath $(BUILD))/lib -lpthread
+	  -I$(BUILD)/include -L$(BUILD)/lib -lflash2ambient -Wl,-rpath,$(abspath $(BUILD))/lib -lpthread -lm
 	$(BUILD)/test_capi $(BUILD)
 
 VENV := $(BUILD)/venv
-$(VENV)/.stamp: | deps
+$(VENV)/.stamp: tools/requirements.txt | deps
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r tools/requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
 	touch $@
 
 test-onnx: all $(VENV)/.stamp
