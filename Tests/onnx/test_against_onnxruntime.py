@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Swift engine (through the C ABI) vs onnxruntime (through tools/onnx/f2a_to_onnx.py).
+
+    python Tests/onnx/test_against_onnxruntime.py [BUILD_DIR]     (default: build)
+
+Needs BUILD_DIR/bin/f2a and BUILD_DIR/lib/libflash2ambient.so (`make all`) and
+numpy, onnx, onnxruntime (tools/requirements.txt). Run by `make test-onnx`.
+
+For each case: random weights from `f2a init`, converted to ONNX; a random
+image run (a) through f2a_apply_f32 with padded row strides and default
+params (strength 1), and (b) padded in numpy with the library's centred
+reflect padding, through onnxruntime, and cropped back. The two must agree to
+MAX_DIFF. The numpy float64 reference of the converter checks the ONNX
+graph independently (column ref-ort). A few C-ABI and reader checks follow.
+Prints a table and a final line "N passed, M failed"; exits 1 on any failure.
+"""
+
+import ctypes
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+# One thread each for OpenBLAS (inside the library) and onnxruntime: the
+# test is small and the machine may be shared.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools", "onnx"))
+import f2a_to_onnx  # noqa: E402
+
+MAX_DIFF = 1e-4
+F2A_OK, F2A_ERR_IO, F2A_ERR_FORMAT = 0, 2, 3
+
+# (width, upsample, activation, formulation, levels, f16, seed, sizes as (width, height))
+SIZES = [(64, 48), (37, 21)]
+CASES = []
+for width in (0.25, 0.125):
+    for upsample in ("transpose", "unpool"):
+        CASES.append((width, upsample, "sigmoid", "rgb", 5, False, 11, SIZES))
+CASES += [
+    (0.25, "transpose", "tanh", "rgb", 5, False, 12, SIZES),
+    (0.25, "unpool", "sigmoid", "ratio-log", 5, False, 13, SIZES),
+    # Extras: pads larger than the image (periodic reflection), fewer levels, f16 storage.
+    (0.125, "unpool", "tanh", "ratio-log", 3, False, 14, [(5, 3), (30, 17)]),
+    (0.25, "transpose", "sigmoid", "rgb", 5, True, 15, [(40, 40), (5, 3), (1, 2)]),
+]
+
+
+# --------------------------------------------------------------------------
+# Library padding, reproduced
+
+
+def reflect_index(i, n):
+    """Sources/F2AModel/ImageApply.swift reflect(): numpy 'reflect', extended periodically."""
+    i = np.asarray(i)
+    if n == 1:
+        return np.zeros_like(i)
+    period = 2 * (n - 1)
+    j = np.mod(i, period)
+    return np.where(j < n, j, period - j)
+
+
+def pad_centred(img, multiple):
+    """HxWx3 → (1x3xPHxPW, top, left), as Generator.padded."""
+    h, w = img.shape[:2]
+    ph = -(-h // multiple) * multiple
+    pw = -(-w // multiple) * multiple
+    top, left = (ph - h) // 2, (pw - w) // 2
+    rows = reflect_index(np.arange(ph) - top, h)
+    cols = reflect_index(np.arange(pw) - left, w)
+    padded = img[rows][:, cols]
+    if top < h and ph - h - top < h and left < w and pw - w - left < w:
+        # Within one reflection this is exactly numpy's 'reflect' mode.
+        ref = np.pad(img, ((top, ph - h - top), (left, pw - w - left), (0, 0)), mode="reflect")
+        assert np.array_equal(ref, padded), "reflect_index disagrees with np.pad(mode='reflect')"
+    return np.ascontiguousarray(padded.transpose(2, 0, 1)[None]), top, left
+
+
+# --------------------------------------------------------------------------
+# C ABI
+
+
+class Lib:
+    def __init__(self, path):
+        self.lib = lib = ctypes.CDLL(path)
+        lib.f2a_model_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+        lib.f2a_model_load.restype = ctypes.c_int
+        lib.f2a_model_free.argtypes = [ctypes.c_void_p]
+        lib.f2a_model_free.restype = None
+        lib.f2a_last_error.argtypes = []
+        lib.f2a_last_error.restype = ctypes.c_char_p
+        lib.f2a_version.restype = ctypes.c_char_p
+        fp = ctypes.POINTER(ctypes.c_float)
+        lib.f2a_apply_f32.argtypes = [ctypes.c_void_p, fp, ctypes.c_size_t, fp, ctypes.c_size_t,
+                                      ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p]
+        lib.f2a_apply_f32.restype = ctypes.c_int
+
+    def last_error(self):
+        return (self.lib.f2a_last_error() or b"").decode("utf-8", "replace")
+
+    def load(self, path):
+        """(status, model handle or None, message)."""
+        handle = ctypes.c_void_p()
+        status = self.lib.f2a_model_load(path.encode(), ctypes.byref(handle))
+        return status, handle.value, "" if status == F2A_OK else self.last_error()
+
+    def apply(self, model, img):
+        """HxWx3 float32 through f2a_apply_f32 with padded rows on both sides."""
+        h, w = img.shape[:2]
+        in_floats, out_floats = 3 * w + 5, 3 * w + 2  # strides that are not width*3
+        src = np.full((h, in_floats), np.nan, dtype=np.float32)
+        src[:, :3 * w] = img.reshape(h, 3 * w)
+        dst = np.full((h, out_floats), -7.0, dtype=np.float32)
+        fp = ctypes.POINTER(ctypes.c_float)
+        status = self.lib.f2a_apply_f32(model, src.ctypes.data_as(fp), in_floats * 4,
+                                        dst.ctypes.data_as(fp), out_floats * 4, w, h, None)
+        if status != F2A_OK:
+            raise RuntimeError(f"f2a_apply_f32 returned {status}: {self.last_error()}")
+        if not np.all(dst[:, 3 * w:] == -7.0):
+            raise RuntimeError("f2a_apply_f32 wrote past the row width into the stride padding")
+        return dst[:, :3 * w].reshape(h, w, 3)
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    f2a = os.path.join(build, "bin", "f2a")
+    libpath = os.path.abspath(os.path.join(build, "lib", "libflash2ambient.so"))
+    for p in (f2a, libpath):
+        if not os.path.exists(p):
+            print(f"missing {p}: run `make all` first", file=sys.stderr)
+            return 2
+    import onnxruntime as ort
+
+    lib = Lib(libpath)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    print(f"libflash2ambient {lib.lib.f2a_version().decode()}, onnxruntime {ort.__version__}, "
+          f"numpy {np.__version__}, tolerance {MAX_DIFF:g}")
+
+    passed, failed = 0, 0
+
+    def record(ok):
+        nonlocal passed, failed
+        passed += ok
+        failed += not ok
+
+    header = (f"{'case':<52} {'size':>7} {'padded':>7} {'swift-ort':>10} {'ref-ort':>10} {'swift-ref':>10}  result")
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory(prefix="f2a-onnx-") as tmp:
+        for ci, (width, upsample, activation, formulation, levels, f16, seed, sizes) in enumerate(CASES):
+            name = (f"w{width} {upsample} {activation} {formulation} L{levels}" + (" f16" if f16 else ""))
+            weights = os.path.join(tmp, f"case{ci}.f2aw")
+            onnx_path = os.path.join(tmp, f"case{ci}.onnx")
+            cmd = [f2a, "init", weights, "--width", str(width), "--upsample", upsample,
+                   "--activation", activation, "--formulation", formulation,
+                   "--levels", str(levels), "--seed", str(seed)] + (["--f16"] if f16 else [])
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            # Convert through the CLI once, through the module otherwise.
+            if ci == 0:
+                subprocess.run([sys.executable, os.path.join(ROOT, "tools", "onnx", "f2a_to_onnx.py"),
+                                weights, onnx_path], check=True, stdout=subprocess.DEVNULL)
+                config, tensors = f2a_to_onnx.load_generator(weights)
+            else:
+                config, tensors = f2a_to_onnx.load_generator(weights)
+                import onnx
+                onnx.save(f2a_to_onnx.build_onnx(config, tensors), onnx_path)
+            session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+            status, model, msg = lib.load(weights)
+            if status != F2A_OK:
+                print(f"{name:<52} f2a_model_load failed ({status}): {msg}")
+                record(False)
+                continue
+            try:
+                for si, (w, h) in enumerate(sizes):
+                    rng = np.random.default_rng(1000 * ci + si)
+                    img = rng.random((h, w, 3), dtype=np.float32)
+                    t0 = time.time()
+                    swift = lib.apply(model, img)
+                    padded, top, left = pad_centred(img, config.size_multiple)
+                    full = session.run(["ambient"], {"flash": padded})[0]
+                    ort_out = full[0, :, top:top + h, left:left + w].transpose(1, 2, 0)
+                    ref_full = f2a_to_onnx.reference_forward(config, tensors, padded)
+                    ref_out = ref_full[0, :, top:top + h, left:left + w].transpose(1, 2, 0)
+                    d_swift = float(np.max(np.abs(swift - ort_out)))
+                    d_ref = float(np.max(np.abs(ref_full - full)))
+                    d_swift_ref = float(np.max(np.abs(swift - ref_out)))
+                    ok = (np.all(np.isfinite(swift)) and d_swift <= MAX_DIFF and d_ref <= MAX_DIFF
+                          and swift.min() >= 0 and swift.max() <= 1)
+                    record(ok)
+                    print(f"{name:<52} {w:>3}x{h:<3} {padded.shape[3]:>3}x{padded.shape[2]:<3} "
+                          f"{d_swift:>10.2e} {d_ref:>10.2e} {d_swift_ref:>10.2e}  "
+                          f"{'ok' if ok else 'FAIL'} ({time.time() - t0:.1f}s)")
+            finally:
+                lib.lib.f2a_model_free(model)
+
+        # ---- the ONNX model with a batch of 2 (MaxPool indices in ONNX are flat over
+        # N*C*H*W, not per plane as in PyTorch and the Swift engine): vs the reference
+        print()
+        for ci in (1, 3):  # the unpool cases at widths 0.25 and 0.125
+            config, tensors = f2a_to_onnx.load_generator(os.path.join(tmp, f"case{ci}.f2aw"))
+            session = ort.InferenceSession(os.path.join(tmp, f"case{ci}.onnx"), opts,
+                                           providers=["CPUExecutionProvider"])
+            x = np.random.default_rng(77).random((2, 3, 32, 48), dtype=np.float32)
+            d = float(np.max(np.abs(session.run(["ambient"], {"flash": x})[0]
+                                    - f2a_to_onnx.reference_forward(config, tensors, x))))
+            ok = d <= MAX_DIFF
+            record(ok)
+            print(f"onnx batch N=2 w{config.width} {config.upsample} 48x32: max |ort-ref| {d:.2e}  "
+                  f"{'ok' if ok else 'FAIL'}")
+
+        # ---- C ABI and reader checks on damaged files
+        print()
+        good = os.path.join(tmp, "case0.f2aw")
+        data = bytearray(open(good, "rb").read())
+
+        def damaged(label, mutate):
+            b = bytearray(data)
+            b = mutate(b)
+            p = os.path.join(tmp, f"bad-{label}.f2aw")
+            with open(p, "wb") as f:
+                f.write(b)
+            return p
+
+        checks = [
+            ("tensor byte flipped", damaged("flip", lambda b: b[:-100] + bytes([b[-100] ^ 0x40]) + b[-99:])),
+            ("truncated", damaged("trunc", lambda b: b[:len(b) // 2])),
+            ("bad magic", damaged("magic", lambda b: b"F2AX" + b[4:])),
+            ("header byte flipped", damaged("header", lambda b: b[:40] + bytes([b[40] ^ 1]) + b[41:])),
+        ]
+        for label, path in checks:
+            status, model, msg = lib.load(path)
+            if model:
+                lib.lib.f2a_model_free(model)
+            try:
+                f2a_to_onnx.load_generator(path)
+                py_msg = None
+            except f2a_to_onnx.F2AWError as e:
+                py_msg = str(e)
+            ok = status == F2A_ERR_FORMAT and model is None and len(msg) > 0 and py_msg is not None
+            record(ok)
+            print(f"corrupt file ({label}): f2a_model_load -> {status} (want {F2A_ERR_FORMAT}) "
+                  f"'{msg[-70:]}'; python reader: {py_msg!r:.70}  {'ok' if ok else 'FAIL'}")
+        status, model, msg = lib.load(os.path.join(tmp, "does-not-exist.f2aw"))
+        ok = status == F2A_ERR_IO and model is None and len(msg) > 0
+        record(ok)
+        print(f"missing file: f2a_model_load -> {status} (want {F2A_ERR_IO}) '{msg[-70:]}'  {'ok' if ok else 'FAIL'}")
+
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
