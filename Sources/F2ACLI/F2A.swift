@@ -13,9 +13,20 @@ struct F2A: ParsableCommand {
             installed beside the executable (../share/flash2ambient/weights/default.f2aw), \
             ./weights/default.f2aw.
             """,
-        version: version,
+        version: versionText,
         subcommands: [Apply.self, Eval.self, Info.self, Init.self])
 }
+
+/// "0.1.0, default model: <its description>", so that a plumbing (untrained)
+/// model can never be mistaken for the trained one.
+let versionText: String = {
+    guard let path = try? DefaultModel.path(),
+          let file = try? WeightsFile.read(path: path),
+          let config = try? GeneratorConfig(file: file) else {
+        return "\(F2A.version) (no default model found)"
+    }
+    return "\(F2A.version)\ndefault model: \(path)\n  \(config.summary)\n  \(config.description)"
+}()
 
 /// Options shared by the commands that load a model.
 struct ModelOptions: ParsableArguments {
