@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Tests of the libvips operation "flash2ambient" (plugin/), run by `make test-plugin`.
+# Uses the build tree only: VIPSHOME=build/vipshome, build/bin/f2a, build/lib.
+# Prints one line per check and a final "N passed, M failed"; exits 1 on failures.
+# F2A_SKIP_PYVIPS=1 skips the pyvips part (it needs PyPI the first time).
+set -u
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BUILD="${BUILD:-$ROOT/build}"
+[[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
+export VIPSHOME="$BUILD/vipshome"
+unset F2A_MODEL
+W="$BUILD/plugin-test"
+rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 1
+F2A="$BUILD/bin/f2a"
+MODEL="$BUILD/share/flash2ambient/weights/default.f2aw"
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok    $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL  $*"; }
+check() { # check NAME COMMAND...: pass when COMMAND succeeds
+	local name="$1"; shift
+	if "$@" >"$W/last.log" 2>&1; then pass "$name"; else fail "$name"; sed 's/^/      /' "$W/last.log" | tail -5; fi
+}
+
+# "width height bands format coding interpretation" of an image file
+layout() {
+	local f
+	for f in width height bands format coding interpretation; do printf '%s ' "$(vipsheader -f $f "$1")"; done
+}
+# maximum absolute difference between two images (same layout), as an integer
+maxdiff() {
+	local d
+	d="$(vips subtract "$1" "$2" "$W/d.v" && vips abs "$W/d.v" "$W/a.v" && vips max "$W/a.v")" || return 1
+	printf '%.0f\n' "$d"
+}
+# band $3 of $1 and $2 are bit-identical
+same_band() {
+	vips extract_band "$1" "$W/b1.v" "$3" && vips extract_band "$2" "$W/b2.v" "$3" &&
+	[ "$(maxdiff "$W/b1.v" "$W/b2.v")" = 0 ]
+}
+meta_md5() { vipsheader -f "$2" "$1" 2>/dev/null | md5sum | cut -c1-32; }
+
+# --- module discovery ------------------------------------------------------------------
+check "vips -l lists flash2ambient" bash -c 'vips -l | grep -q "(flash2ambient)"'
+check "vips flash2ambient prints usage" bash -c 'vips flash2ambient 2>&1 | grep -q "usage:" && vips flash2ambient 2>&1 | grep -q strength'
+check "stock modules still load (heif saver present)" bash -c 'vips -l | grep -q heifsave'
+
+# --- inputs, made with vips itself -------------------------------------------------------
+# 97x65: odd sizes, not a multiple of the model's 16. A smooth 3-band pattern.
+vips xyz xy.v 97 65 &&
+	vips linear xy.v xy8.v "2.5 3.5" "10 20" --uchar &&
+	vips sines sn.v 97 65 --uchar &&
+	vips bandjoin "xy8.v sn.v" rgb0.v &&
+	vips copy rgb0.v rgb.v --interpretation srgb &&
+	vips extract_band xy8.v alpha.v 0 &&
+	vips linear alpha.v alpha16.v 257 0 &&
+	vips cast alpha16.v alpha16u.v ushort || { echo "cannot make test inputs"; exit 1; }
+
+make_inputs() {
+	vips copy rgb.v in-srgb.jpg &&
+	vips copy rgb.v in-srgb.png &&
+	vips icc_transform rgb.v in-srgb-icc.jpg srgb &&
+	vips colourspace rgb.v rgb16.v rgb16 && vips copy rgb16.v in-rgb16.png && vips copy rgb16.v in-rgb16.tif &&
+	vips colourspace rgb.v in-bw.png b-w &&
+	vips colourspace rgb.v in-grey16.png grey16 &&
+	vips icc_transform rgb.v in-cmyk.jpg cmyk && vips copy in-cmyk.jpg in-cmyk.tif &&
+	vips colourspace rgb.v in-scrgb.tif scrgb &&
+	vips colourspace rgb.v in-lab.v lab &&
+	vips colourspace rgb.v in-labq.v labq &&
+	vips colourspace rgb.v sc.v scrgb && vips float2rad sc.v in-rad.v &&
+	vips colourspace rgb.v bw.v b-w && vips bandjoin "bw.v alpha.v" in-bwa.png &&
+	vips bandjoin "rgb.v alpha.v" in-rgba.png &&
+	vips bandjoin "rgb16.v alpha16u.v" in-rgba16.png &&
+	vips crop rgb.v in-1x1.png 10 10 1 1 &&
+	vips crop rgb.v in-3x5.png 10 10 3 5 &&
+	vips crop in-rgba.png in-1x1a.png 20 20 1 1
+}
+make_inputs >inputs.log 2>&1 || { echo "cannot make test inputs:"; cat inputs.log; exit 1; }
+
+# --- each input kind: layout kept, alpha bit-exact -------------------------------------
+for f in in-srgb.jpg in-srgb.png in-srgb-icc.jpg in-rgb16.png in-rgb16.tif in-bw.png in-grey16.png \
+	in-cmyk.jpg in-cmyk.tif in-scrgb.tif in-lab.v in-labq.v in-rad.v in-bwa.png in-rgba.png \
+	in-rgba16.png in-1x1.png in-3x5.png in-1x1a.png; do
+	out="out-${f#in-}"
+	if ! vips flash2ambient "$f" "$out" >run.log 2>&1; then
+		fail "$f: vips flash2ambient failed"; sed 's/^/      /' run.log | tail -3; continue
+	fi
+	a="$(layout "$f")"; b="$(layout "$out")"
+	if [ "$a" = "$b" ]; then pass "$f -> $out: same layout ($a)"; else fail "$f -> $out: layout '$a' became '$b'"; fi
+	case "$f" in
+	in-bwa.png|in-rgba.png|in-rgba16.png|in-1x1a.png)
+		bands=$(vipsheader -f bands "$f")
+		check "$f: alpha band bit-exact" same_band "$f" "$out" $((bands - 1)) ;;
+	esac
+done
+
+# the result is not just the input again (strength 1 changes pixels), and strength 0 is ~identity
+check "strength 1 changes the image" bash -c "[ \"\$(vips avg out-srgb.png)\" != \"\$(vips avg in-srgb.png)\" ]"
+vips flash2ambient in-srgb.png s0.png --strength 0 >/dev/null 2>&1
+check "strength 0 returns the input (within 1/255)" test "$(maxdiff s0.png in-srgb.png)" -le 1
+
+# --- metadata ------------------------------------------------------------------------
+check "ICC profile kept (sRGB jpeg)" bash -c "[ -n \"\$(vipsheader -f icc-profile-data in-srgb-icc.jpg)\" ] &&
+	[ \"\$(vipsheader -f icc-profile-data in-srgb-icc.jpg | md5sum)\" = \"\$(vipsheader -f icc-profile-data out-srgb-icc.jpg | md5sum)\" ]"
+check "ICC profile kept (CMYK tiff)" bash -c "[ \"\$(vipsheader -f icc-profile-data in-cmyk.tif | md5sum)\" = \"\$(vipsheader -f icc-profile-data out-cmyk.tif | md5sum)\" ]"
+check "resolution kept" bash -c "vips copy in-srgb.png res.v --xres 11.811 --yres 11.811 && vips flash2ambient res.v res-out.v &&
+	[ \"\$(vipsheader -f xres res-out.v)\" = \"\$(vipsheader -f xres res.v)\" ]"
+
+# --- same pixels as f2a apply ----------------------------------------------------------
+for f in in-srgb.png in-srgb.jpg in-rgba.png; do
+	if "$F2A" apply "$f" "f2a-${f#in-}.png" >f2a.log 2>&1 && vips flash2ambient "$f" "vips-${f#in-}.png" >>f2a.log 2>&1; then
+		d="$(maxdiff "f2a-${f#in-}.png" "vips-${f#in-}.png")"
+		if [ "$d" -le 1 ] 2>/dev/null; then pass "$f: equals f2a apply (max diff $d/255)"; else fail "$f: differs from f2a apply by $d/255"; fi
+	else
+		fail "$f: f2a apply / vips flash2ambient failed"; sed 's/^/      /' f2a.log | tail -3
+	fi
+done
+if "$F2A" apply in-rgb16.png f2a-rgb16.png >f2a.log 2>&1; then
+	d="$(maxdiff f2a-rgb16.png out-rgb16.png)"
+	if [ "$d" -le 257 ] 2>/dev/null; then pass "in-rgb16.png: equals f2a apply (max diff $d/65535)"; else fail "in-rgb16.png: differs from f2a apply by $d/65535"; fi
+else fail "in-rgb16.png: f2a apply failed"; fi
+
+# --- options, errors, progress -----------------------------------------------------------
+# expect_error NAME PATTERN COMMAND...: non-zero exit < 128 and PATTERN in the output
+expect_error() {
+	local name="$1" pattern="$2"; shift 2
+	"$@" >err.log 2>&1; local rc=$?
+	if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qiE "$pattern" err.log; then
+		pass "$name (exit $rc: $(grep -iE "$pattern" err.log | head -1 | cut -c1-110))"
+	else
+		fail "$name (exit $rc)"; sed 's/^/      /' err.log | tail -5
+	fi
+}
+head -c 4000 "$MODEL" > truncated.f2aw
+printf 'this is not a weights file\n' > text.f2aw
+: > empty.jpg
+vips copy in-srgb.png big.v && vips replicate big.v big2.v 4 4 && vips copy big2.v big.jpg
+head -c $(( $(stat -c %s big.jpg) / 2 )) big.jpg > truncated.jpg
+expect_error "missing model path" 'cannot load model.*(no such file|cannot read)' vips flash2ambient in-srgb.png x.png --model "$W/does-not-exist.f2aw"
+expect_error "truncated model file" 'cannot load model.*truncated' vips flash2ambient in-srgb.png x.png --model truncated.f2aw
+expect_error "corrupt model file" 'cannot load model' vips flash2ambient in-srgb.png x.png --model text.f2aw
+expect_error "0-byte image" 'not a known file format|empty' vips flash2ambient empty.jpg x.png
+expect_error "truncated JPEG" 'damaged or truncated|premature' vips flash2ambient truncated.jpg x.png
+expect_error "memory limit refuses clearly" 'working memory.*over the limit' vips flash2ambient in-srgb.png x.png --max-mb 1
+check "F2A_MODEL selects the default model" bash -c "F2A_MODEL=$W/text.f2aw vips flash2ambient in-srgb.png x.png 2>&1 | grep -q text.f2aw"
+check "explicit --model works" vips flash2ambient in-srgb.png x.png --model "$MODEL"
+check "--vips-progress reports the model run" bash -c 'vips --vips-progress flash2ambient in-srgb.png x.png | tr "\r" "\n" | grep -q "flash2ambient: 100% complete"'
+VIPS_CONCURRENCY=1 vips flash2ambient in-srgb.png c1.png >/dev/null 2>&1
+check "VIPS_CONCURRENCY=1 gives the same pixels" test "$(maxdiff c1.png out-srgb.png)" = 0
+check "shell pipeline: thumbnail | flash2ambient | save" bash -c "vips thumbnail in-srgb.jpg th.v 48 && vips flash2ambient th.v th-out.jpg[Q=90] && [ \"\$(vipsheader -f width th-out.jpg)\" = 48 ]"
+
+# --- C program: vips_call and the varargs wrapper ------------------------------------------
+if ${CC:-cc} -std=gnu11 -Wall -Wextra -Werror -o example "$ROOT/examples/vips/flash2ambient_example.c" \
+	-I"$ROOT/plugin" $(pkg-config --cflags --libs vips) >cc.log 2>&1; then
+	pass "examples/vips/flash2ambient_example.c compiles"
+	check "C example: vips_call and vips_flash2ambient() agree, output written" bash -c \
+		"./example in-rgba.png c-out.png 0.8 && [ \"\$(vipsheader -f bands c-out.png)\" = 4 ]"
+	check "C example without the module fails cleanly" bash -c \
+		"out=\$(VIPSHOME=$W/no-such-home ./example in-srgb.png x.png 2>&1); rc=\$?; [ \$rc -ne 0 ] && [ \$rc -lt 128 ] && echo \"\$out\" | grep -q 'not installed'"
+else
+	fail "examples/vips/flash2ambient_example.c compiles"; sed 's/^/      /' cc.log | tail -5
+fi
+
+# --- pyvips from PyPI ------------------------------------------------------------------------
+if [ "${F2A_SKIP_PYVIPS:-0}" = 1 ]; then
+	echo "skip  pyvips (F2A_SKIP_PYVIPS=1)"
+else
+	VENV="$BUILD/venv-plugin"
+	if [ ! -f "$VENV/.stamp" ]; then
+		rm -rf "$VENV"
+		if python3 -m venv "$VENV" >venv.log 2>&1 && "$VENV/bin/pip" install -q pyvips >>venv.log 2>&1; then
+			touch "$VENV/.stamp"
+		fi
+	fi
+	if [ -f "$VENV/.stamp" ]; then
+		"$VENV/bin/python" "$ROOT/Tests/plugin/test_pyvips.py" "$VIPSHOME" "$W" >py.log 2>&1
+		cat py.log
+		passed=$((passed + $(grep -c '^ok ' py.log)))
+		failed=$((failed + $(grep -c '^FAIL ' py.log)))
+		grep -qE '^(ok|FAIL) ' py.log || fail "pyvips test produced no results"
+	else
+		fail "pyvips venv ($VENV): pip install pyvips failed"; sed 's/^/      /' venv.log | tail -5
+	fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,135 @@
+"""pyvips (from PyPI) calling the flash2ambient operation.
+
+usage: test_pyvips.py VIPSHOME WORKDIR   (WORKDIR holds run.sh's test inputs)
+Prints "ok ..." / "FAIL ..." lines; run.sh counts them.
+"""
+import os
+import subprocess
+import sys
+import threading
+
+os.environ["VIPSHOME"] = sys.argv[1]  # before the import: libvips reads it in vips_init()
+import pyvips  # noqa: E402
+
+# No operation cache: cached loads would hand the same VipsImage (and its signal
+# handlers, whose Python callbacks are gone) from one check to the next.
+pyvips.cache_set_max(0)
+work = sys.argv[2]
+os.chdir(work)
+
+
+def check(name, fn):
+    try:
+        detail = fn()
+        print(f"ok    pyvips: {name}" + (f" ({detail})" if detail else ""))
+    except Exception as e:  # noqa: BLE001 - report and go on
+        print(f"FAIL  pyvips: {name}: {type(e).__name__}: {e}")
+
+
+def same_pixels(a, b):
+    return (a - b).abs().max() == 0
+
+
+def rgba():
+    im = pyvips.Image.new_from_file("in-rgba.png")
+    out = im.flash2ambient(strength=0.8)
+    assert (out.width, out.height, out.bands, out.format, out.interpretation) == \
+        (im.width, im.height, im.bands, im.format, im.interpretation), out
+    assert same_pixels(out[3], im[3]), "alpha changed"
+    assert not same_pixels(out[0:3], im[0:3]), "colour unchanged"
+    return f"{out.width}x{out.height} {out.bands} bands {out.format}"
+
+
+def sixteen_bit():
+    im = pyvips.Image.new_from_file("in-rgba16.png")
+    out = im.flash2ambient()
+    assert out.format == "ushort" and out.interpretation == "rgb16" and out.bands == 4, out
+    assert same_pixels(out[3], im[3])
+    return "ushort in, ushort out"
+
+
+def metadata():
+    im = pyvips.Image.new_from_file("in-srgb-icc.jpg").copy()
+    im.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Artist", "Flash Tester")
+    im.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF ' \
+          b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
+    im.set_type(pyvips.GValue.blob_type, "xmp-data", xmp)
+    im.write_to_file("meta.jpg")
+    src = pyvips.Image.new_from_file("meta.jpg")
+    # through pyvips, and through the vips CLI on the same file
+    src.flash2ambient().write_to_file("meta-py.jpg")
+    subprocess.run(["vips", "flash2ambient", "meta.jpg", "meta-cli.jpg"], check=True,
+                   env=dict(os.environ))
+    for name in ("meta-py.jpg", "meta-cli.jpg"):
+        out = pyvips.Image.new_from_file(name)
+        assert out.get("exif-ifd0-Artist").startswith("Flash Tester"), name
+        assert out.get("orientation") == 6, name
+        assert out.get("icc-profile-data") == src.get("icc-profile-data"), name
+        assert b"xmpmeta" in out.get("xmp-data"), name
+    return "EXIF Artist/Orientation, XMP, ICC survive pyvips and CLI"
+
+
+def progress():
+    im = pyvips.Image.new_from_file("in-srgb.png")
+    im.set_progress(True)
+    seen = []
+    im.signal_connect("eval", lambda image, p: seen.append(p.percent))
+    ends = []
+    im.signal_connect("posteval", lambda image, p: ends.append(p.percent))
+    im.flash2ambient(strength=0.7)
+    assert seen and max(seen) == 100 and ends, (seen, ends)
+    return f"{len(seen)} eval signals"
+
+
+def cancel():
+    im = pyvips.Image.new_from_file("in-srgb.png")
+    im.set_progress(True)
+
+    def on_eval(image, p):
+        if p.percent >= 30:
+            image.set_kill(True)
+    im.signal_connect("eval", on_eval)
+    try:
+        im.flash2ambient(strength=0.6)
+    except pyvips.Error as e:
+        assert "cancel" in str(e) or "killed" in str(e), e
+        return "set_kill() cancels the model run"
+    raise AssertionError("not cancelled")
+
+
+def bad_model():
+    im = pyvips.Image.new_from_file("in-srgb.png")
+    try:
+        im.flash2ambient(model="/nonexistent/model.f2aw")
+    except pyvips.Error as e:
+        assert "cannot load model" in str(e), e
+        return str(e).splitlines()[0][:80]
+    raise AssertionError("no error")
+
+
+def threads():
+    im = pyvips.Image.new_from_file("in-3x5.png")
+    results, errors = {}, []
+
+    def run(s):
+        try:
+            results[s] = im.flash2ambient(strength=s).avg()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    ts = [threading.Thread(target=run, args=(s,)) for s in (0.25, 0.5, 0.75, 1.0)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors and len(results) == 4, (errors, results)
+    return "4 concurrent calls"
+
+
+check("image.flash2ambient(strength=0.8) on RGBA", rgba)
+check("16-bit RGBA", sixteen_bit)
+check("metadata", metadata)
+check("progress signals", progress)
+check("kill cancels", cancel)
+check("bad model raises pyvips.Error", bad_model)
+check("threads", threads)

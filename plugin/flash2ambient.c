@@ -1,0 +1,651 @@
+/* flash2ambient: turn a flash photograph into an ambient-light photograph
+ *
+ * A libvips operation (nickname "flash2ambient") around libflash2ambient's
+ * learned generator, built as a libvips module: vips_init() dlopens every
+ * *.so in its module directory and GModule calls g_module_check_init()
+ * below, which registers the type.
+ *
+ * Structure follows libvips's convolution/sharpen.c (build/class_init/init,
+ * VIPS_ARG_* declarations, local arrays for temporaries) and, for handing
+ * the whole image to an external library, freqfilt/fwfft.c.
+ *
+ * Pipeline built in _build():
+ *
+ *   in -> decode (LABQ/RAD) -> copy to memory ("src": one pass over in, so
+ *   sequential inputs work) -> strip alpha -> sRGB (8-bit sources) or RGB16
+ *   (deeper ones) -> float [0,1] rendered to memory -> f2a_apply_f32() in
+ *   place -> round to uchar/ushort -> back to the input's interpretation ->
+ *   cast to the input's band format -> rejoin the original alpha band ->
+ *   re-encode LABQ/RAD -> input's metadata -> out
+ *
+ * These are the conversions f2a's own I/O (Sources/CVipsIO/vipsio.c) makes,
+ * so `vips flash2ambient` and `f2a apply` give the same pixels (f2a also
+ * applies the EXIF orientation; an operation must not change geometry, so
+ * run vips autorot first if you want that).
+ *
+ * Memory: the generator needs the whole image. Working memory is estimated
+ * before anything is computed (see f2a_estimate_bytes()) and the operation
+ * fails with a vips error above the limit (optional max_mb, else
+ * $F2A_VIPS_MAX_MB, else half of the physical RAM).
+ *
+ * Threads: libvips worker threads convert the image in and out; the model
+ * runs on the calling thread, where OpenBLAS uses its own thread pool
+ * (OPENBLAS_NUM_THREADS, default: all cores). The two phases never overlap
+ * inside one call, and model runs are serialised process-wide (apply_lock)
+ * so that concurrent pipelines don't multiply BLAS threads or peak memory.
+ */
+
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gmodule.h>
+#include <vips/vips.h>
+
+#include <flash2ambient.h>
+
+#include "vips-flash2ambient.h"
+
+#define _(S) (S)
+
+typedef struct _VipsFlash2Ambient {
+	VipsOperation parent_instance;
+
+	VipsImage *in;
+	VipsImage *out;
+
+	char *model;
+	double strength;
+	int max_mb;
+	VipsFailOn fail_on;
+} VipsFlash2Ambient;
+
+typedef VipsOperationClass VipsFlash2AmbientClass;
+
+G_DEFINE_TYPE(VipsFlash2Ambient, vips_flash2ambient_op, VIPS_TYPE_OPERATION);
+
+/* ------------------------------------------------------------------------
+ * Model cache: loaded models by (canonical path, size, mtime). A model is
+ * immutable and thread-safe, so one instance serves every pipeline; entries
+ * live until the process exits (the module is resident).
+ */
+
+static GMutex model_lock;
+static GHashTable *model_cache = NULL;
+
+/* Serialises f2a_apply_f32() calls, see the header comment. */
+static GMutex apply_lock;
+
+static const f2a_model *
+f2a_model_get(const char *domain, const char *path)
+{
+	struct stat st;
+	char *canonical;
+	char *key;
+	f2a_model *model;
+
+	/* Key on the file's identity so that a rewritten weights file is
+	 * reloaded. A missing file gets a key too: the load below fails and
+	 * reports the library's message.
+	 */
+	canonical = realpath(path, NULL);
+	if (canonical && stat(canonical, &st) == 0)
+		key = g_strdup_printf("%s\n%lld\n%lld.%09ld", canonical,
+			(long long) st.st_size, (long long) st.st_mtim.tv_sec,
+			st.st_mtim.tv_nsec);
+	else
+		key = g_strdup(path);
+	free(canonical);
+
+	g_mutex_lock(&model_lock);
+
+	if (!model_cache)
+		model_cache = g_hash_table_new_full(g_str_hash, g_str_equal,
+			g_free, (GDestroyNotify) f2a_model_free);
+
+	if (!(model = g_hash_table_lookup(model_cache, key))) {
+		if (f2a_model_load(path, &model) != F2A_OK) {
+			vips_error(domain, _("cannot load model \"%s\": %s"),
+				path, f2a_last_error());
+			model = NULL;
+		}
+		else {
+			g_hash_table_insert(model_cache, key, model);
+			key = NULL;
+		}
+	}
+
+	g_mutex_unlock(&model_lock);
+	g_free(key);
+
+	return model;
+}
+
+/* ------------------------------------------------------------------------
+ * Memory estimate. Measured peak RSS of one f2a_apply_f32() call grows by
+ * about 360-450 bytes per pixel for the width-0.25 model and about 1330 for
+ * width 1.0 (VGG-16); 64 + 1400 * width bytes/pixel covers both. Add the
+ * float RGB working copy (12 bytes/pixel, the model runs in place) and the
+ * decoded copy of the input, and a 25% margin.
+ */
+
+static guint64
+f2a_estimate_bytes(const f2a_model *model, VipsImage *in)
+{
+	f2a_model_info info;
+	guint64 w = in->Xsize;
+	guint64 h = in->Ysize;
+	guint64 m = 16;
+	double width = 1.0;
+	guint64 padded;
+	double per_pixel;
+
+	if (f2a_model_get_info(model, &info) == F2A_OK) {
+		width = info.width;
+		if (info.size_multiple > 0)
+			m = info.size_multiple;
+	}
+	padded = ((w + m - 1) / m * m) * ((h + m - 1) / m * m);
+	per_pixel = 64 + 1400 * width;
+
+	return 1.25 * (padded * per_pixel +
+		w * h * (12 + VIPS_IMAGE_SIZEOF_PEL(in)));
+}
+
+static guint64
+f2a_memory_limit(int max_mb)
+{
+	const char *env;
+	long pages;
+	long page_size;
+
+	if (max_mb > 0)
+		return (guint64) max_mb << 20;
+	if ((env = g_getenv("F2A_VIPS_MAX_MB")) &&
+		g_ascii_strtoull(env, NULL, 10) > 0)
+		return g_ascii_strtoull(env, NULL, 10) << 20;
+
+	pages = sysconf(_SC_PHYS_PAGES);
+	page_size = sysconf(_SC_PAGESIZE);
+	if (pages > 0 && page_size > 0)
+		return (guint64) pages * page_size / 2;
+
+	return (guint64) 4 << 30;
+}
+
+/* ------------------------------------------------------------------------
+ * Progress. libvips reports progress by emitting "preeval"/"eval"/
+ * "posteval" on an image's progress_signal image; the functions that do
+ * that are internal, so emit the same signals with our own VipsProgress.
+ *
+ * The target is a small header-only image called "flash2ambient" that
+ * inherits the input's progress_signal (pyvips set_progress() upstream) or
+ * gets its own when global progress is on (--vips-progress, VIPS_PROGRESS),
+ * so the CLI prints "vips flash2ambient: 42% complete". vips_image_set_kill()
+ * on the target cancels the model run.
+ */
+
+typedef struct {
+	const char *domain;
+	VipsImage *target;
+	VipsProgress progress;
+} F2aProgress;
+
+static void
+f2a_progress_emit(F2aProgress *p, const char *signal)
+{
+	if (p->target)
+		g_signal_emit_by_name(p->target, signal, &p->progress);
+}
+
+static int
+f2a_progress_cb(float fraction, void *user_data)
+{
+	F2aProgress *p = (F2aProgress *) user_data;
+	int percent;
+
+	if (!p->target)
+		return 0;
+
+	percent = VIPS_CLIP(0, (int) (100 * fraction), 100);
+	p->progress.run = g_timer_elapsed(p->progress.start, NULL);
+	p->progress.npels = (gint64) (fraction * p->progress.tpels);
+	if (fraction > 0.1)
+		p->progress.eta = p->progress.run / fraction - p->progress.run;
+	if (percent != p->progress.percent) {
+		p->progress.percent = percent;
+		f2a_progress_emit(p, "eval");
+	}
+
+	/* vips_image_iskilled() sets a vips error when it returns TRUE.
+	 */
+	return vips_image_iskilled(p->target) ? 1 : 0;
+}
+
+static VipsImage *
+f2a_progress_image(VipsImage *in)
+{
+	VipsImage *image;
+
+	image = VIPS_IMAGE(g_object_new(VIPS_TYPE_IMAGE, NULL));
+	g_object_set(image, "filename", "flash2ambient", "mode", "p", NULL);
+	if (vips_object_build(VIPS_OBJECT(image)) ||
+		vips_image_pipelinev(image, VIPS_DEMAND_STYLE_ANY, in, NULL)) {
+		g_object_unref(image);
+		return NULL;
+	}
+
+	return image;
+}
+
+/* ------------------------------------------------------------------------
+ * Metadata: copy the photograph's fields (ICC, EXIF, XMP, IPTC, ...) but not
+ * the ones that describe the pixel layout.
+ */
+
+static gboolean
+f2a_is_builtin_field(const char *name)
+{
+	static const char *builtin[] = {
+		"width", "height", "bands", "format", "coding",
+		"interpretation", "xoffset", "yoffset", "xres", "yres",
+		"filename", "mode", NULL
+	};
+	int i;
+
+	for (i = 0; builtin[i]; i++)
+		if (strcmp(name, builtin[i]) == 0)
+			return TRUE;
+
+	return FALSE;
+}
+
+static void
+f2a_copy_metadata(VipsImage *from, VipsImage *to)
+{
+	gchar **fields = vips_image_get_fields(from);
+	int i;
+
+	for (i = 0; fields[i]; i++) {
+		GValue value = { 0 };
+
+		if (f2a_is_builtin_field(fields[i]))
+			continue;
+		if (!vips_image_get(from, fields[i], &value)) {
+			vips_image_set(to, fields[i], &value);
+			g_value_unset(&value);
+		}
+	}
+	g_strfreev(fields);
+}
+
+/* ------------------------------------------------------------------------
+ * Damaged files. Loaders only warn about a truncated file by default
+ * (fail_on=none) and return grey for the missing part; the operation can't
+ * see those warnings. When @in comes straight from a file loader, decode
+ * the file once more with the requested fail_on level (streamed, nothing
+ * kept) before spending minutes on the model. The pixels the operation
+ * uses are always @in's.
+ */
+
+static int
+f2a_check_file(const char *domain, VipsImage *in, VipsFailOn fail_on)
+{
+	const char *loader;
+	VipsImage *check;
+	double avg;
+	int result;
+
+	if (fail_on == VIPS_FAIL_ON_NONE ||
+		!in->filename ||
+		vips_image_get_typeof(in, VIPS_META_LOADER) == 0 ||
+		vips_image_get_string(in, VIPS_META_LOADER, &loader) ||
+		!g_file_test(in->filename, G_FILE_TEST_IS_REGULAR))
+		return 0;
+
+	if (!(check = vips_image_new_from_file(in->filename,
+		"access", VIPS_ACCESS_SEQUENTIAL,
+		"fail_on", fail_on,
+		NULL))) {
+		vips_error(domain, _("cannot read \"%s\""), in->filename);
+		return -1;
+	}
+	result = vips_avg(check, &avg, NULL);
+	g_object_unref(check);
+	if (result)
+		vips_error(domain, _("\"%s\" is damaged or truncated "
+			"(%s failed; fail_on=none skips this check)"),
+			in->filename, loader);
+
+	return result;
+}
+
+/* ------------------------------------------------------------------------
+ * The operation.
+ */
+
+static int
+vips_flash2ambient_build(VipsObject *object)
+{
+	VipsObjectClass *class = VIPS_OBJECT_GET_CLASS(object);
+	VipsFlash2Ambient *f2a = (VipsFlash2Ambient *) object;
+	VipsImage **t = (VipsImage **) vips_object_local_array(object, 20);
+
+	const char *domain = class->nickname;
+	const char *path;
+	const f2a_model *model;
+	VipsImage *in;
+	VipsImage *src;
+	VipsImage *colour;
+	VipsImage *x;
+	gboolean has_alpha;
+	gboolean deep;
+	VipsInterpretation wanted;
+	guint64 need;
+	guint64 limit;
+	f2a_params params;
+	F2aProgress progress = { 0 };
+	f2a_status status;
+
+	if (VIPS_OBJECT_CLASS(vips_flash2ambient_op_parent_class)->
+		build(object))
+		return -1;
+
+	in = f2a->in;
+	if (in->Coding != VIPS_CODING_NONE &&
+		in->Coding != VIPS_CODING_LABQ &&
+		in->Coding != VIPS_CODING_RAD) {
+		vips_error(domain, "%s", _("unsupported image coding"));
+		return -1;
+	}
+	if (vips_check_noncomplex(domain, in))
+		return -1;
+
+	/* Load (or reuse) the model first: a bad path fails before any
+	 * pixel is computed.
+	 */
+	path = f2a->model && f2a->model[0] ?
+		f2a->model : f2a_default_model_path();
+	if (!(model = f2a_model_get(domain, path)))
+		return -1;
+
+	limit = f2a_memory_limit(f2a->max_mb);
+	need = f2a_estimate_bytes(model, in);
+	if (need > limit) {
+		vips_error(domain,
+			_("%dx%d image needs about %" G_GUINT64_FORMAT
+			" MiB of working memory, over the limit of %"
+			G_GUINT64_FORMAT " MiB (set max_mb or $F2A_VIPS_MAX_MB, "
+			"or downsize first, e.g. with vips thumbnail)"),
+			in->Xsize, in->Ysize, need >> 20, limit >> 20);
+		return -1;
+	}
+
+	if (f2a_check_file(domain, in, f2a->fail_on))
+		return -1;
+
+	/* Decode LABQ/RAD, then render the input once into memory: every
+	 * later step reads this copy, so a sequential input is read only
+	 * once and the alpha band can be taken from it afterwards.
+	 */
+	if (vips_image_decode(in, &t[0]))
+		return -1;
+	if (!(t[1] = vips_image_copy_memory(t[0])))
+		return -1;
+	src = t[1];
+
+	has_alpha = vips_image_hasalpha(src);
+	deep = src->BandFmt != VIPS_FORMAT_UCHAR &&
+		src->BandFmt != VIPS_FORMAT_CHAR;
+	wanted = vips_image_guess_interpretation(src);
+
+	/* To the model's representation: sRGB (or RGB16 for deeper
+	 * sources) scaled to float [0, 1], 3 bands.
+	 */
+	colour = src;
+	if (has_alpha) {
+		if (vips_extract_band(src, &t[2], 0,
+			"n", src->Bands - 1, NULL))
+			return -1;
+		colour = t[2];
+	}
+	if (vips_colourspace(colour, &t[3], deep ?
+		VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_sRGB, NULL))
+		return -1;
+	x = t[3];
+	if (x->Bands == 1) {
+		VipsImage *b[3] = { x, x, x };
+
+		if (vips_bandjoin(b, &t[4], 3, NULL))
+			return -1;
+		x = t[4];
+	}
+	else if (x->Bands > 3) {
+		if (vips_extract_band(x, &t[4], 0, "n", 3, NULL))
+			return -1;
+		x = t[4];
+	}
+	if (vips_linear1(x, &t[5], deep ? 1.0 / 65535.0 : 1.0 / 255.0, 0.0,
+		NULL) ||
+		vips_cast(t[5], &t[6], VIPS_FORMAT_FLOAT, NULL))
+		return -1;
+
+	t[7] = vips_image_new_memory();
+	if (vips_image_write(t[6], t[7]))
+		return -1;
+	if (t[7]->Bands != 3 ||
+		t[7]->BandFmt != VIPS_FORMAT_FLOAT ||
+		!t[7]->data) {
+		vips_error(domain, "%s", _("unexpected working image layout"));
+		return -1;
+	}
+
+	/* Run the generator in place.
+	 */
+	params = f2a_default_params();
+	params.strength = f2a->strength;
+	params.progress = f2a_progress_cb;
+	params.progress_user_data = &progress;
+
+	progress.domain = domain;
+	if (!(t[8] = f2a_progress_image(in)))
+		return -1;
+	progress.target = t[8]->progress_signal;
+	progress.progress.im = progress.target;
+	progress.progress.tpels = VIPS_IMAGE_N_PELS(in);
+	progress.progress.start = g_timer_new();
+
+	g_mutex_lock(&apply_lock);
+	f2a_progress_emit(&progress, "preeval");
+	status = f2a_apply_f32(model,
+		(const float *) t[7]->data, VIPS_IMAGE_SIZEOF_LINE(t[7]),
+		(float *) t[7]->data, VIPS_IMAGE_SIZEOF_LINE(t[7]),
+		t[7]->Xsize, t[7]->Ysize, &params);
+	if (status == F2A_OK) {
+		progress.progress.run =
+			g_timer_elapsed(progress.progress.start, NULL);
+		progress.progress.npels = progress.progress.tpels;
+		progress.progress.percent = 100;
+		progress.progress.eta = 0;
+	}
+	f2a_progress_emit(&progress, "posteval");
+	g_mutex_unlock(&apply_lock);
+	g_timer_destroy(progress.progress.start);
+
+	if (status != F2A_OK) {
+		/* A kill from the progress callback has already set a vips
+		 * error; add the library's message.
+		 */
+		vips_error(domain, "%s", f2a_last_error());
+		return -1;
+	}
+
+	/* Back to the working format, then to the input's interpretation and
+	 * band format. The input's ICC profile rides along, so CMYK goes
+	 * back through the profile it came in with.
+	 */
+	if (vips_linear1(t[7], &t[9], deep ? 65535.0 : 255.0, 0.5, NULL) ||
+		vips_cast(t[9], &t[10], deep ?
+			VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR, NULL) ||
+		vips_copy(t[10], &t[11],
+			"interpretation", deep ?
+				VIPS_INTERPRETATION_RGB16 :
+				VIPS_INTERPRETATION_sRGB,
+			NULL))
+		return -1;
+	x = t[11];
+	if (wanted != x->Type) {
+		if (vips_colourspace(x, &t[12], wanted, NULL))
+			return -1;
+		x = t[12];
+	}
+	if (x->BandFmt != src->BandFmt) {
+		if (vips_cast(x, &t[13], src->BandFmt, NULL))
+			return -1;
+		x = t[13];
+	}
+	if (has_alpha) {
+		if (vips_extract_band(src, &t[14], src->Bands - 1, NULL) ||
+			vips_bandjoin2(x, t[14], &t[15], NULL))
+			return -1;
+		x = t[15];
+	}
+
+	/* Same coding as the input.
+	 */
+	if (in->Coding == VIPS_CODING_LABQ) {
+		if (vips_Lab2LabQ(x, &t[16], NULL))
+			return -1;
+		x = t[16];
+	}
+	else if (in->Coding == VIPS_CODING_RAD) {
+		if (vips_float2rad(x, &t[16], NULL))
+			return -1;
+		x = t[16];
+	}
+
+	/* Same header as the input: interpretation label (when the layout
+	 * matches), resolution, offsets and every metadata item.
+	 */
+	if (x->Bands == in->Bands &&
+		x->BandFmt == in->BandFmt &&
+		x->Coding == in->Coding) {
+		if (vips_copy(x, &t[17],
+			"interpretation", in->Type,
+			"xres", in->Xres, "yres", in->Yres,
+			"xoffset", in->Xoffset, "yoffset", in->Yoffset,
+			NULL))
+			return -1;
+	}
+	else if (vips_copy(x, &t[17],
+		"xres", in->Xres, "yres", in->Yres,
+		"xoffset", in->Xoffset, "yoffset", in->Yoffset,
+		NULL))
+		return -1;
+	f2a_copy_metadata(in, t[17]);
+
+	g_object_set(object, "out", vips_image_new(), NULL);
+
+	if (vips_image_write(t[17], f2a->out))
+		return -1;
+
+	return 0;
+}
+
+static void
+vips_flash2ambient_op_class_init(VipsFlash2AmbientClass *class)
+{
+	GObjectClass *gobject_class = G_OBJECT_CLASS(class);
+	VipsObjectClass *object_class = (VipsObjectClass *) class;
+	VipsOperationClass *operation_class = VIPS_OPERATION_CLASS(class);
+
+	gobject_class->set_property = vips_object_set_property;
+	gobject_class->get_property = vips_object_get_property;
+
+	object_class->nickname = VIPS_FLASH2AMBIENT_NICKNAME;
+	object_class->description =
+		_("turn a flash photograph into an ambient-light photograph");
+	object_class->build = vips_flash2ambient_build;
+
+	/* We read the input once, top to bottom.
+	 */
+	operation_class->flags = VIPS_OPERATION_SEQUENTIAL;
+
+	VIPS_ARG_IMAGE(class, "in", 1,
+		_("Input"),
+		_("Input image (any interpretation; alpha is kept)"),
+		VIPS_ARGUMENT_REQUIRED_INPUT,
+		G_STRUCT_OFFSET(VipsFlash2Ambient, in));
+
+	VIPS_ARG_IMAGE(class, "out", 2,
+		_("Output"),
+		_("Output image, same size, bands, format and interpretation"),
+		VIPS_ARGUMENT_REQUIRED_OUTPUT,
+		G_STRUCT_OFFSET(VipsFlash2Ambient, out));
+
+	VIPS_ARG_STRING(class, "model", 3,
+		_("Model"),
+		_("Weights file (.f2aw); default $F2A_MODEL, else "
+		  "PREFIX/share/flash2ambient/weights/default.f2aw"),
+		VIPS_ARGUMENT_OPTIONAL_INPUT,
+		G_STRUCT_OFFSET(VipsFlash2Ambient, model),
+		NULL);
+
+	VIPS_ARG_DOUBLE(class, "strength", 4,
+		_("Strength"),
+		_("Blend with the input: 0 = input, 1 = full effect"),
+		VIPS_ARGUMENT_OPTIONAL_INPUT,
+		G_STRUCT_OFFSET(VipsFlash2Ambient, strength),
+		0.0, 1.0, 1.0);
+
+	VIPS_ARG_INT(class, "max_mb", 5,
+		_("Memory limit"),
+		_("Refuse images needing more working memory (MiB); "
+		  "0 = $F2A_VIPS_MAX_MB or half the RAM"),
+		VIPS_ARGUMENT_OPTIONAL_INPUT,
+		G_STRUCT_OFFSET(VipsFlash2Ambient, max_mb),
+		0, G_MAXINT, 0);
+
+	VIPS_ARG_ENUM(class, "fail_on", 6,
+		_("Fail on"),
+		_("When in is a file, first check it decodes at this error "
+		  "level (loaders only warn about truncation)"),
+		VIPS_ARGUMENT_OPTIONAL_INPUT,
+		G_STRUCT_OFFSET(VipsFlash2Ambient, fail_on),
+		VIPS_TYPE_FAIL_ON, VIPS_FAIL_ON_TRUNCATED);
+}
+
+static void
+vips_flash2ambient_op_init(VipsFlash2Ambient *f2a)
+{
+	f2a->strength = 1.0;
+	f2a->max_mb = 0;
+	f2a->fail_on = VIPS_FAIL_ON_TRUNCATED;
+}
+
+/* Called by GModule when libvips loads the module.
+ */
+G_MODULE_EXPORT const gchar *
+g_module_check_init(GModule *module)
+{
+	/* Registering twice (module both linked in and loaded from the module
+	 * directory) would fail inside GType: refuse the second load instead.
+	 */
+	if (g_type_from_name(VIPS_FLASH2AMBIENT_TYPE_NAME))
+		return "flash2ambient: operation already registered";
+
+	vips_flash2ambient_op_get_type();
+
+	/* GTypes can't be unregistered: we must never be unloaded.
+	 */
+	g_module_make_resident(module);
+
+	return NULL;
+}

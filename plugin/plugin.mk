@@ -1,0 +1,77 @@
+# plugin/plugin.mk — the libvips operation "flash2ambient" as a libvips module.
+# Included by the main Makefile (-include plugin/plugin.mk); adds itself to
+# all / test / install / uninstall.
+#
+#   make plugin            build/vipshome/<multiarch>/vips-modules-X.Y/vips-flash2ambient.so
+#                          (+ links to the stock modules): use with VIPSHOME=$PWD/build/vipshome
+#   make test-plugin       Tests/plugin/run.sh
+#   make install-plugin    module into $(pkg-config --variable=libdir vips)/vips-modules-X.Y,
+#                          header into PREFIX/include (run by make install)
+#   make uninstall-plugin  (run by make uninstall)
+
+PLUGIN_PKGS        := vips gmodule-2.0
+PLUGIN_VIPS_LIBDIR := $(shell pkg-config --variable=libdir vips 2>/dev/null)
+PLUGIN_VIPS_MINOR  := $(shell pkg-config --modversion vips 2>/dev/null | cut -d. -f1,2)
+PLUGIN_MODDIR_NAME := vips-modules-$(PLUGIN_VIPS_MINOR)
+# With VIPSHOME, libvips 8.14 looks in $VIPSHOME/<basename of its libdir>/vips-modules-X.Y
+# (x86_64-linux-gnu on Debian): see /work/shared/notes/libvips-plugins.md.
+PLUGIN_MULTIARCH   := $(notdir $(PLUGIN_VIPS_LIBDIR))
+PLUGIN_VIPSHOME    := $(BUILD)/vipshome
+PLUGIN_MODDIR      := $(PLUGIN_VIPSHOME)/$(PLUGIN_MULTIARCH)/$(PLUGIN_MODDIR_NAME)
+PLUGIN_MODULE      := $(PLUGIN_MODDIR)/vips-flash2ambient.so
+PLUGIN_INSTALL_DIR  = $(PLUGIN_VIPS_LIBDIR)/$(PLUGIN_MODDIR_NAME)
+PLUGIN_SRC         := plugin/flash2ambient.c plugin/vips-flash2ambient.h
+# What the module needs from the main build (override with PLUGIN_LIBDEP= to relink
+# against an existing build/lib without rebuilding the Swift code).
+PLUGIN_LIBDEP      ?= $(BUILD)/.stamp
+PLUGIN_CFLAGS      := -std=gnu11 -O2 -g -fPIC -Wall -Wextra -Werror -Wno-unused-parameter \
+                      -Iplugin -I$(BUILD)/include $(shell pkg-config --cflags $(PLUGIN_PKGS) 2>/dev/null)
+PLUGIN_LIBS        := -L$(BUILD)/lib -lflash2ambient $(shell pkg-config --libs $(PLUGIN_PKGS) 2>/dev/null) \
+                      -Wl,--no-undefined -Wl,--as-needed
+
+.PHONY: plugin test-plugin install-plugin uninstall-plugin clean-plugin
+
+all: plugin
+test: test-plugin
+install: install-plugin
+uninstall: uninstall-plugin
+
+plugin: $(PLUGIN_MODULE)
+
+# Build-tree module: finds build/lib/libflash2ambient.so through an $ORIGIN rpath,
+# so build/ can be moved as a whole.
+$(PLUGIN_MODULE): $(PLUGIN_SRC) $(PLUGIN_LIBDEP) plugin/plugin.mk
+	@test -n "$(PLUGIN_VIPS_MINOR)" || { echo "pkg-config cannot find vips (apt-get install libvips-dev)"; exit 1; }
+	mkdir -p $(PLUGIN_MODDIR)
+	$(CC) $(PLUGIN_CFLAGS) -shared -o $@.tmp plugin/flash2ambient.c $(PLUGIN_LIBS) \
+	  -Wl,-rpath,'$$ORIGIN/../../../lib'
+	mv -f $@.tmp $@
+	@# VIPSHOME replaces the system module path: link the stock modules (heif, jxl, magick, ...)
+	@# so their loaders stay available. Never link an installed copy of ourselves.
+	for m in $(PLUGIN_INSTALL_DIR)/*.so; do \
+	  [ -e "$$m" ] || continue; \
+	  [ "$$(basename $$m)" = vips-flash2ambient.so ] && continue; \
+	  ln -sfn "$$m" $(PLUGIN_MODDIR)/; \
+	done
+
+test-plugin: plugin
+	Tests/plugin/run.sh
+
+# The installed module gets an absolute rpath to PREFIX/lib (where `make install`
+# puts libflash2ambient.so), so it works with a plain environment.
+install-plugin: plugin
+	@test -n "$(PLUGIN_VIPS_LIBDIR)" || { echo "pkg-config cannot find vips"; exit 1; }
+	@if [ -z "$(DESTDIR)" ] && [ ! -w "$(PLUGIN_INSTALL_DIR)" ] && [ -e "$(PLUGIN_INSTALL_DIR)" ]; then \
+	  echo "install-plugin: $(PLUGIN_INSTALL_DIR) is not writable (run as root, or set DESTDIR)"; exit 1; fi
+	mkdir -p $(BUILD)/plugin-install
+	$(CC) $(PLUGIN_CFLAGS) -shared -o $(BUILD)/plugin-install/vips-flash2ambient.so plugin/flash2ambient.c \
+	  $(PLUGIN_LIBS) -Wl,-rpath,$(PREFIX)/lib
+	install -d $(DESTDIR)$(PLUGIN_INSTALL_DIR) $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/plugin-install/vips-flash2ambient.so $(DESTDIR)$(PLUGIN_INSTALL_DIR)/vips-flash2ambient.so
+	install -m 644 plugin/vips-flash2ambient.h $(DESTDIR)$(PREFIX)/include/vips-flash2ambient.h
+
+uninstall-plugin:
+	rm -f $(DESTDIR)$(PLUGIN_INSTALL_DIR)/vips-flash2ambient.so $(DESTDIR)$(PREFIX)/include/vips-flash2ambient.h
+
+clean-plugin:
+	rm -rf $(PLUGIN_VIPSHOME) $(BUILD)/plugin-install $(BUILD)/plugin-test $(BUILD)/venv-plugin
