@@ -48,6 +48,7 @@ $(PLUGIN_MODULE): $(PLUGIN_SRC) $(PLUGIN_LIBDEP) plugin/plugin.mk
 	mv -f $@.tmp $@
 	@# VIPSHOME replaces the system module path: link the stock modules (heif, jxl, magick, ...)
 	@# so their loaders stay available. Never link an installed copy of ourselves.
+	find $(PLUGIN_MODDIR) -maxdepth 1 -type l -delete
 	for m in $(PLUGIN_INSTALL_DIR)/*.so; do \
 	  [ -e "$$m" ] || continue; \
 	  [ "$$(basename $$m)" = vips-flash2ambient.so ] && continue; \
