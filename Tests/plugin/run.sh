@@ -163,6 +163,17 @@ else
 	fail "examples/vips/flash2ambient_example.c compiles"; sed 's/^/      /' cc.log | tail -5
 fi
 
+# --- install / uninstall into a DESTDIR (the real `make install` is checked by hand: see plugin/README.md) ---
+D="$W/destdir"
+MODDIR="$(pkg-config --variable=libdir vips)/vips-modules-$(pkg-config --modversion vips | cut -d. -f1,2)"
+check "install-plugin puts module and header in place, rpath PREFIX/lib" bash -c \
+	"make -s -C '$ROOT' install-plugin DESTDIR='$D' PREFIX=/opt/f2a PLUGIN_LIBDEP= BUILD='$BUILD' >/dev/null &&
+	 test -f '$D$MODDIR/vips-flash2ambient.so' && test -f '$D/opt/f2a/include/vips-flash2ambient.h' &&
+	 readelf -d '$D$MODDIR/vips-flash2ambient.so' | grep -q 'path: \[/opt/f2a/lib\]'"
+check "uninstall-plugin removes them" bash -c \
+	"make -s -C '$ROOT' uninstall-plugin DESTDIR='$D' PREFIX=/opt/f2a BUILD='$BUILD' >/dev/null &&
+	 ! test -e '$D$MODDIR/vips-flash2ambient.so' && ! test -e '$D/opt/f2a/include/vips-flash2ambient.h'"
+
 # --- pyvips from PyPI ------------------------------------------------------------------------
 if [ "${F2A_SKIP_PYVIPS:-0}" = 1 ]; then
 	echo "skip  pyvips (F2A_SKIP_PYVIPS=1)"
