@@ -48,6 +48,7 @@ test-capi: all
 	$(CC) -std=c11 -Wall -Wextra -Werror -o $(BUILD)/test_capi Tests/capi/test_capi.c \
 	  -I$(BUILD)/include -L$(BUILD)/lib -lflash2ambient -Wl,-rpath,$(abspath $(BUILD))/lib -lpthread -lm
 	$(BUILD)/test_capi $(BUILD)
+	F2A_MAX_MEMORY_MB=100 $(BUILD)/test_capi $(BUILD) --memory-limit
 
 VENV := $(BUILD)/venv
 $(VENV)/.stamp: tools/requirements.txt | deps

@@ -1,3 +1,20 @@
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let directKernelsAvailable = f2a_kernels_available() != 0
+
+/// Calls `body` with pointers to image `image` of each source tensor.
+func withBasePointers<R>(_ sources: [Tensor], image: Int, _ body: ([UnsafePointer<Float>?]) -> R) -> R {
+    func recurse(_ i: Int, _ acc: [UnsafePointer<Float>?]) -> R {
+        if i == sources.count { return body(acc) }
+        let plane = sources[i].c * sources[i].h * sources[i].w
+        return sources[i].data.withUnsafeBufferPointer { recurse(i + 1, acc + [$0.baseAddress! + image * plane]) }
+    }
+    return recurse(0, [])
+}
+
 /// 2-D convolution, square kernel, zero padding, stride, bias.
 ///
 /// Parameters are named as in the checkpoint: `weight` [out, in, k, k] and
@@ -5,10 +22,13 @@
 /// a column matrix (im2col) and multiplies it with the weight matrix through
 /// BLAS, so the scratch memory stays bounded whatever the image size.
 public struct Conv2d: Sendable {
-    public var weight: Tensor
+    public var weight: Tensor { didSet { pack() } }
     public var bias: Tensor
     public let stride: Int
     public let padding: Int
+    /// Weights in the direct 3x3 kernel's blocked layout; empty when that
+    /// kernel does not apply (other shapes, or a CPU without AVX2/FMA).
+    private(set) var packed: [Float] = []
 
     public var inChannels: Int { weight.shape[1] }
     public var outChannels: Int { weight.shape[0] }
@@ -20,7 +40,49 @@ public struct Conv2d: Sendable {
         self.bias = Tensor(zeros: [outChannels])
         self.stride = stride
         self.padding = padding
+        pack()
     }
+
+    private mutating func pack() {
+        guard kernelSize == 3, stride == 1, padding == 1, directKernelsAvailable else { packed = []; return }
+        let (cout, cin) = (Int32(outChannels), Int32(inChannels))
+        var blocked = [Float](repeating: 0, count: f2a_conv3x3_packed_count(cout, cin))
+        weight.data.withUnsafeBufferPointer { w in
+            blocked.withUnsafeMutableBufferPointer { f2a_conv3x3_pack(w.baseAddress!, cout, cin, $0.baseAddress!) }
+        }
+        packed = blocked
+    }
+
+    /// y = activation(conv(concat(sources)) + bias): the channel concatenation
+    /// of `sources` ([N, c_i, H, W] each) is the input, without materialising it
+    /// when the direct kernel applies.
+    public func callAsFunction(concatenating sources: [Tensor], activation: Activation = .identity) -> Tensor {
+        precondition(!sources.isEmpty)
+        guard !packed.isEmpty else {
+            return self(sources.dropFirst().reduce(sources[0]) { concatChannels($0, $1) }, activation: activation)
+        }
+        let n = sources[0].n, h = sources[0].h, w = sources[0].w
+        precondition(sources.allSatisfy { $0.rank == 4 && $0.n == n && $0.h == h && $0.w == w }
+                     && sources.reduce(0, { $0 + $1.c }) == inChannels,
+                     "Conv2d expects \(inChannels) input channels, got \(sources.map { $0.shape.shapeDescription })")
+        var y = Tensor(zeros: [n, outChannels, h, w])
+        var scratch = [Float](repeating: 0, count: f2a_conv3x3_scratch_count(Int32(inChannels), Int32(h), Int32(w)))
+        let channels = sources.map { Int32($0.c) }
+        for b in 0..<n {
+            withBasePointers(sources, image: b) { bases in
+                y.data.withUnsafeMutableBufferPointer { yp in
+                    f2a_conv3x3(bases, channels, Int32(sources.count), Int32(h), Int32(w), packed, bias.data,
+                                Int32(outChannels), activation == .relu ? 1 : 0,
+                                yp.baseAddress! + b * outChannels * h * w, &scratch, Int32(Conv2d.threadCount))
+                }
+            }
+        }
+        if activation != .relu && activation != .identity { activation.apply(&y) }
+        return y
+    }
+
+    /// Threads of the direct kernel: one per online CPU (at most 16).
+    public static let threadCount: Int = max(1, min(16, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
 
     /// Output spatial size for an input extent.
     public func outputSize(_ inputSize: Int) -> Int {
@@ -34,6 +96,7 @@ public struct Conv2d: Sendable {
     public func callAsFunction(_ x: Tensor, activation: Activation = .identity) -> Tensor {
         precondition(x.rank == 4 && x.c == inChannels,
                      "Conv2d expects [N, \(inChannels), H, W], got \(x.shape.shapeDescription)")
+        if !packed.isEmpty { return self(concatenating: [x], activation: activation) }
         let oh = outputSize(x.h), ow = outputSize(x.w)
         var y = Tensor(zeros: [x.n, outChannels, max(oh, 0), max(ow, 0)])
         guard oh > 0, ow > 0 else { return y }

@@ -72,7 +72,7 @@ public struct Generator: Sendable {
 
     /// Number of layer evaluations of one forward pass (for progress reporting).
     var layerCount: Int {
-        encoder.joined().count + 2 * (config.levels - 1) + decoder.joined().count + 1
+        encoder.joined().count + (config.levels - 1) + decoder.joined().count + 1
     }
 
     /// Runs the network on flash images already padded to `config.sizeMultiple`.
@@ -115,9 +115,10 @@ public struct Generator: Sendable {
                 x = maxUnpool2d(c(x, activation: .relu), indices: poolIndices[b - 1], height: skip.h, width: skip.w)
             }
             try step()
-            x = concatChannels(x, skip)
+            // The first decoder conv reads [upsampled, skip] without a concatenated copy.
+            x = decoder[b][0](concatenating: [x, skip], activation: .relu)
             try step()
-            for conv in decoder[b] { x = conv(x, activation: .relu); try step() }
+            for conv in decoder[b].dropFirst() { x = conv(x, activation: .relu); try step() }
         }
         let outputActivation: Activation = config.activation == .sigmoid ? .sigmoid : .tanh
         x = final(x, activation: outputActivation)

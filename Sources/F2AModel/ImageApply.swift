@@ -81,3 +81,21 @@ public func reflect(_ i: Int, _ n: Int) -> Int {
     if j < 0 { j += period }
     return j < n ? j : period - j
 }
+
+extension Generator {
+    /// Upper estimate of the bytes one `apply` needs for a width x height
+    /// image in full mode: the padded input and output, every skip tensor,
+    /// and the widest decoder step (upsampled tensor, zero-bordered conv input
+    /// copy and conv output at full resolution), plus fixed slack.
+    public func estimatedPeakBytes(width: Int, height: Int) -> Int {
+        let m = config.sizeMultiple
+        let ph = (height + m - 1) / m * m, pw = (width + m - 1) / m * m
+        let pixels = Double(ph) * Double(pw + 32)
+        var floats = 12 * pixels                          // input, padded input, output, result
+        for b in 1..<config.levels {
+            floats += Double(config.channels(b)) * pixels / Double(1 << (2 * (b - 1)))   // skips
+        }
+        floats += 5 * Double(config.channels(1)) * pixels   // up, conv scratch (2c), conv output, previous
+        return Int(floats * 4) + (64 << 20)
+    }
+}

@@ -143,6 +143,14 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
             return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): float buffers and strides must be 4-byte aligned")
         }
     }
+    // Checked before any allocation: the u8 path's float copy counts too.
+    let needed = box(model!).generator.estimatedPeakBytes(width: Int(width), height: Int(height))
+        + (bytesPerPixel == 3 ? Int(width) * Int(height) * 12 : 0)
+    guard needed <= memoryLimitBytes else {
+        return fail(F2A_ERR_OUT_OF_MEMORY,
+                    "\(function): a \(width)x\(height) image needs about \(needed >> 20) MB, "
+                    + "over the limit of \(memoryLimitBytes >> 20) MB (set F2A_MAX_MEMORY_MB to change it)")
+    }
     if let p = params?.pointee {
         guard p.strength.isFinite, p.strength >= 0, p.strength <= 1 else {
             return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): strength \(p.strength) is outside [0, 1]")
@@ -151,15 +159,25 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
     return nil
 }
 
+/// Memory one call may use: $F2A_MAX_MEMORY_MB if set, else half of the
+/// physical memory. Swift allocations cannot fail gracefully, so requests
+/// that would not fit are refused up front instead.
+let memoryLimitBytes: Int = {
+    if let env = getenv("F2A_MAX_MEMORY_MB"), let mb = Int(String(cString: env)), mb > 0 { return mb << 20 }
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+    return pages > 0 && size > 0 ? pages * size / 2 : 4 << 30
+}()
+
 /// Runs the generator on a float view and maps its outcome to a status.
 func run(_ model: OpaquePointer, _ view: RGBImageView, _ out: UnsafeMutablePointer<Float>, outStride: Int,
          _ params: UnsafePointer<f2a_params>?, function: String) -> f2a_status {
+    let generator = box(model).generator
     let p = params?.pointee ?? f2a_default_params()
     let callback = p.progress.map { fn in
         { (fraction: Double) -> Bool in fn(Float(fraction), p.progress_user_data) == 0 }
     }
     do {
-        try box(model).generator.apply(view, to: out, outputRowStride: outStride,
+        try generator.apply(view, to: out, outputRowStride: outStride,
                                        strength: p.strength, progress: callback)
         return F2A_OK
     } catch {

@@ -225,12 +225,34 @@ static void test_thread_local_error(void) {
     CHECK(strstr(f2a_last_error(), "this-thread") != NULL, "error message is per thread: %s", f2a_last_error());
 }
 
+/* Run with F2A_MAX_MEMORY_MB=100: a large image is refused before any
+ * allocation, a small one still works. */
+static void test_memory_limit(void) {
+    f2a_model *m = NULL;
+    CHECK(f2a_model_load(model_path, &m) == F2A_OK, "load");
+    if (!m) return;
+    float *tiny = test_image(8, 8, 24);
+    /* The input pointer is never read when the call is refused. */
+    CHECK(f2a_apply_f32(m, tiny, 4000 * 12, tiny, 4000 * 12, 4000, 3000, NULL) == F2A_ERR_OUT_OF_MEMORY, "refused");
+    CHECK(strstr(f2a_last_error(), "F2A_MAX_MEMORY_MB") != NULL, "message: %s", f2a_last_error());
+    CHECK(f2a_apply_u8(m, (uint8_t *) tiny, 4000 * 3, (uint8_t *) tiny, 4000 * 3, 4000, 3000, NULL)
+          == F2A_ERR_OUT_OF_MEMORY, "u8 refused");
+    CHECK(f2a_apply_f32(m, tiny, 96, tiny, 96, 8, 8, NULL) == F2A_OK, "small image: %s", f2a_last_error());
+    free(tiny);
+    f2a_model_free(m);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s BUILD_DIR\n", argv[0]);
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s BUILD_DIR [--memory-limit]\n", argv[0]);
         return 2;
     }
     snprintf(model_path, sizeof model_path, "%s/share/flash2ambient/weights/default.f2aw", argv[1]);
+    if (argc == 3 && strcmp(argv[2], "--memory-limit") == 0) {
+        test_memory_limit();
+        printf("capi-memory: %d passed, %d failed\n", passed, failed);
+        return failed == 0 ? 0 : 1;
+    }
     test_basics();
     test_load_errors();
     test_thread_local_error();

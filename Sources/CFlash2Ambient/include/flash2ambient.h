@@ -140,6 +140,11 @@ f2a_status f2a_model_get_info(const f2a_model *model, f2a_model_info *out_info);
  * @param width       pixels, >= 1
  * @param height      pixels, >= 1
  * @param params      NULL for f2a_default_params()
+ * Memory: the whole image runs through the network at once, which needs
+ * roughly 0.5 KB per pixel for a width-0.25 model (about 2 KB at width 1.0).
+ * Calls that would need more than $F2A_MAX_MEMORY_MB (default: half the
+ * physical memory) fail with F2A_ERR_OUT_OF_MEMORY instead of allocating.
+ *
  * @return F2A_OK, F2A_ERR_INVALID_ARGUMENT, F2A_ERR_OUT_OF_MEMORY or
  *         F2A_ERR_CANCELLED.
  */

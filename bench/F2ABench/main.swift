@@ -1,0 +1,63 @@
+// f2a-bench: forward-pass timings of this engine (medians after warm-up).
+// Usage: f2a-bench [--width W] [--size N ...] [--runs R] [--layers]
+import F2ACore
+import Foundation
+import F2AModel
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+
+var widths: [Double] = []
+var sizes: [Int] = []
+var runs = 5
+var layers = false
+var args = CommandLine.arguments.dropFirst().makeIterator()
+while let a = args.next() {
+    switch a {
+    case "--width": widths.append(Double(args.next()!)!)
+    case "--size": sizes.append(Int(args.next()!)!)
+    case "--runs": runs = Int(args.next()!)!
+    case "--layers": layers = true
+    default: print("unknown argument \(a)"); exit(2)
+    }
+}
+if widths.isEmpty { widths = [0.25] }
+if sizes.isEmpty { sizes = [256, 512] }
+
+print("width  size   GFLOP   median s   GFLOP/s")
+for w in widths {
+    let config = GeneratorConfig(width: w, levels: 5)
+    let g = try Generator(file: WeightsFile.randomlyInitialised(config, seed: 1))
+    for s in sizes {
+        var x = Tensor(zeros: [1, 3, s, s])
+        for i in x.data.indices { x.data[i] = Float(i % 255) / 255 }
+        let gflop = config.flops(height: s, width: s) / 1e9
+        _ = try g.forward(x)
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let t0 = now()
+            _ = try g.forward(x)
+            times.append(now() - t0)
+        }
+        let m = median(times)
+        print(String(format: "%5.3f %5d %7.2f %10.4f %9.1f", w, s, gflop, m, gflop / m))
+        if layers {
+            var last = now()
+            var i = 0
+            _ = try g.forward(x) { _ in
+                let t = now()
+                print(String(format: "  step %2d %8.2f ms", i, (t - last) * 1000))
+                last = t; i += 1
+                return true
+            }
+        }
+    }
+}
