@@ -52,5 +52,6 @@ let package = Package(
         .testTarget(name: "F2ACoreTests", dependencies: ["F2ACore"]),
         .testTarget(name: "F2AModelTests", dependencies: ["F2AModel"]),
         .testTarget(name: "F2AImageTests", dependencies: ["F2AImage"]),
+        .testTarget(name: "F2ASynthTests", dependencies: ["F2ASynth"]),
     ]
 )

@@ -1,1 +1,0 @@
-// Synthetic flash/ambient pair renderer (issue 5): being written.
