@@ -47,6 +47,13 @@ CASES += [
     # Extras: pads larger than the image (periodic reflection), fewer levels, f16 storage.
     (0.125, "unpool", "tanh", "ratio-log", 3, False, 14, [(5, 3), (30, 17)]),
     (0.25, "transpose", "sigmoid", "rgb", 5, True, 15, [(40, 40), (5, 3), (1, 2)]),
+    # Channel counts that are not multiples of 8 (19, 38, 77, 154 / 6, 13, 26) and
+    # row widths that are not multiples of 8: remainder paths of vectorised kernels.
+    (0.3, "transpose", "sigmoid", "rgb", 5, False, 16, [(37, 21), (70, 33)]),
+    (0.1, "unpool", "sigmoid", "rgb", 3, False, 17, [(13, 7), (22, 9)]),
+    (0.3, "transpose", "tanh", "rgb", 2, False, 18, [(13, 7), (3, 11)]),
+    # A larger image (several row bands / tiles in the engine's kernels).
+    (0.125, "unpool", "sigmoid", "rgb", 5, False, 19, [(203, 150)]),
 ]
 
 
@@ -236,6 +243,8 @@ def main():
             ("truncated", damaged("trunc", lambda b: b[:len(b) // 2])),
             ("bad magic", damaged("magic", lambda b: b"F2AX" + b[4:])),
             ("header byte flipped", damaged("header", lambda b: b[:40] + bytes([b[40] ^ 1]) + b[41:])),
+            ("version 2", damaged("version", lambda b: b[:8] + bytes([2, 0, 0, 0]) + b[12:])),
+            ("trailing byte", damaged("trailing", lambda b: b + b"\0")),
         ]
         for label, path in checks:
             status, model, msg = lib.load(path)
