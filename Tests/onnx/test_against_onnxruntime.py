@@ -52,6 +52,7 @@ CASES += [
     (0.3, "transpose", "sigmoid", "rgb", 5, False, 16, [(37, 21), (70, 33)]),
     (0.1, "unpool", "sigmoid", "rgb", 3, False, 17, [(13, 7), (22, 9)]),
     (0.3, "transpose", "tanh", "rgb", 2, False, 18, [(13, 7), (3, 11)]),
+    (0.5, "unpool", "sigmoid", "ratio-log", 1, False, 20, [(7, 5)]),  # no pooling, no decoder
     # A larger image (several row bands / tiles in the engine's kernels).
     (0.125, "unpool", "sigmoid", "rgb", 5, False, 19, [(203, 150)]),
 ]
