@@ -87,6 +87,17 @@ extension Generator {
     /// image in full mode: the padded input and output, every skip tensor,
     /// and the widest decoder step (upsampled tensor, zero-bordered conv input
     /// copy and conv output at full resolution), plus fixed slack.
+    public func estimatedPeakBytes(width: Int, height: Int, options: ApplyOptions) -> Int {
+        guard options.resolvedMode(width: width, height: height) == .guided else {
+            return estimatedPeakBytes(width: width, height: height)
+        }
+        let scale = Double(options.workingSize) / Double(max(width, height))
+        let w = max(1, Int((Double(width) * scale).rounded())), h = max(1, Int((Double(height) * scale).rounded()))
+        // Network at working size, 21 moment planes + 12 coefficient planes,
+        // one row of source-resolution horizontal sums.
+        return estimatedPeakBytes(width: w, height: h) + 4 * (36 * w * h + 3 * height * w)
+    }
+
     public func estimatedPeakBytes(width: Int, height: Int) -> Int {
         let m = config.sizeMultiple
         let ph = (height + m - 1) / m * m, pw = (width + m - 1) / m * m

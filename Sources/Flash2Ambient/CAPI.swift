@@ -64,7 +64,7 @@ public func f2a_status_string(_ status: f2a_status) -> UnsafePointer<CChar>? {
 
 @c @implementation
 public func f2a_default_params() -> f2a_params {
-    f2a_params(strength: 1, progress: nil, progress_user_data: nil)
+    f2a_params(strength: 1, progress: nil, progress_user_data: nil, mode: F2A_MODE_AUTO, working_size: 512)
 }
 
 @c @implementation
@@ -143,20 +143,35 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
             return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): float buffers and strides must be 4-byte aligned")
         }
     }
+    let p = params?.pointee ?? f2a_default_params()
+    guard p.mode == F2A_MODE_AUTO || p.mode == F2A_MODE_FULL || p.mode == F2A_MODE_GUIDED else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): unknown mode \(p.mode.rawValue)")
+    }
+    guard (16...8192).contains(p.working_size) else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): working_size \(p.working_size) is outside 16...8192")
+    }
     // Checked before any allocation: the u8 path's float copy counts too.
-    let needed = box(model!).generator.estimatedPeakBytes(width: Int(width), height: Int(height))
+    let needed = box(model!).generator.estimatedPeakBytes(width: Int(width), height: Int(height),
+                                                           options: applyOptions(p))
         + (bytesPerPixel == 3 ? Int(width) * Int(height) * 12 : 0)
     guard needed <= memoryLimitBytes else {
         return fail(F2A_ERR_OUT_OF_MEMORY,
                     "\(function): a \(width)x\(height) image needs about \(needed >> 20) MB, "
                     + "over the limit of \(memoryLimitBytes >> 20) MB (set F2A_MAX_MEMORY_MB to change it)")
     }
-    if let p = params?.pointee {
-        guard p.strength.isFinite, p.strength >= 0, p.strength <= 1 else {
-            return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): strength \(p.strength) is outside [0, 1]")
-        }
+    guard p.strength.isFinite, p.strength >= 0, p.strength <= 1 else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): strength \(p.strength) is outside [0, 1]")
     }
     return nil
+}
+
+func applyOptions(_ p: f2a_params) -> ApplyOptions {
+    let mode: ApplyMode = switch p.mode {
+    case F2A_MODE_FULL: .full
+    case F2A_MODE_GUIDED: .guided
+    default: .auto
+    }
+    return ApplyOptions(mode: mode, strength: p.strength, workingSize: Int(p.working_size))
 }
 
 /// Memory one call may use: $F2A_MAX_MEMORY_MB if set, else half of the
@@ -177,8 +192,7 @@ func run(_ model: OpaquePointer, _ view: RGBImageView, _ out: UnsafeMutablePoint
         { (fraction: Double) -> Bool in fn(Float(fraction), p.progress_user_data) == 0 }
     }
     do {
-        try generator.apply(view, to: out, outputRowStride: outStride,
-                                       strength: p.strength, progress: callback)
+        try generator.apply(view, to: out, outputRowStride: outStride, options: applyOptions(p), progress: callback)
         return F2A_OK
     } catch {
         return fail(F2A_ERR_CANCELLED, "\(function): cancelled by the progress callback")

@@ -56,6 +56,19 @@ typedef struct f2a_model f2a_model;
  */
 typedef int (*f2a_progress_fn)(float fraction, void *user_data);
 
+/** How a whole image goes through the network. */
+typedef enum f2a_mode {
+    /** full when the long side is at most 1024 pixels, else guided. */
+    F2A_MODE_AUTO = 0,
+    /** The whole image through the network: best fidelity, memory and time
+        grow with the image (about 0.5 KB per pixel at width 0.25). */
+    F2A_MODE_FULL = 1,
+    /** The network at `working_size` on the long side; its effect is carried
+        to full resolution as a local affine colour transform (guided filter),
+        keeping the photo's detail. Fixed network cost per photo. */
+    F2A_MODE_GUIDED = 2
+} f2a_mode;
+
 /** Parameters of one apply call. Obtain defaults from f2a_default_params(). */
 typedef struct f2a_params {
     /** Blend between input (0) and generator output (1). Range [0, 1]. Default 1. */
@@ -64,6 +77,11 @@ typedef struct f2a_params {
     f2a_progress_fn progress;
     /** Passed unchanged to `progress`. Default NULL. */
     void *progress_user_data;
+    /** Full-resolution strategy. Default F2A_MODE_AUTO. */
+    f2a_mode mode;
+    /** Long side in pixels at which guided mode runs the network, 16..8192.
+        Default 512. */
+    int32_t working_size;
 } f2a_params;
 
 /** Information about a loaded model. Strings are owned by the model. */
@@ -90,7 +108,7 @@ const char *f2a_status_string(f2a_status status);
  */
 const char *f2a_last_error(void);
 
-/** Default parameters: strength 1, no progress callback. */
+/** Default parameters: strength 1, no progress callback, F2A_MODE_AUTO, working size 512. */
 f2a_params f2a_default_params(void);
 
 /**
@@ -140,10 +158,12 @@ f2a_status f2a_model_get_info(const f2a_model *model, f2a_model_info *out_info);
  * @param width       pixels, >= 1
  * @param height      pixels, >= 1
  * @param params      NULL for f2a_default_params()
- * Memory: the whole image runs through the network at once, which needs
- * roughly 0.5 KB per pixel for a width-0.25 model (about 2 KB at width 1.0).
- * Calls that would need more than $F2A_MAX_MEMORY_MB (default: half the
- * physical memory) fail with F2A_ERR_OUT_OF_MEMORY instead of allocating.
+ * Memory: in full mode the whole image runs through the network at once,
+ * which needs roughly 0.5 KB per pixel for a width-0.25 model (about 2 KB at
+ * width 1.0); guided mode needs the network at working size plus about
+ * 50 bytes per working-size pixel. Calls that would need more than
+ * $F2A_MAX_MEMORY_MB (default: half the physical memory) fail with
+ * F2A_ERR_OUT_OF_MEMORY instead of allocating.
  *
  * @return F2A_OK, F2A_ERR_INVALID_ARGUMENT, F2A_ERR_OUT_OF_MEMORY or
  *         F2A_ERR_CANCELLED.

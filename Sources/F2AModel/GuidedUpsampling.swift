@@ -1,0 +1,135 @@
+/// Full-resolution output at the cost of a small network pass: run the
+/// generator at a working resolution, explain its output there as a local
+/// affine colour transform of its input (a colour guided filter, He et al.
+/// 2013; used for learned operators by Wu et al., "Fast End-to-End
+/// Trainable Guided Filter", CVPR 2018), and apply the upsampled transform to
+/// the full-resolution photo, which keeps the photo's own detail and edges.
+public struct GuidedUpsampling: Sendable {
+    /// Box radius of the local fit, in working-resolution pixels.
+    public var radius: Int = 2
+    /// Regularisation of the fit (variance units of [0, 1] pixels): larger
+    /// values make the transform smoother and flatter.
+    public var epsilon: Float = 1e-4
+
+    public init(radius: Int = 2, epsilon: Float = 1e-4) {
+        self.radius = radius
+        self.epsilon = epsilon
+    }
+
+    /// Per-pixel affine coefficients at working resolution: for output channel
+    /// c, out_c = A[c][0]·R + A[c][1]·G + A[c][2]·B + b[c]. Returns 12 planes
+    /// (A row-major, then b), each w*h floats, already box-smoothed.
+    public func coefficients(guide: [Float], target: [Float], width w: Int, height h: Int) -> [[Float]] {
+        let n = w * h
+        // Moments: I (3), p (3), I·I (6 unique), I·p (9).
+        var moments = [[Float]](repeating: [Float](repeating: 0, count: n), count: 21)
+        for i in 0..<n {
+            let r = guide[3 * i], g = guide[3 * i + 1], b = guide[3 * i + 2]
+            let I = [r, g, b]
+            for c in 0..<3 { moments[c][i] = I[c]; moments[3 + c][i] = target[3 * i + c] }
+            moments[6][i] = r * r; moments[7][i] = r * g; moments[8][i] = r * b
+            moments[9][i] = g * g; moments[10][i] = g * b; moments[11][i] = b * b
+            for a in 0..<3 { for c in 0..<3 { moments[12 + 3 * a + c][i] = I[a] * target[3 * i + c] } }
+        }
+        for k in moments.indices { moments[k] = boxMean(moments[k], width: w, height: h, radius: radius) }
+
+        var coeffs = [[Float]](repeating: [Float](repeating: 0, count: n), count: 12)
+        for i in 0..<n {
+            let mI = (moments[0][i], moments[1][i], moments[2][i])
+            // Covariance of the guide (+ε on the diagonal), solved in Double:
+            // flat regions make it nearly singular.
+            let srr = Double(moments[6][i] - mI.0 * mI.0 + epsilon)
+            let srg = Double(moments[7][i] - mI.0 * mI.1)
+            let srb = Double(moments[8][i] - mI.0 * mI.2)
+            let sgg = Double(moments[9][i] - mI.1 * mI.1 + epsilon)
+            let sgb = Double(moments[10][i] - mI.1 * mI.2)
+            let sbb = Double(moments[11][i] - mI.2 * mI.2 + epsilon)
+            // Inverse of the symmetric 3x3 matrix via cofactors.
+            let c00 = sgg * sbb - sgb * sgb, c01 = srb * sgb - srg * sbb, c02 = srg * sgb - srb * sgg
+            let c11 = srr * sbb - srb * srb, c12 = srg * srb - srr * sgb, c22 = srr * sgg - srg * srg
+            let det = srr * c00 + srg * c01 + srb * c02
+            let inv = det != 0 ? 1 / det : 0
+            for c in 0..<3 {
+                let mp = moments[3 + c][i]
+                let v0 = Double(moments[12 + c][i] - mI.0 * mp)
+                let v1 = Double(moments[15 + c][i] - mI.1 * mp)
+                let v2 = Double(moments[18 + c][i] - mI.2 * mp)
+                let a0 = Float((c00 * v0 + c01 * v1 + c02 * v2) * inv)
+                let a1 = Float((c01 * v0 + c11 * v1 + c12 * v2) * inv)
+                let a2 = Float((c02 * v0 + c12 * v1 + c22 * v2) * inv)
+                coeffs[3 * c][i] = a0; coeffs[3 * c + 1][i] = a1; coeffs[3 * c + 2][i] = a2
+                coeffs[9 + c][i] = mp - a0 * mI.0 - a1 * mI.1 - a2 * mI.2
+            }
+        }
+        for k in coeffs.indices { coeffs[k] = boxMean(coeffs[k], width: w, height: h, radius: radius) }
+        return coeffs
+    }
+}
+
+/// Mean over a (2r+1)² window clipped to the image (separable running sums).
+func boxMean(_ x: [Float], width w: Int, height h: Int, radius r: Int) -> [Float] {
+    var tmp = [Float](repeating: 0, count: x.count)
+    var out = [Float](repeating: 0, count: x.count)
+    for y in 0..<h {
+        var sum: Double = 0
+        let row = y * w
+        for i in 0..<min(r, w) { sum += Double(x[row + i]) }
+        for i in 0..<w {
+            if i + r < w { sum += Double(x[row + i + r]) }
+            if i - r - 1 >= 0 { sum -= Double(x[row + i - r - 1]) }
+            tmp[row + i] = Float(sum / Double(min(w - 1, i + r) - max(0, i - r) + 1))
+        }
+    }
+    for xi in 0..<w {
+        var sum: Double = 0
+        for j in 0..<min(r, h) { sum += Double(tmp[j * w + xi]) }
+        for j in 0..<h {
+            if j + r < h { sum += Double(tmp[(j + r) * w + xi]) }
+            if j - r - 1 >= 0 { sum -= Double(tmp[(j - r - 1) * w + xi]) }
+            out[j * w + xi] = Float(sum / Double(min(h - 1, j + r) - max(0, j - r) + 1))
+        }
+    }
+    return out
+}
+
+/// Area-average downscale of an interleaved RGB view to width x height
+/// (each output pixel is the exact mean of its footprint).
+func areaDownscale(_ image: RGBImageView, width ow: Int, height oh: Int) -> [Float] {
+    func weights(_ n: Int, _ m: Int) -> [[(Int, Float)]] {
+        let scale = Double(n) / Double(m)
+        return (0..<m).map { o in
+            let lo = Double(o) * scale, hi = Double(o + 1) * scale
+            var list: [(Int, Float)] = []
+            var i = Int(lo)
+            while Double(i) < hi && i < n {
+                let cover = min(hi, Double(i + 1)) - max(lo, Double(i))
+                if cover > 0 { list.append((i, Float(cover / scale))) }
+                i += 1
+            }
+            return list
+        }
+    }
+    let wx = weights(image.width, ow), wy = weights(image.height, oh)
+    // Horizontal pass per source row, then vertical.
+    var rows = [Float](repeating: 0, count: image.height * ow * 3)
+    for y in 0..<image.height {
+        let src = image.base + y * image.rowStride
+        for x in 0..<ow {
+            var acc: (Float, Float, Float) = (0, 0, 0)
+            for (i, wgt) in wx[x] {
+                acc.0 += wgt * Generator.sanitize(src[3 * i])
+                acc.1 += wgt * Generator.sanitize(src[3 * i + 1])
+                acc.2 += wgt * Generator.sanitize(src[3 * i + 2])
+            }
+            let o = (y * ow + x) * 3
+            rows[o] = acc.0; rows[o + 1] = acc.1; rows[o + 2] = acc.2
+        }
+    }
+    var out = [Float](repeating: 0, count: oh * ow * 3)
+    for y in 0..<oh {
+        for (j, wgt) in wy[y] {
+            for k in 0..<(ow * 3) { out[y * ow * 3 + k] += wgt * rows[j * ow * 3 + k] }
+        }
+    }
+    return out
+}

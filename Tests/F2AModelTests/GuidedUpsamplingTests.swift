@@ -1,0 +1,86 @@
+import Testing
+@testable import F2AModel
+import F2ACore
+
+@Suite("Guided upsampling")
+struct GuidedUpsamplingTests {
+    /// A textured image: the guided fit needs variation in the guide.
+    func texture(_ w: Int, _ h: Int) -> [Float] {
+        (0..<(w * h * 3)).map { i in
+            let p = i / 3, c = i % 3, x = p % w, y = p / w
+            return 0.5 + 0.4 * Float(((x * 7 + y * 13 + c * 5) % 17)) / 17 - 0.2 * Float((x / 3 + y / 5) % 2)
+        }
+    }
+
+    @Test("A global affine colour transform is recovered exactly")
+    func affineRecovered() {
+        let w = 24, h = 18
+        let guide = texture(w, h)
+        let m: [[Float]] = [[0.8, 0.1, 0.0], [0.05, 0.9, 0.05], [0.0, 0.2, 0.6]], t: [Float] = [0.05, -0.02, 0.1]
+        var target = [Float](repeating: 0, count: guide.count)
+        for p in 0..<(w * h) { for c in 0..<3 {
+            target[3 * p + c] = m[c][0] * guide[3 * p] + m[c][1] * guide[3 * p + 1] + m[c][2] * guide[3 * p + 2] + t[c]
+        }}
+        let coeffs = GuidedUpsampling(radius: 2, epsilon: 1e-7).coefficients(guide: guide, target: target, width: w, height: h)
+        for p in 0..<(w * h) { for c in 0..<3 {
+            let out = coeffs[3 * c][p] * guide[3 * p] + coeffs[3 * c + 1][p] * guide[3 * p + 1]
+                + coeffs[3 * c + 2][p] * guide[3 * p + 2] + coeffs[9 + c][p]
+            #expect(abs(out - target[3 * p + c]) < 2e-3)
+        }}
+    }
+
+    @Test("Box mean matches a naive clipped window mean")
+    func boxMeanNaive() {
+        let w = 7, h = 5, r = 2
+        let x = (0..<(w * h)).map { Float(($0 * 37) % 11) }
+        let fast = boxMean(x, width: w, height: h, radius: r)
+        for y in 0..<h { for xi in 0..<w {
+            var sum: Float = 0, n: Float = 0
+            for yy in max(0, y - r)...min(h - 1, y + r) { for xx in max(0, xi - r)...min(w - 1, xi + r) { sum += x[yy * w + xx]; n += 1 } }
+            #expect(abs(fast[y * w + xi] - sum / n) < 1e-5)
+        }}
+    }
+
+    @Test("Area downscale averages exact footprints", arguments: [(6, 4, 3, 2), (5, 5, 2, 2), (7, 3, 7, 3)])
+    func areaDownscaleMeans(_ w: Int, _ h: Int, _ ow: Int, _ oh: Int) {
+        let img = texture(w, h)
+        let out = img.withUnsafeBufferPointer { areaDownscale(RGBImageView(base: $0.baseAddress!, width: w, height: h, rowStride: 3 * w), width: ow, height: oh) }
+        // The mean of the image is preserved by an exact area average.
+        for c in 0..<3 {
+            let a = stride(from: c, to: img.count, by: 3).map { img[$0] }.reduce(0, +) / Float(w * h)
+            let b = stride(from: c, to: out.count, by: 3).map { out[$0] }.reduce(0, +) / Float(ow * oh)
+            #expect(abs(a - b) < 1e-5)
+        }
+    }
+
+    @Test("Guided mode on a large image: output in range, follows the network at low frequencies")
+    func guidedVsFull() throws {
+        let g = try Generator(file: WeightsFile.randomlyInitialised(GeneratorConfig(width: 0.0625, levels: 3), seed: 5))
+        let w = 96, h = 64
+        let img = texture(w, h)
+        var full = [Float](repeating: 0, count: img.count), guided = full
+        try img.withUnsafeBufferPointer { i in
+            let view = RGBImageView(base: i.baseAddress!, width: w, height: h, rowStride: 3 * w)
+            try full.withUnsafeMutableBufferPointer { try g.apply(view, to: $0.baseAddress!, outputRowStride: 3 * w, options: ApplyOptions(mode: .full)) }
+            try guided.withUnsafeMutableBufferPointer {
+                try g.apply(view, to: $0.baseAddress!, outputRowStride: 3 * w, options: ApplyOptions(mode: .guided, workingSize: 48))
+            }
+        }
+        #expect(guided.allSatisfy { $0 >= 0 && $0 <= 1 })
+        // Means per channel agree closely; pixels differ (the network is not scale-invariant).
+        for c in 0..<3 {
+            let a = stride(from: c, to: full.count, by: 3).map { full[$0] }.reduce(0, +) / Float(w * h)
+            let b = stride(from: c, to: guided.count, by: 3).map { guided[$0] }.reduce(0, +) / Float(w * h)
+            #expect(abs(a - b) < 0.1, "channel \(c): full \(a) guided \(b)")
+        }
+    }
+
+    @Test("Auto resolves by size; guided at or below the working size runs full")
+    func modes() {
+        let o = ApplyOptions()
+        #expect(o.resolvedMode(width: 1024, height: 700) == .full)
+        #expect(o.resolvedMode(width: 1025, height: 700) == .guided)
+        #expect(ApplyOptions(mode: .guided).resolvedMode(width: 500, height: 300) == .full)
+        #expect(ApplyOptions(mode: .full).resolvedMode(width: 5000, height: 3000) == .full)
+    }
+}
