@@ -129,11 +129,12 @@ f2a_model_get(const char *domain, const char *path)
 }
 
 /* ------------------------------------------------------------------------
- * Memory estimate. Measured peak RSS of one f2a_apply_f32() call grows by
- * about 360-450 bytes per pixel for the width-0.25 model and about 1330 for
- * width 1.0 (VGG-16); 64 + 1400 * width bytes/pixel covers both. Add the
- * float RGB working copy (12 bytes/pixel, the model runs in place) and the
- * decoded copy of the input, and a 25% margin.
+ * Memory estimate. Measured growth of peak RSS per pixel of one
+ * f2a_apply_f32() call: about 420-510 bytes for the width-0.25 model and
+ * about 1650-1700 for width 1.0 (VGG-16); 100 + 1600 * width bytes/pixel
+ * covers both. Add the float RGB working copy (12 bytes/pixel, the model runs
+ * in place) and the decoded copy of the input, a 25% margin, and the weights
+ * (8 bytes per parameter: float weights plus the library's repacked copy).
  */
 
 static guint64
@@ -144,19 +145,21 @@ f2a_estimate_bytes(const f2a_model *model, VipsImage *in)
 	guint64 h = in->Ysize;
 	guint64 m = 16;
 	double width = 1.0;
+	guint64 parameters = 0;
 	guint64 padded;
 	double per_pixel;
 
 	if (f2a_model_get_info(model, &info) == F2A_OK) {
 		width = info.width;
+		parameters = info.parameter_count;
 		if (info.size_multiple > 0)
 			m = info.size_multiple;
 	}
 	padded = ((w + m - 1) / m * m) * ((h + m - 1) / m * m);
-	per_pixel = 64 + 1400 * width;
+	per_pixel = 100 + 1600 * width;
 
 	return 1.25 * (padded * per_pixel +
-		w * h * (12 + VIPS_IMAGE_SIZEOF_PEL(in)));
+		w * h * (12 + VIPS_IMAGE_SIZEOF_PEL(in))) + 8 * parameters;
 }
 
 static guint64
