@@ -10,7 +10,8 @@ public enum ColourSpace {
     /// sRGB-encoded value of a linear value (clamped to [0, 1]); exact formula.
     @inline(__always) public static func encode(_ linear: Float) -> Float {
         let v = clamp(linear, 0, 1)
-        return v <= 0.0031308 ? 12.92 * v : 1.055 * powf(v, 1 / 2.4) - 0.055
+        if v >= 1 { return 1 } // exactly: clipped values must read as 1
+        return v <= 0.0031308 ? 12.92 * v : min(1.055 * powf(v, 1 / 2.4) - 0.055, 1)
     }
 
     /// Linear value of an sRGB-encoded value in [0, 1]; exact formula.
@@ -31,7 +32,7 @@ public enum ColourSpace {
             values.withUnsafeMutableBufferPointer { buf in
                 for i in 0..<buf.count {
                     let v = clamp(buf[i], 0, 1)
-                    if v < 0.002 { buf[i] = encode(v); continue }
+                    if v < 0.002 || v >= 1 { buf[i] = encode(v); continue }
                     let f = v * n
                     let k = min(Int(f), lutSize - 1)
                     let t = f - Float(k)

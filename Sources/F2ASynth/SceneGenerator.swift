@@ -226,7 +226,7 @@ public enum SceneGenerator {
         // Ambient: lamps, ceiling fixtures, windows, plus the room's bounce light.
         let flashAtTarget = 1 / (target - camPos).lengthSquared
         let ratio = rng.logUniform(0.05, 1.0)
-        let envShare = rng.uniform(0.1, 0.45)
+        let envShare = rng.uniform(0.2, 0.6)
         var lights: [AreaLight] = []
         let nLights = 1 + rng.weighted([0.4, 0.45, 0.15])
         var weights: [Float] = []
@@ -235,11 +235,14 @@ public enum SceneGenerator {
             switch rng.weighted([0.45, 0.3, 0.25]) {
             case 0: // lamp somewhere in the room
                 r = s * rng.uniform(0.1, 0.35)
-                c = Vec3(rng.uniform(-0.45, 0.45) * W, rng.uniform(0.3, 0.85) * H, rng.uniform(0.05, 0.95) * D)
+                // At least a few radii from walls, floor and ceiling (no hot spots).
+                let m = 3 * r
+                c = Vec3(rng.uniform(-1, 1) * max(W / 2 - m, 0), clamp(rng.uniform(0.3, 0.85) * H, m, max(m, H - m)),
+                         clamp(rng.uniform(0.05, 0.95) * D, m, max(m, D - m)))
                 temp = rng.uniform(2300, 3500)
             case 1: // ceiling fixture
                 r = s * rng.uniform(0.2, 0.5)
-                c = Vec3(rng.uniform(-0.4, 0.4) * W, H - r * 0.5, rng.uniform(0.1, 0.9) * D)
+                c = Vec3(rng.uniform(-0.4, 0.4) * W, H - r * 2.5, rng.uniform(0.1, 0.9) * D)
                 temp = rng.uniform(2700, 4500)
             default: // window: a big source just outside a side wall
                 r = s * rng.uniform(0.5, 1.1)
