@@ -36,7 +36,11 @@ test: test-plugin
 install: install-plugin
 uninstall: uninstall-plugin
 
-plugin: $(PLUGIN_MODULE)
+plugin: $(PLUGIN_MODULE) $(BUILD)/include/vips-flash2ambient.h
+
+$(BUILD)/include/vips-flash2ambient.h: plugin/vips-flash2ambient.h
+	mkdir -p $(BUILD)/include
+	cp $< $@
 
 # Build-tree module: finds build/lib/libflash2ambient.so through an $ORIGIN rpath,
 # so build/ can be moved as a whole.

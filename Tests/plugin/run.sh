@@ -179,10 +179,11 @@ if [ "${F2A_SKIP_PYVIPS:-0}" = 1 ]; then
 	echo "skip  pyvips (F2A_SKIP_PYVIPS=1)"
 else
 	VENV="$BUILD/venv-plugin"
-	if [ ! -f "$VENV/.stamp" ]; then
+	PYVIPS="pyvips==3.2.0"
+	if [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$PYVIPS" ]; then
 		rm -rf "$VENV"
-		if python3 -m venv "$VENV" >venv.log 2>&1 && "$VENV/bin/pip" install -q pyvips >>venv.log 2>&1; then
-			touch "$VENV/.stamp"
+		if python3 -m venv "$VENV" >venv.log 2>&1 && "$VENV/bin/pip" install -q "$PYVIPS" >>venv.log 2>&1; then
+			echo "$PYVIPS" > "$VENV/.stamp"
 		fi
 	fi
 	if [ -f "$VENV/.stamp" ]; then
@@ -192,7 +193,7 @@ else
 		failed=$((failed + $(grep -c '^FAIL ' py.log)))
 		grep -qE '^(ok|FAIL) ' py.log || fail "pyvips test produced no results"
 	else
-		fail "pyvips venv ($VENV): pip install pyvips failed"; sed 's/^/      /' venv.log | tail -5
+		fail "pyvips venv ($VENV): pip install $PYVIPS failed"; sed 's/^/      /' venv.log | tail -5
 	fi
 fi
 

@@ -7,7 +7,7 @@
  * Run:
  *   ./flash2ambient_example flash.jpg ambient.jpg 0.8
  * With the build tree instead of an install: VIPSHOME=$PWD/build/vipshome and
- * -Iplugin.
+ * -I$PWD/build/include.
  */
 #include <stdio.h>
 #include <stdlib.h>
