@@ -51,7 +51,7 @@ let package = Package(
         .executableTarget(name: "F2ABench", dependencies: ["F2AModel"], path: "bench/F2ABench"),
         .testTarget(name: "F2ACoreTests", dependencies: ["F2ACore"]),
         .testTarget(name: "F2AModelTests", dependencies: ["F2AModel"]),
-        .testTarget(name: "F2AImageTests", dependencies: ["F2AImage"]),
+        .testTarget(name: "F2AImageTests", dependencies: ["F2AImage"], exclude: ["make_golden.py"]),
         .testTarget(name: "F2ASynthTests", dependencies: ["F2ASynth"]),
     ]
 )

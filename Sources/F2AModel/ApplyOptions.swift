@@ -6,6 +6,9 @@ public enum ApplyMode: String, Sendable, CaseIterable {
     case auto
     /// The whole image through the network (memory grows with the image).
     case full
+    /// Overlapping `tileSize` tiles cross-faded over `tileOverlap` pixels:
+    /// full-resolution network output with memory bounded by the tile size.
+    case tiled
     /// The network at `workingSize`, its effect carried to full resolution by
     /// a guided filter (`GuidedUpsampling`): fixed network cost per photo.
     case guided
@@ -20,13 +23,20 @@ public struct ApplyOptions: Sendable {
     public var workingSize: Int = 512
     /// Largest long side `auto` still runs in `full` mode.
     public var fullMaxSize: Int = 1024
+    /// Tile side of `tiled` mode, pixels (a multiple of the model's size multiple runs fastest).
+    public var tileSize: Int = 512
+    /// Cross-fade width between neighbouring tiles, pixels.
+    public var tileOverlap: Int = 128
     public var guided = GuidedUpsampling()
 
-    public init(mode: ApplyMode = .auto, strength: Float = 1, workingSize: Int = 512, fullMaxSize: Int = 1024) {
+    public init(mode: ApplyMode = .auto, strength: Float = 1, workingSize: Int = 512, fullMaxSize: Int = 1024,
+                tileSize: Int = 512, tileOverlap: Int = 128) {
         self.mode = mode
         self.strength = strength
         self.workingSize = workingSize
         self.fullMaxSize = fullMaxSize
+        self.tileSize = tileSize
+        self.tileOverlap = tileOverlap
     }
 
     /// The mode actually used for an image of this size.
@@ -34,6 +44,7 @@ public struct ApplyOptions: Sendable {
         switch mode {
         case .auto: return max(width, height) <= fullMaxSize ? .full : .guided
         case .guided: return max(width, height) <= workingSize ? .full : .guided
+        case .tiled: return width <= tileSize && height <= tileSize ? .full : .tiled
         case .full: return .full
         }
     }
@@ -49,6 +60,17 @@ extension Generator {
             try apply(input, to: output, outputRowStride: outputRowStride, strength: options.strength, progress: progress)
         case .guided:
             try applyGuided(input, to: output, outputRowStride: outputRowStride, options: options, progress: progress)
+        case .tiled:
+            if output == UnsafeMutablePointer(mutating: input.base) {
+                // Later tiles read context rows that earlier bands would already have overwritten.
+                let copy = (0..<input.height).flatMap { y in Array(UnsafeBufferPointer(start: input.base + y * input.rowStride, count: 3 * input.width)) }
+                try copy.withUnsafeBufferPointer { c throws(Cancelled) in
+                    try applyTiled(RGBImageView(base: c.baseAddress!, width: input.width, height: input.height, rowStride: 3 * input.width),
+                                   to: output, outputRowStride: outputRowStride, options: options, progress: progress)
+                }
+            } else {
+                try applyTiled(input, to: output, outputRowStride: outputRowStride, options: options, progress: progress)
+            }
         }
     }
 

@@ -88,8 +88,15 @@ extension Generator {
     /// and the widest decoder step (upsampled tensor, zero-bordered conv input
     /// copy and conv output at full resolution), plus fixed slack.
     public func estimatedPeakBytes(width: Int, height: Int, options: ApplyOptions) -> Int {
-        guard options.resolvedMode(width: width, height: height) == .guided else {
+        switch options.resolvedMode(width: width, height: height) {
+        case .full, .auto:
             return estimatedPeakBytes(width: width, height: height)
+        case .tiled:
+            let tw = min(options.tileSize, width), th = min(options.tileSize, height)
+            // One tile through the network, tile in/out, band accumulators.
+            return estimatedPeakBytes(width: tw, height: th) + 4 * (6 * tw * th + 4 * th * width)
+        case .guided:
+            break
         }
         let scale = Double(options.workingSize) / Double(max(width, height))
         let w = max(1, Int((Double(width) * scale).rounded())), h = max(1, Int((Double(height) * scale).rounded()))

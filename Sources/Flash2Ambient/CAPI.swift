@@ -64,7 +64,7 @@ public func f2a_status_string(_ status: f2a_status) -> UnsafePointer<CChar>? {
 
 @c @implementation
 public func f2a_default_params() -> f2a_params {
-    f2a_params(strength: 1, progress: nil, progress_user_data: nil, mode: F2A_MODE_AUTO, working_size: 512)
+    f2a_params(strength: 1, progress: nil, progress_user_data: nil, mode: F2A_MODE_AUTO, working_size: 512, tile_size: 512)
 }
 
 @c @implementation
@@ -144,11 +144,14 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
         }
     }
     let p = params?.pointee ?? f2a_default_params()
-    guard p.mode == F2A_MODE_AUTO || p.mode == F2A_MODE_FULL || p.mode == F2A_MODE_GUIDED else {
+    guard [F2A_MODE_AUTO, F2A_MODE_FULL, F2A_MODE_GUIDED, F2A_MODE_TILED].contains(p.mode) else {
         return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): unknown mode \(p.mode.rawValue)")
     }
     guard (16...8192).contains(p.working_size) else {
         return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): working_size \(p.working_size) is outside 16...8192")
+    }
+    guard (256...4096).contains(p.tile_size) else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): tile_size \(p.tile_size) is outside 256...4096")
     }
     // Checked before any allocation: the u8 path's float copy counts too.
     let needed = box(model!).generator.estimatedPeakBytes(width: Int(width), height: Int(height),
@@ -169,9 +172,10 @@ func applyOptions(_ p: f2a_params) -> ApplyOptions {
     let mode: ApplyMode = switch p.mode {
     case F2A_MODE_FULL: .full
     case F2A_MODE_GUIDED: .guided
+    case F2A_MODE_TILED: .tiled
     default: .auto
     }
-    return ApplyOptions(mode: mode, strength: p.strength, workingSize: Int(p.working_size))
+    return ApplyOptions(mode: mode, strength: p.strength, workingSize: Int(p.working_size), tileSize: Int(p.tile_size))
 }
 
 /// Memory one call may use: $F2A_MAX_MEMORY_MB if set, else half of the

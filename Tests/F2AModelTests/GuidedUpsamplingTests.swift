@@ -84,3 +84,49 @@ struct GuidedUpsamplingTests {
         #expect(ApplyOptions(mode: .full).resolvedMode(width: 5000, height: 3000) == .full)
     }
 }
+
+@Suite("Tiled mode")
+struct TiledTests {
+    @Test("Tile origins cover the axis with the requested overlap, the last tile flush")
+    func origins() {
+        #expect(TileGrid.origins(length: 300, tile: 512, overlap: 128) == [0])
+        #expect(TileGrid.origins(length: 1000, tile: 512, overlap: 128) == [0, 384, 488])
+        #expect(TileGrid.origins(length: 512, tile: 512, overlap: 128) == [0])
+    }
+
+    @Test("Cross-fade weights of neighbouring tiles sum to a positive value everywhere")
+    func weights() {
+        let xs = TileGrid.origins(length: 1000, tile: 512, overlap: 128)
+        for x in 0..<1000 {
+            var sum: Float = 0
+            for (i, o) in xs.enumerated() where x >= o && x < o + 512 {
+                sum += TileGrid.weight(x - o, 512, overlap: 128, rampStart: i > 0, rampEnd: i < xs.count - 1)
+            }
+            #expect(sum > 0.0)
+        }
+    }
+
+    @Test("Tiled output equals full output on a model with a small receptive field, in place too")
+    func tiledEqualsFull() throws {
+        // One level: three 3x3 convs and a 1x1, receptive field 7 px ≪ the overlap,
+        // so any difference would come from the tiling itself.
+        let g = try Generator(file: WeightsFile.randomlyInitialised(GeneratorConfig(width: 0.0625, levels: 1), seed: 8))
+        let w = 700, h = 530
+        var img = (0..<(w * h * 3)).map { Float(($0 * 7919) % 1000) / 1000 }
+        var full = [Float](repeating: 0, count: img.count), tiled = full
+        try img.withUnsafeBufferPointer { i in
+            let view = RGBImageView(base: i.baseAddress!, width: w, height: h, rowStride: 3 * w)
+            try full.withUnsafeMutableBufferPointer { try g.apply(view, to: $0.baseAddress!, outputRowStride: 3 * w, options: ApplyOptions(mode: .full)) }
+            try tiled.withUnsafeMutableBufferPointer {
+                try g.apply(view, to: $0.baseAddress!, outputRowStride: 3 * w, options: ApplyOptions(mode: .tiled, tileSize: 256, tileOverlap: 64))
+            }
+        }
+        let maxDiff = zip(full, tiled).map { abs($0 - $1) }.max()!
+        #expect(maxDiff < 1e-5)
+        try img.withUnsafeMutableBufferPointer { p in
+            try g.apply(RGBImageView(base: p.baseAddress!, width: w, height: h, rowStride: 3 * w), to: p.baseAddress!,
+                        outputRowStride: 3 * w, options: ApplyOptions(mode: .tiled, tileSize: 256, tileOverlap: 64))
+        }
+        #expect(zip(img, tiled).map { abs($0 - $1) }.max()! < 1e-6)
+    }
+}

@@ -66,7 +66,11 @@ typedef enum f2a_mode {
     /** The network at `working_size` on the long side; its effect is carried
         to full resolution as a local affine colour transform (guided filter),
         keeping the photo's detail. Fixed network cost per photo. */
-    F2A_MODE_GUIDED = 2
+    F2A_MODE_GUIDED = 2,
+    /** Overlapping `tile_size` tiles through the network, cross-faded over
+        128 pixels: full-resolution network output, memory bounded by the
+        tile size and the image width. */
+    F2A_MODE_TILED = 3
 } f2a_mode;
 
 /** Parameters of one apply call. Obtain defaults from f2a_default_params(). */
@@ -82,6 +86,8 @@ typedef struct f2a_params {
     /** Long side in pixels at which guided mode runs the network, 16..8192.
         Default 512. */
     int32_t working_size;
+    /** Tile side in pixels for tiled mode, 256..4096. Default 512. */
+    int32_t tile_size;
 } f2a_params;
 
 /** Information about a loaded model. Strings are owned by the model. */
@@ -108,7 +114,7 @@ const char *f2a_status_string(f2a_status status);
  */
 const char *f2a_last_error(void);
 
-/** Default parameters: strength 1, no progress callback, F2A_MODE_AUTO, working size 512. */
+/** Default parameters: strength 1, no progress callback, F2A_MODE_AUTO, working size 512, tile size 512. */
 f2a_params f2a_default_params(void);
 
 /**
