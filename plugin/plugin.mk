@@ -29,14 +29,20 @@ PLUGIN_CFLAGS      := -std=gnu11 -O2 -g -fPIC -Wall -Wextra -Werror -Wno-unused-
 PLUGIN_LIBS        := -L$(BUILD)/lib -lflash2ambient $(shell pkg-config --libs $(PLUGIN_PKGS) 2>/dev/null) \
                       -Wl,--no-undefined -Wl,--as-needed
 
-.PHONY: plugin test-plugin install-plugin uninstall-plugin clean-plugin
+.PHONY: plugin plugin-build test-plugin install-plugin install-plugin-files uninstall-plugin clean-plugin
 
 all: plugin
 test: test-plugin
 install: install-plugin
 uninstall: uninstall-plugin
 
-plugin: $(PLUGIN_MODULE) $(BUILD)/include/vips-flash2ambient.h
+# The PLUGIN_* paths come from pkg-config when make reads this file; on a fresh machine
+# libvips-dev only arrives with `deps`, so the real work happens in a sub-make that
+# re-reads them afterwards.
+plugin: $(PLUGIN_LIBDEP) | deps
+	@$(MAKE) --no-print-directory plugin-build
+
+plugin-build: $(PLUGIN_MODULE) $(BUILD)/include/vips-flash2ambient.h
 
 $(BUILD)/include/vips-flash2ambient.h: plugin/vips-flash2ambient.h
 	mkdir -p $(BUILD)/include
@@ -65,6 +71,9 @@ test-plugin: plugin
 # The installed module gets an absolute rpath to PREFIX/lib (where `make install`
 # puts libflash2ambient.so), so it works with a plain environment.
 install-plugin: plugin
+	@$(MAKE) --no-print-directory install-plugin-files
+
+install-plugin-files:
 	@test -n "$(PLUGIN_VIPS_LIBDIR)" || { echo "pkg-config cannot find vips"; exit 1; }
 	@if [ -z "$(DESTDIR)" ] && [ ! -w "$(PLUGIN_INSTALL_DIR)" ] && [ -e "$(PLUGIN_INSTALL_DIR)" ]; then \
 	  echo "install-plugin: $(PLUGIN_INSTALL_DIR) is not writable (run as root, or set DESTDIR)"; exit 1; fi
