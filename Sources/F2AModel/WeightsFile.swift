@@ -146,10 +146,18 @@ public struct WeightsFile: Sendable {
 
         let dataStart = align(headerEnd)
         var end = dataStart
+        // No checksum covers padding, so it must be zero: a flipped bit there is
+        // still reported instead of silently ignored.
+        func checkPadding(_ range: Range<Int>) throws(WeightsError) {
+            let clipped = range.clamped(to: 0..<bytes.count)
+            if let bad = clipped.first(where: { bytes[$0] != 0 }) { throw .malformed("non-zero padding byte at offset \(bad)") }
+        }
+        try checkPadding(headerEnd..<dataStart)
         // Regions must not overlap: sort by offset and check neighbours.
         for e in entries.sorted(by: { $0.offset < $1.offset }) {
             let start = dataStart + e.offset
             guard start >= end else { throw .malformed("data of tensor '\(e.name)' overlaps the previous tensor") }
+            try checkPadding(end..<start)
             end = start + e.size
             guard end <= bytes.count else {
                 throw .truncated(what: "data of tensor '\(e.name)'", needed: UInt64(end), available: UInt64(bytes.count))

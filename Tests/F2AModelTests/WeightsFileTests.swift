@@ -138,6 +138,17 @@ struct WeightsFileTests {
         _ = w
     }
 
+    @Test("Padding bytes must be zero")
+    func padding() {
+        var b = tinyBytes
+        let start = dataStart(b)
+        // The byte just before the data section is header padding whenever the header does not end on a 64-byte boundary.
+        let headerLength = Int(b[16..<24].reversed().reduce(0) { $0 << 8 | UInt64($1) })
+        #expect(32 + headerLength < start)
+        b[start - 1] = 1
+        #expect(parseError(b) == .malformed("non-zero padding byte at offset \(start - 1)"))
+    }
+
     @Test("Trailing bytes after the last tensor")
     func trailing() {
         guard case .malformed = parseError(tinyBytes + [0, 0, 0]) else { Issue.record("accepted trailing bytes"); return }
