@@ -52,6 +52,7 @@ let package = Package(
         .testTarget(name: "F2ACoreTests", dependencies: ["F2ACore"]),
         .testTarget(name: "F2AModelTests", dependencies: ["F2AModel"]),
         .testTarget(name: "F2AImageTests", dependencies: ["F2AImage"], exclude: ["make_golden.py"]),
+        .testTarget(name: "F2ATrainTests", dependencies: ["F2ATrain", "F2AModel"]),
         .testTarget(name: "F2ASynthTests", dependencies: ["F2ASynth"]),
     ]
 )

@@ -1,4 +1,204 @@
-// f2a-train (issue 4): being written.
-import Glibc
-print("f2a-train: not built yet")
-exit(1)
+import ArgumentParser
+import F2ACore
+import F2AModel
+import F2ATrain
+import Foundation
+
+nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
+
+func installStopHandlers() {
+    let handler: @convention(c) (Int32) -> Void = { _ in stopRequested = 1 }
+    signal(SIGINT, handler)
+    signal(SIGTERM, handler)
+}
+
+func log(_ s: String) {
+    print(s)
+    fflush(nil)
+}
+
+@main
+struct F2ATrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "f2a-train",
+        abstract: "Train the flash-to-ambient generator (pix2pix: U-Net/VGG-16 + PatchGAN) on CPU.",
+        subcommands: [Train.self, Export.self, Bench.self],
+        defaultSubcommand: Train.self)
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train (the default subcommand).",
+        discussion: """
+            Data directories hold pairs as flash/NAME.png + ambient/NAME.png or NAME_flash.png + \
+            NAME_ambient.png. Pairs whose NAME is in the validation list (default: the 6 faid32 names \
+            in data/faid32-split.md) are never trained on. RUNDIR receives checkpoint, best-checkpoint, \
+            best.f2aw, log.jsonl, validation.csv, loss-curve.png and samples.png. Options given on the \
+            command line override a --config JSON file, which overrides the defaults.
+            """)
+
+    @Option(name: .customLong("data"), help: "Pair directory (repeatable).") var data: [String] = []
+    @Option(help: "Run directory.") var out: String
+    @Option(help: "JSON file with any TrainConfig keys.") var config: String?
+    @Flag(help: "Continue from RUNDIR/checkpoint.") var resume = false
+    @Option(help: "Warm-start the generator from an exported weights file.") var initFrom: String?
+
+    @Option(help: "Generator width (1.0 = VGG-16).") var width: Double?
+    @Option(help: "Encoder levels 1...5.") var levels: Int?
+    @Option(help: "transpose or unpool.") var upsample: String?
+    @Option(help: "sigmoid or tanh.") var activation: String?
+    @Option(help: "rgb or ratio-log.") var formulation: String?
+    @Option(help: "Generator init: he or normal.") var initG: String?
+    @Option(help: "Longer side after the initial resize (0: none).") var resize: Int?
+    @Option(help: "Crop size.") var crop: Int?
+    @Option(help: "Random scale range, min.") var scaleMin: Double?
+    @Option(help: "Random scale range, max.") var scaleMax: Double?
+    @Flag(help: "Disable horizontal flips.") var noFlip = false
+    @Option(help: "Batch size.") var batch: Int?
+    @Option(help: "Total optimisation steps.") var steps: Int?
+    @Option(help: "Total epochs over the training pairs (alternative to --steps).") var epochs: Double?
+    @Option(help: "Generator learning rate.") var lrG: Double?
+    @Option(help: "Discriminator learning rate.") var lrD: Double?
+    @Option(help: "Adam beta1.") var beta1: Double?
+    @Option(help: "Fraction of the steps after which learning rates decay linearly to 0.") var decayFrom: Double?
+    @Option(help: "conditional, unconditional or none.") var discriminator: String?
+    @Option(help: "Discriminator width (base filters 64·w).") var discWidth: Double?
+    @Option(help: "Discriminator norm: instance, batch or none.") var discNorm: String?
+    @Option(help: "l1 or attention-l1.") var reconstruction: String?
+    @Option(help: "Weight of the reconstruction loss (pix2pix λ = 100).") var recWeight: Double?
+    @Option(help: "Weight of the adversarial loss (0 disables the discriminator).") var advWeight: Double?
+    @Flag(help: "Multiply the discriminator's image input by the attention map.") var attentionToDiscriminator = false
+    @Option(help: "Fraction of synthetic (F2ASynth) samples.") var synthRatio: Double?
+    @Option(help: "Comma-separated validation pair names.") var valNames: String?
+    @Option(help: "Random seed.") var seed: UInt64?
+    @Option(help: "Progress line interval (steps).") var logEvery: Int?
+    @Option(help: "Checkpoint interval (steps).") var checkpointEvery: Int?
+    @Option(help: "Validation interval (steps).") var validateEvery: Int?
+    @Option(help: "OpenBLAS threads.") var threads: Int?
+
+    func apply(to c: inout TrainConfig) throws {
+        if !data.isEmpty { c.data = data.map { ($0 as NSString).standardizingPath } }
+        if let width { c.width = width }
+        if let levels { c.levels = levels }
+        if let upsample { c.upsample = upsample }
+        if let activation { c.activation = activation }
+        if let formulation { c.formulation = formulation }
+        if let initG { guard let s = InitScheme(rawValue: initG) else { throw ValidationError("--init-g: he or normal") }; c.initG = s }
+        if let resize { c.resize = resize }
+        if let crop { c.crop = crop }
+        if let scaleMin { c.scaleMin = scaleMin }
+        if let scaleMax { c.scaleMax = scaleMax }
+        if noFlip { c.flip = false }
+        if let batch { c.batch = batch }
+        if let steps { c.steps = steps }
+        if let lrG { c.lrG = lrG }
+        if let lrD { c.lrD = lrD }
+        if let beta1 { c.beta1 = beta1 }
+        if let decayFrom { c.decayFrom = decayFrom }
+        if let discriminator { c.discriminator = discriminator }
+        if let discWidth { c.discWidth = discWidth }
+        if let discNorm { guard let n = NormKind(rawValue: discNorm) else { throw ValidationError("--disc-norm: instance, batch or none") }; c.discNorm = n }
+        if let reconstruction { c.reconstruction = reconstruction }
+        if let recWeight { c.reconstructionWeight = recWeight }
+        if let advWeight { c.adversarialWeight = advWeight }
+        if attentionToDiscriminator { c.attentionToDiscriminator = true }
+        if let synthRatio { c.synthRatio = synthRatio }
+        if let valNames { c.valNames = valNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        if let seed { c.seed = seed }
+        if let logEvery { c.logEvery = logEvery }
+        if let checkpointEvery { c.checkpointEvery = checkpointEvery }
+        if let validateEvery { c.validateEvery = validateEvery }
+    }
+
+    func run() throws {
+        if let threads { blasThreadCount = threads }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let ckPath = (out as NSString).appendingPathComponent("checkpoint")
+        var cfg = TrainConfig()
+        var checkpoint: Checkpoint? = nil
+        if resume, fm.fileExists(atPath: ckPath) {
+            let ck = try Checkpoint.read(path: ckPath)
+            checkpoint = ck
+            cfg = ck.config
+            // Only the length of the run and the bookkeeping may change on resume.
+            if let steps { cfg.steps = steps }
+            if let logEvery { cfg.logEvery = logEvery }
+            if let checkpointEvery { cfg.checkpointEvery = checkpointEvery }
+            if let validateEvery { cfg.validateEvery = validateEvery }
+            log("resuming \(ckPath) at step \(ck.step)")
+        } else {
+            if resume { log("no checkpoint in \(out): starting a new run") }
+            if let config {
+                let text = try String(contentsOfFile: config, encoding: .utf8)
+                cfg = try TrainConfig.merging(cfg, jsonObject: text, source: config)
+            }
+            try apply(to: &cfg)
+        }
+        let (train, val) = try Trainer.loadData(cfg, log: log)
+        if let epochs, checkpoint == nil {
+            cfg.steps = Int((epochs * Double(train.count) / Double(cfg.batch)).rounded(.up))
+        }
+        let trainer = try Trainer(config: cfg, train: train, validation: val, runDir: out, synthetic: try SynthSupport.provider(cfg))
+        if let checkpoint { try trainer.restore(from: checkpoint, path: ckPath) }
+        else if let initFrom {
+            let file = try WeightsFile.read(path: initFrom)
+            try trainer.generator.load(file)
+            log("generator initialised from \(initFrom)")
+        }
+        try (cfg.json + "\n").write(toFile: (out as NSString).appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+        let gc = try cfg.generatorConfig
+        log("generator: \(gc.summary), \(trainer.generator.params.count) parameters; "
+            + (trainer.discriminator.map { "discriminator: \(cfg.discriminator) PatchGAN, \($0.params.count) parameters" } ?? "no discriminator"))
+        log("training \(cfg.steps) steps, batch \(cfg.batch), crop \(cfg.crop), \(String(format: "%.1f", trainer.source.epoch(afterSteps: cfg.steps))) epochs, OpenBLAS threads \(blasThreadCount)")
+        installStopHandlers()
+        if trainer.step == 0 { try trainer.validateAndReport(log: log) }
+        try trainer.run(shouldStop: { stopRequested != 0 }, log: log)
+        log("checkpoint written to \(ckPath) at step \(trainer.step); best validation PSNR \(String(format: "%.2f", trainer.bestPSNR)) dB at step \(trainer.bestStep)")
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the inference weights file of a checkpoint.",
+        discussion: "SOURCE is a run directory (its checkpoint), a checkpoint file, or a weights file (re-encoded).")
+
+    @Argument(help: "Run directory, checkpoint or weights file.") var source: String
+    @Argument(help: "Output weights file (.f2aw).") var output: String
+    @Flag(help: "Store tensors as float16.") var f16 = false
+
+    func run() throws {
+        var path = source
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            path = (path as NSString).appendingPathComponent("checkpoint")
+        }
+        let file = try Exporter.weightsFile(from: path)
+        try file.write(path: output, dtype: f16 ? .f16 : .f32)
+        let g = try Generator(file: try WeightsFile.read(path: output))
+        print("wrote \(output) (\(f16 ? "f16" : "f32")): \(g.config.summary)")
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training throughput on random data (no files written).")
+
+    @Option(help: "Generator widths.") var width: [Double] = [1.0, 0.5, 0.25]
+    @Option var crop = 128
+    @Option var batch = 8
+    @Option(help: "Timed steps per width (after one warm-up step).") var steps = 3
+    @Option(help: "conditional, unconditional or none.") var discriminator = "conditional"
+    @Option var discWidth = 0.5
+    @Option(help: "OpenBLAS threads.") var threads: Int?
+
+    func run() throws {
+        if let threads { blasThreadCount = threads }
+        print("| G width | D | crop | batch | samples/s | step ms | forward | backward | optimiser | data | G+D GFLOP/step | GFLOP/s |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for w in width {
+            let r = try BenchRunner.run(width: w, crop: crop, batch: batch, steps: steps, discriminator: discriminator, discWidth: discWidth)
+            print(r)
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import F2ACore
+import F2AModel
+
+/// pix2pix's PatchGAN ("basic", n_layers = 3, 70×70 receptive field):
+/// C64 − C128 − C256 − C512(stride 1) − 1-channel logits, 4×4 kernels,
+/// padding 1, LeakyReLU 0.2, normalisation on all but the first and last
+/// layer. Channel counts scale with `width` (1 = 64 base filters).
+public final class PatchDiscriminator: @unchecked Sendable {
+    public struct Layer: Sendable {
+        public var geometry: ConvGeometry
+        public var norm: Bool
+        public var activation: Bool
+    }
+
+    public let inputChannels: Int
+    public let norm: NormKind
+    public let layers: [Layer]
+    public let params: ParameterSet
+    public static let slope: Float = 0.2
+    let ws = Workspace()
+
+    public init(inputChannels: Int, width: Double, norm: NormKind, layerCount: Int = 3) {
+        self.inputChannels = inputChannels
+        self.norm = norm
+        let base = max(1, Int((64 * width).rounded()))
+        var layers: [Layer] = [Layer(geometry: ConvGeometry(inputChannels, base, kernel: 4, stride: 2, padding: 1), norm: false, activation: true)]
+        var mult = 1
+        for n in 1...layerCount {
+            let prev = mult
+            mult = min(1 << n, 8)
+            let stride = n == layerCount ? 1 : 2
+            layers.append(Layer(geometry: ConvGeometry(base * prev, base * mult, kernel: 4, stride: stride, padding: 1),
+                                norm: norm != .none, activation: true))
+        }
+        layers.append(Layer(geometry: ConvGeometry(base * mult, 1, kernel: 4, stride: 1, padding: 1), norm: false, activation: false))
+        self.layers = layers
+        var shapes: [(name: String, shape: [Int])] = []
+        for (i, l) in layers.enumerated() {
+            shapes.append(("D.conv\(i).weight", l.geometry.weightShape))
+            shapes.append(("D.conv\(i).bias", [l.geometry.outChannels]))
+            if l.norm {
+                shapes.append(("D.norm\(i).gamma", [l.geometry.outChannels]))
+                shapes.append(("D.norm\(i).beta", [l.geometry.outChannels]))
+            }
+        }
+        params = ParameterSet(shapes: shapes)
+    }
+
+    public func initialise(_ scheme: InitScheme, seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        params.initialise(scheme, rng: &rng)
+    }
+
+    public struct Cache {
+        var inputs: [Tensor] = []        // conv inputs
+        var convOut: [Tensor] = []       // pre-norm conv outputs (unused for backward but kept small)
+        var norms: [NormCache?] = []
+        var outputs: [Tensor] = []       // post-activation outputs
+        public var logits: Tensor
+    }
+
+    /// x: [N, inputChannels, H, W] (already scaled to [−1, 1]) → patch logits [N, 1, h, w].
+    public func forward(_ input: Tensor) -> Cache {
+        precondition(input.c == inputChannels, "discriminator expects \(inputChannels) channels, got \(input.c)")
+        var x = input
+        var cache = Cache(logits: Tensor(zeros: [0]))
+        for (i, l) in layers.enumerated() {
+            cache.inputs.append(x)
+            var y = conv2dForward(x, weight: params["D.conv\(i).weight"], bias: params["D.conv\(i).bias"], l.geometry, workspace: ws)
+            if l.norm {
+                let (n, nc) = normForward(y, kind: norm, gamma: params["D.norm\(i).gamma"], beta: params["D.norm\(i).beta"])
+                cache.norms.append(nc)
+                y = n
+            } else {
+                cache.norms.append(nil)
+            }
+            if l.activation { Pointwise.leakyRelu(&y, slope: Self.slope) }
+            cache.outputs.append(y)
+            x = y
+        }
+        cache.logits = x
+        return cache
+    }
+
+    /// Backward from d logits; accumulates parameter gradients when
+    /// `parameterGradients`, returns d input.
+    public func backward(_ cache: Cache, dLogits: Tensor, parameterGradients: Bool = true) -> Tensor {
+        var d = dLogits
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            let l = layers[i]
+            if l.activation { Pointwise.leakyReluBackward(&d, output: cache.outputs[i], slope: Self.slope) }
+            if l.norm {
+                let gi = params.id("D.norm\(i).gamma"), bi = params.id("D.norm\(i).beta")
+                let gamma = params.values[gi]
+                if parameterGradients {
+                    d = params.withGrad(gi) { dg in params.withGrad(bi) { db in
+                        normBackward(d, cache: cache.norms[i]!, kind: norm, gamma: gamma, dGamma: dg, dBeta: db)
+                    } }
+                } else {
+                    var sg = [Float](repeating: 0, count: gamma.count), sb = sg
+                    d = normBackward(d, cache: cache.norms[i]!, kind: norm, gamma: gamma, dGamma: &sg, dBeta: &sb)
+                }
+            }
+            let wi = params.id("D.conv\(i).weight"), bi = params.id("D.conv\(i).bias")
+            let weight = params.values[wi]
+            if parameterGradients {
+                d = params.withGrad(wi) { dW in params.withGrad(bi) { dB in
+                    conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: true, workspace: ws)!
+                } }
+            } else {
+                d = conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: nil, dB: nil, inputGradient: true, workspace: ws)!
+            }
+        }
+        return d
+    }
+}

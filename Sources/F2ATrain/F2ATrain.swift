@@ -1,1 +1,0 @@
-// Training (issue 4): being written.

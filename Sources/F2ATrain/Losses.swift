@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import F2ACore
+import F2AModel
+
+/// Loss values (accumulated in Double) and their gradients.
+public enum Losses {
+    /// mean |p − t| (optionally weighted per pixel by `attention` [N, 1, H, W]
+    /// broadcast over channels). Returns the loss and d loss / d p.
+    public static func l1(_ p: Tensor, _ t: Tensor, attention: Tensor? = nil) -> (Double, Tensor) {
+        precondition(p.shape == t.shape)
+        var g = Tensor(zeros: p.shape)
+        let n = Float(p.count), plane = p.h * p.w, c = p.c
+        var total = 0.0
+        p.data.withUnsafeBufferPointer { pp in
+            t.data.withUnsafeBufferPointer { tp in
+                g.data.withUnsafeMutableBufferPointer { gp in
+                    for i in gp.indices {
+                        var w: Float = 1
+                        if let attention { w = attention.data[(i / (c * plane)) * plane + i % plane] }
+                        let d = pp[i] - tp[i]
+                        total += Double(w * abs(d))
+                        gp[i] = d > 0 ? w / n : (d < 0 ? -w / n : 0)
+                    }
+                }
+            }
+        }
+        return (total / Double(p.count), g)
+    }
+
+    /// mean (p − t)².
+    public static func mse(_ p: Tensor, _ t: Tensor) -> (Double, Tensor) {
+        precondition(p.shape == t.shape)
+        var g = Tensor(zeros: p.shape)
+        let n = Float(p.count)
+        var total = 0.0
+        p.data.withUnsafeBufferPointer { pp in
+            t.data.withUnsafeBufferPointer { tp in
+                g.data.withUnsafeMutableBufferPointer { gp in
+                    for i in gp.indices {
+                        let d = pp[i] - tp[i]
+                        total += Double(d * d)
+                        gp[i] = 2 * d / n
+                    }
+                }
+            }
+        }
+        return (total / Double(p.count), g)
+    }
+
+    /// Binary cross-entropy with logits against a constant label, mean over
+    /// all elements, in the stable form max(x, 0) − x·z + log(1 + e^−|x|).
+    /// Gradient (σ(x) − z) / count.
+    public static func bceWithLogits(_ x: Tensor, target z: Float) -> (Double, Tensor) {
+        var g = Tensor(zeros: x.shape)
+        let n = Float(x.count)
+        var total = 0.0
+        x.data.withUnsafeBufferPointer { xp in
+            g.data.withUnsafeMutableBufferPointer { gp in
+                for i in gp.indices {
+                    let v = xp[i]
+                    total += Double(max(v, 0) - v * z + log1pf(expf(-abs(v))))
+                    let s: Float = v >= 0 ? 1 / (1 + expf(-v)) : expf(v) / (1 + expf(v))
+                    gp[i] = (s - z) / n
+                }
+            }
+        }
+        return (total / Double(x.count), g)
+    }
+
+    /// The seed's attention map: att = 1 − mean over RGB of |F − A|, [N, 1, H, W].
+    public static func attention(flash f: Tensor, ambient a: Tensor) -> Tensor {
+        precondition(f.shape == a.shape && f.c == 3)
+        var att = Tensor(zeros: [f.n, 1, f.h, f.w])
+        let plane = f.h * f.w
+        for b in 0..<f.n {
+            for i in 0..<plane {
+                var s: Float = 0
+                for c in 0..<3 {
+                    let k = (b * 3 + c) * plane + i
+                    s += abs(f.data[k] - a.data[k])
+                }
+                att.data[b * plane + i] = 1 - s / 3
+            }
+        }
+        return att
+    }
+
+    /// Ratio-log targets r = encode(A, F).
+    public static func ratioTarget(ambient a: Tensor, flash f: Tensor) -> Tensor {
+        var r = a
+        for i in r.data.indices { r.data[i] = RatioLog.encode(ambient: a.data[i], flash: f.data[i]) }
+        return r
+    }
+}

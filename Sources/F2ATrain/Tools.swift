@@ -1,0 +1,107 @@
+import F2ACore
+import F2AModel
+import Foundation
+
+/// Export of inference weights.
+public enum Exporter {
+    /// The generator's weights file from a checkpoint, or a verified copy of
+    /// a weights file.
+    public static func weightsFile(from path: String) throws(TrainError) -> WeightsFile {
+        let file: WeightsFile
+        do { file = try WeightsFile.read(path: path) } catch { throw .checkpoint(path: path, reason: "\(error)") }
+        if case .string(let k) = file[config: "kind"], k == Checkpoint.kind {
+            let ck = try Checkpoint.parse(file, path: path)
+            return try generator(from: ck, path: path).weightsFile(description: description(ck))
+        }
+        do { _ = try Generator(file: file) } catch { throw .checkpoint(path: path, reason: "neither a checkpoint nor a loadable weights file: \(error)") }
+        return file
+    }
+
+    public static func generator(from ck: Checkpoint, path: String) throws(TrainError) -> TrainableGenerator {
+        let g = TrainableGenerator(config: try ck.config.generatorConfig)
+        var adam = Adam(for: g.params)
+        try Checkpoint.restore(ck.generator, adam: ck.generatorAdam, into: g.params, &adam, what: "generator", path: path)
+        return g
+    }
+
+    static func description(_ ck: Checkpoint) -> String {
+        let c = ck.config
+        var s = "f2a-train step \(ck.step): width \(c.width), crop \(c.crop), batch \(c.batch), "
+            + "\(c.reconstruction) x\(c.reconstructionWeight), adversarial \(c.discriminator) x\(c.adversarialWeight), "
+            + "data \(c.data.map { ($0 as NSString).lastPathComponent }.joined(separator: "+"))"
+        if ck.bestStep >= 0 { s += String(format: "; best validation %.2f dB at step %d", ck.bestPSNR, ck.bestStep) }
+        return String(s.prefix(1000))
+    }
+}
+
+/// Throughput benchmark on random pairs.
+public enum BenchRunner {
+    static func randomPair(_ w: Int, _ h: Int, seed: UInt64) -> ImagePair {
+        var rng = SplitMix64(seed: seed)
+        // Smooth random images: a few random gradients.
+        var f = [Float](repeating: 0, count: w * h * 3), a = f
+        let coef = (0..<12).map { _ in Float.random(in: -1...1, using: &rng) }
+        for y in 0..<h {
+            for x in 0..<w {
+                let u = Float(x) / Float(w), v = Float(y) / Float(h)
+                for c in 0..<3 {
+                    let base = 0.5 + 0.3 * coef[c] * u + 0.3 * coef[c + 3] * v
+                    f[(y * w + x) * 3 + c] = min(max(base, 0), 1)
+                    a[(y * w + x) * 3 + c] = min(max(0.6 * base + 0.1 * coef[c + 6], 0), 1)
+                }
+            }
+        }
+        return ImagePair(name: "random\(seed)", width: w, height: h, flash: f, ambient: a)
+    }
+
+    /// Multiply-adds ×2 of one discriminator forward pass.
+    static func discriminatorFlops(_ d: PatchDiscriminator, size: Int) -> Double {
+        var s = size, total = 0.0
+        for l in d.layers {
+            let o = l.geometry.outSize(s)
+            total += 2 * Double(l.geometry.columnRows * l.geometry.outChannels * o * o)
+            s = o
+        }
+        return total
+    }
+
+    public static func run(width: Double, crop: Int, batch: Int, steps: Int, discriminator: String, discWidth: Double) throws(TrainError) -> String {
+        var c = TrainConfig()
+        c.width = width; c.crop = crop; c.batch = batch; c.steps = steps + 1
+        c.discriminator = discriminator; c.discWidth = discWidth; c.scaleMin = 1; c.scaleMax = 1.25
+        let pairs = (0..<4).map { randomPair(320, 240, seed: UInt64($0)) }
+        let t = try Trainer(config: c, train: pairs, validation: [], runDir: nil)
+        _ = t.trainStep(t.source.batch(step: 0))
+        var sum = StepStats()
+        let t0 = now()
+        for s in 1...steps {
+            let d0 = now()
+            let b = t.source.batch(step: s)
+            let dt = now() - d0
+            var st = t.trainStep(b)
+            st.data = dt
+            sum.forward += st.forward; sum.backward += st.backward; sum.optimiser += st.optimiser; sum.data += st.data
+        }
+        let wall = now() - t0, n = Double(steps)
+        let gFwd = t.generator.config.flops(height: crop, width: crop) * Double(batch)
+        let dFwd = t.discriminator.map { discriminatorFlops($0, size: crop) * Double(batch) } ?? 0
+        // G: forward + backward (dW and dX) ≈ 3 forwards; D: 3 forwards, 2 full backwards, 1 input-only backward.
+        let flops = 3 * gFwd + 8 * dFwd
+        let computeTime = (sum.forward + sum.backward + sum.optimiser) / n
+        func ms(_ v: Double) -> String { String(format: "%.0f ms", v / n * 1000) }
+        return "| \(width) | \(t.discriminator == nil ? "none" : "\(discriminator) \(discWidth)") | \(crop) | \(batch) | "
+            + String(format: "%.2f", Double(batch) / computeTime) + " | " + String(format: "%.0f", computeTime * 1000)
+            + " | \(ms(sum.forward)) | \(ms(sum.backward)) | \(ms(sum.optimiser)) | \(ms(sum.data)) (background) | "
+            + String(format: "%.1f", flops / 1e9) + " | " + String(format: "%.1f", flops / 1e9 / computeTime) + " |"
+            + (wall > 0 ? "" : "")
+    }
+}
+
+/// Synthetic pairs from F2ASynth (issue 5).
+public enum SynthSupport {
+    /// A sample provider when `config.synthRatio` > 0.
+    public static func provider(_ config: TrainConfig) throws(TrainError) -> (@Sendable (UInt64, Int) -> ImagePair)? {
+        guard config.synthRatio > 0 else { return nil }
+        throw .config("--synth-ratio needs the F2ASynth renderer, which is not available in this build")
+    }
+}

@@ -1,0 +1,118 @@
+import F2AModel
+import Foundation
+
+/// Everything that defines a training run. Stored in every checkpoint (as
+/// JSON) so that `--resume` and `export` need nothing else; a `--config`
+/// file holds any subset of these keys.
+public struct TrainConfig: Codable, Sendable, Equatable {
+    // Data
+    public var data: [String] = []
+    /// Pairs with these names form the validation split and are never trained on.
+    public var valNames: [String] = TrainConfig.faid32Validation
+    /// Longer side after the initial resize (0 keeps the original size).
+    public var resize: Int = 320
+    public var crop: Int = 128
+    public var scaleMin: Double = 1.0
+    public var scaleMax: Double = 1.25
+    public var flip: Bool = true
+    /// Fraction of training samples rendered by F2ASynth.
+    public var synthRatio: Double = 0
+
+    // Generator
+    public var width: Double = 0.25
+    public var levels: Int = 5
+    public var upsample: String = "transpose"
+    public var activation: String = "sigmoid"
+    public var formulation: String = "rgb"
+    public var initG: InitScheme = .he
+
+    // Discriminator
+    /// "conditional" (sees flash + image, pix2pix), "unconditional" (image only), "none".
+    public var discriminator: String = "conditional"
+    /// Base filters = 64 · discWidth.
+    public var discWidth: Double = 0.5
+    public var discNorm: NormKind = .instance
+    public var initD: InitScheme = .normal
+
+    // Losses
+    /// "l1" or "attention-l1" (the seed's attention-guided L1).
+    public var reconstruction: String = "l1"
+    public var reconstructionWeight: Double = 100
+    public var adversarialWeight: Double = 1
+    /// Multiply the discriminator's image input by the attention map (seed option).
+    public var attentionToDiscriminator: Bool = false
+
+    // Optimisation
+    public var batch: Int = 8
+    public var steps: Int = 10_000
+    public var lrG: Double = 2e-4
+    public var lrD: Double = 2e-4
+    public var beta1: Double = 0.5
+    public var beta2: Double = 0.999
+    /// Fraction of `steps` after which the learning rates decay linearly to zero.
+    public var decayFrom: Double = 0.5
+    public var seed: UInt64 = 1
+
+    // Bookkeeping
+    public var logEvery: Int = 10
+    public var checkpointEvery: Int = 250
+    public var validateEvery: Int = 250
+
+    public static let faid32Validation = ["Objects_054", "People_220", "Plants_063", "Rooms_707", "Shelves_138", "Toys_224"]
+
+    public init() {}
+
+    public var generatorConfig: GeneratorConfig {
+        get throws(TrainError) {
+            guard let u = GeneratorConfig.Upsample(rawValue: upsample) else { throw .config("upsample '\(upsample)' is not transpose or unpool") }
+            guard let a = GeneratorConfig.OutputActivation(rawValue: activation) else { throw .config("activation '\(activation)' is not sigmoid or tanh") }
+            guard let f = GeneratorConfig.Formulation(rawValue: formulation) else { throw .config("formulation '\(formulation)' is not rgb or ratio-log") }
+            guard width > 0 && width <= 4 else { throw .config("width \(width) is outside (0, 4]") }
+            guard (1...5).contains(levels) else { throw .config("levels \(levels) is outside 1...5") }
+            return GeneratorConfig(width: width, levels: levels, upsample: u, activation: a, formulation: f)
+        }
+    }
+
+    public func validate() throws(TrainError) {
+        _ = try generatorConfig
+        guard ["conditional", "unconditional", "none"].contains(discriminator) else {
+            throw .config("discriminator '\(discriminator)' is not conditional, unconditional or none")
+        }
+        guard ["l1", "attention-l1"].contains(reconstruction) else { throw .config("reconstruction '\(reconstruction)' is not l1 or attention-l1") }
+        guard crop > 0, crop % (1 << (levels - 1)) == 0 else { throw .config("crop \(crop) must be a positive multiple of \(1 << (levels - 1))") }
+        guard batch > 0, steps >= 0 else { throw .config("batch and steps must be positive") }
+        guard scaleMin > 0, scaleMax >= scaleMin else { throw .config("need 0 < scaleMin <= scaleMax") }
+        guard (0...1).contains(synthRatio) else { throw .config("synthRatio \(synthRatio) is outside [0, 1]") }
+        guard logEvery > 0, checkpointEvery > 0, validateEvery > 0 else { throw .config("intervals must be positive") }
+    }
+
+    public var json: String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return String(decoding: try! e.encode(self), as: UTF8.self)
+    }
+
+    public static func fromJSON(_ s: String) throws(TrainError) -> TrainConfig {
+        do { return try JSONDecoder().decode(TrainConfig.self, from: Data(s.utf8)) } catch {
+            throw .config("cannot decode configuration: \(error)")
+        }
+    }
+
+    /// `base` overridden by the keys of a JSON object (unknown keys are errors).
+    public static func merging(_ base: TrainConfig, jsonObject text: String, source: String) throws(TrainError) -> TrainConfig {
+        guard let obj = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+            throw .config("\(source) is not a JSON object")
+        }
+        var dict = (try! JSONSerialization.jsonObject(with: Data(base.json.utf8))) as! [String: Any]
+        for (k, v) in obj {
+            guard dict[k] != nil else {
+                throw .config("\(source): unknown key '\(k)' (known: \(dict.keys.sorted().joined(separator: ", ")))")
+            }
+            dict[k] = v
+        }
+        let data = try! JSONSerialization.data(withJSONObject: dict)
+        do { return try JSONDecoder().decode(TrainConfig.self, from: data) } catch {
+            throw .config("\(source): \(error)")
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import F2ACore
+import F2AImage
+import F2AModel
+import Foundation
+import Testing
+@testable import F2ATrain
+
+func writePNG(_ path: String, width: Int = 20, height: Int = 16, value: Float = 0.5) throws {
+    var px = [Float](repeating: value, count: width * height * 3)
+    for i in stride(from: 0, to: px.count, by: 7) { px[i] = Float(i % 255) / 255 }
+    try saveRGB8(px, width: width, height: height, to: path)
+}
+
+func mkdir(_ p: String) { try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true) }
+
+func expectDataError(_ contains: String, _ body: () throws -> Void) {
+    do { try body(); Issue.record("expected an error mentioning \(contains)") } catch {
+        #expect("\(error)".contains(contains), "\(error)")
+    }
+}
+
+@Suite("Data pipeline")
+struct DataTests {
+    @Test("both directory layouts are discovered and decoded")
+    func layouts() throws {
+        let root = tempDir("layouts")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        mkdir(root + "/a/flash"); mkdir(root + "/a/ambient"); mkdir(root + "/b")
+        for n in ["x", "y"] {
+            try writePNG(root + "/a/flash/\(n).png"); try writePNG(root + "/a/ambient/\(n).png", value: 0.2)
+            try writePNG(root + "/b/\(n)_flash.png"); try writePNG(root + "/b/\(n)_ambient.png", value: 0.2)
+        }
+        let a = try PairDiscovery.find(in: root + "/a"), b = try PairDiscovery.find(in: root + "/b")
+        #expect(a.map(\.name) == ["x", "y"] && b.map(\.name) == ["x", "y"])
+        #expect(b[0].flash.hasSuffix("x_flash.png") && b[0].ambient.hasSuffix("x_ambient.png"))
+        let p = try PairDiscovery.load(a[0], resizeLong: 0)
+        #expect(p.width == 20 && p.height == 16 && p.flash.count == 20 * 16 * 3)
+        #expect(abs(p.ambient[1] - 0.2) < 0.003)
+        let r = try PairDiscovery.load(a[0], resizeLong: 10)
+        #expect(r.width == 10 && r.height == 8)
+        // Validation split by name.
+        var c = TrainConfig()
+        c.data = [root + "/a", root + "/b"]; c.valNames = ["y"]; c.resize = 0
+        let (train, val) = try Trainer.loadData(c, log: { _ in })
+        #expect(train.map(\.name) == ["x", "x"] && val.map(\.name) == ["y", "y"])
+    }
+
+    @Test("empty or mismatched data directories are clear errors naming the file")
+    func badDirectories() throws {
+        let root = tempDir("bad")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        mkdir(root + "/empty")
+        expectDataError("no image pairs in '\(root)/empty'") { _ = try PairDiscovery.find(in: root + "/empty") }
+        expectDataError("'\(root)/nope' is not a directory") { _ = try PairDiscovery.find(in: root + "/nope") }
+        mkdir(root + "/m/flash"); mkdir(root + "/m/ambient")
+        try writePNG(root + "/m/flash/one.png")
+        expectDataError("'\(root)/m/flash/one.png' has no ambient counterpart") { _ = try PairDiscovery.find(in: root + "/m") }
+        try writePNG(root + "/m/ambient/one.png"); try writePNG(root + "/m/ambient/two.png")
+        expectDataError("'\(root)/m/ambient/two.png' has no flash counterpart") { _ = try PairDiscovery.find(in: root + "/m") }
+        mkdir(root + "/f")
+        try writePNG(root + "/f/s_flash.png")
+        expectDataError("'\(root)/f/s_flash.png' has no ambient counterpart") { _ = try PairDiscovery.find(in: root + "/f") }
+        try writePNG(root + "/f/s_ambient.png", width: 10)
+        let pairs = try PairDiscovery.find(in: root + "/f")
+        expectDataError("'\(root)/f/s_flash.png' is 20x16 but '\(root)/f/s_ambient.png' is 10x16") { _ = try PairDiscovery.load(pairs[0], resizeLong: 0) }
+        FileManager.default.createFile(atPath: root + "/g_flash.png", contents: Data("not a png".utf8))
+        FileManager.default.createFile(atPath: root + "/g_ambient.png", contents: Data("not a png".utf8))
+        mkdir(root + "/g"); try FileManager.default.moveItem(atPath: root + "/g_flash.png", toPath: root + "/g/g_flash.png")
+        try FileManager.default.moveItem(atPath: root + "/g_ambient.png", toPath: root + "/g/g_ambient.png")
+        let gp = try PairDiscovery.find(in: root + "/g")
+        expectDataError("\(root)/g/g_flash.png") { _ = try PairDiscovery.load(gp[0], resizeLong: 0) }
+        var c = TrainConfig()
+        c.data = []
+        expectDataError("no data directory") { _ = try Trainer.loadData(c, log: { _ in }) }
+    }
+
+    @Test("batches are deterministic per step; crops without scaling copy pixels exactly")
+    func batches() throws {
+        let pairs = (0..<3).map { syntheticPair("p\($0)", width: 40, height: 30, seed: UInt64($0)) }
+        let aug = Augmentation(crop: 16, scaleMin: 1, scaleMax: 1, flip: false)
+        let s = try BatchSource(pairs: pairs, batchSize: 4, augmentation: aug, seed: 5)
+        let b1 = s.batch(step: 7), b2 = s.batch(step: 7), b3 = s.batch(step: 8)
+        #expect(b1.flash == b2.flash && b1.ambient == b2.ambient && b1.flash != b3.flash)
+        // Every crop is an exact window of one of the flash images.
+        for i in 0..<4 {
+            let crop = Array(b1.flash.data[(i * 3 * 256)..<(i * 3 * 256 + 256)]) // red plane
+            var found = false
+            for p in pairs where !found {
+                for y0 in 0...(30 - 16) where !found {
+                    for x0 in 0...(40 - 16) where !found {
+                        found = (0..<256).allSatisfy { k in p.flash[((y0 + k / 16) * 40 + x0 + k % 16) * 3] == crop[k] }
+                    }
+                }
+            }
+            #expect(found)
+        }
+        // An epoch visits every pair once.
+        let one = try BatchSource(pairs: pairs, batchSize: 1, augmentation: aug, seed: 5)
+        #expect(Set(one.permutation(epoch: 0)) == Set(0..<3))
+        // The background loader delivers the same batches in order.
+        let loader = BackgroundLoader(source: s, from: 5, to: 9)
+        for step in 5..<9 {
+            let b = loader.next()
+            #expect(b.step == step && b.flash == s.batch(step: step).flash)
+        }
+        loader.stop()
+        // Crops larger than the images are refused.
+        expectDataError("smaller than the 64-pixel crop") {
+            _ = try BatchSource(pairs: pairs, batchSize: 1, augmentation: Augmentation(crop: 64, scaleMin: 1, scaleMax: 1, flip: false), seed: 1)
+        }
+    }
+
+    @Test("configuration files: known keys override defaults, unknown keys are errors")
+    func configFile() throws {
+        let c = try TrainConfig.merging(TrainConfig(), jsonObject: "{\"width\": 0.5, \"crop\": 64, \"data\": [\"x\"]}", source: "f.json")
+        #expect(c.width == 0.5 && c.crop == 64 && c.data == ["x"] && c.batch == TrainConfig().batch)
+        expectDataError("unknown key 'widht'") { _ = try TrainConfig.merging(TrainConfig(), jsonObject: "{\"widht\": 1}", source: "f.json") }
+        #expect(try TrainConfig.fromJSON(c.json) == c)
+        var bad = TrainConfig(); bad.crop = 100
+        expectDataError("crop 100") { try bad.validate() }
+        #expect(LRSchedule(base: 1, decayStart: 10, total: 20).rate(at: 5) == 1)
+        #expect(LRSchedule(base: 1, decayStart: 10, total: 20).rate(at: 15) == 0.5)
+        #expect(LRSchedule(base: 1, decayStart: 10, total: 20).rate(at: 20) == 0)
+    }
+
+    @Test("Adam matches the reference update with bias correction")
+    func adam() {
+        let p = ParameterSet(shapes: [("w", [2])])
+        p.values[0] = [1, -1]
+        var opt = Adam(for: p, beta1: 0.5, beta2: 0.999)
+        p.grads[0] = [0.5, -2]
+        opt.step(p, lr: 0.1)
+        // First step: m̂ = g, v̂ = g², update = lr·g/|g| = ±lr.
+        #expect(abs(p.values[0][0] - 0.9) < 1e-6 && abs(p.values[0][1] + 0.9) < 1e-6)
+        p.grads[0] = [0.5, 0]
+        opt.step(p, lr: 0.1)
+        let m = 0.5 * 0.25 + 0.5 * 0.5, v = 0.999 * 0.00025 + 0.001 * 0.25
+        let expected = 0.9 - 0.1 * (m / (1 - 0.25)) / ((v / (1 - 0.999 * 0.999)).squareRoot() + 1e-8)
+        #expect(abs(Double(p.values[0][0]) - expected) < 1e-6)
+    }
+}

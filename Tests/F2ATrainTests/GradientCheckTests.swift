@@ -1,0 +1,334 @@
+import F2ACore
+import F2AModel
+import Testing
+@testable import F2ATrain
+
+// Finite-difference checks of every backward pass, in the manner of ggml's
+// test-backend-ops: the scalar loss is L = Σ r ⊙ f(x) for a fixed random r
+// (accumulated in Double), the analytic gradient is the backward pass fed
+// with dy = r, the numeric one is (L(x+ε) − L(x−ε)) / 2ε, and the two are
+// compared by their normalised squared error
+//     NMSE = Σ (analytic − numeric)² / Σ numeric².
+// Forward passes are float32, so L carries a rounding error of about
+// 1e-7·√(#outputs)·|r·y| ≈ 1e-6 here; with ε = 1e-2 for smooth layers the
+// numeric gradient's error is ~1e-4 against gradients of order 0.1–1, i.e.
+// an NMSE of ~1e-7. The thresholds (1e-4 for single layers, 1e-3 for whole
+// networks, where a ReLU can change side inside ±ε) leave a wide margin
+// over that noise while any real error — a wrong index, a missing term, a
+// transposed GEMM — gives an NMSE of order 1.
+
+struct Rand {
+    var rng: SplitMix64
+    init(_ seed: UInt64) { rng = SplitMix64(seed: seed) }
+    mutating func tensor(_ shape: [Int], scale: Float = 1) -> Tensor {
+        Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in scale * Float.random(in: -1...1, using: &rng) })
+    }
+    mutating func array(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in scale * Float.random(in: -1...1, using: &rng) } }
+    /// Values with pairwise gaps ≥ 2ε·4 so that max-pooling's argmax and
+    /// ReLU's sign are stable under ±ε perturbations.
+    mutating func spaced(_ shape: [Int], gap: Float = 0.08) -> Tensor {
+        let n = shape.reduce(1, *)
+        var values = (0..<n).map { Float($0) * gap - Float(n) * gap / 2 + gap / 2 }
+        values.shuffle(using: &rng)
+        return Tensor(shape: shape, data: values)
+    }
+}
+
+func dot(_ r: Tensor, _ y: Tensor) -> Double {
+    precondition(r.shape == y.shape, "\(r.shape) vs \(y.shape)")
+    var s = 0.0
+    for i in r.data.indices { s += Double(r.data[i]) * Double(y.data[i]) }
+    return s
+}
+
+func nmse(_ analytic: [Float], _ numeric: [Double]) -> Double {
+    var num = 0.0, den = 0.0
+    for i in analytic.indices {
+        let d = Double(analytic[i]) - numeric[i]
+        num += d * d; den += numeric[i] * numeric[i]
+    }
+    return den == 0 ? num : num / den
+}
+
+/// Numeric gradient of `loss` with respect to `values` (all entries, or the given indices).
+func numericGradient(_ values: inout [Float], eps: Float, indices: [Int]? = nil, _ loss: ([Float]) -> Double) -> [Double] {
+    (indices ?? Array(values.indices)).map { i in
+        let old = values[i]
+        values[i] = old + eps
+        let lp = loss(values)
+        values[i] = old - eps
+        let lm = loss(values)
+        values[i] = old
+        return (lp - lm) / (2 * Double(eps))
+    }
+}
+
+/// Compares analytic and numeric gradients of a whole network. A network has
+/// ReLU/LeakyReLU kinks; where one lies within ±ε of a probed value the central
+/// difference mixes both sides and cannot match any (sub)gradient. So a probe
+/// is counted as agreeing when its error is below 10 % of the gradients' RMS;
+/// at least 90 % of the probes must agree (a wrong index, a missing term or a
+/// transposed GEMM makes most probes disagree), and the NMSE over the agreeing
+/// probes must be below 1e-3.
+func networkCheck(_ analytic: [Float], _ numeric: [Double]) -> (nmse: Double, agreeing: Int) {
+    let rms = (numeric.map { $0 * $0 }.reduce(0, +) / Double(max(numeric.count, 1))).squareRoot()
+    var a: [Float] = [], n: [Double] = []
+    for i in analytic.indices where abs(Double(analytic[i]) - numeric[i]) <= 0.1 * rms {
+        a.append(analytic[i]); n.append(numeric[i])
+    }
+    return (nmse(a, n), a.count)
+}
+
+@Suite("Backward passes against finite differences")
+struct GradientCheckTests {
+    static let convCases: [(n: Int, cin: Int, cout: Int, h: Int, w: Int, k: Int, s: Int, p: Int, target: Int)] = [
+        (2, 3, 4, 7, 6, 3, 1, 1, 4096),   // 3x3 same, two images in one GEMM
+        (2, 3, 4, 7, 6, 3, 1, 1, 1),      // one image per GEMM
+        (1, 2, 3, 9, 8, 4, 2, 1, 4096),   // PatchGAN stride 2
+        (2, 3, 2, 6, 5, 4, 1, 1, 4096),   // PatchGAN stride 1
+        (2, 5, 3, 4, 4, 1, 1, 0, 4096),   // 1x1, batched
+        (2, 5, 3, 4, 4, 1, 1, 0, 1),      // 1x1, direct
+        (1, 2, 2, 5, 5, 3, 2, 0, 4096),   // no padding, stride 2
+    ]
+
+    @Test("conv2d: input, weight and bias gradients", arguments: 0..<7)
+    func conv(_ caseIndex: Int) {
+        let c = Self.convCases[caseIndex]
+        var R = Rand(UInt64(100 + caseIndex))
+        let g = ConvGeometry(c.cin, c.cout, kernel: c.k, stride: c.s, padding: c.p)
+        var x = R.tensor([c.n, c.cin, c.h, c.w])
+        var w = R.array(c.cout * c.cin * c.k * c.k, scale: 0.5)
+        var b = R.array(c.cout, scale: 0.5)
+        let ws = Workspace()
+        let y = conv2dForward(x, weight: w, bias: b, g, workspace: ws, columnTarget: c.target)
+        let r = R.tensor(y.shape)
+        var dW = [Float](repeating: 0, count: w.count), dB = [Float](repeating: 0, count: b.count)
+        let dx = conv2dBackward(x, dy: r, weight: w, g, dW: &dW, dB: &dB, inputGradient: true, workspace: ws, columnTarget: c.target)!
+        let eps: Float = 1e-2
+        let nx = numericGradient(&x.data, eps: eps) { xv in dot(r, conv2dForward(Tensor(shape: x.shape, data: xv), weight: w, bias: b, g, workspace: ws, columnTarget: c.target)) }
+        let nw = numericGradient(&w, eps: eps) { wv in dot(r, conv2dForward(x, weight: wv, bias: b, g, workspace: ws, columnTarget: c.target)) }
+        let nb = numericGradient(&b, eps: eps) { bv in dot(r, conv2dForward(x, weight: w, bias: bv, g, workspace: ws, columnTarget: c.target)) }
+        #expect(nmse(dx.data, nx) < 1e-4)
+        #expect(nmse(dW, nw) < 1e-4)
+        #expect(nmse(dB, nb) < 1e-4)
+    }
+
+    @Test("conv2d forward matches F2ACore.Conv2d")
+    func convMatchesCore() {
+        var R = Rand(7)
+        for (k, s, p) in [(3, 1, 1), (4, 2, 1), (1, 1, 0)] {
+            var core = Conv2d(inChannels: 3, outChannels: 5, kernelSize: k, stride: s, padding: p)
+            core.weight = R.tensor(core.weight.shape)
+            core.bias = R.tensor([5])
+            let x = R.tensor([3, 3, 10, 12])
+            let ours = conv2dForward(x, weight: core.weight.data, bias: core.bias.data,
+                                     ConvGeometry(3, 5, kernel: k, stride: s, padding: p), workspace: Workspace())
+            let ref = core(x)
+            #expect(ours.shape == ref.shape)
+            #expect(zip(ours.data, ref.data).map { abs($0 - $1) }.max()! < 1e-5)
+        }
+    }
+
+    @Test("transposed conv 2x2/2: input, weight and bias gradients")
+    func convTranspose() {
+        var R = Rand(3)
+        var x = R.tensor([2, 3, 3, 4])
+        let oc = 2
+        var w = R.array(3 * oc * 4), b = R.array(oc)
+        let y = convTranspose2x2Forward(x, weight: w, bias: b, outChannels: oc)
+        var core = ConvTranspose2d(inChannels: 3, outChannels: oc)
+        core.weight = Tensor(shape: [3, oc, 2, 2], data: w); core.bias = Tensor(shape: [oc], data: b)
+        #expect(y == core(x))
+        let r = R.tensor(y.shape)
+        var dW = [Float](repeating: 0, count: w.count), dB = [Float](repeating: 0, count: oc)
+        let dx = convTranspose2x2Backward(x, dy: r, weight: w, outChannels: oc, dW: &dW, dB: &dB)
+        let nx = numericGradient(&x.data, eps: 1e-2) { dot(r, convTranspose2x2Forward(Tensor(shape: x.shape, data: $0), weight: w, bias: b, outChannels: oc)) }
+        let nw = numericGradient(&w, eps: 1e-2) { dot(r, convTranspose2x2Forward(x, weight: $0, bias: b, outChannels: oc)) }
+        let nb = numericGradient(&b, eps: 1e-2) { dot(r, convTranspose2x2Forward(x, weight: w, bias: $0, outChannels: oc)) }
+        #expect(nmse(dx.data, nx) < 1e-4)
+        #expect(nmse(dW, nw) < 1e-4)
+        #expect(nmse(dB, nb) < 1e-4)
+    }
+
+    @Test("max-pool and max-unpool")
+    func pooling() {
+        var R = Rand(4)
+        var x = R.spaced([2, 2, 6, 4])
+        let (y, idx) = maxPool2d(x)
+        let r = R.tensor(y.shape)
+        let dx = maxPoolBackward(r, indices: idx, inputHeight: 6, inputWidth: 4)
+        let nx = numericGradient(&x.data, eps: 1e-2) { dot(r, maxPool2d(Tensor(shape: x.shape, data: $0)).output) }
+        #expect(nmse(dx.data, nx) < 1e-4)
+        // Unpool with fixed indices is linear in its input.
+        var u = R.tensor(y.shape)
+        let r2 = R.tensor(x.shape)
+        let du = maxUnpoolBackward(r2, indices: idx, pooledHeight: 3, pooledWidth: 2)
+        let nu = numericGradient(&u.data, eps: 1e-2) { dot(r2, maxUnpool2d(Tensor(shape: y.shape, data: $0), indices: idx, height: 6, width: 4)) }
+        #expect(nmse(du.data, nu) < 1e-4)
+    }
+
+    @Test("concat and split")
+    func concat() {
+        var R = Rand(5)
+        var a = R.tensor([2, 3, 4, 5])
+        let b = R.tensor([2, 2, 4, 5])
+        let r = R.tensor([2, 5, 4, 5])
+        let (da, db) = splitChannels(r, first: 3)
+        let na = numericGradient(&a.data, eps: 1e-2) { dot(r, concatChannels(Tensor(shape: a.shape, data: $0), b)) }
+        #expect(nmse(da.data, na) < 1e-4)
+        var bb = b
+        let nb = numericGradient(&bb.data, eps: 1e-2) { dot(r, concatChannels(a, Tensor(shape: b.shape, data: $0))) }
+        #expect(nmse(db.data, nb) < 1e-4)
+    }
+
+    @Test("pointwise activations: ReLU, LeakyReLU, sigmoid, tanh")
+    func activations() {
+        var R = Rand(6)
+        var x = R.spaced([1, 2, 5, 5], gap: 0.1)
+        let r = R.tensor(x.shape)
+        let cases: [(String, (Tensor) -> Tensor, (inout Tensor, Tensor) -> Void)] = [
+            ("relu", { var t = $0; Pointwise.relu(&t); return t }, { Pointwise.reluBackward(&$0, output: $1) }),
+            ("leaky", { var t = $0; Pointwise.leakyRelu(&t, slope: 0.2); return t }, { Pointwise.leakyReluBackward(&$0, output: $1, slope: 0.2) }),
+            ("sigmoid", { var t = $0; Activation.sigmoid.apply(&t); return t }, { Pointwise.sigmoidBackward(&$0, output: $1) }),
+            ("tanh", { var t = $0; Activation.tanh.apply(&t); return t }, { Pointwise.tanhBackward(&$0, output: $1) }),
+        ]
+        for (name, f, back) in cases {
+            var d = r
+            back(&d, f(x))
+            let n = numericGradient(&x.data, eps: 1e-3) { dot(r, f(Tensor(shape: x.shape, data: $0))) }
+            #expect(nmse(d.data, n) < 1e-4, "\(name)")
+        }
+    }
+
+    @Test("instance and batch normalisation", arguments: [NormKind.instance, .batch])
+    func norm(_ kind: NormKind) {
+        var R = Rand(8)
+        var x = R.tensor([2, 3, 4, 5])
+        var gamma = R.array(3).map { 1 + 0.5 * $0 }, beta = R.array(3)
+        let (y, cache) = normForward(x, kind: kind, gamma: gamma, beta: beta)
+        let r = R.tensor(y.shape)
+        var dg = [Float](repeating: 0, count: 3), db = dg
+        let dx = normBackward(r, cache: cache, kind: kind, gamma: gamma, dGamma: &dg, dBeta: &db)
+        let nx = numericGradient(&x.data, eps: 1e-2) { dot(r, normForward(Tensor(shape: x.shape, data: $0), kind: kind, gamma: gamma, beta: beta).0) }
+        let ng = numericGradient(&gamma, eps: 1e-2) { dot(r, normForward(x, kind: kind, gamma: $0, beta: beta).0) }
+        let nb = numericGradient(&beta, eps: 1e-2) { dot(r, normForward(x, kind: kind, gamma: gamma, beta: $0).0) }
+        #expect(nmse(dx.data, nx) < 1e-4)
+        #expect(nmse(dg, ng) < 1e-4)
+        #expect(nmse(db, nb) < 1e-4)
+    }
+
+    @Test("losses: L1, attention L1, MSE, BCE with logits, ratio-log decode")
+    func losses() {
+        var R = Rand(9)
+        var p = R.tensor([2, 3, 4, 4])
+        let t = R.tensor([2, 3, 4, 4])
+        // Keep |p − t| away from 0 so that |·| is differentiable within ±ε.
+        for i in p.data.indices where abs(p.data[i] - t.data[i]) < 0.05 { p.data[i] = t.data[i] + 0.1 }
+        let att = Tensor(shape: [2, 1, 4, 4], data: R.array(32).map { 0.5 + 0.5 * $0 })
+        for a in [nil, att] {
+            let (_, g) = Losses.l1(p, t, attention: a)
+            let n = numericGradient(&p.data, eps: 1e-3) { Losses.l1(Tensor(shape: p.shape, data: $0), t, attention: a).0 }
+            #expect(nmse(g.data, n) < 1e-4)
+        }
+        let (_, gm) = Losses.mse(p, t)
+        let nm = numericGradient(&p.data, eps: 1e-3) { Losses.mse(Tensor(shape: p.shape, data: $0), t).0 }
+        #expect(nmse(gm.data, nm) < 1e-4)
+        var logits = R.tensor([2, 1, 3, 3], scale: 30) // includes large |x| (stable form)
+        for z: Float in [0, 1] {
+            let (l, gb) = Losses.bceWithLogits(logits, target: z)
+            #expect(l.isFinite)
+            let nb = numericGradient(&logits.data, eps: 1e-2) { Losses.bceWithLogits(Tensor(shape: logits.shape, data: $0), target: z).0 }
+            #expect(nmse(gb.data, nb) < 1e-4)
+        }
+        // ratio-log decode, away from the clamp edges
+        var ratio = Tensor(shape: [1, 3, 4, 4], data: R.array(48).map { 0.5 + 0.1 * $0 })
+        let flash = Tensor(shape: [1, 3, 4, 4], data: R.array(48).map { 0.4 + 0.2 * $0 })
+        let r = R.tensor(ratio.shape)
+        let d = RatioLogGrad.decodeBackward(r, ratio: ratio, flash: flash)
+        let nd = numericGradient(&ratio.data, eps: 1e-3) { v in
+            var a = Tensor(shape: ratio.shape, data: v); RatioLog.decode(ratio: &a, flash: flash); return dot(r, a)
+        }
+        #expect(nmse(d.data, nd) < 1e-4)
+    }
+
+    static let generatorCases: [GeneratorConfig] = [
+        GeneratorConfig(width: 0.0625, levels: 3, upsample: .transpose, activation: .sigmoid, formulation: .rgb),
+        GeneratorConfig(width: 0.0625, levels: 3, upsample: .unpool, activation: .tanh, formulation: .rgb),
+        GeneratorConfig(width: 0.0625, levels: 2, upsample: .transpose, activation: .sigmoid, formulation: .ratioLog),
+    ]
+
+    @Test("whole generator: parameter gradients", arguments: 0..<3)
+    func generator(_ caseIndex: Int) {
+        let config = Self.generatorCases[caseIndex]
+        let g = TrainableGenerator(config: config)
+        g.initialise(.he, seed: 42)
+        // Non-zero biases exercise their gradients.
+        var R = Rand(UInt64(50 + caseIndex))
+        for i in g.params.names.indices where g.params.names[i].hasSuffix(".bias") { g.params.values[i] = R.array(g.params.values[i].count, scale: 0.05) }
+        let flash = Tensor(shape: [2, 3, 8, 8], data: R.array(384).map { 0.5 + 0.4 * $0 })
+        let cache = g.forward(flash)
+        let r = R.tensor(cache.output.shape)
+        let rRaw = R.tensor(cache.raw.shape)
+        g.params.zeroGrads()
+        g.backward(cache, dOutput: r, dRaw: rRaw)
+        func loss() -> Double { let c = g.forward(flash); return dot(r, c.output) + dot(rRaw, c.raw) }
+        var analytic: [Float] = [], numeric: [Double] = []
+        for (i, name) in g.params.names.enumerated() {
+            // Up to 6 entries of every parameter tensor.
+            let n = g.params.values[i].count
+            let picks = (0..<min(6, n)).map { _ in Int.random(in: 0..<n, using: &R.rng) }
+            for j in picks {
+                let old = g.params.values[i][j]
+                g.params.values[i][j] = old + 1e-3; let lp = loss()
+                g.params.values[i][j] = old - 1e-3; let lm = loss()
+                g.params.values[i][j] = old
+                analytic.append(g.params.grads[i][j]); numeric.append((lp - lm) / 2e-3)
+                _ = name
+            }
+        }
+        let (e, agree) = networkCheck(analytic, numeric)
+        #expect(agree * 10 >= analytic.count * 9, "\(agree) of \(analytic.count) agree")
+        #expect(e < 1e-3)
+        #expect(nmse(analytic, numeric) < 1e-2) // even with kinks included
+    }
+
+    @Test("PatchGAN discriminator: input and parameter gradients", arguments: [NormKind.instance, .batch])
+    func discriminator(_ norm: NormKind) {
+        let d = PatchDiscriminator(inputChannels: 6, width: 0.0625, norm: norm)
+        d.initialise(.he, seed: 3)
+        var R = Rand(77)
+        var x = R.tensor([2, 6, 32, 32])
+        let c = d.forward(x)
+        #expect(c.logits.shape == [2, 1, 2, 2])
+        let r = R.tensor(c.logits.shape)
+        d.params.zeroGrads()
+        let dx = d.backward(c, dLogits: r)
+        let picks = (0..<60).map { _ in Int.random(in: 0..<x.count, using: &R.rng) }
+        let eps: Float = 2e-3
+        let nx = numericGradient(&x.data, eps: eps, indices: picks) { dot(r, d.forward(Tensor(shape: x.shape, data: $0)).logits) }
+        let (ex, agreeX) = networkCheck(picks.map { dx.data[$0] }, nx)
+        #expect(agreeX >= 54, "\(agreeX) of 60 agree")
+        #expect(ex < 1e-3)
+        var analytic: [Float] = [], numeric: [Double] = []
+        for i in d.params.names.indices {
+            let n = d.params.values[i].count
+            for _ in 0..<min(5, n) {
+                let j = Int.random(in: 0..<n, using: &R.rng)
+                analytic.append(d.params.grads[i][j])
+                let old = d.params.values[i][j]
+                d.params.values[i][j] = old + eps; let lp = dot(r, d.forward(x).logits)
+                d.params.values[i][j] = old - eps; let lm = dot(r, d.forward(x).logits)
+                d.params.values[i][j] = old
+                numeric.append((lp - lm) / Double(2 * eps))
+            }
+        }
+        let (ep, agreeP) = networkCheck(analytic, numeric)
+        #expect(agreeP * 10 >= analytic.count * 9, "\(agreeP) of \(analytic.count) agree")
+        #expect(ep < 1e-3)
+        // Input-only backward gives the same input gradient and leaves parameter gradients alone.
+        let before = d.params.grads
+        let dx2 = d.backward(c, dLogits: r, parameterGradients: false)
+        #expect(dx2 == dx)
+        #expect(d.params.grads == before)
+    }
+}
