@@ -14,7 +14,7 @@ struct F2A: ParsableCommand {
             ./weights/default.f2aw.
             """,
         version: versionText,
-        subcommands: [Apply.self, Eval.self, Info.self, Init.self, Synth.self])
+        subcommands: [Apply.self, Batch.self, Eval.self, Info.self, Init.self, Synth.self])
 }
 
 /// "0.1.0, default model: <its description>", so that a plumbing (untrained)

@@ -1,0 +1,180 @@
+import ArgumentParser
+import F2AModel
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--jobs N` or `--jobs auto`.
+enum BatchJobs: ExpressibleByArgument, Equatable {
+    case auto
+    case count(Int)
+
+    init?(argument: String) {
+        if argument == "auto" { self = .auto; return }
+        guard let n = Int(argument), n >= 1, n <= 64 else { return nil }
+        self = .count(n)
+    }
+
+    static var defaultValueDescription: String { "auto" }
+
+    /// auto: one worker per online core (measured best on small and mid-size
+    /// photos, see docs/BATCH.md), never more workers than files.
+    func resolve(cores: Int, files: Int) -> Int {
+        switch self {
+        case .count(let n): return max(1, min(n, max(files, 1)))
+        case .auto: return max(1, min(cores, max(files, 1)))
+        }
+    }
+}
+
+struct Batch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply the generator to many photographs: parallel, resumable, shardable.",
+        discussion: """
+            INPUT: image files, directories (scanned recursively for .jpg .jpeg .png .tif .tiff .webp \
+            .heic .heif .avif …, hidden entries skipped) or - for a list of paths on stdin, one per line. \
+            The output tree mirrors the input tree below the deepest directory common to all inputs \
+            (or --base): photos/a/x.jpg → OUT/a/x.jpg. Outputs keep the input's band format (16-bit stays \
+            16-bit), alpha and metadata, and are written to a temporary file then renamed, so an \
+            interrupted or killed run never leaves a partial output; run again with --skip-existing to resume.
+
+            Safety: the output directory may not be an input directory or contain an input; it may lie \
+            inside an input directory only as a separate subtree (new, empty or a previous f2a batch \
+            output, marked by OUT/.f2a-batch), which is then never scanned; no output may be an input.
+
+            Sharding: --shard K/N processes items K, K+N, K+2N, … of the input list sorted by relative \
+            path. Without --shard, K/N come from JOB_COMPLETION_INDEX and --shard-count or \
+            F2A_SHARD_COUNT (Kubernetes Indexed Jobs) or from SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN \
+            and SLURM_ARRAY_TASK_COUNT (Slurm arrays). Recipes: docs/BATCH.md.
+
+            Exit status: 0 if every file was written or skipped, 1 if any failed, 130/143 if \
+            interrupted by SIGINT/SIGTERM (the files in flight are finished or cancelled cleanly).
+            """)
+
+    @Argument(help: "Image files, directories, or - for paths on stdin.") var inputs: [String]
+    @Option(name: [.short, .long], help: "Output directory (created if missing).") var output: String
+    @Option(name: [.short, .long], help: "Parallel workers: a number or auto (one per core).") var jobs: BatchJobs = .auto
+    @Option(help: "Output format: same, jpeg, png, tiff or webp.") var format: BatchFormat = .same
+    @Option(help: "JPEG/WebP/HEIF quality 1–100 (0 = libvips default).") var quality: Int = 0
+    @Option(help: "Appended to each output's file name stem (photo.jpg → photo<S>.jpg).") var suffix: String = ""
+    @Flag(help: "Skip inputs whose output already exists (resume an interrupted run).") var skipExisting = false
+    @Option(help: "Process shard K of N (0 <= K < N) of the sorted input list.") var shard: String?
+    @Option(help: "Shard count N when the index comes from JOB_COMPLETION_INDEX (or set F2A_SHARD_COUNT).")
+    var shardCount: Int?
+    @Option(help: "Write one JSON line per file to this path ({shard} is replaced by K).") var report: String?
+    @Option(help: "Directory the output tree mirrors (default: deepest directory common to the inputs).")
+    var base: String?
+    @Flag(help: "List this shard's input → output pairs (tab-separated) and exit.") var dryRun = false
+    @OptionGroup var model: ModelOptions
+    @Option(help: "Blend with the input: 0 = input, 1 = full effect.") var strength: Float = 1
+    @Option(help: "auto (full up to 1024 px on the long side, else guided), full, tiled or guided.")
+    var mode: ApplyMode = .auto
+    @Option(help: "Long side in pixels at which guided mode runs the network.") var workingSize: Int = 512
+    @Option(help: "Tile side in pixels for tiled mode.") var tileSize: Int = 512
+
+    func validate() throws {
+        guard strength.isFinite, (0...1).contains(strength) else { throw ValidationError("--strength must be in [0, 1]") }
+        guard (16...8192).contains(workingSize) else { throw ValidationError("--working-size must be in 16...8192") }
+        guard (256...4096).contains(tileSize) else { throw ValidationError("--tile-size must be in 256...4096") }
+        guard (0...100).contains(quality) else { throw ValidationError("--quality must be in 0...100") }
+        guard !suffix.contains("/"), !suffix.contains("\0") else { throw ValidationError("--suffix may not contain '/'") }
+        guard !BatchPath.isTemporary(suffix) else { throw ValidationError("--suffix may not contain '\(BatchPath.tempInfix)'") }
+        guard !inputs.isEmpty else { throw ValidationError("give at least one INPUT (a file, a directory or -)") }
+        guard !output.isEmpty else { throw ValidationError("--output may not be empty") }
+        if let shardCount, shardCount < 1 { throw ValidationError("--shard-count must be at least 1") }
+    }
+
+    func run() throws {
+        do {
+            try runBatch()
+        } catch let error as BatchError {
+            writeStderr("f2a batch: error: \(error.description)\n")
+            throw ExitCode(2)
+        }
+    }
+
+    func runBatch() throws {
+        let started = Date()
+        let shard = try BatchShard.resolve(option: shard, countOption: shardCount,
+                                           environment: ProcessInfo.processInfo.environment)
+        let planner = BatchPlanner(arguments: inputs, outputDirectory: output, base: base, format: format, suffix: suffix)
+        let plan = try planner.plan()
+        let mine = shard.select(plan.items)
+
+        if dryRun {
+            for item in mine { print("\(item.input)\t\(item.output)") }
+            return
+        }
+        let generator: Generator
+        do { generator = try model.load() } catch { throw BatchError("\(error)") }
+        try Self.prepareOutputDirectory(plan.outputDirectory)
+
+        let cores = BatchRunner.onlineCores
+        let workers = jobs.resolve(cores: cores, files: mine.count)
+        let threads = BatchRunner.applyThreadPolicy(jobs: workers, cores: cores)
+        let progress = BatchProgress(total: mine.count)
+        progress.log("f2a batch: \(mine.count) of \(plan.items.count) file\(plan.items.count == 1 ? "" : "s") "
+                     + "(shard \(shard)\(shard.source == "default" ? "" : " from \(shard.source)")), base \(plan.base), "
+                     + "output \(plan.outputDirectory), \(workers) worker\(workers == 1 ? "" : "s") "
+                     + "(\(cores) cores; convolution threads \(cores), OpenBLAS \(threads.blas), libvips \(threads.vips) per worker)")
+        for (path, message) in plan.scanErrors { progress.log("f2a batch: \(path): \(message)") }
+        for path in BatchRunner.removeStaleTemporaries(for: mine) {
+            progress.log("f2a batch: removed a temporary file left by an interrupted run: \(path)")
+        }
+
+        let reportFile = try report.map { try BatchReport(path: BatchReport.path($0, shard: shard), shard: shard) }
+        let runner = BatchRunner(items: mine, generator: generator,
+                                 settings: .init(options: ApplyOptions(mode: mode, strength: strength, workingSize: workingSize,
+                                                                       tileSize: tileSize),
+                                                 quality: quality, skipExisting: skipExisting),
+                                 progress: progress, report: reportFile)
+        let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { runner.requestStop(sig) }
+            source.resume()
+            return source
+        }
+        progress.startTicker()
+        runner.run(jobs: workers)
+        progress.finish()
+        sources.forEach { $0.cancel() }
+
+        var tally = progress.counts
+        for (path, message) in plan.scanErrors {
+            tally.failed += 1
+            tally.failures.append((path, message))
+        }
+        print(tally.summary(total: mine.count, shard: shard, elapsed: Date().timeIntervalSince(started)))
+        if runner.stoppedBy != 0 { throw ExitCode(128 + runner.stoppedBy) }
+        if tally.failed > 0 { throw ExitCode(1) }
+    }
+
+    /// Creates the output directory, marks it as an f2a batch output tree and
+    /// checks that files can be created in it, with a clear error if not.
+    static func prepareOutputDirectory(_ dir: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw BatchError("cannot create the output directory \(dir): \(BatchRunner.describe(error))")
+        }
+        let marker = dir + "/" + BatchPath.marker
+        if BatchPath.kind(marker) != .file {
+            let text = Array("This directory holds f2a batch outputs; f2a batch never scans it for inputs.\n".utf8)
+            let fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                throw BatchError("cannot write to the output directory \(dir): \(String(cString: strerror(errno)))")
+            }
+            _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        let probe = dir + "/.f2a-batch-probe-\(getpid())"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw BatchError("cannot write to the output directory \(dir): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
+        unlink(probe)
+    }
+}

@@ -1,0 +1,398 @@
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Input discovery, output paths (mirrored tree), the never-write-over-inputs
+// rules and sharding for `f2a batch`. See docs/BATCH.md for the rules in prose.
+
+/// One photograph to process: where it is read and where its result goes.
+struct BatchItem: Sendable {
+    /// Absolute, lexically normalised input path.
+    let input: String
+    /// Input path relative to the base directory: the sort key of sharding.
+    let relative: String
+    /// Absolute output path.
+    let output: String
+    /// Set when the item cannot be processed at all (missing file, output collision …).
+    var planError: String?
+}
+
+enum BatchPath {
+    /// Suffixes scanned inside directories (case-insensitive). Explicit file
+    /// arguments are taken whatever their suffix (libvips sniffs the content).
+    static let imageSuffixes: Set<String> = ["jpg", "jpeg", "jpe", "png", "tif", "tiff", "webp",
+                                             "heic", "heif", "avif", "jp2", "j2k", "jxl"]
+    /// Marks a directory as an `f2a batch` output tree; such directories are never scanned.
+    static let marker = ".f2a-batch"
+    /// Infix of the temporary files the savers write before renaming (see vipsio.c).
+    static let tempInfix = ".f2a-tmp-"
+
+    /// Absolute path with ".", ".." and repeated slashes removed lexically.
+    static func absolute(_ path: String) -> String {
+        let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var parts: [Substring] = []
+        for part in joined.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    static func parent(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        return String(path[..<slash])
+    }
+
+    static func name(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    /// ("photo", ".jpg") for "photo.jpg"; ("photo", "") without a suffix; dotfiles have no suffix.
+    static func splitSuffix(_ name: String) -> (stem: String, suffix: String) {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return (name, "") }
+        return (String(name[..<dot]), String(name[dot...]))
+    }
+
+    /// `path` is `dir` or below it (both absolute, normalised).
+    static func isWithin(_ path: String, _ dir: String) -> Bool {
+        dir == "/" || path == dir || path.hasPrefix(dir + "/")
+    }
+
+    /// `path` relative to `base` (path must be within base).
+    static func relative(_ path: String, to base: String) -> String {
+        if path == base { return "" }
+        return base == "/" ? String(path.dropFirst()) : String(path.dropFirst(base.count + 1))
+    }
+
+    /// Deepest directory containing every path of `dirs`.
+    static func commonDirectory(_ dirs: [String]) -> String {
+        guard var common = dirs.first?.split(separator: "/").map(String.init) else { return "/" }
+        for dir in dirs.dropFirst() {
+            let parts = dir.split(separator: "/").map(String.init)
+            var n = 0
+            while n < min(common.count, parts.count) && common[n] == parts[n] { n += 1 }
+            common.removeLast(common.count - n)
+        }
+        return "/" + common.joined(separator: "/")
+    }
+
+    /// Physical path (symlinks resolved) of a path that may not exist yet: the
+    /// deepest existing ancestor resolved, the rest appended.
+    static func physical(_ path: String) -> String {
+        var head = absolute(path)
+        var tail: [String] = []
+        while true {
+            if let resolved = realpath(head, nil) {
+                defer { free(resolved) }
+                let base = String(cString: resolved)
+                return tail.isEmpty ? base : absolute(base + "/" + tail.reversed().joined(separator: "/"))
+            }
+            if head == "/" { return absolute("/" + tail.reversed().joined(separator: "/")) }
+            tail.append(name(head))
+            head = parent(head)
+        }
+    }
+
+    enum Kind { case missing, file, directory, other }
+
+    /// What is at `path`, following symlinks.
+    static func kind(_ path: String) -> Kind {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return .missing }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return .file
+        case S_IFDIR: return .directory
+        default: return .other
+        }
+    }
+
+    static func isTemporary(_ name: String) -> Bool { name.contains(tempInfix) }
+}
+
+/// The output format of `--format`.
+enum BatchFormat: String, CaseIterable, ExpressibleByArgument {
+    case same, jpeg, png, tiff, webp
+
+    /// Suffixes that already name this format (the input's own suffix is kept when it does).
+    var suffixes: [String] {
+        switch self {
+        case .same: return []
+        case .jpeg: return [".jpg", ".jpeg", ".jpe"]
+        case .png: return [".png"]
+        case .tiff: return [".tif", ".tiff"]
+        case .webp: return [".webp"]
+        }
+    }
+}
+
+/// Which slice of the sorted input list this process handles.
+struct BatchShard: Equatable, CustomStringConvertible {
+    var index: Int
+    var count: Int
+    /// Where K/N came from, for the log.
+    var source: String = "--shard"
+
+    static let single = BatchShard(index: 0, count: 1, source: "default")
+
+    var description: String { "\(index)/\(count)" }
+
+    /// "K/N" with 0 <= K < N.
+    static func parse(_ text: String, source: String = "--shard") throws -> BatchShard {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]) else {
+            throw BatchError("\(source): expected K/N (e.g. 0/4), got '\(text)'")
+        }
+        return try make(k, n, source: source)
+    }
+
+    static func make(_ k: Int, _ n: Int, source: String) throws -> BatchShard {
+        guard n >= 1 else { throw BatchError("\(source): the shard count must be at least 1, got \(n)") }
+        guard (0..<n).contains(k) else {
+            throw BatchError("\(source): shard index \(k) is not in 0..<\(n)")
+        }
+        return BatchShard(index: k, count: n, source: source)
+    }
+
+    /// --shard, else Kubernetes (JOB_COMPLETION_INDEX + --shard-count / F2A_SHARD_COUNT),
+    /// else Slurm (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT), else 0/1.
+    static func resolve(option: String?, countOption: Int?, environment env: [String: String]) throws -> BatchShard {
+        if let option { return try parse(option) }
+        let count: Int? = try countOption ?? env["F2A_SHARD_COUNT"].flatMap { text in
+            guard let n = Int(text) else { throw BatchError("F2A_SHARD_COUNT: not a number: '\(text)'") }
+            return n
+        }
+        if let text = env["JOB_COMPLETION_INDEX"], !text.isEmpty {
+            guard let k = Int(text) else { throw BatchError("JOB_COMPLETION_INDEX: not a number: '\(text)'") }
+            guard let count else {
+                throw BatchError("JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job) but the shard count is not: "
+                                      + "pass --shard-count N or set F2A_SHARD_COUNT to the Job's completions")
+            }
+            return try make(k, count, source: "JOB_COMPLETION_INDEX=\(k), shard count \(count)")
+        }
+        if let text = env["SLURM_ARRAY_TASK_ID"], !text.isEmpty {
+            guard let id = Int(text) else { throw BatchError("SLURM_ARRAY_TASK_ID: not a number: '\(text)'") }
+            let minimum = Int(env["SLURM_ARRAY_TASK_MIN"] ?? "") ?? 0
+            guard let n = count ?? Int(env["SLURM_ARRAY_TASK_COUNT"] ?? "") else {
+                throw BatchError("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not (pass --shard-count N)")
+            }
+            let source = "SLURM_ARRAY_TASK_ID=\(id) - SLURM_ARRAY_TASK_MIN=\(minimum) of \(n)"
+            guard (0..<n).contains(id - minimum) else {
+                throw BatchError("\(source): not in 0..<\(n); use a contiguous array without steps "
+                                      + "(--array=0-\(n - 1)) or pass --shard K/N")
+            }
+            return try make(id - minimum, n, source: source)
+        }
+        if let count, count != 1 {
+            throw BatchError("a shard count (\(count)) is given but no index: pass --shard K/N, "
+                                  + "or run as a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) or Slurm array")
+        }
+        return single
+    }
+
+    /// Round-robin over the sorted list: item i belongs to shard i mod N. Every
+    /// item is in exactly one shard, shard sizes differ by at most one, and the
+    /// split depends only on the sorted relative paths (not on the machine,
+    /// the mount point or the enumeration order).
+    func select<T>(_ sorted: [T]) -> [T] {
+        sorted.enumerated().compactMap { $0.offset % count == index ? $0.element : nil }
+    }
+}
+
+/// The result of discovery: everything to process (all shards), and problems found while scanning.
+struct BatchPlan {
+    var items: [BatchItem]
+    var base: String
+    /// Directories that could not be listed (reported as failures).
+    var scanErrors: [(path: String, message: String)]
+    var outputDirectory: String
+}
+
+struct BatchPlanner {
+    var arguments: [String]
+    var outputDirectory: String
+    var base: String?
+    var format: BatchFormat
+    var suffix: String
+    var readStdin: () -> [String] = {
+        var lines: [String] = []
+        while let line = Swift.readLine(strippingNewline: true) {
+            let trimmed = line.hasSuffix("\r") ? String(line.dropLast()) : line
+            if !trimmed.isEmpty { lines.append(trimmed) }
+        }
+        return lines
+    }
+
+    /// Arguments with "-" replaced by the paths read from stdin.
+    func expandedArguments() throws -> [String] {
+        var list: [String] = []
+        var readStdinOnce = false
+        for argument in arguments {
+            if argument == "-" {
+                guard !readStdinOnce else { continue }
+                readStdinOnce = true
+                list += readStdin()
+            } else {
+                list.append(argument)
+            }
+        }
+        return list
+    }
+
+    /// Finds the inputs, maps them to outputs and enforces the safety rules.
+    /// Throws (refusing the whole run) when the output directory and the inputs overlap.
+    func plan() throws -> BatchPlan {
+        let args = try expandedArguments().map(BatchPath.absolute)
+        guard !args.isEmpty else { throw BatchError("no inputs (the list on stdin was empty)") }
+        let out = BatchPath.absolute(outputDirectory)
+        let outPhysical = BatchPath.physical(out)
+
+        // The inputs as given: directories scanned, files taken, anything else a failure.
+        var dirs: [String] = [], files: [String] = [], missing: [String] = []
+        for arg in args {
+            switch BatchPath.kind(arg) {
+            case .directory: dirs.append(arg)
+            case .file: files.append(arg)
+            case .missing, .other: missing.append(arg)
+            }
+        }
+
+        // Rule 1: the output directory is not an input and holds no input.
+        for path in dirs + files {
+            let physical = BatchPath.physical(path)
+            if BatchPath.isWithin(physical, outPhysical) {
+                throw BatchError(physical == outPhysical
+                    ? "refusing to write into an input directory: the output directory \(out) is the input \(path)"
+                    : "refusing to write over inputs: the input \(path) is inside the output directory \(out)")
+            }
+        }
+        // Rule 2: an output directory inside an input directory is a separate subtree,
+        // never scanned; if it already exists it must be empty or an f2a batch output.
+        let outKind = BatchPath.kind(out)
+        if outKind != .missing && outKind != .directory {
+            throw BatchError("the output \(out) exists and is not a directory")
+        }
+        for dir in dirs where BatchPath.isWithin(outPhysical, BatchPath.physical(dir)) {
+            if outKind == .directory, !FileManager.default.fileExists(atPath: out + "/" + BatchPath.marker),
+               let contents = try? FileManager.default.contentsOfDirectory(atPath: out), !contents.isEmpty {
+                throw BatchError("refusing to use \(out) as output directory: it is inside the input directory "
+                                      + "\(dir) and already holds files not written by f2a batch (they would no "
+                                      + "longer be scanned). Use a new or empty directory.")
+            }
+        }
+
+        var scanErrors: [(String, String)] = []
+        var found: [String] = files + missing
+        for dir in dirs {
+            scan(dir, skipping: outPhysical, into: &found, errors: &scanErrors)
+        }
+
+        let base: String
+        if let given = self.base {
+            base = BatchPath.absolute(given)
+            for path in dirs + files + missing where !BatchPath.isWithin(path, base) {
+                throw BatchError("the input \(path) is not inside --base \(base)")
+            }
+        } else {
+            base = BatchPath.commonDirectory(dirs + (files + missing).map(BatchPath.parent))
+        }
+
+        // Unique inputs sorted by their relative path (bytewise): the order every shard agrees on.
+        var seen = Set<String>()
+        var entries: [(input: String, relative: String)] = []
+        for path in found where seen.insert(path).inserted {
+            entries.append((path, BatchPath.relative(path, to: base)))
+        }
+        entries.sort { Array($0.relative.utf8).lexicographicallyPrecedes(Array($1.relative.utf8)) }
+
+        let missingSet = Set(missing)
+        let inputPhysical = Set(entries.map { BatchPath.physical($0.input) })
+        var claimed: [String: String] = [:]
+        var items: [BatchItem] = []
+        for entry in entries {
+            var error: String?
+            let output: String
+            switch outputRelative(entry.relative) {
+            case .success(let rel): output = out + "/" + rel
+            case .failure(let message):
+                output = out + "/" + entry.relative
+                error = message.description
+            }
+            if missingSet.contains(entry.input) {
+                error = BatchPath.kind(entry.input) == .missing ? "no such file" : "not a regular file"
+            }
+            // Rule 3 (the last guard, also through symlinks): no output is an input.
+            if inputPhysical.contains(BatchPath.physical(output)) {
+                throw BatchError("refusing to overwrite an input: \(entry.input) would be written to \(output)")
+            }
+            if error == nil {
+                if let other = claimed[output] {
+                    error = "output \(output) is already the output of \(other) (use --format same or --suffix)"
+                } else {
+                    claimed[output] = entry.input
+                }
+            }
+            items.append(BatchItem(input: entry.input, relative: entry.relative, output: output, planError: error))
+        }
+        return BatchPlan(items: items, base: base, scanErrors: scanErrors, outputDirectory: out)
+    }
+
+    /// The output's path below the output directory: same directories, stem + suffix, the format's suffix.
+    func outputRelative(_ relative: String) -> Result<String, PlanFailure> {
+        let dir = relative.contains("/") ? BatchPath.parent("/" + relative).dropFirst() + "/" : ""
+        let (stem, inputSuffix) = BatchPath.splitSuffix(BatchPath.name(relative))
+        let ext: String
+        switch format {
+        case .same:
+            guard !inputSuffix.isEmpty else {
+                return .failure(PlanFailure("the input has no file suffix, so --format same cannot name the output"))
+            }
+            ext = inputSuffix
+        default:
+            ext = format.suffixes.contains(inputSuffix.lowercased()) ? inputSuffix : format.suffixes[0]
+        }
+        return .success(dir + stem + suffix + ext)
+    }
+
+    struct PlanFailure: Error, CustomStringConvertible {
+        let description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// Recursive scan: image suffixes only; hidden entries, temporary files, the
+    /// output directory and marked output trees skipped; directory symlinks not followed.
+    func scan(_ dir: String, skipping outPhysical: String, into found: inout [String],
+              errors: inout [(String, String)]) {
+        guard let handle = opendir(dir) else {
+            errors.append((dir, "cannot list directory: \(String(cString: strerror(errno)))"))
+            return
+        }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(handle)
+        for name in names.sorted() where !name.hasPrefix(".") {
+            let path = dir == "/" ? "/" + name : dir + "/" + name
+            var st = stat()
+            guard lstat(path, &st) == 0 else { continue }
+            let type = st.st_mode & S_IFMT
+            if type == S_IFDIR {
+                if BatchPath.physical(path) == outPhysical { continue }
+                if FileManager.default.fileExists(atPath: path + "/" + BatchPath.marker) { continue }
+                scan(path, skipping: outPhysical, into: &found, errors: &errors)
+            } else if type == S_IFREG || (type == S_IFLNK && BatchPath.kind(path) == .file) {
+                let suffix = BatchPath.splitSuffix(name).suffix.dropFirst().lowercased()
+                if BatchPath.imageSuffixes.contains(suffix) && !BatchPath.isTemporary(name) {
+                    found.append(path)
+                }
+            }
+        }
+    }
+}

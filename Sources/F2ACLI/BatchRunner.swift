@@ -1,0 +1,195 @@
+import F2ACore
+import F2AImage
+import F2AModel
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the items of one shard on `jobs` worker threads sharing one loaded model
+/// (a Generator is immutable and thread-safe). Each worker takes the next file
+/// in sorted order, decodes it, runs the model in place on its pixels and saves
+/// through the atomic saver (temporary file beside the output, then rename).
+final class BatchRunner: @unchecked Sendable {
+    struct Settings: Sendable {
+        var options: ApplyOptions
+        var quality: Int
+        var skipExisting: Bool
+    }
+
+    let items: [BatchItem]
+    let generator: Generator
+    let settings: Settings
+    let progress: BatchProgress
+    let report: BatchReport?
+
+    private let lock = NSLock()
+    private var next = 0
+    private var stopSignal: Int32 = 0
+    /// Outputs whose temporary file may exist right now (being saved).
+    private var saving = Set<String>()
+
+    init(items: [BatchItem], generator: Generator, settings: Settings, progress: BatchProgress, report: BatchReport?) {
+        self.items = items
+        self.generator = generator
+        self.settings = settings
+        self.progress = progress
+        self.report = report
+    }
+
+    /// The signal that asked the run to stop (0 if none).
+    var stoppedBy: Int32 { lock.lock(); defer { lock.unlock() }; return stopSignal }
+
+    /// Thread policy. The 3x3 convolutions always split each layer over one
+    /// thread per online CPU (F2ACore's Conv2d.threadCount, fixed per process);
+    /// the rest is divided between the workers: OpenBLAS and libvips get
+    /// cores / jobs threads each (at least 1), so with jobs = cores every
+    /// worker's GEMMs and decoding run single-threaded.
+    static func applyThreadPolicy(jobs: Int, cores: Int) -> (blas: Int, vips: Int) {
+        let share = max(1, cores / max(1, jobs))
+        blasThreadCount = share
+        // Read by libvips when it starts (on the first image), unless the user set it.
+        setenv("VIPS_CONCURRENCY", String(share), 0)
+        return (blasThreadCount, Int(ProcessInfo.processInfo.environment["VIPS_CONCURRENCY"] ?? "") ?? share)
+    }
+
+    static var onlineCores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Processes every item; returns when all are done or a stop was requested
+    /// and the files in flight have finished (or been cancelled).
+    func run(jobs: Int) {
+        let n = max(1, min(jobs, items.count))
+        let group = DispatchGroup()
+        for _ in 0..<n {
+            group.enter()
+            let thread = Thread { [self] in
+                while let item = take() {
+                    let outcome = process(item)
+                    report?.write(outcome)
+                    progress.record(outcome)
+                }
+                group.leave()
+            }
+            // The network's activations live on the heap; the stack only needs the default.
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        group.wait()
+    }
+
+    private func take() -> BatchItem? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard stopSignal == 0, next < items.count else { return nil }
+        defer { next += 1 }
+        return items[next]
+    }
+
+    /// First SIGINT/SIGTERM: start no new file, cancel the model runs in flight,
+    /// let saves in progress finish (their rename is atomic), then summarise.
+    /// Second signal: remove the temporary files of saves in flight and exit now.
+    func requestStop(_ signal: Int32) {
+        lock.lock()
+        let again = stopSignal != 0
+        if !again { stopSignal = signal }
+        let inFlight = saving
+        lock.unlock()
+        if again {
+            for output in inFlight { unlink(Self.temporaryPath(of: output, pid: getpid())) }
+            writeStderr("\nf2a batch: stopped by a second signal\n")
+            _exit(128 + signal)
+        }
+        progress.log("f2a batch: \(signal == SIGINT ? "interrupted" : "terminated"): finishing the files being saved "
+                     + "(signal again to stop at once)")
+    }
+
+    private var stopping: Bool { lock.lock(); defer { lock.unlock() }; return stopSignal != 0 }
+
+    func process(_ item: BatchItem) -> BatchOutcome {
+        let start = Date()
+        func outcome(_ status: BatchStatus, _ error: String? = nil, _ image: DecodedImage? = nil) -> BatchOutcome {
+            var o = BatchOutcome(item: item, status: status, seconds: Date().timeIntervalSince(start), error: error)
+            if let image {
+                o.width = image.width
+                o.height = image.height
+                o.mode = settings.options.resolvedMode(width: image.width, height: image.height).rawValue
+            }
+            return o
+        }
+        if let error = item.planError { return outcome(.failed, error) }
+        if settings.skipExisting && BatchPath.kind(item.output) == .file { return outcome(.skipped) }
+        let dir = BatchPath.parent(item.output)
+        if BatchPath.kind(dir) != .directory {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                return outcome(.failed, "cannot create the directory \(dir): \(Self.describe(error))")
+            }
+        }
+        var image: DecodedImage?
+        do {
+            let decoded = try DecodedImage(path: item.input)
+            image = decoded
+            let pixels = decoded.pixels
+            let view = RGBImageView(base: UnsafePointer(pixels.baseAddress!), width: decoded.width,
+                                    height: decoded.height, rowStride: 3 * decoded.width)
+            // In place: halves the memory per worker.
+            try generator.apply(view, to: pixels.baseAddress!, outputRowStride: 3 * decoded.width,
+                                options: settings.options, progress: { [self] _ in !stopping })
+            lock.lock(); saving.insert(item.output); lock.unlock()
+            defer { lock.lock(); saving.remove(item.output); lock.unlock() }
+            try decoded.save(UnsafeBufferPointer(pixels), to: item.output, quality: settings.quality)
+            return outcome(.ok, nil, decoded)
+        } catch is Cancelled {
+            return outcome(.interrupted, "cancelled", image)
+        } catch {
+            return outcome(.failed, "\(error)", image)
+        }
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let e = error as? CocoaError, let underlying = e.userInfo[NSUnderlyingErrorKey] as? NSError,
+           underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        return (error as NSError).localizedDescription
+    }
+
+    /// The saver's temporary name for `output` (vipsio.c: "<stem>.f2a-tmp-<pid><suffix>").
+    static func temporaryPath(of output: String, pid: Int32) -> String {
+        let dir = BatchPath.parent(output)
+        let (stem, suffix) = BatchPath.splitSuffix(BatchPath.name(output))
+        return dir + "/" + stem + BatchPath.tempInfix + String(pid) + suffix
+    }
+
+    /// Removes temporary files left by a killed run for this shard's outputs
+    /// (only names "<stem>.f2a-tmp-<pid><suffix>" of outputs in `items`, and
+    /// only when that pid is not a live f2a process on this machine). Returns the paths removed.
+    static func removeStaleTemporaries(for items: [BatchItem]) -> [String] {
+        var byDir: [String: Set<String>] = [:]
+        for item in items { byDir[BatchPath.parent(item.output), default: []].insert(BatchPath.name(item.output)) }
+        var removed: [String] = []
+        for (dir, outputs) in byDir {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
+            for name in names {
+                guard let r = name.range(of: BatchPath.tempInfix, options: .backwards) else { continue }
+                let rest = name[r.upperBound...]
+                let digits = rest.prefix(while: { $0.isASCII && $0.isNumber })
+                guard !digits.isEmpty, let pid = Int32(digits) else { continue }
+                let original = String(name[..<r.lowerBound]) + String(rest.dropFirst(digits.count))
+                guard outputs.contains(original), !isLiveF2A(pid) else { continue }
+                if unlink(dir + "/" + name) == 0 { removed.append(dir + "/" + name) }
+            }
+        }
+        return removed.sorted()
+    }
+
+    /// Called before this process saves anything, so a file with our own pid is
+    /// stale too (containers restart with the same pid).
+    static func isLiveF2A(_ pid: Int32) -> Bool {
+        if pid == getpid() { return false }
+        guard kill(pid, 0) == 0 || errno == EPERM,
+              let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) else { return false }
+        return comm.hasPrefix("f2a")
+    }
+}
