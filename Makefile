@@ -86,3 +86,5 @@ clean:
 SHELL := /bin/bash
 
 -include plugin/plugin.mk
+
+-include bench/bench.mk

@@ -1,5 +1,7 @@
 // f2a-bench: forward-pass timings of this engine (medians after warm-up).
-// Usage: f2a-bench [--width W] [--size N ...] [--runs R] [--layers]
+// Usage: f2a-bench [--width W] [--size N ...] [--runs R] [--layers [--layer-runs K]]
+// --layers prints the time of each progress step (one per layer evaluation) of
+// one extra pass; --layer-runs K makes that K passes and prints per-step medians.
 import F2ACore
 import Foundation
 import F2AModel
@@ -19,6 +21,7 @@ var widths: [Double] = []
 var sizes: [Int] = []
 var runs = 5
 var layers = false
+var layerRuns = 1
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
@@ -26,6 +29,7 @@ while let a = args.next() {
     case "--size": sizes.append(Int(args.next()!)!)
     case "--runs": runs = Int(args.next()!)!
     case "--layers": layers = true
+    case "--layer-runs": layerRuns = max(1, Int(args.next()!)!)
     default: print("unknown argument \(a)"); exit(2)
     }
 }
@@ -50,13 +54,20 @@ for w in widths {
         let m = median(times)
         print(String(format: "%5.3f %5d %7.2f %10.4f %9.1f", w, s, gflop, m, gflop / m))
         if layers {
-            var last = now()
-            var i = 0
-            _ = try g.forward(x) { _ in
-                let t = now()
-                print(String(format: "  step %2d %8.2f ms", i, (t - last) * 1000))
-                last = t; i += 1
-                return true
+            var steps: [[Double]] = []
+            for _ in 0..<layerRuns {
+                var last = now()
+                var i = 0
+                _ = try g.forward(x) { _ in
+                    let t = now()
+                    if i == steps.count { steps.append([]) }
+                    steps[i].append(t - last)
+                    last = t; i += 1
+                    return true
+                }
+            }
+            for (i, ts) in steps.enumerated() {
+                print(String(format: "  step %2d %8.2f ms", i, median(ts) * 1000))
             }
         }
     }

@@ -1,0 +1,21 @@
+# bench/bench.mk — `make bench` (included at the end of the Makefile).
+#
+#   make bench                        engine speed vs onnxruntime + photo-level timings
+#   make bench BENCH_QUICK=1          skip the biggest cell (width 1.0 at 1024²)
+#   make bench BENCH_RUNS=7           timed runs per engine and cell (default 5)
+#   make bench BENCH_LAYERS=1         also per-layer times at 512² (ours and onnxruntime)
+#   make bench BENCH_PHOTO=0 / BENCH_SPEED=0   skip a part
+# Results: printed, and in build/bench/results.json. See bench/README.md.
+
+BENCH_ENV := $(foreach v,BENCH_QUICK BENCH_RUNS BENCH_WARMUP BENCH_WIDTHS BENCH_SIZES BENCH_SPEED BENCH_PHOTO BENCH_LAYERS BENCH_LAYER_RUNS BENCH_OUT,$(if $(value $(v)),$(v)='$($(v))'))
+
+.PHONY: bench bench-tool
+
+# f2a-bench (per-layer timings) beside f2a; `make all` builds every product, so this only copies.
+bench-tool: all
+	$(SWIFT) build $(SWIFTFLAGS) --product f2a-bench
+	mkdir -p $(BUILD)/bin
+	cp $(SWIFTBIN)/f2a-bench $(BUILD)/bin/f2a-bench
+
+bench: all bench-tool $(VENV)/.stamp
+	$(BENCH_ENV) $(VENV)/bin/python bench/bench.py $(BUILD)
