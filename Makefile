@@ -88,3 +88,4 @@ SHELL := /bin/bash
 -include plugin/plugin.mk
 
 -include bench/bench.mk
+-include Tests/batch/batch.mk

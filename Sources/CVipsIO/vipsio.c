@@ -213,3 +213,18 @@ done:
     g_object_unref(scope);
     return status;
 }
+
+/* Added for f2a batch: after vips_autorot the pixels are upright, but the EXIF
+ * orientation tag (and libvips's "orientation" field) can survive into the saved
+ * file, so viewers would rotate the result a second time. Marks the source
+ * upright (orientation 1) on a copy, so that f2aio_save_like writes it so. */
+int f2aio_mark_upright(f2aio_image *image) {
+    VipsImage *copy = NULL;
+    if (vips_copy(image->source, &copy, NULL)) return -1;
+    vips_image_set_int(copy, VIPS_META_ORIENTATION, 1);
+    if (vips_image_get_typeof(copy, "exif-ifd0-Orientation"))
+        (void) vips_image_remove(copy, "exif-ifd0-Orientation");
+    g_object_unref(image->source);
+    image->source = copy;
+    return 0;
+}
