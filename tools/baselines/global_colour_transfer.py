@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Non-learned baseline for the model card: one global affine colour transform
+(3x3 matrix + offset, in sRGB values) fitted by least squares from flash to
+ambient on the faid32 training split, evaluated on the fixed validation split
+with the same metrics as `f2a eval` (PSNR on 8-bit RGB; SSIM of the scikit-image
+grayscale with data_range 1).
+
+    python tools/baselines/global_colour_transfer.py [FAID32_DIR] [--size WxH]
+
+Needs numpy, pillow, scikit-image. --size downsamples the pairs first (area
+average), e.g. 320x240 for the seed's working resolution.
+"""
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+VALIDATION = ["Objects_054", "People_220", "Plants_063", "Rooms_707", "Shelves_138", "Toys_224"]
+
+
+def load(path, size):
+    im = Image.open(path).convert("RGB")
+    if size:
+        w, h = size if im.width >= im.height else (size[1], size[0])
+        im = im.resize((w, h), Image.BOX)
+    return np.asarray(im, dtype=np.float64) / 255
+
+
+def psnr(a, b):
+    a = np.round(np.clip(a, 0, 1) * 255)
+    b = np.round(np.clip(b, 0, 1) * 255)
+    return 10 * np.log10(255 ** 2 / ((a - b) ** 2).mean())
+
+
+def gray(x):
+    return (np.round(np.clip(x, 0, 1) * 255) / 255) @ [0.2125, 0.7154, 0.0721]
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--size")]
+    root = args[0] if args else os.path.join(os.path.dirname(__file__), "../../../shared/data/faid32")
+    size = None
+    for a in sys.argv[1:]:
+        if a.startswith("--size"):
+            size = tuple(int(v) for v in a.split("=", 1)[1].split("x"))
+    names = sorted(n[:-4] for n in os.listdir(os.path.join(root, "flash")))
+    xs, ys = [], []
+    for n in names:
+        if n in VALIDATION:
+            continue
+        f = load(f"{root}/flash/{n}.png", size)
+        a = load(f"{root}/ambient/{n}.png", size)
+        xs.append(f.reshape(-1, 3))
+        ys.append(a.reshape(-1, 3))
+    x = np.concatenate(xs)
+    m = np.linalg.lstsq(np.c_[x, np.ones(len(x))], np.concatenate(ys), rcond=None)[0]
+    print("fitted transform (rows: R G B weights, offset):")
+    print(np.round(m, 4))
+    print(f"{'name':24s} {'identity':>16s} {'colour transfer':>16s}")
+    rows = []
+    for n in VALIDATION:
+        f = load(f"{root}/flash/{n}.png", size)
+        a = load(f"{root}/ambient/{n}.png", size)
+        o = (np.c_[f.reshape(-1, 3), np.ones(f.shape[0] * f.shape[1])] @ m).reshape(f.shape)
+        r = (psnr(f, a), structural_similarity(gray(f), gray(a), data_range=1),
+             psnr(o, a), structural_similarity(gray(o), gray(a), data_range=1))
+        rows.append(r)
+        print(f"{n:24s} {r[0]:7.2f} {r[1]:7.4f}  {r[2]:7.2f} {r[3]:7.4f}")
+    mean = np.mean(rows, axis=0)
+    print(f"{'mean':24s} {mean[0]:7.2f} {mean[1]:7.4f}  {mean[2]:7.2f} {mean[3]:7.4f}")
+
+
+if __name__ == "__main__":
+    main()
