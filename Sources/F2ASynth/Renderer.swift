@@ -25,8 +25,9 @@ public struct LinearRender: Sendable {
 
 /// Quality knobs of the ray caster.
 public struct RenderQuality: Sendable, Codable {
-    /// Shadow rays per pixel per ambient area light (interleaved over 4×4
-    /// pixels and filtered, so the effective count is 16× this).
+    /// Shadow rays per traced pixel per ambient area light. Shadow and AO
+    /// rays are traced on a checkerboard, interleaved over 4×4 pixels and
+    /// filtered, so the effective count is 8× this.
     public var shadowSamples: Int = 1
     /// Ambient-occlusion rays per pixel (also interleaved and filtered).
     public var occlusionSamples: Int = 1
@@ -49,12 +50,20 @@ public struct Renderer: Sendable {
     let casters: Occluders
     let everything: Occluders
     let tanHalf: Float
+    /// Primary-ray culling: for each 8×8 pixel tile, the primitives whose
+    /// bounding spheres meet the tile's viewing cone (planes always).
+    static let tileSize = 8
+    let tilesX: Int
+    let tileStart: [Int32]
+    let tileList: [Int32]
     let pixelAngle: Float
     let flashPosition: Vec3
     let flashColour: Vec3
     let lightColours: [Vec3]
+    let lightCentres: [Vec3]
+    let lightRadii: [Float]
     let envColour: Vec3
-    /// Unit-disk points (golden-angle spiral), 16 phases × samples.
+    /// Unit-disk points (golden-angle spiral), 8 checkerboard phases × samples.
     let diskPoints: [(Float, Float)]
     let diskAO: [(Float, Float)]
     /// The pixel itself, then its 8 neighbours.
@@ -70,10 +79,43 @@ public struct Renderer: Sendable {
         casters = Occluders(scene)
         tanHalf = scene.camera.tanHalf
         pixelAngle = scene.camera.pixelAngle(width: width)
+        let ts = Renderer.tileSize
+        tilesX = (width + ts - 1) / ts
+        let tilesY = (height + ts - 1) / ts
+        var starts: [Int32] = [0], list: [Int32] = []
+        let cam = scene.camera
+        for ty in 0..<tilesY {
+            for tx in 0..<tilesX {
+                let x0 = Float(tx * ts), x1 = Float(min((tx + 1) * ts, width))
+                let y0 = Float(ty * ts), y1 = Float(min((ty + 1) * ts, height))
+                let dc = cam.direction(px: (x0 + x1) / 2, py: (y0 + y1) / 2, width: width, height: height)
+                var cosMax: Float = 1
+                for (cx, cy) in [(x0, y0), (x1, y0), (x0, y1), (x1, y1)] {
+                    cosMax = min(cosMax, dc.dot(cam.direction(px: cx, py: cy, width: width, height: height)))
+                }
+                let theta = acosf(clamp(cosMax, -1, 1))
+                for (i, p) in scene.primitives.enumerated() {
+                    let r = p.boundingRadius
+                    let v = p.center - cam.position
+                    let dist = v.length
+                    var include = !r.isFinite || dist <= r * 1.001
+                    if !include {
+                        let angle = acosf(clamp(v.dot(dc) / dist, -1, 1))
+                        include = angle <= theta + asinf(min(r / dist, 1)) + 1e-3
+                    }
+                    if include { list.append(Int32(i)) }
+                }
+                starts.append(Int32(list.count))
+            }
+        }
+        tileStart = starts
+        tileList = list
         everything = Occluders(scene, includeAll: true)
         flashPosition = scene.camera.point(cameraOffset: scene.flash.offset)
         flashColour = scene.flash.colour
         lightColours = scene.ambient.lights.map(\.colour)
+        lightCentres = scene.ambient.lights.map(\.center)
+        lightRadii = scene.ambient.lights.map(\.radius)
         envColour = ColourSpace.blackBody(kelvin: scene.ambient.environmentTemperature) * scene.ambient.environmentIntensity
         func spiral(_ n: Int) -> [(Float, Float)] {
             (0..<n).map { i in
@@ -81,7 +123,7 @@ public struct Renderer: Sendable {
                 return (r * cosf(a), r * sinf(a))
             }
         }
-        diskPoints = spiral(16 * max(1, quality.shadowSamples))
+        diskPoints = spiral(8 * max(1, quality.shadowSamples))
         diskAO = spiral(8 * max(1, quality.occlusionSamples))
     }
 
@@ -101,7 +143,11 @@ public struct Renderer: Sendable {
         let sx = (2 * px / Float(width) - 1) * tanHalf
         let sy = (1 - 2 * py / Float(height)) * tanHalf * Float(height) / Float(width)
         let d = (cam.forward + cam.right * sx + cam.up * sy).normalized
-        guard var hit = everything.trace(origin: cam.position, direction: d) else { return nil }
+        let tile = min(Int(py), height - 1) / Renderer.tileSize * tilesX + min(Int(px), width - 1) / Renderer.tileSize
+        let range = Int(tileStart[tile])..<Int(tileStart[tile + 1])
+        guard var hit = tileList.withUnsafeBufferPointer({ everything.trace(origin: cam.position, direction: d,
+                                                                            subset: UnsafeBufferPointer(rebasing: $0[range])) })
+        else { return nil }
         var n = hit.normal
         let cosV = n.dot(d)
         if cosV > 0 { n = -n }
@@ -126,48 +172,53 @@ public struct Renderer: Sendable {
     @inline(__always) func flashTerm(_ s: Surface) -> (Vec3, Float) {
         let l = flashPosition - s.p
         let d2 = l.lengthSquared
-        let dist = sqrtf(d2)
-        let L = l / dist
+        let inv = 1 / sqrtf(d2)
+        let L = l * inv
         let c = s.n.dot(L)
         guard c > 0 else { return (.zero, 0) }
-        let e = c / d2
+        let e = c * inv * inv
         var brdf = s.albedo * (1 / Float.pi)
         if s.specular > 0.002 { brdf += Vec3(repeating: s.specular * blinnPhong(s, L, shininess: s.shininess)) }
-        let vis: Float = casters.blocked(origin: s.p + s.n * 1e-3, direction: L, tMax: dist - 2e-3) ? 0 : 1
+        let vis: Float = casters.blocked(origin: s.p + s.n * 1e-3, direction: L, tMax: d2 * inv - 2e-3) ? 0 : 1
         return (brdf * flashColour * e, vis)
     }
 
-    /// Unshadowed radiance from area light j.
-    @inline(__always) func lightTerm(_ s: Surface, _ j: Int) -> Vec3 {
-        let light = scene.ambient.lights[j]
-        let l = light.center - s.p
-        let d2 = max(l.lengthSquared, light.radius * light.radius)
-        let dist = sqrtf(d2)
-        let L = l / dist
+    /// Unshadowed radiance from area light j, and the unit direction to it.
+    @inline(__always) func lightTerm(_ s: Surface, _ j: Int) -> (Vec3, Vec3) {
+        let r = lightRadii[j]
+        let l = lightCentres[j] - s.p
+        let d2 = max(l.lengthSquared, r * r)
+        let inv = 1 / sqrtf(d2)
+        let L = l * inv
         // Sphere light: wrap the cosine a little past the horizon by its angular radius.
-        let sinA = min(light.radius / dist, 1)
-        let c = (s.n.dot(L) + sinA) / (1 + sinA)
-        guard c > 0 else { return .zero }
+        let sinA = min(r * inv, 1)
+        let c = (s.n.dot(L) + sinA) * (1 / (1 + sinA))
+        guard c > 0 else { return (.zero, L) }
         var brdf = s.albedo * (1 / Float.pi)
         if s.specular > 0.002 {
             let sEff = 2 / (2 / s.shininess + sinA * sinA)
             brdf += Vec3(repeating: s.specular * blinnPhong(s, L, shininess: sEff))
         }
-        return brdf * lightColours[j] * (c * c / d2)
+        return (brdf * lightColours[j] * (c * c * inv * inv), L)
     }
 
-    /// Fraction of `count` sample points on light j's disk visible from s.
-    @inline(__always) func lightVisibility(_ s: Surface, _ j: Int, first: Int, stride: Int, count: Int) -> Float {
-        let light = scene.ambient.lights[j]
-        let f = frame(forward: light.center - s.p)
+    /// Fraction of `count` sample points on light j's disk (facing the unit
+    /// direction `L` from s to the light) visible from s.
+    @inline(__always) func lightVisibility(_ s: Surface, _ j: Int, L: Vec3, first: Int, stride: Int, count: Int) -> Float {
+        let centre = lightCentres[j], radius = lightRadii[j]
+        var u = Vec3(0, 1, 0).cross(L)
+        let ul = u.lengthSquared
+        u = ul > 1e-8 ? u * (1 / sqrtf(ul)) : Vec3(1, 0, 0)
+        let v = L.cross(u)
         let origin = s.p + s.n * 1e-3
         var seen = 0
         for k in 0..<count {
             let (a, b) = diskPoints[(first + k * stride) % diskPoints.count]
-            let q = light.center + f.u * (a * light.radius) + f.v * (b * light.radius)
+            let q = centre + u * (a * radius) + v * (b * radius)
             let l = q - origin
-            let dist = l.length
-            if !casters.blocked(origin: origin, direction: l / dist, tMax: dist) { seen += 1 }
+            let d2 = l.lengthSquared
+            let inv = 1 / sqrtf(d2)
+            if !casters.blocked(origin: origin, direction: l * inv, tMax: d2 * inv) { seen += 1 }
         }
         return Float(seen) / Float(count)
     }
@@ -230,13 +281,14 @@ public struct Renderer: Sendable {
                 let l = flashPosition - s.p
                 flashIrradianceSum += Double(fv * max(0, s.n.dot(l.normalized)) / l.lengthSquared)
                 hits += 1
+                // Shadow and AO rays on a checkerboard only (the filter fills in the other half).
+                let traced = (x ^ y) & 1 == 0
                 for j in 0..<nl {
-                    let r = lightTerm(s, j)
+                    let (r, L) = lightTerm(s, j)
                     lightRad[j * np + i] = r
-                    vis[j * np + i] = r.maxComponent > 0 ? lightVisibility(s, j, first: ph, stride: 16, count: ks) : 1
+                    if traced { vis[j * np + i] = r.maxComponent > 0 ? lightVisibility(s, j, L: L, first: ph & 7, stride: 8, count: ks) : 1 }
                 }
-                // AO on a checkerboard only (the filter fills the other half).
-                vis[nl * np + i] = (x ^ y) & 1 == 0 ? occlusion(s, first: ph & 7, stride: 8, count: ka) : -1
+                vis[nl * np + i] = traced ? occlusion(s, first: ph & 7, stride: 8, count: ka) : -1
             }
         }
 
@@ -248,22 +300,34 @@ public struct Renderer: Sendable {
                 let id = key[i]
                 guard id >= 0 else { continue }
                 var sums = (Float(0), Float(0), Float(0), Float(0), Float(0))
-                var cnt: Float = 0, aoCnt: Float = 0
+                var cnt: Float = 0
                 for yy in max(0, y - 2)...min(h - 1, y + 1) {
-                    for xx in max(0, x - 2)...min(w - 1, x + 1) {
+                    // Only the traced (checkerboard) pixels of the window.
+                    var xx = max(0, x - 2)
+                    if (xx ^ yy) & 1 != 0 { xx += 1 }
+                    while xx <= min(w - 1, x + 1) {
                         let k = yy * w + xx
+                        xx += 2
                         guard key[k] == id else { continue }
                         cnt += 1
-                        let ao = vis[nl * np + k]
-                        if ao >= 0 { sums.4 += ao; aoCnt += 1 }
+                        sums.4 += vis[nl * np + k]
                         if nl > 0 { sums.0 += vis[k] }
                         if nl > 1 { sums.1 += vis[np + k] }
                         if nl > 2 { sums.2 += vis[2 * np + k] }
                         if nl > 3 { sums.3 += vis[3 * np + k] }
                     }
                 }
+                if cnt == 0 { // no traced pixel of this surface nearby (thin sliver): trace here
+                    guard let s = surface(px: Float(x) + 0.5, py: Float(y) + 0.5) else { continue }
+                    for j in 0..<nl {
+                        let (r, L) = lightTerm(s, j)
+                        filtered[j * np + i] = r.maxComponent > 0 ? lightVisibility(s, j, L: L, first: (x + y) & 7, stride: 8, count: ks) : 1
+                    }
+                    filtered[nl * np + i] = occlusion(s, first: (x + y) & 7, stride: 8, count: ka)
+                    continue
+                }
                 let r = 1 / cnt
-                filtered[nl * np + i] = aoCnt > 0 ? sums.4 / aoCnt : 1
+                filtered[nl * np + i] = sums.4 * r
                 if nl > 0 { filtered[i] = sums.0 * r }
                 if nl > 1 { filtered[np + i] = sums.1 * r }
                 if nl > 2 { filtered[2 * np + i] = sums.2 * r }
@@ -285,7 +349,8 @@ public struct Renderer: Sendable {
 
         // Pass 4: 2×2 supersampling of edge pixels (geometry or flash shadow).
         if quality.antialias {
-            var edge = [Bool](repeating: false, count: np)
+            // 1: flash-shadow boundary only (re-shade the flash), 2: geometry edge (re-shade both).
+            var edge = [UInt8](repeating: 0, count: np)
             for y in 0..<h {
                 for x in 0..<w {
                     let i = y * w + x
@@ -293,22 +358,31 @@ public struct Renderer: Sendable {
                         let xx = x + (1 - dir), yy = y + dir
                         guard xx < w, yy < h else { continue }
                         let k = yy * w + xx
-                        var e = prim[k] != prim[i] || fvis[k] != fvis[i]
-                        if !e, prim[i] >= 0 {
-                            e = nor[k].dot(nor[i]) < 0.7 || abs(depth[k] - depth[i]) > 0.05 * depth[i]
-                        }
-                        if e { edge[i] = true; edge[k] = true }
+                        var e: UInt8 = prim[k] != prim[i] ? 2 : 0
+                        if e == 0, prim[i] >= 0, nor[k].dot(nor[i]) < 0.7 || abs(depth[k] - depth[i]) > 0.05 * depth[i] { e = 2 }
+                        if e == 0, fvis[k] != fvis[i] { e = 1 }
+                        edge[i] = max(edge[i], e); edge[k] = max(edge[k], e)
                     }
                 }
             }
-            let offsets: [(Float, Float)] = [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)]
+            // The centre sample (already shaded) plus three more on a rotated grid.
+            let offsets: [(Float, Float)] = [(0.15, 0.35), (0.65, 0.15), (0.85, 0.65), (0.35, 0.85)]
             for y in 0..<h {
-                for x in 0..<w where edge[y * w + x] {
+                for x in 0..<w where edge[y * w + x] > 0 {
                     let i = y * w + x
-                    var f = Vec3.zero, a = Vec3.zero, v: Float = 0
-                    for (k, (ox, oy)) in offsets.enumerated() {
+                    let geometry = edge[i] == 2
+                    var f = Vec3(flash[3 * i], flash[3 * i + 1], flash[3 * i + 2])
+                    var a = Vec3(ambient[3 * i], ambient[3 * i + 1], ambient[3 * i + 2])
+                    var v = fvis[i]
+                    for (k, (ox, oy)) in offsets.enumerated() where k != (x + 2 * y) & 3 {
                         guard let s = surface(px: Float(x) + ox, py: Float(y) + oy) else { continue }
                         let (fr, fv) = flashTerm(s)
+                        v += fv
+                        guard geometry else { // same surface: only the flash changes
+                            f += fr * fv + s.albedo * bounce * filtered[nl * np + i]
+                            a += Vec3(ambient[3 * i], ambient[3 * i + 1], ambient[3 * i + 2])
+                            continue
+                        }
                         // Reuse the filtered visibilities of a neighbouring pixel on the same surface.
                         var src = -1
                         search: for (dx, dy) in neighbourOrder {
@@ -319,16 +393,15 @@ public struct Renderer: Sendable {
                         }
                         let ao = src >= 0 ? filtered[nl * np + src] : occlusion(s, first: k * 4 + (x & 3), stride: 4, count: 1)
                         f += fr * fv + s.albedo * bounce * ao
-                        v += fv
                         a += s.albedo * environment(s.n) * (ao / Float.pi)
                         for j in 0..<nl {
-                            let r = lightTerm(s, j)
+                            let (r, L) = lightTerm(s, j)
                             guard r.maxComponent > 0 else { continue }
                             a += r * (src >= 0 ? filtered[j * np + src]
-                                               : lightVisibility(s, j, first: k * 4 + (y & 3), stride: 4, count: 1))
+                                               : lightVisibility(s, j, L: L, first: k * 4 + (y & 3), stride: 4, count: 1))
                         }
                     }
-                    f = f * 0.25; a = a * 0.25
+                    f = f * 0.25; a = a * 0.25 // 1 centre + 3 new samples
                     flash[3 * i] = f.x; flash[3 * i + 1] = f.y; flash[3 * i + 2] = f.z
                     ambient[3 * i] = a.x; ambient[3 * i + 1] = a.y; ambient[3 * i + 2] = a.z
                     fvis[i] = v * 0.25

@@ -28,7 +28,8 @@ public struct Material: Sendable {
 /// `center`. Dimensions are in metres.
 public struct Primitive: Sendable {
     public enum Shape: Sendable, Equatable {
-        /// Infinite plane through `center` with normal `w` (room walls, floor, ceiling).
+        /// Infinite plane through `center` with normal `w` (room walls, floor,
+        /// ceiling), one-sided: only rays coming from the side `w` points to hit it.
         case plane
         /// Rectangle in the (u, v) plane, normal `w`; half sizes along u and v.
         case quad(halfU: Float, halfV: Float)
@@ -99,7 +100,7 @@ extension Primitive {
         let d = Vec3(direction.dot(u), direction.dot(v), direction.dot(w))
         switch shape {
         case .plane:
-            guard abs(d.z) > 1e-9 else { return nil }
+            guard d.z < -1e-9 else { return nil }
             let t = -o.z / d.z
             guard t > tMin, t < tMax else { return nil }
             return (t, Vec3(0, 0, 1), o.x + t * d.x, o.y + t * d.y)
@@ -199,7 +200,7 @@ extension Primitive {
             return t > tMin && t < tMax ? t : nil
         case .plane:
             let dn = direction.dot(w)
-            guard abs(dn) > 1e-9 else { return nil }
+            guard dn < -1e-9 else { return nil }
             let t = (center - origin).dot(w) / dn
             return t > tMin && t < tMax ? t : nil
         case .quad(let a, let b):
@@ -280,6 +281,29 @@ struct Occluders {
         var best = Float.infinity
         var index = -1
         for i in 0..<prims.count {
+            let r2 = radii2[i]
+            if r2.isFinite {
+                let oc = centres[i] - origin
+                let tc = oc.dot(direction)
+                if oc.lengthSquared - tc * tc > r2 { continue }
+                if tc - sqrtf(r2) > best { continue }
+            }
+            if let t = prims[i].distance(origin: origin, direction: direction, tMin: 1e-4, tMax: best) {
+                best = t; index = i
+            }
+        }
+        guard index >= 0, let h = prims[index].intersect(origin: origin, direction: direction, tMin: 1e-4,
+                                                         tMax: best * 1.0001 + 1e-6) else { return nil }
+        return Hit(t: h.t, normal: prims[index].toWorld(h.n), su: h.su, sv: h.sv, primitive: index,
+                   surfaceKey: Int32(index * 8 + prims[index].face(localNormal: h.n)))
+    }
+
+    /// `trace` restricted to the primitives at `subset` (indices into `prims`).
+    @inline(__always) func trace(origin: Vec3, direction: Vec3, subset: UnsafeBufferPointer<Int32>) -> Hit? {
+        var best = Float.infinity
+        var index = -1
+        for s in subset {
+            let i = Int(s)
             let r2 = radii2[i]
             if r2.isFinite {
                 let oc = centres[i] - origin

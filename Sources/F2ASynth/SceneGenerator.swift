@@ -56,7 +56,8 @@ public enum SceneGenerator {
         let wallTex = addTexture([.solid, .noise, .gradient, .stripes, .checks], [5, 3, 1, 1, 0.5], photoChance: photoProbability * 0.4)
         let floorTex = addTexture([.wood, .checks, .noise, .stripes, .solid], [3, 2, 2, 1, 1], photoChance: photoProbability * 0.5)
         let ceilTex = addTexture([.solid, .noise], [3, 1], photoChance: 0)
-        let wallMat = addMaterial(Material(texture: wallTex, tint: .one, tileSize: s * rng.uniform(0.5, 2),
+        let wallIsPhoto = kinds[wallTex] == TextureKind.photo.rawValue
+        let wallMat = addMaterial(Material(texture: wallTex, tint: .one, tileSize: s * (wallIsPhoto ? rng.uniform(1.5, 3) : rng.uniform(0.5, 2)),
                                            specular: rng.chance(0.5) ? 0 : rng.uniform(0, 0.03), shininess: rng.uniform(5, 20)))
         let floorGloss = rng.chance(0.4)
         let floorMat = addMaterial(Material(texture: floorTex, tint: .one, tileSize: s * rng.uniform(0.4, 1.5),
@@ -198,7 +199,8 @@ public enum SceneGenerator {
             }
             // Keep the camera and flash outside every object.
             let dc = (prim.center - camPos).length
-            guard dc > prim.boundingRadius + 0.15 else { continue }
+            // …and none so close that it fills the view.
+            guard dc > prim.boundingRadius + 0.15, prim.boundingRadius < 0.55 * dc else { continue }
             let isPhotoish = kind == "quad"
             let tex = addTexture([.solid, .noise, .stripes, .checks, .gradient, .wood], [2, 2, 2, 1.5, 1, 1],
                                  photoChance: isPhotoish ? min(1, photoProbability * 1.6) : photoProbability)

@@ -124,7 +124,7 @@ public func renderPair(seed: UInt64, options: SynthOptions) -> SynthPair {
     let flashSensor = SensorSettings(whiteBalance: cameraRNG.uniform(5000, 6000), exposure: nil,
                                      meteringKey: cameraRNG.uniform(0.12, 0.3), protectHighlights: false,
                                      gain: cameraRNG.uniform(1, 3), noise: options.noise,
-                                     blur: options.maxBlur * cameraRNG.uniform(0, 0.5))
+                                     blur: cameraRNG.chance(0.5) ? options.maxBlur * cameraRNG.uniform(0.4, 0.7) : 0)
     let lights = scene.ambient.lights
     let total = lights.reduce(Float(0)) { $0 + $1.intensity }
     let lightMired = lights.reduce(Float(0)) { $0 + ColourSpace.mired($1.temperature) * $1.intensity } / max(total, 1e-12)
@@ -134,7 +134,7 @@ public func renderPair(seed: UInt64, options: SynthOptions) -> SynthPair {
     let ambientSensor = SensorSettings(whiteBalance: 1e6 / wbMired, exposure: nil,
                                        meteringKey: cameraRNG.uniform(0.1, 0.22), protectHighlights: true,
                                        gain: ambientGain, noise: options.noise,
-                                       blur: options.maxBlur * cameraRNG.uniform(0, 1))
+                                       blur: cameraRNG.chance(0.6) ? options.maxBlur * cameraRNG.uniform(0.4, 1) : 0)
     let mode: FlashMode = options.flashMode == .mix ? (cameraRNG.chance(0.5) ? .only : .asShot) : options.flashMode
     let ambientInFlash: Float = mode == .asShot ? cameraRNG.logUniform(0.3, 2) : 0
     var pair = renderPair(scene: scene, flashSensor: flashSensor, ambientSensor: ambientSensor,
