@@ -110,14 +110,14 @@ struct Batch: ParsableCommand {
         do { generator = try model.load() } catch { throw BatchError("\(error)") }
         try Self.prepareOutputDirectory(plan.outputDirectory)
 
-        let cores = BatchRunner.onlineCores
+        let cores = BatchRunner.availableCores
         let workers = jobs.resolve(cores: cores, files: mine.count)
         let threads = BatchRunner.applyThreadPolicy(jobs: workers, cores: cores)
         let progress = BatchProgress(total: mine.count)
         progress.log("f2a batch: \(mine.count) of \(plan.items.count) file\(plan.items.count == 1 ? "" : "s") "
                      + "(shard \(shard)\(shard.source == "default" ? "" : " from \(shard.source)")), base \(plan.base), "
                      + "output \(plan.outputDirectory), \(workers) worker\(workers == 1 ? "" : "s") "
-                     + "(\(cores) cores; convolution threads \(cores), OpenBLAS \(threads.blas), libvips \(threads.vips) per worker)")
+                     + "(\(cores) of \(BatchRunner.onlineCores) cores available; convolution threads \(BatchRunner.onlineCores), OpenBLAS \(threads.blas), libvips \(threads.vips) per worker)")
         for (path, message) in plan.scanErrors { progress.log("f2a batch: \(path): \(message)") }
         for path in BatchRunner.removeStaleTemporaries(for: mine) {
             progress.log("f2a batch: removed a temporary file left by an interrupted run: \(path)")

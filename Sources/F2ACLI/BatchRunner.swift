@@ -55,6 +55,45 @@ final class BatchRunner: @unchecked Sendable {
 
     static var onlineCores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
+    /// CPUs this process may really use: the online CPUs, limited by the affinity
+    /// mask (taskset, Slurm/cpuset) and the cgroup CPU quota (Kubernetes limits,
+    /// docker --cpus), rounded up. What `--jobs auto` sizes itself on.
+    static var availableCores: Int {
+        var cores = onlineCores
+        if let allowed = allowedCPUs() { cores = min(cores, max(1, allowed)) }
+        if let quota = cgroupQuota() { cores = min(cores, max(1, Int(quota.rounded(.up)))) }
+        return cores
+    }
+
+    /// Number of CPUs in this process's affinity mask ("Cpus_allowed_list: 0-3,8" in /proc/self/status).
+    static func allowedCPUs() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else { return nil }
+        var count = 0
+        for range in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces).split(separator: ",") {
+            let ends = range.split(separator: "-").compactMap { Int($0) }
+            if ends.count == 1 { count += 1 } else if ends.count == 2, ends[1] >= ends[0] { count += ends[1] - ends[0] + 1 }
+        }
+        return count > 0 ? count : nil
+    }
+
+    /// CPUs allowed by the cgroup quota (v2 cpu.max, else v1 cfs_quota_us/cfs_period_us); nil if unlimited.
+    static func cgroupQuota() -> Double? {
+        func read(_ path: String) -> String? {
+            (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        if let max = read("/sys/fs/cgroup/cpu.max") {
+            let parts = max.split(separator: " ")
+            if parts.count == 2, let q = Double(parts[0]), let p = Double(parts[1]), q > 0, p > 0 { return q / p }
+            return nil
+        }
+        if let q = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").flatMap(Double.init),
+           let p = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us").flatMap(Double.init), q > 0, p > 0 {
+            return q / p
+        }
+        return nil
+    }
+
     /// Processes every item; returns when all are done or a stop was requested
     /// and the files in flight have finished (or been cancelled).
     func run(jobs: Int) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput of `f2a batch` for --jobs 1, 2, 3, 4 and auto on small synthetic photos
 # (made from examples/flash.jpg). Usage: Tests/batch/bench.sh [F2A] [REPEATS]
-# Prints images/s per run as reported by the summary line (model load included).
+# Prints per run: images/s from the summary line (wall clock, model load included) and
+# CPU seconds per image (user + system: the cost, independent of other load on the machine).
 set -u
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 F2A="${1:-$ROOT/build/bin/f2a}"
@@ -19,9 +20,13 @@ for set in small mid; do
 	for r in $(seq "$REPEATS"); do
 		for j in 1 2 3 4 auto; do
 			rm -rf "$W/out"
-			rate="$("$F2A" batch "$W/$set" -o "$W/out" -j "$j" --model "$ROOT/weights/default.f2aw" 2>/dev/null |
-				head -1 | sed -E 's/.*\(([0-9.]+) images\/s\).*/\1/')"
-			printf '%s\tjobs=%s\trun=%s\t%s images/s\n' "$set" "$j" "$r" "$rate"
+			TIMEFORMAT='%R %U %S'
+			{ time "$F2A" batch "$W/$set" -o "$W/out" -j "$j" --model "$ROOT/weights/default.f2aw" \
+				>"$W/summary" 2>/dev/null; } 2>"$W/time"
+			rate="$(head -1 "$W/summary" | sed -E 's/.*\(([0-9.]+) images\/s\).*/\1/')"
+			n="$(ls "$W/$set" | wc -l)"
+			cpu="$(awk -v n="$n" '{ printf "%.3f", ($2 + $3) / n }' "$W/time")"
+			printf '%s\tjobs=%s\trun=%s\t%s images/s\t%s cpu-s/image\n' "$set" "$j" "$r" "$rate" "$cpu"
 		done
 	done
 done
