@@ -63,6 +63,9 @@ typedef struct _VipsFlash2Ambient {
 
 	char *model;
 	double strength;
+	int mode;		/* an f2a_mode, VIPS_TYPE_FLASH2AMBIENT_MODE */
+	int working_size;
+	int tile_size;
 	int max_mb;
 	VipsFailOn fail_on;
 } VipsFlash2Ambient;
@@ -70,6 +73,73 @@ typedef struct _VipsFlash2Ambient {
 typedef VipsOperationClass VipsFlash2AmbientClass;
 
 G_DEFINE_TYPE(VipsFlash2Ambient, vips_flash2ambient_op, VIPS_TYPE_OPERATION);
+
+/* The library's f2a_mode as a GEnum, so the CLI and pyvips take names:
+ * --mode tiled, mode="guided".
+ */
+static GType
+vips_flash2ambient_mode_get_type(void)
+{
+	static gsize type = 0;
+
+	if (g_once_init_enter(&type)) {
+		static const GEnumValue values[] = {
+			{ F2A_MODE_AUTO, "F2A_MODE_AUTO", "auto" },
+			{ F2A_MODE_FULL, "F2A_MODE_FULL", "full" },
+			{ F2A_MODE_GUIDED, "F2A_MODE_GUIDED", "guided" },
+			{ F2A_MODE_TILED, "F2A_MODE_TILED", "tiled" },
+			/* libvips's usage text skips an enum's last value
+			 * (its enums end with a _LAST marker).
+			 */
+			{ F2A_MODE_TILED + 1, "F2A_MODE_LAST", "last" },
+			{ 0, NULL, NULL }
+		};
+
+		g_once_init_leave(&type, g_enum_register_static(
+			VIPS_FLASH2AMBIENT_MODE_TYPE_NAME, values));
+	}
+
+	return type;
+}
+
+/* The mode the library actually runs for this size (its ApplyOptions
+ * rules: auto is full up to 1024 pixels on the long side, else guided;
+ * guided and tiled fall back to full when the image is that small anyway).
+ */
+static f2a_mode
+f2a_resolved_mode(f2a_mode mode, int width, int height,
+	int working_size, int tile_size)
+{
+	int long_side = VIPS_MAX(width, height);
+
+	switch (mode) {
+	case F2A_MODE_AUTO:
+		return long_side <= 1024 ? F2A_MODE_FULL : F2A_MODE_GUIDED;
+	case F2A_MODE_GUIDED:
+		return long_side <= working_size ?
+			F2A_MODE_FULL : F2A_MODE_GUIDED;
+	case F2A_MODE_TILED:
+		return width <= tile_size && height <= tile_size ?
+			F2A_MODE_FULL : F2A_MODE_TILED;
+	default:
+		return F2A_MODE_FULL;
+	}
+}
+
+static const char *
+f2a_mode_name(f2a_mode mode)
+{
+	switch (mode) {
+	case F2A_MODE_FULL:
+		return "full";
+	case F2A_MODE_GUIDED:
+		return "guided";
+	case F2A_MODE_TILED:
+		return "tiled";
+	default:
+		return "auto";
+	}
+}
 
 /* ------------------------------------------------------------------------
  * Model cache: loaded models by (canonical path, size, mtime). A model is
@@ -129,25 +199,44 @@ f2a_model_get(const char *domain, const char *path)
 }
 
 /* ------------------------------------------------------------------------
- * Memory estimate. Measured growth of peak RSS per pixel of one
- * f2a_apply_f32() call: about 420-510 bytes for the width-0.25 model and
- * about 1650-1700 for width 1.0 (VGG-16); 100 + 1600 * width bytes/pixel
- * covers both. Add the float RGB working copy (12 bytes/pixel, the model runs
- * in place) and the decoded copy of the input, a 25% margin, and the weights
- * (8 bytes per parameter: float weights plus the library's repacked copy).
+ * Memory estimate. Measured growth of peak RSS per pixel that goes through
+ * the network in one piece: about 420-510 bytes for the width-0.25 model and
+ * 1650-1700 for width 1.0 (VGG-16); 100 + 1600 * width bytes/pixel covers
+ * both, plus a 25% margin. What goes through the network depends on the
+ * mode the library resolves:
+ *
+ *   full    the whole image (padded to the model's multiple)
+ *   guided  the image scaled to working_size on the long side, plus small
+ *           guided-filter planes at that size (~48 floats/pixel)
+ *   tiled   one tile_size tile, plus the library's band accumulators
+ *           (tile_size rows x width x 4 floats) and our separate output
+ *           buffer (12 bytes/pixel)
+ *
+ * Always: the float RGB working copy (12 bytes/pixel), the decoded copy of
+ * the input, and the weights (8 bytes per parameter: float weights plus the
+ * library's repacked copy).
  */
 
+static double
+f2a_network_bytes(double per_pixel, guint64 m, guint64 w, guint64 h)
+{
+	guint64 padded = ((w + m - 1) / m * m) * ((h + m - 1) / m * m);
+
+	return 1.25 * padded * per_pixel;
+}
+
 static guint64
-f2a_estimate_bytes(const f2a_model *model, VipsImage *in)
+f2a_estimate_bytes(const f2a_model *model, VipsImage *in, f2a_mode mode,
+	int working_size, int tile_size)
 {
 	f2a_model_info info;
-	guint64 w = in->Xsize;
-	guint64 h = in->Ysize;
+	guint64 W = in->Xsize;
+	guint64 H = in->Ysize;
 	guint64 m = 16;
 	double width = 1.0;
 	guint64 parameters = 0;
-	guint64 padded;
 	double per_pixel;
+	double need;
 
 	if (f2a_model_get_info(model, &info) == F2A_OK) {
 		width = info.width;
@@ -155,11 +244,36 @@ f2a_estimate_bytes(const f2a_model *model, VipsImage *in)
 		if (info.size_multiple > 0)
 			m = info.size_multiple;
 	}
-	padded = ((w + m - 1) / m * m) * ((h + m - 1) / m * m);
 	per_pixel = 100 + 1600 * width;
 
-	return 1.25 * (padded * per_pixel +
-		w * h * (12 + VIPS_IMAGE_SIZEOF_PEL(in))) + 8 * parameters;
+	need = W * H * (12.0 + VIPS_IMAGE_SIZEOF_PEL(in)) + 8.0 * parameters;
+
+	switch (mode) {
+	case F2A_MODE_GUIDED: {
+		double scale = (double) working_size / VIPS_MAX(W, H);
+		guint64 w = VIPS_MAX(1, (guint64) (W * scale + 0.5));
+		guint64 h = VIPS_MAX(1, (guint64) (H * scale + 0.5));
+
+		need += f2a_network_bytes(per_pixel, m, w, h) +
+			48.0 * 4 * w * h;
+		break;
+	}
+
+	case F2A_MODE_TILED: {
+		guint64 tw = VIPS_MIN((guint64) tile_size, W);
+		guint64 th = VIPS_MIN((guint64) tile_size, H);
+
+		need += f2a_network_bytes(per_pixel, m, tw, th) +
+			16.0 * th * W + 12.0 * W * H;
+		break;
+	}
+
+	default:
+		need += f2a_network_bytes(per_pixel, m, W, H);
+		break;
+	}
+
+	return need;
 }
 
 static guint64
@@ -353,6 +467,8 @@ vips_flash2ambient_build(VipsObject *object)
 	VipsInterpretation wanted;
 	guint64 need;
 	guint64 limit;
+	f2a_mode mode;
+	VipsImage *result;
 	f2a_params params;
 	F2aProgress progress = { 0 };
 	f2a_status status;
@@ -379,15 +495,25 @@ vips_flash2ambient_build(VipsObject *object)
 	if (!(model = f2a_model_get(domain, path)))
 		return -1;
 
+	if (f2a->mode < F2A_MODE_AUTO ||
+		f2a->mode > F2A_MODE_TILED) {
+		vips_error(domain, "%s",
+			_("mode must be auto, full, guided or tiled"));
+		return -1;
+	}
+	mode = f2a_resolved_mode(f2a->mode, in->Xsize, in->Ysize,
+		f2a->working_size, f2a->tile_size);
 	limit = f2a_memory_limit(f2a->max_mb);
-	need = f2a_estimate_bytes(model, in);
+	need = f2a_estimate_bytes(model, in, mode,
+		f2a->working_size, f2a->tile_size);
 	if (need > limit) {
 		vips_error(domain,
-			_("%dx%d image needs about %" G_GUINT64_FORMAT
+			_("%dx%d image in %s mode needs about %" G_GUINT64_FORMAT
 			" MiB of working memory, over the limit of %"
-			G_GUINT64_FORMAT " MiB (set max_mb or $F2A_VIPS_MAX_MB, "
-			"or downsize first, e.g. with vips thumbnail)"),
-			in->Xsize, in->Ysize, need >> 20, limit >> 20);
+			G_GUINT64_FORMAT " MiB (use mode=guided or mode=tiled, "
+			"set max_mb or $F2A_VIPS_MAX_MB, or downsize first)"),
+			in->Xsize, in->Ysize, f2a_mode_name(mode),
+			need >> 20, limit >> 20);
 		return -1;
 	}
 
@@ -450,10 +576,26 @@ vips_flash2ambient_build(VipsObject *object)
 		return -1;
 	}
 
-	/* Run the generator in place.
+	/* Run the generator: in place, except in tiled mode, where later
+	 * tiles read input rows that earlier bands have already written (the
+	 * library would make the copy itself).
 	 */
+	result = t[7];
+	if (mode == F2A_MODE_TILED) {
+		t[18] = vips_image_new_memory();
+		vips_image_init_fields(t[18], t[7]->Xsize, t[7]->Ysize, 3,
+			VIPS_FORMAT_FLOAT, VIPS_CODING_NONE,
+			VIPS_INTERPRETATION_sRGB, 1.0, 1.0);
+		if (vips_image_write_prepare(t[18]))
+			return -1;
+		result = t[18];
+	}
+
 	params = f2a_default_params();
 	params.strength = f2a->strength;
+	params.mode = (f2a_mode) f2a->mode;
+	params.working_size = f2a->working_size;
+	params.tile_size = f2a->tile_size;
 	params.progress = f2a_progress_cb;
 	params.progress_user_data = &progress;
 
@@ -469,7 +611,7 @@ vips_flash2ambient_build(VipsObject *object)
 	f2a_progress_emit(&progress, "preeval");
 	status = f2a_apply_f32(model,
 		(const float *) t[7]->data, VIPS_IMAGE_SIZEOF_LINE(t[7]),
-		(float *) t[7]->data, VIPS_IMAGE_SIZEOF_LINE(t[7]),
+		(float *) result->data, VIPS_IMAGE_SIZEOF_LINE(result),
 		t[7]->Xsize, t[7]->Ysize, &params);
 	if (status == F2A_OK) {
 		progress.progress.run =
@@ -494,7 +636,7 @@ vips_flash2ambient_build(VipsObject *object)
 	 * band format. The input's ICC profile rides along, so CMYK goes
 	 * back through the profile it came in with.
 	 */
-	if (vips_linear1(t[7], &t[9], deep ? 65535.0 : 255.0, 0.5, NULL) ||
+	if (vips_linear1(result, &t[9], deep ? 65535.0 : 255.0, 0.5, NULL) ||
 		vips_cast(t[9], &t[10], deep ?
 			VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR, NULL) ||
 		vips_copy(t[10], &t[11],
@@ -608,7 +750,31 @@ vips_flash2ambient_op_class_init(VipsFlash2AmbientClass *class)
 		G_STRUCT_OFFSET(VipsFlash2Ambient, strength),
 		0.0, 1.0, 1.0);
 
-	VIPS_ARG_INT(class, "max_mb", 5,
+	VIPS_ARG_ENUM(class, "mode", 5,
+		_("Mode"),
+		_("How the image goes through the network: auto (full up to "
+		  "1024 px on the long side, else guided), full, guided "
+		  "(network at working_size, guided-filter upsampling) or "
+		  "tiled (overlapping tile_size tiles)"),
+		VIPS_ARGUMENT_OPTIONAL_INPUT,
+		G_STRUCT_OFFSET(VipsFlash2Ambient, mode),
+		vips_flash2ambient_mode_get_type(), F2A_MODE_AUTO);
+
+	VIPS_ARG_INT(class, "working_size", 6,
+		_("Working size"),
+		_("Long side in pixels at which guided mode runs the network"),
+		VIPS_ARGUMENT_OPTIONAL_INPUT,
+		G_STRUCT_OFFSET(VipsFlash2Ambient, working_size),
+		16, 8192, 512);
+
+	VIPS_ARG_INT(class, "tile_size", 7,
+		_("Tile size"),
+		_("Tile side in pixels for tiled mode"),
+		VIPS_ARGUMENT_OPTIONAL_INPUT,
+		G_STRUCT_OFFSET(VipsFlash2Ambient, tile_size),
+		256, 4096, 512);
+
+	VIPS_ARG_INT(class, "max_mb", 8,
 		_("Memory limit"),
 		_("Refuse images needing more working memory (MiB); "
 		  "0 = $F2A_VIPS_MAX_MB or half the RAM"),
@@ -616,7 +782,7 @@ vips_flash2ambient_op_class_init(VipsFlash2AmbientClass *class)
 		G_STRUCT_OFFSET(VipsFlash2Ambient, max_mb),
 		0, G_MAXINT, 0);
 
-	VIPS_ARG_ENUM(class, "fail_on", 6,
+	VIPS_ARG_ENUM(class, "fail_on", 9,
 		_("Fail on"),
 		_("When in is a file, first check it decodes at this error "
 		  "level (loaders only warn about truncation)"),
@@ -628,7 +794,12 @@ vips_flash2ambient_op_class_init(VipsFlash2AmbientClass *class)
 static void
 vips_flash2ambient_op_init(VipsFlash2Ambient *f2a)
 {
+	f2a_params defaults = f2a_default_params();
+
 	f2a->strength = 1.0;
+	f2a->mode = defaults.mode;
+	f2a->working_size = defaults.working_size;
+	f2a->tile_size = defaults.tile_size;
 	f2a->max_mb = 0;
 	f2a->fail_on = VIPS_FAIL_ON_TRUNCATED;
 }

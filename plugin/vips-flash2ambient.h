@@ -16,8 +16,14 @@
  *   model      (const char *) weights file; default $F2A_MODEL, else
  *              PREFIX/share/flash2ambient/weights/default.f2aw
  *   strength   (double) 0..1 blend with the input, default 1
+ *   mode       (int, an f2a_mode: F2A_MODE_AUTO/FULL/GUIDED/TILED = 0..3)
+ *              default auto (full up to 1024 px long side, else guided)
+ *   working_size (int) 16..8192, long side for guided mode, default 512
+ *   tile_size  (int) 256..4096, tile side for tiled mode, default 512
  *   max_mb     (int) refuse images whose estimated working memory exceeds
  *              this many MiB; 0 (default) = $F2A_VIPS_MAX_MB or half of RAM
+ *   fail_on    (VipsFailOn) when in is a file, check it decodes at this
+ *              level first; default VIPS_FAIL_ON_TRUNCATED
  *
  * See plugin/README.md for colour handling, memory and threading notes.
  */
@@ -34,6 +40,9 @@ extern "C" {
 /* Nickname and GType name of the operation. */
 #define VIPS_FLASH2AMBIENT_NICKNAME "flash2ambient"
 #define VIPS_FLASH2AMBIENT_TYPE_NAME "VipsFlash2Ambient"
+/* GEnum of the "mode" argument: values are flash2ambient.h's f2a_mode,
+ * nicks "auto", "full", "guided", "tiled". */
+#define VIPS_FLASH2AMBIENT_MODE_TYPE_NAME "VipsFlash2AmbientMode"
 
 /**
  * vips_flash2ambient: (method)

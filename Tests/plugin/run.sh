@@ -117,6 +117,21 @@ for f in in-srgb.png in-srgb.jpg in-rgba.png; do
 		fail "$f: f2a apply / vips flash2ambient failed"; sed 's/^/      /' f2a.log | tail -3
 	fi
 done
+# the library's full-resolution modes, exercised on small images: guided at working size 48 on
+# 97x65, tiled with 256-pixel tiles on a 300x40 strip (two overlapping tiles)
+vips replicate rgb.v wide.v 4 1 >/dev/null 2>&1 && vips crop wide.v in-wide.png 0 0 300 40 >/dev/null 2>&1
+for spec in "in-srgb.png guided --working-size 48" "in-wide.png tiled --tile-size 256" "in-wide.png guided --working-size 100"; do
+	set -- $spec
+	f=$1; mode=$2; shift 2
+	if "$F2A" apply "$f" "f2a-$mode.png" --mode "$mode" "$@" >f2a.log 2>&1 &&
+		vips flash2ambient "$f" "vips-$mode.png" --mode "$mode" "$@" >>f2a.log 2>&1; then
+		d="$(maxdiff "f2a-$mode.png" "vips-$mode.png")"
+		if [ "$d" -le 1 ] 2>/dev/null; then pass "$f --mode $mode $*: equals f2a apply (max diff $d/255)"; else fail "$f --mode $mode: differs from f2a apply by $d/255"; fi
+	else
+		fail "$f --mode $mode: f2a apply / vips flash2ambient failed"; sed 's/^/      /' f2a.log | tail -3
+	fi
+done
+set --
 if "$F2A" apply in-rgb16.png f2a-rgb16.png >f2a.log 2>&1; then
 	d="$(maxdiff f2a-rgb16.png out-rgb16.png)"
 	if [ "$d" -le 257 ] 2>/dev/null; then pass "in-rgb16.png: equals f2a apply (max diff $d/65535)"; else fail "in-rgb16.png: differs from f2a apply by $d/65535"; fi
@@ -143,7 +158,8 @@ expect_error "truncated model file" 'cannot load model.*truncated' vips flash2am
 expect_error "corrupt model file" 'cannot load model' vips flash2ambient in-srgb.png x.png --model text.f2aw
 expect_error "0-byte image" 'not a known file format|empty' vips flash2ambient empty.jpg x.png
 expect_error "truncated JPEG" 'damaged or truncated|premature' vips flash2ambient truncated.jpg x.png
-expect_error "memory limit refuses clearly" 'working memory.*over the limit' vips flash2ambient in-srgb.png x.png --max-mb 1
+expect_error "memory limit refuses clearly" 'full mode needs about .* MiB of working memory, over the limit' vips flash2ambient in-srgb.png x.png --max-mb 1
+expect_error "mode must be a real mode" 'mode must be' vips flash2ambient in-srgb.png x.png --mode last
 check "F2A_MODEL selects the default model" bash -c "F2A_MODEL=$W/text.f2aw vips flash2ambient in-srgb.png x.png 2>&1 | grep -q text.f2aw"
 check "explicit --model works" vips flash2ambient in-srgb.png x.png --model "$MODEL"
 check "--vips-progress reports the model run" bash -c 'vips --vips-progress flash2ambient in-srgb.png x.png | tr "\r" "\n" | grep -q "flash2ambient: 100% complete"'

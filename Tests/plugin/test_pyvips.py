@@ -40,6 +40,15 @@ def rgba():
     return f"{out.width}x{out.height} {out.bands} bands {out.format}"
 
 
+def modes():
+    im = pyvips.Image.new_from_file("in-srgb.png")
+    full = im.flash2ambient(mode="full")
+    guided = im.flash2ambient(mode="guided", working_size=48)
+    assert guided.width == im.width and guided.height == im.height
+    assert not same_pixels(full, guided), "guided at 48 px should differ from full"
+    return "mode=\"guided\", working_size=48"
+
+
 def sixteen_bit():
     im = pyvips.Image.new_from_file("in-rgba16.png")
     out = im.flash2ambient()
@@ -128,6 +137,7 @@ def threads():
 
 check("image.flash2ambient(strength=0.8) on RGBA", rgba)
 check("16-bit RGBA", sixteen_bit)
+check("modes", modes)
 check("metadata", metadata)
 check("progress signals", progress)
 check("kill cancels", cancel)
