@@ -209,8 +209,8 @@ f2a_model_get(const char *domain, const char *path)
  *   guided  the image scaled to working_size on the long side, plus small
  *           guided-filter planes at that size (~48 floats/pixel)
  *   tiled   one tile_size tile, plus the library's band accumulators
- *           (tile_size rows x width x 4 floats) and our separate output
- *           buffer (12 bytes/pixel)
+ *           (tile_size rows x width x 4 floats, with a margin for its tile
+ *           buffers) and our separate output buffer (12 bytes/pixel)
  *
  * Always: the float RGB working copy (12 bytes/pixel), the decoded copy of
  * the input, and the weights (8 bytes per parameter: float weights plus the
@@ -264,7 +264,7 @@ f2a_estimate_bytes(const f2a_model *model, VipsImage *in, f2a_mode mode,
 		guint64 th = VIPS_MIN((guint64) tile_size, H);
 
 		need += f2a_network_bytes(per_pixel, m, tw, th) +
-			16.0 * th * W + 12.0 * W * H;
+			32.0 * th * W + 12.0 * W * H;
 		break;
 	}
 
