@@ -23,16 +23,19 @@
  * applies the EXIF orientation; an operation must not change geometry, so
  * run vips autorot first if you want that).
  *
- * Memory: the generator needs the whole image. Working memory is estimated
- * before anything is computed (see f2a_estimate_bytes()) and the operation
- * fails with a vips error above the limit (optional max_mb, else
- * $F2A_VIPS_MAX_MB, else half of the physical RAM).
+ * Memory: f2a_apply_f32() takes the whole image as one float buffer; how
+ * much the network needs on top depends on the mode (full / guided /
+ * tiled). Working memory is estimated before anything is computed (see
+ * f2a_estimate_bytes()) and the operation fails with a vips error above the
+ * limit (optional max_mb, else $F2A_VIPS_MAX_MB, else half the physical
+ * RAM).
  *
  * Threads: libvips worker threads convert the image in and out; the model
- * runs on the calling thread, where OpenBLAS uses its own thread pool
- * (OPENBLAS_NUM_THREADS, default: all cores). The two phases never overlap
- * inside one call, and model runs are serialised process-wide (apply_lock)
- * so that concurrent pipelines don't multiply BLAS threads or peak memory.
+ * runs on the calling thread, where the library uses its own convolution
+ * threads and OpenBLAS's pool (OPENBLAS_NUM_THREADS, default: all cores),
+ * layer after layer. The vips and model phases never overlap inside one
+ * call, and model runs are serialised process-wide (apply_lock) so that
+ * concurrent pipelines don't multiply threads or peak memory.
  */
 
 #ifdef HAVE_CONFIG_H
