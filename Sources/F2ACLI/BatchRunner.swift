@@ -156,7 +156,7 @@ final class BatchRunner: @unchecked Sendable {
             return o
         }
         if let error = item.planError { return outcome(.failed, error) }
-        if settings.skipExisting && BatchPath.kind(item.output) == .file { return outcome(.skipped) }
+        if settings.skipExisting && Self.isNonEmptyFile(item.output) { return outcome(.skipped) }
         let dir = BatchPath.parent(item.output)
         if BatchPath.kind(dir) != .directory {
             do {
@@ -186,6 +186,13 @@ final class BatchRunner: @unchecked Sendable {
         } catch {
             return outcome(.failed, "\(error)", image)
         }
+    }
+
+    /// An existing output counts as done (outputs only ever appear complete, by rename);
+    /// an empty file — what a power cut can leave after a rename — is redone.
+    static func isNonEmptyFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_size > 0
     }
 
     static func describe(_ error: Error) -> String {

@@ -228,6 +228,33 @@ r = run("in/x.jpg", "in/missing.jpg", "-o", "miss-out")
 check("missing input file: counted as failed, the others still run",
       r.returncode == 1 and os.path.isfile(p("miss-out/x.jpg")) and "no such file" in r.stdout, r.stdout + r.stderr)
 
+os.makedirs(p("coll"))
+shutil.copy(p("wide.png"), p("coll/a.png"))
+shutil.copy(p("wide16.tif"), p("coll/a.tif"))
+shutil.copy(p("base.jpg"), p("coll/b.jpeg"))
+r = run("coll", "-o", "coll-out", "--format", "jpeg", "--report", "coll.jsonl")
+lines = {l["relative"]: l for l in report_lines(p("coll.jsonl"))}
+check("two inputs mapping to one output: the second fails, the rest written (b.jpeg keeps its suffix)",
+      r.returncode == 1 and lines["a.png"]["status"] == "ok" and lines["a.tif"]["status"] == "failed"
+      and "already the output of" in lines["a.tif"].get("error", "")
+      and files_under(p("coll-out")) - {".f2a-batch"} == {"a.jpg", "b.jpeg"}, r.stdout + json.dumps(lines))
+
+os.makedirs(p("perm/sub"))
+shutil.copy(p("base.jpg"), p("perm/ok.jpg"))
+shutil.copy(p("base.jpg"), p("perm/sub/locked.jpg"))
+os.chmod(p("perm/sub/locked.jpg"), 0)
+nocap = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
+r = subprocess.run(nocap + [F2A, "batch", "perm", "-o", "perm-out", "--model", MODEL], cwd=W, capture_output=True,
+                   text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "F2A_MODEL"})
+check("unreadable file: failed with the reason, the others written",
+      r.returncode == 1 and os.path.isfile(p("perm-out/ok.jpg")) and "locked.jpg" in r.stdout
+      and "ermission denied" in r.stdout, r.stdout + r.stderr)
+
+r = run("in/a/y.png", "in/c/w.webp", "-o", "base-out", "--base", "in", "--suffix=-amb")
+check("--base and --suffix: out/a/y-amb.png, out/c/w-amb.webp",
+      r.returncode == 0 and files_under(p("base-out")) - {".f2a-batch"} == {"a/y-amb.png", "c/w-amb.webp"},
+      r.stderr + str(files_under(p("base-out"))))
+
 # --- safety -------------------------------------------------------------------------------
 before = {f: md5(p("in", f)) for f in files_under(p("in"))}
 r = run("in", "-o", "in")
