@@ -59,6 +59,7 @@ public struct Renderer: Sendable {
     let pixelAngle: Float
     let flashPosition: Vec3
     let flashColour: Vec3
+    let beam: Float
     let lightColours: [Vec3]
     let lightCentres: [Vec3]
     let lightRadii: [Float]
@@ -113,6 +114,7 @@ public struct Renderer: Sendable {
         everything = Occluders(scene, includeAll: true)
         flashPosition = scene.camera.point(cameraOffset: scene.flash.offset)
         flashColour = scene.flash.colour
+        beam = max(scene.flash.beam, 0)
         lightColours = scene.ambient.lights.map(\.colour)
         lightCentres = scene.ambient.lights.map(\.center)
         lightRadii = scene.ambient.lights.map(\.radius)
@@ -176,7 +178,11 @@ public struct Renderer: Sendable {
         let L = l * inv
         let c = s.n.dot(L)
         guard c > 0 else { return (.zero, 0) }
-        let e = c * inv * inv
+        var e = c * inv * inv
+        if beam > 0 { // beam profile around the camera axis
+            let ca = -L.dot(scene.camera.forward), c2 = ca * ca
+            e *= c2 / (c2 + beam * max(1 - c2, 0))
+        }
         var brdf = s.albedo * (1 / Float.pi)
         if s.specular > 0.002 { brdf += Vec3(repeating: s.specular * blinnPhong(s, L, shininess: s.shininess)) }
         let vis: Float = casters.blocked(origin: s.p + s.n * 1e-3, direction: L, tMax: d2 * inv - 2e-3) ? 0 : 1

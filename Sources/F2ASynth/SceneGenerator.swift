@@ -223,7 +223,7 @@ public enum SceneGenerator {
         default: flashOffset = Vec3((rng.chance(0.5) ? 1 : -1) * rng.uniform(0.06, 0.14), rng.uniform(-0.02, 0.04), 0)
         }
         let flash = FlashLight(offset: flashOffset, intensity: 1, temperature: rng.uniform(5500, 7500),
-                               bounce: rng.uniform(0.01, 0.06))
+                               bounce: rng.uniform(0.01, 0.06), beam: rng.uniform(0, 1.5))
 
         // Ambient: lamps, ceiling fixtures, windows, plus the room's bounce light.
         let flashAtTarget = 1 / (target - camPos).lengthSquared

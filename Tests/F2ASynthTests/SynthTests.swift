@@ -99,6 +99,17 @@ func flashFallsWithDistanceSquared(d: Float) {
     #expect(abs(encodedRatio - 4) < 0.08, "decoded sRGB ratio \(encodedRatio) at d=\(d)")
 }
 
+@Test(arguments: [Float(0.5), 1.5])
+func flashBeamDarkensCornersOnly(beam: Float) {
+    let w = 48, h = 36, centre = (h / 2) * w + w / 2, corner = 1 * w + 1
+    var narrow = planeScene(distance: 1)
+    narrow.flash.beam = beam
+    let flat = Renderer(scene: planeScene(distance: 1), width: w, height: h).render()
+    let beamed = Renderer(scene: narrow, width: w, height: h).render()
+    #expect(abs(luminance(beamed.flash, centre) / luminance(flat.flash, centre) - 1) < 0.01)
+    #expect(luminance(beamed.flash, corner) < 0.95 * luminance(flat.flash, corner))
+}
+
 @Test func flashFalloffAcrossOneImage() {
     // Two planes of the same albedo in one image: left half at 1 m, right half at 2 m.
     let scene = Scene(camera: camera(fov: 40),
