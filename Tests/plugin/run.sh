@@ -26,8 +26,7 @@ check() { # check NAME COMMAND...: pass when COMMAND succeeds
 
 # "width height bands format coding interpretation" of an image file
 layout() {
-	local f
-	for f in width height bands format coding interpretation; do printf '%s ' "$(vipsheader -f $f "$1")"; done
+	vipsheader -a "$1" | awk -F': ' '$1 ~ /^(width|height|bands|format|coding|interpretation)$/ { printf "%s ", $2 }'
 }
 # maximum absolute difference between two images (same layout), as an integer
 maxdiff() {
