@@ -302,11 +302,13 @@ struct BatchPlanner {
 
         // Unique inputs sorted by their relative path (bytewise): the order every shard agrees on.
         var seen = Set<String>()
-        var entries: [(input: String, relative: String)] = []
+        var keyed: [(input: String, relative: String, key: [UInt8])] = []
         for path in found where seen.insert(path).inserted {
-            entries.append((path, BatchPath.relative(path, to: base)))
+            let relative = BatchPath.relative(path, to: base)
+            keyed.append((path, relative, Array(relative.utf8)))
         }
-        entries.sort { Array($0.relative.utf8).lexicographicallyPrecedes(Array($1.relative.utf8)) }
+        keyed.sort { $0.key.lexicographicallyPrecedes($1.key) }
+        let entries = keyed.map { (input: $0.input, relative: $0.relative) }
 
         let missingSet = Set(missing)
         let inputPhysical = Set(entries.map { BatchPath.physical($0.input) })
