@@ -12,11 +12,12 @@
  * Pipeline built in _build():
  *
  *   in -> decode (LABQ/RAD) -> copy to memory ("src": one pass over in, so
- *   sequential inputs work) -> strip alpha -> sRGB (8-bit sources) or RGB16
- *   (deeper ones) -> float [0,1] rendered to memory -> f2a_apply_f32() in
- *   place -> round to uchar/ushort -> back to the input's interpretation ->
- *   cast to the input's band format -> rejoin the original alpha band ->
- *   re-encode LABQ/RAD -> input's metadata -> out
+ *   sequential inputs work) -> set alpha and extra bands aside -> sRGB
+ *   (8-bit sources) or RGB16 (deeper ones) -> float [0,1] rendered to
+ *   memory -> f2a_apply_f32() -> round to uchar/ushort -> back to the
+ *   input's interpretation -> cast to the input's band format -> rejoin the
+ *   original alpha/extra bands -> re-encode LABQ/RAD -> input's metadata ->
+ *   out
  *
  * These are the conversions f2a's own I/O (Sources/CVipsIO/vipsio.c) makes,
  * so `vips flash2ambient` and `f2a apply` give the same pixels (f2a also
@@ -447,6 +448,25 @@ f2a_check_file(const char *domain, VipsImage *in, VipsFailOn fail_on)
 	return result;
 }
 
+/* Colour bands of an interpretation; the bands after them (alpha, extra
+ * channels) are passed through untouched.
+ */
+static int
+f2a_colour_bands(VipsInterpretation interpretation)
+{
+	switch (interpretation) {
+	case VIPS_INTERPRETATION_B_W:
+	case VIPS_INTERPRETATION_GREY16:
+		return 1;
+
+	case VIPS_INTERPRETATION_CMYK:
+		return 4;
+
+	default:
+		return 3;
+	}
+}
+
 /* ------------------------------------------------------------------------
  * The operation.
  */
@@ -465,7 +485,8 @@ vips_flash2ambient_build(VipsObject *object)
 	VipsImage *src;
 	VipsImage *colour;
 	VipsImage *x;
-	gboolean has_alpha;
+	int n_colour;
+	int n_extra;
 	gboolean deep;
 	VipsInterpretation wanted;
 	guint64 need;
@@ -533,18 +554,22 @@ vips_flash2ambient_build(VipsObject *object)
 		return -1;
 	src = t[1];
 
-	has_alpha = vips_image_hasalpha(src);
 	deep = src->BandFmt != VIPS_FORMAT_UCHAR &&
 		src->BandFmt != VIPS_FORMAT_CHAR;
 	wanted = vips_image_guess_interpretation(src);
+
+	/* Colour bands first, then alpha and any other extra bands, which
+	 * pass through bit-exactly.
+	 */
+	n_colour = VIPS_MIN(f2a_colour_bands(wanted), src->Bands);
+	n_extra = src->Bands - n_colour;
 
 	/* To the model's representation: sRGB (or RGB16 for deeper
 	 * sources) scaled to float [0, 1], 3 bands.
 	 */
 	colour = src;
-	if (has_alpha) {
-		if (vips_extract_band(src, &t[2], 0,
-			"n", src->Bands - 1, NULL))
+	if (n_extra > 0) {
+		if (vips_extract_band(src, &t[2], 0, "n", n_colour, NULL))
 			return -1;
 		colour = t[2];
 	}
@@ -659,8 +684,9 @@ vips_flash2ambient_build(VipsObject *object)
 			return -1;
 		x = t[13];
 	}
-	if (has_alpha) {
-		if (vips_extract_band(src, &t[14], src->Bands - 1, NULL) ||
+	if (n_extra > 0) {
+		if (vips_extract_band(src, &t[14], n_colour,
+			"n", n_extra, NULL) ||
 			vips_bandjoin2(x, t[14], &t[15], NULL))
 			return -1;
 		x = t[15];

@@ -74,14 +74,15 @@ make_inputs() {
 	vips bandjoin "rgb16.v alpha16u.v" in-rgba16.png &&
 	vips crop rgb.v in-1x1.png 10 10 1 1 &&
 	vips crop rgb.v in-3x5.png 10 10 3 5 &&
-	vips crop in-rgba.png in-1x1a.png 20 20 1 1
+	vips crop in-rgba.png in-1x1a.png 20 20 1 1 &&
+	vips bandjoin "rgb.v alpha.v sn.v" in-5band.v
 }
 make_inputs >inputs.log 2>&1 || { echo "cannot make test inputs:"; cat inputs.log; exit 1; }
 
 # --- each input kind: layout kept, alpha bit-exact -------------------------------------
 for f in in-srgb.jpg in-srgb.png in-srgb-icc.jpg in-rgb16.png in-rgb16.tif in-bw.png in-grey16.png \
 	in-cmyk.jpg in-cmyk.tif in-scrgb.tif in-lab.v in-labq.v in-rad.v in-bwa.png in-rgba.png \
-	in-rgba16.png in-1x1.png in-3x5.png in-1x1a.png; do
+	in-rgba16.png in-1x1.png in-3x5.png in-1x1a.png in-5band.v; do
 	out="out-${f#in-}"
 	if ! vips flash2ambient "$f" "$out" >run.log 2>&1; then
 		fail "$f: vips flash2ambient failed"; sed 's/^/      /' run.log | tail -3; continue
@@ -92,6 +93,8 @@ for f in in-srgb.jpg in-srgb.png in-srgb-icc.jpg in-rgb16.png in-rgb16.tif in-bw
 	in-bwa.png|in-rgba.png|in-rgba16.png|in-1x1a.png)
 		bands=$(vipsheader -f bands "$f")
 		check "$f: alpha band bit-exact" same_band "$f" "$out" $((bands - 1)) ;;
+	in-5band.v)
+		check "$f: extra bands 3 and 4 bit-exact" bash -c "$(declare -f maxdiff same_band); W=$W; same_band $f $out 3 && same_band $f $out 4" ;;
 	esac
 done
 
