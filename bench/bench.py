@@ -597,6 +597,8 @@ def ort_profile(onnx_path, size, runs):
 
 
 def ort_layer_of(name):
+    if name.startswith("ambient"):  # the final 1x1 conv, fused with the sigmoid, named after the output
+        return "final"
     m = re.match(r"(enc\d\.conv\d|dec\d\.conv\d|dec\d\.up|final|pool\d)", name)
     return m.group(1) if m else None
 
@@ -674,10 +676,16 @@ def main():
     print(f"load average at start: {' '.join(la)}; other busy processes: {', '.join(busy) or 'none'}")
     print(f"shipped model: width {shipped['width']:g}, {shipped['upsample']}, {shipped['activation']}, "
           f"{shipped['formulation']}\n")
+    def save():
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+
     if env_on("BENCH_SPEED", True):
         part_speed(f2a, lib_path, shipped, out, results)
+        save()
     if env_on("BENCH_PHOTO", True):
         part_photo(snap, out, results)
+        save()
     if env_on("BENCH_LAYERS", False):
         bench_bin = os.path.join(build, "bin", "f2a-bench")
         if os.path.exists(bench_bin):
@@ -690,8 +698,7 @@ def main():
     results["seconds"] = time.time() - started
     print(f"\nload average at end: {' '.join(results['load_end'])}; other busy processes: "
           f"{', '.join(results['busy_end']) or 'none'}; bench took {results['seconds']:.0f} s")
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    save()
     print(f"results: {os.path.join(out, 'results.json')}")
     return 0
 
