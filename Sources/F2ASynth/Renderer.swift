@@ -25,15 +25,14 @@ public struct LinearRender: Sendable {
 
 /// Quality knobs of the ray caster.
 public struct RenderQuality: Sendable, Codable {
-    /// Shadow rays per traced pixel per ambient area light. Shadow and AO
-    /// rays are traced on a checkerboard, interleaved over 4×4 pixels and
-    /// filtered, so the effective count is 8× this.
-    public var shadowSamples: Int = 1
-    /// Ambient-occlusion rays per pixel (also interleaved and filtered).
-    public var occlusionSamples: Int = 1
+    /// Stratified shadow rays per ambient area light per shading node (one
+    /// node per 4×4 pixels; soft shadows are interpolated between nodes).
+    public var shadowSamples: Int = 8
+    /// Ambient-occlusion rays per shading node.
+    public var occlusionSamples: Int = 6
     /// Supersample (2×2) pixels on geometry and flash-shadow edges.
     public var antialias: Bool = true
-    public init(shadowSamples: Int = 1, occlusionSamples: Int = 1, antialias: Bool = true) {
+    public init(shadowSamples: Int = 8, occlusionSamples: Int = 6, antialias: Bool = true) {
         self.shadowSamples = shadowSamples; self.occlusionSamples = occlusionSamples; self.antialias = antialias
     }
 }
@@ -64,12 +63,13 @@ public struct Renderer: Sendable {
     let lightCentres: [Vec3]
     let lightRadii: [Float]
     let envColour: Vec3
-    /// Unit-disk points (golden-angle spiral), 8 checkerboard phases × samples.
-    let diskPoints: [(Float, Float)]
-    let diskAO: [(Float, Float)]
+    /// Strata of the unit disk for light and AO samples.
+    let diskStrata: Int
+    let aoStrata: Int
     /// The pixel itself, then its 8 neighbours.
     let neighbourOrder: [(Int, Int)] = [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, -1), (-1, 1), (1, 1)]
-    static let phase: [Int] = [0, 8, 2, 10, 12, 4, 14, 6, 3, 11, 1, 9, 15, 7, 13, 5] // 4×4 Bayer order
+    /// Spacing of the soft-shadow/AO shading nodes, pixels.
+    static let nodeSpacing = 4
 
     public init(scene: Scene, width: Int, height: Int, quality: RenderQuality = RenderQuality()) {
         precondition(width > 0 && height > 0)
@@ -119,14 +119,8 @@ public struct Renderer: Sendable {
         lightCentres = scene.ambient.lights.map(\.center)
         lightRadii = scene.ambient.lights.map(\.radius)
         envColour = ColourSpace.blackBody(kelvin: scene.ambient.environmentTemperature) * scene.ambient.environmentIntensity
-        func spiral(_ n: Int) -> [(Float, Float)] {
-            (0..<n).map { i in
-                let r = sqrtf((Float(i) + 0.5) / Float(n)), a = Float(i) * 2.3999632
-                return (r * cosf(a), r * sinf(a))
-            }
-        }
-        diskPoints = spiral(8 * max(1, quality.shadowSamples))
-        diskAO = spiral(8 * max(1, quality.occlusionSamples))
+        diskStrata = max(1, quality.shadowSamples)
+        aoStrata = max(1, quality.occlusionSamples)
     }
 
     /// Geometry and material at a surface point seen along a primary ray.
@@ -189,6 +183,22 @@ public struct Renderer: Sendable {
         return (brdf * flashColour * e, vis)
     }
 
+    /// Point `i` of `n` on the unit disk: stratum i of an (n/2)×2 grid on the
+    /// unit square, jittered per pixel by `seed`, mapped concentrically
+    /// (Shirley–Chiu). Jitter turns the interleaving pattern into fine noise
+    /// that the filter averages, instead of 4-pixel staircases in penumbrae.
+    @inline(__always) func diskSample(_ i: Int, of n: Int, seed: UInt32) -> (Float, Float) {
+        let gx = max(n / 2, 1)
+        let h = hash32(UInt32(i), seed, 0x51ED)
+        let ju = Float(h & 0xFFFF) * (1 / 65_536.0), jv = Float(h >> 16) * (1 / 65_536.0)
+        let a = 2 * (Float(i % gx) + ju) / Float(gx) - 1
+        let b = 2 * (Float(i / gx % 2) + jv) / 2 - 1
+        if a == 0 && b == 0 { return (0, 0) }
+        let r: Float, phi: Float
+        if abs(a) > abs(b) { r = a; phi = (.pi / 4) * (b / a) } else { r = b; phi = .pi / 2 - (.pi / 4) * (a / b) }
+        return (r * cosf(phi), r * sinf(phi))
+    }
+
     /// Unshadowed radiance from area light j, and the unit direction to it.
     @inline(__always) func lightTerm(_ s: Surface, _ j: Int) -> (Vec3, Vec3) {
         let r = lightRadii[j]
@@ -210,7 +220,7 @@ public struct Renderer: Sendable {
 
     /// Fraction of `count` sample points on light j's disk (facing the unit
     /// direction `L` from s to the light) visible from s.
-    @inline(__always) func lightVisibility(_ s: Surface, _ j: Int, L: Vec3, first: Int, stride: Int, count: Int) -> Float {
+    @inline(__always) func lightVisibility(_ s: Surface, _ j: Int, L: Vec3, first: Int, stride: Int, count: Int, seed: UInt32) -> Float {
         let centre = lightCentres[j], radius = lightRadii[j]
         var u = Vec3(0, 1, 0).cross(L)
         let ul = u.lengthSquared
@@ -219,7 +229,7 @@ public struct Renderer: Sendable {
         let origin = s.p + s.n * 1e-3
         var seen = 0
         for k in 0..<count {
-            let (a, b) = diskPoints[(first + k * stride) % diskPoints.count]
+            let (a, b) = diskSample((first + k * stride) % diskStrata, of: diskStrata, seed: seed &+ UInt32(k))
             let q = centre + u * (a * radius) + v * (b * radius)
             let l = q - origin
             let d2 = l.lengthSquared
@@ -230,14 +240,14 @@ public struct Renderer: Sendable {
     }
 
     /// Unoccluded fraction of cosine-weighted hemisphere directions within the AO radius.
-    @inline(__always) func occlusion(_ s: Surface, first: Int, stride: Int, count: Int) -> Float {
+    @inline(__always) func occlusion(_ s: Surface, first: Int, stride: Int, count: Int, seed: UInt32) -> Float {
         let radius = scene.ambient.occlusionRadius
         guard radius > 0 else { return 1 }
         let f = frame(forward: s.n)
         let origin = s.p + s.n * 1e-3
         var open: Float = 0
         for k in 0..<count {
-            let (a, b) = diskAO[(first + k * stride) % diskAO.count]
+            let (a, b) = diskSample((first + k * stride) % aoStrata, of: aoStrata, seed: seed &+ UInt32(k))
             let z = sqrtf(max(0, 1 - a * a - b * b))
             let dir = f.u * a + f.v * b + f.w * z
             if let t = everything.nearest(origin: origin, direction: dir, tMax: radius) {
@@ -269,16 +279,14 @@ public struct Renderer: Sendable {
         var nor = [Vec3](repeating: .zero, count: np)
         var albedo = [Vec3](repeating: .zero, count: np)
         var lightRad = [Vec3](repeating: .zero, count: np * max(nl, 1))
-        var vis = [Float](repeating: 1, count: np * (nl + 1)) // last plane: AO
         var flashIrradianceSum: Double = 0
         var hits = 0
 
-        // Pass 1: primary rays, direct flash, unshadowed ambient terms, raw visibility.
+        // Pass 1: primary rays, direct flash, unshadowed ambient terms.
         for y in 0..<h {
             for x in 0..<w {
                 let i = y * w + x
                 guard let s = surface(px: Float(x) + 0.5, py: Float(y) + 0.5) else { continue }
-                let ph = Renderer.phase[(y & 3) * 4 + (x & 3)]
                 depth[i] = s.hit.t; prim[i] = Int32(s.hit.primitive); key[i] = s.hit.surfaceKey
                 nor[i] = s.n; albedo[i] = s.albedo
                 let (fr, fv) = flashTerm(s)
@@ -287,57 +295,89 @@ public struct Renderer: Sendable {
                 let l = flashPosition - s.p
                 flashIrradianceSum += Double(fv * max(0, s.n.dot(l.normalized)) / l.lengthSquared)
                 hits += 1
-                // Shadow and AO rays on a checkerboard only (the filter fills in the other half).
-                let traced = (x ^ y) & 1 == 0
-                for j in 0..<nl {
-                    let (r, L) = lightTerm(s, j)
-                    lightRad[j * np + i] = r
-                    if traced { vis[j * np + i] = r.maxComponent > 0 ? lightVisibility(s, j, L: L, first: ph & 7, stride: 8, count: ks) : 1 }
-                }
-                vis[nl * np + i] = traced ? occlusion(s, first: ph & 7, stride: 8, count: ka) : -1
+                for j in 0..<nl { lightRad[j * np + i] = lightTerm(s, j).0 }
             }
         }
 
-        // Pass 2: geometry-aware 4×4 filter of the visibilities.
-        var filtered = vis
+        // Pass 2: soft shadows and AO on a coarse grid (one node per 4×4
+        // pixels, many stratified samples each), interpolated bilinearly over
+        // nodes on the same smooth surface; traced per pixel where no node matches.
+        let step = Renderer.nodeSpacing
+        let gw = (w + step - 1) / step, gh = (h + step - 1) / step, nn = gw * gh
+        let planes = nl + 1 // lights, then AO
+        var nodeKey = [Int32](repeating: -1, count: nn)
+        var nodeVis = [Float](repeating: 1, count: nn * planes)
+        for gy in 0..<gh {
+            for gx in 0..<gw {
+                let n = gy * gw + gx
+                let px = min(Float(gx * step) + Float(step) / 2, Float(w) - 0.5)
+                let py = min(Float(gy * step) + Float(step) / 2, Float(h) - 0.5)
+                guard let s = surface(px: px, py: py) else { continue }
+                nodeKey[n] = s.hit.surfaceKey
+                let seed = hash32(UInt32(gx), UInt32(gy), 0xA5A5)
+                for j in 0..<nl {
+                    let (r, L) = lightTerm(s, j)
+                    if r.maxComponent > 0 {
+                        nodeVis[n * planes + j] = lightVisibility(s, j, L: L, first: 0, stride: 1, count: ks, seed: seed &+ UInt32(j))
+                    }
+                }
+                nodeVis[n * planes + nl] = occlusion(s, first: 0, stride: 1, count: ka, seed: seed &+ 77)
+            }
+        }
+        var filtered = [Float](repeating: 1, count: np * planes)
+        var values = (Float(0), Float(0), Float(0), Float(0), Float(0))
         for y in 0..<h {
+            let fy = (Float(y) + 0.5 - Float(step) / 2) / Float(step)
+            let y0 = min(max(Int(floorf(fy)), 0), gh - 1), y1 = min(y0 + 1, gh - 1)
+            let ty = clamp(fy - Float(y0), 0, 1)
             for x in 0..<w {
                 let i = y * w + x
                 let id = key[i]
                 guard id >= 0 else { continue }
-                var sums = (Float(0), Float(0), Float(0), Float(0), Float(0))
-                var cnt: Float = 0
-                for yy in max(0, y - 2)...min(h - 1, y + 1) {
-                    // Only the traced (checkerboard) pixels of the window.
-                    var xx = max(0, x - 2)
-                    if (xx ^ yy) & 1 != 0 { xx += 1 }
-                    while xx <= min(w - 1, x + 1) {
-                        let k = yy * w + xx
-                        xx += 2
-                        guard key[k] == id else { continue }
-                        cnt += 1
-                        sums.4 += vis[nl * np + k]
-                        if nl > 0 { sums.0 += vis[k] }
-                        if nl > 1 { sums.1 += vis[np + k] }
-                        if nl > 2 { sums.2 += vis[2 * np + k] }
-                        if nl > 3 { sums.3 += vis[3 * np + k] }
-                    }
+                let fx = (Float(x) + 0.5 - Float(step) / 2) / Float(step)
+                let x0 = min(max(Int(floorf(fx)), 0), gw - 1), x1 = min(x0 + 1, gw - 1)
+                let tx = clamp(fx - Float(x0), 0, 1)
+                values = (0, 0, 0, 0, 0)
+                var wsum: Float = 0
+                for corner in 0..<4 {
+                    let n = (corner < 2 ? y0 : y1) * gw + (corner & 1 == 0 ? x0 : x1)
+                    let wt = (corner & 1 == 0 ? 1 - tx : tx) * (corner < 2 ? 1 - ty : ty)
+                    guard nodeKey[n] == id, wt > 0 else { continue }
+                    wsum += wt
+                    let o = n * planes
+                    values.4 += wt * nodeVis[o + nl]
+                    if nl > 0 { values.0 += wt * nodeVis[o] }
+                    if nl > 1 { values.1 += wt * nodeVis[o + 1] }
+                    if nl > 2 { values.2 += wt * nodeVis[o + 2] }
+                    if nl > 3 { values.3 += wt * nodeVis[o + 3] }
                 }
-                if cnt == 0 { // no traced pixel of this surface nearby (thin sliver): trace here
-                    guard let s = surface(px: Float(x) + 0.5, py: Float(y) + 0.5) else { continue }
-                    for j in 0..<nl {
-                        let (r, L) = lightTerm(s, j)
-                        filtered[j * np + i] = r.maxComponent > 0 ? lightVisibility(s, j, L: L, first: (x + y) & 7, stride: 8, count: ks) : 1
+                if wsum < 1e-3 {
+                    // Nearest matching node within one more ring, else trace here.
+                    var best = -1, bestD = Int.max
+                    for ny in max(0, y0 - 1)...min(gh - 1, y1 + 1) {
+                        for nx in max(0, x0 - 1)...min(gw - 1, x1 + 1) where nodeKey[ny * gw + nx] == id {
+                            let dx = nx * step + step / 2 - x, dy = ny * step + step / 2 - y
+                            if dx * dx + dy * dy < bestD { bestD = dx * dx + dy * dy; best = ny * gw + nx }
+                        }
                     }
-                    filtered[nl * np + i] = occlusion(s, first: (x + y) & 7, stride: 8, count: ka)
+                    if best >= 0 {
+                        for p in 0..<planes { filtered[p * np + i] = nodeVis[best * planes + p] }
+                    } else if let s = surface(px: Float(x) + 0.5, py: Float(y) + 0.5) {
+                        let seed = UInt32(truncatingIfNeeded: i)
+                        for j in 0..<nl {
+                            let (r, L) = lightTerm(s, j)
+                            if r.maxComponent > 0 { filtered[j * np + i] = lightVisibility(s, j, L: L, first: 0, stride: 1, count: ks, seed: seed &+ UInt32(j)) }
+                        }
+                        filtered[nl * np + i] = occlusion(s, first: 0, stride: 1, count: ka, seed: seed &+ 77)
+                    }
                     continue
                 }
-                let r = 1 / cnt
-                filtered[nl * np + i] = sums.4 * r
-                if nl > 0 { filtered[i] = sums.0 * r }
-                if nl > 1 { filtered[np + i] = sums.1 * r }
-                if nl > 2 { filtered[2 * np + i] = sums.2 * r }
-                if nl > 3 { filtered[3 * np + i] = sums.3 * r }
+                let r = 1 / wsum
+                filtered[nl * np + i] = values.4 * r
+                if nl > 0 { filtered[i] = values.0 * r }
+                if nl > 1 { filtered[np + i] = values.1 * r }
+                if nl > 2 { filtered[2 * np + i] = values.2 * r }
+                if nl > 3 { filtered[3 * np + i] = values.3 * r }
             }
         }
 
@@ -397,14 +437,14 @@ public struct Renderer: Sendable {
                             let n = yy * w + xx
                             if key[n] == s.hit.surfaceKey { src = n; break search }
                         }
-                        let ao = src >= 0 ? filtered[nl * np + src] : occlusion(s, first: k * 4 + (x & 3), stride: 4, count: 1)
+                        let ao = src >= 0 ? filtered[nl * np + src] : occlusion(s, first: 0, stride: 1, count: ka, seed: UInt32(truncatingIfNeeded: i))
                         f += fr * fv + s.albedo * bounce * ao
                         a += s.albedo * environment(s.n) * (ao / Float.pi)
                         for j in 0..<nl {
                             let (r, L) = lightTerm(s, j)
                             guard r.maxComponent > 0 else { continue }
                             a += r * (src >= 0 ? filtered[j * np + src]
-                                               : lightVisibility(s, j, L: L, first: k * 4 + (y & 3), stride: 4, count: 1))
+                                               : lightVisibility(s, j, L: L, first: 0, stride: 1, count: ks, seed: UInt32(truncatingIfNeeded: i)))
                         }
                     }
                     f = f * 0.25; a = a * 0.25 // 1 centre + 3 new samples
