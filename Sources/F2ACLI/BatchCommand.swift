@@ -147,7 +147,10 @@ struct Batch: ParsableCommand {
             tally.failures.append((path, message))
         }
         print(tally.summary(total: mine.count, shard: shard, elapsed: Date().timeIntervalSince(started)))
-        if runner.stoppedBy != 0 { throw ExitCode(128 + runner.stoppedBy) }
+        if runner.stoppedBy != 0 {
+            print("stopped by \(runner.stoppedBy == SIGINT ? "SIGINT" : "SIGTERM"); run the same command with --skip-existing to resume")
+            throw ExitCode(128 + runner.stoppedBy)
+        }
         if tally.failed > 0 { throw ExitCode(1) }
     }
 

@@ -116,7 +116,8 @@ struct BatchTally {
     func summary(total: Int, shard: BatchShard, elapsed: Double) -> String {
         var lines = ["f2a batch: shard \(shard), \(total) file\(total == 1 ? "" : "s"): \(ok) written, "
                      + "\(skipped) skipped (existing), \(failed) failed"
-                     + (interrupted > 0 ? ", \(interrupted) interrupted, \(total - done) not started" : "")
+                     + (interrupted > 0 ? ", \(interrupted) interrupted" : "")
+                     + (done < total ? ", \(total - done) not started" : "")
                      + String(format: " in %.1f s (%.2f images/s)", elapsed, elapsed > 0 ? Double(ok + failed) / elapsed : 0)]
         let shown = failures.prefix(20)
         for (input, error) in shown { lines.append("  failed: \(input): \(error)") }

@@ -328,15 +328,19 @@ check("resume: finished outputs skipped (not rewritten), the rest written",
       all(os.path.getmtime(p("kill-out", f)) == t for f, t in mtimes.items()), lines)
 
 # --- SIGTERM: graceful stop -----------------------------------------------------------------
-proc = subprocess.Popen([F2A, "batch", "kill-in", "-o", "term-out", "-j", "2", "--model", MODEL, "--report",
+os.makedirs(p("term-in"))
+for i in range(24):
+    shutil.copy(p("kill.jpg"), p(f"term-in/t{i:02d}.jpg"))
+proc = subprocess.Popen([F2A, "batch", "term-in", "-o", "term-out", "-j", "2", "--model", MODEL, "--report",
                          "term.jsonl"], cwd=W, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 deadline = time.time() + 30
 while time.time() < deadline and not (os.path.isfile(p("term.jsonl")) and os.path.getsize(p("term.jsonl")) > 0):
     time.sleep(0.01)
 proc.send_signal(signal.SIGTERM)
 out, err = proc.communicate(timeout=30)
+term = report_lines(p("term.jsonl"))
 check("SIGTERM: exit 143 after finishing or cancelling the files in flight, summary printed",
-      proc.returncode == 143 and "interrupted" in out, f"{proc.returncode}\n{out}\n{err}")
+      proc.returncode == 143 and "not started" in out and 0 < len(term) < 24, f"{proc.returncode}\n{out}\n{err}")
 check("SIGTERM: no temporary files, every output complete", temporaries(p("term-out")) == [] and all(
     subprocess.run(["vips", "avg", p("term-out", f)], capture_output=True).returncode == 0
     for f in os.listdir(p("term-out")) if f.endswith(".jpg")))
