@@ -124,6 +124,11 @@ struct Batch: ParsableCommand {
         }
 
         let reportFile = try report.map { try BatchReport(path: BatchReport.path($0, shard: shard), shard: shard) }
+        // A directory that cannot be listed hides its files from every shard: a failure in each.
+        for (path, message) in plan.scanErrors {
+            let item = BatchItem(input: path, relative: BatchPath.relative(path, to: plan.base), output: "", planError: message)
+            reportFile?.write(BatchOutcome(item: item, status: .failed, seconds: 0, error: message))
+        }
         let runner = BatchRunner(items: mine, generator: generator,
                                  settings: .init(options: ApplyOptions(mode: mode, strength: strength, workingSize: workingSize,
                                                                        tileSize: tileSize),

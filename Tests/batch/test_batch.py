@@ -243,12 +243,23 @@ os.makedirs(p("perm/sub"))
 shutil.copy(p("base.jpg"), p("perm/ok.jpg"))
 shutil.copy(p("base.jpg"), p("perm/sub/locked.jpg"))
 os.chmod(p("perm/sub/locked.jpg"), 0)
+os.makedirs(p("perm/closed"))
+shutil.copy(p("base.jpg"), p("perm/closed/hidden.jpg"))
+os.chmod(p("perm/closed"), 0)
 nocap = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
-r = subprocess.run(nocap + [F2A, "batch", "perm", "-o", "perm-out", "--model", MODEL], cwd=W, capture_output=True,
-                   text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "F2A_MODEL"})
+r = subprocess.run(nocap + [F2A, "batch", "perm", "-o", "perm-out", "--model", MODEL, "--report", "perm.jsonl"], cwd=W,
+                   capture_output=True, text=True, timeout=60,
+                   env={k: v for k, v in os.environ.items() if k != "F2A_MODEL"})
+lines = {l["relative"]: l for l in report_lines(p("perm.jsonl"))}
 check("unreadable file: failed with the reason, the others written",
       r.returncode == 1 and os.path.isfile(p("perm-out/ok.jpg")) and "locked.jpg" in r.stdout
-      and "ermission denied" in r.stdout, r.stdout + r.stderr)
+      and "ermission denied" in r.stdout and lines.get("sub/locked.jpg", {}).get("status") == "failed",
+      r.stdout + r.stderr)
+check("unreadable directory: reported failed (summary and report), the run continues",
+      "closed: cannot list directory: Permission denied" in r.stdout
+      and lines.get("closed", {}).get("status") == "failed" and lines.get("ok.jpg", {}).get("status") == "ok",
+      r.stdout + json.dumps(lines))
+os.chmod(p("perm/closed"), 0o755)
 
 r = run("in/a/y.png", "in/c/w.webp", "-o", "base-out", "--base", "in", "--suffix=-amb")
 check("--base and --suffix: out/a/y-amb.png, out/c/w-amb.webp",
