@@ -14,7 +14,7 @@ WEIGHTS     := weights/default.f2aw
 CC          ?= cc
 DEB_PACKAGES := libvips-dev libvips-tools libopenblas-dev pkg-config python3-venv
 
-.PHONY: all deps swift-build test test-swift test-capi test-onnx demo install uninstall clean bench
+.PHONY: all deps swift-build test test-swift test-capi test-onnx test-fuzz fuzz demo install uninstall clean bench
 
 all: $(BUILD)/.stamp
 
@@ -29,17 +29,22 @@ deps:
 
 SOURCES := $(shell find Sources -type f) Package.swift
 
+# Copy then rename: a running process that has the old file mapped (a loaded
+# libflash2ambient.so) keeps its inode instead of crashing with SIGBUS.
+publish = cp $(1) $(2).tmp && mv -f $(2).tmp $(2)
+
 $(BUILD)/.stamp: $(SOURCES) $(WEIGHTS) | deps
 	$(SWIFT) build $(SWIFTFLAGS)
 	mkdir -p $(BUILD)/bin $(BUILD)/lib/pkgconfig $(BUILD)/include $(BUILD)/share/flash2ambient/weights
-	cp $(SWIFTBIN)/f2a $(BUILD)/bin/f2a
-	cp $(SWIFTBIN)/libflash2ambient.so $(BUILD)/lib/libflash2ambient.so
-	cp Sources/CFlash2Ambient/include/flash2ambient.h $(BUILD)/include/
-	cp $(WEIGHTS) $(BUILD)/share/flash2ambient/weights/default.f2aw
+	$(call publish,$(SWIFTBIN)/f2a,$(BUILD)/bin/f2a)
+	$(call publish,$(SWIFTBIN)/f2a-train,$(BUILD)/bin/f2a-train)
+	$(call publish,$(SWIFTBIN)/libflash2ambient.so,$(BUILD)/lib/libflash2ambient.so)
+	$(call publish,Sources/CFlash2Ambient/include/flash2ambient.h,$(BUILD)/include/flash2ambient.h)
+	$(call publish,$(WEIGHTS),$(BUILD)/share/flash2ambient/weights/default.f2aw)
 	sed -e 's|@PREFIX@|$(abspath $(BUILD))|' flash2ambient.pc.in > $(BUILD)/lib/pkgconfig/flash2ambient.pc
 	touch $@
 
-test: all test-swift test-capi test-onnx
+test: all test-swift test-capi test-onnx test-fuzz
 
 test-swift: | deps
 	$(SWIFT) test 2>&1 | tee $(BUILD)/swift-test.log | grep -vE '^\[[0-9]+/[0-9]+\]'; exit $${PIPESTATUS[0]}
@@ -82,6 +87,23 @@ uninstall:
 
 clean:
 	rm -rf $(BUILD) .build
+
+# Fuzzing (libFuzzer + AddressSanitizer). SwiftPM links executables with its
+# own main, so the target runs libFuzzer through LLVMFuzzerRunDriver from the
+# no-main runtime. FUZZ_SECONDS per target; CI runs test-fuzz (60 s).
+FUZZ_SECONDS ?= 60
+FUZZER_LIB = $(shell find $$(dirname $$(readlink -f $$(command -v swiftc)))/../lib/clang -name 'libclang_rt.fuzzer_no_main-x86_64.a' | head -1)
+FUZZ_BUILD = $(SWIFT) build -c debug --scratch-path .build-fuzz \
+  -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
+  -Xswiftc -DFUZZING -Xlinker $(FUZZER_LIB) -Xlinker -lstdc++
+
+fuzz: | deps
+	$(FUZZ_BUILD) --product f2a-fuzz-weights
+	mkdir -p $(BUILD)/fuzz/weights && cp -n Tests/fuzz/corpus/weights/* $(BUILD)/fuzz/weights/
+	set -o pipefail; .build-fuzz/debug/f2a-fuzz-weights $(BUILD)/fuzz/weights -max_total_time=$(FUZZ_SECONDS) \
+	  -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 2>&1 | tail -12
+
+test-fuzz: fuzz
 
 SHELL := /bin/bash
 

@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "f2a", targets: ["F2ACLI"]),
         .executable(name: "f2a-train", targets: ["F2ATrainCLI"]),
         .executable(name: "f2a-bench", targets: ["F2ABench"]),
+        .executable(name: "f2a-fuzz-weights", targets: ["F2AFuzzWeights"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,6 +50,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "F2ABench", dependencies: ["F2AModel"], path: "bench/F2ABench"),
+        .executableTarget(name: "F2AFuzzWeights", dependencies: ["F2AModel"], path: "Tests/fuzz/FuzzWeights"),
         .testTarget(name: "F2ACoreTests", dependencies: ["F2ACore"]),
         .testTarget(name: "F2AModelTests", dependencies: ["F2AModel"]),
         .testTarget(name: "F2AImageTests", dependencies: ["F2AImage"], exclude: ["make_golden.py"]),
