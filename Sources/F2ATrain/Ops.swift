@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import F2ACore
 
 // Forward and backward passes of every layer the trainer needs, on NCHW
@@ -54,12 +55,43 @@ nonisolated(unsafe) public var gemmColumnTarget = 4096
 
 // MARK: im2col / col2im
 
+/// Threads for the non-GEMM loops (OpenBLAS's own threads are idle then).
+nonisolated(unsafe) public var loopThreads = 2
+
+/// Splits 0..<n into `loopThreads` contiguous chunks run concurrently when
+/// `work` (elements touched) is large enough to pay for the hand-off.
+@inline(__always)
+func parallelChunks(_ n: Int, work: Int, _ body: (Range<Int>) -> Void) {
+    let t = min(loopThreads, n)
+    if t <= 1 || work < 1 << 16 { body(0..<n); return }
+    withoutActuallyEscaping(body) { b in
+        let box = UncheckedBox(b)
+        DispatchQueue.concurrentPerform(iterations: t) { i in
+            box.value((i * n / t)..<((i + 1) * n / t))
+        }
+    }
+}
+
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}
+
 /// Column matrix rows (c, ky, kx), columns (oy, ox); row r starts at col + r*ld.
 func im2colFull(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
                 kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
                 col: UnsafeMutablePointer<Float>, ld: Int) {
-    var row = col
-    for c in 0..<channels {
+    parallelChunks(channels, work: channels * kernel * kernel * outH * outW) { range in
+        im2colChannels(src, channels: range, height: height, width: width, kernel: kernel, stride: stride,
+                       padding: padding, outH: outH, outW: outW, col: col, ld: ld)
+    }
+}
+
+func im2colChannels(_ src: UnsafePointer<Float>, channels: Range<Int>, height: Int, width: Int,
+                    kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
+                    col: UnsafeMutablePointer<Float>, ld: Int) {
+    var row = col + channels.lowerBound * kernel * kernel * ld
+    for c in channels {
         let plane = src + c * height * width
         for ky in 0..<kernel {
             for kx in 0..<kernel {
@@ -95,8 +127,17 @@ func im2colFull(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: 
 func col2imAdd(_ col: UnsafePointer<Float>, ld: Int, channels: Int, height: Int, width: Int,
                kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
                dst: UnsafeMutablePointer<Float>) {
-    var row = col
-    for c in 0..<channels {
+    parallelChunks(channels, work: channels * kernel * kernel * outH * outW) { range in
+        col2imChannels(col, ld: ld, channels: range, height: height, width: width, kernel: kernel, stride: stride,
+                       padding: padding, outH: outH, outW: outW, dst: dst)
+    }
+}
+
+func col2imChannels(_ col: UnsafePointer<Float>, ld: Int, channels: Range<Int>, height: Int, width: Int,
+                    kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
+                    dst: UnsafeMutablePointer<Float>) {
+    var row = col + channels.lowerBound * kernel * kernel * ld
+    for c in channels {
         let plane = dst + c * height * width
         for ky in 0..<kernel {
             for kx in 0..<kernel {

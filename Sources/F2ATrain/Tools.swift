@@ -1,4 +1,5 @@
 import F2ACore
+import F2ASynth
 import F2AModel
 import Foundation
 
@@ -73,7 +74,9 @@ public enum BenchRunner {
         let t = try Trainer(config: c, train: pairs, validation: [], runDir: nil)
         _ = t.trainStep(t.source.batch(step: 0))
         var sum = StepStats()
-        let t0 = now()
+        GemmProfile.reset()
+        GemmProfile.enabled = true
+        defer { GemmProfile.enabled = false }
         for s in 1...steps {
             let d0 = now()
             let b = t.source.batch(step: s)
@@ -82,26 +85,53 @@ public enum BenchRunner {
             st.data = dt
             sum.forward += st.forward; sum.backward += st.backward; sum.optimiser += st.optimiser; sum.data += st.data
         }
-        let wall = now() - t0, n = Double(steps)
-        let gFwd = t.generator.config.flops(height: crop, width: crop) * Double(batch)
-        let dFwd = t.discriminator.map { discriminatorFlops($0, size: crop) * Double(batch) } ?? 0
-        // G: forward + backward (dW and dX) ≈ 3 forwards; D: 3 forwards, 2 full backwards, 1 input-only backward.
-        let flops = 3 * gFwd + 8 * dFwd
+        GemmProfile.enabled = false
+        let n = Double(steps)
+        let gemmInStep = GemmProfile.totalSeconds / n, gemmFlops = GemmProfile.totalFlops / n
+        let gemmAlone = GemmProfile.standaloneSeconds() / n
         let computeTime = (sum.forward + sum.backward + sum.optimiser) / n
-        func ms(_ v: Double) -> String { String(format: "%.0f ms", v / n * 1000) }
+        func ms(_ v: Double) -> String { String(format: "%.0f", v / n * 1000) }
         return "| \(width) | \(t.discriminator == nil ? "none" : "\(discriminator) \(discWidth)") | \(crop) | \(batch) | "
             + String(format: "%.2f", Double(batch) / computeTime) + " | " + String(format: "%.0f", computeTime * 1000)
-            + " | \(ms(sum.forward)) | \(ms(sum.backward)) | \(ms(sum.optimiser)) | \(ms(sum.data)) (background) | "
-            + String(format: "%.1f", flops / 1e9) + " | " + String(format: "%.1f", flops / 1e9 / computeTime) + " |"
-            + (wall > 0 ? "" : "")
+            + " | \(ms(sum.forward)) | \(ms(sum.backward)) | \(ms(sum.optimiser)) | \(ms(sum.data)) | "
+            + String(format: "%.1f | %.0f | %.0f | %.1f | %.0f %% | %.0f %% |", gemmFlops / 1e9, gemmInStep * 1000, gemmAlone * 1000,
+                     gemmFlops / 1e9 / computeTime, 100 * gemmAlone / gemmInStep, 100 * gemmAlone / computeTime)
     }
 }
 
-/// Synthetic pairs from F2ASynth (issue 5).
+/// Synthetic pairs from F2ASynth (issue 5), mixed into training batches.
 public enum SynthSupport {
-    /// A sample provider when `config.synthRatio` > 0.
+    /// Renders (and caches) pairs from a pool of `config.synthPool` seeds, at
+    /// 1.25x the crop size in 4:3, so that the usual scale/crop/flip
+    /// augmentation applies. Nil when `config.synthRatio` is 0.
     public static func provider(_ config: TrainConfig) throws(TrainError) -> (@Sendable (UInt64, Int) -> ImagePair)? {
         guard config.synthRatio > 0 else { return nil }
-        throw .config("--synth-ratio needs the F2ASynth renderer, which is not available in this build")
+        guard let mode = FlashMode(rawValue: config.synthFlashMode) else {
+            throw .config("synthFlashMode '\(config.synthFlashMode)' is not one of " + FlashMode.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        let h = max(16, config.crop * 5 / 4), w = max(16, h * 4 / 3)
+        let options = SynthOptions(width: w, height: h, flashMode: mode)
+        do { try options.validate() } catch { throw .config("synthetic pairs: \(error)") }
+        let cache = SynthCache(pool: max(1, config.synthPool), seed: config.seed, options: options)
+        return { seed, _ in cache.pair(seed) }
+    }
+}
+
+final class SynthCache: @unchecked Sendable {
+    let pool: Int, seed: UInt64, options: SynthOptions
+    var pairs: [Int: ImagePair] = [:]
+    let lock = NSLock()
+
+    init(pool: Int, seed: UInt64, options: SynthOptions) { self.pool = pool; self.seed = seed; self.options = options }
+
+    func pair(_ draw: UInt64) -> ImagePair {
+        let slot = Int(draw % UInt64(pool))
+        lock.lock()
+        if let p = pairs[slot] { lock.unlock(); return p }
+        lock.unlock()
+        let s = renderPair(seed: mix(seed ^ 0x53594E54, UInt64(slot)), options: options)
+        let p = ImagePair(name: "synth\(slot)", width: s.width, height: s.height, flash: s.flash, ambient: s.ambient)
+        lock.lock(); pairs[slot] = p; lock.unlock()
+        return p
     }
 }

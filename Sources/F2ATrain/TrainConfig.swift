@@ -17,6 +17,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var flip: Bool = true
     /// Fraction of training samples rendered by F2ASynth.
     public var synthRatio: Double = 0
+    /// Distinct synthetic pairs (rendered once, then cached).
+    public var synthPool: Int = 256
+    /// F2ASynth flash convention: "only" (like FAID), "as-shot" or "mix".
+    public var synthFlashMode: String = "only"
 
     // Generator
     public var width: Double = 0.25

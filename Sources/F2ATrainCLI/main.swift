@@ -69,6 +69,8 @@ struct Train: ParsableCommand {
     @Option(help: "Weight of the adversarial loss (0 disables the discriminator).") var advWeight: Double?
     @Flag(help: "Multiply the discriminator's image input by the attention map.") var attentionToDiscriminator = false
     @Option(help: "Fraction of synthetic (F2ASynth) samples.") var synthRatio: Double?
+    @Option(help: "Distinct synthetic pairs (rendered once, cached).") var synthPool: Int?
+    @Option(help: "Synthetic flash images: only, as-shot or mix.") var synthFlashMode: String?
     @Option(help: "Comma-separated validation pair names.") var valNames: String?
     @Option(help: "Random seed.") var seed: UInt64?
     @Option(help: "Progress line interval (steps).") var logEvery: Int?
@@ -103,6 +105,8 @@ struct Train: ParsableCommand {
         if let advWeight { c.adversarialWeight = advWeight }
         if attentionToDiscriminator { c.attentionToDiscriminator = true }
         if let synthRatio { c.synthRatio = synthRatio }
+        if let synthPool { c.synthPool = synthPool }
+        if let synthFlashMode { c.synthFlashMode = synthFlashMode }
         if let valNames { c.valNames = valNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         if let seed { c.seed = seed }
         if let logEvery { c.logEvery = logEvery }
@@ -194,8 +198,10 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if let threads { blasThreadCount = threads }
-        print("| G width | D | crop | batch | samples/s | step ms | forward | backward | optimiser | data | G+D GFLOP/step | GFLOP/s |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("Times per step in ms; data is built on a background thread during training (shown: its cost when built inline).")
+        print("GEMM in step: time inside sgemm during the steps; GEMM alone: the same calls timed standalone (median of 3).")
+        print("| G width | D | crop | batch | samples/s | step | forward | backward | optimiser | data | GEMM GFLOP/step | GEMM in step | GEMM alone | GFLOP/s (step) | GEMM alone / GEMM in step | GEMM alone / step |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for w in width {
             let r = try BenchRunner.run(width: w, crop: crop, batch: batch, steps: steps, discriminator: discriminator, discWidth: discWidth)
             print(r)

@@ -19,6 +19,21 @@ func expectDataError(_ contains: String, _ body: () throws -> Void) {
     }
 }
 
+/// Whether `crop` (a size×size red plane) is a window of `pair`'s flash image.
+func isWindow(_ crop: [Float], of pair: ImagePair, size: Int) -> Bool {
+    for y0 in 0...(pair.height - size) {
+        for x0 in 0...(pair.width - size) {
+            var same = true
+            for k in 0..<(size * size) {
+                let v: Float = pair.flash[((y0 + k / size) * pair.width + x0 + k % size) * 3]
+                if v != crop[k] { same = false; break }
+            }
+            if same { return true }
+        }
+    }
+    return false
+}
+
 @Suite("Data pipeline")
 struct DataTests {
     @Test("both directory layouts are discovered and decoded")
@@ -108,6 +123,29 @@ struct DataTests {
         expectDataError("smaller than the 64-pixel crop") {
             _ = try BatchSource(pairs: pairs, batchSize: 1, augmentation: Augmentation(crop: 64, scaleMin: 1, scaleMax: 1, flip: false), seed: 1)
         }
+    }
+
+    @Test("synthetic pairs from F2ASynth are mixed in at the configured ratio")
+    func synthetic() throws {
+        var c = TrainConfig()
+        c.crop = 16; c.levels = 3; c.synthRatio = 0.5; c.synthPool = 2
+        let provider = try #require(try SynthSupport.provider(c))
+        let p = provider(7, 16)
+        #expect(p.width == 26 && p.height == 20 && p.flash.count == 26 * 20 * 3 && p.ambient.count == p.flash.count)
+        #expect(provider(9, 16).flash == p.flash) // same pool slot (9 % 2 == 7 % 2), cached
+        let real = syntheticPair("real", width: 20, height: 20, seed: 1)
+        let s = try BatchSource(pairs: [real], batchSize: 16, augmentation: Augmentation(crop: 16, scaleMin: 1, scaleMax: 1, flip: false),
+                                seed: 3, syntheticRatio: 0.5, synthetic: provider)
+        let b = s.batch(step: 0)
+        // Count samples that are a window of the real pair (its 5x5 possible offsets).
+        var realCount = 0
+        for i in 0..<16 {
+            let crop = Array(b.flash.data[(i * 768)..<(i * 768 + 256)])
+            if isWindow(crop, of: real, size: 16) { realCount += 1 }
+        }
+        #expect(realCount > 2 && realCount < 14, "\(realCount) of 16 real")
+        c.synthFlashMode = "sometimes"
+        expectDataError("synthFlashMode 'sometimes'") { _ = try SynthSupport.provider(c) }
     }
 
     @Test("configuration files: known keys override defaults, unknown keys are errors")
