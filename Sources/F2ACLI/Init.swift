@@ -18,6 +18,9 @@ struct Init: ParsableCommand {
     @Option(help: "rgb or ratio-log.") var formulation: GeneratorConfig.Formulation = .rgb
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Flag(help: "Store tensors as float16.") var f16 = false
+    @Flag(help: ArgumentHelp("Zero the output layer: with --formulation ratio-log the model then returns its input exactly.",
+                             discussion: "A warm start for training (f2a-train --init-from) that begins at the identity baseline."))
+    var zeroOutput = false
 
     func validate() throws {
         guard width.isFinite, width > 0, width <= 4 else { throw ValidationError("--width must be in (0, 4]") }
@@ -27,9 +30,17 @@ struct Init: ParsableCommand {
     func run() throws {
         let config = GeneratorConfig(width: width, levels: levels, upsample: upsample, activation: activation,
                                      formulation: formulation,
-                                     description: "random initialisation (seed \(seed)), untrained: for plumbing only")
+                                     description: zeroOutput && formulation == .ratioLog
+                                        ? "identity initialisation (seed \(seed), zero output layer, ratio-log): returns its input"
+                                        : "random initialisation (seed \(seed)), untrained: for plumbing only")
+        var weights = WeightsFile.randomlyInitialised(config, seed: seed)
+        if zeroOutput {
+            for i in weights.tensors.indices where weights.tensors[i].name.hasPrefix("final.") {
+                weights.tensors[i].tensor.data = [Float](repeating: 0, count: weights.tensors[i].tensor.count)
+            }
+        }
         do {
-            try WeightsFile.randomlyInitialised(config, seed: seed).write(path: output, dtype: f16 ? .f16 : .f32)
+            try weights.write(path: output, dtype: f16 ? .f16 : .f32)
         } catch {
             throw ValidationError(error.description)
         }
