@@ -53,7 +53,6 @@ public final class PatchDiscriminator: @unchecked Sendable {
 
     public struct Cache {
         var inputs: [Tensor] = []        // conv inputs
-        var convOut: [Tensor] = []       // pre-norm conv outputs (unused for backward but kept small)
         var norms: [NormCache?] = []
         var outputs: [Tensor] = []       // post-activation outputs
         public var logits: Tensor

@@ -27,6 +27,28 @@ struct Canvas {
         }
     }
 
+    /// 3x5 bitmap glyphs for digits, '.', '-', 'k' (rows top to bottom, 3 bits each).
+    static let glyphs: [Character: [UInt8]] = [
+        "0": [7, 5, 5, 5, 7], "1": [2, 6, 2, 2, 7], "2": [7, 1, 7, 4, 7], "3": [7, 1, 7, 1, 7], "4": [5, 5, 7, 1, 1],
+        "5": [7, 4, 7, 1, 7], "6": [7, 4, 7, 5, 7], "7": [7, 1, 1, 1, 1], "8": [7, 5, 7, 5, 7], "9": [7, 5, 7, 1, 7],
+        ".": [0, 0, 0, 0, 2], "-": [0, 0, 7, 0, 0], "k": [4, 5, 6, 5, 5], " ": [0, 0, 0, 0, 0],
+    ]
+
+    /// Draws `text` (digits, '.', '-', 'k') with its top-left corner at (x, y), `scale` pixels per dot.
+    mutating func text(_ text: String, x: Int, y: Int, scale: Int = 2, _ c: (Float, Float, Float)) {
+        var cx = x
+        for ch in text {
+            if let g = Canvas.glyphs[ch] {
+                for (row, bits) in g.enumerated() {
+                    for col in 0..<3 where bits & (4 >> col) != 0 {
+                        for dy in 0..<scale { for dx in 0..<scale { set(cx + col * scale + dx, y + row * scale + dy, c) } }
+                    }
+                }
+            }
+            cx += 4 * scale
+        }
+    }
+
     /// Pastes an interleaved RGB image, nearest-neighbour scaled to w×h.
     mutating func paste(_ img: [Float], srcWidth: Int, srcHeight: Int, x: Int, y: Int, w: Int, h: Int) {
         for yy in 0..<h {
@@ -57,31 +79,43 @@ enum Plots {
         try saveRGB8(c.pixels, width: c.width, height: c.height, to: path)
     }
 
-    /// Training reconstruction loss (blue, log scale, left half of the range)
-    /// and validation PSNR (red, linear) against the step.
-    static func lossCurve(train: [(Int, Double)], validation: [(Int, Double)], to path: String) throws {
-        let w = 800, h = 400, m = 30
+    /// Training reconstruction loss (blue, log scale) and validation PSNR
+    /// (red, linear; the identity baseline dashed) against the step. The
+    /// extremes of each axis are printed in the series' colour (loss on the
+    /// left, PSNR in dB on the right, last step bottom right).
+    static func lossCurve(train: [(Int, Double)], validation: [(Int, Double)], identityPSNR: Double? = nil, to path: String) throws {
+        let w = 800, h = 400, m = 40
         var c = Canvas(width: w, height: h)
         let axis: (Float, Float, Float) = (0.3, 0.3, 0.3)
+        let blue: (Float, Float, Float) = (0.1, 0.3, 0.9), red: (Float, Float, Float) = (0.9, 0.15, 0.1)
         c.line(Double(m), Double(m), Double(m), Double(h - m), axis)
         c.line(Double(m), Double(h - m), Double(w - m), Double(h - m), axis)
-        let maxStep = Double(max(train.last?.0 ?? 1, validation.last?.0 ?? 1, 1))
-        func px(_ s: Int) -> Double { Double(m) + Double(s) / maxStep * Double(w - 2 * m) }
-        func series(_ pts: [(Int, Double)], _ colour: (Float, Float, Float), log: Bool) {
-            let vals = pts.map { log ? Foundation.log10(max($0.1, 1e-8)) : $0.1 }.filter { $0.isFinite }
-            guard pts.count >= 1, let lo = vals.min(), let hi = vals.max() else { return }
+        c.line(Double(w - m), Double(m), Double(w - m), Double(h - m), axis)
+        let maxStep = max(train.last?.0 ?? 1, validation.last?.0 ?? 1, 1)
+        c.text("\(maxStep)", x: w / 2, y: h - m + 8, axis)
+        func px(_ s: Int) -> Double { Double(m) + Double(s) / Double(maxStep) * Double(w - 2 * m) }
+        func series(_ pts: [(Int, Double)], _ colour: (Float, Float, Float), log: Bool, extra: [Double], labelX: Int, digits: Int) {
+            let f: (Double) -> Double = { log ? Foundation.log10(max($0, 1e-8)) : $0 }
+            let vals = (pts.map(\.1) + extra).filter { $0.isFinite }.map(f)
+            guard !pts.isEmpty, let lo = vals.min(), let hi = vals.max() else { return }
             let span = max(hi - lo, 1e-9)
-            func py(_ v: Double) -> Double { Double(h - m) - ((log ? Foundation.log10(max(v, 1e-8)) : v) - lo) / span * Double(h - 2 * m) }
-            // Grid ticks at the extremes.
+            func py(_ v: Double) -> Double { Double(h - m) - (f(v) - lo) / span * Double(h - 2 * m) }
             for (i, p) in pts.enumerated() where i > 0 {
                 let a = pts[i - 1]
-                guard py(a.1).isFinite, py(p.1).isFinite else { continue }
+                guard a.1.isFinite, p.1.isFinite else { continue }
                 c.line(px(a.0), py(a.1), px(p.0), py(p.1), colour)
             }
-            if pts.count == 1, py(pts[0].1).isFinite { c.line(px(pts[0].0) - 2, py(pts[0].1), px(pts[0].0) + 2, py(pts[0].1), colour) }
+            if pts.count == 1, pts[0].1.isFinite { c.line(px(pts[0].0) - 3, py(pts[0].1), px(pts[0].0) + 3, py(pts[0].1), colour) }
+            for e in extra where e.isFinite {
+                var x = Double(m)
+                while x < Double(w - m) { c.line(x, py(e), min(x + 6, Double(w - m)), py(e), colour); x += 12 }
+            }
+            let top = log ? pow(10, hi) : hi, bottom = log ? pow(10, lo) : lo
+            c.text(String(format: "%.\(digits)f", top), x: labelX, y: m - 14, colour)
+            c.text(String(format: "%.\(digits)f", bottom), x: labelX, y: h - m + 22, colour)
         }
-        series(train, (0.1, 0.3, 0.9), log: true)
-        series(validation, (0.9, 0.15, 0.1), log: false)
+        series(train, blue, log: true, extra: [], labelX: 2, digits: 4)
+        series(validation, red, log: false, extra: identityPSNR.map { [$0] } ?? [], labelX: w - m - 20, digits: 2)
         try saveRGB8(c.pixels, width: w, height: h, to: path)
     }
 }

@@ -55,17 +55,6 @@ public enum BenchRunner {
         return ImagePair(name: "random\(seed)", width: w, height: h, flash: f, ambient: a)
     }
 
-    /// Multiply-adds ×2 of one discriminator forward pass.
-    static func discriminatorFlops(_ d: PatchDiscriminator, size: Int) -> Double {
-        var s = size, total = 0.0
-        for l in d.layers {
-            let o = l.geometry.outSize(s)
-            total += 2 * Double(l.geometry.columnRows * l.geometry.outChannels * o * o)
-            s = o
-        }
-        return total
-    }
-
     public static func run(width: Double, crop: Int, batch: Int, steps: Int, discriminator: String, discWidth: Double) throws(TrainError) -> String {
         var c = TrainConfig()
         c.width = width; c.crop = crop; c.batch = batch; c.steps = steps + 1

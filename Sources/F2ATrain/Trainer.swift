@@ -298,7 +298,8 @@ public final class Trainer: @unchecked Sendable {
                 rateEMA = rateEMA.map { 0.7 * $0 + 0.3 * sps } ?? sps
                 let eta = Double(total - step) * Double(config.batch) / rateEMA!
                 let rec = window.reconstruction / n, adv = window.adversarial / n, dl = window.discriminator / n
-                log("step \(step)/\(total) ep \(Self.fmt(source.epoch(afterSteps: step), 1)) | rec \(Self.fmt(rec)) adv \(Self.fmt(adv, 3)) D \(Self.fmt(dl, 3)) | "
+                let gan = discriminator == nil ? "" : " adv \(Self.fmt(adv, 3)) D \(Self.fmt(dl, 3))"
+                log("step \(step)/\(total) ep \(Self.fmt(source.epoch(afterSteps: step), 1)) | rec \(Self.fmt(rec))\(gan) | "
                     + "\(Self.fmt(sps, 2)) samples/s | fwd \(Self.fmt(window.forward / n * 1000, 0)) bwd \(Self.fmt(window.backward / n * 1000, 0)) "
                     + "opt \(Self.fmt(window.optimiser / n * 1000, 0)) data \(Self.fmt(window.data / n * 1000, 0)) ms | ETA \(Self.duration(eta))")
                 appendLog("{\"type\":\"train\",\"step\":\(step),\"epoch\":\(Self.fmt(source.epoch(afterSteps: step), 3)),\"rec\":\(rec),\"adv\":\(adv),\"d\":\(dl),"
@@ -335,7 +336,7 @@ public final class Trainer: @unchecked Sendable {
         appendLog("\(step),\(v.psnr),\(v.ssim),\(v.identityPSNR),\(v.identitySSIM)", file: "validation.csv")
         do {
             try Plots.sampleGrid(v.images, to: (runDir as NSString).appendingPathComponent("samples.png"))
-            try Plots.lossCurve(train: history.map { ($0.step, $0.rec) }, validation: valHistory,
+            try Plots.lossCurve(train: history.map { ($0.step, $0.rec) }, validation: valHistory, identityPSNR: v.identityPSNR,
                                 to: (runDir as NSString).appendingPathComponent("loss-curve.png"))
         } catch { log("warning: cannot write plots: \(error)") }
         if improved {
