@@ -49,6 +49,14 @@ public struct Renderer: Sendable {
     let casters: Occluders
     let everything: Occluders
     let tanHalf: Float
+    let materials: [Material]
+    let primMaterial: [Int32]
+    /// All textures' mip levels in one array; per texture: level-0 size and
+    /// the start of each level (up to 12 levels) in `texOffsets[8*t...]`.
+    let texAll: [Float]
+    let texSize: [Int32]
+    let texLevels: [Int32]
+    let texOffsets: [Int32]
     /// Primary-ray culling: for each 8×8 pixel tile, the primitives whose
     /// bounding spheres meet the tile's viewing cone (planes always).
     static let tileSize = 8
@@ -78,6 +86,16 @@ public struct Renderer: Sendable {
         precondition(scene.materials.allSatisfy { $0.texture >= 0 && $0.texture < scene.textures.count })
         self.scene = scene; self.width = width; self.height = height; self.quality = quality
         casters = Occluders(scene)
+        materials = scene.materials
+        primMaterial = scene.primitives.map { Int32($0.material) }
+        var all: [Float] = [], sizes: [Int32] = [], levels: [Int32] = [], offs: [Int32] = []
+        for t in scene.textures {
+            let base = all.count
+            all.append(contentsOf: t.texels)
+            sizes.append(Int32(t.size)); levels.append(Int32(min(t.offsets.count, 12)))
+            for l in 0..<12 { offs.append(Int32(base + (l < t.offsets.count ? t.offsets[l] : 0))) }
+        }
+        texAll = all; texSize = sizes; texLevels = levels; texOffsets = offs
         tanHalf = scene.camera.tanHalf
         pixelAngle = scene.camera.pixelAngle(width: width)
         let ts = Renderer.tileSize
@@ -149,10 +167,39 @@ public struct Renderer: Sendable {
         if cosV > 0 { n = -n }
         hit.normal = n
         let p = cam.position + d * hit.t
-        let m = scene.materials[hit.primitive == -1 ? 0 : scene.primitives[hit.primitive].material]
+        let m = materials[Int(primMaterial[hit.primitive])]
         let footprint = pixelAngle * hit.t / max(abs(cosV), 0.15) / m.tileSize
-        let albedo = scene.textures[m.texture].sample(u: hit.su / m.tileSize, v: hit.sv / m.tileSize, footprint: footprint) * m.tint
+        let albedo = sampleTexture(m.texture, u: hit.su / m.tileSize, v: hit.sv / m.tileSize, footprint: footprint) * m.tint
         return Surface(hit: hit, p: p, n: n, view: -d, albedo: albedo, specular: m.specular, shininess: m.shininess)
+    }
+
+    /// Trilinear, wrapping sample of texture `t` at (u, v) tiles; `footprint`
+    /// is the pixel size in tiles (mip selection = anti-aliasing).
+    @inline(__always) func sampleTexture(_ t: Int, u: Float, v: Float, footprint: Float) -> Vec3 {
+        let size = Int(texSize[t]), levels = Int(texLevels[t])
+        let lod = clamp(fastLog2(max(footprint * Float(size), 1e-6)), 0, Float(levels - 1))
+        let l0 = Int(lod)
+        let f = lod - Float(l0)
+        return texAll.withUnsafeBufferPointer { p in
+            @inline(__always) func bilinear(_ level: Int) -> Vec3 {
+                let s = size >> level, mask = s - 1
+                let fx = (u - floorf(u)) * Float(s) - 0.5, fy = (v - floorf(v)) * Float(s) - 0.5
+                let x0f = floorf(fx), y0f = floorf(fy)
+                let tx = fx - x0f, ty = fy - y0f
+                let x0 = Int(x0f) & mask, y0 = Int(y0f) & mask
+                let x1 = (x0 + 1) & mask, y1 = (y0 + 1) & mask
+                let o = Int(texOffsets[t * 12 + level])
+                let i00 = o + (y0 * s + x0) * 3, i10 = o + (y0 * s + x1) * 3
+                let i01 = o + (y1 * s + x0) * 3, i11 = o + (y1 * s + x1) * 3
+                let w00 = (1 - tx) * (1 - ty), w10 = tx * (1 - ty), w01 = (1 - tx) * ty, w11 = tx * ty
+                return Vec3(p[i00] * w00 + p[i10] * w10 + p[i01] * w01 + p[i11] * w11,
+                            p[i00 + 1] * w00 + p[i10 + 1] * w10 + p[i01 + 1] * w01 + p[i11 + 1] * w11,
+                            p[i00 + 2] * w00 + p[i10 + 2] * w10 + p[i01 + 2] * w01 + p[i11 + 2] * w11)
+            }
+            let a = bilinear(l0)
+            if f < 0.01 || l0 + 1 >= levels { return a }
+            return mix(a, bilinear(l0 + 1), f)
+        }
     }
 
     /// Normalised Blinn–Phong lobe value (per unit irradiance).

@@ -210,6 +210,18 @@ extension Primitive {
             guard t > tMin && t < tMax else { return nil }
             let q = origin + direction * t - center
             return abs(q.dot(u)) <= a && abs(q.dot(v)) <= b ? t : nil
+        case .box(let h):
+            let rel = origin - center
+            let o = Vec3(rel.dot(u), rel.dot(v), rel.dot(w))
+            let ix = 1 / direction.dot(u), iy = 1 / direction.dot(v), iz = 1 / direction.dot(w)
+            let tx1 = (-h.x - o.x) * ix, tx2 = (h.x - o.x) * ix
+            let ty1 = (-h.y - o.y) * iy, ty2 = (h.y - o.y) * iy
+            let tz1 = (-h.z - o.z) * iz, tz2 = (h.z - o.z) * iz
+            let tNear = max(min(tx1, tx2), max(min(ty1, ty2), min(tz1, tz2)))
+            let tFar = min(max(tx1, tx2), min(max(ty1, ty2), max(tz1, tz2)))
+            guard tNear <= tFar else { return nil }
+            let t = tNear > tMin ? tNear : tFar
+            return t > tMin && t < tMax ? t : nil
         default:
             return intersect(origin: origin, direction: direction, tMin: tMin, tMax: tMax)?.t
         }

@@ -205,7 +205,7 @@ public enum SceneGenerator {
             let tex = addTexture([.solid, .noise, .stripes, .checks, .gradient, .wood], [2, 2, 2, 1.5, 1, 1],
                                  photoChance: isPhotoish ? min(1, photoProbability * 1.6) : photoProbability)
             let gloss = rng.weighted([0.4, 0.35, 0.25])
-            let spec: Float = gloss == 0 ? rng.uniform(0, 0.02) : (gloss == 1 ? rng.uniform(0.03, 0.1) : rng.uniform(0.1, 0.5))
+            let spec: Float = gloss == 0 ? (rng.chance(0.5) ? 0 : rng.uniform(0, 0.02)) : (gloss == 1 ? rng.uniform(0.03, 0.1) : rng.uniform(0.1, 0.5))
             let shin: Float = gloss == 0 ? rng.uniform(5, 20) : (gloss == 1 ? rng.uniform(10, 80) : rng.logUniform(100, 2000))
             let tile = kinds[tex] == TextureKind.photo.rawValue ? prim.boundingRadius * rng.uniform(1.5, 2.5)
                                                                 : prim.boundingRadius * rng.uniform(0.5, 2.5)

@@ -63,3 +63,11 @@ public struct Vec3: Sendable, Equatable, Codable, CustomStringConvertible {
     let t = clamp((x - e0) / (e1 - e0), 0, 1)
     return t * t * (3 - 2 * t)
 }
+
+/// log2 to about ±0.01 (exponent bits plus a quadratic in the mantissa), for mip selection.
+@inline(__always) func fastLog2(_ x: Float) -> Float {
+    let bits = x.bitPattern
+    let e = Float(Int((bits >> 23) & 0xFF) - 127)
+    let m = Float(bitPattern: (bits & 0x7F_FFFF) | 0x3F80_0000) // [1, 2)
+    return e + (-0.34484843 * m + 2.02466578) * m - 1.67487759
+}
