@@ -168,9 +168,10 @@ def worker(engine_name, lib_path, weights, onnx_path, size):
         if not cmd:
             continue
         if cmd[0] == "run":
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             engine.run()
-            print(json.dumps({"t": time.perf_counter() - t0}), flush=True)
+            t1, c1 = time.perf_counter(), time.process_time()
+            print(json.dumps({"t": t1 - t0, "cpu": c1 - c0}), flush=True)
         elif cmd[0] == "save":
             np.save(cmd[1], engine.output())
             print(json.dumps({"saved": cmd[1]}), flush=True)
@@ -362,10 +363,13 @@ def run_cell(lib_path, weights, onnx_path, size, runs, warmup, tmp):
             ours.ask("run")
             ort.ask("run")
         times = {"ours": [], "ort": []}
+        cpu = {"ours": [], "ort": []}
         for r in range(runs):
             order = (ours, ort) if r % 2 == 0 else (ort, ours)
             for wp in order:
-                times[wp.engine].append(wp.ask("run")["t"])
+                reply = wp.ask("run")
+                times[wp.engine].append(reply["t"])
+                cpu[wp.engine].append(reply["cpu"])
         paths = {}
         for wp in (ours, ort):
             paths[wp.engine] = os.path.join(tmp, f"{wp.engine}-{size}.npy")
@@ -377,7 +381,7 @@ def run_cell(lib_path, weights, onnx_path, size, runs, warmup, tmp):
     diff = float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
     for p in paths.values():
         os.remove(p)
-    return times, stats, diff
+    return times, cpu, stats, diff
 
 
 def part_speed(f2a, lib_path, shipped, out, results):
@@ -410,10 +414,11 @@ def part_speed(f2a, lib_path, shipped, out, results):
                 if quick and g > 1000:
                     continue
                 t0 = time.time()
-                times, stats, diff = run_cell(lib_path, weights, onnx_path, size, runs, warmup, tmp)
+                times, cpu, stats, diff = run_cell(lib_path, weights, onnx_path, size, runs, warmup, tmp)
                 mo, mr = statistics.median(times["ours"]), statistics.median(times["ort"])
                 cell = {"width": width, "size": size, "gflop": g, "ours_s": mo, "ort_s": mr,
                         "ours_times": times["ours"], "ort_times": times["ort"], "ratio": mr / mo,
+                        "ours_cpu_s": statistics.median(cpu["ours"]), "ort_cpu_s": statistics.median(cpu["ort"]),
                         "max_abs_diff": diff,
                         "ours_peak_rss_mb": stats["ours"]["hwm_kb"] / 1024,
                         "ort_peak_rss_mb": stats["ort"]["hwm_kb"] / 1024,
@@ -441,6 +446,17 @@ def part_speed(f2a, lib_path, shipped, out, results):
           f"onnxruntime {pr:.0f} MB; worker baseline before model load: ours "
           f"{cells[0]['ours_baseline_rss_mb']:.0f} MB, ort {cells[0]['ort_baseline_rss_mb']:.0f} MB")
     results["speed"]["peak_rss_mb"] = {"ours": po, "ort": pr}
+    # Process CPU time per pass (all threads): much less sensitive to other load than wall
+    # time; CPU/2 approximates the wall time on an idle 2-core machine (ORT's spinning
+    # worker threads count as CPU time, as they would cost wall time there too).
+    print("CPU seconds per pass (process CPU time, all threads; median), and the ratio of those:")
+    for c in cells:
+        print(f"   width {c['width']:g} {c['size']}²: ours {c['ours_cpu_s']:.3f} s, ort {c['ort_cpu_s']:.3f} s, "
+              f"ort/ours {c['ort_cpu_s'] / c['ours_cpu_s']:.2f}")
+    geo_cpu = math.exp(sum(math.log(c["ort_cpu_s"] / c["ours_cpu_s"]) for c in cells) / len(cells))
+    results["speed"]["geomean_cpu_ratio"] = geo_cpu
+    print(f"   geometric mean of the CPU-time ratios: {geo_cpu:.2f} (not the headline figure; a check on it "
+          f"when the machine is busy)")
 
 
 # ==========================================================================
@@ -608,13 +624,14 @@ def part_layers(bench_bin, shipped, out, results):
     size = 512
     runs = env_int("BENCH_LAYER_RUNS", 5)
     print(f"\n== 3. per-layer times at {size}², median of {runs} passes: this engine (f2a-bench --layers; "
-          f"a step is one layer evaluation, pooling counted in the next conv) and onnxruntime (profile, node "
-          f"kernel times; 'other' = layout reorders, concat, pool, sigmoid)")
+          f"a step is one layer evaluation, pooling counted in the next conv; wall and process CPU time) and "
+          f"onnxruntime (profile, node kernel times; 'other' = layout reorders, concat, pool, sigmoid)")
     results["layers"] = {}
     for width in sorted({1.0, shipped["width"]}, reverse=True):
         text = sh([bench_bin, "--width", repr(width), "--size", str(size), "--runs", "1", "--layers",
-                   "--layer-runs", str(runs)])
+                   "--layer-runs", str(runs), "--cpu-time"])
         steps = [float(m) for m in re.findall(r"step\s+\d+\s+([\d.]+) ms", text)]
+        cpu_steps = [float(m) for m in re.findall(r"([\d.]+) ms cpu", text)]
         tag = f"w{width:g}"
         onnx_path = os.path.join(out, f"random-{tag}.onnx")
         if not os.path.exists(onnx_path):
@@ -632,21 +649,24 @@ def part_layers(bench_bin, shipped, out, results):
         if len(layers) != len(steps):
             print(f"   width {width:g}: {len(steps)} steps from f2a-bench, expected {len(layers)}:\n{text}")
             continue
+        if len(cpu_steps) != len(steps):
+            cpu_steps = [float("nan")] * len(steps)
         total_ours, total_ort = sum(steps), sum(ort_by_layer.values()) + ort_other
-        print(f"\n   width {width:g} ({gflop(config, size, size):.1f} GFLOP): ours {total_ours:.0f} ms, "
-              f"ort {total_ort:.0f} ms (sum of node kernel times)")
-        print(f"   {'layer':<24} {'shape':<26} {'GFLOP':>6} | {'ours ms':>8} {'GF/s':>6} {'%':>5} | "
+        print(f"\n   width {width:g} ({gflop(config, size, size):.1f} GFLOP): ours {total_ours:.0f} ms "
+              f"({sum(cpu_steps):.0f} ms CPU, all threads), ort {total_ort:.0f} ms (sum of node kernel times)")
+        print(f"   {'layer':<24} {'shape':<26} {'GFLOP':>6} | {'ours ms':>8} {'GF/s':>6} {'%':>5} {'cpu ms':>8} | "
               f"{'ort ms':>8} {'GF/s':>6} | {'ort/ours':>8}")
         rows = []
-        for (name, shape, g), ms in zip(layers, steps):
+        for (name, shape, g), ms, cms in zip(layers, steps, cpu_steps):
             key = name.split()[0]
             o = ort_by_layer.get(key)
-            rows.append({"layer": name, "shape": shape, "gflop": g, "ours_ms": ms, "ort_ms": o})
+            rows.append({"layer": name, "shape": shape, "gflop": g, "ours_ms": ms, "ours_cpu_ms": cms, "ort_ms": o})
             print(f"   {name:<24} {shape:<26} {g:>6.2f} | {ms:>8.1f} {g / ms * 1e3 if ms else 0:>6.0f} "
-                  f"{100 * ms / total_ours:>5.1f} | " + (f"{o:>8.1f} {g / o * 1e3:>6.0f} | {o / ms:>8.2f}" if o else
-                                                           f"{'-':>8} {'-':>6} | {'-':>8}"))
+                  f"{100 * ms / total_ours:>5.1f} {cms:>8.1f} | " +
+                  (f"{o:>8.1f} {g / o * 1e3:>6.0f} | {o / ms:>8.2f}" if o else f"{'-':>8} {'-':>6} | {'-':>8}"))
         print(f"   {'other (ort)':<24} {'':<26} {'':>6} | {'':>8} {'':>6} {'':>5} | {ort_other:>8.1f}")
         results["layers"][tag] = {"rows": rows, "ours_total_ms": total_ours, "ort_total_ms": total_ort,
+                                  "ours_total_cpu_ms": sum(cpu_steps),
                                   "ort_other_ms": ort_other}
 
 
@@ -699,6 +719,13 @@ def main():
     print(f"\nload average at end: {' '.join(results['load_end'])}; other busy processes: "
           f"{', '.join(results['busy_end']) or 'none'}; bench took {results['seconds']:.0f} s")
     save()
+    try:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import report
+        with open(os.path.join(out, "results.md"), "w") as f:
+            f.write(report.render(results))
+    except Exception as e:  # the Markdown copy is a convenience
+        print(f"(results.md not written: {e})")
     print(f"results: {os.path.join(out, 'results.json')}")
     return 0
 

@@ -43,6 +43,18 @@ def render(r):
                        f"| {fmt_mb(c['ours_peak_rss_mb'])} | {fmt_mb(c['ort_peak_rss_mb'])} |")
         out.append("")
         out.append(f"    speed ratio vs onnxruntime: {s['geomean_ratio']:.2f}")
+        if s["cells"] and "ours_cpu_s" in s["cells"][0]:
+            out.append("")
+            out.append("Process CPU time per pass (all threads, median; less sensitive to other load than wall "
+                       "time — on an idle 2-core machine wall ≈ CPU / 2):")
+            out.append("")
+            out.append("| width | size | ours CPU s | ort CPU s | ratio ort/ours |")
+            out.append("|---|---|---|---|---|")
+            for c in s["cells"]:
+                out.append(f"| {c['width']:g} | {c['size']}² | {c['ours_cpu_s']:.3f} | {c['ort_cpu_s']:.3f} "
+                           f"| {c['ort_cpu_s'] / c['ours_cpu_s']:.2f} |")
+            out.append("")
+            out.append(f"Geometric mean of the CPU-time ratios: {s['geomean_cpu_ratio']:.2f}.")
         if "peak_rss_mb" in s:
             out.append("")
             out.append(f"Peak RSS, max over cells (whole worker process): ours {s['peak_rss_mb']['ours']:.0f} MB, "
@@ -71,13 +83,15 @@ def render(r):
                        f"onnxruntime {L['ort_total_ms']:.0f} ms (sum of node kernel times; "
                        f"{L['ort_other_ms']:.0f} ms of it in reorders/concat/pool/other):")
             out.append("")
-            out.append("| layer | shape | GFLOP | ours ms | ours GFLOP/s | % of ours | ort ms | ort GFLOP/s | ort/ours |")
-            out.append("|---|---|---|---|---|---|---|---|---|")
+            out.append("| layer | shape | GFLOP | ours ms | ours GFLOP/s | % of ours | ours CPU ms | ort ms "
+                       "| ort GFLOP/s | ort/ours |")
+            out.append("|---|---|---|---|---|---|---|---|---|---|")
             for row in L["rows"]:
                 g, ms, o = row["gflop"], row["ours_ms"], row["ort_ms"]
+                cms = row.get("ours_cpu_ms", float("nan"))
                 ort_cells = f"{o:.1f} | {g / o * 1e3:.0f} | {o / ms:.2f}" if o else "– | – | –"
                 out.append(f"| {row['layer']} | {row['shape']} | {g:.2f} | {ms:.1f} | {g / ms * 1e3:.0f} "
-                           f"| {100 * ms / L['ours_total_ms']:.1f} | {ort_cells} |")
+                           f"| {100 * ms / L['ours_total_ms']:.1f} | {cms:.1f} | {ort_cells} |")
     return "\n".join(out) + "\n"
 
 

@@ -1,7 +1,8 @@
 // f2a-bench: forward-pass timings of this engine (medians after warm-up).
-// Usage: f2a-bench [--width W] [--size N ...] [--runs R] [--layers [--layer-runs K]]
+// Usage: f2a-bench [--width W] [--size N ...] [--runs R] [--layers [--layer-runs K] [--cpu-time]]
 // --layers prints the time of each progress step (one per layer evaluation) of
-// one extra pass; --layer-runs K makes that K passes and prints per-step medians.
+// one extra pass; --layer-runs K makes that K passes and prints per-step medians;
+// --cpu-time adds each step's process CPU time (all threads) to its line.
 import F2ACore
 import Foundation
 import F2AModel
@@ -15,6 +16,12 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
+func cpuNow() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
 func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
 
 var widths: [Double] = []
@@ -22,6 +29,7 @@ var sizes: [Int] = []
 var runs = 5
 var layers = false
 var layerRuns = 1
+var cpuTime = false
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
@@ -30,6 +38,7 @@ while let a = args.next() {
     case "--runs": runs = Int(args.next()!)!
     case "--layers": layers = true
     case "--layer-runs": layerRuns = max(1, Int(args.next()!)!)
+    case "--cpu-time": cpuTime = true
     default: print("unknown argument \(a)"); exit(2)
     }
 }
@@ -54,20 +63,22 @@ for w in widths {
         let m = median(times)
         print(String(format: "%5.3f %5d %7.2f %10.4f %9.1f", w, s, gflop, m, gflop / m))
         if layers {
-            var steps: [[Double]] = []
+            var steps: [[Double]] = [], cpuSteps: [[Double]] = []
             for _ in 0..<layerRuns {
-                var last = now()
+                var last = now(), lastCPU = cpuNow()
                 var i = 0
                 _ = try g.forward(x) { _ in
-                    let t = now()
-                    if i == steps.count { steps.append([]) }
+                    let t = now(), c = cpuNow()
+                    if i == steps.count { steps.append([]); cpuSteps.append([]) }
                     steps[i].append(t - last)
-                    last = t; i += 1
+                    cpuSteps[i].append(c - lastCPU)
+                    last = t; lastCPU = c; i += 1
                     return true
                 }
             }
             for (i, ts) in steps.enumerated() {
-                print(String(format: "  step %2d %8.2f ms", i, median(ts) * 1000))
+                let line = String(format: "  step %2d %8.2f ms", i, median(ts) * 1000)
+                print(cpuTime ? line + String(format: " %8.2f ms cpu", median(cpuSteps[i]) * 1000) : line)
             }
         }
     }
