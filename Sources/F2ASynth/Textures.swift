@@ -217,68 +217,70 @@ enum TextureFactory {
         var px = [Float](repeating: 0, count: size * size * 3)
         let grain = rng.uniform(0.02, 0.15) // fine noise on every texture
         let n = Float(size)
-        switch kind {
-        case .solid:
-            for y in 0..<size { for x in 0..<size {
-                let g = 1 + grain * (fbm(x, y, size: size, base: 8, octaves: 1, seed: seed) - 0.5)
-                put(&px, size, x, y, a * g)
-            } }
-        case .noise:
-            let base = rng.pick([2, 4, 8]), oct = rng.int(2, 4)
-            let contrast = rng.uniform(1, 3)
-            for y in 0..<size { for x in 0..<size {
-                let t = clamp((fbm(x, y, size: size, base: base, octaves: oct, seed: seed) - 0.5) * contrast + 0.5, 0, 1)
-                put(&px, size, x, y, mix(a, b, t))
-            } }
-        case .stripes, .wood:
-            let count = Float(rng.pick([1, 2, 3, 4, 6, 8]))
-            let duty = rng.uniform(0.2, 0.8)
-            let soft = rng.uniform(0.01, 0.1)
-            let warp = kind == .wood ? rng.uniform(0.3, 1.2) : 0
-            let c = rng.chance(0.4) ? albedoColour(&rng) : b
-            for y in 0..<size { for x in 0..<size {
-                let w = warp * (fbm(x, y, size: size, base: 2, octaves: 3, seed: seed) - 0.5)
-                var s = (Float(x) / n + w) * count
-                s -= floorf(s)
-                let t = smoothstep(duty - soft, duty + soft, s) - smoothstep(1 - soft, 1, s)
-                var col = mix(a, c, t)
-                if kind == .wood {
-                    let ring = 0.5 + 0.5 * sinf(2 * Float.pi * (Float(x) / n + w * 0.5) * count * 4)
-                    col = mix(a, b, ring * 0.6)
-                }
-                let g = 1 + grain * (fbm(x, y, size: size, base: 16, octaves: 1, seed: seed ^ 0x55) - 0.5)
-                put(&px, size, x, y, col * g)
-            } }
-        case .checks:
-            let count = rng.pick([1, 2, 4])
-            let grout = rng.chance(0.5) ? rng.uniform(0.02, 0.06) : 0
-            let gc = albedoColour(&rng)
-            let cell = n / Float(count)
-            for y in 0..<size { for x in 0..<size {
-                let cx = Int(Float(x) / cell), cy = Int(Float(y) / cell)
-                var col = (cx + cy) % 2 == 0 ? a : b
-                let fx = Float(x) / cell - Float(cx), fy = Float(y) / cell - Float(cy)
-                if min(min(fx, 1 - fx), min(fy, 1 - fy)) < grout { col = gc }
-                let g = 1 + grain * (fbm(x, y, size: size, base: 8, octaves: 2, seed: seed) - 0.5)
-                put(&px, size, x, y, col * g)
-            } }
-        case .gradient:
-            let angle = rng.uniform(0, 2 * Float.pi)
-            let dx = cosf(angle), dy = sinf(angle)
-            for y in 0..<size { for x in 0..<size {
-                // Periodic (triangle) ramp so the tile still wraps.
-                var s = (Float(x) * dx + Float(y) * dy) / n
-                s = abs(s - 2 * floorf(s / 2) - 1)
-                let g = 1 + grain * (fbm(x, y, size: size, base: 8, octaves: 2, seed: seed) - 0.5)
-                put(&px, size, x, y, mix(a, b, s) * g)
-            } }
-        case .photo:
-            preconditionFailure("photo textures come from photoCrop")
+        px.withUnsafeMutableBufferPointer { buf in
+            switch kind {
+            case .solid:
+                for y in 0..<size { for x in 0..<size {
+                    let g = 1 + grain * (fbm(x, y, size: size, base: 8, octaves: 1, seed: seed) - 0.5)
+                    put(buf, size, x, y, a * g)
+                } }
+            case .noise:
+                let base = rng.pick([2, 4, 8]), oct = rng.int(2, 4)
+                let contrast = rng.uniform(1, 3)
+                for y in 0..<size { for x in 0..<size {
+                    let t = clamp((fbm(x, y, size: size, base: base, octaves: oct, seed: seed) - 0.5) * contrast + 0.5, 0, 1)
+                    put(buf, size, x, y, mix(a, b, t))
+                } }
+            case .stripes, .wood:
+                let count = Float(rng.pick([1, 2, 3, 4, 6, 8]))
+                let duty = rng.uniform(0.2, 0.8)
+                let soft = rng.uniform(0.01, 0.1)
+                let warp = kind == .wood ? rng.uniform(0.3, 1.2) : 0
+                let c = rng.chance(0.4) ? albedoColour(&rng) : b
+                for y in 0..<size { for x in 0..<size {
+                    let w = warp * (fbm(x, y, size: size, base: 2, octaves: 3, seed: seed) - 0.5)
+                    var s = (Float(x) / n + w) * count
+                    s -= floorf(s)
+                    let t = smoothstep(duty - soft, duty + soft, s) - smoothstep(1 - soft, 1, s)
+                    var col = mix(a, c, t)
+                    if kind == .wood {
+                        let ring = 0.5 + 0.5 * sinf(2 * Float.pi * (Float(x) / n + w * 0.5) * count * 4)
+                        col = mix(a, b, ring * 0.6)
+                    }
+                    let g = 1 + grain * (fbm(x, y, size: size, base: 16, octaves: 1, seed: seed ^ 0x55) - 0.5)
+                    put(buf, size, x, y, col * g)
+                } }
+            case .checks:
+                let count = rng.pick([1, 2, 4])
+                let grout = rng.chance(0.5) ? rng.uniform(0.02, 0.06) : 0
+                let gc = albedoColour(&rng)
+                let cell = n / Float(count)
+                for y in 0..<size { for x in 0..<size {
+                    let cx = Int(Float(x) / cell), cy = Int(Float(y) / cell)
+                    var col = (cx + cy) % 2 == 0 ? a : b
+                    let fx = Float(x) / cell - Float(cx), fy = Float(y) / cell - Float(cy)
+                    if min(min(fx, 1 - fx), min(fy, 1 - fy)) < grout { col = gc }
+                    let g = 1 + grain * (fbm(x, y, size: size, base: 8, octaves: 2, seed: seed) - 0.5)
+                    put(buf, size, x, y, col * g)
+                } }
+            case .gradient:
+                let angle = rng.uniform(0, 2 * Float.pi)
+                let dx = cosf(angle), dy = sinf(angle)
+                for y in 0..<size { for x in 0..<size {
+                    // Periodic (triangle) ramp so the tile still wraps.
+                    var s = (Float(x) * dx + Float(y) * dy) / n
+                    s = abs(s - 2 * floorf(s / 2) - 1)
+                    let g = 1 + grain * (fbm(x, y, size: size, base: 8, octaves: 2, seed: seed) - 0.5)
+                    put(buf, size, x, y, mix(a, b, s) * g)
+                } }
+            case .photo:
+                preconditionFailure("photo textures come from photoCrop")
+            }
         }
         return TextureImage(size: size, linearRGB: px)
     }
 
-    @inline(__always) static func put(_ px: inout [Float], _ size: Int, _ x: Int, _ y: Int, _ c: Vec3) {
+    @inline(__always) static func put(_ px: UnsafeMutableBufferPointer<Float>, _ size: Int, _ x: Int, _ y: Int, _ c: Vec3) {
         let i = (y * size + x) * 3
         px[i] = clamp(c.x, 0, 0.95); px[i + 1] = clamp(c.y, 0, 0.95); px[i + 2] = clamp(c.z, 0, 0.95)
     }
@@ -311,7 +313,8 @@ enum TextureFactory {
                             acc += Vec3(src[i], src[i + 1], src[i + 2]); cnt += 1
                         }
                     }
-                    put(&px, size, x, y, acc / cnt * tint * gain * 0.9)
+                    let i = (y * size + x) * 3, c = acc / cnt * tint * gain * 0.9
+                    px[i] = clamp(c.x, 0, 0.95); px[i + 1] = clamp(c.y, 0, 0.95); px[i + 2] = clamp(c.z, 0, 0.95)
                 }
             }
         }
