@@ -34,11 +34,16 @@ static int wants_16bit(VipsImage *image) {
 
 static f2aio_image *from_vips(VipsImage *loaded) {
     VipsObject *scope = VIPS_OBJECT(vips_image_new());
-    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 6);
+    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 7);
     f2aio_image *result = NULL;
 
-    if (vips_autorot(loaded, &t[0], NULL)) goto done;
-    VipsImage *in = t[0];
+    /* After vips_autorot the pixels are upright, but the EXIF orientation tag
+     * can survive into a saved result and make viewers rotate it a second
+     * time: mark the (copied) source upright for every caller. */
+    if (vips_autorot(loaded, &t[0], NULL) || vips_copy(t[0], &t[6], NULL)) goto done;
+    vips_image_set_int(t[6], VIPS_META_ORIENTATION, 1);
+    if (vips_image_get_typeof(t[6], "exif-ifd0-Orientation")) (void) vips_image_remove(t[6], "exif-ifd0-Orientation");
+    VipsImage *in = t[6];
     if (in->Coding != VIPS_CODING_NONE) {
         if (vips_image_decode(in, &t[1])) goto done;
         in = t[1];
@@ -212,19 +217,4 @@ int f2aio_save_rgb8(const float *rgb, int width, int height, const char *path) {
 done:
     g_object_unref(scope);
     return status;
-}
-
-/* Added for f2a batch: after vips_autorot the pixels are upright, but the EXIF
- * orientation tag (and libvips's "orientation" field) can survive into the saved
- * file, so viewers would rotate the result a second time. Marks the source
- * upright (orientation 1) on a copy, so that f2aio_save_like writes it so. */
-int f2aio_mark_upright(f2aio_image *image) {
-    VipsImage *copy = NULL;
-    if (vips_copy(image->source, &copy, NULL)) return -1;
-    vips_image_set_int(copy, VIPS_META_ORIENTATION, 1);
-    if (vips_image_get_typeof(copy, "exif-ifd0-Orientation"))
-        (void) vips_image_remove(copy, "exif-ifd0-Orientation");
-    g_object_unref(image->source);
-    image->source = copy;
-    return 0;
 }

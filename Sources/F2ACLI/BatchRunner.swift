@@ -169,8 +169,6 @@ final class BatchRunner: @unchecked Sendable {
         do {
             let decoded = try DecodedImage(path: item.input)
             image = decoded
-            // The pixels are upright after decoding: orientation is applied once.
-            try decoded.markUpright()
             let pixels = decoded.pixels
             let view = RGBImageView(base: UnsafePointer(pixels.baseAddress!), width: decoded.width,
                                     height: decoded.height, rowStride: 3 * decoded.width)

@@ -40,13 +40,6 @@ public final class DecodedImage {
 
     deinit { f2aio_free(handle) }
 
-    /// Marks the (already autorotated) image upright, so that `save` writes
-    /// EXIF orientation 1 instead of the source's tag (which would make viewers
-    /// rotate the result a second time).
-    public func markUpright() throws(ImageError) {
-        guard f2aio_mark_upright(handle) == 0 else { throw ImageIO.lastError("cannot update the orientation") }
-    }
-
     /// The pixels, width*height*3 floats, row-major, owned by this image.
     public var pixels: UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: f2aio_pixels(handle), count: width * height * 3)

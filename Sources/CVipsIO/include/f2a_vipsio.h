@@ -44,11 +44,5 @@ int f2aio_save_rgb8(const float *rgb, int width, int height, const char *path);
 
 void f2aio_free(f2aio_image *image);
 
-/**
- * Record that the (autorotated) image is upright: orientation 1, so that
- * f2aio_save_like does not write the source's EXIF orientation again and make
- * viewers rotate the result twice. Returns 0 on success.
- */
-int f2aio_mark_upright(f2aio_image *image);
 
 #endif
