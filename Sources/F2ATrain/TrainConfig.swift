@@ -29,6 +29,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var activation: String = "sigmoid"
     public var formulation: String = "rgb"
     public var initG: InitScheme = .he
+    /// Scale of the final 1x1 conv's initial weights (0 starts a ratio-log
+    /// model at the identity A = F, since r = sigmoid(0) = ½ decodes to F).
+    public var initFinalScale: Double = 1
 
     // Discriminator
     /// "conditional" (sees flash + image, pix2pix), "unconditional" (image only), "none".

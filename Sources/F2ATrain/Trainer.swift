@@ -57,6 +57,10 @@ public final class Trainer: @unchecked Sendable {
         let gc = try config.generatorConfig
         generator = TrainableGenerator(config: gc)
         generator.initialise(config.initG, seed: config.seed &+ 11)
+        if config.initFinalScale != 1 {
+            let i = generator.params.id("final.weight")
+            for j in generator.params.values[i].indices { generator.params.values[i][j] *= Float(config.initFinalScale) }
+        }
         if config.discriminator != "none" && config.adversarialWeight > 0 {
             let d = PatchDiscriminator(inputChannels: config.discriminator == "conditional" ? 6 : 3,
                                        width: config.discWidth, norm: config.discNorm)

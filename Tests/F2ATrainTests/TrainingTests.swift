@@ -80,6 +80,21 @@ struct TrainingTests {
         #expect(throws: TrainError.self) { try Exporter.weightsFile(from: dir + "/nothing") }
     }
 
+    @Test("ratio-log with a zero final layer starts at the identity, and training improves on it")
+    func ratioLogIdentityStart() throws {
+        var c = tinyConfig(steps: 40, adversarial: false)
+        c.formulation = "ratio-log"; c.initFinalScale = 0; c.lrG = 1e-3; c.flip = false
+        let pairs = [syntheticPair("a", width: 16, height: 16, seed: 5), syntheticPair("b", width: 16, height: 16, seed: 6)]
+        let t = try Trainer(config: c, train: pairs, validation: [], runDir: nil)
+        let b = t.source.batch(step: 0)
+        let out = t.generator.forward(b.flash).output
+        #expect(zip(out.data, b.flash.data).map { abs($0 - $1) }.max()! < 1e-6)
+        let first = t.trainStep(b).reconstruction
+        var last = first
+        for s in 1..<c.steps { last = t.trainStep(t.source.batch(step: s)).reconstruction }
+        #expect(last < first / 2, "ratio MSE \(first) → \(last)")
+    }
+
     @Test("a tiny model memorises two pairs")
     func overfit() throws {
         var c = tinyConfig(steps: 600, adversarial: false)
