@@ -156,6 +156,53 @@ public enum TextureKind: String, Sendable, Codable, CaseIterable {
     case solid, noise, stripes, checks, gradient, wood, photo
 }
 
+/// Tileable fBm fields (64×64 texels, values about [0, 1]) for every
+/// (base period 2/4/8/16, octaves 1–4) in 4 variants, computed once per
+/// process; immutable, so safe to share between threads. Textures view
+/// them through a random wrap offset and transpose (`NoiseView`).
+enum NoiseBank {
+    static let size = 64
+    static let variants = 4
+    static let bases = [2, 4, 8, 16]
+    static let fields: [Float] = {
+        var out = [Float](repeating: 0, count: bases.count * 4 * variants * size * size)
+        var k = 0
+        for b in bases {
+            for octaves in 1...4 {
+                for v in 0..<variants {
+                    let seed = UInt32(k &* 7919 &+ 17)
+                    for y in 0..<size {
+                        for x in 0..<size {
+                            out[k * size * size + y * size + x] =
+                                TextureFactory.fbm(x, y, size: size, base: b, octaves: octaves, seed: seed &+ UInt32(v))
+                        }
+                    }
+                    k += 1
+                }
+            }
+        }
+        return out
+    }()
+
+    /// A random view of a field with the given base period and octaves, for a texture `size` texels wide.
+    static func view(base: Int, octaves: Int, size: Int, _ rng: inout SynthRandom) -> NoiseView {
+        let bi = bases.firstIndex(of: base) ?? 2
+        let field = (bi * 4 + min(max(octaves, 1), 4) - 1) * variants + rng.int(0, variants - 1)
+        return NoiseView(start: field * NoiseBank.size * NoiseBank.size, ox: rng.int(0, NoiseBank.size - 1),
+                         oy: rng.int(0, NoiseBank.size - 1), step: max(1, NoiseBank.size / size), transpose: rng.chance(0.5))
+    }
+}
+
+struct NoiseView {
+    let start: Int, ox: Int, oy: Int, step: Int, transpose: Bool
+    @inline(__always) func at(_ x: Int, _ y: Int) -> Float {
+        let m = NoiseBank.size - 1
+        var xx = (x * step + ox) & m, yy = (y * step + oy) & m
+        if transpose { swap(&xx, &yy) }
+        return NoiseBank.fields[start + yy * NoiseBank.size + xx]
+    }
+}
+
 /// Procedural texture synthesis (tileable) and photo crops.
 enum TextureFactory {
     /// A plausible albedo colour (linear): mostly muted, sometimes vivid,
@@ -213,22 +260,23 @@ enum TextureFactory {
         let a = albedoColour(&rng)
         var b = albedoColour(&rng)
         if rng.chance(0.5) { b = a * rng.uniform(0.4, 0.85) } // tone-on-tone
-        let seed = UInt32(truncatingIfNeeded: rng.next())
         var px = [Float](repeating: 0, count: size * size * 3)
         let grain = rng.uniform(0.02, 0.15) // fine noise on every texture
         let n = Float(size)
         px.withUnsafeMutableBufferPointer { buf in
             switch kind {
             case .solid:
+                let nv = NoiseBank.view(base: 8, octaves: 1, size: size, &rng)
                 for y in 0..<size { for x in 0..<size {
-                    let g = 1 + grain * (fbm(x, y, size: size, base: 8, octaves: 1, seed: seed) - 0.5)
+                    let g = 1 + grain * (nv.at(x, y) - 0.5)
                     put(buf, size, x, y, a * g)
                 } }
             case .noise:
                 let base = rng.pick([2, 4, 8]), oct = rng.int(2, 4)
                 let contrast = rng.uniform(1, 3)
+                let nv = NoiseBank.view(base: base, octaves: oct, size: size, &rng)
                 for y in 0..<size { for x in 0..<size {
-                    let t = clamp((fbm(x, y, size: size, base: base, octaves: oct, seed: seed) - 0.5) * contrast + 0.5, 0, 1)
+                    let t = clamp((nv.at(x, y) - 0.5) * contrast + 0.5, 0, 1)
                     put(buf, size, x, y, mix(a, b, t))
                 } }
             case .stripes, .wood:
@@ -237,8 +285,10 @@ enum TextureFactory {
                 let soft = rng.uniform(0.01, 0.1)
                 let warp = kind == .wood ? rng.uniform(0.3, 1.2) : 0
                 let c = rng.chance(0.4) ? albedoColour(&rng) : b
+                let nw = NoiseBank.view(base: 2, octaves: 3, size: size, &rng)
+                let ng = NoiseBank.view(base: 16, octaves: 1, size: size, &rng)
                 for y in 0..<size { for x in 0..<size {
-                    let w = warp * (fbm(x, y, size: size, base: 2, octaves: 3, seed: seed) - 0.5)
+                    let w = warp * (nw.at(x, y) - 0.5)
                     var s = (Float(x) / n + w) * count
                     s -= floorf(s)
                     let t = smoothstep(duty - soft, duty + soft, s) - smoothstep(1 - soft, 1, s)
@@ -247,7 +297,7 @@ enum TextureFactory {
                         let ring = 0.5 + 0.5 * sinf(2 * Float.pi * (Float(x) / n + w * 0.5) * count * 4)
                         col = mix(a, b, ring * 0.6)
                     }
-                    let g = 1 + grain * (fbm(x, y, size: size, base: 16, octaves: 1, seed: seed ^ 0x55) - 0.5)
+                    let g = 1 + grain * (ng.at(x, y) - 0.5)
                     put(buf, size, x, y, col * g)
                 } }
             case .checks:
@@ -255,22 +305,24 @@ enum TextureFactory {
                 let grout = rng.chance(0.5) ? rng.uniform(0.02, 0.06) : 0
                 let gc = albedoColour(&rng)
                 let cell = n / Float(count)
+                let ng = NoiseBank.view(base: 8, octaves: 2, size: size, &rng)
                 for y in 0..<size { for x in 0..<size {
                     let cx = Int(Float(x) / cell), cy = Int(Float(y) / cell)
                     var col = (cx + cy) % 2 == 0 ? a : b
                     let fx = Float(x) / cell - Float(cx), fy = Float(y) / cell - Float(cy)
                     if min(min(fx, 1 - fx), min(fy, 1 - fy)) < grout { col = gc }
-                    let g = 1 + grain * (fbm(x, y, size: size, base: 8, octaves: 2, seed: seed) - 0.5)
+                    let g = 1 + grain * (ng.at(x, y) - 0.5)
                     put(buf, size, x, y, col * g)
                 } }
             case .gradient:
                 let angle = rng.uniform(0, 2 * Float.pi)
                 let dx = cosf(angle), dy = sinf(angle)
+                let ng = NoiseBank.view(base: 8, octaves: 2, size: size, &rng)
                 for y in 0..<size { for x in 0..<size {
                     // Periodic (triangle) ramp so the tile still wraps.
                     var s = (Float(x) * dx + Float(y) * dy) / n
                     s = abs(s - 2 * floorf(s / 2) - 1)
-                    let g = 1 + grain * (fbm(x, y, size: size, base: 8, octaves: 2, seed: seed) - 0.5)
+                    let g = 1 + grain * (ng.at(x, y) - 0.5)
                     put(buf, size, x, y, mix(a, b, s) * g)
                 } }
             case .photo:
