@@ -217,8 +217,8 @@ public enum SceneGenerator {
 
         // Flash: a phone (≈1 cm), a pop-up flash above the lens, or a side flash.
         let flashOffset: Vec3
-        switch rng.weighted([0.4, 0.35, 0.25]) {
-        case 0: flashOffset = Vec3(rng.uniform(-0.015, 0.015), rng.uniform(-0.01, 0.02), 0)
+        switch rng.weighted([0.3, 0.4, 0.3]) {
+        case 0: flashOffset = Vec3(rng.uniform(-0.02, 0.02), rng.uniform(-0.01, 0.025), 0)
         case 1: flashOffset = Vec3(rng.uniform(-0.01, 0.01), rng.uniform(0.05, 0.12), rng.uniform(0, 0.03))
         default: flashOffset = Vec3((rng.chance(0.5) ? 1 : -1) * rng.uniform(0.06, 0.14), rng.uniform(-0.02, 0.04), 0)
         }

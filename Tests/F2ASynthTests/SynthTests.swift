@@ -175,8 +175,19 @@ func flashShadowsWhereAmbientIsLit(offset: Vec3) {
 
 @Test func randomScenesHaveFlashShadows() {
     let options = SynthOptions(width: 96, height: 72)
-    let withShadows = (0..<12).filter { renderPair(seed: UInt64($0), options: options).parameters.flashShadowFraction > 0.001 }
-    #expect(withShadows.count >= 8, "\(withShadows.count) of 12 random pairs have flash shadows")
+    var withShadow = 0, wide = 0, wideWithShadow = 0
+    for seed in 0..<24 {
+        let p = renderPair(seed: UInt64(seed), options: options).parameters
+        let shadowed = p.flashShadowFraction > 0.0005
+        if shadowed { withShadow += 1 }
+        let o = p.flash.offset
+        if (o.x * o.x + o.y * o.y).squareRoot() > 0.04 { // pop-up or side flash
+            wide += 1
+            if shadowed { wideWithShadow += 1 }
+        }
+    }
+    #expect(withShadow >= 15, "\(withShadow) of 24 random pairs have flash shadows")
+    #expect(wide >= 10 && wideWithShadow * 4 >= wide * 3, "\(wideWithShadow) of \(wide) pairs with an offset flash have shadows")
 }
 
 // MARK: clipping
