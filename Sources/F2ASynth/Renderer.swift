@@ -371,6 +371,39 @@ public struct Renderer: Sendable {
                 nodeVis[n * planes + nl] = occlusion(s, first: 0, stride: 1, count: ka, seed: seed &+ 77)
             }
         }
+        // Tent-filter the node values over nodes of the same surface (3×3):
+        // trades a little softness for 4–9× less sampling noise.
+        var smoothed = nodeVis
+        for gy in 0..<gh {
+            for gx in 0..<gw {
+                let n = gy * gw + gx
+                let id = nodeKey[n]
+                guard id >= 0 else { continue }
+                var acc = (Float(0), Float(0), Float(0), Float(0), Float(0))
+                var wsum: Float = 0
+                for yy in max(0, gy - 1)...min(gh - 1, gy + 1) {
+                    for xx in max(0, gx - 1)...min(gw - 1, gx + 1) {
+                        let m = yy * gw + xx
+                        guard nodeKey[m] == id else { continue }
+                        let wt: Float = (yy == gy ? 2 : 1) * (xx == gx ? 2 : 1)
+                        wsum += wt
+                        let o = m * planes
+                        acc.4 += wt * nodeVis[o + nl]
+                        if nl > 0 { acc.0 += wt * nodeVis[o] }
+                        if nl > 1 { acc.1 += wt * nodeVis[o + 1] }
+                        if nl > 2 { acc.2 += wt * nodeVis[o + 2] }
+                        if nl > 3 { acc.3 += wt * nodeVis[o + 3] }
+                    }
+                }
+                let o = n * planes, r = 1 / wsum
+                smoothed[o + nl] = acc.4 * r
+                if nl > 0 { smoothed[o] = acc.0 * r }
+                if nl > 1 { smoothed[o + 1] = acc.1 * r }
+                if nl > 2 { smoothed[o + 2] = acc.2 * r }
+                if nl > 3 { smoothed[o + 3] = acc.3 * r }
+            }
+        }
+        nodeVis = smoothed
         var filtered = [Float](repeating: 1, count: np * planes)
         var values = (Float(0), Float(0), Float(0), Float(0), Float(0))
         for y in 0..<h {

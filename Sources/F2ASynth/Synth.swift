@@ -147,7 +147,7 @@ public func renderPair(seed: UInt64, options: SynthOptions) -> SynthPair {
     let lightMired = lights.reduce(Float(0)) { $0 + ColourSpace.mired($1.temperature) * $1.intensity } / max(total, 1e-12)
     let correction = cameraRNG.uniform(0.2, 0.7) // partial auto white balance: ambient stays warm
     let wbMired = lightMired + (ColourSpace.mired(5500) - lightMired) * correction
-    let ambientGain = clamp(cameraRNG.uniform(4, 16) * sqrtf(0.2 / max(summary.ambientToFlash, 1e-3)), 2, 40)
+    let ambientGain = clamp(cameraRNG.uniform(3, 12) * sqrtf(0.2 / max(summary.ambientToFlash, 1e-3)), 2, 24)
     let ambientSensor = SensorSettings(whiteBalance: 1e6 / wbMired, exposure: nil,
                                        meteringKey: cameraRNG.uniform(0.1, 0.22), protectHighlights: true,
                                        gain: ambientGain, noise: options.noise,

@@ -107,8 +107,26 @@ public final class TextureLibrary: Sendable {
     }
 
     public let photos: [Photo]
+    /// The photos at half size (2×2 box), for minified crops.
+    let halves: [Photo]
 
-    public init(photos: [Photo]) { self.photos = photos }
+    public init(photos: [Photo]) {
+        self.photos = photos
+        halves = photos.map { p in
+            let w = max(1, p.width / 2), h = max(1, p.height / 2)
+            var out = [Float](repeating: 0, count: w * h * 3)
+            for y in 0..<h {
+                for x in 0..<w {
+                    let x1 = min(2 * x + 1, p.width - 1), y1 = min(2 * y + 1, p.height - 1)
+                    for c in 0..<3 {
+                        out[(y * w + x) * 3 + c] = 0.25 * (p.linear[(2 * y * p.width + 2 * x) * 3 + c] + p.linear[(2 * y * p.width + x1) * 3 + c]
+                            + p.linear[(y1 * p.width + 2 * x) * 3 + c] + p.linear[(y1 * p.width + x1) * 3 + c])
+                    }
+                }
+            }
+            return Photo(name: p.name, width: w, height: h, linear: out)
+        }
+    }
 
     /// Loads every image file (png, jpg, jpeg, tif, tiff, webp) in `directory`
     /// (not recursive) through libvips, box-downscaled by an integer factor to
@@ -340,33 +358,42 @@ enum TextureFactory {
     /// A random square crop of a library photo resampled to `size`², with its
     /// albedo scaled into [0, 0.9]. Returns the texture and the photo's name.
     static func photoCrop(_ library: TextureLibrary, size: Int, _ rng: inout SynthRandom) -> (TextureImage, String) {
-        let photo = rng.pick(library.photos)
+        let index = rng.int(0, library.photos.count - 1)
+        let photo = library.photos[index]
         let side = Float(min(photo.width, photo.height)) * rng.uniform(0.25, 1)
         let x0 = rng.uniform(0, Float(photo.width) - side), y0 = rng.uniform(0, Float(photo.height) - side)
         let flip = rng.chance(0.5), transpose = rng.chance(0.3)
         let tint = rng.chance(0.3) ? albedoColour(&rng) / max(albedoColour(&rng).maxComponent, 0.2) : Vec3.one
         let gain = rng.uniform(0.6, 1.1)
         var px = [Float](repeating: 0, count: size * size * 3)
-        let step = side / Float(size)
-        photo.linear.withUnsafeBufferPointer { src in
-            for y in 0..<size {
-                for x in 0..<size {
-                    var sx = Float(flip ? size - 1 - x : x), sy = Float(y)
-                    if transpose { swap(&sx, &sy) }
-                    let fx = min(x0 + (sx + 0.5) * step, Float(photo.width - 1))
-                    let fy = min(y0 + (sy + 0.5) * step, Float(photo.height - 1))
-                    // Box-average the source texels under this texel (≥ 1).
-                    let r = max(0, Int(step / 2))
-                    var acc = Vec3.zero, cnt: Float = 0
-                    let cx = Int(fx), cy = Int(fy)
-                    for yy in max(0, cy - r)...min(photo.height - 1, cy + r) {
-                        for xx in max(0, cx - r)...min(photo.width - 1, cx + r) {
-                            let i = (yy * photo.width + xx) * 3
-                            acc += Vec3(src[i], src[i + 1], src[i + 2]); cnt += 1
+        var step = side / Float(size)
+        // Sample the half-size copy when minifying (cheap anti-aliasing), bilinearly.
+        let useHalf = step > 1.5
+        let src = useHalf ? library.halves[index] : photo
+        let scale: Float = useHalf ? 0.5 : 1
+        step *= scale
+        let ox = x0 * scale, oy = y0 * scale
+        let k = tint * (gain * 0.9)
+        src.linear.withUnsafeBufferPointer { p in
+            px.withUnsafeMutableBufferPointer { out in
+                for y in 0..<size {
+                    for x in 0..<size {
+                        var sx = Float(flip ? size - 1 - x : x), sy = Float(y)
+                        if transpose { swap(&sx, &sy) }
+                        let fx = clamp(ox + (sx + 0.5) * step - 0.5, 0, Float(src.width - 1))
+                        let fy = clamp(oy + (sy + 0.5) * step - 0.5, 0, Float(src.height - 1))
+                        let ix = Int(fx), iy = Int(fy)
+                        let ix1 = min(ix + 1, src.width - 1), iy1 = min(iy + 1, src.height - 1)
+                        let tx = fx - Float(ix), ty = fy - Float(iy)
+                        let i00 = (iy * src.width + ix) * 3, i10 = (iy * src.width + ix1) * 3
+                        let i01 = (iy1 * src.width + ix) * 3, i11 = (iy1 * src.width + ix1) * 3
+                        let w00 = (1 - tx) * (1 - ty), w10 = tx * (1 - ty), w01 = (1 - tx) * ty, w11 = tx * ty
+                        let o = (y * size + x) * 3
+                        for c in 0..<3 {
+                            let v = p[i00 + c] * w00 + p[i10 + c] * w10 + p[i01 + c] * w01 + p[i11 + c] * w11
+                            out[o + c] = clamp(v * (c == 0 ? k.x : c == 1 ? k.y : k.z), 0, 0.95)
                         }
                     }
-                    let i = (y * size + x) * 3, c = acc / cnt * tint * gain * 0.9
-                    px[i] = clamp(c.x, 0, 0.95); px[i + 1] = clamp(c.y, 0, 0.95); px[i + 2] = clamp(c.z, 0, 0.95)
                 }
             }
         }
