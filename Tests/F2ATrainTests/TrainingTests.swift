@@ -76,6 +76,14 @@ struct TrainingTests {
         // f16 storage: a half-precision rounding of every weight, so outputs agree to ~1e-2.
         let half = try Generator(file: try WeightsFile.read(path: f16)).forward(x)
         #expect(zip(mine.data, half.data).map { abs($0 - $1) }.max()! < 2e-2)
+        // --init-from: a new trainer warm-started from the export has the same generator.
+        let warm = try Trainer(config: c, train: pairs, validation: [], runDir: nil)
+        try warm.generator.load(try WeightsFile.read(path: f32))
+        #expect(warm.generator.params.values == t.generator.params.values)
+        var other = c
+        other.width = 0.125
+        let mismatched = try Trainer(config: other, train: pairs, validation: [], runDir: nil)
+        #expect(throws: TrainError.self) { try mismatched.generator.load(try WeightsFile.read(path: f32)) }
         // The export of a weights file is the file itself; a non-model is refused.
         #expect(throws: TrainError.self) { try Exporter.weightsFile(from: dir + "/nothing") }
     }
