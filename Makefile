@@ -50,6 +50,10 @@ test-swift: | deps
 	$(SWIFT) test 2>&1 | tee $(BUILD)/swift-test.log | grep -vE '^\[[0-9]+/[0-9]+\]'; exit $${PIPESTATUS[0]}
 
 test-capi: all
+	@# The Swift runtime is linked statically: the .so needs only system libraries and OpenBLAS.
+	@if ldd $(BUILD)/lib/libflash2ambient.so | grep -i swift; then echo "FAIL: libflash2ambient.so links the Swift runtime dynamically"; exit 1; fi
+	@if nm -D --defined-only $(BUILD)/lib/libflash2ambient.so | awk '$$2 == "T" && $$3 !~ /^f2a_/' | grep .; then \
+	  echo "FAIL: functions other than f2a_* are exported"; exit 1; fi
 	$(CC) -std=c11 -Wall -Wextra -Werror -o $(BUILD)/test_capi Tests/capi/test_capi.c \
 	  -I$(BUILD)/include -L$(BUILD)/lib -lflash2ambient -Wl,-rpath,$(abspath $(BUILD))/lib -lpthread -lm
 	$(BUILD)/test_capi $(BUILD)
