@@ -39,15 +39,15 @@ struct Apply: ParsableCommand {
         let generator = try model.load()
         let image = try DecodedImage(path: input)
         let loaded = clock.now
-        let view = RGBImageView(base: UnsafePointer(image.pixels.baseAddress!), width: image.width,
+        // In place, into the decoded pixels: a second full-size float buffer
+        // would cost 12 bytes per pixel (144 MB at 12 MP) for nothing.
+        let pixels = image.pixels
+        let view = RGBImageView(base: UnsafePointer(pixels.baseAddress!), width: image.width,
                                 height: image.height, rowStride: 3 * image.width)
-        var result = [Float](repeating: 0, count: image.width * image.height * 3)
-        try result.withUnsafeMutableBufferPointer { out in
-            try generator.apply(view, to: out.baseAddress!, outputRowStride: 3 * image.width,
-                                options: ApplyOptions(mode: mode, strength: strength, workingSize: workingSize, tileSize: tileSize))
-        }
+        try generator.apply(view, to: pixels.baseAddress!, outputRowStride: 3 * image.width,
+                            options: ApplyOptions(mode: mode, strength: strength, workingSize: workingSize, tileSize: tileSize))
         let inferred = clock.now
-        try result.withUnsafeBufferPointer { try image.save($0, to: output, quality: quality) }
+        try image.save(UnsafeBufferPointer(pixels), to: output, quality: quality)
         if verbose {
             let used = ApplyOptions(mode: mode, workingSize: workingSize, tileSize: tileSize).resolvedMode(width: image.width, height: image.height)
             print("\(image.width)x\(image.height) (\(used.rawValue)): load \(loaded - start), model \(inferred - loaded), save \(clock.now - inferred)")
