@@ -24,6 +24,8 @@ public struct Validation: Sendable {
     public var count: Int
     /// (flash, generated, ambient, width, height) per pair.
     public var images: [([Float], [Float], [Float], Int, Int)]
+    /// (name, PSNR, SSIM) per pair.
+    public var perPair: [(String, Double, Double)] = []
 }
 
 @inline(__always) func now() -> Double {
@@ -223,8 +225,9 @@ public final class Trainer: @unchecked Sendable {
                 let view = RGBImageView(base: fp.baseAddress!, width: p.width, height: p.height, rowStride: 3 * p.width)
                 out.withUnsafeMutableBufferPointer { try! g.apply(view, to: $0.baseAddress!, outputRowStride: 3 * p.width) }
             }
-            v.psnr += Metrics.psnr(out, p.ambient)
-            v.ssim += Metrics.ssimGray(out, p.ambient, width: p.width, height: p.height)
+            let psnr = Metrics.psnr(out, p.ambient), ssim = Metrics.ssimGray(out, p.ambient, width: p.width, height: p.height)
+            v.psnr += psnr; v.ssim += ssim
+            v.perPair.append((p.name, psnr, ssim))
             if identity == nil {
                 v.identityPSNR += Metrics.psnr(p.flash, p.ambient)
                 v.identitySSIM += Metrics.ssimGray(p.flash, p.ambient, width: p.width, height: p.height)
@@ -267,6 +270,9 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
+    /// A JSON number (null when not finite, e.g. the PSNR of identical images).
+    static func json(_ v: Double) -> String { v.isFinite ? "\(v)" : "null" }
+
     static func fmt(_ v: Double, _ digits: Int = 4) -> String { String(format: "%.\(digits)f", v) }
 
     static func duration(_ s: Double) -> String {
@@ -308,7 +314,7 @@ public final class Trainer: @unchecked Sendable {
                     + "opt \(Self.fmt(window.optimiser / n * 1000, 0)) data \(Self.fmt(window.data / n * 1000, 0)) ms | ETA \(Self.duration(eta))")
                 appendLog("{\"type\":\"train\",\"step\":\(step),\"epoch\":\(Self.fmt(source.epoch(afterSteps: step), 3)),\"rec\":\(rec),\"adv\":\(adv),\"d\":\(dl),"
                           + "\"samples_per_s\":\(Self.fmt(sps, 3)),\"forward_ms\":\(Self.fmt(window.forward / n * 1000, 1)),\"backward_ms\":\(Self.fmt(window.backward / n * 1000, 1)),"
-                          + "\"optimiser_ms\":\(Self.fmt(window.optimiser / n * 1000, 1)),\"data_ms\":\(Self.fmt(window.data / n * 1000, 1))}", file: "log.jsonl")
+                          + "\"optimiser_ms\":\(Self.fmt(window.optimiser / n * 1000, 1)),\"data_ms\":\(Self.fmt(window.data / n * 1000, 1)),\"time\":\(Int(Date().timeIntervalSince1970))}", file: "log.jsonl")
                 history.append((step, rec, adv, dl))
                 window = StepStats(); windowSteps = 0; windowStart = now()
             }
@@ -334,7 +340,8 @@ public final class Trainer: @unchecked Sendable {
             + "on \(v.count) pairs; best \(Self.fmt(bestPSNR, 2)) dB at step \(bestStep)")
         valHistory.append((step, v.psnr))
         guard let runDir else { return }
-        appendLog("{\"type\":\"val\",\"step\":\(step),\"psnr\":\(v.psnr),\"ssim\":\(v.ssim),\"identity_psnr\":\(v.identityPSNR),\"identity_ssim\":\(v.identitySSIM),\"pairs\":\(v.count)}", file: "log.jsonl")
+        appendLog("{\"type\":\"val\",\"step\":\(step),\"psnr\":\(Self.json(v.psnr)),\"ssim\":\(Self.json(v.ssim)),\"identity_psnr\":\(Self.json(v.identityPSNR)),\"identity_ssim\":\(v.identitySSIM),\"pairs\":\(v.count),"
+                  + "\"per_pair\":{" + v.perPair.map { "\"\($0.0)\":[\(Self.json($0.1)),\(Self.json($0.2))]" }.joined(separator: ",") + "},\"time\":\(Int(Date().timeIntervalSince1970))}", file: "log.jsonl")
         let csv = (runDir as NSString).appendingPathComponent("validation.csv")
         if !FileManager.default.fileExists(atPath: csv) { appendLog("step,psnr,ssim,identity_psnr,identity_ssim", file: "validation.csv") }
         appendLog("\(step),\(v.psnr),\(v.ssim),\(v.identityPSNR),\(v.identitySSIM)", file: "validation.csv")
