@@ -67,16 +67,9 @@ struct Batch: ParsableCommand {
     var base: String?
     @Flag(help: "List this shard's input → output pairs (tab-separated) and exit.") var dryRun = false
     @OptionGroup var model: ModelOptions
-    @Option(help: "Blend with the input: 0 = input, 1 = full effect.") var strength: Float = 1
-    @Option(help: "auto (full up to 1024 px on the long side, else guided), full, tiled or guided.")
-    var mode: ApplyMode = .auto
-    @Option(help: "Long side in pixels at which guided mode runs the network.") var workingSize: Int = 512
-    @Option(help: "Tile side in pixels for tiled mode.") var tileSize: Int = 512
+    @OptionGroup var apply: ApplyArguments
 
     func validate() throws {
-        guard strength.isFinite, (0...1).contains(strength) else { throw ValidationError("--strength must be in [0, 1]") }
-        guard (16...8192).contains(workingSize) else { throw ValidationError("--working-size must be in 16...8192") }
-        guard (256...4096).contains(tileSize) else { throw ValidationError("--tile-size must be in 256...4096") }
         guard (0...100).contains(quality) else { throw ValidationError("--quality must be in 0...100") }
         guard !suffix.contains("/"), !suffix.contains("\0") else { throw ValidationError("--suffix may not contain '/'") }
         guard !BatchPath.isTemporary(suffix) else { throw ValidationError("--suffix may not contain '\(BatchPath.tempInfix)'") }
@@ -130,8 +123,7 @@ struct Batch: ParsableCommand {
             reportFile?.write(BatchOutcome(item: item, status: .failed, seconds: 0, error: message))
         }
         let runner = BatchRunner(items: mine, generator: generator,
-                                 settings: .init(options: ApplyOptions(mode: mode, strength: strength, workingSize: workingSize,
-                                                                       tileSize: tileSize),
+                                 settings: .init(options: apply.options,
                                                  quality: quality, skipExisting: skipExisting),
                                  progress: progress, report: reportFile)
         let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in

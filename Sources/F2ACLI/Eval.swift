@@ -15,8 +15,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Directory with flash/ and ambient/ subdirectories.") var pairs: String
     @Option(help: "Directory for the generated images.") var out: String
     @OptionGroup var model: ModelOptions
-    @Option(help: "Mode as in `f2a apply` (auto, full, guided).") var mode: ApplyMode = .auto
-    @Option(help: "Working size for guided mode.") var workingSize: Int = 512
+    @OptionGroup var apply: ApplyArguments
 
     func run() throws {
         let generator = try model.load()
@@ -42,7 +41,7 @@ struct Eval: ParsableCommand {
             var result = [Float](repeating: 0, count: w * h * 3)
             let view = RGBImageView(base: UnsafePointer(flash.pixels.baseAddress!), width: w, height: h, rowStride: 3 * w)
             try result.withUnsafeMutableBufferPointer { try generator.apply(view, to: $0.baseAddress!, outputRowStride: 3 * w,
-                                                                             options: ApplyOptions(mode: mode, workingSize: workingSize)) }
+                                                                             options: apply.options) }
             let stem = (name as NSString).deletingPathExtension
             try saveRGB8(result, width: w, height: h, to: (out as NSString).appendingPathComponent(stem + ".png"))
             let a = Array(ambient.pixels), f = Array(flash.pixels)

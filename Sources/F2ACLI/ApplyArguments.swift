@@ -1,0 +1,24 @@
+import ArgumentParser
+import F2AModel
+
+extension ApplyMode: ExpressibleByArgument {}
+
+/// The options that choose how a photo goes through the model, shared by
+/// `f2a apply` and `f2a batch` so both validate and document them alike.
+struct ApplyArguments: ParsableArguments {
+    @Option(help: "Blend with the input: 0 = input, 1 = full effect.") var strength: Float = 1
+    @Option(help: "auto (full up to 1024 px on the long side, else guided), full, tiled or guided.")
+    var mode: ApplyMode = .auto
+    @Option(help: "Long side in pixels at which guided mode runs the network.") var workingSize: Int = 512
+    @Option(help: "Tile side in pixels for tiled mode.") var tileSize: Int = 512
+
+    func validate() throws {
+        guard strength.isFinite, (0...1).contains(strength) else { throw ValidationError("--strength must be in [0, 1]") }
+        guard (16...8192).contains(workingSize) else { throw ValidationError("--working-size must be in 16...8192") }
+        guard (256...4096).contains(tileSize) else { throw ValidationError("--tile-size must be in 256...4096") }
+    }
+
+    var options: ApplyOptions {
+        ApplyOptions(mode: mode, strength: strength, workingSize: workingSize, tileSize: tileSize)
+    }
+}
