@@ -122,10 +122,10 @@ public struct Conv2d: Sendable {
                             var y0 = 0
                             while y0 < oh {
                                 let rows = min(bandRows, oh - y0)
-                                im2col(src, channels: x.c, height: x.h, width: x.w,
+                                im2col(src, channels: 0..<x.c, height: x.h, width: x.w,
                                        kernel: k, stride: stride, padding: padding,
                                        outRows: y0..<(y0 + rows), outWidth: ow,
-                                       into: cp.baseAddress!)
+                                       into: cp.baseAddress!, ld: rows * ow)
                                 sgemm(m: outChannels, n: rows * ow, k: kk,
                                       a: wp.baseAddress!, lda: kk,
                                       b: cp.baseAddress!, ldb: rows * ow,
@@ -142,17 +142,19 @@ public struct Conv2d: Sendable {
     }
 }
 
-/// Lowers output rows `outRows` of a convolution to a column matrix of shape
-/// [channels*kernel*kernel, rows*outWidth] (row-major), zero where the
-/// receptive field falls into the padding.
+/// Lowers output rows `outRows` of a convolution to column-matrix rows
+/// (c, ky, kx) for the channels in `channels`, columns (oy, ox): the row of
+/// (c, ky, kx) starts at col + ((c·kernel + ky)·kernel + kx)·ld and holds
+/// outRows.count·outWidth values, zero where the receptive field falls into
+/// the padding. `ld` ≥ outRows.count·outWidth lets callers place several
+/// images side by side (the trainer) or band a large image (the forward pass).
 @inline(__always)
-func im2col(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-            kernel: Int, stride: Int, padding: Int,
-            outRows: Range<Int>, outWidth: Int,
-            into col: UnsafeMutablePointer<Float>) {
-    let n = outRows.count * outWidth
-    var row = col
-    for c in 0..<channels {
+public func im2col(_ src: UnsafePointer<Float>, channels: Range<Int>, height: Int, width: Int,
+                   kernel: Int, stride: Int, padding: Int,
+                   outRows: Range<Int>, outWidth: Int,
+                   into col: UnsafeMutablePointer<Float>, ld: Int) {
+    var row = col + channels.lowerBound * kernel * kernel * ld
+    for c in channels {
         let plane = src + c * height * width
         for ky in 0..<kernel {
             for kx in 0..<kernel {
@@ -166,10 +168,10 @@ func im2col(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
                         if stride == 1 {
                             // Contiguous run: zeros, a copy, zeros.
                             let shift = kx - padding
-                            let lo = max(0, -shift), hi = min(outWidth, width - shift)
-                            if lo > 0 { out.update(repeating: 0, count: min(lo, outWidth)) }
+                            let lo = min(max(0, -shift), outWidth), hi = max(min(outWidth, width - shift), lo)
+                            if lo > 0 { out.update(repeating: 0, count: lo) }
                             if hi > lo { (out + lo).update(from: line + lo + shift, count: hi - lo) }
-                            if hi < outWidth { (out + max(hi, 0)).update(repeating: 0, count: outWidth - max(hi, 0)) }
+                            if hi < outWidth { (out + hi).update(repeating: 0, count: outWidth - hi) }
                         } else {
                             for ox in 0..<outWidth {
                                 let ix = ox * stride - padding + kx
@@ -179,7 +181,7 @@ func im2col(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
                     }
                     out += outWidth
                 }
-                row += n
+                row += ld
             }
         }
     }

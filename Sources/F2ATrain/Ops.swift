@@ -82,45 +82,30 @@ func im2colFull(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: 
                 kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
                 col: UnsafeMutablePointer<Float>, ld: Int) {
     parallelChunks(channels, work: channels * kernel * kernel * outH * outW) { range in
-        im2colChannels(src, channels: range, height: height, width: width, kernel: kernel, stride: stride,
-                       padding: padding, outH: outH, outW: outW, col: col, ld: ld)
+        im2col(src, channels: range, height: height, width: width, kernel: kernel, stride: stride,
+               padding: padding, outRows: 0..<outH, outWidth: outW, into: col, ld: ld)
     }
 }
 
-func im2colChannels(_ src: UnsafePointer<Float>, channels: Range<Int>, height: Int, width: Int,
-                    kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
-                    col: UnsafeMutablePointer<Float>, ld: Int) {
-    var row = col + channels.lowerBound * kernel * kernel * ld
-    for c in channels {
-        let plane = src + c * height * width
-        for ky in 0..<kernel {
-            for kx in 0..<kernel {
-                var out = row
-                for oy in 0..<outH {
-                    let iy = oy * stride - padding + ky
-                    if iy < 0 || iy >= height {
-                        out.update(repeating: 0, count: outW)
-                    } else {
-                        let line = plane + iy * width
-                        if stride == 1 {
-                            let shift = kx - padding
-                            let lo = min(max(0, -shift), outW), hi = max(min(outW, width - shift), lo)
-                            if lo > 0 { out.update(repeating: 0, count: lo) }
-                            if hi > lo { (out + lo).update(from: line + lo + shift, count: hi - lo) }
-                            if hi < outW { (out + hi).update(repeating: 0, count: outW - hi) }
-                        } else {
-                            for ox in 0..<outW {
-                                let ix = ox * stride - padding + kx
-                                out[ox] = (ix >= 0 && ix < width) ? line[ix] : 0
-                            }
-                        }
-                    }
-                    out += outW
-                }
-                row += ld
-            }
+/// The column matrix of images `images` of x ([N, C, H, W] at `xp`) side by
+/// side (rows (c, ky, kx), ld = images.count·oh·ow) written into `col`; a
+/// single pointwise image is its own column matrix and is returned as is.
+func lowerImages(_ xp: UnsafePointer<Float>, shape: [Int], images: Range<Int>, geometry g: ConvGeometry,
+                 into col: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+    let (c, h, w) = (shape[1], shape[2], shape[3])
+    let oh = g.outSize(h), ow = g.outSize(w), ohw = oh * ow, inPlane = c * h * w
+    if g.pointwise && images.count == 1 { return xp + images.lowerBound * inPlane }
+    let cols = images.count * ohw
+    for (j, b) in images.enumerated() {
+        if g.pointwise {
+            let s = xp + b * inPlane
+            for r in 0..<g.columnRows { (col + r * cols + j * ohw).update(from: s + r * ohw, count: ohw) }
+        } else {
+            im2colFull(xp + b * inPlane, channels: c, height: h, width: w, kernel: g.kernel, stride: g.stride,
+                       padding: g.padding, outH: oh, outW: ow, col: col + j * ohw, ld: cols)
         }
     }
+    return UnsafePointer(col)
 }
 
 /// Adjoint of `im2colFull`: dst += scatter(col).
@@ -175,7 +160,7 @@ public func conv2dForward(_ x: Tensor, weight: [Float], bias: [Float], _ g: Conv
     precondition(weight.count == g.outChannels * g.columnRows && bias.count == g.outChannels)
     let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
     var y = Tensor(zeros: [x.n, g.outChannels, oh, ow])
-    let inPlane = x.c * x.h * x.w, outPlane = g.outChannels * ohw, kk = g.columnRows
+    let outPlane = g.outChannels * ohw, kk = g.columnRows
     let group = groupSize(ohw, x.n, columnTarget)
     x.data.withUnsafeBufferPointer { xb in
         weight.withUnsafeBufferPointer { wb in
@@ -185,22 +170,7 @@ public func conv2dForward(_ x: Tensor, weight: [Float], bias: [Float], _ g: Conv
                 while b0 < x.n {
                     let cnt = min(group, x.n - b0), cols = cnt * ohw
                     ws.withBuffer(0, count: g.pointwise && cnt == 1 ? 0 : kk * cols) { col in
-                        let bsrc: UnsafePointer<Float>
-                        if g.pointwise && cnt == 1 {
-                            bsrc = xp + b0 * inPlane
-                        } else {
-                            for j in 0..<cnt {
-                                if g.pointwise {
-                                    let s = xp + (b0 + j) * inPlane
-                                    for c in 0..<kk { (col + c * cols + j * ohw).update(from: s + c * ohw, count: ohw) }
-                                } else {
-                                    im2colFull(xp + (b0 + j) * inPlane, channels: x.c, height: x.h, width: x.w,
-                                               kernel: g.kernel, stride: g.stride, padding: g.padding,
-                                               outH: oh, outW: ow, col: col + j * ohw, ld: cols)
-                                }
-                            }
-                            bsrc = UnsafePointer(col)
-                        }
+                        let bsrc = lowerImages(xp, shape: x.shape, images: b0..<(b0 + cnt), geometry: g, into: col)
                         if cnt == 1 {
                             sgemm(m: g.outChannels, n: ohw, k: kk, a: wp, lda: kk, b: bsrc, ldb: ohw,
                                   c: yp + b0 * outPlane, ldc: ohw)
@@ -272,20 +242,7 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
                             }
                             let direct = g.pointwise && cnt == 1
                             ws.withBuffer(0, count: direct ? 0 : kk * cols) { col in
-                                let xcol: UnsafePointer<Float>
-                                if direct { xcol = xp + b0 * inPlane } else {
-                                    for j in 0..<cnt {
-                                        if g.pointwise {
-                                            let s = xp + (b0 + j) * inPlane
-                                            for c in 0..<kk { (col + c * cols + j * ohw).update(from: s + c * ohw, count: ohw) }
-                                        } else {
-                                            im2colFull(xp + (b0 + j) * inPlane, channels: x.c, height: x.h, width: x.w,
-                                                       kernel: g.kernel, stride: g.stride, padding: g.padding,
-                                                       outH: oh, outW: ow, col: col + j * ohw, ld: cols)
-                                        }
-                                    }
-                                    xcol = UnsafePointer(col)
-                                }
+                                let xcol = lowerImages(xp, shape: x.shape, images: b0..<(b0 + cnt), geometry: g, into: col)
                                 if let dW {
                                     sgemm(transB: true, m: oc, n: kk, k: cols, a: dyg, lda: cols, b: xcol, ldb: cols,
                                           beta: 1, c: dW, ldc: kk)
