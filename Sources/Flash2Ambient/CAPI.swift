@@ -39,7 +39,7 @@ func fail(_ status: f2a_status, _ message: String) -> f2a_status {
     return status
 }
 
-let versionString: StaticString = "0.1.0"
+let versionString: StaticString = "0.2.0"
 
 @c @implementation
 public func f2a_version() -> UnsafePointer<CChar>? {
@@ -64,7 +64,49 @@ public func f2a_status_string(_ status: f2a_status) -> UnsafePointer<CChar>? {
 
 @c @implementation
 public func f2a_default_params() -> f2a_params {
-    f2a_params(strength: 1, progress: nil, progress_user_data: nil, mode: F2A_MODE_AUTO, working_size: 512, tile_size: 512)
+    f2a_params(struct_size: MemoryLayout<f2a_params>.size, strength: 1, progress: nil, progress_user_data: nil,
+               mode: F2A_MODE_AUTO, working_size: 512, tile_size: 512)
+}
+
+/// Smallest `struct_size` accepted: the layout of 0.2, the first with the
+/// field. Later versions append fields and keep reading older callers'
+/// structs, filling what they lack with defaults.
+let minimumParamsSize = MemoryLayout<f2a_params>.size
+
+/// The caller's parameters (defaults for NULL), reading no more bytes than
+/// its `struct_size` says it has; nil (error recorded) when that is too small.
+func readParams(_ params: UnsafePointer<f2a_params>?, _ function: String) -> f2a_params? {
+    var p = f2a_default_params()
+    guard let params else { return p }
+    let size = UnsafeRawPointer(params).loadUnaligned(as: Int.self)
+    guard size >= minimumParamsSize else {
+        fail(F2A_ERR_INVALID_ARGUMENT, "\(function): params->struct_size is \(size), expected sizeof(f2a_params) = "
+             + "\(MemoryLayout<f2a_params>.size) (initialise params with f2a_default_params())")
+        return nil
+    }
+    withUnsafeMutableBytes(of: &p) { dst in
+        dst.copyMemory(from: UnsafeRawBufferPointer(start: params, count: min(size, MemoryLayout<f2a_params>.size)))
+    }
+    p.struct_size = MemoryLayout<f2a_params>.size
+    return p
+}
+
+/// Checks the parameters every entry point shares; nil when fine, else the
+/// failing status (already recorded).
+func checkParams(_ p: f2a_params, _ function: String) -> f2a_status? {
+    guard [F2A_MODE_AUTO, F2A_MODE_FULL, F2A_MODE_GUIDED, F2A_MODE_TILED].contains(p.mode) else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): unknown mode \(p.mode.rawValue)")
+    }
+    guard (16...8192).contains(p.working_size) else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): working_size \(p.working_size) is outside 16...8192")
+    }
+    guard (256...4096).contains(p.tile_size) else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): tile_size \(p.tile_size) is outside 256...4096")
+    }
+    guard p.strength.isFinite, p.strength >= 0, p.strength <= 1 else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): strength \(p.strength) is outside [0, 1]")
+    }
+    return nil
 }
 
 @c @implementation
@@ -143,16 +185,8 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
             return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): float buffers and strides must be 4-byte aligned")
         }
     }
-    let p = params?.pointee ?? f2a_default_params()
-    guard [F2A_MODE_AUTO, F2A_MODE_FULL, F2A_MODE_GUIDED, F2A_MODE_TILED].contains(p.mode) else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): unknown mode \(p.mode.rawValue)")
-    }
-    guard (16...8192).contains(p.working_size) else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): working_size \(p.working_size) is outside 16...8192")
-    }
-    guard (256...4096).contains(p.tile_size) else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): tile_size \(p.tile_size) is outside 256...4096")
-    }
+    guard let p = readParams(params, function) else { return F2A_ERR_INVALID_ARGUMENT }
+    if let status = checkParams(p, function) { return status }
     // Checked before any allocation: the u8 path's float copy counts too.
     let needed = box(model!).generator.estimatedPeakBytes(width: Int(width), height: Int(height),
                                                            options: applyOptions(p))
@@ -161,9 +195,6 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
         return fail(F2A_ERR_OUT_OF_MEMORY,
                     "\(function): a \(width)x\(height) image needs about \(needed >> 20) MB, "
                     + "over the limit of \(memoryLimitBytes >> 20) MB (set F2A_MAX_MEMORY_MB to change it)")
-    }
-    guard p.strength.isFinite, p.strength >= 0, p.strength <= 1 else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): strength \(p.strength) is outside [0, 1]")
     }
     return nil
 }
@@ -191,7 +222,7 @@ let memoryLimitBytes: Int = {
 func run(_ model: OpaquePointer, _ view: RGBImageView, _ out: UnsafeMutablePointer<Float>, outStride: Int,
          _ params: UnsafePointer<f2a_params>?, function: String) -> f2a_status {
     let generator = box(model).generator
-    let p = params?.pointee ?? f2a_default_params()
+    let p = readParams(params, function)!
     let callback = p.progress.map { fn in
         { (fraction: Double) -> Bool in fn(Float(fraction), p.progress_user_data) == 0 }
     }

@@ -83,6 +83,73 @@ struct GuidedUpsamplingTests {
         #expect(ApplyOptions(mode: .guided).resolvedMode(width: 500, height: 300) == .full)
         #expect(ApplyOptions(mode: .full).resolvedMode(width: 5000, height: 3000) == .full)
     }
+
+    @Test("The streamed plan (rows in chunks, rectangles in any order) equals the whole-image guided pass",
+          arguments: [(97, 61, 32), (40, 300, 64), (5, 3, 2)])
+    func streamedPlanEqualsWhole(_ W: Int, _ H: Int, _ working: Int) throws {
+        let g = try Generator(file: WeightsFile.randomlyInitialised(GeneratorConfig(width: 0.0625, levels: 2), seed: 11))
+        let img = texture(W, H)
+        var options = ApplyOptions(mode: .guided, strength: 0.8, workingSize: working)
+        options.guided = GuidedUpsampling()
+        var whole = [Float](repeating: 0, count: img.count)
+        try img.withUnsafeBufferPointer { i in
+            try whole.withUnsafeMutableBufferPointer { o in
+                try g.applyGuided(RGBImageView(base: i.baseAddress!, width: W, height: H, rowStride: 3 * W),
+                                  to: o.baseAddress!, outputRowStride: 3 * W, options: options, progress: nil)
+            }
+        }
+        let plan = GuidedPlan(generator: g, width: W, height: H, options: options)
+        var parts = [Float](repeating: -1, count: img.count)
+        try img.withUnsafeBufferPointer { i in
+            var y = 0, n = 1
+            while y < H {
+                let k = min(n, H - y)
+                try plan.addRows(i.baseAddress! + 3 * W * y, rowStride: 3 * W, count: k)
+                y += k; n = n % 7 + 2
+            }
+            #expect(throws: GuidedPlan.StateError.tooManyRows(expected: H, got: H + 1)) {
+                try plan.addRows(i.baseAddress!, rowStride: 3 * W, count: 1)
+            }
+            try plan.finish()
+            #expect(throws: GuidedPlanError.state(.alreadyFinished)) { try plan.finish() }
+            try parts.withUnsafeMutableBufferPointer { o in
+                // Rectangles bottom-up, right to left.
+                let step = max(1, W / 3)
+                for y0 in stride(from: 0, to: H, by: 2).reversed() {
+                    for x0 in stride(from: (W - 1) / step * step, through: 0, by: -step) {
+                        let w = min(step, W - x0), h = min(2, H - y0)
+                        let off = 3 * (W * y0 + x0)
+                        try plan.apply(i.baseAddress! + off, inputRowStride: 3 * W, to: o.baseAddress! + off,
+                                       outputRowStride: 3 * W, x: x0, y: y0, width: w, height: h)
+                    }
+                }
+                #expect(throws: GuidedPlan.StateError.outOfBounds) {
+                    try plan.apply(i.baseAddress!, inputRowStride: 3 * W, to: o.baseAddress!, outputRowStride: 3 * W,
+                                   x: W - 1, y: 0, width: 2, height: 1)
+                }
+            }
+        }
+        let mismatches = zip(parts, whole).filter { $0 != $1 }.count
+        #expect(mismatches == 0, "\(mismatches) of \(whole.count) values differ")
+    }
+
+    @Test("A plan refuses rows after finishing and finishing with rows missing")
+    func planStateErrors() throws {
+        let g = try Generator(file: WeightsFile.randomlyInitialised(GeneratorConfig(width: 0.0625, levels: 1), seed: 2))
+        let plan = GuidedPlan(generator: g, width: 8, height: 6, options: ApplyOptions(mode: .guided, workingSize: 4))
+        let img = texture(8, 6)
+        try img.withUnsafeBufferPointer { i in
+            try plan.addRows(i.baseAddress!, rowStride: 24, count: 5)
+            #expect(throws: GuidedPlanError.state(.incomplete(expected: 6, got: 5))) { try plan.finish() }
+            var out = [Float](repeating: 0, count: 3)
+            #expect(throws: GuidedPlan.StateError.notFinished) {
+                try plan.apply(i.baseAddress!, inputRowStride: 24, to: &out, outputRowStride: 3, x: 0, y: 0, width: 1, height: 1)
+            }
+            try plan.addRows(i.baseAddress! + 120, rowStride: 24, count: 1)
+            try plan.finish()
+            #expect(throws: GuidedPlan.StateError.alreadyFinished) { try plan.addRows(i.baseAddress!, rowStride: 24, count: 1) }
+        }
+    }
 }
 
 @Suite("Tiled mode")

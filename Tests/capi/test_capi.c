@@ -35,12 +35,15 @@ static float *test_image(int w, int h, size_t stride_floats) {
 }
 
 static void test_basics(void) {
-    CHECK(strcmp(f2a_version(), "0.1.0") == 0, "version %s", f2a_version());
+    char version[32];
+    snprintf(version, sizeof version, "%d.%d.%d", F2A_VERSION_MAJOR, F2A_VERSION_MINOR, F2A_VERSION_PATCH);
+    CHECK(strcmp(f2a_version(), version) == 0, "version %s, header %s", f2a_version(), version);
     CHECK(strcmp(f2a_status_string(F2A_OK), "ok") == 0, "ok string");
     CHECK(strcmp(f2a_status_string(F2A_ERR_FORMAT), "invalid weights file") == 0, "format string");
     CHECK(strcmp(f2a_status_string((f2a_status) 999), "unknown status") == 0, "unknown status string");
     f2a_params p = f2a_default_params();
     CHECK(p.strength == 1.0f && p.progress == NULL && p.progress_user_data == NULL, "defaults");
+    CHECK(p.struct_size == sizeof(f2a_params), "struct_size %zu", p.struct_size);
     f2a_model_free(NULL); /* must accept NULL */
     passed++;
 }
@@ -109,6 +112,20 @@ static void test_invalid_arguments(f2a_model *m) {
     CHECK(strstr(f2a_last_error(), "strength") != NULL, "message: %s", f2a_last_error());
     uint8_t b[48];
     CHECK(f2a_apply_u8(m, b, 2, b, 12, 4, 4, NULL) == F2A_ERR_INVALID_ARGUMENT, "u8 short stride");
+    /* A struct not set up by f2a_default_params() (or from a future,
+     * smaller layout) is refused, never read past its end. */
+    p = f2a_default_params();
+    p.struct_size = 0;
+    CHECK(f2a_apply_f32(m, img, s, out, s, 4, 4, &p) == F2A_ERR_INVALID_ARGUMENT, "struct_size 0");
+    CHECK(strstr(f2a_last_error(), "struct_size") != NULL, "message: %s", f2a_last_error());
+    p.struct_size = sizeof(f2a_params) - 1;
+    CHECK(f2a_apply_f32(m, img, s, out, s, 4, 4, &p) == F2A_ERR_INVALID_ARGUMENT, "struct_size too small");
+    /* A larger struct (a newer caller) is fine: the library reads its prefix. */
+    struct { f2a_params p; char future[64]; } bigger;
+    memset(&bigger, 0x7f, sizeof bigger);
+    bigger.p = f2a_default_params();
+    bigger.p.struct_size = sizeof bigger;
+    CHECK(f2a_apply_f32(m, img, s, out, s, 4, 4, &bigger.p) == F2A_OK, "larger struct: %s", f2a_last_error());
     free(img);
 }
 
@@ -182,6 +199,115 @@ static void test_progress(f2a_model *m) {
     free(img);
 }
 
+/* Guided mode in two passes: rows fed in uneven chunks, rectangles applied
+ * in any order, equal bit for bit to f2a_apply_f32 in guided mode. */
+enum { GW = 211, GH = 97 };
+
+struct rect_job { const f2a_guide *g; const float *in; float *out; int y0, y1; f2a_status status; };
+
+static void *rect_worker(void *arg) {
+    struct rect_job *j = arg;
+    /* Column strips of varying width: rectangles that don't span the row. */
+    for (int y = j->y0; y < j->y1 && j->status == F2A_OK; y += 7) {
+        int h = y + 7 <= j->y1 ? 7 : j->y1 - y;
+        for (int x = 0, step = 5; x < GW && j->status == F2A_OK; x += step, step = step * 3 % 61 + 1) {
+            int w = x + step <= GW ? step : GW - x;
+            size_t o = ((size_t) y * GW + x) * 3;
+            j->status = f2a_guide_apply_f32(j->g, j->in + o, GW * 12, j->out + o, GW * 12, x, y, w, h);
+        }
+    }
+    return NULL;
+}
+
+static void test_guide(f2a_model *m) {
+    float *img = test_image(GW, GH, 3 * GW);
+    float *whole = calloc((size_t) GW * GH * 3, sizeof(float));
+    float *parts = calloc((size_t) GW * GH * 3, sizeof(float));
+    f2a_params p = f2a_default_params();
+    p.mode = F2A_MODE_GUIDED;
+    p.working_size = 64;
+    p.strength = 0.75f;
+    CHECK(f2a_apply_f32(m, img, GW * 12, whole, GW * 12, GW, GH, &p) == F2A_OK, "whole: %s", f2a_last_error());
+
+    f2a_guide *g = NULL;
+    struct progress_log log = { 0, 0, 1, 0 };
+    p.progress = on_progress;
+    p.progress_user_data = &log;
+    CHECK(f2a_guide_begin(m, GW, GH, &p, &g) == F2A_OK && g, "begin: %s", f2a_last_error());
+    if (!g) goto done;
+    float px[3] = { 0, 0, 0 };
+    CHECK(f2a_guide_apply_f32(g, px, 12, px, 12, 0, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "apply before finish");
+    CHECK(strstr(f2a_last_error(), "f2a_guide_finish") != NULL, "message: %s", f2a_last_error());
+    CHECK(f2a_guide_add_rows(g, img, GW * 12, 3) == F2A_OK, "rows 0-2");
+    CHECK(f2a_guide_finish(g) == F2A_ERR_INVALID_ARGUMENT, "finish with rows missing");
+    CHECK(strstr(f2a_last_error(), "3 of the photo's 97 rows") != NULL, "message: %s", f2a_last_error());
+    CHECK(f2a_guide_add_rows(g, img + 3 * GW * 3, GW * 12 - 4, 1) == F2A_ERR_INVALID_ARGUMENT, "short stride");
+    for (int y = 3, n = 1; y < GH; y += n, n = n % 13 + 4) {
+        int k = y + n <= GH ? n : GH - y;
+        CHECK(f2a_guide_add_rows(g, img + (size_t) y * GW * 3, GW * 12, k) == F2A_OK, "rows %d+%d", y, k);
+    }
+    CHECK(f2a_guide_add_rows(g, img, GW * 12, 1) == F2A_ERR_INVALID_ARGUMENT, "a row too many");
+    CHECK(f2a_guide_finish(g) == F2A_OK, "finish: %s", f2a_last_error());
+    CHECK(log.calls > 1 && log.monotonic && log.last == 1.0f, "progress calls %d last %g", log.calls, log.last);
+    CHECK(f2a_guide_finish(g) == F2A_ERR_INVALID_ARGUMENT, "finish twice");
+    CHECK(f2a_guide_add_rows(g, img, GW * 12, 1) == F2A_ERR_INVALID_ARGUMENT, "rows after finish");
+
+    CHECK(f2a_guide_apply_f32(g, px, 12, px, 12, GW, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "x outside");
+    CHECK(f2a_guide_apply_f32(g, px, 12, px, 12, 0, GH - 1, 1, 2) == F2A_ERR_INVALID_ARGUMENT, "y + h outside");
+    CHECK(f2a_guide_apply_f32(g, px, 12, px, 12, -1, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "negative x");
+    CHECK(f2a_guide_apply_f32(g, px, 12, px, 12, 0, 0, 0, 1) == F2A_ERR_INVALID_ARGUMENT, "zero width");
+    CHECK(f2a_guide_apply_f32(g, px, 12, px, 12, INT32_MAX, 0, INT32_MAX, 1) == F2A_ERR_INVALID_ARGUMENT, "overflow");
+    CHECK(f2a_guide_apply_f32(g, NULL, 12, px, 12, 0, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "NULL in");
+    CHECK(f2a_guide_apply_f32(g, px, 8, px, 12, 0, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "short stride");
+    CHECK(f2a_guide_apply_f32(NULL, px, 12, px, 12, 0, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "NULL guide");
+
+    /* Four threads, each a band of rows cut into odd rectangles. */
+    pthread_t threads[4];
+    struct rect_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (struct rect_job) { g, img, parts, GH * i / 4, GH * (i + 1) / 4, F2A_OK };
+        pthread_create(&threads[i], NULL, rect_worker, &jobs[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK(jobs[i].status == F2A_OK, "rectangles of thread %d: %s", i, f2a_last_error());
+    }
+    CHECK(memcmp(whole, parts, (size_t) GW * GH * 3 * sizeof(float)) == 0, "rectangles equal the whole-image call");
+    /* In place on one rectangle. */
+    memcpy(parts, img, (size_t) GW * GH * 3 * sizeof(float));
+    size_t o = ((size_t) 10 * GW + 20) * 3;
+    CHECK(f2a_guide_apply_f32(g, parts + o, GW * 12, parts + o, GW * 12, 20, 10, 30, 40) == F2A_OK, "in place");
+    CHECK(memcmp(parts + o, whole + o, 30 * 3 * sizeof(float)) == 0, "in place equals");
+    f2a_guide_free(g);
+
+    /* Cancelling the network run. */
+    struct progress_log cancel = { 0, 0, 1, 1 };
+    p.progress_user_data = &cancel;
+    g = NULL;
+    CHECK(f2a_guide_begin(m, GW, GH, &p, &g) == F2A_OK, "begin");
+    CHECK(f2a_guide_add_rows(g, img, GW * 12, GH) == F2A_OK, "all rows");
+    CHECK(f2a_guide_finish(g) == F2A_ERR_CANCELLED, "cancelled");
+    f2a_guide_free(g);
+
+    /* Arguments of begin. */
+    g = (f2a_guide *) 1;
+    CHECK(f2a_guide_begin(NULL, GW, GH, NULL, &g) == F2A_ERR_INVALID_ARGUMENT && g == NULL, "NULL model");
+    CHECK(f2a_guide_begin(m, 0, GH, NULL, &g) == F2A_ERR_INVALID_ARGUMENT, "zero width");
+    CHECK(f2a_guide_begin(m, INT32_MAX, INT32_MAX, NULL, &g) == F2A_ERR_INVALID_ARGUMENT, "huge");
+    CHECK(f2a_guide_begin(m, GW, GH, NULL, NULL) == F2A_ERR_INVALID_ARGUMENT, "NULL out_guide");
+    p = f2a_default_params();
+    p.working_size = 8;
+    CHECK(f2a_guide_begin(m, GW, GH, &p, &g) == F2A_ERR_INVALID_ARGUMENT, "working_size 8");
+    p = f2a_default_params();
+    p.struct_size = 4;
+    CHECK(f2a_guide_begin(m, GW, GH, &p, &g) == F2A_ERR_INVALID_ARGUMENT, "struct_size 4");
+    CHECK(f2a_guide_add_rows(NULL, img, GW * 12, 1) == F2A_ERR_INVALID_ARGUMENT, "rows to NULL guide");
+    CHECK(f2a_guide_finish(NULL) == F2A_ERR_INVALID_ARGUMENT, "finish NULL");
+    f2a_guide_free(NULL);
+done:
+    free(img); free(whole); free(parts);
+}
+
 struct worker { f2a_model *model; float *out; f2a_status status; };
 enum { W = 24, H = 19, THREADS = 4, REPEATS = 5 };
 
@@ -238,6 +364,15 @@ static void test_memory_limit(void) {
     CHECK(f2a_apply_u8(m, (uint8_t *) tiny, 4000 * 3, (uint8_t *) tiny, 4000 * 3, 4000, 3000, NULL)
           == F2A_ERR_OUT_OF_MEMORY, "u8 refused");
     CHECK(f2a_apply_f32(m, tiny, 96, tiny, 96, 8, 8, NULL) == F2A_OK, "small image: %s", f2a_last_error());
+    /* The two-pass guided plan needs nothing per full-resolution pixel: a
+     * 12000x9000 photo fits where a 4000x3000 whole-image call did not. */
+    f2a_params p = f2a_default_params();
+    p.working_size = 256;
+    f2a_guide *g = NULL;
+    CHECK(f2a_guide_begin(m, 12000, 9000, &p, &g) == F2A_OK, "guide under the limit: %s", f2a_last_error());
+    f2a_guide_free(g);
+    p.working_size = 8192;
+    CHECK(f2a_guide_begin(m, 12000, 9000, &p, &g) == F2A_ERR_OUT_OF_MEMORY, "guide at working size 8192 refused");
     free(tiny);
     f2a_model_free(m);
 }
@@ -273,6 +408,7 @@ int main(int argc, char **argv) {
         test_u8(m);
         test_progress(m);
         test_threads(m);
+        test_guide(m);
         f2a_model_free(m);
     }
     printf("capi: %d passed, %d failed\n", passed, failed);

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define F2A_VERSION_MAJOR 0
-#define F2A_VERSION_MINOR 1
+#define F2A_VERSION_MINOR 2
 #define F2A_VERSION_PATCH 0
 
 /** Status codes. Stable values: new codes are only ever appended. */
@@ -75,6 +75,10 @@ typedef enum f2a_mode {
 
 /** Parameters of one apply call. Obtain defaults from f2a_default_params(). */
 typedef struct f2a_params {
+    /** sizeof(f2a_params) as the caller was compiled; set by
+        f2a_default_params(). Lets later versions append fields: the library
+        reads only what the caller's struct holds. */
+    size_t struct_size;
     /** Blend between input (0) and generator output (1). Range [0, 1]. Default 1. */
     float strength;
     /** Optional progress callback; NULL for none. Default NULL. */
@@ -114,7 +118,7 @@ const char *f2a_status_string(f2a_status status);
  */
 const char *f2a_last_error(void);
 
-/** Default parameters: strength 1, no progress callback, F2A_MODE_AUTO, working size 512, tile size 512. */
+/** Default parameters: struct_size = sizeof(f2a_params), strength 1, no progress callback, F2A_MODE_AUTO, working size 512, tile size 512. */
 f2a_params f2a_default_params(void);
 
 /**
@@ -190,6 +194,74 @@ f2a_status f2a_apply_u8(const f2a_model *model,
                         uint8_t *out, size_t out_stride,
                         int32_t width, int32_t height,
                         const f2a_params *params);
+
+/* ------------------------------------------------------------------------
+ * Guided mode in two passes, for callers that stream large images (the
+ * libvips operation): the photo is never needed in memory at once.
+ *
+ *   f2a_guide_begin      -> plan for a width x height photo
+ *   f2a_guide_add_rows   all rows, top to bottom, any number per call
+ *   f2a_guide_finish     runs the network at params.working_size
+ *   f2a_guide_apply_f32  any rectangle, any order, from any number of
+ *                        threads at once (the plan is read-only by then)
+ *   f2a_guide_free
+ *
+ * The output equals f2a_apply_f32 with F2A_MODE_GUIDED on the whole image
+ * bit for bit whenever that call resolves to guided (long side above
+ * working_size); for smaller photos the plan still applies the guided
+ * transform, where f2a_apply_f32 would run the network on the full image.
+ * Memory: the network at working size plus 48 bytes per working-size pixel;
+ * nothing per full-resolution pixel.
+ */
+
+/** Opaque handle to one photo's guided-mode plan. */
+typedef struct f2a_guide f2a_guide;
+
+/**
+ * Start a plan. Uses params->working_size and params->strength (mode and
+ * tile_size are ignored) and keeps params->progress for f2a_guide_finish.
+ * The model must outlive the plan.
+ *
+ * @param width, height  the full-resolution photo, >= 1 each
+ * @param params         NULL for f2a_default_params()
+ * @param out_guide      receives the plan on F2A_OK (free with
+ *                       f2a_guide_free); set to NULL on failure
+ * @return F2A_OK, F2A_ERR_INVALID_ARGUMENT or F2A_ERR_OUT_OF_MEMORY.
+ */
+f2a_status f2a_guide_begin(const f2a_model *model, int32_t width, int32_t height,
+                           const f2a_params *params, f2a_guide **out_guide);
+
+/**
+ * Feed the next `count` rows of the photo: interleaved RGB floats as for
+ * f2a_apply_f32, `width` pixels per row, rows `stride` bytes apart.
+ * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL pointers, bad stride,
+ *         more rows than the photo has, plan already finished).
+ */
+f2a_status f2a_guide_add_rows(f2a_guide *guide, const float *rows, size_t stride, int32_t count);
+
+/**
+ * Run the network on the collected working-size copy and fit the transform.
+ * Calls the progress callback given to f2a_guide_begin.
+ * @return F2A_OK, F2A_ERR_INVALID_ARGUMENT (rows missing, finished twice)
+ *         or F2A_ERR_CANCELLED.
+ */
+f2a_status f2a_guide_finish(f2a_guide *guide);
+
+/**
+ * Output for the rectangle (x, y, width, height) of the photo. `in` points
+ * at the rectangle's top-left input pixel, `out` at where its top-left
+ * output pixel goes (they may be the same buffer when the strides are
+ * equal). Thread-safe on a finished plan; runs on the calling thread.
+ * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL pointers, bad strides,
+ *         rectangle outside the photo, plan not finished).
+ */
+f2a_status f2a_guide_apply_f32(const f2a_guide *guide,
+                               const float *in, size_t in_stride,
+                               float *out, size_t out_stride,
+                               int32_t x, int32_t y, int32_t width, int32_t height);
+
+/** Release a plan. Accepts NULL. */
+void f2a_guide_free(f2a_guide *guide);
 
 #ifdef __cplusplus
 }

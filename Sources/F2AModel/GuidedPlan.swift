@@ -1,0 +1,237 @@
+import F2ACore
+
+/// Guided mode split into its two passes, so that a caller never needs the
+/// whole photograph in memory at once (the libvips operation streams it):
+///
+/// 1. `addRows` receives the image top to bottom and area-averages it into a
+///    working-size copy (`workingWidth` × `workingHeight`, long side
+///    `ApplyOptions.workingSize`);
+/// 2. `finish` runs the network on that copy and fits the guided filter's
+///    per-pixel affine colour transform (12 planes at working size);
+/// 3. `apply` maps any rectangle of the full-resolution image through the
+///    bilinearly upsampled transform. It only reads the plan, so any number of
+///    threads may call it at once, on any rectangles in any order.
+///
+/// Memory: 3 floats per working-size pixel while collecting, then 12; the
+/// full-resolution image is never held.
+public final class GuidedPlan: @unchecked Sendable {
+    public let width: Int, height: Int
+    public let workingWidth: Int, workingHeight: Int
+    public let strength: Float
+    let generator: Generator
+    let guided: GuidedUpsampling
+    let downscaler: AreaDownscaler
+    private(set) var rowsAdded = 0
+    /// 12 planes of workingWidth × workingHeight after `finish`: A (3×3, row-major by output channel), then b.
+    private(set) var coefficients: [[Float]] = []
+    /// Horizontal bilinear sampling positions (pixel centres aligned), shared by all rows.
+    let xs: [(Int, Int, Float)]
+
+    public enum StateError: Error, Equatable {
+        case tooManyRows(expected: Int, got: Int)
+        case incomplete(expected: Int, got: Int)
+        case notFinished
+        case alreadyFinished
+        case outOfBounds
+    }
+
+    /// Working size for a width × height photo: long side `workingSize`,
+    /// aspect kept, at least 1 pixel.
+    public static func workingSize(width: Int, height: Int, workingSize: Int) -> (Int, Int) {
+        let scale = Double(workingSize) / Double(max(width, height))
+        return (max(1, Int((Double(width) * scale).rounded())), max(1, Int((Double(height) * scale).rounded())))
+    }
+
+    public init(generator: Generator, width: Int, height: Int, options: ApplyOptions) {
+        precondition(width >= 1 && height >= 1)
+        self.generator = generator
+        self.width = width; self.height = height
+        (workingWidth, workingHeight) = GuidedPlan.workingSize(width: width, height: height, workingSize: options.workingSize)
+        strength = options.strength
+        guided = options.guided
+        downscaler = AreaDownscaler(width: width, height: height, toWidth: workingWidth, toHeight: workingHeight)
+        let (w, W) = (workingWidth, width)
+        xs = (0..<W).map { X -> (Int, Int, Float) in
+            let u = min(max((Double(X) + 0.5) * Double(w) / Double(W) - 0.5, 0), Double(w - 1))
+            let x0 = Int(u)
+            return (x0, min(x0 + 1, w - 1), Float(u - Double(x0)))
+        }
+    }
+
+    /// Feeds the next `count` rows of the photo (3 floats per pixel, `width`
+    /// pixels per row, rows `rowStride` floats apart).
+    public func addRows(_ rows: UnsafePointer<Float>, rowStride: Int, count: Int) throws(StateError) {
+        guard coefficients.isEmpty else { throw .alreadyFinished }
+        guard rowsAdded + count <= height else { throw .tooManyRows(expected: height, got: rowsAdded + count) }
+        for r in 0..<count { downscaler.add(row: rows + r * rowStride, index: rowsAdded + r) }
+        rowsAdded += count
+    }
+
+    /// Runs the network on the working-size copy and fits the transform.
+    /// Progress runs 0 → 1; returning false cancels.
+    public func finish(progress: ((Double) -> Bool)? = nil) throws(GuidedPlanError) {
+        guard coefficients.isEmpty else { throw .state(.alreadyFinished) }
+        guard rowsAdded == height else { throw .state(.incomplete(expected: height, got: rowsAdded)) }
+        let (w, h) = (workingWidth, workingHeight)
+        let small = downscaler.output
+        var network = [Float](repeating: 0, count: w * h * 3)
+        do {
+            try small.withUnsafeBufferPointer { s throws(Cancelled) in
+                try network.withUnsafeMutableBufferPointer { o throws(Cancelled) in
+                    try generator.apply(RGBImageView(base: s.baseAddress!, width: w, height: h, rowStride: 3 * w),
+                                        to: o.baseAddress!, outputRowStride: 3 * w, strength: 1,
+                                        progress: progress.map { p in { p(0.95 * $0) } })
+                }
+            }
+        } catch { throw .cancelled }
+        coefficients = guided.coefficients(guide: small, target: network, width: w, height: h)
+        downscaler.release()
+        if let progress, !progress(1) { throw .cancelled }
+    }
+
+    /// Output for the rectangle (x, y, rectWidth, rectHeight) of the photo:
+    /// `input` points at the rectangle's first input pixel, `output` at where
+    /// its first output pixel goes; both may be the same memory (same stride).
+    /// Single-threaded: callers parallelise over rectangles.
+    public func apply(_ input: UnsafePointer<Float>, inputRowStride: Int,
+                      to output: UnsafeMutablePointer<Float>, outputRowStride: Int,
+                      x: Int, y: Int, width rectWidth: Int, height rectHeight: Int) throws(StateError) {
+        guard !coefficients.isEmpty else { throw .notFinished }
+        guard x >= 0, y >= 0, rectWidth >= 0, rectHeight >= 0, x + rectWidth <= width, y + rectHeight <= height else {
+            throw .outOfBounds
+        }
+        guard rectWidth > 0 else { return }
+        let (w, h, W, H) = (workingWidth, workingHeight, width, height)
+        // Coefficient columns this rectangle touches: interpolated per row
+        // only over that span.
+        let c0 = xs[x].0, c1 = xs[x + rectWidth - 1].1
+        let span = c1 - c0 + 1
+        var line = [Float](repeating: 0, count: 12 * span)
+        let strength = self.strength
+        coefficients.withUnsafeBufferPointer { planes in
+            line.withUnsafeMutableBufferPointer { l in
+                for Y in y..<(y + rectHeight) {
+                    let v = min(max((Double(Y) + 0.5) * Double(h) / Double(H) - 0.5, 0), Double(h - 1))
+                    let y0 = Int(v), y1 = min(y0 + 1, h - 1), fy = Float(v - Double(y0))
+                    for k in 0..<12 {
+                        planes[k].withUnsafeBufferPointer { p in
+                            for i in 0..<span {
+                                l[k * span + i] = p[y0 * w + c0 + i] * (1 - fy) + p[y1 * w + c0 + i] * fy
+                            }
+                        }
+                    }
+                    let src = input + (Y - y) * inputRowStride, dst = output + (Y - y) * outputRowStride
+                    for X in x..<(x + rectWidth) {
+                        let (x0, x1, fx) = xs[X]
+                        let i0 = x0 - c0, i1 = x1 - c0
+                        @inline(__always) func at(_ k: Int) -> Float { l[k * span + i0] * (1 - fx) + l[k * span + i1] * fx }
+                        let o = 3 * (X - x)
+                        let r = Generator.sanitize(src[o]), g = Generator.sanitize(src[o + 1]), b = Generator.sanitize(src[o + 2])
+                        let a0 = at(0) * r + at(1) * g + at(2) * b + at(9)
+                        let a1 = at(3) * r + at(4) * g + at(5) * b + at(10)
+                        let a2 = at(6) * r + at(7) * g + at(8) * b + at(11)
+                        dst[o] = min(max(r + strength * (a0 - r), 0), 1)
+                        dst[o + 1] = min(max(g + strength * (a1 - g), 0), 1)
+                        dst[o + 2] = min(max(b + strength * (a2 - b), 0), 1)
+                    }
+                }
+            }
+        }
+    }
+}
+
+public enum GuidedPlanError: Error, Equatable {
+    case state(GuidedPlan.StateError)
+    case cancelled
+}
+
+/// Exact area-average downscale fed one source row at a time (each output
+/// pixel is the mean of its footprint). Sums in the same order as a
+/// whole-image pass would, so streaming changes no bit of the result.
+final class AreaDownscaler {
+    let sourceWidth: Int, sourceHeight: Int, width: Int, height: Int
+    private let wx: [[(Int, Float)]]
+    /// For each source row: the output rows it contributes to, with weights.
+    private let rowTargets: [[(Int, Float)]]
+    private(set) var output: [Float]
+    private var horizontal: [Float]
+
+    init(width W: Int, height H: Int, toWidth w: Int, toHeight h: Int) {
+        sourceWidth = W; sourceHeight = H; width = w; height = h
+        wx = AreaDownscaler.weights(W, w)
+        var targets = [[(Int, Float)]](repeating: [], count: H)
+        for (o, list) in AreaDownscaler.weights(H, h).enumerated() {
+            for (j, weight) in list { targets[j].append((o, weight)) }
+        }
+        rowTargets = targets
+        output = [Float](repeating: 0, count: w * h * 3)
+        horizontal = [Float](repeating: 0, count: w * 3)
+    }
+
+    static func weights(_ n: Int, _ m: Int) -> [[(Int, Float)]] {
+        let scale = Double(n) / Double(m)
+        return (0..<m).map { o in
+            let lo = Double(o) * scale, hi = Double(o + 1) * scale
+            var list: [(Int, Float)] = []
+            var i = Int(lo)
+            while Double(i) < hi && i < n {
+                let cover = min(hi, Double(i + 1)) - max(lo, Double(i))
+                if cover > 0 { list.append((i, Float(cover / scale))) }
+                i += 1
+            }
+            return list
+        }
+    }
+
+    /// Adds source row `index`; rows must arrive in increasing order.
+    func add(row src: UnsafePointer<Float>, index: Int) {
+        for x in 0..<width {
+            var acc: (Float, Float, Float) = (0, 0, 0)
+            for (i, wgt) in wx[x] {
+                acc.0 += wgt * Generator.sanitize(src[3 * i])
+                acc.1 += wgt * Generator.sanitize(src[3 * i + 1])
+                acc.2 += wgt * Generator.sanitize(src[3 * i + 2])
+            }
+            horizontal[3 * x] = acc.0; horizontal[3 * x + 1] = acc.1; horizontal[3 * x + 2] = acc.2
+        }
+        let n = 3 * width
+        output.withUnsafeMutableBufferPointer { out in
+            horizontal.withUnsafeBufferPointer { hz in
+                for (o, wgt) in rowTargets[index] {
+                    for k in 0..<n { out[o * n + k] += wgt * hz[k] }
+                }
+            }
+        }
+    }
+
+    func release() { output = []; horizontal = [] }
+}
+
+/// Whole-image area downscale (tests and callers with the image in memory).
+func areaDownscale(_ image: RGBImageView, width ow: Int, height oh: Int) -> [Float] {
+    let d = AreaDownscaler(width: image.width, height: image.height, toWidth: ow, toHeight: oh)
+    for y in 0..<image.height { d.add(row: image.base + y * image.rowStride, index: y) }
+    return d.output
+}
+
+extension Generator {
+    /// Guided mode on an image in memory: the plan's two passes, the second
+    /// split over threads by row bands.
+    func applyGuided(_ input: RGBImageView, to output: UnsafeMutablePointer<Float>, outputRowStride: Int,
+                     options: ApplyOptions, progress: ((Double) -> Bool)?) throws(Cancelled) {
+        let plan = GuidedPlan(generator: self, width: input.width, height: input.height, options: options)
+        try! plan.addRows(input.base, rowStride: input.rowStride, count: input.height)
+        do { try plan.finish(progress: progress.map { p in { p(0.95 * $0) } }) } catch { throw Cancelled() }
+        // Raw addresses cross into the worker threads; each writes disjoint rows.
+        let inBase = Int(bitPattern: input.base), inStride = input.rowStride, outBase = Int(bitPattern: output)
+        let W = input.width
+        parallelFor(input.height) { rows in
+            guard !rows.isEmpty else { return }
+            let src = UnsafePointer<Float>(bitPattern: inBase)! + rows.lowerBound * inStride
+            let dst = UnsafeMutablePointer<Float>(bitPattern: outBase)! + rows.lowerBound * outputRowStride
+            try! plan.apply(src, inputRowStride: inStride, to: dst, outputRowStride: outputRowStride,
+                            x: 0, y: rows.lowerBound, width: W, height: rows.count)
+        }
+        if let progress, !progress(1) { throw Cancelled() }
+    }
+}

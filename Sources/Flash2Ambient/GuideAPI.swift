@@ -1,0 +1,154 @@
+import CFlash2Ambient
+import F2AModel
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// f2a_guide_*: guided mode in two passes (see flash2ambient.h). The plan
+// keeps its model alive by a strong reference, so freeing the model first
+// is harmless even though the header asks callers not to.
+
+final class GuideBox {
+    let plan: GuidedPlan
+    let model: ModelBox
+    let progress: f2a_progress_fn?
+    let progressUserData: UnsafeMutableRawPointer?
+
+    init(plan: GuidedPlan, model: ModelBox, params: f2a_params) {
+        self.plan = plan
+        self.model = model
+        progress = params.progress
+        progressUserData = params.progress_user_data
+    }
+}
+
+func guideBox(_ guide: OpaquePointer) -> GuideBox {
+    Unmanaged<GuideBox>.fromOpaque(UnsafeRawPointer(guide)).takeUnretainedValue()
+}
+
+@c @implementation
+public func f2a_guide_begin(_ model: OpaquePointer?, _ width: Int32, _ height: Int32,
+                            _ params: UnsafePointer<f2a_params>?,
+                            _ outGuide: UnsafeMutablePointer<OpaquePointer?>?) -> f2a_status {
+    let function = "f2a_guide_begin"
+    guard let outGuide else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out_guide is NULL") }
+    outGuide.pointee = nil
+    guard let model else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): model is NULL") }
+    guard width >= 1, height >= 1 else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): image size \(width)x\(height) must be at least 1x1")
+    }
+    let (pixels, overflow) = Int(width).multipliedReportingOverflow(by: Int(height))
+    guard !overflow, pixels <= maxPixels else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): image size \(width)x\(height) exceeds \(maxPixels) pixels")
+    }
+    guard let p = readParams(params, function) else { return F2A_ERR_INVALID_ARGUMENT }
+    if let status = checkParams(p, function) { return status }
+    let owner = box(model)
+    let (w, h) = GuidedPlan.workingSize(width: Int(width), height: Int(height), workingSize: Int(p.working_size))
+    // The network at working size, the 21 moment and 12 coefficient planes,
+    // and the per-column sampling table of the full width.
+    let needed = owner.generator.estimatedPeakBytes(width: w, height: h) + 4 * 36 * w * h + 24 * Int(width)
+    guard needed <= memoryLimitBytes else {
+        return fail(F2A_ERR_OUT_OF_MEMORY,
+                    "\(function): working size \(w)x\(h) needs about \(needed >> 20) MB, over the limit of "
+                    + "\(memoryLimitBytes >> 20) MB (set F2A_MAX_MEMORY_MB to change it)")
+    }
+    var options = applyOptions(p)
+    options.mode = .guided
+    let plan = GuidedPlan(generator: owner.generator, width: Int(width), height: Int(height), options: options)
+    outGuide.pointee = OpaquePointer(Unmanaged.passRetained(GuideBox(plan: plan, model: owner, params: p)).toOpaque())
+    return F2A_OK
+}
+
+@c @implementation
+public func f2a_guide_add_rows(_ guide: OpaquePointer?, _ rows: UnsafePointer<Float>?, _ stride: Int,
+                               _ count: Int32) -> f2a_status {
+    let function = "f2a_guide_add_rows"
+    guard let guide else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): guide is NULL") }
+    guard let rows else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): rows is NULL") }
+    let plan = guideBox(guide).plan
+    guard count >= 0 else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): count \(count) is negative") }
+    let rowBytes = 12 * plan.width
+    guard stride >= rowBytes, stride % 4 == 0, Int(bitPattern: rows) % 4 == 0 else {
+        return fail(F2A_ERR_INVALID_ARGUMENT,
+                    "\(function): stride \(stride) must be a multiple of 4 and at least width*12 = \(rowBytes) bytes, rows 4-byte aligned")
+    }
+    do {
+        try plan.addRows(rows, rowStride: stride / 4, count: Int(count))
+    } catch {
+        switch error {
+        case .alreadyFinished: return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): the plan is already finished")
+        case let .tooManyRows(expected, got):
+            return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): \(got) rows would exceed the photo's \(expected)")
+        default: return fail(F2A_ERR_INTERNAL, "\(function): \(error)")
+        }
+    }
+    return F2A_OK
+}
+
+@c @implementation
+public func f2a_guide_finish(_ guide: OpaquePointer?) -> f2a_status {
+    let function = "f2a_guide_finish"
+    guard let guide else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): guide is NULL") }
+    let b = guideBox(guide)
+    let callback = b.progress.map { fn in
+        { [userData = b.progressUserData] (fraction: Double) -> Bool in fn(Float(fraction), userData) == 0 }
+    }
+    do {
+        try b.plan.finish(progress: callback)
+        return F2A_OK
+    } catch {
+        switch error {
+        case .cancelled: return fail(F2A_ERR_CANCELLED, "\(function): cancelled by the progress callback")
+        case .state(.alreadyFinished): return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): the plan is already finished")
+        case let .state(.incomplete(expected, got)):
+            return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): only \(got) of the photo's \(expected) rows were added")
+        case .state: return fail(F2A_ERR_INTERNAL, "\(function): \(error)")
+        }
+    }
+}
+
+@c @implementation
+public func f2a_guide_apply_f32(_ guide: OpaquePointer?,
+                                _ input: UnsafePointer<Float>?, _ inStride: Int,
+                                _ output: UnsafeMutablePointer<Float>?, _ outStride: Int,
+                                _ x: Int32, _ y: Int32, _ width: Int32, _ height: Int32) -> f2a_status {
+    let function = "f2a_guide_apply_f32"
+    guard let guide else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): guide is NULL") }
+    guard let input else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): in is NULL") }
+    guard let output else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out is NULL") }
+    let plan = guideBox(guide).plan
+    // Summed as Int (64-bit): x + width cannot overflow.
+    guard x >= 0, y >= 0, width >= 1, height >= 1,
+          Int(x) + Int(width) <= plan.width, Int(y) + Int(height) <= plan.height else {
+        return fail(F2A_ERR_INVALID_ARGUMENT,
+                    "\(function): rectangle \(width)x\(height) at (\(x), \(y)) is not inside the \(plan.width)x\(plan.height) photo")
+    }
+    let rowBytes = 12 * Int(width)
+    guard inStride >= rowBytes, outStride >= rowBytes, inStride % 4 == 0, outStride % 4 == 0,
+          Int(bitPattern: input) % 4 == 0, Int(bitPattern: output) % 4 == 0 else {
+        return fail(F2A_ERR_INVALID_ARGUMENT,
+                    "\(function): strides (in \(inStride), out \(outStride)) must be multiples of 4 and at least "
+                    + "width*12 = \(rowBytes) bytes, buffers 4-byte aligned")
+    }
+    guard inStride.multipliedReportingOverflow(by: Int(height)).overflow == false,
+          outStride.multipliedReportingOverflow(by: Int(height)).overflow == false else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): stride x height overflows")
+    }
+    do {
+        try plan.apply(input, inputRowStride: inStride / 4, to: output, outputRowStride: outStride / 4,
+                       x: Int(x), y: Int(y), width: Int(width), height: Int(height))
+    } catch {
+        switch error {
+        case .notFinished: return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): call f2a_guide_finish first")
+        default: return fail(F2A_ERR_INTERNAL, "\(function): \(error)")
+        }
+    }
+    return F2A_OK
+}
+
+@c @implementation
+public func f2a_guide_free(_ guide: OpaquePointer?) {
+    guard let guide else { return }
+    Unmanaged<GuideBox>.fromOpaque(UnsafeRawPointer(guide)).release()
+}
