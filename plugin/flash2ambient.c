@@ -13,20 +13,31 @@
  *
  *   in -> decode (LABQ/RAD) -> copy to memory ("src": one pass over in, so
  *   sequential inputs work) -> set alpha and extra bands aside -> sRGB
- *   (8-bit sources) or RGB16 (deeper ones) -> float [0,1] rendered to
- *   memory -> f2a_apply_f32() -> round to uchar/ushort -> back to the
- *   input's interpretation -> cast to the input's band format -> rejoin the
- *   original alpha/extra bands -> re-encode LABQ/RAD -> input's metadata ->
- *   out
+ *   (8-bit sources) or RGB16 (deeper ones) -> float [0,1] -> model ->
+ *   round to uchar/ushort -> back to the input's interpretation -> cast to
+ *   the input's band format -> rejoin the original alpha/extra bands ->
+ *   re-encode LABQ/RAD -> input's metadata -> out
+ *
+ * "model" depends on the mode the library resolves for the image size:
+ *
+ *   guided      streamed, nothing per pixel is held as float: one pass of
+ *               vips_sink_disc() feeds the float rows to f2a_guide_add_rows()
+ *               (the library area-averages them to working size), the
+ *               network runs once in f2a_guide_finish(), and the output is
+ *               an ordinary lazy image whose regions f2a_guide_apply_f32()
+ *               computes on vips's worker threads, like any point operation
+ *               (no margins: each output pixel needs only its input pixel)
+ *   full/tiled  the float image is rendered to memory and handed to
+ *               f2a_apply_f32() whole
  *
  * These are the conversions f2a's own I/O (Sources/CVipsIO/vipsio.c) makes,
  * so `vips flash2ambient` and `f2a apply` give the same pixels (f2a also
  * applies the EXIF orientation; an operation must not change geometry, so
  * run vips autorot first if you want that).
  *
- * Memory: f2a_apply_f32() takes the whole image as one float buffer; how
- * much the network needs on top depends on the mode (full / guided /
- * tiled). Working memory is estimated before anything is computed (see
+ * Memory: the source copy at its own band format, plus, in full and tiled
+ * mode, the whole image as one float buffer; how much the network needs on
+ * top depends on the mode. Working memory is estimated before anything is computed (see
  * f2a_estimate_bytes()) and the operation fails with a vips error above the
  * limit (optional max_mb, else $F2A_VIPS_MAX_MB, else half the physical
  * RAM).
@@ -34,9 +45,11 @@
  * Threads: libvips worker threads convert the image in and out; the model
  * runs on the calling thread, where the library uses its own convolution
  * threads and OpenBLAS's pool (OPENBLAS_NUM_THREADS, default: all cores),
- * layer after layer. The vips and model phases never overlap inside one
- * call, and model runs are serialised process-wide (apply_lock) so that
- * concurrent pipelines don't multiply threads or peak memory.
+ * layer after layer. The vips and network phases never overlap inside one
+ * call, and network runs are serialised process-wide (apply_lock) so that
+ * concurrent pipelines don't multiply threads or peak memory. The guided
+ * pass over full-resolution regions is single-threaded per call and runs
+ * on vips's workers (VIPS_CONCURRENCY), outside the lock.
  */
 
 #ifdef HAVE_CONFIG_H
@@ -211,15 +224,22 @@ f2a_model_get(const char *domain, const char *path)
  *
  *   full    the whole image (padded to the model's multiple)
  *   guided  the image scaled to working_size on the long side, plus small
- *           guided-filter planes at that size (~48 floats/pixel)
+ *           guided-filter planes at that size (~48 floats/pixel); no
+ *           float copy of the image (streamed, see the top of the file)
  *   tiled   one tile_size tile, plus the library's band accumulators
  *           (tile_size rows x width x 4 floats, with a margin for its tile
  *           buffers) and our separate output buffer (12 bytes/pixel)
  *
- * Always: the float RGB working copy (12 bytes/pixel), the decoded copy of
- * the input, and the weights (8 bytes per parameter: float weights plus the
+ * Always: the decoded copy of the input, the float RGB working copy
+ * (12 bytes/pixel) except in guided mode, and the weights (8 bytes per parameter: float weights plus the
  * library's repacked copy).
  */
+
+/* Peak RSS of the whole process on an 8x8 image (libvips, its loaders,
+ * the library, OpenBLAS's buffers): about 44 MB measured; estimates are
+ * whole-process figures, comparable with what `time -v` reports.
+ */
+#define F2A_BASELINE_BYTES (48.0 * 1024 * 1024)
 
 static double
 f2a_network_bytes(double per_pixel, guint64 m, guint64 w, guint64 h)
@@ -250,7 +270,13 @@ f2a_estimate_bytes(const f2a_model *model, VipsImage *in, f2a_mode mode,
 	}
 	per_pixel = 100 + 1600 * width;
 
-	need = W * H * (12.0 + VIPS_IMAGE_SIZEOF_PEL(in)) + 8.0 * parameters;
+	/* Source copy and weights; full and tiled also render the whole
+	 * image as float.
+	 */
+	need = W * H * (double) VIPS_IMAGE_SIZEOF_PEL(in) + 8.0 * parameters +
+		F2A_BASELINE_BYTES;
+	if (mode != F2A_MODE_GUIDED)
+		need += 12.0 * W * H;
 
 	switch (mode) {
 	case F2A_MODE_GUIDED: {
@@ -348,6 +374,20 @@ f2a_progress_cb(float fraction, void *user_data)
 	/* vips_image_iskilled() sets a vips error when it returns TRUE.
 	 */
 	return vips_image_iskilled(p->target) ? 1 : 0;
+}
+
+/* The final "eval" at 100% and "posteval", whatever the outcome.
+ */
+static void
+f2a_progress_done(F2aProgress *p, f2a_status status)
+{
+	if (status == F2A_OK) {
+		p->progress.run = g_timer_elapsed(p->progress.start, NULL);
+		p->progress.npels = p->progress.tpels;
+		p->progress.percent = 100;
+		p->progress.eta = 0;
+	}
+	f2a_progress_emit(p, "posteval");
 }
 
 static VipsImage *
@@ -465,6 +505,95 @@ f2a_colour_bands(VipsInterpretation interpretation)
 	default:
 		return 3;
 	}
+}
+
+/* ------------------------------------------------------------------------
+ * Guided mode, streamed (see the top of the file).
+ */
+
+/* vips_sink_disc() hands over strips top to bottom, as the plan needs.
+ */
+static int
+f2a_guide_feed(VipsRegion *region, VipsRect *area, void *a)
+{
+	f2a_guide *guide = (f2a_guide *) a;
+
+	if (f2a_guide_add_rows(guide,
+		(const float *) VIPS_REGION_ADDR(region, area->left, area->top),
+		VIPS_REGION_LSKIP(region), area->height) != F2A_OK) {
+		vips_error("flash2ambient", "%s", f2a_last_error());
+		return -1;
+	}
+
+	return 0;
+}
+
+static int
+f2a_guide_gen(VipsRegion *out_region, void *seq, void *a, void *b,
+	gboolean *stop)
+{
+	VipsRegion *ir = (VipsRegion *) seq;
+	const f2a_guide *guide = (const f2a_guide *) b;
+	VipsRect *r = &out_region->valid;
+
+	if (vips_region_prepare(ir, r))
+		return -1;
+	if (f2a_guide_apply_f32(guide,
+		(const float *) VIPS_REGION_ADDR(ir, r->left, r->top),
+		VIPS_REGION_LSKIP(ir),
+		(float *) VIPS_REGION_ADDR(out_region, r->left, r->top),
+		VIPS_REGION_LSKIP(out_region),
+		r->left, r->top, r->width, r->height) != F2A_OK) {
+		vips_error("flash2ambient", "%s", f2a_last_error());
+		return -1;
+	}
+
+	return 0;
+}
+
+/* The model's output for the float sRGB image `x` as a lazy image. The plan
+ * is owned by the output image and freed with it.
+ */
+static int
+f2a_guided(const char *domain, const f2a_model *model, VipsImage *x,
+	f2a_params *params, F2aProgress *progress, VipsImage **out)
+{
+	f2a_guide *guide;
+	f2a_status status;
+
+	if (f2a_guide_begin(model, x->Xsize, x->Ysize, params, &guide) !=
+		F2A_OK) {
+		vips_error(domain, "%s", f2a_last_error());
+		return -1;
+	}
+
+	if (vips_sink_disc(x, f2a_guide_feed, guide)) {
+		f2a_guide_free(guide);
+		return -1;
+	}
+
+	g_mutex_lock(&apply_lock);
+	f2a_progress_emit(progress, "preeval");
+	status = f2a_guide_finish(guide);
+	f2a_progress_done(progress, status);
+	g_mutex_unlock(&apply_lock);
+	if (status != F2A_OK) {
+		vips_error(domain, "%s", f2a_last_error());
+		f2a_guide_free(guide);
+		return -1;
+	}
+
+	*out = vips_image_new();
+	g_object_set_data_full(G_OBJECT(*out), "flash2ambient-guide",
+		guide, (GDestroyNotify) f2a_guide_free);
+	if (vips_image_pipelinev(*out, VIPS_DEMAND_STYLE_THINSTRIP, x, NULL) ||
+		vips_image_generate(*out,
+			vips_start_one, f2a_guide_gen, vips_stop_one, x, guide)) {
+		VIPS_UNREF(*out);
+		return -1;
+	}
+
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -594,31 +723,6 @@ vips_flash2ambient_build(VipsObject *object)
 		vips_cast(t[5], &t[6], VIPS_FORMAT_FLOAT, NULL))
 		return -1;
 
-	t[7] = vips_image_new_memory();
-	if (vips_image_write(t[6], t[7]))
-		return -1;
-	if (t[7]->Bands != 3 ||
-		t[7]->BandFmt != VIPS_FORMAT_FLOAT ||
-		!t[7]->data) {
-		vips_error(domain, "%s", _("unexpected working image layout"));
-		return -1;
-	}
-
-	/* Run the generator: in place, except in tiled mode, where later
-	 * tiles read input rows that earlier bands have already written (the
-	 * library would make the copy itself).
-	 */
-	result = t[7];
-	if (mode == F2A_MODE_TILED) {
-		t[18] = vips_image_new_memory();
-		vips_image_init_fields(t[18], t[7]->Xsize, t[7]->Ysize, 3,
-			VIPS_FORMAT_FLOAT, VIPS_CODING_NONE,
-			VIPS_INTERPRETATION_sRGB, 1.0, 1.0);
-		if (vips_image_write_prepare(t[18]))
-			return -1;
-		result = t[18];
-	}
-
 	params = f2a_default_params();
 	params.strength = f2a->strength;
 	params.mode = (f2a_mode) f2a->mode;
@@ -635,29 +739,64 @@ vips_flash2ambient_build(VipsObject *object)
 	progress.progress.tpels = VIPS_IMAGE_N_PELS(in);
 	progress.progress.start = g_timer_new();
 
-	g_mutex_lock(&apply_lock);
-	f2a_progress_emit(&progress, "preeval");
-	status = f2a_apply_f32(model,
-		(const float *) t[7]->data, VIPS_IMAGE_SIZEOF_LINE(t[7]),
-		(float *) result->data, VIPS_IMAGE_SIZEOF_LINE(result),
-		t[7]->Xsize, t[7]->Ysize, &params);
-	if (status == F2A_OK) {
-		progress.progress.run =
-			g_timer_elapsed(progress.progress.start, NULL);
-		progress.progress.npels = progress.progress.tpels;
-		progress.progress.percent = 100;
-		progress.progress.eta = 0;
-	}
-	f2a_progress_emit(&progress, "posteval");
-	g_mutex_unlock(&apply_lock);
-	g_timer_destroy(progress.progress.start);
+	if (mode == F2A_MODE_GUIDED) {
+		int fail = f2a_guided(domain, model, t[6], &params, &progress,
+			&t[7]);
 
-	if (status != F2A_OK) {
-		/* A kill from the progress callback has already set a vips
-		 * error; add the library's message.
+		g_timer_destroy(progress.progress.start);
+		if (fail)
+			return -1;
+		result = t[7];
+	}
+	else {
+		t[7] = vips_image_new_memory();
+		if (vips_image_write(t[6], t[7])) {
+			g_timer_destroy(progress.progress.start);
+			return -1;
+		}
+		if (t[7]->Bands != 3 ||
+			t[7]->BandFmt != VIPS_FORMAT_FLOAT ||
+			!t[7]->data) {
+			vips_error(domain, "%s",
+				_("unexpected working image layout"));
+			g_timer_destroy(progress.progress.start);
+			return -1;
+		}
+
+		/* In place, except in tiled mode, where later tiles read
+		 * input rows that earlier bands have already written (the
+		 * library would make the copy itself).
 		 */
-		vips_error(domain, "%s", f2a_last_error());
-		return -1;
+		result = t[7];
+		if (mode == F2A_MODE_TILED) {
+			t[18] = vips_image_new_memory();
+			vips_image_init_fields(t[18], t[7]->Xsize, t[7]->Ysize,
+				3, VIPS_FORMAT_FLOAT, VIPS_CODING_NONE,
+				VIPS_INTERPRETATION_sRGB, 1.0, 1.0);
+			if (vips_image_write_prepare(t[18])) {
+				g_timer_destroy(progress.progress.start);
+				return -1;
+			}
+			result = t[18];
+		}
+
+		g_mutex_lock(&apply_lock);
+		f2a_progress_emit(&progress, "preeval");
+		status = f2a_apply_f32(model,
+			(const float *) t[7]->data, VIPS_IMAGE_SIZEOF_LINE(t[7]),
+			(float *) result->data, VIPS_IMAGE_SIZEOF_LINE(result),
+			t[7]->Xsize, t[7]->Ysize, &params);
+		f2a_progress_done(&progress, status);
+		g_mutex_unlock(&apply_lock);
+		g_timer_destroy(progress.progress.start);
+
+		if (status != F2A_OK) {
+			/* A kill from the progress callback has already set
+			 * a vips error; add the library's message.
+			 */
+			vips_error(domain, "%s", f2a_last_error());
+			return -1;
+		}
 	}
 
 	/* Back to the working format, then to the input's interpretation and
