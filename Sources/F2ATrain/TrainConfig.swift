@@ -42,7 +42,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var initD: InitScheme = .normal
 
     // Losses
-    /// "l1" or "attention-l1" (the seed's attention-guided L1).
+    /// "l1" or "attention-l1" (the seed's attention-guided L1) on the image
+    /// for rgb models, MSE on the log ratio for ratio-log models; or "mse":
+    /// squared error on the output image for either formulation.
     public var reconstruction: String = "l1"
     public var reconstructionWeight: Double = 100
     public var adversarialWeight: Double = 1
@@ -85,7 +87,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         guard ["conditional", "unconditional", "none"].contains(discriminator) else {
             throw .config("discriminator '\(discriminator)' is not conditional, unconditional or none")
         }
-        guard ["l1", "attention-l1"].contains(reconstruction) else { throw .config("reconstruction '\(reconstruction)' is not l1 or attention-l1") }
+        guard ["l1", "attention-l1", "mse"].contains(reconstruction) else { throw .config("reconstruction '\(reconstruction)' is not l1, attention-l1 or mse") }
         guard crop > 0, crop % (1 << (levels - 1)) == 0 else { throw .config("crop \(crop) must be a positive multiple of \(1 << (levels - 1))") }
         guard batch > 0, steps >= 0 else { throw .config("batch and steps must be positive") }
         guard scaleMin > 0, scaleMax >= scaleMin else { throw .config("need 0 < scaleMin <= scaleMax") }

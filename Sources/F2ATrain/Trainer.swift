@@ -162,7 +162,12 @@ public final class Trainer: @unchecked Sendable {
         let att = needAttention ? Losses.attention(flash: batch.flash, ambient: batch.ambient) : nil
         var dOutput: Tensor? = nil, dRaw: Tensor? = nil
         let w = Float(config.reconstructionWeight)
-        if generator.config.formulation == .ratioLog {
+        if config.reconstruction == "mse" {
+            // Squared error on the decoded image: the objective PSNR measures.
+            var (l, g) = Losses.mse(fake, batch.ambient)
+            Pointwise.affine(&g, w, 0)
+            dOutput = g; st.reconstruction = l
+        } else if generator.config.formulation == .ratioLog {
             var (l, g) = Losses.mse(cache.raw, Losses.ratioTarget(ambient: batch.ambient, flash: batch.flash))
             Pointwise.affine(&g, w, 0)
             dRaw = g; st.reconstruction = l

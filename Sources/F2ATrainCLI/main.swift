@@ -65,7 +65,7 @@ struct Train: ParsableCommand {
     @Option(help: "conditional, unconditional or none.") var discriminator: String?
     @Option(help: "Discriminator width (base filters 64·w).") var discWidth: Double?
     @Option(help: "Discriminator norm: instance, batch or none.") var discNorm: String?
-    @Option(help: "l1 or attention-l1.") var reconstruction: String?
+    @Option(help: "l1 or attention-l1 (rgb: on the image; ratio-log: MSE on the log ratio either way), or mse (on the output image).") var reconstruction: String?
     @Option(help: "Weight of the reconstruction loss (pix2pix λ = 100).") var recWeight: Double?
     @Option(help: "Weight of the adversarial loss (0 disables the discriminator).") var advWeight: Double?
     @Flag(help: "Multiply the discriminator's image input by the attention map.") var attentionToDiscriminator = false
