@@ -15,6 +15,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var scaleMin: Double = 1.0
     public var scaleMax: Double = 1.25
     public var flip: Bool = true
+    /// Scale each training target's exposure to its flash image's
+    /// (`ImagePair.exposureMatched`); validation keeps the real targets.
+    public var matchExposure: Bool = false
     /// Fraction of training samples rendered by F2ASynth.
     public var synthRatio: Double = 0
     /// Distinct synthetic pairs (rendered once, then cached).
@@ -101,10 +104,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         return String(decoding: try! e.encode(self), as: UTF8.self)
     }
 
+    /// Keys missing from `s` (written by an older version) take their defaults.
     public static func fromJSON(_ s: String) throws(TrainError) -> TrainConfig {
-        do { return try JSONDecoder().decode(TrainConfig.self, from: Data(s.utf8)) } catch {
-            throw .config("cannot decode configuration: \(error)")
-        }
+        try merging(TrainConfig(), jsonObject: s, source: "configuration")
     }
 
     /// `base` overridden by the keys of a JSON object (unknown keys are errors).

@@ -73,6 +73,8 @@ public final class Trainer: @unchecked Sendable {
             discriminator = nil
         }
         adamG = Adam(for: generator.params, beta1: Float(config.beta1), beta2: Float(config.beta2))
+        let train = config.matchExposure ? train.map { $0.exposureMatched() } : train
+        let synthetic = config.matchExposure ? synthetic.map { render in { @Sendable seed, size in render(seed, size).exposureMatched() } } : synthetic
         source = try BatchSource(pairs: train, batchSize: config.batch,
                                  augmentation: Augmentation(crop: config.crop, scaleMin: config.scaleMin, scaleMax: config.scaleMax, flip: config.flip),
                                  seed: config.seed, syntheticRatio: config.synthRatio, synthetic: synthetic)

@@ -55,6 +55,7 @@ struct Train: ParsableCommand {
     @Option(help: "Random scale range, min.") var scaleMin: Double?
     @Option(help: "Random scale range, max.") var scaleMax: Double?
     @Flag(help: "Disable horizontal flips.") var noFlip = false
+    @Flag(help: "Train towards ambient images scaled to the flash image's exposure (validation keeps the real ones).") var matchExposure = false
     @Option(help: "Batch size.") var batch: Int?
     @Option(help: "Total optimisation steps.") var steps: Int?
     @Option(help: "Total epochs over the training pairs (alternative to --steps).") var epochs: Double?
@@ -93,6 +94,7 @@ struct Train: ParsableCommand {
         if let scaleMin { c.scaleMin = scaleMin }
         if let scaleMax { c.scaleMax = scaleMax }
         if noFlip { c.flip = false }
+        if matchExposure { c.matchExposure = true }
         if let batch { c.batch = batch }
         if let steps { c.steps = steps }
         if let lrG { c.lrG = lrG }

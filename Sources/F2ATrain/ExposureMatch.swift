@@ -1,0 +1,43 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// FAID's ambient photographs were exposed independently of the flash shot:
+// their brightness relative to the flash image varies by ±2 stops between
+// scenes and cannot be predicted from the flash image (on faid32, an oracle
+// exposure correction alone is worth +2.7 dB, an oracle colour correction
+// with exposure kept +0.03 dB; tools/baselines/oracle_ceiling.py). Trained
+// on raw pairs, the generator learns the training scenes' mean exposure
+// shift, which transfers badly. Matching the target's exposure to the
+// flash image leaves it the learnable part: colour, shadows and the spatial
+// distribution of light; the output then keeps the photo's exposure.
+
+extension ImagePair {
+    /// The pair with its ambient image scaled in linear light so that its
+    /// mean luminance (Rec. 709 weights) equals the flash image's. The gain
+    /// is limited to 1/16…16; values above 1 after scaling clip.
+    public func exposureMatched() -> ImagePair {
+        func luminance(_ img: [Float]) -> Double {
+            var sum = 0.0
+            for i in stride(from: 0, to: img.count, by: 3) {
+                sum += 0.2126 * Double(srgbToLinear(img[i])) + 0.7152 * Double(srgbToLinear(img[i + 1]))
+                    + 0.0722 * Double(srgbToLinear(img[i + 2]))
+            }
+            return sum / Double(max(1, img.count / 3))
+        }
+        let lf = luminance(flash), la = luminance(ambient)
+        guard la > 0, lf > 0 else { return self }
+        let gain = Float(min(max(lf / la, 1.0 / 16), 16))
+        var out = self
+        out.ambient = ambient.map { linearToSRGB(min(srgbToLinear($0) * gain, 1)) }
+        return out
+    }
+}
+
+@inline(__always) func srgbToLinear(_ v: Float) -> Float {
+    v <= 0.04045 ? v / 12.92 : powf((v + 0.055) / 1.055, 2.4)
+}
+
+@inline(__always) func linearToSRGB(_ v: Float) -> Float {
+    v <= 0.0031308 ? v * 12.92 : 1.055 * powf(v, 1 / 2.4) - 0.055
+}

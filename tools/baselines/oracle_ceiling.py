@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""How much of the flash -> ambient gap on faid32 is global, and how much of
+that is predictable? Prints, per split, mean PSNR (8-bit RGB, as `f2a eval`) of
+
+  identity            the flash image itself
+  oracle exposure     flash x one gain in linear light, the gain fitted to the
+                      ambient image (needs the answer: an upper bound)
+  oracle colour       flash x per-channel gains whose mean log gain is 0
+                      (white balance only, exposure kept), fitted to the answer
+  oracle gains        per-channel linear gains fitted to the answer
+  oracle affine       3x3 matrix + offset in sRGB fitted to the answer
+  train tone curve    per-channel 64-bin tone curve fitted on the training
+                      split (blind), at full and half strength
+
+    python tools/baselines/oracle_ceiling.py [FAID32_DIR] [--size WxH]
+
+Needs numpy and pillow. The model card quotes its output (320x240).
+"""
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+VALIDATION = ["Objects_054", "People_220", "Plants_063", "Rooms_707", "Shelves_138", "Toys_224"]
+
+
+def load(path, size):
+    im = Image.open(path).convert("RGB")
+    if size:
+        w, h = size if im.width >= im.height else (size[1], size[0])
+        im = im.resize((w, h), Image.BOX)
+    return np.asarray(im, dtype=np.float64) / 255
+
+
+def psnr(a, b):
+    a = np.round(np.clip(a, 0, 1) * 255)
+    b = np.round(np.clip(b, 0, 1) * 255)
+    return 10 * np.log10(255 ** 2 / ((a - b) ** 2).mean())
+
+
+def lin(x):
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def srgb(x):
+    x = np.clip(x, 0, 1)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+BINS = 64
+
+
+def fit_curve(pairs):
+    num = np.zeros((3, BINS))
+    den = np.zeros((3, BINS))
+    for f, a in pairs:
+        for c in range(3):
+            idx = np.minimum((f[..., c] * BINS).astype(int), BINS - 1).ravel()
+            num[c] += np.bincount(idx, a[..., c].ravel(), BINS)
+            den[c] += np.bincount(idx, None, BINS)
+    return np.where(den > 0, num / np.maximum(den, 1), (np.arange(BINS) + 0.5) / BINS)
+
+
+def apply_curve(curve, f):
+    out = np.empty_like(f)
+    for c in range(3):
+        x = f[..., c] * BINS - 0.5
+        i0 = np.clip(np.floor(x).astype(int), 0, BINS - 1)
+        i1 = np.clip(i0 + 1, 0, BINS - 1)
+        t = np.clip(x - i0, 0, 1)
+        out[..., c] = curve[c][i0] * (1 - t) + curve[c][i1] * t
+    return out
+
+
+def scores(f, a, curve):
+    fl, al = lin(f), lin(a)
+    g = al.mean() / fl.mean()
+    gc = al.mean((0, 1)) / fl.mean((0, 1))
+    colour = np.exp(np.log(gc) - np.log(gc).mean())
+    x = np.concatenate([f.reshape(-1, 3), np.ones((f.shape[0] * f.shape[1], 1))], 1)
+    m, *_ = np.linalg.lstsq(x, a.reshape(-1, 3), rcond=None)
+    t = apply_curve(curve, f)
+    return [psnr(f, a), psnr(srgb(fl * g), a), psnr(srgb(fl * colour), a), psnr(srgb(fl * gc), a),
+            psnr((x @ m).reshape(a.shape), a), psnr(t, a), psnr(0.5 * f + 0.5 * t, a)]
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    root = args[0] if args else os.path.join(os.path.dirname(__file__), "../../../shared/data/faid32")
+    size = None
+    if "--size" in sys.argv:
+        size = tuple(int(v) for v in sys.argv[sys.argv.index("--size") + 1].split("x"))
+    names = sorted(n[:-4] for n in os.listdir(os.path.join(root, "flash")) if n.endswith(".png"))
+    pairs = {n: (load(os.path.join(root, "flash", n + ".png"), size),
+                 load(os.path.join(root, "ambient", n + ".png"), size)) for n in names}
+    train = [n for n in names if n not in VALIDATION]
+    curve = fit_curve([pairs[n] for n in train])
+    cols = ["identity", "oracle exposure", "oracle colour", "oracle gains", "oracle affine",
+            "train tone curve", "tone curve x0.5"]
+    print("split       " + " | ".join(cols))
+    for split, members in (("training", train), ("validation", VALIDATION)):
+        s = np.array([scores(*pairs[n], curve) for n in members]).mean(0)
+        print(f"{split:<11} " + " | ".join(f"{v:.2f}" for v in s))
+
+
+if __name__ == "__main__":
+    main()
