@@ -11,27 +11,11 @@ Needs numpy, pillow, scikit-image. --size downsamples the pairs first (area
 average), e.g. 320x240 for the seed's working resolution.
 """
 import os
-import sys
 
 import numpy as np
-from PIL import Image
 from skimage.metrics import structural_similarity
 
-VALIDATION = ["Objects_054", "People_220", "Plants_063", "Rooms_707", "Shelves_138", "Toys_224"]
-
-
-def load(path, size):
-    im = Image.open(path).convert("RGB")
-    if size:
-        w, h = size if im.width >= im.height else (size[1], size[0])
-        im = im.resize((w, h), Image.BOX)
-    return np.asarray(im, dtype=np.float64) / 255
-
-
-def psnr(a, b):
-    a = np.round(np.clip(a, 0, 1) * 255)
-    b = np.round(np.clip(b, 0, 1) * 255)
-    return 10 * np.log10(255 ** 2 / ((a - b) ** 2).mean())
+from faid import VALIDATION, arguments, load, psnr
 
 
 def gray(x):
@@ -39,12 +23,7 @@ def gray(x):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--size")]
-    root = args[0] if args else os.path.join(os.path.dirname(__file__), "../../../shared/data/faid32")
-    size = None
-    for a in sys.argv[1:]:
-        if a.startswith("--size"):
-            size = tuple(int(v) for v in a.split("=", 1)[1].split("x"))
+    root, size = arguments()
     names = sorted(n[:-4] for n in os.listdir(os.path.join(root, "flash")))
     xs, ys = [], []
     for n in names:

@@ -17,26 +17,10 @@ that is predictable? Prints, per split, mean PSNR (8-bit RGB, as `f2a eval`) of
 Needs numpy and pillow. The model card quotes its output (320x240).
 """
 import os
-import sys
 
 import numpy as np
-from PIL import Image
 
-VALIDATION = ["Objects_054", "People_220", "Plants_063", "Rooms_707", "Shelves_138", "Toys_224"]
-
-
-def load(path, size):
-    im = Image.open(path).convert("RGB")
-    if size:
-        w, h = size if im.width >= im.height else (size[1], size[0])
-        im = im.resize((w, h), Image.BOX)
-    return np.asarray(im, dtype=np.float64) / 255
-
-
-def psnr(a, b):
-    a = np.round(np.clip(a, 0, 1) * 255)
-    b = np.round(np.clip(b, 0, 1) * 255)
-    return 10 * np.log10(255 ** 2 / ((a - b) ** 2).mean())
+from faid import VALIDATION, arguments, load, psnr
 
 
 def lin(x):
@@ -86,11 +70,7 @@ def scores(f, a, curve):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    root = args[0] if args else os.path.join(os.path.dirname(__file__), "../../../shared/data/faid32")
-    size = None
-    if "--size" in sys.argv:
-        size = tuple(int(v) for v in sys.argv[sys.argv.index("--size") + 1].split("x"))
+    root, size = arguments()
     names = sorted(n[:-4] for n in os.listdir(os.path.join(root, "flash")) if n.endswith(".png"))
     pairs = {n: (load(os.path.join(root, "flash", n + ".png"), size),
                  load(os.path.join(root, "ambient", n + ".png"), size)) for n in names}

@@ -1,0 +1,42 @@
+"""Shared by the baseline scripts: the fixed faid32 validation split
+(data/faid32-split.md), pair loading and PSNR as `f2a eval` computes it."""
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+VALIDATION = ["Objects_054", "People_220", "Plants_063", "Rooms_707", "Shelves_138", "Toys_224"]
+
+
+def load(path, size):
+    """sRGB values in [0, 1]; `size` (W, H) for landscape, area-averaged, or None."""
+    im = Image.open(path).convert("RGB")
+    if size:
+        w, h = size if im.width >= im.height else (size[1], size[0])
+        im = im.resize((w, h), Image.BOX)
+    return np.asarray(im, dtype=np.float64) / 255
+
+
+def psnr(a, b):
+    """PSNR in dB on 8-bit RGB."""
+    a = np.round(np.clip(a, 0, 1) * 255)
+    b = np.round(np.clip(b, 0, 1) * 255)
+    return 10 * np.log10(255 ** 2 / ((a - b) ** 2).mean())
+
+
+def arguments():
+    """(data directory, size or None) from `[FAID32_DIR] [--size WxH | --size=WxH]`."""
+    argv = sys.argv[1:]
+    size, rest, i = None, [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--size"):
+            value = a.split("=", 1)[1] if "=" in a else argv[i + 1]
+            size = tuple(int(v) for v in value.split("x"))
+            i += 1 if "=" in a else 2
+            continue
+        rest.append(a)
+        i += 1
+    root = rest[0] if rest else os.path.join(os.path.dirname(__file__), "../../../shared/data/faid32")
+    return root, size
