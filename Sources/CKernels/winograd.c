@@ -1,4 +1,5 @@
 #include "f2a_kernels.h"
+#include "microkernel.h"
 
 #include <immintrin.h>
 #include <stdint.h>
@@ -35,8 +36,8 @@
  * threads share one band at a time in three parallel phases (layers whose
  * U is too big to be re-read by every small band). */
 
-#define CG 6   /* output channels per GEMM register block */
-#define TG 16  /* tiles per GEMM register block */
+#define CG MK_ROWS /* output channels per GEMM register block */
+#define TG MK_COLS /* tiles per GEMM register block */
 #define NXI 36 /* 6x6 transform positions */
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -61,20 +62,24 @@ void f2a_conv3x3_pack(const float *weight, int cout, int cin, float *packed) {
         { 0, 0, 1 },
     };
     int groups = round_up(cout, CG) / CG;
+    size_t xi_stride = (size_t) groups * cin * CG;
     memset(packed, 0, f2a_conv3x3_packed_count(cout, cin) * sizeof(float));
-    for (int co = 0; co < cout; co++)
-        for (int ci = 0; ci < cin; ci++) {
-            const float *g = weight + ((size_t) co * cin + ci) * 9;
-            double gg[6][3]; /* G g */
-            for (int i = 0; i < 6; i++)
-                for (int c = 0; c < 3; c++)
-                    gg[i][c] = G[i][0] * g[c] + G[i][1] * g[3 + c] + G[i][2] * g[6 + c];
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) {
-                    double u = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
-                    packed[(((size_t) (i * 6 + j) * groups + co / CG) * cin + ci) * CG + co % CG] = (float) u;
-                }
-        }
+    /* In output order within each xi row (cg, ci, co % 6), so the 36 write
+     * streams advance together instead of scattering over the whole array. */
+    for (int cg = 0; cg < groups; cg++)
+        for (int ci = 0; ci < cin; ci++)
+            for (int r = 0; r < CG && cg * CG + r < cout; r++) {
+                const float *g = weight + ((size_t) (cg * CG + r) * cin + ci) * 9;
+                float *dst = packed + ((size_t) cg * cin + ci) * CG + r;
+                double gg[6][3]; /* G g */
+                for (int i = 0; i < 6; i++)
+                    for (int c = 0; c < 3; c++)
+                        gg[i][c] = G[i][0] * g[c] + G[i][1] * g[3 + c] + G[i][2] * g[6 + c];
+                for (int i = 0; i < 6; i++)
+                    for (int j = 0; j < 6; j++)
+                        dst[(size_t) (i * 6 + j) * xi_stride] =
+                            (float) (gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
+            }
 }
 
 struct plan {
@@ -200,29 +205,6 @@ static void input_row(const struct plan *p, const struct band *bd, float *V, flo
     }
 }
 
-/* M[6 x 16] = U[6 x K] V[K x 16]: 12 accumulators; per k two tile vectors
- * are loaded and each of 6 weights broadcast: 8 loads per 12 FMAs. */
-__attribute__((target("avx2,fma")))
-static void gemm_6x16(int K, const float *u, const float *v, float *m, size_t ldm) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int k = 0; k < K; k++, u += CG, v += TG) {
-        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), w;
-        w = _mm256_broadcast_ss(u + 0); c00 = _mm256_fmadd_ps(w, v0, c00); c01 = _mm256_fmadd_ps(w, v1, c01);
-        w = _mm256_broadcast_ss(u + 1); c10 = _mm256_fmadd_ps(w, v0, c10); c11 = _mm256_fmadd_ps(w, v1, c11);
-        w = _mm256_broadcast_ss(u + 2); c20 = _mm256_fmadd_ps(w, v0, c20); c21 = _mm256_fmadd_ps(w, v1, c21);
-        w = _mm256_broadcast_ss(u + 3); c30 = _mm256_fmadd_ps(w, v0, c30); c31 = _mm256_fmadd_ps(w, v1, c31);
-        w = _mm256_broadcast_ss(u + 4); c40 = _mm256_fmadd_ps(w, v0, c40); c41 = _mm256_fmadd_ps(w, v1, c41);
-        w = _mm256_broadcast_ss(u + 5); c50 = _mm256_fmadd_ps(w, v0, c50); c51 = _mm256_fmadd_ps(w, v1, c51);
-    }
-    _mm256_storeu_ps(m, c00); _mm256_storeu_ps(m + 8, c01); m += ldm;
-    _mm256_storeu_ps(m, c10); _mm256_storeu_ps(m + 8, c11); m += ldm;
-    _mm256_storeu_ps(m, c20); _mm256_storeu_ps(m + 8, c21); m += ldm;
-    _mm256_storeu_ps(m, c30); _mm256_storeu_ps(m + 8, c31); m += ldm;
-    _mm256_storeu_ps(m, c40); _mm256_storeu_ps(m + 8, c41); m += ldm;
-    _mm256_storeu_ps(m, c50); _mm256_storeu_ps(m + 8, c51);
-}
-
 /* GEMM of position xi, output channel block cg, over the band's tiles. */
 static void gemm_block(const struct plan *p, const float *V, float *M, int xi, int cg, int tiles) {
     const float *u = p->U + ((size_t) xi * p->groups + cg) * p->cin * CG;
@@ -339,20 +321,24 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
     p.th = (height + 3) / 4;
     p.ngroups = ((width + 3) / 4 + 7) / 8;
 
-    /* Band size. Private bands while U (re-read by every band) stays in the
-     * shared L3 - at most 4 MB - with about 1 MB of V + M per band so each
-     * core works in its own cache, and at least 4 bands per thread so both
-     * cores finish together. Otherwise shared bands of >= 256 tiles, so a
-     * big U is read from memory once per 256 tiles. */
+    /* Band size. Every band re-reads all of U (36 cin cout floats) for
+     * 72 cin cout flops per tile, so a band needs >= 64 tiles (32 flop per
+     * byte of U); beyond that, about 1 MB of V + M per band keeps a band in
+     * one core's L2 + L3 share. Private bands (one per thread at a time, no
+     * synchronisation) while U is small enough to stay in L3 for both
+     * threads; for a bigger U the threads share each band of >= 256 tiles,
+     * so U is read once per 256 tiles. At least 4 bands per thread so that
+     * both cores finish together. */
     size_t per_tile = (size_t) NXI * (size_t) (p.cin + p.coutp); /* floats of V + M per tile */
     size_t u_bytes = (size_t) NXI * p.cin * p.coutp * sizeof(float);
     int total = p.th * p.ngroups * 8, target;
-    p.shared = threads > 1 && u_bytes > ((size_t) 4 << 20);
+    p.shared = threads > 1 && u_bytes > ((size_t) 2 << 20);
     if (!p.shared) {
         target = (int) (((size_t) 1 << 18) / per_tile);
+        if (target < 64) target = 64;
         int fair = total / (4 * threads);
         if (threads > 1 && target > fair) target = fair;
-        if (target < 8) target = 8;
+        if (target < 16) target = 16;
     } else {
         target = 256;
     }

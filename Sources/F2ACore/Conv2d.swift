@@ -41,7 +41,9 @@ public struct Conv2d: Sendable {
         self.bias = Tensor(zeros: [outChannels])
         self.stride = stride
         self.padding = padding
-        pack()
+        // No pack() of the zero weights: it would be thrown away when the real
+        // weights are assigned (didSet), and an unpacked conv is still exact
+        // (it takes the im2col + BLAS path).
     }
 
     private mutating func pack() {

@@ -40,4 +40,18 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
                 int height, int width, const float *packed, const float *bias,
                 int cout, int relu, float *out, int threads);
 
+/** Floats needed by f2a_convT2x2_pack for a [cin, cout, 2, 2] weight. */
+size_t f2a_convT2x2_packed_count(int cin, int cout);
+
+/** Reorders [cin, cout, 2, 2] transposed-conv weights for f2a_convT2x2. */
+void f2a_convT2x2_pack(const float *weight, int cin, int cout, float *packed);
+
+/**
+ * 2x2 transposed convolution, stride 2, bias, optional ReLU (see upsample.c).
+ * x: [cin, height, width]; out: [cout, 2 height, 2 width], fully written.
+ * Returns 0, or -1 if its workspace could not be allocated.
+ */
+int f2a_convT2x2(const float *x, int cin, int height, int width, const float *packed, const float *bias,
+                 int cout, int relu, float *out, int threads);
+
 #endif
