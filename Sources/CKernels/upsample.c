@@ -1,5 +1,6 @@
 #include "f2a_kernels.h"
 #include "microkernel.h"
+#include "workspace.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -94,9 +95,9 @@ int f2a_convT2x2(const float *x, int cin, int height, int width, const float *pa
     if (threads < 1) threads = 1;
     if (threads > 16) threads = 16;
     j.work_floats = (size_t) PB * cin + (size_t) j.rowsp * PB;
-    j.work = malloc(j.work_floats * threads * sizeof(float));
+    j.work = workspace_acquire(j.work_floats * threads);
     if (!j.work) return -1;
     f2a_parallel(run_block, &j, (hw + PB - 1) / PB, threads);
-    free(j.work);
+    workspace_release(j.work);
     return 0;
 }

@@ -1,5 +1,6 @@
 #include "f2a_kernels.h"
 #include "microkernel.h"
+#include "workspace.h"
 
 #include <immintrin.h>
 #include <stdint.h>
@@ -358,8 +359,9 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
     p.slot_floats = (size_t) p.tbp * per_tile;
     p.stage_floats = (size_t) 6 * p.pitch;
     int nslots = p.shared ? 1 : threads;
-    /* Zeroed once: tiles past the image edge hold finite values, never NaN. */
-    p.slots = calloc(p.slot_floats * nslots + p.stage_floats * threads, sizeof(float));
+    /* Uninitialised: slots of tiles past the image edge hold leftovers, and
+     * the GEMM columns they feed are never read back. */
+    p.slots = workspace_acquire(p.slot_floats * nslots + p.stage_floats * threads);
     if (!p.slots) { free(p.planes); return -1; }
     p.stages = p.slots + p.slot_floats * nslots;
 
@@ -374,7 +376,7 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
             f2a_parallel(phase_output, &p, p.cout * bd.rows, threads);
         }
     }
-    free(p.slots);
+    workspace_release(p.slots);
     free(p.planes);
     return 0;
 }
