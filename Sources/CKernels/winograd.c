@@ -94,6 +94,7 @@ struct plan {
      * is R tile rows x Gc groups (the last ones may be cut short). */
     int th, ngroups, R, Gc, bands_x, nbands;
     int tbp;    /* tiles of a band, padded to TG */
+    size_t vstride, mstride; /* floats between the xi slices of V and of M */
     int pitch;  /* floats per staged input row: 32 Gc + 8 */
     int shared; /* 1: threads share each band (three phases); 0: band per thread */
     /* Workspace: one (V, M) slot per thread (or one if shared), one stage per thread. */
@@ -186,7 +187,7 @@ static inline void scatter8x4(const __m256 c[4], __m256 a[4]) {
 __attribute__((target("avx2,fma")))
 static void input_row(const struct plan *p, const struct band *bd, float *V, float *stage, int ci, int row) {
     stage_rows(p, p->planes[ci], bd->ty0 + row, bd->g0, stage);
-    const size_t xi_stride = (size_t) p->tbp * p->cin;
+    const size_t xi_stride = p->vstride;
     for (int g = 0; g < bd->gcount; g++) {
         int t = (row * p->Gc + g) * 8; /* first tile of these 8 in the band */
         float *v = V + ((size_t) (t / TG) * p->cin + ci) * TG + t % TG;
@@ -209,15 +210,15 @@ static void input_row(const struct plan *p, const struct band *bd, float *V, flo
 /* GEMM of position xi, output channel block cg, over the band's tiles. */
 static void gemm_block(const struct plan *p, const float *V, float *M, int xi, int cg, int tiles) {
     const float *u = p->U + ((size_t) xi * p->groups + cg) * p->cin * CG;
-    const float *v = V + (size_t) xi * p->tbp * p->cin;
-    float *m = M + ((size_t) xi * p->coutp + (size_t) cg * CG) * p->tbp;
+    const float *v = V + (size_t) xi * p->vstride;
+    float *m = M + (size_t) xi * p->mstride + (size_t) cg * CG * p->tbp;
     for (int t = 0; t < tiles; t += TG) gemm_6x16(p->cin, u, v + (size_t) t * p->cin, m + t, p->tbp);
 }
 
 /* Output transform of one tile row of one output channel, + bias, ReLU. */
 __attribute__((target("avx2,fma")))
 static void output_row(const struct plan *p, const struct band *bd, const float *M, int co, int row) {
-    const size_t xi_stride = (size_t) p->coutp * p->tbp;
+    const size_t xi_stride = p->mstride;
     const __m256 bias = _mm256_set1_ps(p->bias[co]), zero = _mm256_setzero_ps();
     int ty = bd->ty0 + row;
     for (int g = 0; g < bd->gcount; g++) {
@@ -264,7 +265,7 @@ static void run_band(void *ctx, int b, int thread) {
     const struct plan *p = ctx;
     struct band bd = band_of(p, b);
     float *V = p->slots + (size_t) thread * p->slot_floats;
-    float *M = V + (size_t) NXI * p->tbp * p->cin;
+    float *M = V + (size_t) NXI * p->vstride;
     float *stage = p->stages + (size_t) thread * p->stage_floats;
     for (int ci = 0; ci < p->cin; ci++)
         for (int r = 0; r < bd.rows; r++) input_row(p, &bd, V, stage, ci, r);
@@ -286,7 +287,7 @@ static void phase_gemm(void *ctx, int item, int thread) {
     (void) thread;
     const struct plan *p = ctx;
     struct band bd = band_of(p, p->band);
-    gemm_block(p, p->slots, p->slots + (size_t) NXI * p->tbp * p->cin, item / p->groups, item % p->groups,
+    gemm_block(p, p->slots, p->slots + (size_t) NXI * p->vstride, item / p->groups, item % p->groups,
                band_tiles(p, &bd));
 }
 
@@ -294,7 +295,7 @@ static void phase_output(void *ctx, int item, int thread) {
     (void) thread;
     const struct plan *p = ctx;
     struct band bd = band_of(p, p->band);
-    output_row(p, &bd, p->slots + (size_t) NXI * p->tbp * p->cin, item / bd.rows, item % bd.rows);
+    output_row(p, &bd, p->slots + (size_t) NXI * p->vstride, item / bd.rows, item % bd.rows);
 }
 
 int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
@@ -356,7 +357,12 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
     p.nbands = p.bands_x * ((p.th + p.R - 1) / p.R);
     p.tbp = round_up(p.R * p.Gc * 8, TG);
     p.pitch = 32 * p.Gc + 8;
-    p.slot_floats = (size_t) p.tbp * per_tile;
+    /* One cache line more than the slice size: slices that are a multiple
+     * of 4 KB apart would put all 36 streams of a transform into the same
+     * L1 set (8 ways) and thrash it. */
+    p.vstride = (size_t) p.tbp * p.cin + 16;
+    p.mstride = (size_t) p.tbp * p.coutp + 16;
+    p.slot_floats = NXI * (p.vstride + p.mstride);
     p.stage_floats = (size_t) 6 * p.pitch;
     int nslots = p.shared ? 1 : threads;
     /* Uninitialised: slots of tiles past the image edge hold leftovers, and
