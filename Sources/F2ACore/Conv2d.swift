@@ -18,8 +18,10 @@ func withBasePointers<R>(_ sources: [Tensor], image: Int, _ body: ([UnsafePointe
 /// 2-D convolution, square kernel, zero padding, stride, bias.
 ///
 /// Parameters are named as in the checkpoint: `weight` [out, in, k, k] and
-/// `bias` [out]. The forward pass lowers a band of output rows at a time to
-/// a column matrix (im2col) and multiplies it with the weight matrix through
+/// `bias` [out]. 3x3 convolutions with stride 1 and padding 1 (almost all of
+/// the network) run as Winograd F(4x4, 3x3) in CKernels when the CPU has
+/// AVX2/FMA. Everything else lowers a band of output rows at a time to a
+/// column matrix (im2col) and multiplies it with the weight matrix through
 /// BLAS, so the scratch memory stays bounded whatever the image size.
 public struct Conv2d: Sendable {
     public var weight: Tensor { didSet { pack() } }
