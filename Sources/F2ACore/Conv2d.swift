@@ -3,7 +3,7 @@ import CKernels
 import Glibc
 #endif
 
-let directKernelsAvailable = f2a_kernels_available() != 0
+let simdKernelsAvailable = f2a_kernels_available() != 0
 
 /// Calls `body` with pointers to image `image` of each source tensor.
 func withBasePointers<R>(_ sources: [Tensor], image: Int, _ body: ([UnsafePointer<Float>?]) -> R) -> R {
@@ -18,16 +18,19 @@ func withBasePointers<R>(_ sources: [Tensor], image: Int, _ body: ([UnsafePointe
 /// 2-D convolution, square kernel, zero padding, stride, bias.
 ///
 /// Parameters are named as in the checkpoint: `weight` [out, in, k, k] and
-/// `bias` [out]. The forward pass lowers a band of output rows at a time to
-/// a column matrix (im2col) and multiplies it with the weight matrix through
+/// `bias` [out]. 3x3 convolutions with stride 1 and padding 1 (almost all of
+/// the network) run as Winograd F(4x4, 3x3) in CKernels when the CPU has
+/// AVX2/FMA. Everything else lowers a band of output rows at a time to a
+/// column matrix (im2col) and multiplies it with the weight matrix through
 /// BLAS, so the scratch memory stays bounded whatever the image size.
 public struct Conv2d: Sendable {
     public var weight: Tensor { didSet { pack() } }
     public var bias: Tensor
     public let stride: Int
     public let padding: Int
-    /// Weights in the direct 3x3 kernel's blocked layout; empty when that
-    /// kernel does not apply (other shapes, or a CPU without AVX2/FMA).
+    /// Weights in the 3x3 kernel's Winograd layout (F2ACore's `f2a_conv3x3`);
+    /// empty when that kernel does not apply (other shapes, or a CPU without
+    /// AVX2/FMA: im2col + BLAS then).
     private(set) var packed: [Float] = []
 
     public var inChannels: Int { weight.shape[1] }
@@ -40,11 +43,13 @@ public struct Conv2d: Sendable {
         self.bias = Tensor(zeros: [outChannels])
         self.stride = stride
         self.padding = padding
-        pack()
+        // No pack() of the zero weights: it would be thrown away when the real
+        // weights are assigned (didSet), and an unpacked conv is still exact
+        // (it takes the im2col + BLAS path).
     }
 
     private mutating func pack() {
-        guard kernelSize == 3, stride == 1, padding == 1, directKernelsAvailable else { packed = []; return }
+        guard kernelSize == 3, stride == 1, padding == 1, simdKernelsAvailable else { packed = []; return }
         let (cout, cin) = (Int32(outChannels), Int32(inChannels))
         var blocked = [Float](repeating: 0, count: f2a_conv3x3_packed_count(cout, cin))
         weight.data.withUnsafeBufferPointer { w in
@@ -55,7 +60,7 @@ public struct Conv2d: Sendable {
 
     /// y = activation(conv(concat(sources)) + bias): the channel concatenation
     /// of `sources` ([N, c_i, H, W] each) is the input, without materialising it
-    /// when the direct kernel applies.
+    /// when the 3x3 kernel applies.
     public func callAsFunction(concatenating sources: [Tensor], activation: Activation = .identity) -> Tensor {
         precondition(!sources.isEmpty)
         guard !packed.isEmpty else {
@@ -65,15 +70,15 @@ public struct Conv2d: Sendable {
         precondition(sources.allSatisfy { $0.rank == 4 && $0.n == n && $0.h == h && $0.w == w }
                      && sources.reduce(0, { $0 + $1.c }) == inChannels,
                      "Conv2d expects \(inChannels) input channels, got \(sources.map { $0.shape.shapeDescription })")
-        var y = Tensor(zeros: [n, outChannels, h, w])
-        var scratch = [Float](repeating: 0, count: f2a_conv3x3_scratch_count(Int32(inChannels), Int32(h), Int32(w)))
         let channels = sources.map { Int32($0.c) }
-        for b in 0..<n {
-            withBasePointers(sources, image: b) { bases in
-                y.data.withUnsafeMutableBufferPointer { yp in
-                    f2a_conv3x3(bases, channels, Int32(sources.count), Int32(h), Int32(w), packed, bias.data,
-                                Int32(outChannels), activation == .relu ? 1 : 0,
-                                yp.baseAddress! + b * outChannels * h * w, &scratch, Int32(Conv2d.threadCount))
+        let outPlane = outChannels * h * w
+        var y = Tensor(shape: [n, outChannels, h, w]) { yp in
+            for b in 0..<n {
+                withBasePointers(sources, image: b) { bases in
+                    let status = f2a_conv3x3(bases, channels, Int32(sources.count), Int32(h), Int32(w), packed, bias.data,
+                                             Int32(outChannels), activation == .relu ? 1 : 0,
+                                             yp.baseAddress! + b * outPlane, Int32(Conv2d.threadCount))
+                    precondition(status == 0, "Conv2d: out of memory for the 3x3 kernel's workspace")
                 }
             }
         }
@@ -81,7 +86,7 @@ public struct Conv2d: Sendable {
         return y
     }
 
-    /// Threads of the direct kernel: one per online CPU (at most 16).
+    /// Threads of the 3x3 kernel: one per online CPU (at most 16).
     public static let threadCount: Int = max(1, min(16, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
 
     /// Output spatial size for an input extent.

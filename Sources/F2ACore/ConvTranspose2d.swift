@@ -1,12 +1,30 @@
+import CKernels
+
 /// Transposed convolution with kernel 2 and stride 2 (exact 2x upsampling,
 /// no overlap), as used by the U-Net decoder.
 ///
 /// `weight` is [in, out, 2, 2] (PyTorch layout), `bias` is [out]. Because the
 /// output windows do not overlap, the layer is one GEMM
-/// [out*4, in] x [in, H*W] followed by a scatter into the 2x grid.
+/// [out*4, in] x [in, H*W] followed by a scatter into the 2x grid: with
+/// AVX2/FMA CKernels' `f2a_convT2x2` (GEMM, scatter, bias and ReLU fused per
+/// block of pixels, on the thread pool), otherwise BLAS and Swift loops.
 public struct ConvTranspose2d: Sendable {
-    public var weight: Tensor
+    public var weight: Tensor { didSet { pack() } }
     public var bias: Tensor
+    /// Weights in `f2a_convT2x2`'s layout; empty without AVX2/FMA (or before
+    /// the weights are set).
+    private(set) var packed: [Float] = []
+
+    private mutating func pack() {
+        guard simdKernelsAvailable, weight.shape.count == 4, weight.shape[2] == 2, weight.shape[3] == 2 else {
+            packed = []; return
+        }
+        let (cin, cout) = (Int32(inChannels), Int32(outChannels))
+        packed = [Float](unsafeUninitializedCapacity: f2a_convT2x2_packed_count(cin, cout)) { p, n in
+            weight.data.withUnsafeBufferPointer { f2a_convT2x2_pack($0.baseAddress!, cin, cout, p.baseAddress!) }
+            n = p.count
+        }
+    }
 
     public var inChannels: Int { weight.shape[0] }
     public var outChannels: Int { weight.shape[1] }
@@ -21,6 +39,18 @@ public struct ConvTranspose2d: Sendable {
         precondition(x.rank == 4 && x.c == inChannels,
                      "ConvTranspose2d expects [N, \(inChannels), H, W], got \(x.shape.shapeDescription)")
         let h = x.h, w = x.w, hw = h * w, oc = outChannels
+        if !packed.isEmpty && (activation == .relu || activation == .identity) {
+            return Tensor(shape: [x.n, oc, 2 * h, 2 * w]) { yp in
+                x.data.withUnsafeBufferPointer { xp in
+                    for b in 0..<x.n {
+                        let status = f2a_convT2x2(xp.baseAddress! + b * inChannels * hw, Int32(inChannels), Int32(h), Int32(w),
+                                                  packed, bias.data, Int32(oc), activation == .relu ? 1 : 0,
+                                                  yp.baseAddress! + b * oc * 4 * hw, Int32(Conv2d.threadCount))
+                        precondition(status == 0, "ConvTranspose2d: out of memory for the kernel's workspace")
+                    }
+                }
+            }
+        }
         var y = Tensor(zeros: [x.n, oc, 2 * h, 2 * w])
         var tmp = [Float](repeating: 0, count: oc * 4 * hw)
         x.data.withUnsafeBufferPointer { xp in

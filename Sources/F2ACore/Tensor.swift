@@ -22,6 +22,19 @@ public struct Tensor: Equatable, Sendable {
         self.data = data
     }
 
+    /// A tensor of the given shape whose every element `body` writes: layers
+    /// that overwrite their whole output skip the zero fill (and touch each
+    /// fresh page once instead of twice).
+    public init(shape: [Int], overwrittenBy body: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        let count = shape.reduce(1, *)
+        self.shape = shape
+        self.data = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            body(buffer)
+            initialized = count
+        }
+    }
+
     public var count: Int { data.count }
     public var rank: Int { shape.count }
 

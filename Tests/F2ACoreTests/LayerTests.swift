@@ -18,6 +18,12 @@ struct LayerTests {
         ConvCase(cin: 6, cout: 3, h: 10, w: 7, k: 1, padding: 0),
         ConvCase(cin: 3, cout: 4, h: 17, w: 12, k: 4, stride: 2, padding: 1),
         ConvCase(cin: 2, cout: 2, h: 5, w: 3, k: 3, stride: 1, padding: 0),
+        // Winograd kernel edges: channel counts not multiples of 6 or 8, sizes not
+        // multiples of 4 (tiles) or 32 (8-tile groups), 1xN and Nx1 images.
+        ConvCase(cin: 19, cout: 13, h: 7, w: 37, k: 3, padding: 1),
+        ConvCase(cin: 3, cout: 5, h: 1, w: 45, k: 3, padding: 1),
+        ConvCase(cin: 5, cout: 3, h: 23, w: 1, k: 3, padding: 1),
+        ConvCase(n: 2, cin: 8, cout: 16, h: 66, w: 70, k: 3, padding: 1),
     ])
     func conv(_ c: ConvCase) {
         var conv = Conv2d(inChannels: c.cin, outChannels: c.cout, kernelSize: c.k, stride: c.stride, padding: c.padding)
@@ -29,6 +35,37 @@ struct LayerTests {
         var relu = expected
         Activation.relu.apply(&relu)
         #expect(maxAbsDifference(conv(x, activation: .relu), relu) < 1e-4)
+    }
+
+    /// Winograd's rounding error grows with the number of terms: compare
+    /// relative to the output's magnitude (the naive reference is float64).
+    static func winogradClose(_ got: Tensor, _ expected: Tensor) -> Bool {
+        let scale = max(1, expected.data.map(abs).max() ?? 0)
+        return maxAbsDifference(got, expected) / scale < 2e-5
+    }
+
+    @Test("3x3 kernel: many bands per thread, and bands shared by all threads (big weights)", arguments: [
+        ConvCase(cin: 64, cout: 64, h: 72, w: 100, k: 3, padding: 1),   // U small: a band per thread
+        ConvCase(cin: 130, cout: 131, h: 19, w: 45, k: 3, padding: 1),  // U > 2 MB: shared bands
+    ])
+    func convBands(_ c: ConvCase) {
+        var conv = Conv2d(inChannels: c.cin, outChannels: c.cout, kernelSize: 3, padding: 1)
+        conv.weight = randomTensor(conv.weight.shape, seed: 21, scale: 0.1)
+        conv.bias = randomTensor(conv.bias.shape, seed: 22)
+        let x = randomTensor([c.n, c.cin, c.h, c.w], seed: 23)
+        let expected = naiveConv2d(x, weight: conv.weight, bias: conv.bias, stride: 1, padding: 1)
+        #expect(Self.winogradClose(conv(x), expected))
+    }
+
+    @Test("3x3 kernel reads a skip concatenation in place", arguments: [(5, 11, 9, 13, 17), (1, 2, 3, 1, 33)])
+    func convConcat(_ ca: Int, _ cb: Int, _ cout: Int, _ h: Int, _ w: Int) {
+        var conv = Conv2d(inChannels: ca + cb, outChannels: cout, kernelSize: 3, padding: 1)
+        conv.weight = randomTensor(conv.weight.shape, seed: 24)
+        conv.bias = randomTensor(conv.bias.shape, seed: 25)
+        let a = randomTensor([2, ca, h, w], seed: 26), b = randomTensor([2, cb, h, w], seed: 27)
+        var expected = naiveConv2d(concatChannels(a, b), weight: conv.weight, bias: conv.bias, stride: 1, padding: 1)
+        Activation.relu.apply(&expected)
+        #expect(Self.winogradClose(conv(concatenating: [a, b], activation: .relu), expected))
     }
 
     @Test("Conv2d splits large images into row bands without changing the result")
@@ -44,13 +81,21 @@ struct LayerTests {
         #expect(maxAbsDifference(conv(x), naiveConv2d(x, weight: conv.weight, bias: conv.bias, stride: 1, padding: 0)) < 1e-4)
     }
 
-    @Test("ConvTranspose2d matches the naive transposed convolution", arguments: [(1, 4, 3, 5, 6), (2, 3, 5, 1, 1), (1, 8, 8, 4, 3)])
+    @Test("ConvTranspose2d matches the naive transposed convolution", arguments: [
+        (1, 4, 3, 5, 6), (2, 3, 5, 1, 1), (1, 8, 8, 4, 3),
+        // Blocks of 32 pixels crossing rows, rows not multiples of 8, 4·cout not a multiple of 6.
+        (2, 19, 13, 7, 37), (1, 5, 7, 1, 45), (1, 33, 16, 16, 16),
+    ])
     func convTranspose(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
         var t = ConvTranspose2d(inChannels: cin, outChannels: cout)
         t.weight = randomTensor(t.weight.shape, seed: 7)
         t.bias = randomTensor(t.bias.shape, seed: 8)
         let x = randomTensor([n, cin, h, w], seed: 9)
-        #expect(maxAbsDifference(t(x), naiveConvTranspose2x2(x, weight: t.weight, bias: t.bias)) < 1e-4)
+        let expected = naiveConvTranspose2x2(x, weight: t.weight, bias: t.bias)
+        #expect(maxAbsDifference(t(x), expected) < 1e-4)
+        var relu = expected
+        Activation.relu.apply(&relu)
+        #expect(maxAbsDifference(t(x, activation: .relu), relu) < 1e-4)
     }
 
     @Test("Max pooling picks the window maximum and unpooling puts it back")

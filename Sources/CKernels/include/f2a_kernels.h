@@ -1,5 +1,6 @@
-/* Hand-vectorised CPU kernels (AVX2 + FMA) behind F2ACore's layers.
- * Internal to flash2ambient. All tensors are float32, NCHW, batch 1. */
+/* Hand-vectorised CPU kernels (AVX2 + FMA) behind F2ACore's layers, and the
+ * thread pool they run on. Internal to flash2ambient. All tensors are
+ * float32, NCHW, batch 1. */
 #ifndef F2A_KERNELS_H
 #define F2A_KERNELS_H
 
@@ -8,27 +9,49 @@
 /** 1 if this CPU runs the AVX2/FMA kernels, else 0 (callers fall back to GEMM). */
 int f2a_kernels_available(void);
 
+/** One work item: `thread` (0 ..< threads) identifies the calling thread. */
+typedef void (*f2a_task_fn)(void *ctx, int item, int thread);
+
+/**
+ * Runs fn(ctx, i, thread) for i in 0 ..< items on up to `threads` threads
+ * (at most 16) of a persistent pool, the caller included; returns when all
+ * are done. Items are handed out one at a time. A call made while another is
+ * in progress (from another thread) runs all its items on the caller.
+ */
+void f2a_parallel(f2a_task_fn fn, void *ctx, int items, int threads);
+
 /** Floats needed by f2a_conv3x3_pack for a [cout, cin, 3, 3] weight. */
 size_t f2a_conv3x3_packed_count(int cout, int cin);
 
-/** Reorders [cout, cin, 3, 3] weights into the kernel's blocked layout. */
+/** Transforms [cout, cin, 3, 3] weights into the kernel's Winograd layout. */
 void f2a_conv3x3_pack(const float *weight, int cout, int cin, float *packed);
 
-/** Floats of scratch memory f2a_conv3x3 needs (a zero-bordered input copy). */
-size_t f2a_conv3x3_scratch_count(int cin, int height, int width);
-
 /**
- * 3x3 convolution, stride 1, zero padding 1, bias, optional ReLU.
+ * 3x3 convolution, stride 1, zero padding 1, bias, optional ReLU
+ * (Winograd F(4x4, 3x3); see winograd.c).
  *
  * The input is the channel concatenation of `nsrc` tensors (a U-Net skip
  * concatenation costs nothing): source s has src_channels[s] planes of
- * height x width at srcs[s]. out: [cout, height, width].
- * `scratch` holds f2a_conv3x3_scratch_count(cin, height, width) floats
- * (caller-owned, so that allocation failures surface in the caller).
- * `threads` >= 1 splits the rows between that many threads (at most 16).
+ * height x width at srcs[s]. out: [cout, height, width], fully written.
+ * `threads` >= 1 threads of the pool (at most 16).
+ * Returns 0, or -1 if its workspace could not be allocated.
  */
-void f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
-                 int height, int width, const float *packed, const float *bias,
-                 int cout, int relu, float *out, float *scratch, int threads);
+int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
+                int height, int width, const float *packed, const float *bias,
+                int cout, int relu, float *out, int threads);
+
+/** Floats needed by f2a_convT2x2_pack for a [cin, cout, 2, 2] weight. */
+size_t f2a_convT2x2_packed_count(int cin, int cout);
+
+/** Reorders [cin, cout, 2, 2] transposed-conv weights for f2a_convT2x2. */
+void f2a_convT2x2_pack(const float *weight, int cin, int cout, float *packed);
+
+/**
+ * 2x2 transposed convolution, stride 2, bias, optional ReLU (see upsample.c).
+ * x: [cin, height, width]; out: [cout, 2 height, 2 width], fully written.
+ * Returns 0, or -1 if its workspace could not be allocated.
+ */
+int f2a_convT2x2(const float *x, int cin, int height, int width, const float *packed, const float *bias,
+                 int cout, int relu, float *out, int threads);
 
 #endif

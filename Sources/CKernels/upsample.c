@@ -1,0 +1,103 @@
+#include "f2a_kernels.h"
+#include "microkernel.h"
+#include "workspace.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* 2x2 transposed convolution, stride 2 (the decoder's exact 2x upsampling):
+ * out[o][2y+dy][2x+dx] = bias[o] + sum_i w[i][o][dy][dx] x[i][y][x].
+ *
+ * One GEMM [4 cout x cin] x [cin x pixels] on the same register block as
+ * the Winograd kernel, in blocks of PB input pixels per work item: the
+ * block's input columns are copied into the [cin][16] panels the block
+ * wants, multiplied into a small M, and M is written straight into the 2x
+ * grid with bias and ReLU (dx = 0 and 1 interleaved in registers), so the
+ * output is written once and no full-size intermediate exists. */
+
+#define PB 32 /* input pixels per work item (two register blocks) */
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+size_t f2a_convT2x2_packed_count(int cin, int cout) {
+    return (size_t) round_up(4 * cout, MK_ROWS) * (size_t) cin;
+}
+
+/* Rows r = 4 o + 2 dy + dx of [4 cout x cin], packed [r / 6][cin][6]. */
+void f2a_convT2x2_pack(const float *weight, int cin, int cout, float *packed) {
+    int rows = 4 * cout;
+    memset(packed, 0, f2a_convT2x2_packed_count(cin, cout) * sizeof(float));
+    for (int r = 0; r < rows; r++)
+        for (int ci = 0; ci < cin; ci++)
+            packed[((size_t) (r / MK_ROWS) * cin + ci) * MK_ROWS + r % MK_ROWS] = weight[(size_t) ci * rows + r];
+}
+
+struct job {
+    const float *x, *U, *bias;
+    int cin, cout, rowsp, h, w, relu;
+    float *out, *work;
+    size_t work_floats;
+};
+
+__attribute__((target("avx2,fma")))
+static void run_block(void *ctx, int item, int thread) {
+    const struct job *j = ctx;
+    const int hw = j->h * j->w, p0 = item * PB, n = hw - p0 < PB ? hw - p0 : PB;
+    float *V = j->work + (size_t) thread * j->work_floats; /* [PB / 16][cin][16] */
+    float *M = V + (size_t) PB * j->cin;                    /* [rowsp][PB] */
+    for (int b = 0; b < PB / MK_COLS; b++)
+        for (int ci = 0; ci < j->cin; ci++) {
+            float *d = V + ((size_t) b * j->cin + ci) * MK_COLS;
+            int q = b * MK_COLS, m = n - q < 0 ? 0 : (n - q < MK_COLS ? n - q : MK_COLS);
+            memcpy(d, j->x + (size_t) ci * hw + p0 + q, (size_t) m * sizeof(float));
+            memset(d + m, 0, (size_t) (MK_COLS - m) * sizeof(float));
+        }
+    for (int g = 0; g < j->rowsp / MK_ROWS; g++)
+        for (int b = 0; b < PB / MK_COLS; b++)
+            gemm_6x16(j->cin, j->U + (size_t) g * j->cin * MK_ROWS, V + (size_t) b * j->cin * MK_COLS,
+                      M + (size_t) g * MK_ROWS * PB + b * MK_COLS, PB);
+    const __m256 zero = _mm256_setzero_ps();
+    for (int o = 0; o < j->cout; o++) {
+        const __m256 bias = _mm256_set1_ps(j->bias[o]);
+        for (int dy = 0; dy < 2; dy++) {
+            const float *m0 = M + (size_t) (4 * o + 2 * dy) * PB, *m1 = m0 + PB;
+            float *plane = j->out + (size_t) o * 4 * hw;
+            int p = 0;
+            while (p < n) {
+                int y = (p0 + p) / j->w, x = (p0 + p) % j->w;
+                float *dst = plane + (size_t) (2 * y + dy) * 2 * j->w + 2 * x;
+                if (p + 8 <= n && x + 8 <= j->w) {
+                    /* 8 pixels of one row: interleave dx = 0, 1 into 16 floats. */
+                    __m256 a = _mm256_add_ps(_mm256_loadu_ps(m0 + p), bias);
+                    __m256 c = _mm256_add_ps(_mm256_loadu_ps(m1 + p), bias);
+                    if (j->relu) { a = _mm256_max_ps(a, zero); c = _mm256_max_ps(c, zero); }
+                    __m256 lo = _mm256_unpacklo_ps(a, c), hi = _mm256_unpackhi_ps(a, c);
+                    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(lo, hi, 0x20));
+                    _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+                    p += 8;
+                } else {
+                    float a = m0[p] + j->bias[o], c = m1[p] + j->bias[o];
+                    if (j->relu) { a = a > 0 ? a : 0; c = c > 0 ? c : 0; }
+                    dst[0] = a;
+                    dst[1] = c;
+                    p += 1;
+                }
+            }
+        }
+    }
+}
+
+int f2a_convT2x2(const float *x, int cin, int height, int width, const float *packed, const float *bias,
+                 int cout, int relu, float *out, int threads) {
+    struct job j = { x, packed, bias, cin, cout, round_up(4 * cout, MK_ROWS), height, width, relu, out, NULL, 0 };
+    int hw = height * width;
+    if (hw <= 0 || cout <= 0) return 0;
+    if (threads < 1) threads = 1;
+    if (threads > 16) threads = 16;
+    j.work_floats = (size_t) PB * cin + (size_t) j.rowsp * PB;
+    j.work = workspace_acquire(j.work_floats * threads);
+    if (!j.work) return -1;
+    f2a_parallel(run_block, &j, (hw + PB - 1) / PB, threads);
+    workspace_release(j.work);
+    return 0;
+}

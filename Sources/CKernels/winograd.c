@@ -1,0 +1,388 @@
+#include "f2a_kernels.h"
+#include "microkernel.h"
+#include "workspace.h"
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 3x3 convolution (stride 1, zero padding 1) by Winograd F(4x4, 3x3).
+ *
+ * Why Winograd: the network is ~95 % 3x3 convolutions, and a direct kernel
+ * at best matches onnxruntime (whose kernels already run near the FMA
+ * peak). F(4x4, 3x3) computes each 4x4 output tile from a 6x6 input tile
+ * with 36 multiplies per (input, output) channel pair instead of 144, so
+ * the same FMA rate gives up to 4x the convolutions.
+ *
+ * Per output tile and channel: V = B^T d B (6x6 input transform), per
+ * position xi of the 36: M_xi = U_xi . V_xi summed over input channels
+ * (a GEMM [cout x cin] x [cin x tiles], U = G g G^T precomputed at weight
+ * load time), Y = A^T M A (4x4 inverse transform) + bias, ReLU.
+ *
+ * Layouts (all chosen for the GEMM's register block of 6 output channels x
+ * 16 tiles, two 8-lane vectors):
+ *   U[xi][cout/6][cin][6]       weights, packed once (f2a_conv3x3_pack)
+ *   V[xi][tiles/16][cin][16]    transformed input of one band of tiles
+ *   M[xi][cout6][tiles]         GEMM output, tiles contiguous
+ * The transforms work on 8 horizontally adjacent tiles at once, one per
+ * vector lane, gathered and scattered with an in-register 8x4 transpose.
+ * Lane order inside a vector is tiles (0,2,4,6,1,3,5,7) - whatever the
+ * transpose gives; the GEMM keeps lanes apart and the output transform
+ * undoes the same permutation, so no shuffle is spent on fixing it.
+ *
+ * The image is processed in bands (rectangles of tiles) so that V and M
+ * stay bounded: either each thread runs whole bands on its own (small
+ * layers: no synchronisation, workspace in that core's cache), or all
+ * threads share one band at a time in three parallel phases (layers whose
+ * U is too big to be re-read by every small band). */
+
+#define CG MK_ROWS /* output channels per GEMM register block */
+#define TG MK_COLS /* tiles per GEMM register block */
+#define NXI 36 /* 6x6 transform positions */
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+int f2a_kernels_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+size_t f2a_conv3x3_packed_count(int cout, int cin) {
+    return (size_t) NXI * (size_t) round_up(cout, CG) * (size_t) cin;
+}
+
+void f2a_conv3x3_pack(const float *weight, int cout, int cin, float *packed) {
+    /* G of F(4x4, 3x3) with interpolation points 0, +-1, +-2, infinity. */
+    static const double G[6][3] = {
+        { 1.0 / 4, 0, 0 },
+        { -1.0 / 6, -1.0 / 6, -1.0 / 6 },
+        { -1.0 / 6, 1.0 / 6, -1.0 / 6 },
+        { 1.0 / 24, 1.0 / 12, 1.0 / 6 },
+        { 1.0 / 24, -1.0 / 12, 1.0 / 6 },
+        { 0, 0, 1 },
+    };
+    int groups = round_up(cout, CG) / CG;
+    size_t xi_stride = (size_t) groups * cin * CG;
+    memset(packed, 0, f2a_conv3x3_packed_count(cout, cin) * sizeof(float));
+    /* In output order within each xi row (cg, ci, co % 6), so the 36 write
+     * streams advance together instead of scattering over the whole array. */
+    for (int cg = 0; cg < groups; cg++)
+        for (int ci = 0; ci < cin; ci++)
+            for (int r = 0; r < CG && cg * CG + r < cout; r++) {
+                const float *g = weight + ((size_t) (cg * CG + r) * cin + ci) * 9;
+                float *dst = packed + ((size_t) cg * cin + ci) * CG + r;
+                double gg[6][3]; /* G g */
+                for (int i = 0; i < 6; i++)
+                    for (int c = 0; c < 3; c++)
+                        gg[i][c] = G[i][0] * g[c] + G[i][1] * g[3 + c] + G[i][2] * g[6 + c];
+                for (int i = 0; i < 6; i++)
+                    for (int j = 0; j < 6; j++)
+                        dst[(size_t) (i * 6 + j) * xi_stride] =
+                            (float) (gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
+            }
+}
+
+struct plan {
+    const float **planes; /* input channel ci's H x W plane (concat resolved) */
+    int cin, cout, coutp, groups, height, width;
+    const float *U, *bias;
+    int relu;
+    float *out;
+    int threads;
+    /* Tiling: th rows of tiles, ngroups groups of 8 tiles per row; a band
+     * is R tile rows x Gc groups (the last ones may be cut short). */
+    int th, ngroups, R, Gc, bands_x, nbands;
+    int tbp;    /* tiles of a band, padded to TG */
+    size_t vstride, mstride; /* floats between the xi slices of V and of M */
+    int pitch;  /* floats per staged input row: 32 Gc + 8 */
+    int shared; /* 1: threads share each band (three phases); 0: band per thread */
+    /* Workspace: one (V, M) slot per thread (or one if shared), one stage per thread. */
+    float *slots, *stages;
+    size_t slot_floats, stage_floats;
+    int band; /* the band being processed in shared mode */
+};
+
+struct band {
+    int ty0, rows, g0, gcount;
+};
+
+static struct band band_of(const struct plan *p, int b) {
+    struct band r;
+    int by = b / p->bands_x, bx = b % p->bands_x;
+    r.ty0 = by * p->R;
+    r.rows = p->th - r.ty0 < p->R ? p->th - r.ty0 : p->R;
+    r.g0 = bx * p->Gc;
+    r.gcount = p->ngroups - r.g0 < p->Gc ? p->ngroups - r.g0 : p->Gc;
+    return r;
+}
+
+/* Copies the 6 input rows of tile row `ty` (one channel) into a zero-bordered
+ * stage, so that the transform never tests for image edges. Stage column 0
+ * is image column 32 g0 - 1. */
+static void stage_rows(const struct plan *p, const float *plane, int ty, int g0, float *stage) {
+    int x0 = 32 * g0 - 1, pitch = p->pitch;
+    int lo = x0 < 0 ? -x0 : 0;
+    int hi = p->width - x0 < pitch ? p->width - x0 : pitch;
+    for (int k = 0; k < 6; k++) {
+        float *d = stage + (size_t) k * pitch;
+        int y = 4 * ty - 1 + k;
+        if (y < 0 || y >= p->height || hi <= lo) { memset(d, 0, pitch * sizeof(float)); continue; }
+        const float *row = plane + (size_t) y * p->width + x0;
+        memset(d, 0, lo * sizeof(float));
+        memcpy(d + lo, row + lo, (size_t) (hi - lo) * sizeof(float));
+        memset(d + hi, 0, (size_t) (pitch - hi) * sizeof(float));
+    }
+}
+
+/* 1-D B^T of F(4x4, 3x3): o = B^T d for 6 vectors. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void bt6(const __m256 d[6], __m256 o[6]) {
+    const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), five = _mm256_set1_ps(5);
+    o[0] = _mm256_fmadd_ps(four, d[0], _mm256_fnmadd_ps(five, d[2], d[4]));
+    o[1] = _mm256_fnmadd_ps(four, _mm256_add_ps(d[1], d[2]), _mm256_add_ps(d[3], d[4]));
+    o[2] = _mm256_fmadd_ps(four, _mm256_sub_ps(d[1], d[2]), _mm256_sub_ps(d[4], d[3]));
+    o[3] = _mm256_fmadd_ps(two, _mm256_sub_ps(d[3], d[1]), _mm256_sub_ps(d[4], d[2]));
+    o[4] = _mm256_fmadd_ps(two, _mm256_sub_ps(d[1], d[3]), _mm256_sub_ps(d[4], d[2]));
+    o[5] = _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5]));
+}
+
+/* 1-D A^T of F(4x4, 3x3): 6 vectors to 4. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void at6(const __m256 m[6], __m256 o[4]) {
+    __m256 a = _mm256_add_ps(m[1], m[2]), b = _mm256_sub_ps(m[1], m[2]);
+    __m256 c = _mm256_add_ps(m[3], m[4]), d = _mm256_sub_ps(m[3], m[4]);
+    o[0] = _mm256_add_ps(_mm256_add_ps(m[0], a), c);
+    o[1] = _mm256_fmadd_ps(_mm256_set1_ps(2), d, b);
+    o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4), c, a);
+    o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8), d, b), m[5]);
+}
+
+/* 32 floats r[0..31] = 8 tiles x 4 columns -> c[m] lane l = r[4 t(l) + m],
+ * with t(l) = (0,2,4,6,1,3,5,7)[l]. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void gather8x4(const float *r, __m256 c[4]) {
+    __m256 a0 = _mm256_loadu_ps(r), a1 = _mm256_loadu_ps(r + 8);
+    __m256 a2 = _mm256_loadu_ps(r + 16), a3 = _mm256_loadu_ps(r + 24);
+    __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+    __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+    c[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+    c[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+    c[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+    c[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
+/* Inverse of gather8x4: 4 column vectors back to 32 consecutive floats. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void scatter8x4(const __m256 c[4], __m256 a[4]) {
+    __m256 t0 = _mm256_unpacklo_ps(c[0], c[1]), t1 = _mm256_unpacklo_ps(c[2], c[3]);
+    __m256 t2 = _mm256_unpackhi_ps(c[0], c[1]), t3 = _mm256_unpackhi_ps(c[2], c[3]);
+    a[0] = _mm256_shuffle_ps(t0, t1, 0x44);
+    a[1] = _mm256_shuffle_ps(t0, t1, 0xEE);
+    a[2] = _mm256_shuffle_ps(t2, t3, 0x44);
+    a[3] = _mm256_shuffle_ps(t2, t3, 0xEE);
+}
+
+/* Input transform of one tile row of one channel (all groups of the band). */
+__attribute__((target("avx2,fma")))
+static void input_row(const struct plan *p, const struct band *bd, float *V, float *stage, int ci, int row) {
+    stage_rows(p, p->planes[ci], bd->ty0 + row, bd->g0, stage);
+    const size_t xi_stride = p->vstride;
+    for (int g = 0; g < bd->gcount; g++) {
+        int t = (row * p->Gc + g) * 8; /* first tile of these 8 in the band */
+        float *v = V + ((size_t) (t / TG) * p->cin + ci) * TG + t % TG;
+        __m256 h[6][6];
+        for (int k = 0; k < 6; k++) {
+            const float *r = stage + (size_t) k * p->pitch + 32 * g;
+            __m256 d[8];
+            gather8x4(r, d);
+            gather8x4(r + 4, d + 4); /* columns 4, 5 (6, 7 unused) */
+            bt6(d, h[k]);
+        }
+        for (int j = 0; j < 6; j++) {
+            __m256 col[6] = { h[0][j], h[1][j], h[2][j], h[3][j], h[4][j], h[5][j] }, o[6];
+            bt6(col, o);
+            for (int i = 0; i < 6; i++) _mm256_storeu_ps(v + (size_t) (i * 6 + j) * xi_stride, o[i]);
+        }
+    }
+}
+
+/* GEMM of position xi, output channel block cg, over the band's tiles. */
+static void gemm_block(const struct plan *p, const float *V, float *M, int xi, int cg, int tiles) {
+    const float *u = p->U + ((size_t) xi * p->groups + cg) * p->cin * CG;
+    const float *v = V + (size_t) xi * p->vstride;
+    float *m = M + (size_t) xi * p->mstride + (size_t) cg * CG * p->tbp;
+    for (int t = 0; t < tiles; t += TG) gemm_6x16(p->cin, u, v + (size_t) t * p->cin, m + t, p->tbp);
+}
+
+/* Output transform of one tile row of one output channel, + bias, ReLU. */
+__attribute__((target("avx2,fma")))
+static void output_row(const struct plan *p, const struct band *bd, const float *M, int co, int row) {
+    const size_t xi_stride = p->mstride;
+    const __m256 bias = _mm256_set1_ps(p->bias[co]), zero = _mm256_setzero_ps();
+    int ty = bd->ty0 + row;
+    for (int g = 0; g < bd->gcount; g++) {
+        int t = (row * p->Gc + g) * 8;
+        const float *m = M + (size_t) co * p->tbp + t;
+        __m256 s[6][4], y[4][4];
+        for (int i = 0; i < 6; i++) {
+            __m256 r[6];
+            for (int j = 0; j < 6; j++) r[j] = _mm256_loadu_ps(m + (size_t) (i * 6 + j) * xi_stride);
+            at6(r, s[i]);
+        }
+        for (int c = 0; c < 4; c++) {
+            __m256 col[6] = { s[0][c], s[1][c], s[2][c], s[3][c], s[4][c], s[5][c] }, o[4];
+            at6(col, o);
+            for (int r = 0; r < 4; r++) {
+                o[r] = _mm256_add_ps(o[r], bias);
+                y[r][c] = p->relu ? _mm256_max_ps(o[r], zero) : o[r];
+            }
+        }
+        int x = 32 * (bd->g0 + g);
+        int n = p->width - x < 32 ? p->width - x : 32;
+        for (int r = 0; r < 4 && 4 * ty + r < p->height; r++) {
+            __m256 a[4];
+            scatter8x4(y[r], a);
+            float *dst = p->out + ((size_t) co * p->height + 4 * ty + r) * p->width + x;
+            if (n == 32) {
+                _mm256_storeu_ps(dst, a[0]); _mm256_storeu_ps(dst + 8, a[1]);
+                _mm256_storeu_ps(dst + 16, a[2]); _mm256_storeu_ps(dst + 24, a[3]);
+            } else {
+                float tmp[32];
+                for (int q = 0; q < 4; q++) _mm256_storeu_ps(tmp + 8 * q, a[q]);
+                memcpy(dst, tmp, (size_t) n * sizeof(float));
+            }
+        }
+    }
+}
+
+static int band_tiles(const struct plan *p, const struct band *bd) {
+    return round_up(((bd->rows - 1) * p->Gc + bd->gcount) * 8, TG);
+}
+
+/* A whole band on one thread: the private-band mode. */
+static void run_band(void *ctx, int b, int thread) {
+    const struct plan *p = ctx;
+    struct band bd = band_of(p, b);
+    float *V = p->slots + (size_t) thread * p->slot_floats;
+    float *M = V + (size_t) NXI * p->vstride;
+    float *stage = p->stages + (size_t) thread * p->stage_floats;
+    for (int ci = 0; ci < p->cin; ci++)
+        for (int r = 0; r < bd.rows; r++) input_row(p, &bd, V, stage, ci, r);
+    int tiles = band_tiles(p, &bd);
+    for (int xi = 0; xi < NXI; xi++)
+        for (int cg = 0; cg < p->groups; cg++) gemm_block(p, V, M, xi, cg, tiles);
+    for (int co = 0; co < p->cout; co++)
+        for (int r = 0; r < bd.rows; r++) output_row(p, &bd, M, co, r);
+}
+
+/* The three phases of a shared band, one work item each. */
+static void phase_input(void *ctx, int item, int thread) {
+    const struct plan *p = ctx;
+    struct band bd = band_of(p, p->band);
+    input_row(p, &bd, p->slots, p->stages + (size_t) thread * p->stage_floats, item / bd.rows, item % bd.rows);
+}
+
+static void phase_gemm(void *ctx, int item, int thread) {
+    (void) thread;
+    const struct plan *p = ctx;
+    struct band bd = band_of(p, p->band);
+    gemm_block(p, p->slots, p->slots + (size_t) NXI * p->vstride, item / p->groups, item % p->groups,
+               band_tiles(p, &bd));
+}
+
+static void phase_output(void *ctx, int item, int thread) {
+    (void) thread;
+    const struct plan *p = ctx;
+    struct band bd = band_of(p, p->band);
+    output_row(p, &bd, p->slots + (size_t) NXI * p->vstride, item / bd.rows, item % bd.rows);
+}
+
+int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
+                int height, int width, const float *packed, const float *bias,
+                int cout, int relu, float *out, int threads) {
+    struct plan p = { 0 };
+    for (int s = 0; s < nsrc; s++) p.cin += src_channels[s];
+    if (height <= 0 || width <= 0 || cout <= 0) return 0;
+    if (threads < 1) threads = 1;
+    if (threads > 16) threads = 16;
+    p.planes = malloc((size_t) (p.cin > 0 ? p.cin : 1) * sizeof *p.planes);
+    if (!p.planes) return -1;
+    for (int s = 0, c = 0; s < nsrc; s++)
+        for (int k = 0; k < src_channels[s]; k++) p.planes[c++] = srcs[s] + (size_t) k * height * width;
+    p.cout = cout;
+    p.coutp = round_up(cout, CG);
+    p.groups = p.coutp / CG;
+    p.height = height;
+    p.width = width;
+    p.U = packed;
+    p.bias = bias;
+    p.relu = relu;
+    p.out = out;
+    p.threads = threads;
+    p.th = (height + 3) / 4;
+    p.ngroups = ((width + 3) / 4 + 7) / 8;
+
+    /* Band size. Every band re-reads all of U (36 cin cout floats) for
+     * 72 cin cout flops per tile, so a band needs >= 64 tiles (32 flop per
+     * byte of U); beyond that, about 1 MB of V + M per band keeps a band in
+     * one core's L2 + L3 share. Private bands (one per thread at a time, no
+     * synchronisation) while U is small enough to stay in L3 for both
+     * threads; for a bigger U the threads share each band of >= 256 tiles,
+     * so U is read once per 256 tiles. At least 4 bands per thread so that
+     * both cores finish together. */
+    size_t per_tile = (size_t) NXI * (size_t) (p.cin + p.coutp); /* floats of V + M per tile */
+    size_t u_bytes = (size_t) NXI * p.cin * p.coutp * sizeof(float);
+    int total = p.th * p.ngroups * 8, target;
+    p.shared = threads > 1 && u_bytes > ((size_t) 2 << 20);
+    if (!p.shared) {
+        target = (int) (((size_t) 1 << 18) / per_tile);
+        if (target < 64) target = 64;
+        int fair = total / (4 * threads);
+        if (threads > 1 && target > fair) target = fair;
+        if (target < 16) target = 16;
+    } else {
+        target = 256;
+    }
+    int row_tiles = p.ngroups * 8;
+    if (target >= row_tiles) {
+        p.Gc = p.ngroups;
+        p.R = target / row_tiles;
+        if (p.R > p.th) p.R = p.th;
+    } else {
+        p.R = 1;
+        p.Gc = target / 8;
+    }
+    p.bands_x = (p.ngroups + p.Gc - 1) / p.Gc;
+    p.nbands = p.bands_x * ((p.th + p.R - 1) / p.R);
+    p.tbp = round_up(p.R * p.Gc * 8, TG);
+    p.pitch = 32 * p.Gc + 8;
+    /* One cache line more than the slice size: slices that are a multiple
+     * of 4 KB apart would put all 36 streams of a transform into the same
+     * L1 set (8 ways) and thrash it. */
+    p.vstride = (size_t) p.tbp * p.cin + 16;
+    p.mstride = (size_t) p.tbp * p.coutp + 16;
+    p.slot_floats = NXI * (p.vstride + p.mstride);
+    p.stage_floats = (size_t) 6 * p.pitch;
+    int nslots = p.shared ? 1 : threads;
+    /* Uninitialised: slots of tiles past the image edge hold leftovers, and
+     * the GEMM columns they feed are never read back. */
+    p.slots = workspace_acquire(p.slot_floats * nslots + p.stage_floats * threads);
+    if (!p.slots) { free(p.planes); return -1; }
+    p.stages = p.slots + p.slot_floats * nslots;
+
+    if (!p.shared) {
+        f2a_parallel(run_band, &p, p.nbands, threads);
+    } else {
+        for (int b = 0; b < p.nbands; b++) {
+            p.band = b;
+            struct band bd = band_of(&p, b);
+            f2a_parallel(phase_input, &p, p.cin * bd.rows, threads);
+            f2a_parallel(phase_gemm, &p, NXI * p.groups, threads);
+            f2a_parallel(phase_output, &p, p.cout * bd.rows, threads);
+        }
+    }
+    workspace_release(p.slots);
+    free(p.planes);
+    return 0;
+}
