@@ -125,3 +125,4 @@ SHELL := /bin/bash
 
 -include bench/bench.mk
 -include Tests/batch/batch.mk
+-include Tests/hardening/hardening.mk
