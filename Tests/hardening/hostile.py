@@ -210,7 +210,7 @@ def make_inputs():
 
 # --- the checks --------------------------------------------------------------------------------
 
-def run_one(tool, label, name, env):
+def run_one(tool, label, name, env, model=MODEL):
     global peak_rss_kb
     src = os.path.join(WORK, name)
     stem = name.rsplit(".", 1)[0]
@@ -220,9 +220,9 @@ def run_one(tool, label, name, env):
     if os.path.exists(out):
         os.remove(out)
     if tool == "f2a":
-        args = [F2A, "apply", src, out, "--model", MODEL]
+        args = [F2A, "apply", src, out, "--model", model]
     else:
-        args = ["vips", "flash2ambient", src, out]
+        args = ["vips", "flash2ambient", src, out] + ([] if model == MODEL else ["--model", model])
     rc, err, secs, rss = capped_rss(args, env)
     peak_rss_kb = max(peak_rss_kb, rss)
     what = f"{tool:4} {label}"
@@ -274,6 +274,14 @@ def main():
     for label, name in inputs.items():
         for tool in ("f2a", "vips"):
             run_one(tool, label, name, env)
+    # Hostile weights files (the fuzzers cover their contents): a sparse 5 GiB file, a directory.
+    sparse = os.path.join(WORK, "sparse-5g.f2aw")
+    with open(sparse, "wb") as f:
+        f.truncate(5 << 30)
+    for label, model in (("sparse 5 GiB weights file", sparse), ("a directory as weights file", WORK)):
+        for tool in ("f2a", "vips"):
+            run_one(tool, label, "1x1.png", env, model=model)
+    os.remove(sparse)
     # The bomb again under caps where decoding fits but the rest may not: refusal or success,
     # never an allocation failure that aborts.
     for cap in (1024, 1536, 2048):
