@@ -93,19 +93,29 @@ clean:
 	rm -rf $(BUILD) .build
 
 # Fuzzing (libFuzzer + AddressSanitizer). SwiftPM links executables with its
-# own main, so the target runs libFuzzer through LLVMFuzzerRunDriver from the
-# no-main runtime. FUZZ_SECONDS per target; CI runs test-fuzz (60 s).
+# own main, so the targets run libFuzzer through LLVMFuzzerRunDriver from the
+# no-main runtime. Two targets: the weights reader (f2a-fuzz-weights) and the
+# C ABI entry points (f2a-fuzz-capi, Tests/fuzz/FuzzCAPI). FUZZ_SECONDS per
+# target; CI runs test-fuzz (60 s each). Corpora grow in build/fuzz/<target>,
+# seeded from Tests/fuzz/corpus/<target>; the final stats go to build/fuzz/<target>.log.
+# SWIFT_BACKTRACE=enable=no: Swift's crash backtracer and ASan fight over a trap
+# (it hangs); libFuzzer prints the stack instead.
 FUZZ_SECONDS ?= 60
 FUZZER_LIB = $(shell find $$(dirname $$(readlink -f $$(command -v swiftc)))/../lib/clang -name 'libclang_rt.fuzzer_no_main-x86_64.a' | head -1)
 FUZZ_BUILD = $(SWIFT) build -c debug --scratch-path .build-fuzz \
   -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
   -Xswiftc -DFUZZING -Xlinker $(FUZZER_LIB) -Xlinker -lstdc++
+# fuzz_run NAME FLAGS ENV: run .build-fuzz/debug/f2a-fuzz-NAME on its corpus for FUZZ_SECONDS
+fuzz_run = mkdir -p $(BUILD)/fuzz/$(1) && cp -n Tests/fuzz/corpus/$(1)/* $(BUILD)/fuzz/$(1)/ && \
+  SWIFT_BACKTRACE=enable=no $(3) .build-fuzz/debug/f2a-fuzz-$(1) $(BUILD)/fuzz/$(1) -max_total_time=$(FUZZ_SECONDS) \
+  -rss_limit_mb=2048 -print_final_stats=1 $(2) >$(BUILD)/fuzz/$(1).log 2>&1; \
+  status=$$?; grep -vE '^("|\#\#\#\#\#\#|\#[0-9]+)' $(BUILD)/fuzz/$(1).log | tail -12; exit $$status
 
 fuzz: | deps
 	$(FUZZ_BUILD) --product f2a-fuzz-weights
-	mkdir -p $(BUILD)/fuzz/weights && cp -n Tests/fuzz/corpus/weights/* $(BUILD)/fuzz/weights/
-	set -o pipefail; .build-fuzz/debug/f2a-fuzz-weights $(BUILD)/fuzz/weights -max_total_time=$(FUZZ_SECONDS) \
-	  -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 2>&1 | tail -12
+	$(FUZZ_BUILD) --product f2a-fuzz-capi
+	$(call fuzz_run,weights,-max_len=16384)
+	$(call fuzz_run,capi,-max_len=1024 -timeout=20,F2A_FUZZ_MODELS=Tests/fuzz/models)
 
 test-fuzz: fuzz
 
@@ -115,3 +125,4 @@ SHELL := /bin/bash
 
 -include bench/bench.mk
 -include Tests/batch/batch.mk
+-include Tests/hardening/hardening.mk

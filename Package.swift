@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "f2a-train", targets: ["F2ATrainCLI"]),
         .executable(name: "f2a-bench", targets: ["F2ABench"]),
         .executable(name: "f2a-fuzz-weights", targets: ["F2AFuzzWeights"]),
+        .executable(name: "f2a-fuzz-capi", targets: ["F2AFuzzCAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,7 +37,9 @@ let package = Package(
         .target(name: "F2AImage", dependencies: ["CVipsIO"]),
         .target(name: "Flash2Ambient", dependencies: ["CFlash2Ambient", "F2AModel"],
                 exclude: ["exports.map"],
-                linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Flash2Ambient/exports.map"])]),
+                linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Flash2Ambient/exports.map"],
+                                              // release only: in the debug fuzz build it would hide ASan's malloc
+                                              .when(configuration: .release))]),
         .target(name: "F2ASynth", dependencies: ["F2ACore", "F2AImage"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "F2ATrain", dependencies: ["F2ACore", "F2AModel", "F2AImage", "F2ASynth"],
@@ -51,6 +54,7 @@ let package = Package(
         ]),
         .executableTarget(name: "F2ABench", dependencies: ["F2AModel"], path: "bench/F2ABench"),
         .executableTarget(name: "F2AFuzzWeights", dependencies: ["F2AModel"], path: "Tests/fuzz/FuzzWeights"),
+        .executableTarget(name: "F2AFuzzCAPI", dependencies: ["Flash2Ambient", "CFlash2Ambient"], path: "Tests/fuzz/FuzzCAPI"),
         .testTarget(name: "F2ACoreTests", dependencies: ["F2ACore"]),
         .testTarget(name: "F2AModelTests", dependencies: ["F2AModel"]),
         .testTarget(name: "F2AImageTests", dependencies: ["F2AImage"], exclude: ["make_golden.py"]),

@@ -91,8 +91,11 @@ done:
     return result;
 }
 
+/* fail_on=truncated: by default loaders only warn about a truncated or
+ * damaged file and return grey for the missing part; fail instead, like the
+ * vips operation (plugin/flash2ambient.c) does. */
 f2aio_image *f2aio_load(const char *path) {
-    VipsImage *loaded = vips_image_new_from_file(path, NULL);
+    VipsImage *loaded = vips_image_new_from_file(path, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
     if (!loaded) return NULL;
     f2aio_image *image = from_vips(loaded);
     g_object_unref(loaded);
@@ -100,7 +103,7 @@ f2aio_image *f2aio_load(const char *path) {
 }
 
 f2aio_image *f2aio_load_buffer(const void *data, size_t length) {
-    VipsImage *loaded = vips_image_new_from_buffer(data, length, "", NULL);
+    VipsImage *loaded = vips_image_new_from_buffer(data, length, "", "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
     if (!loaded) return NULL;
     f2aio_image *image = from_vips(loaded);
     g_object_unref(loaded);

@@ -30,6 +30,7 @@ struct Apply: ParsableCommand {
         let generator = try model.load()
         let image = try DecodedImage(path: input)
         let loaded = clock.now
+        try generator.checkMemory(width: image.width, height: image.height, options: apply.options)
         // In place, into the decoded pixels: a second full-size float buffer
         // would cost 12 bytes per pixel (144 MB at 12 MP) for nothing.
         let pixels = image.pixels

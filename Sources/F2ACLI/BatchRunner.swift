@@ -169,6 +169,7 @@ final class BatchRunner: @unchecked Sendable {
         do {
             let decoded = try DecodedImage(path: item.input)
             image = decoded
+            try generator.checkMemory(width: decoded.width, height: decoded.height, options: settings.options)
             let pixels = decoded.pixels
             let view = RGBImageView(base: UnsafePointer(pixels.baseAddress!), width: decoded.width,
                                     height: decoded.height, rowStride: 3 * decoded.width)

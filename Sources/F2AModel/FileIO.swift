@@ -2,6 +2,11 @@
 import Glibc
 #endif
 
+/// Largest weights file read (a width-1.0 float32 model is 117 MB): a larger
+/// (or sparse) file is refused before its size is allocated, since a failed
+/// allocation would abort the host process.
+let maxWeightsFileBytes = 1 << 30
+
 /// Whole-file read without Foundation (the C library links the Swift runtime
 /// statically and keeps Foundation out of it).
 func readFileBytes(path: String) throws(WeightsError) -> [UInt8] {
@@ -12,6 +17,9 @@ func readFileBytes(path: String) throws(WeightsError) -> [UInt8] {
     guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: errnoMessage()) }
     guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
     let size = Int(st.st_size)
+    guard size <= maxWeightsFileBytes else {
+        throw .malformed("the file is \(size) bytes, over the limit of \(maxWeightsFileBytes >> 20) MB for a weights file")
+    }
     var bytes = [UInt8](repeating: 0, count: size)
     var done = 0
     while done < size {

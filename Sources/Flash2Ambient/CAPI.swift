@@ -191,10 +191,11 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
     let needed = box(model!).generator.estimatedPeakBytes(width: Int(width), height: Int(height),
                                                            options: applyOptions(p))
         + (bytesPerPixel == 3 ? Int(width) * Int(height) * 12 : 0)
-    guard needed <= memoryLimitBytes else {
+    let limit = min(memoryLimitBytes, MemoryBudget.addressSpaceHeadroom() ?? .max)   // and what ulimit -v leaves
+    guard needed <= limit else {
         return fail(F2A_ERR_OUT_OF_MEMORY,
                     "\(function): a \(width)x\(height) image needs about \(needed >> 20) MB, "
-                    + "over the limit of \(memoryLimitBytes >> 20) MB (set F2A_MAX_MEMORY_MB to change it)")
+                    + "over the limit of \(limit >> 20) MB (set F2A_MAX_MEMORY_MB to change it)")
     }
     return nil
 }
