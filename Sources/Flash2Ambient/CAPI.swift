@@ -191,11 +191,18 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
     let needed = box(model!).generator.estimatedPeakBytes(width: Int(width), height: Int(height),
                                                            options: applyOptions(p))
         + (bytesPerPixel == 3 ? Int(width) * Int(height) * 12 : 0)
-    let limit = min(memoryLimitBytes, MemoryBudget.addressSpaceHeadroom() ?? .max)   // and what ulimit -v leaves
+    return checkMemory(function, needed: needed, what: "a \(width)x\(height) image")
+}
+
+/// Swift allocations cannot fail gracefully, so requests that would not fit
+/// in `MemoryBudget.available()` ($F2A_MAX_MEMORY_MB or half the RAM, and
+/// what `ulimit -v` leaves) are refused up front. nil when `needed` fits.
+func checkMemory(_ function: String, needed: Int, what: String) -> f2a_status? {
+    let limit = MemoryBudget.available()
     guard needed <= limit else {
         return fail(F2A_ERR_OUT_OF_MEMORY,
-                    "\(function): a \(width)x\(height) image needs about \(needed >> 20) MB, "
-                    + "over the limit of \(limit >> 20) MB (set F2A_MAX_MEMORY_MB to change it)")
+                    "\(function): \(what) needs about \(needed >> 20) MB, over the limit of \(limit >> 20) MB "
+                    + "(F2A_MAX_MEMORY_MB, default half the RAM, and ulimit -v)")
     }
     return nil
 }
@@ -209,15 +216,6 @@ func applyOptions(_ p: f2a_params) -> ApplyOptions {
     }
     return ApplyOptions(mode: mode, strength: p.strength, workingSize: Int(p.working_size), tileSize: Int(p.tile_size))
 }
-
-/// Memory one call may use: $F2A_MAX_MEMORY_MB if set, else half of the
-/// physical memory. Swift allocations cannot fail gracefully, so requests
-/// that would not fit are refused up front instead.
-let memoryLimitBytes: Int = {
-    if let env = getenv("F2A_MAX_MEMORY_MB"), let mb = Int(String(cString: env)), mb > 0 { return mb << 20 }
-    let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
-    return pages > 0 && size > 0 ? pages * size / 2 : 4 << 30
-}()
 
 /// Runs the generator on a float view and maps its outcome to a status.
 func run(_ model: OpaquePointer, _ view: RGBImageView, _ out: UnsafeMutablePointer<Float>, outStride: Int,

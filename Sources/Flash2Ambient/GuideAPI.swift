@@ -48,11 +48,7 @@ public func f2a_guide_begin(_ model: OpaquePointer?, _ width: Int32, _ height: I
     // The network at working size, the 21 moment and 12 coefficient planes,
     // and the per-column sampling table of the full width.
     let needed = owner.generator.estimatedPeakBytes(width: w, height: h) + 4 * 36 * w * h + 24 * Int(width)
-    guard needed <= memoryLimitBytes else {
-        return fail(F2A_ERR_OUT_OF_MEMORY,
-                    "\(function): working size \(w)x\(h) needs about \(needed >> 20) MB, over the limit of "
-                    + "\(memoryLimitBytes >> 20) MB (set F2A_MAX_MEMORY_MB to change it)")
-    }
+    if let status = checkMemory(function, needed: needed, what: "working size \(w)x\(h)") { return status }
     var options = applyOptions(p)
     options.mode = .guided
     let plan = GuidedPlan(generator: owner.generator, width: Int(width), height: Int(height), options: options)

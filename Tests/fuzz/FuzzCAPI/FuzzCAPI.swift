@@ -144,6 +144,9 @@ func exercise(_ data: [UInt8]) {
     let s = c.byte()
     params.strength = s < 240 ? Float(s) / 239
         : [Float.nan, .infinity, -.infinity, -0.0, 1.0000001, -1e-30, 2, .leastNonzeroMagnitude][Int(s % 8)]
+    // struct_size: too small is refused unread; larger (a newer caller) reads the known prefix.
+    let size = MemoryLayout<f2a_params>.size
+    if flags2 & 32 != 0 { params.struct_size = [0, 8, size - 1, size + 64][Int(flags2 >> 6)] }
     let progressState = UnsafeMutablePointer<ProgressState>.allocate(capacity: 1)
     progressState.initialize(to: ProgressState(cancelAt: Int32(c.byte() % 8)))
     defer { progressState.deallocate() }
@@ -159,7 +162,7 @@ func exercise(_ data: [UInt8]) {
         && !inStride.multipliedReportingOverflow(by: Int(max(height, 1))).overflow
         && !outStride.multipliedReportingOverflow(by: Int(max(height, 1))).overflow
     let aligned = useU8 || (misalign == 0 && inStride % 4 == 0 && outStride % 4 == 0)
-    let paramsValid = nullParams || (modeValid && (16...8192).contains(params.working_size)
+    let paramsValid = nullParams || (params.struct_size >= size && modeValid && (16...8192).contains(params.working_size)
         && (256...4096).contains(params.tile_size) && params.strength >= 0 && params.strength <= 1)
     let valid = !nullModel && !nullIn && !nullOut && validSize && stridesOK && aligned && paramsValid
 
