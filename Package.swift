@@ -60,5 +60,6 @@ let package = Package(
         .testTarget(name: "F2AImageTests", dependencies: ["F2AImage"], exclude: ["make_golden.py"]),
         .testTarget(name: "F2ATrainTests", dependencies: ["F2ATrain", "F2AModel"]),
         .testTarget(name: "F2ASynthTests", dependencies: ["F2ASynth"]),
+        .testTarget(name: "ShippedModelTests", dependencies: ["F2AModel", "F2AImage"]),
     ]
 )

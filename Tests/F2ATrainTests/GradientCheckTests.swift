@@ -125,7 +125,9 @@ struct GradientCheckTests {
                                      ConvGeometry(3, 5, kernel: k, stride: s, padding: p), workspace: Workspace())
             let ref = core(x)
             #expect(ours.shape == ref.shape)
-            #expect(zip(ours.data, ref.data).map { abs($0 - $1) }.max()! < 1e-5)
+            // 3x3 stride-1 convs take the Winograd F(4x4,3x3) path in F2ACore, whose transforms
+            // round differently from direct summation: ~1e-5 on outputs of magnitude ~3 here.
+            #expect(zip(ours.data, ref.data).map { abs($0 - $1) }.max()! < 1e-4)
         }
     }
 
