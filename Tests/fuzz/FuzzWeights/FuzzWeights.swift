@@ -32,40 +32,12 @@ func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CC
     }
 }
 #else
-#if canImport(Glibc)
-import Glibc
-#endif
+import F2AFuzzReplay
 
 @main
 struct Replay {
     static func main() {
-        var files: [String] = []
-        for arg in CommandLine.arguments.dropFirst() {
-            if let dir = opendir(arg) {
-                while let entry = readdir(dir) {
-                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                    if !name.hasPrefix(".") { files.append(arg + "/" + name) }
-                }
-                closedir(dir)
-            } else {
-                files.append(arg)
-            }
-        }
-        var count = 0
-        for path in files.sorted() {
-            guard let f = fopen(path, "rb") else { print("cannot open \(path)"); exit(1) }
-            var bytes: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = fread(&buffer, 1, buffer.count, f)
-                if n <= 0 { break }
-                bytes += buffer[0..<n]
-            }
-            fclose(f)
-            exercise(bytes)
-            count += 1
-        }
-        print("replayed \(count) inputs through the weights reader without a crash")
+        replayCorpus(Array(CommandLine.arguments.dropFirst()), through: "the weights reader without a crash", exercise)
     }
 }
 #endif
