@@ -90,7 +90,7 @@ class OursEngine:
     F2A_MODE_FULL = 1
 
     class Params(ctypes.Structure):
-        _fields_ = [("strength", ctypes.c_float), ("progress", ctypes.c_void_p),
+        _fields_ = [("struct_size", ctypes.c_size_t), ("strength", ctypes.c_float), ("progress", ctypes.c_void_p),
                     ("progress_user_data", ctypes.c_void_p), ("mode", ctypes.c_int),
                     ("working_size", ctypes.c_int32), ("tile_size", ctypes.c_int32)]
 
