@@ -22,6 +22,7 @@
 // models, levels 1/2/3/5, transpose/unpool, sigmoid/tanh, rgb/ratio-log, f32/f16).
 import CFlash2Ambient
 import Flash2Ambient
+import F2AFuzzReplay
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -280,23 +281,12 @@ func exercise(_ data: [UInt8]) {
 }
 
 #if FUZZING
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
-
 @_cdecl("F2AFuzzCAPI_main")
 func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var count = argc
-    var vector = argv
     _ = models
-    return LLVMFuzzerRunDriver(&count, &vector) { data, size in
-        exercise(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
-        return 0
-    }
+    return runLibFuzzer(argc, argv, exercise)
 }
 #else
-import F2AFuzzReplay
 @main
 struct Replay {
     static func main() {

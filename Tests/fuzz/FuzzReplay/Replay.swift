@@ -1,4 +1,4 @@
-// The non-libFuzzer build of every fuzz target: runs the corpus (files, or
+// The replay build of every fuzz target (without -DFUZZING): runs the corpus (files, or
 // every file of the directories, given as arguments) through `exercise`,
 // so CI replays the committed seeds without the fuzzing toolchain.
 #if canImport(Glibc)

@@ -7,6 +7,7 @@
 //        given on the command line (or in a directory) through the reader, for CI;
 //   make fuzz  (-sanitize=fuzzer,address -DFUZZING)        → a libFuzzer binary.
 import F2AModel
+import F2AFuzzReplay
 
 @inline(never)
 func exercise(_ bytes: [UInt8]) {
@@ -15,25 +16,11 @@ func exercise(_ bytes: [UInt8]) {
 }
 
 #if FUZZING
-// SwiftPM links executables with main defined as <Target>_main, so libFuzzer's
-// own main is not used; hand control to its driver from there instead.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
-
 @_cdecl("F2AFuzzWeights_main")
 func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var count = argc
-    var vector = argv
-    return LLVMFuzzerRunDriver(&count, &vector) { data, size in
-        exercise(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
-        return 0
-    }
+    return runLibFuzzer(argc, argv, exercise)
 }
 #else
-import F2AFuzzReplay
-
 @main
 struct Replay {
     static func main() {
