@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import F2ASynth
 
 // FAID's ambient photographs were exposed independently of the flash shot:
 // their brightness relative to the flash image varies by ±2 stops between
@@ -20,8 +18,8 @@ extension ImagePair {
         func luminance(_ img: [Float]) -> Double {
             var sum = 0.0
             for i in stride(from: 0, to: img.count, by: 3) {
-                sum += 0.2126 * Double(srgbToLinear(img[i])) + 0.7152 * Double(srgbToLinear(img[i + 1]))
-                    + 0.0722 * Double(srgbToLinear(img[i + 2]))
+                sum += 0.2126 * Double(ColourSpace.decode(img[i])) + 0.7152 * Double(ColourSpace.decode(img[i + 1]))
+                    + 0.0722 * Double(ColourSpace.decode(img[i + 2]))
             }
             return sum / Double(max(1, img.count / 3))
         }
@@ -29,15 +27,7 @@ extension ImagePair {
         guard la > 0, lf > 0 else { return self }
         let gain = Float(min(max(lf / la, 1.0 / 16), 16))
         var out = self
-        out.ambient = ambient.map { linearToSRGB(min(srgbToLinear($0) * gain, 1)) }
+        out.ambient = ambient.map { ColourSpace.encode(ColourSpace.decode($0) * gain) }
         return out
     }
-}
-
-@inline(__always) func srgbToLinear(_ v: Float) -> Float {
-    v <= 0.04045 ? v / 12.92 : powf((v + 0.055) / 1.055, 2.4)
-}
-
-@inline(__always) func linearToSRGB(_ v: Float) -> Float {
-    v <= 0.0031308 ? v * 12.92 : 1.055 * powf(v, 1 / 2.4) - 0.055
 }
