@@ -290,32 +290,22 @@ struct Occluders {
 
     /// Nearest hit (world normal, not yet facing the ray) among these primitives.
     @inline(__always) func trace(origin: Vec3, direction: Vec3) -> Hit? {
-        var best = Float.infinity
-        var index = -1
-        for i in 0..<prims.count {
-            let r2 = radii2[i]
-            if r2.isFinite {
-                let oc = centres[i] - origin
-                let tc = oc.dot(direction)
-                if oc.lengthSquared - tc * tc > r2 { continue }
-                if tc - sqrtf(r2) > best { continue }
-            }
-            if let t = prims[i].distance(origin: origin, direction: direction, tMin: 1e-4, tMax: best) {
-                best = t; index = i
-            }
-        }
-        guard index >= 0, let h = prims[index].intersect(origin: origin, direction: direction, tMin: 1e-4,
-                                                         tMax: best * 1.0001 + 1e-6) else { return nil }
-        return Hit(t: h.t, normal: prims[index].toWorld(h.n), su: h.su, sv: h.sv, primitive: index,
-                   surfaceKey: Int32(index * 8 + prims[index].face(localNormal: h.n)))
+        nearestHit(origin: origin, direction: direction, among: 0..<prims.count)
     }
 
     /// `trace` restricted to the primitives at `subset` (indices into `prims`).
     @inline(__always) func trace(origin: Vec3, direction: Vec3, subset: UnsafeBufferPointer<Int32>) -> Hit? {
+        nearestHit(origin: origin, direction: direction, among: subset.lazy.map { Int($0) })
+    }
+
+    // Generic over the candidate list so the full scan and the grid-cell scan share one loop;
+    // @inline(__always) lets each caller get its own specialised copy (no existential cost).
+    @inline(__always) private func nearestHit<Candidates: Sequence>(origin: Vec3, direction: Vec3,
+                                                                   among candidates: Candidates) -> Hit?
+    where Candidates.Element == Int {
         var best = Float.infinity
         var index = -1
-        for s in subset {
-            let i = Int(s)
+        for i in candidates {
             let r2 = radii2[i]
             if r2.isFinite {
                 let oc = centres[i] - origin
