@@ -99,28 +99,25 @@ enum Sensor {
         let s = k.reduce(0, +)
         k = k.map { $0 / s }
         var tmp = [Float](repeating: 0, count: img.count)
+        blurPass(img, into: &tmp, width: w, height: h, kernel: k, vertical: false)
+        blurPass(tmp, into: &img, width: w, height: h, kernel: k, vertical: true)
+    }
+
+    /// One 1-D pass of `gaussianBlur` along rows or columns; edges are clamped.
+    private static func blurPass(_ src: [Float], into dst: inout [Float], width w: Int, height h: Int,
+                                 kernel k: [Float], vertical: Bool) {
+        let r = k.count / 2
         for y in 0..<h {
             for x in 0..<w {
                 var a: Float = 0, b: Float = 0, c: Float = 0
                 for t in -r...r {
-                    let xx = min(max(x + t, 0), w - 1)
-                    let j = (y * w + xx) * 3, wt = k[t + r]
-                    a += img[j] * wt; b += img[j + 1] * wt; c += img[j + 2] * wt
+                    let j = vertical ? (min(max(y + t, 0), h - 1) * w + x) * 3
+                                     : (y * w + min(max(x + t, 0), w - 1)) * 3
+                    let wt = k[t + r]
+                    a += src[j] * wt; b += src[j + 1] * wt; c += src[j + 2] * wt
                 }
                 let i = (y * w + x) * 3
-                tmp[i] = a; tmp[i + 1] = b; tmp[i + 2] = c
-            }
-        }
-        for y in 0..<h {
-            for x in 0..<w {
-                var a: Float = 0, b: Float = 0, c: Float = 0
-                for t in -r...r {
-                    let yy = min(max(y + t, 0), h - 1)
-                    let j = (yy * w + x) * 3, wt = k[t + r]
-                    a += tmp[j] * wt; b += tmp[j + 1] * wt; c += tmp[j + 2] * wt
-                }
-                let i = (y * w + x) * 3
-                img[i] = a; img[i + 1] = b; img[i + 2] = c
+                dst[i] = a; dst[i + 1] = b; dst[i + 2] = c
             }
         }
     }
