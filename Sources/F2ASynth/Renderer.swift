@@ -182,19 +182,7 @@ public struct Renderer: Sendable {
         let f = lod - Float(l0)
         return texAll.withUnsafeBufferPointer { p in
             @inline(__always) func bilinear(_ level: Int) -> Vec3 {
-                let s = size >> level, mask = s - 1
-                let fx = (u - floorf(u)) * Float(s) - 0.5, fy = (v - floorf(v)) * Float(s) - 0.5
-                let x0f = floorf(fx), y0f = floorf(fy)
-                let tx = fx - x0f, ty = fy - y0f
-                let x0 = Int(x0f) & mask, y0 = Int(y0f) & mask
-                let x1 = (x0 + 1) & mask, y1 = (y0 + 1) & mask
-                let o = Int(texOffsets[t * 12 + level])
-                let i00 = o + (y0 * s + x0) * 3, i10 = o + (y0 * s + x1) * 3
-                let i01 = o + (y1 * s + x0) * 3, i11 = o + (y1 * s + x1) * 3
-                let w00 = (1 - tx) * (1 - ty), w10 = tx * (1 - ty), w01 = (1 - tx) * ty, w11 = tx * ty
-                return Vec3(p[i00] * w00 + p[i10] * w10 + p[i01] * w01 + p[i11] * w11,
-                            p[i00 + 1] * w00 + p[i10 + 1] * w10 + p[i01 + 1] * w01 + p[i11 + 1] * w11,
-                            p[i00 + 2] * w00 + p[i10 + 2] * w10 + p[i01 + 2] * w01 + p[i11 + 2] * w11)
+                bilinearWrapped(p, offset: Int(texOffsets[t * 12 + level]), size: size >> level, u: u, v: v)
             }
             let a = bilinear(l0)
             if f < 0.01 || l0 + 1 >= levels { return a }

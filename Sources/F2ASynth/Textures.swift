@@ -70,24 +70,26 @@ public struct TextureImage: Sendable {
     }
 
     @inline(__always) private func bilinear(level: Int, u: Float, v: Float) -> Vec3 {
-        let s = size >> level
-        let mask = s - 1
-        let fx = (u - floorf(u)) * Float(s) - 0.5
-        let fy = (v - floorf(v)) * Float(s) - 0.5
-        let x0f = floorf(fx), y0f = floorf(fy)
-        let tx = fx - x0f, ty = fy - y0f
-        let x0 = Int(x0f) & mask, y0 = Int(y0f) & mask
-        let x1 = (x0 + 1) & mask, y1 = (y0 + 1) & mask
-        return texels.withUnsafeBufferPointer { p in
-            let o = offsets[level]
-            let i00 = o + (y0 * s + x0) * 3, i10 = o + (y0 * s + x1) * 3
-            let i01 = o + (y1 * s + x0) * 3, i11 = o + (y1 * s + x1) * 3
-            let w00 = (1 - tx) * (1 - ty), w10 = tx * (1 - ty), w01 = (1 - tx) * ty, w11 = tx * ty
-            return Vec3(p[i00] * w00 + p[i10] * w10 + p[i01] * w01 + p[i11] * w11,
-                        p[i00 + 1] * w00 + p[i10 + 1] * w10 + p[i01 + 1] * w01 + p[i11 + 1] * w11,
-                        p[i00 + 2] * w00 + p[i10 + 2] * w10 + p[i01 + 2] * w01 + p[i11 + 2] * w11)
-        }
+        texels.withUnsafeBufferPointer { bilinearWrapped($0, offset: offsets[level], size: size >> level, u: u, v: v) }
     }
+}
+
+/// Bilinear sample of one square RGB mip level that repeats every tile: `size`² texels (a power of
+/// two, so wrapping is a mask) stored row-major from `offset`; (u, v) in tiles.
+@inline(__always) func bilinearWrapped(_ p: UnsafeBufferPointer<Float>, offset o: Int, size s: Int,
+                                       u: Float, v: Float) -> Vec3 {
+    let mask = s - 1
+    let fx = (u - floorf(u)) * Float(s) - 0.5, fy = (v - floorf(v)) * Float(s) - 0.5
+    let x0f = floorf(fx), y0f = floorf(fy)
+    let tx = fx - x0f, ty = fy - y0f
+    let x0 = Int(x0f) & mask, y0 = Int(y0f) & mask
+    let x1 = (x0 + 1) & mask, y1 = (y0 + 1) & mask
+    let i00 = o + (y0 * s + x0) * 3, i10 = o + (y0 * s + x1) * 3
+    let i01 = o + (y1 * s + x0) * 3, i11 = o + (y1 * s + x1) * 3
+    let w00 = (1 - tx) * (1 - ty), w10 = tx * (1 - ty), w01 = (1 - tx) * ty, w11 = tx * ty
+    return Vec3(p[i00] * w00 + p[i10] * w10 + p[i01] * w01 + p[i11] * w11,
+                p[i00 + 1] * w00 + p[i10 + 1] * w10 + p[i01 + 1] * w01 + p[i11 + 1] * w11,
+                p[i00 + 2] * w00 + p[i10 + 2] * w10 + p[i01 + 2] * w01 + p[i11 + 2] * w11)
 }
 
 /// Photographs to crop albedo textures from (e.g. the ambient images of the
