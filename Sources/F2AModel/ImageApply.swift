@@ -27,8 +27,9 @@ extension Generator {
     ///   - strength: 0 returns the input, 1 the generator output.
     public func apply(_ input: RGBImageView, to output: UnsafeMutablePointer<Float>, outputRowStride: Int,
                       strength: Float = 1, progress: ((Double) -> Bool)? = nil) throws(Cancelled) {
-        let flash = Generator.padded(input, multiple: config.sizeMultiple)
-        let result = try forward(flash.tensor, progress: progress)
+        var flash = Generator.padded(input, multiple: config.sizeMultiple)
+        var result = try forward(flash.tensor, progress: progress)
+        defer { Tensor.recycle(&result); Tensor.recycle(&flash.tensor) }
         let (top, left) = (flash.top, flash.left)
         let ph = result.h, pw = result.w, plane = ph * pw
         result.data.withUnsafeBufferPointer { r in
@@ -55,10 +56,9 @@ extension Generator {
         let ph = (image.height + multiple - 1) / multiple * multiple
         let pw = (image.width + multiple - 1) / multiple * multiple
         let top = (ph - image.height) / 2, left = (pw - image.width) / 2
-        var t = Tensor(zeros: [1, 3, ph, pw])
         let plane = ph * pw
         let columns = (0..<pw).map { reflect($0 - left, image.width) }
-        t.data.withUnsafeMutableBufferPointer { d in
+        let t = Tensor(shape: [1, 3, ph, pw]) { d in
             for y in 0..<ph {
                 let src = image.base + reflect(y - top, image.height) * image.rowStride
                 for x in 0..<pw {

@@ -154,6 +154,15 @@ struct LayerTests {
         #expect(affine(x, scale: 2, shift: -1).data == x.data.map { 2 * $0 - 1 })
     }
 
+    @Test("Recycled storage comes back for a tensor of the same size, fully overwritten")
+    func recycling() {
+        var a = Tensor(shape: [1, 1, 3, 5]) { p in for i in p.indices { p[i] = 7 } }
+        Tensor.recycle(&a)
+        #expect(a.count == 0)
+        let b = Tensor(shape: [1, 1, 5, 3]) { p in for i in p.indices { p[i] = Float(i) } }
+        #expect(b.shape == [1, 1, 5, 3] && b.data == (0..<15).map(Float.init))
+    }
+
     @Test("Channel concatenation keeps both inputs in order")
     func concat() {
         let a = randomTensor([2, 2, 3, 3], seed: 11), b = randomTensor([2, 3, 3, 3], seed: 12)
