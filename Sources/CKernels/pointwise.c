@@ -4,8 +4,9 @@
 #include <math.h>
 #include <stddef.h>
 
-/* The small layers around the convolutions: the output head (1x1 conv,
- * activation, ratio-log decode), 2x2 max-pooling and the input scaling.
+/* The small steps around the convolutions: the output head (1x1 conv,
+ * activation, ratio-log decode), 2x2 max-pooling, the input scaling, and
+ * the conversions between the caller's interleaved RGB and planes.
  *
  * Why here and not in Swift: at the shipped width they are a few percent
  * of the work but ran as scalar loops on one thread (the head through
@@ -178,4 +179,68 @@ void f2a_affine(const float *x, long n, float a, float b, float *out, int thread
     struct affine j = { x, out, a, b, n };
     if (n <= 0) return;
     f2a_parallel(affine_block, &j, (int) ((n + 4 * PIXELS - 1) / (4 * PIXELS)), threads);
+}
+
+/* [0, 1], NaN -> 0: what the library promises for any input value. */
+static inline float sanitize(float v) { return v != v ? 0 : (v < 0 ? 0 : (v > 1 ? 1 : v)); }
+
+struct planar {
+    const float *base;
+    size_t row_stride;
+    const int *rows, *cols;
+    int width;
+    size_t plane;
+    float *out;
+};
+
+static void planar_row(void *ctx, int y, int thread) {
+    (void) thread;
+    const struct planar *j = ctx;
+    const float *src = j->base + (size_t) j->rows[y] * j->row_stride;
+    float *r = j->out + (size_t) y * j->width, *g = r + j->plane, *b = g + j->plane;
+    for (int x = 0; x < j->width; x++) {
+        const float *s = src + 3 * (size_t) j->cols[x];
+        r[x] = sanitize(s[0]);
+        g[x] = sanitize(s[1]);
+        b[x] = sanitize(s[2]);
+    }
+}
+
+void f2a_planar_rgb(const float *base, size_t row_stride, const int *rows, int height, const int *cols, int width,
+                    float *out, int threads) {
+    struct planar j = { base, row_stride, rows, cols, width, (size_t) height * width, out };
+    if (height <= 0 || width <= 0) return;
+    f2a_parallel(planar_row, &j, height, threads);
+}
+
+struct blend {
+    const float *in, *planes;
+    size_t in_stride, out_stride, plane;
+    int plane_width, top, left, width;
+    float strength;
+    float *out;
+};
+
+static void blend_row(void *ctx, int y, int thread) {
+#pragma clang fp contract(off) /* separate roundings, as before in Swift: strength 1 gives G exactly */
+    (void) thread;
+    const struct blend *j = ctx;
+    const float *src = j->in + (size_t) y * j->in_stride;
+    float *dst = j->out + (size_t) y * j->out_stride;
+    const float *g = j->planes + (size_t) (y + j->top) * j->plane_width + j->left;
+    for (int x = 0; x < j->width; x++)
+        for (int c = 0; c < 3; c++) {
+            float f = sanitize(src[3 * x + c]);
+            float v = f + j->strength * (g[(size_t) c * j->plane + x] - f);
+            dst[3 * x + c] = v < 0 ? 0 : (v > 1 ? 1 : v);
+        }
+}
+
+void f2a_blend_rgb(const float *in, size_t in_stride, const float *planes, int plane_height, int plane_width,
+                   int top, int left, int width, int height, float strength, float *out, size_t out_stride,
+                   int threads) {
+    struct blend j = { in, planes, in_stride, out_stride, (size_t) plane_height * plane_width, plane_width, top, left,
+                       width, strength, out };
+    if (height <= 0 || width <= 0) return;
+    f2a_parallel(blend_row, &j, height, threads);
 }

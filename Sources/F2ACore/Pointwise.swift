@@ -55,3 +55,27 @@ extension Conv2d {
         }
     }
 }
+
+/// Interleaved RGB rows → planes [1, 3, rows.count, columns.count]:
+/// value c of pixel (y, x) is `base[rows[y] · rowStride + 3 · columns[x] + c]`
+/// clamped to [0, 1] (NaN → 0), on the thread pool.
+public func planarRGB(_ base: UnsafePointer<Float>, rowStride: Int, rows: [Int32], columns: [Int32]) -> Tensor {
+    Tensor(shape: [1, 3, rows.count, columns.count]) { out in
+        f2a_planar_rgb(base, rowStride, rows, Int32(rows.count), columns, Int32(columns.count), out.baseAddress!,
+                       Int32(Conv2d.threadCount))
+    }
+}
+
+/// out = clamp(f + strength · (g − f), 0, 1) for every value of a
+/// width x height interleaved RGB image, f the input clamped like
+/// `planarRGB`, g the pixel (top + y, left + x) of `planes` [1, 3, H, W].
+/// `output` may alias `input` with the same stride. Strides in floats.
+public func blendRGB(_ input: UnsafePointer<Float>, rowStride: Int, planes: Tensor, top: Int, left: Int,
+                     width: Int, height: Int, strength: Float,
+                     into output: UnsafeMutablePointer<Float>, outputRowStride: Int) {
+    precondition(planes.rank == 4 && planes.c == 3 && top + height <= planes.h && left + width <= planes.w)
+    planes.data.withUnsafeBufferPointer { g in
+        f2a_blend_rgb(input, rowStride, g.baseAddress!, Int32(planes.h), Int32(planes.w), Int32(top), Int32(left),
+                      Int32(width), Int32(height), strength, output, outputRowStride, Int32(Conv2d.threadCount))
+    }
+}

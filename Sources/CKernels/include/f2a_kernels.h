@@ -71,6 +71,24 @@ void f2a_conv1x1(const float *x, int cin, long hw, const float *weight, const fl
  *  trailing rows/columns dropped) into [planes, height / 2, width / 2]. */
 void f2a_maxpool2x2(const float *x, int planes, int height, int width, float *out, int threads);
 
+/**
+ * Interleaved RGB rows to planes [3, height, width]: out[c][y][x] is
+ * base[rows[y] row_stride + 3 cols[x] + c] clamped to [0, 1], NaN as 0
+ * (rows/cols map padded coordinates to source ones).
+ */
+void f2a_planar_rgb(const float *base, size_t row_stride, const int *rows, int height, const int *cols, int width,
+                    float *out, int threads);
+
+/**
+ * out = clamp(f + strength (g - f), 0, 1) per interleaved RGB value, with f
+ * the input clamped as by f2a_planar_rgb and g the value at (top + y,
+ * left + x) of planes [3, plane_height, plane_width]. out may alias in
+ * (same stride). Strides in floats.
+ */
+void f2a_blend_rgb(const float *in, size_t in_stride, const float *planes, int plane_height, int plane_width,
+                   int top, int left, int width, int height, float strength, float *out, size_t out_stride,
+                   int threads);
+
 /** out[i] = a x[i] + b for i < n. */
 void f2a_affine(const float *x, long n, float a, float b, float *out, int threads);
 
