@@ -7,7 +7,7 @@
 #   make bench BENCH_PHOTO=0 / BENCH_SPEED=0   skip a part
 # Results: printed, and in build/bench/results.json. See bench/README.md.
 
-BENCH_ENV := $(foreach v,BENCH_QUICK BENCH_RUNS BENCH_WARMUP BENCH_WIDTHS BENCH_SIZES BENCH_SPEED BENCH_PHOTO BENCH_LAYERS BENCH_LAYER_RUNS BENCH_OUT,$(if $(value $(v)),$(v)='$($(v))'))
+BENCH_ENV := $(foreach v,BENCH_QUICK BENCH_RUNS BENCH_WARMUP BENCH_WIDTHS BENCH_SIZES BENCH_SPEED BENCH_PHOTO BENCH_LAYERS BENCH_LAYER_RUNS BENCH_OUT BENCH_SETTLE_MS,$(if $(value $(v)),$(v)='$($(v))'))
 
 .PHONY: bench bench-tool
 

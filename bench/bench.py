@@ -13,6 +13,10 @@ Environment (all optional):
     BENCH_LAYERS=1   also part 3: per-layer times at 512^2 (f2a-bench --layers and an
                      onnxruntime profile) for width 1.0 and the shipped width
     BENCH_OUT=DIR    where models, images and results go (default BUILD_DIR/bench)
+    BENCH_SETTLE_MS=N  sleep N ms before each timed run (default 0). onnxruntime's pool threads
+                     spin for ~60 ms after each run, so without a pause every run of this engine
+                     shares the 2 cores with a spinning thread (and onnxruntime's second run of
+                     a pair finds its own threads still hot); 100 lets both start from idle.
 
 Part 1, engine speed. For each width (1.0 and the shipped model's) `f2a init` makes random
 weights (seed 7, the shipped model's upsample/activation/formulation) and
@@ -364,9 +368,12 @@ def run_cell(lib_path, weights, onnx_path, size, runs, warmup, tmp):
             ort.ask("run")
         times = {"ours": [], "ort": []}
         cpu = {"ours": [], "ort": []}
+        settle = env_int("BENCH_SETTLE_MS", 0) / 1000
         for r in range(runs):
             order = (ours, ort) if r % 2 == 0 else (ort, ours)
             for wp in order:
+                if settle:
+                    time.sleep(settle)  # let the other engine's threads go idle first (see the docstring)
                 reply = wp.ask("run")
                 times[wp.engine].append(reply["t"])
                 cpu[wp.engine].append(reply["cpu"])

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #define MK_ROWS 6  /* rows of M (output channels) per block */
+#define MK_ROWS4 4 /* rows of the narrow block (gemm_4x16) */
 #define MK_COLS 16 /* columns of M (pixels or tiles) per block: two vectors */
 
 /* Packed operands: u is [K][6] (6 rows interleaved), v is [K][16]. */
@@ -31,6 +32,25 @@ static inline void gemm_6x16(int K, const float *u, const float *v, float *m, si
     _mm256_storeu_ps(m, c30); _mm256_storeu_ps(m + 8, c31); m += ldm;
     _mm256_storeu_ps(m, c40); _mm256_storeu_ps(m + 8, c41); m += ldm;
     _mm256_storeu_ps(m, c50); _mm256_storeu_ps(m + 8, c51);
+}
+
+/* M[4 x 16] = U[4 x K] V[K x 16], u packed [K][4]: for row counts the
+ * 6-row block would pad by a third or more (8 output channels: 12 rows).
+ * 8 accumulators still cover the FMA latency. */
+__attribute__((target("avx2,fma"), unused))
+static inline void gemm_4x16(int K, const float *u, const float *v, float *m, size_t ldm) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (int k = 0; k < K; k++, u += MK_ROWS4, v += MK_COLS) {
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), w;
+        w = _mm256_broadcast_ss(u + 0); c00 = _mm256_fmadd_ps(w, v0, c00); c01 = _mm256_fmadd_ps(w, v1, c01);
+        w = _mm256_broadcast_ss(u + 1); c10 = _mm256_fmadd_ps(w, v0, c10); c11 = _mm256_fmadd_ps(w, v1, c11);
+        w = _mm256_broadcast_ss(u + 2); c20 = _mm256_fmadd_ps(w, v0, c20); c21 = _mm256_fmadd_ps(w, v1, c21);
+        w = _mm256_broadcast_ss(u + 3); c30 = _mm256_fmadd_ps(w, v0, c30); c31 = _mm256_fmadd_ps(w, v1, c31);
+    }
+    _mm256_storeu_ps(m, c00); _mm256_storeu_ps(m + 8, c01); m += ldm;
+    _mm256_storeu_ps(m, c10); _mm256_storeu_ps(m + 8, c11); m += ldm;
+    _mm256_storeu_ps(m, c20); _mm256_storeu_ps(m + 8, c21); m += ldm;
+    _mm256_storeu_ps(m, c30); _mm256_storeu_ps(m + 8, c31);
 }
 
 #endif

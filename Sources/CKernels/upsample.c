@@ -48,8 +48,14 @@ static void run_block(void *ctx, int item, int thread) {
     for (int b = 0; b < PB / MK_COLS; b++)
         for (int ci = 0; ci < j->cin; ci++) {
             float *d = V + ((size_t) b * j->cin + ci) * MK_COLS;
+            const float *src = j->x + (size_t) ci * hw + p0 + b * MK_COLS;
             int q = b * MK_COLS, m = n - q < 0 ? 0 : (n - q < MK_COLS ? n - q : MK_COLS);
-            memcpy(d, j->x + (size_t) ci * hw + p0 + q, (size_t) m * sizeof(float));
+            if (m == MK_COLS) { /* inline: a memcpy call per 64 bytes cost as much as the GEMM */
+                _mm256_storeu_ps(d, _mm256_loadu_ps(src));
+                _mm256_storeu_ps(d + 8, _mm256_loadu_ps(src + 8));
+                continue;
+            }
+            memcpy(d, src, (size_t) m * sizeof(float));
             memset(d + m, 0, (size_t) (MK_COLS - m) * sizeof(float));
         }
     for (int g = 0; g < j->rowsp / MK_ROWS; g++)
@@ -57,14 +63,15 @@ static void run_block(void *ctx, int item, int thread) {
             gemm_6x16(j->cin, j->U + (size_t) g * j->cin * MK_ROWS, V + (size_t) b * j->cin * MK_COLS,
                       M + (size_t) g * MK_ROWS * PB + b * MK_COLS, PB);
     const __m256 zero = _mm256_setzero_ps();
+    const int y0 = p0 / j->w, x0 = p0 % j->w; /* divisions once per item, not per vector */
     for (int o = 0; o < j->cout; o++) {
         const __m256 bias = _mm256_set1_ps(j->bias[o]);
         for (int dy = 0; dy < 2; dy++) {
             const float *m0 = M + (size_t) (4 * o + 2 * dy) * PB, *m1 = m0 + PB;
             float *plane = j->out + (size_t) o * 4 * hw;
-            int p = 0;
+            int p = 0, y = y0, x = x0;
             while (p < n) {
-                int y = (p0 + p) / j->w, x = (p0 + p) % j->w;
+                if (x >= j->w) { x -= j->w; y++; }
                 float *dst = plane + (size_t) (2 * y + dy) * 2 * j->w + 2 * x;
                 if (p + 8 <= n && x + 8 <= j->w) {
                     /* 8 pixels of one row: interleave dx = 0, 1 into 16 floats. */
@@ -75,12 +82,14 @@ static void run_block(void *ctx, int item, int thread) {
                     _mm256_storeu_ps(dst, _mm256_permute2f128_ps(lo, hi, 0x20));
                     _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
                     p += 8;
+                    x += 8;
                 } else {
                     float a = m0[p] + j->bias[o], c = m1[p] + j->bias[o];
                     if (j->relu) { a = a > 0 ? a : 0; c = c > 0 ? c : 0; }
                     dst[0] = a;
                     dst[1] = c;
                     p += 1;
+                    x += 1;
                 }
             }
         }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// 2x2 max pooling with stride 2, returning the argmax of every window as a
 /// flat index into its input plane (PyTorch's `return_indices` convention),
 /// which `maxUnpool2d` consumes. Odd trailing rows/columns are dropped.
@@ -54,4 +56,17 @@ public func maxUnpool2d(_ x: Tensor, indices: [Int32], height: Int, width: Int) 
         }
     }
     return y
+}
+
+/// 2x2 max pooling with stride 2 without the argmax indices (which only
+/// `maxUnpool2d` needs): vectorised on the thread pool with AVX2/FMA.
+public func maxPool2dValues(_ x: Tensor) -> Tensor {
+    guard simdKernelsAvailable else { return maxPool2d(x).output }
+    precondition(x.rank == 4, "maxPool2dValues expects NCHW, got \(x.shape.shapeDescription)")
+    return Tensor(shape: [x.n, x.c, x.h / 2, x.w / 2]) { yp in
+        x.data.withUnsafeBufferPointer {
+            f2a_maxpool2x2($0.baseAddress!, Int32(x.n * x.c), Int32(x.h), Int32(x.w), yp.baseAddress!,
+                           Int32(Conv2d.threadCount))
+        }
+    }
 }

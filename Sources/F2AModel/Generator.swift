@@ -75,6 +75,13 @@ public struct Generator: Sendable {
         encoder.joined().count + (config.levels - 1) + decoder.joined().count + 1
     }
 
+    /// `new`, after handing the storage of `old` (no longer needed) to the
+    /// next layer's output.
+    private func replacing(_ old: inout Tensor, with new: Tensor) -> Tensor {
+        Tensor.recycle(&old)
+        return new
+    }
+
     /// Runs the network on flash images already padded to `config.sizeMultiple`.
     ///
     /// - Parameter flash: [N, 3, H, W], sRGB values in [0, 1].
@@ -92,41 +99,50 @@ public struct Generator: Sendable {
             if let progress, !progress(done / total) { throw Cancelled() }
         }
 
-        var x = flash
         // The network sees inputs centred on zero, in [-1, 1].
-        x.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = 2 * p[i] - 1 } }
+        var x = affine(flash, scale: 2, shift: -1)
         var skips: [Tensor] = []
         var poolIndices: [[Int32]] = []
         for b in 1...config.levels {
             if b > 1 {
                 skips.append(x)
-                let (pooled, indices) = maxPool2d(x)
-                poolIndices.append(indices)
-                x = pooled
+                if config.upsample == .unpool {
+                    let (pooled, indices) = maxPool2d(x)
+                    poolIndices.append(indices)
+                    x = pooled
+                } else {
+                    x = maxPool2dValues(x)
+                }
             }
-            for conv in encoder[b - 1] { x = conv(x, activation: .relu); try step() }
+            for conv in encoder[b - 1] { x = replacing(&x, with: conv(x, activation: .relu)); try step() }
         }
         for b in stride(from: config.levels - 1, through: 1, by: -1) {
-            let skip = skips[b - 1]
+            var skip = skips.removeLast()
             switch up[b] {
             case .transpose(let t):
-                x = t(x, activation: .relu)
+                x = replacing(&x, with: t(x, activation: .relu))
             case .unpool(let c):
                 x = maxUnpool2d(c(x, activation: .relu), indices: poolIndices[b - 1], height: skip.h, width: skip.w)
             }
             try step()
             // The first decoder conv reads [upsampled, skip] without a concatenated copy.
-            x = decoder[b][0](concatenating: [x, skip], activation: .relu)
+            x = replacing(&x, with: decoder[b][0](concatenating: [x, skip], activation: .relu))
+            Tensor.recycle(&skip)
             try step()
-            for conv in decoder[b].dropFirst() { x = conv(x, activation: .relu); try step() }
+            for conv in decoder[b].dropFirst() { x = replacing(&x, with: conv(x, activation: .relu)); try step() }
         }
         let outputActivation: Activation = config.activation == .sigmoid ? .sigmoid : .tanh
-        x = final(x, activation: outputActivation)
-        if config.activation == .tanh {
-            x.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = (p[i] + 1) / 2 } }
-        }
-        if config.formulation == .ratioLog {
-            RatioLog.decode(ratio: &x, flash: flash)
+        if config.activation == .sigmoid,
+           let y = final.head(x, activation: .sigmoid, ratioLogFlash: config.formulation == .ratioLog ? flash : nil) {
+            x = replacing(&x, with: y)
+        } else {
+            x = final(x, activation: outputActivation)
+            if config.activation == .tanh {
+                x.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = (p[i] + 1) / 2 } }
+            }
+            if config.formulation == .ratioLog {
+                RatioLog.decode(ratio: &x, flash: flash)
+            }
         }
         try step()
         return x

@@ -27,24 +27,12 @@ extension Generator {
     ///   - strength: 0 returns the input, 1 the generator output.
     public func apply(_ input: RGBImageView, to output: UnsafeMutablePointer<Float>, outputRowStride: Int,
                       strength: Float = 1, progress: ((Double) -> Bool)? = nil) throws(Cancelled) {
-        let flash = Generator.padded(input, multiple: config.sizeMultiple)
-        let result = try forward(flash.tensor, progress: progress)
-        let (top, left) = (flash.top, flash.left)
-        let ph = result.h, pw = result.w, plane = ph * pw
-        result.data.withUnsafeBufferPointer { r in
-            for y in 0..<input.height {
-                let src = input.base + y * input.rowStride
-                let dst = output + y * outputRowStride
-                let row = (y + top) * pw + left
-                for x in 0..<input.width {
-                    for c in 0..<3 {
-                        let f = Generator.sanitize(src[3 * x + c])
-                        let g = r[c * plane + row + x]
-                        dst[3 * x + c] = min(max(f + strength * (g - f), 0), 1)
-                    }
-                }
-            }
-        }
+        var flash = Generator.padded(input, multiple: config.sizeMultiple)
+        var result = try forward(flash.tensor, progress: progress)
+        defer { Tensor.recycle(&result); Tensor.recycle(&flash.tensor) }
+        blendRGB(input.base, rowStride: input.rowStride, planes: result, top: flash.top, left: flash.left,
+                 width: input.width, height: input.height, strength: strength,
+                 into: output, outputRowStride: outputRowStride)
     }
 
     @inline(__always)
@@ -55,19 +43,9 @@ extension Generator {
         let ph = (image.height + multiple - 1) / multiple * multiple
         let pw = (image.width + multiple - 1) / multiple * multiple
         let top = (ph - image.height) / 2, left = (pw - image.width) / 2
-        var t = Tensor(zeros: [1, 3, ph, pw])
-        let plane = ph * pw
-        let columns = (0..<pw).map { reflect($0 - left, image.width) }
-        t.data.withUnsafeMutableBufferPointer { d in
-            for y in 0..<ph {
-                let src = image.base + reflect(y - top, image.height) * image.rowStride
-                for x in 0..<pw {
-                    let s = src + 3 * columns[x]
-                    for c in 0..<3 { d[c * plane + y * pw + x] = sanitize(s[c]) }
-                }
-            }
-        }
-        return (t, top, left)
+        let rows = (0..<ph).map { Int32(reflect($0 - top, image.height)) }
+        let columns = (0..<pw).map { Int32(reflect($0 - left, image.width)) }
+        return (planarRGB(image.base, rowStride: image.rowStride, rows: rows, columns: columns), top, left)
     }
 }
 

@@ -121,6 +121,48 @@ struct LayerTests {
         #expect(maxPool2d(x).indices == [0])
     }
 
+    @Test("Max pooling without indices gives the same values", arguments: [(2, 3, 6, 8), (1, 5, 7, 37), (1, 2, 64, 66), (1, 1, 1, 5)])
+    func poolValues(_ n: Int, _ c: Int, _ h: Int, _ w: Int) {
+        let x = randomTensor([n, c, h, w], seed: 13)
+        #expect(maxPool2dValues(x) == maxPool2d(x).output)
+    }
+
+    @Test("Output head: 1x1 conv, activation and ratio-log decode in one pass",
+          arguments: [Activation.identity, .relu, .sigmoid, .tanh], [false, true])
+    func head(_ act: Activation, _ ratioLog: Bool) {
+        var conv = Conv2d(inChannels: 8, outChannels: 3, kernelSize: 1)
+        conv.weight = randomTensor(conv.weight.shape, seed: 14)
+        conv.bias = randomTensor(conv.bias.shape, seed: 15)
+        // 5 x 13: vector lanes and a scalar tail; 2 images; values up to +-8 for saturation.
+        let x = randomTensor([2, 8, 5, 13], seed: 16, scale: 4)
+        var flash = randomTensor([2, 3, 5, 13], seed: 17)
+        flash.data = flash.data.map { abs($0) }
+        var expected = conv(x, activation: act)
+        if ratioLog {
+            for i in expected.data.indices {
+                expected.data[i] = min(max((flash.data[i] + 1) * exp2f(2 * expected.data[i] - 1) - 1, 0), 1)
+            }
+        }
+        let got = conv.head(x, activation: act, ratioLogFlash: ratioLog ? flash : nil)
+        #expect(got != nil)
+        if let got { #expect(maxAbsDifference(got, expected) < 2e-6) }
+    }
+
+    @Test("Affine map, vector and tail elements")
+    func affineMap() {
+        let x = randomTensor([1, 3, 7, 11], seed: 18)
+        #expect(affine(x, scale: 2, shift: -1).data == x.data.map { 2 * $0 - 1 })
+    }
+
+    @Test("Recycled storage comes back for a tensor of the same size, fully overwritten")
+    func recycling() {
+        var a = Tensor(shape: [1, 1, 3, 5]) { p in for i in p.indices { p[i] = 7 } }
+        Tensor.recycle(&a)
+        #expect(a.count == 0)
+        let b = Tensor(shape: [1, 1, 5, 3]) { p in for i in p.indices { p[i] = Float(i) } }
+        #expect(b.shape == [1, 1, 5, 3] && b.data == (0..<15).map(Float.init))
+    }
+
     @Test("Channel concatenation keeps both inputs in order")
     func concat() {
         let a = randomTensor([2, 2, 3, 3], seed: 11), b = randomTensor([2, 3, 3, 3], seed: 12)

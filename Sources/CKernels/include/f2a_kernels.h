@@ -54,4 +54,42 @@ void f2a_convT2x2_pack(const float *weight, int cin, int cout, float *packed);
 int f2a_convT2x2(const float *x, int cin, int height, int width, const float *packed, const float *bias,
                  int cout, int relu, float *out, int threads);
 
+/** Activations of f2a_conv1x1. */
+enum { F2A_ACT_IDENTITY = 0, F2A_ACT_RELU = 1, F2A_ACT_SIGMOID = 2, F2A_ACT_TANH = 3 };
+
+/**
+ * 1x1 convolution with bias and activation `act` (F2A_ACT_*), over planes
+ * of `hw` pixels: out[o] = act(bias[o] + sum_c weight[o][c] x[c]).
+ * If `flash` is not NULL (cout planes of hw pixels), each output is then
+ * ratio-log decoded against it: clamp((flash + 1) 2^(2 out - 1) - 1, 0, 1).
+ * x: [cin, hw], weight: [cout, cin], out: [cout, hw], fully written.
+ */
+void f2a_conv1x1(const float *x, int cin, long hw, const float *weight, const float *bias, int cout, int act,
+                 const float *flash, float *out, int threads);
+
+/** 2x2 max-pooling, stride 2, of `planes` planes of height x width (odd
+ *  trailing rows/columns dropped) into [planes, height / 2, width / 2]. */
+void f2a_maxpool2x2(const float *x, int planes, int height, int width, float *out, int threads);
+
+/**
+ * Interleaved RGB rows to planes [3, height, width]: out[c][y][x] is
+ * base[rows[y] row_stride + 3 cols[x] + c] clamped to [0, 1], NaN as 0
+ * (rows/cols map padded coordinates to source ones).
+ */
+void f2a_planar_rgb(const float *base, size_t row_stride, const int *rows, int height, const int *cols, int width,
+                    float *out, int threads);
+
+/**
+ * out = clamp(f + strength (g - f), 0, 1) per interleaved RGB value, with f
+ * the input clamped as by f2a_planar_rgb and g the value at (top + y,
+ * left + x) of planes [3, plane_height, plane_width]. out may alias in
+ * (same stride). Strides in floats.
+ */
+void f2a_blend_rgb(const float *in, size_t in_stride, const float *planes, int plane_height, int plane_width,
+                   int top, int left, int width, int height, float strength, float *out, size_t out_stride,
+                   int threads);
+
+/** out[i] = a x[i] + b for i < n. */
+void f2a_affine(const float *x, long n, float a, float b, float *out, int threads);
+
 #endif

@@ -1,0 +1,246 @@
+#include "f2a_kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stddef.h>
+
+/* The small steps around the convolutions: the output head (1x1 conv,
+ * activation, ratio-log decode), 2x2 max-pooling, the input scaling, and
+ * the conversions between the caller's interleaved RGB and planes.
+ *
+ * Why here and not in Swift: at the shipped width they are a few percent
+ * of the work but ran as scalar loops on one thread (the head through
+ * OpenBLAS, whose threads then yield-spin for ~100 ms and compete with
+ * everything after), so on 2 cores they cost about as much wall time as
+ * the convolutions of a whole level. Vectorised on the pool they cost
+ * next to nothing. */
+
+#define PIXELS 2048 /* pixels per work item of the pointwise jobs */
+
+/* e^x, Cephes' single-precision range reduction and polynomial (max
+ * relative error ~2e-7 over the float range; saturates outside it). */
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365478515625f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256 activate8(__m256 v, int act) {
+    const __m256 one = _mm256_set1_ps(1);
+    switch (act) {
+    case F2A_ACT_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
+    case F2A_ACT_SIGMOID: return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+    case F2A_ACT_TANH: { /* 1 - 2 / (e^2v + 1): saturates at +-1 without overflow; ~1e-7 absolute error near 0 */
+        __m256 e = exp8(_mm256_add_ps(v, v));
+        return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2), _mm256_add_ps(e, one)));
+    }
+    default: return v;
+    }
+}
+
+static float activate1(float v, int act) {
+    switch (act) {
+    case F2A_ACT_RELU: return v > 0 ? v : 0;
+    case F2A_ACT_SIGMOID: return v >= 0 ? 1 / (1 + expf(-v)) : expf(v) / (1 + expf(v));
+    case F2A_ACT_TANH: return tanhf(v);
+    default: return v;
+    }
+}
+
+struct head {
+    const float *x, *weight, *bias, *flash;
+    float *out;
+    int cin, cout, act;
+    long hw;
+};
+
+__attribute__((target("avx2,fma")))
+static void head_block(void *ctx, int item, int thread) {
+    (void) thread;
+    const struct head *j = ctx;
+    long p0 = (long) item * PIXELS, p1 = p0 + PIXELS < j->hw ? p0 + PIXELS : j->hw;
+    const __m256 one = _mm256_set1_ps(1), zero = _mm256_setzero_ps();
+    const __m256 ln2x2 = _mm256_set1_ps(2 * 0.693147180559945309f), ln2 = _mm256_set1_ps(0.693147180559945309f);
+    for (int o = 0; o < j->cout; o++) {
+        const float *w = j->weight + (size_t) o * j->cin;
+        float *dst = j->out + (size_t) o * j->hw;
+        const float *f = j->flash ? j->flash + (size_t) o * j->hw : NULL;
+        long p = p0;
+        for (; p + 8 <= p1; p += 8) {
+            __m256 acc = _mm256_set1_ps(j->bias[o]);
+            for (int c = 0; c < j->cin; c++)
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(w[c]), _mm256_loadu_ps(j->x + (size_t) c * j->hw + p), acc);
+            acc = activate8(acc, j->act);
+            if (f) { /* ratio-log decode: clamp((F + 1) 2^(2r - 1) - 1, 0, 1) */
+                __m256 g = exp8(_mm256_fmsub_ps(acc, ln2x2, ln2));
+                acc = _mm256_fmsub_ps(_mm256_add_ps(_mm256_loadu_ps(f + p), one), g, one);
+                acc = _mm256_min_ps(_mm256_max_ps(acc, zero), one);
+            }
+            _mm256_storeu_ps(dst + p, acc);
+        }
+        for (; p < p1; p++) {
+            float acc = j->bias[o];
+            for (int c = 0; c < j->cin; c++) acc += w[c] * j->x[(size_t) c * j->hw + p];
+            acc = activate1(acc, j->act);
+            if (f) {
+                acc = (f[p] + 1) * exp2f(2 * acc - 1) - 1;
+                acc = acc < 0 ? 0 : (acc > 1 ? 1 : acc);
+            }
+            dst[p] = acc;
+        }
+    }
+}
+
+void f2a_conv1x1(const float *x, int cin, long hw, const float *weight, const float *bias, int cout, int act,
+                 const float *flash, float *out, int threads) {
+    struct head j = { x, weight, bias, flash, out, cin, cout, act, hw };
+    if (hw <= 0 || cout <= 0) return;
+    f2a_parallel(head_block, &j, (int) ((hw + PIXELS - 1) / PIXELS), threads);
+}
+
+struct pool {
+    const float *x;
+    float *out;
+    int h, w, oh, ow, rows, per_item; /* rows: planes x oh output rows */
+};
+
+__attribute__((target("avx2,fma")))
+static void pool_row(const struct pool *j, int row) {
+    int plane = row / j->oh, oy = row % j->oh;
+    const float *a = j->x + ((size_t) plane * j->h + 2 * oy) * j->w, *b = a + j->w;
+    float *dst = j->out + ((size_t) plane * j->oh + oy) * j->ow;
+    int ox = 0;
+    for (; ox + 8 <= j->ow; ox += 8) {
+        __m256 m0 = _mm256_max_ps(_mm256_loadu_ps(a + 2 * ox), _mm256_loadu_ps(b + 2 * ox));
+        __m256 m1 = _mm256_max_ps(_mm256_loadu_ps(a + 2 * ox + 8), _mm256_loadu_ps(b + 2 * ox + 8));
+        /* horizontal pairs: even lanes vs odd lanes, back in order */
+        __m256 ev = _mm256_shuffle_ps(m0, m1, 0x88), od = _mm256_shuffle_ps(m0, m1, 0xDD);
+        __m256 m = _mm256_max_ps(ev, od);
+        _mm256_storeu_ps(dst + ox, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), 0xD8)));
+    }
+    for (; ox < j->ow; ox++) {
+        float m = a[2 * ox];
+        if (a[2 * ox + 1] > m) m = a[2 * ox + 1];
+        if (b[2 * ox] > m) m = b[2 * ox];
+        if (b[2 * ox + 1] > m) m = b[2 * ox + 1];
+        dst[ox] = m;
+    }
+}
+
+/* Output rows [per_item item, ...): about PIXELS outputs per item, as one
+ * row of a deep level is too little work to hand out on its own. */
+static void pool_rows(void *ctx, int item, int thread) {
+    (void) thread;
+    const struct pool *j = ctx;
+    int r1 = (item + 1) * j->per_item < j->rows ? (item + 1) * j->per_item : j->rows;
+    for (int r = item * j->per_item; r < r1; r++) pool_row(j, r);
+}
+
+void f2a_maxpool2x2(const float *x, int planes, int height, int width, float *out, int threads) {
+    struct pool j = { x, out, height, width, height / 2, width / 2, 0, 0 };
+    if (planes <= 0 || j.oh <= 0 || j.ow <= 0) return;
+    j.rows = planes * j.oh;
+    j.per_item = PIXELS / j.ow > 1 ? PIXELS / j.ow : 1;
+    f2a_parallel(pool_rows, &j, (j.rows + j.per_item - 1) / j.per_item, threads);
+}
+
+struct affine {
+    const float *x;
+    float *out;
+    float a, b;
+    long n;
+};
+
+__attribute__((target("avx2,fma")))
+static void affine_block(void *ctx, int item, int thread) {
+    (void) thread;
+    const struct affine *j = ctx;
+    long p = (long) item * 4 * PIXELS, end = p + 4 * PIXELS < j->n ? p + 4 * PIXELS : j->n;
+    const __m256 a = _mm256_set1_ps(j->a), b = _mm256_set1_ps(j->b);
+    for (; p + 8 <= end; p += 8) _mm256_storeu_ps(j->out + p, _mm256_fmadd_ps(a, _mm256_loadu_ps(j->x + p), b));
+    for (; p < end; p++) j->out[p] = j->a * j->x[p] + j->b;
+}
+
+void f2a_affine(const float *x, long n, float a, float b, float *out, int threads) {
+    struct affine j = { x, out, a, b, n };
+    if (n <= 0) return;
+    f2a_parallel(affine_block, &j, (int) ((n + 4 * PIXELS - 1) / (4 * PIXELS)), threads);
+}
+
+/* [0, 1], NaN -> 0: what the library promises for any input value. */
+static inline float sanitize(float v) { return v != v ? 0 : (v < 0 ? 0 : (v > 1 ? 1 : v)); }
+
+struct planar {
+    const float *base;
+    size_t row_stride;
+    const int *rows, *cols;
+    int width;
+    size_t plane;
+    float *out;
+};
+
+static void planar_row(void *ctx, int y, int thread) {
+    (void) thread;
+    const struct planar *j = ctx;
+    const float *src = j->base + (size_t) j->rows[y] * j->row_stride;
+    float *r = j->out + (size_t) y * j->width, *g = r + j->plane, *b = g + j->plane;
+    for (int x = 0; x < j->width; x++) {
+        const float *s = src + 3 * (size_t) j->cols[x];
+        r[x] = sanitize(s[0]);
+        g[x] = sanitize(s[1]);
+        b[x] = sanitize(s[2]);
+    }
+}
+
+void f2a_planar_rgb(const float *base, size_t row_stride, const int *rows, int height, const int *cols, int width,
+                    float *out, int threads) {
+    struct planar j = { base, row_stride, rows, cols, width, (size_t) height * width, out };
+    if (height <= 0 || width <= 0) return;
+    f2a_parallel(planar_row, &j, height, threads);
+}
+
+struct blend {
+    const float *in, *planes;
+    size_t in_stride, out_stride, plane;
+    int plane_width, top, left, width;
+    float strength;
+    float *out;
+};
+
+static void blend_row(void *ctx, int y, int thread) {
+#pragma clang fp contract(off) /* separate roundings, as before in Swift: strength 1 gives G exactly */
+    (void) thread;
+    const struct blend *j = ctx;
+    const float *src = j->in + (size_t) y * j->in_stride;
+    float *dst = j->out + (size_t) y * j->out_stride;
+    const float *g = j->planes + (size_t) (y + j->top) * j->plane_width + j->left;
+    for (int x = 0; x < j->width; x++)
+        for (int c = 0; c < 3; c++) {
+            float f = sanitize(src[3 * x + c]);
+            float v = f + j->strength * (g[(size_t) c * j->plane + x] - f);
+            dst[3 * x + c] = v < 0 ? 0 : (v > 1 ? 1 : v);
+        }
+}
+
+void f2a_blend_rgb(const float *in, size_t in_stride, const float *planes, int plane_height, int plane_width,
+                   int top, int left, int width, int height, float strength, float *out, size_t out_stride,
+                   int threads) {
+    struct blend j = { in, planes, in_stride, out_stride, (size_t) plane_height * plane_width, plane_width, top, left,
+                       width, strength, out };
+    if (height <= 0 || width <= 0) return;
+    f2a_parallel(blend_row, &j, height, threads);
+}
