@@ -13,10 +13,13 @@ Environment (all optional):
     BENCH_LAYERS=1   also part 3: per-layer times at 512^2 (f2a-bench --layers and an
                      onnxruntime profile) for width 1.0 and the shipped width
     BENCH_OUT=DIR    where models, images and results go (default BUILD_DIR/bench)
-    BENCH_SETTLE_MS=N  sleep N ms before each timed run (default 0). onnxruntime's pool threads
-                     spin for ~60 ms after each run, so without a pause every run of this engine
-                     shares the 2 cores with a spinning thread (and onnxruntime's second run of
-                     a pair finds its own threads still hot); 100 lets both start from idle.
+    BENCH_SETTLE_MS=N  sleep N ms before each timed run (default 100; 0 for back-to-back runs).
+                     onnxruntime's pool threads spin for ~60 ms after each run, so back to back
+                     every run of this engine shares the 2 cores with that spinning thread, and
+                     onnxruntime's second run of a pair finds its own threads still hot. A user
+                     runs one engine, not both interleaved: with the pause, every timed run of
+                     either engine starts from the same state (its own threads idle, nothing
+                     else running), which is the comparison the bench is for.
 
 Part 1, engine speed. For each width (1.0 and the shipped model's) `f2a init` makes random
 weights (seed 7, the shipped model's upsample/activation/formulation) and
@@ -368,7 +371,7 @@ def run_cell(lib_path, weights, onnx_path, size, runs, warmup, tmp):
             ort.ask("run")
         times = {"ours": [], "ort": []}
         cpu = {"ours": [], "ort": []}
-        settle = env_int("BENCH_SETTLE_MS", 0) / 1000
+        settle = env_int("BENCH_SETTLE_MS", 100) / 1000
         for r in range(runs):
             order = (ours, ort) if r % 2 == 0 else (ort, ours)
             for wp in order:
@@ -402,7 +405,8 @@ def part_speed(f2a, lib_path, shipped, out, results):
           f"interleaved float RGB) vs onnxruntime {onnxruntime.__version__} (2 intra-op threads, 1 inter-op, "
           f"sequential, ORT_ENABLE_ALL)")
     print(f"   random weights (f2a init --seed {WEIGHT_SEED}, {shipped['upsample']}/{shipped['activation']}/"
-          f"{shipped['formulation']}), {warmup} warm-up + {runs} timed runs per engine, alternating; "
+          f"{shipped['formulation']}), {warmup} warm-up + {runs} timed runs per engine, alternating, "
+          f"{env_int('BENCH_SETTLE_MS', 100)} ms pause before each (BENCH_SETTLE_MS); "
           f"medians{'; BENCH_QUICK: width 1.0 at 1024^2 skipped' if quick else ''}")
     if os.environ.get("OPENBLAS_NUM_THREADS"):
         print(f"   note: OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']} is set")
@@ -441,7 +445,8 @@ def part_speed(f2a, lib_path, shipped, out, results):
     if not cells:
         return
     geo = math.exp(sum(math.log(c["ratio"]) for c in cells) / len(cells))
-    results["speed"] = {"cells": cells, "geomean_ratio": geo, "runs": runs, "warmup": warmup, "quick": quick}
+    results["speed"] = {"cells": cells, "geomean_ratio": geo, "runs": runs, "warmup": warmup, "quick": quick,
+                        "settle_ms": env_int("BENCH_SETTLE_MS", 100)}
     print(f"speed ratio vs onnxruntime: {geo:.2f}")
     print(f"   (geometric mean over {len(cells)} cells of ort_time/our_time; > 1 means this engine is faster)")
     worst = max(c["max_abs_diff"] for c in cells)
