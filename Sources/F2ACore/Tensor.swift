@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Synchronization
 
 /// A dense float32 tensor in row-major order.
 ///
@@ -84,33 +82,35 @@ extension Array where Element == Int {
 /// its output - ~10 % of the CPU time at the shipped width. Pass after pass
 /// the sizes repeat, so recycled blocks are reused exactly. At most `limit`
 /// bytes are kept between passes.
-final class StoragePool: @unchecked Sendable {
+final class StoragePool: Sendable {
     static let shared = StoragePool()
     static let limit = 64 << 20
 
-    private var lock = pthread_mutex_t()
-    private var free: [Int: [[Float]]] = [:]
-    private var bytes = 0
+    private struct Shelves {
+        var free: [Int: [[Float]]] = [:]
+        var bytes = 0
+    }
+    private let shelves = Mutex(Shelves())
 
-    private init() { pthread_mutex_init(&lock, nil) }
+    private init() {}
 
     func take(_ count: Int) -> [Float]? {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        guard let a = free[count]?.popLast() else { return nil }
-        bytes -= count * MemoryLayout<Float>.size
-        return a
+        shelves.withLock { s in
+            guard let a = s.free[count]?.popLast() else { return nil }
+            s.bytes -= count * MemoryLayout<Float>.size
+            return a
+        }
     }
 
     func give(_ a: inout [Float]) {
         let size = a.count * MemoryLayout<Float>.size
         guard a.count > 0, size <= StoragePool.limit else { return }
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        guard bytes + size <= StoragePool.limit else { return }
-        var taken: [Float] = []
-        swap(&taken, &a)
-        free[taken.count, default: []].append(taken)
-        bytes += size
+        let taken = a
+        a = []
+        shelves.withLock { s in
+            guard s.bytes + size <= StoragePool.limit else { return }
+            s.free[taken.count, default: []].append(taken)
+            s.bytes += size
+        }
     }
 }

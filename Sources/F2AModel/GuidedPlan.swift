@@ -101,7 +101,7 @@ public final class GuidedPlan: @unchecked Sendable {
             throw .outOfBounds
         }
         guard rectWidth > 0 else { return }
-        let (w, h, W, H) = (workingWidth, workingHeight, width, height)
+        let (w, h, H) = (workingWidth, workingHeight, height)
         // Coefficient columns this rectangle touches: interpolated per row
         // only over that span.
         let c0 = xs[x].0, c1 = xs[x + rectWidth - 1].1

@@ -255,7 +255,7 @@ public final class Trainer: @unchecked Sendable {
     func appendLog(_ line: String, file: String) {
         guard let runDir else { return }
         let path = (runDir as NSString).appendingPathComponent(file)
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         if let h = FileHandle(forWritingAtPath: path) {
             h.seekToEndOfFile()
             h.write(Data((line + "\n").utf8))
