@@ -120,8 +120,8 @@ vips_flash2ambient_mode_get_type(void)
 }
 
 /* The mode the library actually runs for this size (its ApplyOptions
- * rules: auto is full up to 1024 pixels on the long side, else guided;
- * guided and tiled fall back to full when the image is that small anyway).
+ * rules: auto and guided are full up to working_size pixels on the long
+ * side, else guided; tiled falls back to full when one tile covers the image).
  */
 static f2a_mode
 f2a_resolved_mode(f2a_mode mode, int width, int height,
@@ -131,7 +131,6 @@ f2a_resolved_mode(f2a_mode mode, int width, int height,
 
 	switch (mode) {
 	case F2A_MODE_AUTO:
-		return long_side <= 1024 ? F2A_MODE_FULL : F2A_MODE_GUIDED;
 	case F2A_MODE_GUIDED:
 		return long_side <= working_size ?
 			F2A_MODE_FULL : F2A_MODE_GUIDED;
@@ -929,7 +928,7 @@ vips_flash2ambient_op_class_init(VipsFlash2AmbientClass *class)
 	VIPS_ARG_ENUM(class, "mode", 5,
 		_("Mode"),
 		_("How the image goes through the network: auto (full up to "
-		  "1024 px on the long side, else guided), full, guided "
+		  "working_size on the long side, else guided), full, guided "
 		  "(network at working_size, guided-filter upsampling) or "
 		  "tiled (overlapping tile_size tiles)"),
 		VIPS_ARGUMENT_OPTIONAL_INPUT,

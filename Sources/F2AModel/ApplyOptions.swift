@@ -2,7 +2,13 @@ import F2ACore
 
 /// How a whole photograph goes through the network.
 public enum ApplyMode: String, Sendable, CaseIterable {
-    /// `full` up to `ApplyOptions.fullMaxSize` on the long side, else `guided`.
+    /// `full` up to `ApplyOptions.workingSize` on the long side, else `guided`.
+    /// Why not `full` for every size that fits in memory: the guided filter
+    /// re-fits the network's gain as a local affine function of the photo,
+    /// which keeps the photo's own detail and drops the network's faint
+    /// high-frequency texture; on held-out 720×540 pairs it measured better
+    /// than `full` (faid32 validation 14.89 dB / 0.721 vs 14.84 / 0.699;
+    /// synthetic 14.74 / 0.638 vs 14.58 / 0.611), at a quarter of the cost.
     case auto
     /// The whole image through the network (memory grows with the image).
     case full
@@ -21,20 +27,17 @@ public struct ApplyOptions: Sendable {
     public var strength: Float = 1
     /// Long side, in pixels, at which `guided` runs the network.
     public var workingSize: Int = 512
-    /// Largest long side `auto` still runs in `full` mode.
-    public var fullMaxSize: Int = 1024
     /// Tile side of `tiled` mode, pixels (a multiple of the model's size multiple runs fastest).
     public var tileSize: Int = 512
     /// Cross-fade width between neighbouring tiles, pixels.
     public var tileOverlap: Int = 128
     public var guided = GuidedUpsampling()
 
-    public init(mode: ApplyMode = .auto, strength: Float = 1, workingSize: Int = 512, fullMaxSize: Int = 1024,
+    public init(mode: ApplyMode = .auto, strength: Float = 1, workingSize: Int = 512,
                 tileSize: Int = 512, tileOverlap: Int = 128) {
         self.mode = mode
         self.strength = strength
         self.workingSize = workingSize
-        self.fullMaxSize = fullMaxSize
         self.tileSize = tileSize
         self.tileOverlap = tileOverlap
     }
@@ -42,8 +45,7 @@ public struct ApplyOptions: Sendable {
     /// The mode actually used for an image of this size.
     public func resolvedMode(width: Int, height: Int) -> ApplyMode {
         switch mode {
-        case .auto: return max(width, height) <= fullMaxSize ? .full : .guided
-        case .guided: return max(width, height) <= workingSize ? .full : .guided
+        case .auto, .guided: return max(width, height) <= workingSize ? .full : .guided
         case .tiled: return width <= tileSize && height <= tileSize ? .full : .tiled
         case .full: return .full
         }

@@ -75,11 +75,14 @@ struct GuidedUpsamplingTests {
         }
     }
 
-    @Test("Auto resolves by size; guided at or below the working size runs full")
+    @Test("Auto and guided run full up to the working size on the long side, guided above it")
     func modes() {
         let o = ApplyOptions()
-        #expect(o.resolvedMode(width: 1024, height: 700) == .full)
-        #expect(o.resolvedMode(width: 1025, height: 700) == .guided)
+        #expect(o.resolvedMode(width: 512, height: 384) == .full)
+        #expect(o.resolvedMode(width: 384, height: 512) == .full)
+        #expect(o.resolvedMode(width: 513, height: 300) == .guided)
+        #expect(o.resolvedMode(width: 720, height: 540) == .guided)
+        #expect(ApplyOptions(workingSize: 768).resolvedMode(width: 720, height: 540) == .full)
         #expect(ApplyOptions(mode: .guided).resolvedMode(width: 500, height: 300) == .full)
         #expect(ApplyOptions(mode: .full).resolvedMode(width: 5000, height: 3000) == .full)
     }

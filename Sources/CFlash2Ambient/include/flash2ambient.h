@@ -58,7 +58,8 @@ typedef int (*f2a_progress_fn)(float fraction, void *user_data);
 
 /** How a whole image goes through the network. */
 typedef enum f2a_mode {
-    /** full when the long side is at most 1024 pixels, else guided. */
+    /** full when the long side is at most `working_size` pixels (the
+        network's working resolution), else guided. */
     F2A_MODE_AUTO = 0,
     /** The whole image through the network: best fidelity, memory and time
         grow with the image (about 0.5 KB per pixel at width 0.25). */
