@@ -88,8 +88,8 @@ typedef struct f2a_params {
     void *progress_user_data;
     /** Full-resolution strategy. Default F2A_MODE_AUTO. */
     f2a_mode mode;
-    /** Long side in pixels at which guided mode runs the network, 16..8192.
-        Default 512. */
+    /** Long side in pixels at which guided mode runs the network, and up to
+        which auto runs full, 16..8192. Default 512. */
     int32_t working_size;
     /** Tile side in pixels for tiled mode, 256..4096. Default 512. */
     int32_t tile_size;
