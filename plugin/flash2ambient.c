@@ -120,20 +120,16 @@ vips_flash2ambient_mode_get_type(void)
 }
 
 /* The mode the library actually runs for this size (its ApplyOptions
- * rules: auto and guided are full up to working_size pixels on the long
- * side, else guided; tiled falls back to full when one tile covers the image).
+ * rules: auto is guided at every size; tiled falls back to full when one
+ * tile covers the image).
  */
 static f2a_mode
-f2a_resolved_mode(f2a_mode mode, int width, int height,
-	int working_size, int tile_size)
+f2a_resolved_mode(f2a_mode mode, int width, int height, int tile_size)
 {
-	int long_side = VIPS_MAX(width, height);
-
 	switch (mode) {
 	case F2A_MODE_AUTO:
 	case F2A_MODE_GUIDED:
-		return long_side <= working_size ?
-			F2A_MODE_FULL : F2A_MODE_GUIDED;
+		return F2A_MODE_GUIDED;
 	case F2A_MODE_TILED:
 		return width <= tile_size && height <= tile_size ?
 			F2A_MODE_FULL : F2A_MODE_TILED;
@@ -279,7 +275,9 @@ f2a_estimate_bytes(const f2a_model *model, VipsImage *in, f2a_mode mode,
 
 	switch (mode) {
 	case F2A_MODE_GUIDED: {
-		double scale = (double) working_size / VIPS_MAX(W, H);
+		/* The library never runs the network above the image's size. */
+		double scale = VIPS_MIN(1.0,
+			(double) working_size / VIPS_MAX(W, H));
 		guint64 w = VIPS_MAX(1, (guint64) (W * scale + 0.5));
 		guint64 h = VIPS_MAX(1, (guint64) (H * scale + 0.5));
 
@@ -662,7 +660,7 @@ vips_flash2ambient_build(VipsObject *object)
 		return -1;
 	}
 	mode = f2a_resolved_mode(f2a->mode, in->Xsize, in->Ysize,
-		f2a->working_size, f2a->tile_size);
+		f2a->tile_size);
 	limit = f2a_memory_limit(f2a->max_mb);
 	need = f2a_estimate_bytes(model, in, mode,
 		f2a->working_size, f2a->tile_size);
@@ -670,10 +668,13 @@ vips_flash2ambient_build(VipsObject *object)
 		vips_error(domain,
 			_("%dx%d image in %s mode needs about %" G_GUINT64_FORMAT
 			" MiB of working memory, over the limit of %"
-			G_GUINT64_FORMAT " MiB (use mode=guided or mode=tiled, "
-			"set max_mb or $F2A_VIPS_MAX_MB, or downsize first)"),
+			G_GUINT64_FORMAT " MiB (%s, set max_mb or "
+			"$F2A_VIPS_MAX_MB, or downsize first)"),
 			in->Xsize, in->Ysize, f2a_mode_name(mode),
-			need >> 20, limit >> 20);
+			need >> 20, limit >> 20,
+			mode == F2A_MODE_GUIDED ?
+				_("lower working_size") :
+				_("use mode=guided"));
 		return -1;
 	}
 
@@ -927,9 +928,9 @@ vips_flash2ambient_op_class_init(VipsFlash2AmbientClass *class)
 
 	VIPS_ARG_ENUM(class, "mode", 5,
 		_("Mode"),
-		_("How the image goes through the network: auto (full up to "
-		  "working_size on the long side, else guided), full, guided "
-		  "(network at working_size, guided-filter upsampling) or "
+		_("How the image goes through the network: auto (guided), "
+		  "full, guided (network at working_size or the image's size "
+		  "if smaller, guided-filter upsampling) or "
 		  "tiled (overlapping tile_size tiles)"),
 		VIPS_ARGUMENT_OPTIONAL_INPUT,
 		G_STRUCT_OFFSET(VipsFlash2Ambient, mode),

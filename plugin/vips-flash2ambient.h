@@ -17,7 +17,7 @@
  *              PREFIX/share/flash2ambient/weights/default.f2aw
  *   strength   (double) 0..1 blend with the input, default 1
  *   mode       (int, an f2a_mode: F2A_MODE_AUTO/FULL/GUIDED/TILED = 0..3)
- *              default auto (full up to working_size long side, else guided)
+ *              default auto (guided, at every size)
  *   working_size (int) 16..8192, long side for guided mode, default 512
  *   tile_size  (int) 256..4096, tile side for tiled mode, default 512
  *   max_mb     (int) refuse images whose estimated working memory exceeds

@@ -7,7 +7,7 @@ extension ApplyMode: ExpressibleByArgument {}
 /// `f2a apply` and `f2a batch` so both validate and document them alike.
 struct ApplyArguments: ParsableArguments {
     @Option(help: "Blend with the input: 0 = input, 1 = full effect.") var strength: Float = 1
-    @Option(help: "auto (full up to the working size on the long side, else guided), full, tiled or guided.")
+    @Option(help: "auto (= guided, at every size), full, tiled or guided.")
     var mode: ApplyMode = .auto
     @Option(help: "Long side in pixels at which guided mode runs the network.") var workingSize: Int = 512
     @Option(help: "Tile side in pixels for tiled mode.") var tileSize: Int = 512

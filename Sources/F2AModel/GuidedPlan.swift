@@ -36,9 +36,10 @@ public final class GuidedPlan: @unchecked Sendable {
     }
 
     /// Working size for a width × height photo: long side `workingSize`,
-    /// aspect kept, at least 1 pixel.
+    /// aspect kept, at least 1 pixel, never larger than the photo (a smaller
+    /// photo runs the network at its own size and only gets the guided fit).
     public static func workingSize(width: Int, height: Int, workingSize: Int) -> (Int, Int) {
-        let scale = Double(workingSize) / Double(max(width, height))
+        let scale = min(1, Double(workingSize) / Double(max(width, height)))
         return (max(1, Int((Double(width) * scale).rounded())), max(1, Int((Double(height) * scale).rounded())))
     }
 

@@ -76,8 +76,7 @@ extension Generator {
         case .guided:
             break
         }
-        let scale = Double(options.workingSize) / Double(max(width, height))
-        let w = max(1, Int((Double(width) * scale).rounded())), h = max(1, Int((Double(height) * scale).rounded()))
+        let (w, h) = GuidedPlan.workingSize(width: width, height: height, workingSize: options.workingSize)
         // Network at working size, 21 moment planes + 12 coefficient planes,
         // one row of source-resolution horizontal sums.
         return estimatedPeakBytes(width: w, height: h) + 4 * (36 * w * h + 3 * height * w)

@@ -75,15 +75,15 @@ struct GuidedUpsamplingTests {
         }
     }
 
-    @Test("Auto and guided run full up to the working size on the long side, guided above it")
+    @Test("Auto is guided at every size; the network never runs above the image's size")
     func modes() {
         let o = ApplyOptions()
-        #expect(o.resolvedMode(width: 512, height: 384) == .full)
-        #expect(o.resolvedMode(width: 384, height: 512) == .full)
-        #expect(o.resolvedMode(width: 513, height: 300) == .guided)
-        #expect(o.resolvedMode(width: 720, height: 540) == .guided)
-        #expect(ApplyOptions(workingSize: 768).resolvedMode(width: 720, height: 540) == .full)
-        #expect(ApplyOptions(mode: .guided).resolvedMode(width: 500, height: 300) == .full)
+        for (w, h) in [(1, 1), (320, 240), (512, 384), (720, 540), (6000, 4000)] {
+            #expect(o.resolvedMode(width: w, height: h) == .guided)
+        }
+        #expect(GuidedPlan.workingSize(width: 720, height: 540, workingSize: 512) == (512, 384))
+        #expect(GuidedPlan.workingSize(width: 320, height: 240, workingSize: 512) == (320, 240))
+        #expect(GuidedPlan.workingSize(width: 3, height: 2000, workingSize: 512) == (1, 512))
         #expect(ApplyOptions(mode: .full).resolvedMode(width: 5000, height: 3000) == .full)
     }
 

@@ -58,15 +58,17 @@ typedef int (*f2a_progress_fn)(float fraction, void *user_data);
 
 /** How a whole image goes through the network. */
 typedef enum f2a_mode {
-    /** full when the long side is at most `working_size` pixels (the
-        network's working resolution), else guided. */
+    /** guided, at every size: it measured better than full on held-out pairs
+        even with the network at the image's own size (README, "Full-resolution
+        modes"). */
     F2A_MODE_AUTO = 0,
-    /** The whole image through the network: best fidelity, memory and time
-        grow with the image (about 0.5 KB per pixel at width 0.25). */
+    /** The whole image through the network: the raw network output; memory and
+        time grow with the image (about 0.5 KB per pixel at width 0.25). */
     F2A_MODE_FULL = 1,
-    /** The network at `working_size` on the long side; its effect is carried
-        to full resolution as a local affine colour transform (guided filter),
-        keeping the photo's detail. Fixed network cost per photo. */
+    /** The network at `working_size` on the long side (at the image's own size
+        when that is smaller); its effect is carried to full resolution as a
+        local affine colour transform (guided filter), keeping the photo's
+        detail. Fixed network cost per photo. */
     F2A_MODE_GUIDED = 2,
     /** Overlapping `tile_size` tiles through the network, cross-faded over
         128 pixels: full-resolution network output, memory bounded by the
@@ -88,8 +90,8 @@ typedef struct f2a_params {
     void *progress_user_data;
     /** Full-resolution strategy. Default F2A_MODE_AUTO. */
     f2a_mode mode;
-    /** Long side in pixels at which guided mode runs the network, and up to
-        which auto runs full, 16..8192. Default 512. */
+    /** Long side in pixels at which guided (and so auto) mode runs the
+        network, 16..8192. Default 512. */
     int32_t working_size;
     /** Tile side in pixels for tiled mode, 256..4096. Default 512. */
     int32_t tile_size;
@@ -202,15 +204,15 @@ f2a_status f2a_apply_u8(const f2a_model *model,
  *
  *   f2a_guide_begin      -> plan for a width x height photo
  *   f2a_guide_add_rows   all rows, top to bottom, any number per call
- *   f2a_guide_finish     runs the network at params.working_size
+ *   f2a_guide_finish     runs the network at params.working_size (at most
+ *                        the photo's own size)
  *   f2a_guide_apply_f32  any rectangle, any order, from any number of
  *                        threads at once (the plan is read-only by then)
  *   f2a_guide_free
  *
- * The output equals f2a_apply_f32 with F2A_MODE_GUIDED on the whole image
- * bit for bit whenever that call resolves to guided (long side above
- * working_size); for smaller photos the plan still applies the guided
- * transform, where f2a_apply_f32 would run the network on the full image.
+ * The output equals f2a_apply_f32 with F2A_MODE_GUIDED (or AUTO) on the whole
+ * image bit for bit, at every size (photos smaller than working_size run
+ * the network at their own size).
  * Memory: the network at working size plus 48 bytes per working-size pixel;
  * nothing per full-resolution pixel.
  */
