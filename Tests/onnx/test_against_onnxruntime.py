@@ -92,9 +92,20 @@ def pad_centred(img, multiple):
 # C ABI
 
 
+class Params(ctypes.Structure):
+    """f2a_params (flash2ambient.h), field for field."""
+    _fields_ = [("struct_size", ctypes.c_size_t), ("strength", ctypes.c_float), ("progress", ctypes.c_void_p),
+                ("progress_user_data", ctypes.c_void_p), ("mode", ctypes.c_int),
+                ("working_size", ctypes.c_int32), ("tile_size", ctypes.c_int32)]
+
+
+F2A_MODE_FULL = 1
+
+
 class Lib:
     def __init__(self, path):
         self.lib = lib = ctypes.CDLL(path)
+        lib.f2a_default_params.restype = Params
         lib.f2a_model_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
         lib.f2a_model_load.restype = ctypes.c_int
         lib.f2a_model_free.argtypes = [ctypes.c_void_p]
@@ -104,8 +115,12 @@ class Lib:
         lib.f2a_version.restype = ctypes.c_char_p
         fp = ctypes.POINTER(ctypes.c_float)
         lib.f2a_apply_f32.argtypes = [ctypes.c_void_p, fp, ctypes.c_size_t, fp, ctypes.c_size_t,
-                                      ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p]
+                                      ctypes.c_int32, ctypes.c_int32, ctypes.POINTER(Params)]
         lib.f2a_apply_f32.restype = ctypes.c_int
+        # The raw network output is what onnxruntime computes: full mode (the default, auto,
+        # is guided, which re-fits the output with a guided filter).
+        self.full = lib.f2a_default_params()
+        self.full.mode = F2A_MODE_FULL
 
     def last_error(self):
         return (self.lib.f2a_last_error() or b"").decode("utf-8", "replace")
@@ -125,7 +140,7 @@ class Lib:
         dst = np.full((h, out_floats), -7.0, dtype=np.float32)
         fp = ctypes.POINTER(ctypes.c_float)
         status = self.lib.f2a_apply_f32(model, src.ctypes.data_as(fp), in_floats * 4,
-                                        dst.ctypes.data_as(fp), out_floats * 4, w, h, None)
+                                        dst.ctypes.data_as(fp), out_floats * 4, w, h, ctypes.byref(self.full))
         if status != F2A_OK:
             raise RuntimeError(f"f2a_apply_f32 returned {status}: {self.last_error()}")
         if not np.all(dst[:, 3 * w:] == -7.0):
