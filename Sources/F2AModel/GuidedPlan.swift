@@ -5,7 +5,7 @@ import F2ACore
 ///
 /// 1. `addRows` receives the image top to bottom and area-averages it into a
 ///    working-size copy (`workingWidth` × `workingHeight`, long side
-///    `ApplyOptions.workingSize`);
+///    `ApplyOptions.workingSize`, or the photo's own size if smaller);
 /// 2. `finish` runs the network on that copy and fits the guided filter's
 ///    per-pixel affine colour transform (12 planes at working size);
 /// 3. `apply` maps any rectangle of the full-resolution image through the
