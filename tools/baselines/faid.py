@@ -1,5 +1,5 @@
 """Shared by the baseline scripts: the fixed faid32 validation split
-(data/faid32-split.md), pair loading and PSNR as `f2a eval` computes it."""
+(data/faid32-split.md), pair loading, and PSNR and SSIM as `f2a eval` computes them."""
 import os
 import sys
 
@@ -23,6 +23,17 @@ def psnr(a, b):
     a = np.round(np.clip(a, 0, 1) * 255)
     b = np.round(np.clip(b, 0, 1) * 255)
     return 10 * np.log10(255 ** 2 / ((a - b) ** 2).mean())
+
+
+def ssim_gray(a, b):
+    """SSIM as `f2a eval` computes it: scikit-image's default window on the
+    8-bit-quantised grayscale (Rec. 709 weights), data_range 1. Needs scikit-image."""
+    from skimage.metrics import structural_similarity
+
+    def gray(x):
+        return (np.round(np.clip(x, 0, 1) * 255) / 255) @ [0.2125, 0.7154, 0.0721]
+
+    return structural_similarity(gray(a), gray(b), data_range=1)
 
 
 def arguments():

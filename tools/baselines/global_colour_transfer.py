@@ -13,13 +13,7 @@ average), e.g. 320x240 for the seed's working resolution.
 import os
 
 import numpy as np
-from skimage.metrics import structural_similarity
-
-from faid import VALIDATION, arguments, load, psnr
-
-
-def gray(x):
-    return (np.round(np.clip(x, 0, 1) * 255) / 255) @ [0.2125, 0.7154, 0.0721]
+from faid import VALIDATION, arguments, load, psnr, ssim_gray
 
 
 def main():
@@ -43,8 +37,7 @@ def main():
         f = load(f"{root}/flash/{n}.png", size)
         a = load(f"{root}/ambient/{n}.png", size)
         o = (np.c_[f.reshape(-1, 3), np.ones(f.shape[0] * f.shape[1])] @ m).reshape(f.shape)
-        r = (psnr(f, a), structural_similarity(gray(f), gray(a), data_range=1),
-             psnr(o, a), structural_similarity(gray(o), gray(a), data_range=1))
+        r = (psnr(f, a), ssim_gray(f, a), psnr(o, a), ssim_gray(o, a))
         rows.append(r)
         print(f"{n:24s} {r[0]:7.2f} {r[1]:7.4f}  {r[2]:7.2f} {r[3]:7.4f}")
     mean = np.mean(rows, axis=0)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """How much of the flash -> ambient gap on faid32 is global, and how much of
-that is predictable? Prints, per split, mean PSNR (8-bit RGB, as `f2a eval`) of
+that is predictable? Prints, per split, mean PSNR (8-bit RGB) and SSIM (grayscale),
+as `f2a eval` computes them, of
 
   identity            the flash image itself
   oracle exposure     flash x one gain in linear light, the gain fitted to the
@@ -14,13 +15,13 @@ that is predictable? Prints, per split, mean PSNR (8-bit RGB, as `f2a eval`) of
 
     python tools/baselines/oracle_ceiling.py [FAID32_DIR] [--size WxH]
 
-Needs numpy and pillow. The model card quotes its output (320x240).
+Needs numpy, pillow and scikit-image. The model card quotes its output (320x240).
 """
 import os
 
 import numpy as np
 
-from faid import VALIDATION, arguments, load, psnr
+from faid import VALIDATION, arguments, load, psnr, ssim_gray
 
 
 def lin(x):
@@ -57,7 +58,8 @@ def apply_curve(curve, f):
     return out
 
 
-def scores(f, a, curve):
+def candidates(f, a, curve):
+    """The corrected images, in the order of COLUMNS."""
     fl, al = lin(f), lin(a)
     g = al.mean() / fl.mean()
     gc = al.mean((0, 1)) / fl.mean((0, 1))
@@ -65,8 +67,12 @@ def scores(f, a, curve):
     x = np.concatenate([f.reshape(-1, 3), np.ones((f.shape[0] * f.shape[1], 1))], 1)
     m, *_ = np.linalg.lstsq(x, a.reshape(-1, 3), rcond=None)
     t = apply_curve(curve, f)
-    return [psnr(f, a), psnr(srgb(fl * g), a), psnr(srgb(fl * colour), a), psnr(srgb(fl * gc), a),
-            psnr((x @ m).reshape(a.shape), a), psnr(t, a), psnr(0.5 * f + 0.5 * t, a)]
+    return [f, srgb(fl * g), srgb(fl * colour), srgb(fl * gc), (x @ m).reshape(a.shape), t,
+            0.5 * f + 0.5 * t]
+
+
+COLUMNS = ["identity", "oracle exposure", "oracle colour", "oracle gains", "oracle affine",
+           "train tone curve", "tone curve x0.5"]
 
 
 def main():
@@ -76,13 +82,12 @@ def main():
                  load(os.path.join(root, "ambient", n + ".png"), size)) for n in names}
     train = [n for n in names if n not in VALIDATION]
     curve = fit_curve([pairs[n] for n in train])
-    cols = ["identity", "oracle exposure", "oracle colour", "oracle gains", "oracle affine",
-            "train tone curve", "tone curve x0.5"]
-    print("split       " + " | ".join(cols))
+    print("mean PSNR (dB) / SSIM per split")
+    print("split       " + " | ".join(COLUMNS))
     for split, members in (("training", train), ("validation", VALIDATION)):
-        s = np.array([scores(*pairs[n], curve) for n in members]).mean(0)
-        print(f"{split:<11} " + " | ".join(f"{v:.2f}" for v in s))
-
+        s = np.array([[(psnr(o, pairs[n][1]), ssim_gray(o, pairs[n][1]))
+                       for o in candidates(*pairs[n], curve)] for n in members]).mean(0)
+        print(f"{split:<11} " + " | ".join(f"{p:.2f} / {q:.3f}" for p, q in s))
 
 if __name__ == "__main__":
     main()
