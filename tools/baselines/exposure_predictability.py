@@ -21,12 +21,9 @@ standardised ridge regression:
 
 Needs numpy, pillow, scikit-image. The model card quotes its output (320x240).
 """
-import os
-
 import numpy as np
 
-from faid import VALIDATION, arguments, load, psnr, ssim_gray
-from oracle_ceiling import lin, srgb
+from faid import VALIDATION, arguments, lin, load_pairs, psnr, srgb, ssim_gray
 
 FEATURES = ["log2 mean", "log2 median", "log2 p10", "log2 p90", "clipped", "black",
             "log2 centre/edge"]
@@ -64,12 +61,10 @@ def ridge(x, y, alpha):
 
 def main():
     root, size = arguments()
-    names = sorted(n[:-4] for n in os.listdir(os.path.join(root, "flash")) if n.endswith(".png"))
-    pairs = {n: (load(os.path.join(root, "flash", n + ".png"), size),
-                 load(os.path.join(root, "ambient", n + ".png"), size)) for n in names}
-    train = [n for n in names if n not in VALIDATION]
-    x = {n: np.array(features(pairs[n][0])) for n in names}
-    g = {n: best_gain(*pairs[n]) for n in names}
+    pairs = load_pairs(root, size)
+    train = [n for n in pairs if n not in VALIDATION]
+    x = {n: np.array(features(f)) for n, (f, a) in pairs.items()}
+    g = {n: best_gain(f, a) for n, (f, a) in pairs.items()}
 
     xt, gt = np.array([x[n] for n in train]), np.array([g[n] for n in train])
     print(f"PSNR-optimal exposure gain, training split: mean {gt.mean():+.2f} stops, "

@@ -18,6 +18,24 @@ def load(path, size):
     return np.asarray(im, dtype=np.float64) / 255
 
 
+def load_pairs(root, size):
+    """{NAME: (flash, ambient)} for every pair under root, in name order."""
+    names = sorted(n[:-4] for n in os.listdir(os.path.join(root, "flash")) if n.endswith(".png"))
+    return {n: (load(os.path.join(root, "flash", n + ".png"), size),
+                load(os.path.join(root, "ambient", n + ".png"), size)) for n in names}
+
+
+def lin(x):
+    """sRGB values to linear light."""
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def srgb(x):
+    """Linear light to sRGB values, clipped to [0, 1]."""
+    x = np.clip(x, 0, 1)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
 def psnr(a, b):
     """PSNR in dB on 8-bit RGB."""
     a = np.round(np.clip(a, 0, 1) * 255)

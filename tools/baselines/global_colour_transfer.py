@@ -10,23 +10,16 @@ grayscale with data_range 1).
 Needs numpy, pillow, scikit-image. --size downsamples the pairs first (area
 average), e.g. 320x240 for the seed's working resolution.
 """
-import os
-
 import numpy as np
-from faid import VALIDATION, arguments, load, psnr, ssim_gray
+
+from faid import VALIDATION, arguments, load_pairs, psnr, ssim_gray
 
 
 def main():
     root, size = arguments()
-    names = sorted(n[:-4] for n in os.listdir(os.path.join(root, "flash")))
-    xs, ys = [], []
-    for n in names:
-        if n in VALIDATION:
-            continue
-        f = load(f"{root}/flash/{n}.png", size)
-        a = load(f"{root}/ambient/{n}.png", size)
-        xs.append(f.reshape(-1, 3))
-        ys.append(a.reshape(-1, 3))
+    pairs = load_pairs(root, size)
+    xs = [f.reshape(-1, 3) for n, (f, a) in pairs.items() if n not in VALIDATION]
+    ys = [a.reshape(-1, 3) for n, (f, a) in pairs.items() if n not in VALIDATION]
     x = np.concatenate(xs)
     m = np.linalg.lstsq(np.c_[x, np.ones(len(x))], np.concatenate(ys), rcond=None)[0]
     print("fitted transform (rows: R G B weights, offset):")
@@ -34,8 +27,7 @@ def main():
     print(f"{'name':24s} {'identity':>16s} {'colour transfer':>16s}")
     rows = []
     for n in VALIDATION:
-        f = load(f"{root}/flash/{n}.png", size)
-        a = load(f"{root}/ambient/{n}.png", size)
+        f, a = pairs[n]
         o = (np.c_[f.reshape(-1, 3), np.ones(f.shape[0] * f.shape[1])] @ m).reshape(f.shape)
         r = (psnr(f, a), ssim_gray(f, a), psnr(o, a), ssim_gray(o, a))
         rows.append(r)

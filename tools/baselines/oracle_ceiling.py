@@ -17,20 +17,9 @@ as `f2a eval` computes them, of
 
 Needs numpy, pillow and scikit-image. The model card quotes its output (320x240).
 """
-import os
-
 import numpy as np
 
-from faid import VALIDATION, arguments, load, psnr, ssim_gray
-
-
-def lin(x):
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def srgb(x):
-    x = np.clip(x, 0, 1)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
+from faid import VALIDATION, arguments, lin, load_pairs, psnr, srgb, ssim_gray
 
 
 BINS = 64
@@ -77,10 +66,8 @@ COLUMNS = ["identity", "oracle exposure", "oracle colour", "oracle gains", "orac
 
 def main():
     root, size = arguments()
-    names = sorted(n[:-4] for n in os.listdir(os.path.join(root, "flash")) if n.endswith(".png"))
-    pairs = {n: (load(os.path.join(root, "flash", n + ".png"), size),
-                 load(os.path.join(root, "ambient", n + ".png"), size)) for n in names}
-    train = [n for n in names if n not in VALIDATION]
+    pairs = load_pairs(root, size)
+    train = [n for n in pairs if n not in VALIDATION]
     curve = fit_curve([pairs[n] for n in train])
     print("mean PSNR (dB) / SSIM per split")
     print("split       " + " | ".join(COLUMNS))
