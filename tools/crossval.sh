@@ -3,8 +3,10 @@
 # out exactly once, so the model card can quote the gain over the flash image
 # on all 32 scenes instead of the 6 of the fixed validation split.
 #
-#   tools/crossval.sh [OUT] [STEPS]        (after `make`)
+#   tools/crossval.sh [OUT] [STEPS] [f2a-train options...]     (after `make`)
 #
+# Options after STEPS are appended to the recipe and override it (the last
+# value of an option wins), e.g. `tools/crossval.sh runs/cv-w025 2000 --width 0.25`.
 # Fold k holds out the pairs whose index in name order is k mod K (each fold
 # mixes the categories). Each fold trains from the identity start with the
 # shipped recipe for a fixed STEPS (no checkpoint selection on the held-out
@@ -16,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/crossval}
 steps=${2:-2000}
+shift $(($# < 2 ? $# : 2))
 data=${DATA:-../shared/data/faid32}
 k=${K:-4}
 threads=${F2A_THREADS:-2}
@@ -43,7 +46,7 @@ for ((fold = 0; fold < k; fold++)); do
       --width 0.125 --formulation ratio-log --init-final-scale 0 --reconstruction mse --rec-weight 100 \
       --match-exposure --crop 128 --resize 320 --scale-min 1 --scale-max 1.5 --batch 4 --steps "$steps" \
       --lr-g 3e-4 --adv-weight 0 --synth-ratio 0.3 --synth-pool 256 --synth-flash-mode only \
-      --validate-every "$steps" --log-every 100 --threads "$threads" $([ -f "$dir/run/checkpoint" ] && echo --resume)
+      --validate-every "$steps" --log-every 100 --threads "$threads" "$@" $([ -f "$dir/run/checkpoint" ] && echo --resume)
     $bin/f2a-train export "$dir/run" "$dir/model.f2aw.tmp" --f16
     mv "$dir/model.f2aw.tmp" "$dir/model.f2aw"
   fi
