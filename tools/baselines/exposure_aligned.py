@@ -17,8 +17,7 @@ import sys
 
 import numpy as np
 
-from exposure_predictability import best_gain
-from faid import lin, load, psnr, srgb, ssim_gray
+from faid import best_gain, lin, load, psnr, srgb, ssim_gray
 
 
 def aligned(x, a):

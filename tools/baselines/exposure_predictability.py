@@ -23,11 +23,10 @@ Needs numpy, pillow, scikit-image. The model card quotes its output (320x240).
 """
 import numpy as np
 
-from faid import VALIDATION, arguments, lin, load_pairs, psnr, srgb, ssim_gray
+from faid import VALIDATION, arguments, best_gain, lin, load_pairs, psnr, srgb, ssim_gray
 
 FEATURES = ["log2 mean", "log2 median", "log2 p10", "log2 p90", "clipped", "black",
             "log2 centre/edge"]
-GAINS = np.linspace(-3, 2, 201)  # stops searched for the PSNR-optimal gain
 ALPHAS = [0.1, 1, 10, 100]
 
 
@@ -44,11 +43,6 @@ def features(f):
     return [np.log2(y.mean() + eps), np.log2(np.median(y) + eps),
             np.log2(np.percentile(y, 10) + eps), np.log2(np.percentile(y, 90) + eps),
             (f.max(-1) > 0.98).mean(), (y < 0.01).mean(), np.log2((centre.mean() + eps) / (edge + eps))]
-
-
-def best_gain(f, a):
-    fl = lin(f)
-    return GAINS[int(np.argmax([psnr(srgb(fl * 2 ** g), a) for g in GAINS]))]
 
 
 def ridge(x, y, alpha):

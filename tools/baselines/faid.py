@@ -43,6 +43,14 @@ def psnr(a, b):
     return 10 * np.log10(255 ** 2 / ((a - b) ** 2).mean())
 
 
+def best_gain(f, a):
+    """The exposure gain, in stops, one for all channels in linear light, that
+    maximises the PSNR of f against a (searched from -3 to +2 in 1/40 stop)."""
+    fl = lin(f)
+    stops = np.linspace(-3, 2, 201)
+    return stops[int(np.argmax([psnr(srgb(fl * 2 ** g), a) for g in stops]))]
+
+
 def ssim_gray(a, b):
     """SSIM as `f2a eval` computes it: scikit-image's default window on the
     8-bit-quantised grayscale (Rec. 709 weights), data_range 1. Needs scikit-image."""
