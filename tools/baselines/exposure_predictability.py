@@ -25,8 +25,6 @@ import numpy as np
 
 from faid import VALIDATION, arguments, best_gain, lin, load_pairs, psnr, srgb, ssim_gray
 
-FEATURES = ["log2 mean", "log2 median", "log2 p10", "log2 p90", "clipped", "black",
-            "log2 centre/edge"]
 ALPHAS = [0.1, 1, 10, 100]
 
 
@@ -63,7 +61,7 @@ def main():
     xt, gt = np.array([x[n] for n in train]), np.array([g[n] for n in train])
     print(f"PSNR-optimal exposure gain, training split: mean {gt.mean():+.2f} stops, "
           f"sd {gt.std():.2f}, range {gt.min():+.2f} .. {gt.max():+.2f}")
-    print(f"validation: " + ", ".join(f"{n} {g[n]:+.2f}" for n in VALIDATION))
+    print("validation: " + ", ".join(f"{n} {g[n]:+.2f}" for n in VALIDATION))
     print("\nleave-one-out over the training split, RMSE of the predicted gain (stops):")
     const = np.sqrt(np.mean([(gt[i] - np.delete(gt, i).mean()) ** 2 for i in range(len(gt))]))
     print(f"  constant (mean of the others)  {const:.3f}")

@@ -76,5 +76,6 @@ def main():
                        for o in candidates(*pairs[n], curve)] for n in members]).mean(0)
         print(f"{split:<11} " + " | ".join(f"{p:.2f} / {q:.3f}" for p, q in s))
 
+
 if __name__ == "__main__":
     main()
