@@ -8,8 +8,11 @@ struct Eval: ParsableCommand {
         abstract: "Evaluate a model on flash/ambient pairs.",
         discussion: """
             DIR holds flash/NAME.png and ambient/NAME.png. Writes OUTDIR/NAME.png for every pair \
-            and prints PSNR (8-bit RGB) and SSIM (grayscale, scikit-image defaults) of the output \
-            and of the identity baseline (the flash image itself) against the ambient image.
+            and prints PSNR (8-bit RGB), SSIM (grayscale, scikit-image defaults) and EA-PSNR \
+            (exposure-aligned PSNR: the PSNR after the one global gain in linear light that best \
+            matches the ambient image, since a flash image does not tell the ambient exposure) of \
+            the output and of the identity baseline (the flash image itself) against the ambient \
+            image, and on how many pairs the output beats the identity in PSNR and in EA-PSNR.
             """)
 
     @Option(help: "Directory with flash/ and ambient/ subdirectories.") var pairs: String
@@ -27,8 +30,9 @@ struct Eval: ParsableCommand {
             throw ValidationError("no images in \(flashDir)")
         }
         try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
-        print("name                      psnr   ssim | identity psnr   ssim")
-        var sums = [Double](repeating: 0, count: 4)
+        print("name                      psnr   ssim     ea | identity psnr   ssim     ea")
+        var sums = [Double](repeating: 0, count: 6)
+        var improved = (psnr: 0, ea: 0)
         for name in names {
             let ambientPath = (ambientDir as NSString).appendingPathComponent(name)
             guard fm.fileExists(atPath: ambientPath) else { throw ValidationError("missing ambient image \(ambientPath)") }
@@ -46,15 +50,20 @@ struct Eval: ParsableCommand {
             try saveRGB8(result, width: w, height: h, to: (out as NSString).appendingPathComponent(stem + ".png"))
             let a = Array(ambient.pixels), f = Array(flash.pixels)
             let m = [Metrics.psnr(result, a), Metrics.ssimGray(result, a, width: w, height: h),
-                     Metrics.psnr(f, a), Metrics.ssimGray(f, a, width: w, height: h)]
-            for i in 0..<4 { sums[i] += m[i] }
+                     Metrics.exposureAlignedPSNR(result, a).psnr,
+                     Metrics.psnr(f, a), Metrics.ssimGray(f, a, width: w, height: h),
+                     Metrics.exposureAlignedPSNR(f, a).psnr]
+            for i in m.indices { sums[i] += m[i] }
+            if m[0] > m[3] { improved.psnr += 1 }
+            if m[2] > m[5] { improved.ea += 1 }
             print(row(stem, m))
         }
         print(row("mean (\(names.count) pairs)", sums.map { $0 / Double(names.count) }))
+        print("better than the identity on \(improved.psnr) of \(names.count) pairs (PSNR), \(improved.ea) of \(names.count) (EA-PSNR)")
     }
 
     func row(_ name: String, _ m: [Double]) -> String {
         let padded = name.count >= 24 ? String(name.prefix(24)) : name + String(repeating: " ", count: 24 - name.count)
-        return padded + String(format: " %6.2f %6.4f |       %6.2f %6.4f", m[0], m[1], m[2], m[3])
+        return padded + String(format: " %6.2f %6.4f %6.2f |       %6.2f %6.4f %6.2f", m[0], m[1], m[2], m[3], m[4], m[5])
     }
 }

@@ -59,6 +59,52 @@ public enum Metrics {
         return total / Double((width - 2 * r) * (height - 2 * r))
     }
 
+    /// Exposure-aligned PSNR (EA-PSNR): the PSNR of `x` against `target`
+    /// after `x` gets the one global exposure gain, in linear light, that
+    /// maximises it. FAID's ambient exposure is not determined by the flash
+    /// image, so this scores what a model does to light and colour apart from
+    /// the exposure it could not know. Both images are rounded to 8 bits
+    /// first (as saved), the gain is searched from −3 to +2 stops in 1/40
+    /// stop (the first best wins) and the result is rounded to 8 bits again:
+    /// the definition of tools/baselines/faid.py `best_gain`.
+    /// - Returns: the PSNR in dB and the gain in stops.
+    public static func exposureAlignedPSNR(_ x: [Float], _ target: [Float]) -> (psnr: Double, stops: Double) {
+        precondition(x.count == target.count && !x.isEmpty)
+        // Every sample is an (x, target) pair of 8-bit codes, so a joint
+        // histogram makes each of the 201 trials 65,536 operations instead
+        // of one pass over the image.
+        var joint = [Double](repeating: 0, count: 256 * 256)
+        for i in x.indices { joint[Int(quantize(x[i])) << 8 | Int(quantize(target[i]))] += 1 }
+        let linear = (0..<256).map { srgbDecode(Double($0) / 255) }
+        var best = (psnr: -Double.infinity, stops: 0.0)
+        for k in 0...200 {
+            let stops = -3 + Double(k) * 0.025, gain = pow(2, stops)
+            var sum = 0.0
+            for v in 0..<256 {
+                let y = Double(quantize(Float(srgbEncode(linear[v] * gain))))
+                let row = v << 8
+                for t in 0..<256 where joint[row | t] != 0 {
+                    let d = y - Double(t)
+                    sum += joint[row | t] * d * d
+                }
+            }
+            let mse = sum / Double(x.count)
+            let psnr = mse == 0 ? .infinity : 10 * log10(255 * 255 / mse)
+            if psnr > best.psnr { best = (psnr, stops) }
+        }
+        return best
+    }
+
+    /// The sRGB transfer functions (IEC 61966-2-1), in double precision.
+    public static func srgbDecode(_ v: Double) -> Double {
+        v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4)
+    }
+
+    public static func srgbEncode(_ v: Double) -> Double {
+        let c = min(max(v, 0), 1)
+        return c <= 0.0031308 ? c * 12.92 : 1.055 * pow(c, 1 / 2.4) - 0.055
+    }
+
     @inline(__always)
     static func quantize(_ v: Float) -> UInt8 {
         v.isNaN ? 0 : UInt8(min(max(v * 255 + 0.5, 0), 255))

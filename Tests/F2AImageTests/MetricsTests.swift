@@ -1,5 +1,6 @@
 import F2AImage
 import Testing
+import Foundation
 
 /// Deterministic 8-bit test images, the same as `pixel()` in make_golden.py
 /// (which computed the scikit-image numbers in MetricsGolden.swift).
@@ -21,6 +22,7 @@ enum TestImages {
         case "ramp+noise": return clamp8((3 * x + 5 * y + 60 * c) % 256 + hash(x, y, c, 7) % 41 - 20)
         case "blobs": return hash(x / 8, y / 8, c, 3) % 256
         case "blobs+offset": return clamp8(hash(x / 8, y / 8, c, 3) % 256 + 25 + hash(x, y, c, 9) % 11 - 5)
+        case "blobs-dark": return clamp8(Int(Double(hash(x / 8, y / 8, c, 3) % 256) * 0.73) + hash(x, y, c, 5) % 7 - 3)
         case "noise1": return hash(x, y, c, 1) % 256
         case "noise2": return hash(x, y, c, 2) % 256
         default: fatalError("unknown test image kind \(kind)")
@@ -49,7 +51,7 @@ enum TestImages {
 struct MetricsTests {
     static let tolerance = 1e-3
 
-    @Test("PSNR and SSIM match scikit-image", arguments: metricsGolden)
+    @Test("PSNR, SSIM and EA-PSNR match the Python references", arguments: metricsGolden)
     func matchesScikitImage(_ g: MetricsGoldenCase) {
         for jitter in [false, true] {
             let a = TestImages.image(g.kindA, width: g.width, height: g.height, jitter: jitter)
@@ -62,7 +64,25 @@ struct MetricsTests {
             }
             let ssim = Metrics.ssimGray(a, b, width: g.width, height: g.height)
             #expect(abs(ssim - g.ssim) <= Self.tolerance, "\(g.name) jitter \(jitter): ssim \(ssim) vs \(g.ssim)")
+            let ea = Metrics.exposureAlignedPSNR(a, b).psnr
+            if g.eaPSNR.isInfinite {
+                #expect(ea == .infinity, "\(g.name) jitter \(jitter): EA-PSNR \(ea)")
+            } else {
+                #expect(abs(ea - g.eaPSNR) <= Self.tolerance, "\(g.name) jitter \(jitter): EA-PSNR \(ea) vs \(g.eaPSNR)")
+            }
         }
+    }
+
+    @Test("EA-PSNR is never below PSNR and finds the gain that made the target")
+    func exposureAligned() {
+        let a = TestImages.image("blobs", width: 64, height: 64)
+        // The same image 1.5 stops darker in linear light.
+        let b = a.map { Float(Metrics.srgbEncode(Metrics.srgbDecode(Double($0)) * pow(2, -1.5))) }
+        let (ea, stops) = Metrics.exposureAlignedPSNR(a, b)
+        #expect(stops == -1.5)
+        #expect(ea > 45 && ea > Metrics.psnr(a, b) + 20, "EA-PSNR \(ea), PSNR \(Metrics.psnr(a, b))")
+        let noisy = TestImages.image("ramp+noise", width: 40, height: 30), ramp = TestImages.image("ramp", width: 40, height: 30)
+        #expect(Metrics.exposureAlignedPSNR(noisy, ramp).psnr >= Metrics.psnr(noisy, ramp))
     }
 
     @Test("Both metrics are symmetric")
