@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "F2ATrain", dependencies: ["F2ACore", "F2AModel", "F2AImage", "F2ASynth"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .executableTarget(name: "F2ATrainCLI", dependencies: [
-            "F2ATrain", "F2AModel",
+            "F2ATrain", "F2AModel", "F2AImage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "F2ACLI", dependencies: [

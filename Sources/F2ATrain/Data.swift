@@ -183,14 +183,27 @@ public final class BatchSource: @unchecked Sendable {
     public let syntheticRatio: Double
     public let synthetic: (@Sendable (UInt64, Int) -> ImagePair)?
 
+    /// Fraction of real-pair samples whose flash image is composed as shot.
+    public let asShotRatio: Double
+    public let asShot: AsShotComposition
+    /// Whether targets get the input's exposure (`ImagePair.exposureMatched`).
+    public let matchExposure: Bool
+    /// The pairs as loaded: as-shot composites are made from these.
+    let rawPairs: [ImagePair]
+
     public init(pairs: [ImagePair], batchSize: Int, augmentation: Augmentation, seed: UInt64,
-                syntheticRatio: Double = 0, synthetic: (@Sendable (UInt64, Int) -> ImagePair)? = nil) throws(TrainError) {
+                syntheticRatio: Double = 0, synthetic: (@Sendable (UInt64, Int) -> ImagePair)? = nil,
+                matchExposure: Bool = false, asShotRatio: Double = 0, asShot: AsShotComposition = AsShotComposition()) throws(TrainError) {
         guard !pairs.isEmpty || (synthetic != nil && syntheticRatio >= 1) else { throw .data("no training pairs") }
         for p in pairs where min(p.width, p.height) < augmentation.crop {
             throw .data("pair '\(p.name)' is \(p.width)x\(p.height), smaller than the \(augmentation.crop)-pixel crop")
         }
-        self.pairs = pairs; self.batchSize = batchSize; self.augmentation = augmentation; self.seed = seed
-        self.syntheticRatio = syntheticRatio; self.synthetic = synthetic
+        self.rawPairs = pairs
+        self.pairs = matchExposure ? pairs.map { $0.exposureMatched() } : pairs
+        self.batchSize = batchSize; self.augmentation = augmentation; self.seed = seed
+        self.syntheticRatio = syntheticRatio
+        self.synthetic = matchExposure ? synthetic.map { render in { @Sendable seed, size in render(seed, size).exposureMatched() } } : synthetic
+        self.matchExposure = matchExposure; self.asShotRatio = asShotRatio; self.asShot = asShot
     }
 
     /// Epochs completed (fractional) after `steps` steps.
@@ -221,8 +234,15 @@ public final class BatchSource: @unchecked Sendable {
             if let synthetic, syntheticRatio > 0, Double(rng.next() >> 11) / Double(1 << 53) < syntheticRatio {
                 pair = synthetic(rng.next(), c)
             } else {
-                let n = pairs.count
-                pair = pairs[permutation(epoch: g / n)[g % n]]
+                let n = pairs.count, k = permutation(epoch: g / n)[g % n]
+                // Drawn only when enabled, so that runs without as-shot samples
+                // see the same random stream as before the option existed.
+                if asShotRatio > 0, Double(rng.next() >> 11) / Double(1 << 53) < asShotRatio {
+                    let shot = asShot.compose(rawPairs[k], asShot.draw(&rng))
+                    pair = matchExposure ? shot.exposureMatched() : shot
+                } else {
+                    pair = pairs[k]
+                }
             }
             sample(pair, rng: &rng, flash: &flash, ambient: &ambient, index: i)
         }

@@ -24,6 +24,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var synthPool: Int = 256
     /// F2ASynth flash convention: "only" (like FAID), "as-shot" or "mix".
     public var synthFlashMode: String = "only"
+    /// Fraction of real-pair samples whose flash-only input is replaced by a
+    /// photo composed as a camera records it (`AsShotComposition`).
+    public var asShotRatio: Double = 0
+    public var asShot = AsShotComposition()
 
     // Generator
     public var width: Double = 0.25
@@ -95,6 +99,14 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         guard batch > 0, steps >= 0 else { throw .config("batch and steps must be positive") }
         guard scaleMin > 0, scaleMax >= scaleMin else { throw .config("need 0 < scaleMin <= scaleMax") }
         guard (0...1).contains(synthRatio) else { throw .config("synthRatio \(synthRatio) is outside [0, 1]") }
+        guard (0...1).contains(asShotRatio) else { throw .config("asShotRatio \(asShotRatio) is outside [0, 1]") }
+        guard 0 <= asShot.shareMin, asShot.shareMin <= asShot.shareMax, asShot.shareMax < 1 else {
+            throw .config("asShot share range \(asShot.shareMin)–\(asShot.shareMax) must lie in [0, 1)")
+        }
+        guard 0 < asShot.exposureMin, asShot.exposureMin <= asShot.exposureMax, asShot.exposureMax <= 1 else {
+            throw .config("asShot exposure range \(asShot.exposureMin)–\(asShot.exposureMax) must lie in (0, 1]")
+        }
+        guard asShot.readNoise >= 0, asShot.shotNoise >= 0 else { throw .config("asShot noise must be ≥ 0") }
         guard logEvery > 0, checkpointEvery > 0, validateEvery > 0 else { throw .config("intervals must be positive") }
     }
 

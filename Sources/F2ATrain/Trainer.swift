@@ -21,6 +21,9 @@ public struct Validation: Sendable {
     public var ssim: Double
     public var identityPSNR: Double
     public var identitySSIM: Double
+    /// Exposure-aligned PSNR (`Metrics.exposureAlignedPSNR`) of the model and of the identity.
+    public var ea = 0.0
+    public var identityEA = 0.0
     public var count: Int
     /// (flash, generated, ambient, width, height) per pair.
     public var images: [([Float], [Float], [Float], Int, Int)]
@@ -47,7 +50,7 @@ public final class Trainer: @unchecked Sendable {
     public let source: BatchSource
     public let validationPairs: [ImagePair]
     public let runDir: String?
-    var identity: (Double, Double)?
+    var identity: (psnr: Double, ssim: Double, ea: Double)?
     var history: [(step: Int, rec: Double, adv: Double, d: Double)] = []
     var valHistory: [(step: Int, psnr: Double)] = []
 
@@ -73,11 +76,10 @@ public final class Trainer: @unchecked Sendable {
             discriminator = nil
         }
         adamG = Adam(for: generator.params, beta1: Float(config.beta1), beta2: Float(config.beta2))
-        let train = config.matchExposure ? train.map { $0.exposureMatched() } : train
-        let synthetic = config.matchExposure ? synthetic.map { render in { @Sendable seed, size in render(seed, size).exposureMatched() } } : synthetic
         source = try BatchSource(pairs: train, batchSize: config.batch,
                                  augmentation: Augmentation(crop: config.crop, scaleMin: config.scaleMin, scaleMax: config.scaleMax, flip: config.flip),
-                                 seed: config.seed, syntheticRatio: config.synthRatio, synthetic: synthetic)
+                                 seed: config.seed, syntheticRatio: config.synthRatio, synthetic: synthetic,
+                                 matchExposure: config.matchExposure, asShotRatio: config.asShotRatio, asShot: config.asShot)
         validationPairs = validation
         self.runDir = runDir
     }
@@ -234,18 +236,20 @@ public final class Trainer: @unchecked Sendable {
             }
             let psnr = Metrics.psnr(out, p.ambient), ssim = Metrics.ssimGray(out, p.ambient, width: p.width, height: p.height)
             v.psnr += psnr; v.ssim += ssim
+            v.ea += Metrics.exposureAlignedPSNR(out, p.ambient).psnr
             v.perPair.append((p.name, psnr, ssim))
             if identity == nil {
                 v.identityPSNR += Metrics.psnr(p.flash, p.ambient)
                 v.identitySSIM += Metrics.ssimGray(p.flash, p.ambient, width: p.width, height: p.height)
+                v.identityEA += Metrics.exposureAlignedPSNR(p.flash, p.ambient).psnr
             }
             v.images.append((p.flash, out, p.ambient, p.width, p.height))
         }
         let n = Double(validationPairs.count)
-        v.psnr /= n; v.ssim /= n
-        if let identity { (v.identityPSNR, v.identitySSIM) = identity } else {
-            v.identityPSNR /= n; v.identitySSIM /= n
-            identity = (v.identityPSNR, v.identitySSIM)
+        v.psnr /= n; v.ssim /= n; v.ea /= n
+        if let identity { (v.identityPSNR, v.identitySSIM, v.identityEA) = identity } else {
+            v.identityPSNR /= n; v.identitySSIM /= n; v.identityEA /= n
+            identity = (v.identityPSNR, v.identitySSIM, v.identityEA)
         }
         return v
     }
@@ -343,11 +347,12 @@ public final class Trainer: @unchecked Sendable {
         guard v.count > 0 else { return }
         let improved = v.psnr > bestPSNR
         if improved { bestPSNR = v.psnr; bestStep = step }
-        log("validate step \(step): PSNR \(Self.fmt(v.psnr, 2)) dB SSIM \(Self.fmt(v.ssim)) (identity \(Self.fmt(v.identityPSNR, 2)) dB \(Self.fmt(v.identitySSIM))) "
+        log("validate step \(step): PSNR \(Self.fmt(v.psnr, 2)) dB SSIM \(Self.fmt(v.ssim)) EA-PSNR \(Self.fmt(v.ea, 2)) dB "
+            + "(identity \(Self.fmt(v.identityPSNR, 2)) dB \(Self.fmt(v.identitySSIM)) EA \(Self.fmt(v.identityEA, 2)) dB) "
             + "on \(v.count) pairs; best \(Self.fmt(bestPSNR, 2)) dB at step \(bestStep)")
         valHistory.append((step, v.psnr))
         guard let runDir else { return }
-        appendLog("{\"type\":\"val\",\"step\":\(step),\"psnr\":\(Self.json(v.psnr)),\"ssim\":\(Self.json(v.ssim)),\"identity_psnr\":\(Self.json(v.identityPSNR)),\"identity_ssim\":\(v.identitySSIM),\"pairs\":\(v.count),"
+        appendLog("{\"type\":\"val\",\"step\":\(step),\"psnr\":\(Self.json(v.psnr)),\"ssim\":\(Self.json(v.ssim)),\"identity_psnr\":\(Self.json(v.identityPSNR)),\"identity_ssim\":\(v.identitySSIM),\"ea_psnr\":\(Self.json(v.ea)),\"identity_ea_psnr\":\(Self.json(v.identityEA)),\"pairs\":\(v.count),"
                   + "\"per_pair\":{" + v.perPair.map { "\"\($0.0)\":[\(Self.json($0.1)),\(Self.json($0.2))]" }.joined(separator: ",") + "},\"time\":\(Int(Date().timeIntervalSince1970))}", file: "log.jsonl")
         let csv = (runDir as NSString).appendingPathComponent("validation.csv")
         if !FileManager.default.fileExists(atPath: csv) { appendLog("step,psnr,ssim,identity_psnr,identity_ssim", file: "validation.csv") }

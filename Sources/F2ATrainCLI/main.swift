@@ -1,5 +1,6 @@
 import ArgumentParser
 import F2ACore
+import F2AImage
 import F2AModel
 import F2ATrain
 import Foundation
@@ -22,7 +23,7 @@ struct F2ATrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "f2a-train",
         abstract: "Train the flash-to-ambient generator (pix2pix: U-Net/VGG-16 + PatchGAN) on CPU.",
-        subcommands: [Train.self, Export.self, Bench.self],
+        subcommands: [Train.self, Export.self, Bench.self, AsShot.self],
         defaultSubcommand: Train.self)
 }
 
@@ -73,6 +74,7 @@ struct Train: ParsableCommand {
     @Option(help: "Fraction of synthetic (F2ASynth) samples.") var synthRatio: Double?
     @Option(help: "Distinct synthetic pairs (rendered once, cached).") var synthPool: Int?
     @Option(help: "Synthetic flash images: only, as-shot or mix.") var synthFlashMode: String?
+    @Option(help: "Fraction of real-pair samples whose flash-only input is recomposed as a camera records it (ambient + flash, exposure, clipping, noise).") var asShotRatio: Double?
     @Option(help: "Comma-separated validation pair names.") var valNames: String?
     @Option(help: "Random seed.") var seed: UInt64?
     @Option(help: "Progress line interval (steps).") var logEvery: Int?
@@ -111,6 +113,7 @@ struct Train: ParsableCommand {
         if let synthRatio { c.synthRatio = synthRatio }
         if let synthPool { c.synthPool = synthPool }
         if let synthFlashMode { c.synthFlashMode = synthFlashMode }
+        if let asShotRatio { c.asShotRatio = asShotRatio }
         if let valNames { c.valNames = valNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         if let seed { c.seed = seed }
         if let logEvery { c.logEvery = logEvery }
@@ -185,6 +188,46 @@ struct Export: ParsableCommand {
         try file.write(path: output, dtype: f16 ? .f16 : .f32)
         let g = try Generator(file: try WeightsFile.read(path: output))
         print("wrote \(output) (\(f16 ? "f16" : "f32")): \(g.config.summary)")
+    }
+}
+
+struct AsShot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "as-shot",
+        abstract: "Write flash photos as a camera records them, composed from flash-only pairs (for evaluation).",
+        discussion: """
+            For every pair of DIR (flash/NAME + ambient/NAME, FAID's flash-only convention) writes \
+            OUT/flash/NAME.png, the flash photo as shot (ambient + flash in linear light, exposure \
+            normalised, clipped, with sensor noise: the composition training uses with \
+            --as-shot-ratio, at the middle of its ambient-share and exposure ranges unless --random), \
+            and OUT/ambient/NAME.png, the ambient image. `f2a eval --pairs OUT` then scores a model \
+            on real-looking flash photos.
+            """)
+
+    @Option(help: "Directory with flash/ and ambient/ subdirectories.") var pairs: String
+    @Option(help: "Output directory.") var out: String
+    @Option(help: "Longer side after resizing (0: original size).") var resize = 0
+    @Flag(help: "Draw each pair's ambient share and exposure at random (seeded) instead of the middle of the ranges.") var random = false
+    @Option(help: "Random seed (noise, and the draws with --random).") var seed: UInt64 = 1
+
+    func run() throws {
+        let composition = AsShotComposition()
+        for dir in ["flash", "ambient"] {
+            try FileManager.default.createDirectory(atPath: (out as NSString).appendingPathComponent(dir), withIntermediateDirectories: true)
+        }
+        for (i, files) in try PairDiscovery.find(in: pairs).enumerated() {
+            let pair = try PairDiscovery.load(files, resizeLong: resize)
+            var rng = SplitMix64(seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+            var draw = composition.draw(&rng)
+            if !random {
+                draw.share = (composition.shareMin + composition.shareMax) / 2
+                draw.exposure = (composition.exposureMin + composition.exposureMax) / 2
+            }
+            let shot = composition.compose(pair, draw)
+            try saveRGB8(shot.flash, width: shot.width, height: shot.height, to: "\(out)/flash/\(files.name).png")
+            try saveRGB8(shot.ambient, width: shot.width, height: shot.height, to: "\(out)/ambient/\(files.name).png")
+            print(String(format: "%@: ambient share %.2f, exposure %.3f", files.name, draw.share, draw.exposure))
+        }
     }
 }
 
