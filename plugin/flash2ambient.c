@@ -941,14 +941,14 @@ vips_flash2ambient_op_class_init(VipsFlash2AmbientClass *class)
 		_("Long side in pixels at which guided mode runs the network"),
 		VIPS_ARGUMENT_OPTIONAL_INPUT,
 		G_STRUCT_OFFSET(VipsFlash2Ambient, working_size),
-		16, 8192, 512);
+		F2A_WORKING_SIZE_MIN, F2A_WORKING_SIZE_MAX, F2A_DEFAULT_WORKING_SIZE);
 
 	VIPS_ARG_INT(class, "tile_size", 7,
 		_("Tile size"),
 		_("Tile side in pixels for tiled mode"),
 		VIPS_ARGUMENT_OPTIONAL_INPUT,
 		G_STRUCT_OFFSET(VipsFlash2Ambient, tile_size),
-		256, 4096, 512);
+		F2A_TILE_SIZE_MIN, F2A_TILE_SIZE_MAX, F2A_DEFAULT_TILE_SIZE);
 
 	VIPS_ARG_INT(class, "max_mb", 8,
 		_("Memory limit"),

@@ -9,13 +9,14 @@ struct ApplyArguments: ParsableArguments {
     @Option(help: "Blend with the input: 0 = input, 1 = full effect.") var strength: Float = 1
     @Option(help: "auto (= guided, at every size), full, tiled or guided.")
     var mode: ApplyMode = .auto
-    @Option(help: "Long side in pixels at which guided mode runs the network.") var workingSize: Int = 512
-    @Option(help: "Tile side in pixels for tiled mode.") var tileSize: Int = 512
+    @Option(help: "Long side in pixels at which guided mode runs the network.") var workingSize = ApplyOptions.defaultWorkingSize
+    @Option(help: "Tile side in pixels for tiled mode.") var tileSize = ApplyOptions.defaultTileSize
 
     func validate() throws {
         guard strength.isFinite, (0...1).contains(strength) else { throw ValidationError("--strength must be in [0, 1]") }
-        guard (16...8192).contains(workingSize) else { throw ValidationError("--working-size must be in 16...8192") }
-        guard (256...4096).contains(tileSize) else { throw ValidationError("--tile-size must be in 256...4096") }
+        let ws = ApplyOptions.workingSizeRange, ts = ApplyOptions.tileSizeRange
+        guard ws.contains(workingSize) else { throw ValidationError("--working-size must be in \(ws.lowerBound) to \(ws.upperBound)") }
+        guard ts.contains(tileSize) else { throw ValidationError("--tile-size must be in \(ts.lowerBound) to \(ts.upperBound)") }
     }
 
     var options: ApplyOptions {

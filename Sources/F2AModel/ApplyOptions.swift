@@ -25,20 +25,35 @@ public enum ApplyMode: String, Sendable, CaseIterable {
 }
 
 /// Options of `Generator.apply(_:to:outputRowStride:options:progress:)`.
+///
+/// The defaults and allowed ranges below are the only ones: the C ABI
+/// (`f2a_default_params`, its argument checks and the header's
+/// `F2A_DEFAULT_*` / `F2A_*_MIN` / `F2A_*_MAX` macros, which Tests/capi
+/// checks against the library), the CLI and the vips operation take them
+/// from here.
 public struct ApplyOptions: Sendable {
+    /// Long side at which guided mode runs the network by default: the scale
+    /// the shipped model was trained at (weights/recipe.json `resize`). On
+    /// held-out pairs at their native size it measured better than 512
+    /// (MODEL_CARD.md, "Working size"), and it costs a quarter.
+    public static let defaultWorkingSize = 256
+    public static let workingSizeRange = 16...8192
+    public static let defaultTileSize = 512
+    public static let tileSizeRange = 256...4096
+
     public var mode: ApplyMode = .auto
     /// Blend with the input: 0 = input, 1 = generator output.
     public var strength: Float = 1
     /// Long side, in pixels, at which `guided` runs the network.
-    public var workingSize: Int = 512
+    public var workingSize: Int = defaultWorkingSize
     /// Tile side of `tiled` mode, pixels (a multiple of the model's size multiple runs fastest).
-    public var tileSize: Int = 512
+    public var tileSize: Int = defaultTileSize
     /// Cross-fade width between neighbouring tiles, pixels.
     public var tileOverlap: Int = 128
     public var guided = GuidedUpsampling()
 
-    public init(mode: ApplyMode = .auto, strength: Float = 1, workingSize: Int = 512,
-                tileSize: Int = 512, tileOverlap: Int = 128) {
+    public init(mode: ApplyMode = .auto, strength: Float = 1, workingSize: Int = defaultWorkingSize,
+                tileSize: Int = defaultTileSize, tileOverlap: Int = 128) {
         self.mode = mode
         self.strength = strength
         self.workingSize = workingSize

@@ -65,7 +65,8 @@ public func f2a_status_string(_ status: f2a_status) -> UnsafePointer<CChar>? {
 @c @implementation
 public func f2a_default_params() -> f2a_params {
     f2a_params(struct_size: MemoryLayout<f2a_params>.size, strength: 1, progress: nil, progress_user_data: nil,
-               mode: F2A_MODE_AUTO, working_size: 512, tile_size: 512)
+               mode: F2A_MODE_AUTO, working_size: Int32(ApplyOptions.defaultWorkingSize),
+               tile_size: Int32(ApplyOptions.defaultTileSize))
 }
 
 /// Smallest `struct_size` accepted: the layout of 0.2, the first with the
@@ -97,11 +98,12 @@ func checkParams(_ p: f2a_params, _ function: String) -> f2a_status? {
     guard [F2A_MODE_AUTO, F2A_MODE_FULL, F2A_MODE_GUIDED, F2A_MODE_TILED].contains(p.mode) else {
         return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): unknown mode \(p.mode.rawValue)")
     }
-    guard (16...8192).contains(p.working_size) else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): working_size \(p.working_size) is outside 16...8192")
+    let ws = ApplyOptions.workingSizeRange, ts = ApplyOptions.tileSizeRange
+    guard ws.contains(Int(p.working_size)) else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): working_size \(p.working_size) is outside \(ws.lowerBound) to \(ws.upperBound)")
     }
-    guard (256...4096).contains(p.tile_size) else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): tile_size \(p.tile_size) is outside 256...4096")
+    guard ts.contains(Int(p.tile_size)) else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): tile_size \(p.tile_size) is outside \(ts.lowerBound) to \(ts.upperBound)")
     }
     guard p.strength.isFinite, p.strength >= 0, p.strength <= 1 else {
         return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): strength \(p.strength) is outside [0, 1]")

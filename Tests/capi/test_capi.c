@@ -44,6 +44,9 @@ static void test_basics(void) {
     f2a_params p = f2a_default_params();
     CHECK(p.strength == 1.0f && p.progress == NULL && p.progress_user_data == NULL, "defaults");
     CHECK(p.struct_size == sizeof(f2a_params), "struct_size %zu", p.struct_size);
+    /* The header's macros state the library's defaults (ApplyOptions owns them). */
+    CHECK(p.mode == F2A_MODE_AUTO && p.working_size == F2A_DEFAULT_WORKING_SIZE && p.tile_size == F2A_DEFAULT_TILE_SIZE,
+          "defaults: mode %d, working_size %d, tile_size %d", (int) p.mode, p.working_size, p.tile_size);
     f2a_model_free(NULL); /* must accept NULL */
     passed++;
 }
@@ -296,8 +299,13 @@ static void test_guide(f2a_model *m) {
     CHECK(f2a_guide_begin(m, INT32_MAX, INT32_MAX, NULL, &g) == F2A_ERR_INVALID_ARGUMENT, "huge");
     CHECK(f2a_guide_begin(m, GW, GH, NULL, NULL) == F2A_ERR_INVALID_ARGUMENT, "NULL out_guide");
     p = f2a_default_params();
-    p.working_size = 8;
-    CHECK(f2a_guide_begin(m, GW, GH, &p, &g) == F2A_ERR_INVALID_ARGUMENT, "working_size 8");
+    p.working_size = F2A_WORKING_SIZE_MIN - 1;
+    CHECK(f2a_guide_begin(m, GW, GH, &p, &g) == F2A_ERR_INVALID_ARGUMENT, "working_size below the minimum");
+    p.working_size = F2A_WORKING_SIZE_MAX + 1;
+    CHECK(f2a_guide_begin(m, GW, GH, &p, &g) == F2A_ERR_INVALID_ARGUMENT, "working_size above the maximum");
+    p.working_size = F2A_WORKING_SIZE_MIN;
+    CHECK(f2a_guide_begin(m, GW, GH, &p, &g) == F2A_OK, "working_size at the minimum: %s", f2a_last_error());
+    f2a_guide_free(g);
     p = f2a_default_params();
     p.struct_size = 4;
     CHECK(f2a_guide_begin(m, GW, GH, &p, &g) == F2A_ERR_INVALID_ARGUMENT, "struct_size 4");
@@ -358,14 +366,18 @@ static void test_memory_limit(void) {
     CHECK(f2a_model_load(model_path, &m) == F2A_OK, "load");
     if (!m) return;
     float *tiny = test_image(8, 8, 24);
-    /* The input pointer is never read when the call is refused. */
-    CHECK(f2a_apply_f32(m, tiny, 4000 * 12, tiny, 4000 * 12, 4000, 3000, NULL) == F2A_ERR_OUT_OF_MEMORY, "refused");
+    /* Full mode's memory grows with the image (guided at the default working
+     * size needs little more than the caller's buffers at any size). The
+     * input pointer is never read when the call is refused. */
+    f2a_params full = f2a_default_params();
+    full.mode = F2A_MODE_FULL;
+    CHECK(f2a_apply_f32(m, tiny, 4000 * 12, tiny, 4000 * 12, 4000, 3000, &full) == F2A_ERR_OUT_OF_MEMORY, "refused");
     CHECK(strstr(f2a_last_error(), "F2A_MAX_MEMORY_MB") != NULL, "message: %s", f2a_last_error());
-    CHECK(f2a_apply_u8(m, (uint8_t *) tiny, 4000 * 3, (uint8_t *) tiny, 4000 * 3, 4000, 3000, NULL)
+    CHECK(f2a_apply_u8(m, (uint8_t *) tiny, 4000 * 3, (uint8_t *) tiny, 4000 * 3, 4000, 3000, &full)
           == F2A_ERR_OUT_OF_MEMORY, "u8 refused");
     CHECK(f2a_apply_f32(m, tiny, 96, tiny, 96, 8, 8, NULL) == F2A_OK, "small image: %s", f2a_last_error());
     /* The two-pass guided plan needs nothing per full-resolution pixel: a
-     * 12000x9000 photo fits where a 4000x3000 whole-image call did not. */
+     * 12000x9000 photo fits where a 4000x3000 full-mode call did not. */
     f2a_params p = f2a_default_params();
     p.working_size = 256;
     f2a_guide *g = NULL;

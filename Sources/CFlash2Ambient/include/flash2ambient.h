@@ -76,6 +76,17 @@ typedef enum f2a_mode {
     F2A_MODE_TILED = 3
 } f2a_mode;
 
+/** Defaults and ranges of f2a_params. The library owns them (f2a_default_params
+    returns the defaults, f2a_apply_* check the ranges); these macros state the
+    same numbers for C code (the vips operation's argument declarations) and
+    are checked against the library by its tests. */
+#define F2A_DEFAULT_WORKING_SIZE 256
+#define F2A_WORKING_SIZE_MIN 16
+#define F2A_WORKING_SIZE_MAX 8192
+#define F2A_DEFAULT_TILE_SIZE 512
+#define F2A_TILE_SIZE_MIN 256
+#define F2A_TILE_SIZE_MAX 4096
+
 /** Parameters of one apply call. Obtain defaults from f2a_default_params(). */
 typedef struct f2a_params {
     /** sizeof(f2a_params) as the caller was compiled; set by
@@ -91,9 +102,12 @@ typedef struct f2a_params {
     /** Full-resolution strategy. Default F2A_MODE_AUTO. */
     f2a_mode mode;
     /** Long side in pixels at which guided (and so auto) mode runs the
-        network, 16..8192. Default 512. */
+        network, F2A_WORKING_SIZE_MIN..F2A_WORKING_SIZE_MAX. Default
+        F2A_DEFAULT_WORKING_SIZE (256: the scale the shipped model was trained
+        at). */
     int32_t working_size;
-    /** Tile side in pixels for tiled mode, 256..4096. Default 512. */
+    /** Tile side in pixels for tiled mode, F2A_TILE_SIZE_MIN..F2A_TILE_SIZE_MAX.
+        Default F2A_DEFAULT_TILE_SIZE. */
     int32_t tile_size;
 } f2a_params;
 
@@ -121,7 +135,7 @@ const char *f2a_status_string(f2a_status status);
  */
 const char *f2a_last_error(void);
 
-/** Default parameters: struct_size = sizeof(f2a_params), strength 1, no progress callback, F2A_MODE_AUTO, working size 512, tile size 512. */
+/** Default parameters: struct_size = sizeof(f2a_params), strength 1, no progress callback, F2A_MODE_AUTO, working size F2A_DEFAULT_WORKING_SIZE, tile size F2A_DEFAULT_TILE_SIZE. */
 f2a_params f2a_default_params(void);
 
 /**
