@@ -215,9 +215,11 @@ struct AsShot: ParsableCommand {
         for dir in ["flash", "ambient"] {
             try FileManager.default.createDirectory(atPath: (out as NSString).appendingPathComponent(dir), withIntermediateDirectories: true)
         }
-        for (i, files) in try PairDiscovery.find(in: pairs).enumerated() {
+        for files in try PairDiscovery.find(in: pairs) {
             let pair = try PairDiscovery.load(files, resizeLong: resize)
-            var rng = SplitMix64(seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+            // Seeded by the name, so a pair gets the same composite in any directory.
+            let nameHash = files.name.utf8.reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
+            var rng = SplitMix64(seed: seed ^ nameHash)
             var draw = composition.draw(&rng)
             if !random {
                 draw.share = (composition.shareMin + composition.shareMax) / 2
