@@ -103,13 +103,19 @@ public struct Adam: Sendable {
         t = 0
     }
 
-    public mutating func step(_ params: ParameterSet, lr: Float) {
+    /// One update. `scales[i]` multiplies parameter i's learning rate (nil:
+    /// all 1); a parameter with scale 0 is frozen: neither it nor its moments
+    /// change, so it stays bit-identical however long training runs.
+    public mutating func step(_ params: ParameterSet, lr: Float, scales: [Float]? = nil) {
         t += 1
         let c1 = 1 - Float(pow(Double(beta1), Double(t)))
         let c2 = 1 - Float(pow(Double(beta2), Double(t)))
         let b1 = beta1, b2 = beta2, eps = eps
-        let stepSize = lr / c1, invSqrtC2 = 1 / c2.squareRoot()
+        let invSqrtC2 = 1 / c2.squareRoot()
         for i in params.values.indices {
+            let scale = scales?[i] ?? 1
+            if scale == 0 { continue }
+            let stepSize = lr * scale / c1
             params.grads[i].withUnsafeBufferPointer { g in
                 m[i].withUnsafeMutableBufferPointer { mp in
                     v[i].withUnsafeMutableBufferPointer { vp in

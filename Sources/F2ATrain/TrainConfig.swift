@@ -39,6 +39,11 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// Scale of the final 1x1 conv's initial weights (0 starts a ratio-log
     /// model at the identity A = F, since r = sigmoid(0) = ½ decodes to F).
     public var initFinalScale: Double = 1
+    /// Encoder blocks 1...N keep their initial (e.g. pretrained) weights.
+    public var freezeEncoderBlocks: Int = 0
+    /// Learning-rate multiplier of the encoder blocks that are not frozen
+    /// (fine-tuning a pretrained encoder more gently than the decoder).
+    public var encoderLRScale: Double = 1
 
     // Discriminator
     /// "conditional" (sees flash + image, pix2pix), "unconditional" (image only), "none".
@@ -99,6 +104,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         guard batch > 0, steps >= 0 else { throw .config("batch and steps must be positive") }
         guard scaleMin > 0, scaleMax >= scaleMin else { throw .config("need 0 < scaleMin <= scaleMax") }
         guard (0...1).contains(synthRatio) else { throw .config("synthRatio \(synthRatio) is outside [0, 1]") }
+        guard (0...levels).contains(freezeEncoderBlocks) else {
+            throw .config("freezeEncoderBlocks \(freezeEncoderBlocks) is outside 0 to \(levels) (the encoder's blocks)")
+        }
+        guard encoderLRScale >= 0, encoderLRScale.isFinite else { throw .config("encoderLRScale \(encoderLRScale) must be ≥ 0") }
         guard (0...1).contains(asShotRatio) else { throw .config("asShotRatio \(asShotRatio) is outside [0, 1]") }
         guard 0 <= asShot.shareMin, asShot.shareMin <= asShot.shareMax, asShot.shareMax < 1 else {
             throw .config("asShot share range \(asShot.shareMin)–\(asShot.shareMax) must lie in [0, 1)")

@@ -43,6 +43,8 @@ public final class Trainer: @unchecked Sendable {
     public let generator: TrainableGenerator
     public let discriminator: PatchDiscriminator?
     public var adamG: Adam
+    /// Learning-rate multiplier of each generator parameter (0 = frozen).
+    public let generatorLRScales: [Float]
     public var adamD: Adam?
     public private(set) var step = 0
     public var bestPSNR = -Double.infinity
@@ -76,6 +78,7 @@ public final class Trainer: @unchecked Sendable {
             discriminator = nil
         }
         adamG = Adam(for: generator.params, beta1: Float(config.beta1), beta2: Float(config.beta2))
+        generatorLRScales = Self.learningRateScales(names: generator.params.names, config: config)
         source = try BatchSource(pairs: train, batchSize: config.batch,
                                  augmentation: Augmentation(crop: config.crop, scaleMin: config.scaleMin, scaleMax: config.scaleMax, flip: config.flip),
                                  seed: config.seed, syntheticRatio: config.synthRatio, synthetic: synthetic,
@@ -99,6 +102,16 @@ public final class Trainer: @unchecked Sendable {
         if !missing.isEmpty { log("warning: validation names not found in the data: \(missing.sorted().joined(separator: ", "))") }
         log("data: \(train.count) training pairs, \(val.count) validation pairs (\(val.map(\.name).joined(separator: ", ")))")
         return (train, val)
+    }
+
+    /// 0 for the parameters of frozen encoder blocks (`enc1.` … `encN.`),
+    /// `encoderLRScale` for the other encoder blocks, 1 for the decoder.
+    static func learningRateScales(names: [String], config: TrainConfig) -> [Float] {
+        names.map { name in
+            guard name.hasPrefix("enc"), let dot = name.firstIndex(of: "."),
+                  let block = Int(name[name.index(name.startIndex, offsetBy: 3)..<dot]) else { return 1 }
+            return block <= config.freezeEncoderBlocks ? 0 : Float(config.encoderLRScale)
+        }
     }
 
     // MARK: Checkpoints
@@ -216,7 +229,7 @@ public final class Trainer: @unchecked Sendable {
         generator.params.zeroGrads()
         generator.backward(cache, dOutput: dOutput, dRaw: dRaw)
         st.backward += now() - t0; t0 = now()
-        adamG.step(generator.params, lr: lrG)
+        adamG.step(generator.params, lr: lrG, scales: generatorLRScales)
         st.optimiser += now() - t0
         step += 1
         return st

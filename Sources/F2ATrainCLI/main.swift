@@ -51,6 +51,8 @@ struct Train: ParsableCommand {
     @Option(help: "rgb or ratio-log.") var formulation: String?
     @Option(help: "Generator init: he or normal.") var initG: String?
     @Option(help: "Scale of the final conv's initial weights (0: a ratio-log model starts at the identity).") var initFinalScale: Double?
+    @Option(help: "Encoder blocks 1...N keep their initial weights (e.g. from --init-from).") var freezeEncoderBlocks: Int?
+    @Option(help: "Learning-rate multiplier of the encoder blocks that are not frozen.") var encoderLrScale: Double?
     @Option(help: "Longer side after the initial resize (0: none).") var resize: Int?
     @Option(help: "Crop size.") var crop: Int?
     @Option(help: "Random scale range, min.") var scaleMin: Double?
@@ -91,6 +93,8 @@ struct Train: ParsableCommand {
         if let formulation { c.formulation = formulation }
         if let initG { guard let s = InitScheme(rawValue: initG) else { throw ValidationError("--init-g: he or normal") }; c.initG = s }
         if let initFinalScale { c.initFinalScale = initFinalScale }
+        if let freezeEncoderBlocks { c.freezeEncoderBlocks = freezeEncoderBlocks }
+        if let encoderLrScale { c.encoderLRScale = encoderLrScale }
         if let resize { c.resize = resize }
         if let crop { c.crop = crop }
         if let scaleMin { c.scaleMin = scaleMin }
