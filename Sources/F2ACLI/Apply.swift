@@ -21,12 +21,16 @@ struct Apply: ParsableCommand {
 
     func validate() throws {
         guard (0...100).contains(quality) else { throw ValidationError("--quality must be in 0...100") }
-        guard input != output else { throw ValidationError("refusing to overwrite the input with the output") }
     }
 
     func run() throws {
         let clock = ContinuousClock()
         let start = clock.now
+        do {
+            try ProtectedInputs([input] + [try? model.path()].compactMap { $0 }).check(output: output)
+        } catch {
+            throw ValidationError(error.description)
+        }
         let generator = try model.load()
         let image = try DecodedImage(path: input)
         let loaded = clock.now

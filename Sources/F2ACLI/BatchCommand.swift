@@ -91,8 +91,11 @@ struct Batch: ParsableCommand {
         let started = Date()
         let shard = try BatchShard.resolve(option: shard, countOption: shardCount,
                                            environment: ProcessInfo.processInfo.environment)
-        let planner = BatchPlanner(arguments: inputs, outputDirectory: output, base: base, format: format, suffix: suffix)
+        let planner = BatchPlanner(arguments: inputs, outputDirectory: output, base: base, format: format, suffix: suffix,
+                                   otherInputs: [try? model.path()].compactMap { $0 })
         let plan = try planner.plan()
+        let reportPath = report.map { BatchReport.path($0, shard: shard) }
+        if let reportPath { try plan.checkReport(reportPath) }
         let mine = shard.select(plan.items)
 
         if dryRun {
@@ -116,7 +119,7 @@ struct Batch: ParsableCommand {
             progress.log("f2a batch: removed a temporary file left by an interrupted run: \(path)")
         }
 
-        let reportFile = try report.map { try BatchReport(path: BatchReport.path($0, shard: shard), shard: shard) }
+        let reportFile = try reportPath.map { try BatchReport(path: $0, shard: shard) }
         // A directory that cannot be listed hides its files from every shard: a failure in each.
         for (path, message) in plan.scanErrors {
             let item = BatchItem(input: path, relative: BatchPath.relative(path, to: plan.base), output: "", planError: message)
@@ -144,11 +147,13 @@ struct Batch: ParsableCommand {
             tally.failures.append((path, message))
         }
         print(tally.summary(total: mine.count, shard: shard, elapsed: Date().timeIntervalSince(started)))
+        let reportFailure = reportFile?.failure
+        if let reportFailure { writeStderr("f2a batch: error: \(reportFailure)\n") }
         if runner.stoppedBy != 0 {
             print("stopped by \(runner.stoppedBy == SIGINT ? "SIGINT" : "SIGTERM"); run the same command with --skip-existing to resume")
             throw ExitCode(128 + runner.stoppedBy)
         }
-        if tally.failed > 0 { throw ExitCode(1) }
+        if tally.failed > 0 || reportFailure != nil { throw ExitCode(1) }
     }
 
     /// Creates the output directory, marks it as an f2a batch output tree and

@@ -29,6 +29,14 @@ struct Eval: ParsableCommand {
               !names.isEmpty else {
             throw ValidationError("no images in \(flashDir)")
         }
+        var inputs = ProtectedInputs([try? model.path()].compactMap { $0 })
+        for name in names {
+            inputs.add((flashDir as NSString).appendingPathComponent(name))
+            inputs.add((ambientDir as NSString).appendingPathComponent(name))
+        }
+        for name in names {
+            do { try inputs.check(output: outputPath(name)) } catch { throw ValidationError(error.description) }
+        }
         try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
         print("name                      psnr   ssim     ea | identity psnr   ssim     ea")
         var sums = [Double](repeating: 0, count: 6)
@@ -47,7 +55,7 @@ struct Eval: ParsableCommand {
             try result.withUnsafeMutableBufferPointer { try generator.apply(view, to: $0.baseAddress!, outputRowStride: 3 * w,
                                                                              options: apply.options) }
             let stem = (name as NSString).deletingPathExtension
-            try saveRGB8(result, width: w, height: h, to: (out as NSString).appendingPathComponent(stem + ".png"))
+            try saveRGB8(result, width: w, height: h, to: outputPath(name))
             let a = Array(ambient.pixels), f = Array(flash.pixels)
             let m = [Metrics.psnr(result, a), Metrics.ssimGray(result, a, width: w, height: h),
                      Metrics.exposureAlignedPSNR(result, a).psnr,
@@ -60,6 +68,10 @@ struct Eval: ParsableCommand {
         }
         print(row("mean (\(names.count) pairs)", sums.map { $0 / Double(names.count) }))
         print("better than the identity on \(improved.psnr) of \(names.count) pairs (PSNR), \(improved.ea) of \(names.count) (EA-PSNR)")
+    }
+
+    func outputPath(_ name: String) -> String {
+        (out as NSString).appendingPathComponent((name as NSString).deletingPathExtension + ".png")
     }
 
     func row(_ name: String, _ m: [Double]) -> String {

@@ -33,8 +33,11 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Weights file (.f2aw). Default: the shipped model.")
     var model: String?
 
+    /// The weights file `load()` reads.
+    func path() throws -> String { try model ?? DefaultModel.path() }
+
     func load() throws -> Generator {
-        let path = try model ?? DefaultModel.path()
+        let path = try path()
         do {
             return try Generator(file: WeightsFile.read(path: path))
         } catch {

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""The f2a tools against misuse of their file arguments (run by `make test-reliability`).
+
+Usage: reliability.py BUILD_DIR
+
+Inputs are never modified, whatever path spells them (another relative path, a hard link,
+a symbolic link): the command is refused and the input keeps its bytes.
+Uses only the python3 standard library and the vips CLI. Prints one line per check and
+"N passed, M failed"; exits 1 on any failure.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build"))
+F2A = os.path.join(BUILD, "bin", "f2a")
+MODEL = os.path.join(BUILD, "share", "flash2ambient", "weights", "default.f2aw")
+W = tempfile.mkdtemp(prefix="f2a-reliability-")
+TIMEOUT = 60
+
+passed = failed = 0
+
+
+def check(name, condition, detail=""):
+    global passed, failed
+    if condition:
+        passed += 1
+        print(f"ok    {name}", flush=True)
+    else:
+        failed += 1
+        print(f"FAIL  {name}", flush=True)
+        for line in str(detail).strip().splitlines()[-8:]:
+            print(f"      {line}")
+
+
+def env():
+    e = dict(os.environ)
+    for k in ("F2A_MODEL", "F2A_MAX_MEMORY_MB", "F2A_VIPS_MAX_MB"):
+        e.pop(k, None)
+    e["VIPSHOME"] = os.path.join(BUILD, "vipshome")
+    return e
+
+
+def f2a(*args, extra_env=None, timeout=TIMEOUT):
+    """f2a ARGS in W; returns (exit code, stdout + stderr); a timeout is exit code None."""
+    e = env()
+    e.update(extra_env or {})
+    try:
+        r = subprocess.run([F2A, *args], cwd=W, env=e, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s"
+    return r.returncode, r.stdout + r.stderr
+
+
+def p(*parts):
+    return os.path.join(W, *parts)
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def listing(path):
+    return sorted(os.path.relpath(os.path.join(d, n), path) for d, _, names in os.walk(path) for n in names)
+
+
+def refused(label, rc, out, protected, before):
+    """A refusal: an error exit, a message naming the refusal, every protected file unchanged."""
+    check(f"{label}: refused (exit {rc})", rc is not None and 0 < rc < 128 and "refusing" in out, out)
+    changed = [f for f in protected if digest(f) != before[f]]
+    check(f"{label}: input unchanged", not changed, f"changed: {changed}")
+
+
+def test_inputs_never_overwritten():
+    os.makedirs(p("photos"))
+    subprocess.run(["vips", "thumbnail", os.path.join(ROOT, "examples", "flash.jpg"), p("photos", "a.jpg"), "48"],
+                   check=True)
+    shutil.copy(p("photos", "a.jpg"), p("photos", "c.jpg"))
+    shutil.copy(p("photos", "a.jpg"), p("b.jpg"))
+    shutil.copy(MODEL, p("model.f2aw"))
+    os.link(p("b.jpg"), p("hard.jpg"))
+    os.symlink("b.jpg", p("sym.jpg"))
+    protected = [p("b.jpg"), p("model.f2aw"), p("photos", "a.jpg"), p("photos", "c.jpg")]
+    before = {f: digest(f) for f in protected}
+
+    for label, output in (("same string", "b.jpg"), ("./b.jpg", "./b.jpg"), ("absolute path", p("b.jpg")),
+                          ("through ..", "photos/../b.jpg"), ("hard link", "hard.jpg"),
+                          ("symbolic link", "sym.jpg"), ("the model file", "model.f2aw")):
+        rc, out = f2a("apply", "b.jpg", output, "--model", "model.f2aw")
+        refused(f"apply b.jpg onto {label}", rc, out, protected, before)
+    rc, out = f2a("apply", "b.jpg", "b2.jpg", "--model", "model.f2aw")
+    check("apply b.jpg b2.jpg: still works", rc == 0 and os.path.exists(p("b2.jpg")), out)
+
+    # eval: the output directory is the data set's own flash/ or ambient/ directory
+    for sub in ("flash", "ambient"):
+        os.makedirs(p("pairs", sub))
+        subprocess.run(["vips", "copy", p("b.jpg"), p("pairs", sub, "x.png")], check=True)
+    pairs = [p("pairs", "flash", "x.png"), p("pairs", "ambient", "x.png")]
+    before.update({f: digest(f) for f in pairs})
+    for sub in ("flash", "ambient"):
+        rc, out = f2a("eval", "--pairs", "pairs", "--out", f"pairs/{sub}", "--model", "model.f2aw")
+        refused(f"eval --out pairs/{sub}", rc, out, protected + pairs, before)
+    check("eval refused: nothing written into the data set",
+          listing(p("pairs")) == ["ambient/x.png", "flash/x.png"], listing(p("pairs")))
+
+    # batch: the report over an input, the report over an output, an output that is a hard link to an input
+    rc, out = f2a("batch", "photos", "-o", "out", "--report", "photos/a.jpg", "--model", "model.f2aw")
+    refused("batch --report onto an input photo", rc, out, protected, before)
+    check("batch --report onto an input photo: exit 2, nothing written", rc == 2 and not os.path.exists(p("out")), out)
+    rc, out = f2a("batch", "photos", "-o", "out", "--report", "out/c.jpg", "--model", "model.f2aw")
+    check("batch --report onto an output: refused, exit 2", rc == 2 and "refusing" in out, out)
+    rc, out = f2a("batch", "photos", "-o", "out", "--report", "model.f2aw", "--model", "model.f2aw")
+    refused("batch --report onto the model", rc, out, protected, before)
+    os.makedirs(p("out"))
+    os.link(p("photos", "c.jpg"), p("out", "c.jpg"))
+    rc, out = f2a("batch", "photos", "-o", "out", "--model", "model.f2aw")
+    refused("batch: an output is a hard link to an input", rc, out, protected, before)
+    os.remove(p("out", "c.jpg"))
+    rc, out = f2a("batch", "photos", "-o", "out", "--report", "/dev/full", "--model", "model.f2aw")
+    check(f"batch --report /dev/full: a report write error fails the run (exit {rc})",
+          rc == 1 and "cannot write the report /dev/full" in out, out)
+    rc, out = f2a("batch", "photos", "-o", "out", "--report", "out/report.jsonl", "--model", "model.f2aw")
+    lines = open(p("out", "report.jsonl")).read().splitlines() if os.path.exists(p("out", "report.jsonl")) else []
+    check("batch --report inside the output directory: still works", rc == 0 and len(lines) == 2, out)
+
+    # synth: textures read from the directory it writes flash pairs into
+    os.makedirs(p("synth", "flash"))
+    subprocess.run(["vips", "copy", p("b.jpg"), p("synth", "flash", "000000.png")], check=True)
+    textures = [p("synth", "flash", "000000.png")]
+    before.update({f: digest(f) for f in textures})
+    rc, out = f2a("synth", "synth", "--count", "1", "--size", "32x24", "--textures", "synth/flash")
+    refused("synth --textures OUT/flash", rc, out, textures, before)
+
+
+def main():
+    try:
+        test_inputs_never_overwritten()
+    finally:
+        shutil.rmtree(W, ignore_errors=True)
+    print(f"reliability: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
