@@ -4,7 +4,8 @@
 Usage: reliability.py BUILD_DIR
 
 Inputs are never modified, whatever path spells them (another relative path, a hard link,
-a symbolic link): the command is refused and the input keeps its bytes.
+a symbolic link): the command is refused and the input keeps its bytes. A FIFO or a
+character device as image or weights file is a clear error, not a hang.
 Uses only the python3 standard library and the vips CLI. Prints one line per check and
 "N passed, M failed"; exits 1 on any failure.
 """
@@ -137,9 +138,37 @@ def test_inputs_never_overwritten():
     refused("synth --textures OUT/flash", rc, out, textures, before)
 
 
+def vips(*args, timeout=20):
+    try:
+        r = subprocess.run(["vips", *args], cwd=W, env=env(), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s"
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_special_files():
+    """A FIFO or a character device as image or weights file: a clear error at once, not a hang."""
+    os.mkfifo(p("fifo.jpg"))
+    os.mkfifo(p("fifo.f2aw"))
+    for label, path in (("a FIFO", "fifo.jpg"), ("/dev/zero", "/dev/zero")):
+        rc, out = f2a("apply", path, "o.jpg", "--model", "model.f2aw", timeout=20)
+        check(f"apply: {label} as input image: clear error (exit {rc})",
+              rc is not None and 0 < rc < 128 and "not a regular file" in out, out)
+    for label, path in (("a FIFO", "fifo.f2aw"), ("/dev/zero", "/dev/zero")):
+        rc, out = f2a("apply", "b.jpg", "o.jpg", "--model", path, timeout=20)
+        check(f"apply: {label} as weights file: clear error (exit {rc})",
+              rc is not None and 0 < rc < 128 and "not a regular file" in out, out)
+        rc, out = vips("flash2ambient", "b.jpg", "o.jpg", "--model", path)
+        check(f"vips flash2ambient: {label} as weights file: clear error (exit {rc})",
+              rc is not None and 0 < rc < 128 and "not a regular file" in out, out)
+    rc, out = f2a("batch", "fifo.jpg", "-o", "fifo-out", "--model", "model.f2aw", timeout=20)
+    check(f"batch: a FIFO as input: that file fails (exit {rc})", rc == 1 and "not a regular file" in out, out)
+
+
 def main():
     try:
         test_inputs_never_overwritten()
+        test_special_files()
     finally:
         shutil.rmtree(W, ignore_errors=True)
     print(f"reliability: {passed} passed, {failed} failed")
