@@ -102,6 +102,8 @@ struct Batch: ParsableCommand {
             for item in mine { print("\(item.input)\t\(item.output)") }
             return
         }
+        // Refused once here rather than failing every file.
+        do { _ = try MemoryBudget.configuredLimit() } catch { throw BatchError(error.description) }
         let generator: Generator
         do { generator = try model.load() } catch { throw BatchError("\(error)") }
         try Self.prepareOutputDirectory(plan.outputDirectory)

@@ -152,6 +152,19 @@ public func f2a_model_get_info(_ model: OpaquePointer?, _ outInfo: UnsafeMutable
     return F2A_OK
 }
 
+@c @implementation
+public func f2a_memory_limit_parse(_ name: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?,
+                                   _ outBytes: UnsafeMutablePointer<UInt64>?) -> f2a_status {
+    guard let name else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_memory_limit_parse: name is NULL") }
+    guard let outBytes else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_memory_limit_parse: out_bytes is NULL") }
+    do {
+        outBytes.pointee = UInt64(try MemoryBudget.limit(setting: String(cString: name), value: value.map { String(cString: $0) }))
+        return F2A_OK
+    } catch {
+        return fail(F2A_ERR_INVALID_ARGUMENT, error.description)
+    }
+}
+
 /// Largest image one call accepts: keeps every size product far from
 /// overflow and the float working set within reach of a 64-bit process.
 let maxPixels = 1 << 30
@@ -200,7 +213,10 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
 /// in `MemoryBudget.available()` ($F2A_MAX_MEMORY_MB or half the RAM, and
 /// what `ulimit -v` leaves) are refused up front. nil when `needed` fits.
 func checkMemory(_ function: String, needed: Int, what: String) -> f2a_status? {
-    let limit = MemoryBudget.available()
+    let limit: Int
+    do { limit = try MemoryBudget.available() } catch {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): \(error.description)")
+    }
     guard needed <= limit else {
         return fail(F2A_ERR_OUT_OF_MEMORY,
                     "\(function): \(what) needs about \(needed >> 20) MB, over the limit of \(limit >> 20) MB "

@@ -81,6 +81,23 @@ static void test_load_errors(void) {
     remove(corrupt);
 }
 
+static void test_memory_setting(void) {
+    uint64_t bytes = 0;
+    CHECK(f2a_memory_limit_parse("F2A_X_MB", "512", &bytes) == F2A_OK && bytes == (uint64_t) 512 << 20,
+          "512 MB: %llu", (unsigned long long) bytes);
+    CHECK(f2a_memory_limit_parse("F2A_X_MB", NULL, &bytes) == F2A_OK && bytes > 0, "unset: the default");
+    uint64_t unset = bytes;
+    CHECK(f2a_memory_limit_parse("F2A_X_MB", "", &bytes) == F2A_OK && bytes == unset, "empty: the default");
+    const char *invalid[] = { "abc", "-5", "1e3", "0", "512M", " 5", "+5", "0x10", "99999999999999999999", "1073741825" };
+    for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
+        CHECK(f2a_memory_limit_parse("F2A_X_MB", invalid[i], &bytes) == F2A_ERR_INVALID_ARGUMENT, "'%s' refused", invalid[i]);
+        CHECK(strstr(f2a_last_error(), "F2A_X_MB") && strstr(f2a_last_error(), invalid[i]),
+              "message names the setting and the value: %s", f2a_last_error());
+    }
+    CHECK(f2a_memory_limit_parse(NULL, "5", &bytes) == F2A_ERR_INVALID_ARGUMENT, "NULL name");
+    CHECK(f2a_memory_limit_parse("F2A_X_MB", "5", NULL) == F2A_ERR_INVALID_ARGUMENT, "NULL out_bytes");
+}
+
 static void test_info(f2a_model *m) {
     f2a_model_info info;
     CHECK(f2a_model_get_info(m, &info) == F2A_OK, "info");
@@ -402,6 +419,7 @@ int main(int argc, char **argv) {
     }
     test_basics();
     test_load_errors();
+    test_memory_setting();
     test_thread_local_error();
 
     f2a_model *m = NULL;

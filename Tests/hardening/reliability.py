@@ -138,9 +138,11 @@ def test_inputs_never_overwritten():
     refused("synth --textures OUT/flash", rc, out, textures, before)
 
 
-def vips(*args, timeout=20):
+def vips(*args, extra_env=None, timeout=20):
+    e = env()
+    e.update(extra_env or {})
     try:
-        r = subprocess.run(["vips", *args], cwd=W, env=env(), capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(["vips", *args], cwd=W, env=e, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None, f"timed out after {timeout} s"
     return r.returncode, r.stdout + r.stderr
@@ -165,10 +167,36 @@ def test_special_files():
     check(f"batch: a FIFO as input: that file fails (exit {rc})", rc == 1 and "not a regular file" in out, out)
 
 
+def test_settings():
+    """$F2A_MAX_MEMORY_MB and $F2A_VIPS_MAX_MB: one parser; an invalid value is an error naming both."""
+    for value in ("abc", "-5", "1e3", "0", "512M"):
+        rc, out = f2a("apply", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={"F2A_MAX_MEMORY_MB": value})
+        check(f"apply with F2A_MAX_MEMORY_MB={value}: refused (exit {rc})",
+              rc is not None and 0 < rc < 128 and f"F2A_MAX_MEMORY_MB='{value}'" in out, out)
+        rc, out = vips("flash2ambient", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={"F2A_VIPS_MAX_MB": value})
+        check(f"vips flash2ambient with F2A_VIPS_MAX_MB={value}: refused (exit {rc})",
+              rc is not None and 0 < rc < 128 and f"F2A_VIPS_MAX_MB='{value}'" in out, out)
+    rc, out = f2a("batch", "photos", "-o", "settings-out", "--model", "model.f2aw", extra_env={"F2A_MAX_MEMORY_MB": "abc"})
+    check(f"batch with F2A_MAX_MEMORY_MB=abc: refused before any file (exit {rc})",
+          rc == 2 and "F2A_MAX_MEMORY_MB='abc'" in out and not os.path.exists(p("settings-out")), out)
+    # valid values still limit, and still allow
+    rc, out = f2a("apply", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={"F2A_MAX_MEMORY_MB": "1"})
+    check(f"apply with F2A_MAX_MEMORY_MB=1: over the limit (exit {rc})", rc not in (None, 0) and "MB" in out, out)
+    rc, out = vips("flash2ambient", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={"F2A_VIPS_MAX_MB": "1"})
+    check(f"vips flash2ambient with F2A_VIPS_MAX_MB=1: over the limit (exit {rc})",
+          rc not in (None, 0) and "over the limit" in out, out)
+    for name in ("F2A_MAX_MEMORY_MB", "F2A_VIPS_MAX_MB"):
+        rc, out = f2a("apply", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={name: "4096"})
+        check(f"apply with {name}=4096: works", rc == 0, out)
+        rc, out = vips("flash2ambient", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={name: "4096"})
+        check(f"vips flash2ambient with {name}=4096: works", rc == 0, out)
+
+
 def main():
     try:
         test_inputs_never_overwritten()
         test_special_files()
+        test_settings()
     finally:
         shutil.rmtree(W, ignore_errors=True)
     print(f"reliability: {passed} passed, {failed} failed")

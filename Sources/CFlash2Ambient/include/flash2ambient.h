@@ -148,6 +148,23 @@ f2a_params f2a_default_params(void);
 const char *f2a_default_model_path(void);
 
 /**
+ * The one parser of memory-limit settings in megabytes (MiB): the library's
+ * $F2A_MAX_MEMORY_MB and the libvips operation's $F2A_VIPS_MAX_MB, so that
+ * both accept and refuse the same values. The caller passes the text; the
+ * environment is not read here.
+ *
+ * @param name       the setting's name, used only in the error message
+ * @param value      its text; NULL or "" (unset) gives the default, half the
+ *                   physical memory
+ * @param out_bytes  receives the limit in bytes on F2A_OK
+ * @return F2A_OK, or F2A_ERR_INVALID_ARGUMENT (NULL name or out_bytes, or a
+ *         value that is not decimal digits for 1 to 1073741824 MB: "abc",
+ *         "-5", "1e3", "0", "512M"; f2a_last_error() names the setting and
+ *         the value).
+ */
+f2a_status f2a_memory_limit_parse(const char *name, const char *value, uint64_t *out_bytes);
+
+/**
  * Load a weights file. The file is fully verified (structure, checksums,
  * tensor names and shapes) before a model is returned.
  *
@@ -190,7 +207,8 @@ f2a_status f2a_model_get_info(const f2a_model *model, f2a_model_info *out_info);
  * width 1.0); guided mode needs the network at working size plus about
  * 50 bytes per working-size pixel. Calls that would need more than
  * $F2A_MAX_MEMORY_MB (default: half the physical memory) fail with
- * F2A_ERR_OUT_OF_MEMORY instead of allocating.
+ * F2A_ERR_OUT_OF_MEMORY instead of allocating; an invalid $F2A_MAX_MEMORY_MB
+ * (see f2a_memory_limit_parse) fails every apply with F2A_ERR_INVALID_ARGUMENT.
  *
  * @return F2A_OK, F2A_ERR_INVALID_ARGUMENT, F2A_ERR_OUT_OF_MEMORY or
  *         F2A_ERR_CANCELLED.
