@@ -23,13 +23,16 @@ struct Apply: ParsableCommand {
         guard (0...100).contains(quality) else { throw ValidationError("--quality must be in 0...100") }
     }
 
-    func run() throws {
+    func run() throws { try withExitStatus(work) }
+
+    func work() throws {
         let clock = ContinuousClock()
         let start = clock.now
         do {
             try ProtectedInputs([input] + [try? model.path()].compactMap { $0 }).check(output: output)
+            _ = try MemoryBudget.configuredLimit()
         } catch {
-            throw ValidationError(error.description)
+            throw CommandFailure.refused("\(error)")
         }
         let generator = try model.load()
         let image = try DecodedImage(path: input)

@@ -20,14 +20,16 @@ struct Eval: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var apply: ApplyArguments
 
-    func run() throws {
+    func run() throws { try withExitStatus(work) }
+
+    func work() throws {
         let generator = try model.load()
         let fm = FileManager.default
         let flashDir = (pairs as NSString).appendingPathComponent("flash")
         let ambientDir = (pairs as NSString).appendingPathComponent("ambient")
         guard let names = try? fm.contentsOfDirectory(atPath: flashDir).filter({ !$0.hasPrefix(".") }).sorted(),
               !names.isEmpty else {
-            throw ValidationError("no images in \(flashDir)")
+            throw CommandFailure.failed("no images in \(flashDir)")
         }
         var inputs = ProtectedInputs([try? model.path()].compactMap { $0 })
         for name in names {
@@ -35,7 +37,7 @@ struct Eval: ParsableCommand {
             inputs.add((ambientDir as NSString).appendingPathComponent(name))
         }
         for name in names {
-            do { try inputs.check(output: outputPath(name)) } catch { throw ValidationError(error.description) }
+            do { try inputs.check(output: outputPath(name)) } catch { throw CommandFailure.refused(error.description) }
         }
         try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
         print("name                      psnr   ssim     ea | identity psnr   ssim     ea")
@@ -43,11 +45,11 @@ struct Eval: ParsableCommand {
         var improved = (psnr: 0, ea: 0)
         for name in names {
             let ambientPath = (ambientDir as NSString).appendingPathComponent(name)
-            guard fm.fileExists(atPath: ambientPath) else { throw ValidationError("missing ambient image \(ambientPath)") }
+            guard fm.fileExists(atPath: ambientPath) else { throw CommandFailure.failed("missing ambient image \(ambientPath)") }
             let flash = try DecodedImage(path: (flashDir as NSString).appendingPathComponent(name))
             let ambient = try DecodedImage(path: ambientPath)
             guard flash.width == ambient.width, flash.height == ambient.height else {
-                throw ValidationError("\(name): flash is \(flash.width)x\(flash.height), ambient \(ambient.width)x\(ambient.height)")
+                throw CommandFailure.failed("\(name): flash is \(flash.width)x\(flash.height), ambient \(ambient.width)x\(ambient.height)")
             }
             let w = flash.width, h = flash.height
             var result = [Float](repeating: 0, count: w * h * 3)

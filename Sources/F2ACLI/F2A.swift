@@ -41,7 +41,7 @@ struct ModelOptions: ParsableArguments {
         do {
             return try Generator(file: WeightsFile.read(path: path))
         } catch {
-            throw ValidationError("\(error.description)\(model == nil ? " (default model)" : "")")
+            throw CommandFailure.refused("\(error.description)\(model == nil ? " (default model)" : "")")
         }
     }
 }

@@ -61,14 +61,16 @@ struct Synth: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() throws { try withExitStatus(work) }
+
+    func work() throws {
         var library: TextureLibrary? = nil
         var inputs = ProtectedInputs()
         if let t = textures {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: t)) ?? [] {
                 inputs.add((t as NSString).appendingPathComponent(name))
             }
-            do { library = try TextureLibrary(directory: t) } catch { throw ValidationError("--textures: \(error)") }
+            do { library = try TextureLibrary(directory: t) } catch { throw CommandFailure.failed("--textures: \(error)") }
             print("textures: \(library!.photos.count) photos from \(t)")
         }
         let opts = try options(library: library)
@@ -89,7 +91,7 @@ struct Synth: ParsableCommand {
             renderCPU += threadCPUSeconds() - c0
             let paths = [dirs[0] + "/" + name + ".png", dirs[1] + "/" + name + ".png", dirs[2] + "/" + name + ".json"]
             for path in paths {
-                do { try inputs.check(output: path) } catch { throw ValidationError(error.description) }
+                do { try inputs.check(output: path) } catch { throw CommandFailure.refused(error.description) }
             }
             try saveRGB8(pair.flash, width: pair.width, height: pair.height, to: paths[0])
             try saveRGB8(pair.ambient, width: pair.width, height: pair.height, to: paths[1])
@@ -107,7 +109,7 @@ struct Synth: ParsableCommand {
         if preview {
             let sheet = contactSheet(previewPairs)
             let path = (outdir as NSString).appendingPathComponent("preview.png")
-            do { try inputs.check(output: path) } catch { throw ValidationError(error.description) }
+            do { try inputs.check(output: path) } catch { throw CommandFailure.refused(error.description) }
             try saveRGB8(sheet.rgb, width: sheet.width, height: sheet.height, to: path)
             print("wrote \(path) (\(previewPairs.count) pairs, flash | ambient)")
         }

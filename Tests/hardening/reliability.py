@@ -71,8 +71,8 @@ def listing(path):
 
 
 def refused(label, rc, out, protected, before):
-    """A refusal: an error exit, a message naming the refusal, every protected file unchanged."""
-    check(f"{label}: refused (exit {rc})", rc is not None and 0 < rc < 128 and "refusing" in out, out)
+    """A refusal: exit 2 without a usage line, a message naming the refusal, every protected file unchanged."""
+    check(f"{label}: refused (exit {rc})", rc == 2 and "refusing" in out and "Usage:" not in out, out)
     changed = [f for f in protected if digest(f) != before[f]]
     check(f"{label}: input unchanged", not changed, f"changed: {changed}")
 
@@ -192,11 +192,44 @@ def test_settings():
         check(f"vips flash2ambient with {name}=4096: works", rc == 0, out)
 
 
+def test_exit_codes():
+    """64 (with a Usage: line) for usage errors only; 1 for data and I/O errors, 2 for refusals (README)."""
+    with open(p("garbage.jpg"), "w") as f:
+        f.write("not an image")
+    with open(p("garbage.f2aw"), "w") as f:
+        f.write("not a model")
+    os.makedirs(p("half", "flash"))
+    os.makedirs(p("half", "ambient"))
+    shutil.copy(p("b.jpg"), p("half", "flash", "y.jpg"))
+    cases = [
+        ("apply: missing input image", 1, ["apply", "missing.jpg", "o.jpg", "--model", "model.f2aw"], {}),
+        ("apply: undecodable input image", 1, ["apply", "garbage.jpg", "o.jpg", "--model", "model.f2aw"], {}),
+        ("apply: output cannot be written", 1, ["apply", "b.jpg", "no-such-dir/o.jpg", "--model", "model.f2aw"], {}),
+        ("apply: over F2A_MAX_MEMORY_MB", 1, ["apply", "b.jpg", "o.jpg", "--model", "model.f2aw"],
+         {"F2A_MAX_MEMORY_MB": "1"}),
+        ("apply: missing model", 2, ["apply", "b.jpg", "o.jpg", "--model", "missing.f2aw"], {}),
+        ("apply: invalid model", 2, ["apply", "b.jpg", "o.jpg", "--model", "garbage.f2aw"], {}),
+        ("apply: invalid F2A_MAX_MEMORY_MB", 2, ["apply", "b.jpg", "o.jpg", "--model", "model.f2aw"],
+         {"F2A_MAX_MEMORY_MB": "abc"}),
+        ("info: invalid model", 2, ["info", "garbage.f2aw"], {}),
+        ("eval: missing ambient image", 1, ["eval", "--pairs", "half", "--out", "eval-out", "--model", "model.f2aw"], {}),
+        ("init: output cannot be written", 1, ["init", "no-such-dir/x.f2aw"], {}),
+        ("apply: --quality 500 (usage)", 64, ["apply", "b.jpg", "o.jpg", "--quality", "500"], {}),
+        ("apply: missing argument (usage)", 64, ["apply", "b.jpg"], {}),
+    ]
+    for label, expected, args, extra in cases:
+        rc, out = f2a(*args, extra_env=extra)
+        usage = "Usage:" in out
+        check(f"{label}: exit {rc}, {'with' if usage else 'no'} usage line",
+              rc == expected and usage == (expected == 64) and "rror" in out, out)
+
+
 def main():
     try:
         test_inputs_never_overwritten()
         test_special_files()
         test_settings()
+        test_exit_codes()
     finally:
         shutil.rmtree(W, ignore_errors=True)
     print(f"reliability: {passed} passed, {failed} failed")
