@@ -27,6 +27,7 @@ struct Apply: ParsableCommand {
 
     func work() throws {
         let clock = ContinuousClock()
+        ImageIO.removeTemporaryOnSignal()
         let start = clock.now
         do {
             try ProtectedInputs([input] + [try? model.path()].compactMap { $0 }).check(output: output)

@@ -26,7 +26,7 @@ enum BatchPath {
                                              "heic", "heif", "avif", "jp2", "j2k", "jxl"]
     /// Marks a directory as an `f2a batch` output tree; such directories are never scanned.
     static let marker = ".f2a-batch"
-    /// Infix of the temporary files the savers write before renaming (see vipsio.c).
+    /// In the name of every temporary file the savers write before renaming (f2aio_temporary_path, vipsio.c).
     static let tempInfix = ".f2a-tmp-"
 
     /// Absolute path with ".", ".." and repeated slashes removed lexically.

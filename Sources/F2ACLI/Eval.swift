@@ -23,6 +23,7 @@ struct Eval: ParsableCommand {
     func run() throws { try withExitStatus(work) }
 
     func work() throws {
+        ImageIO.removeTemporaryOnSignal()
         let generator = try model.load()
         let fm = FileManager.default
         let flashDir = (pairs as NSString).appendingPathComponent("flash")

@@ -64,6 +64,7 @@ struct Synth: ParsableCommand {
     func run() throws { try withExitStatus(work) }
 
     func work() throws {
+        ImageIO.removeTemporaryOnSignal()
         var library: TextureLibrary? = nil
         var inputs = ProtectedInputs()
         if let t = textures {

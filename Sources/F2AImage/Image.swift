@@ -76,6 +76,20 @@ public final class DecodedImage {
     }
 }
 
+/// The temporary file the savers write `path` to before renaming it into place (in the same
+/// directory, a short name whatever the length of `path`'s); nil when `path` has no suffix.
+public func temporaryImagePath(_ path: String, pid: Int32) -> String? {
+    guard let c = f2aio_temporary_path(path, pid) else { return nil }
+    defer { f2aio_free_string(c) }
+    return String(cString: c)
+}
+
+extension ImageIO {
+    /// From now on a SIGINT, SIGTERM, SIGHUP or SIGXFSZ during a save removes its temporary
+    /// file before the process dies of it. For commands that save one file at a time.
+    public static func removeTemporaryOnSignal() { f2aio_remove_temporary_on_signal() }
+}
+
 /// Writes interleaved RGB float [0, 1] as 8-bit sRGB (format from the suffix).
 public func saveRGB8(_ rgb: [Float], width: Int, height: Int, to path: String) throws(ImageError) {
     precondition(rgb.count == width * height * 3)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build"))
@@ -224,12 +225,63 @@ def test_exit_codes():
               rc == expected and usage == (expected == 64) and "rror" in out, out)
 
 
+def temporaries(directory):
+    return sorted(n for n in os.listdir(directory) if ".f2a-tmp-" in n)
+
+
+def test_leftovers():
+    """No temporary file left by a failed or interrupted save; a name near 255 bytes still saves."""
+    os.makedirs(p("left"))
+    long_name = "n" * (255 - len(".jpg")) + ".jpg"
+    rc, out = f2a("apply", "b.jpg", os.path.join("left", long_name), "--model", "model.f2aw")
+    check(f"apply to a 255-byte output name: written (exit {rc})", rc == 0 and os.path.exists(p("left", long_name)), out)
+    os.remove(p("left", long_name))
+    subprocess.run(["vips", "thumbnail", os.path.join(ROOT, "examples", "flash.jpg"), p("big.png"), "1600"], check=True)
+
+    def fsize_limit(ignore_signal):
+        def limit():
+            import resource
+            import signal
+            if ignore_signal:
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+        return limit
+
+    for ignore, what in ((True, "the write fails (EFBIG)"), (False, "SIGXFSZ kills it")):
+        r = subprocess.run([F2A, "apply", "big.png", "left/o.png", "--model", "model.f2aw"], cwd=W, env=env(),
+                           capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=fsize_limit(ignore))
+        check(f"apply over the file size limit, {what} (exit {r.returncode}): no temporary file left",
+              r.returncode != 0 and temporaries(p("left")) == [] and not os.path.exists(p("left", "o.png")),
+              r.stderr + str(temporaries(p("left"))))
+
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        seen = False
+        for _ in range(5):
+            proc = subprocess.Popen([F2A, "apply", "big.png", "left/o.png", "--model", "model.f2aw"], cwd=W, env=env(),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + TIMEOUT
+            while proc.poll() is None and time.time() < deadline and not temporaries(p("left")):
+                time.sleep(0.001)
+            seen = bool(temporaries(p("left"))) and proc.poll() is None
+            if seen:
+                proc.send_signal(sig)
+            rc = proc.wait()
+            if seen:
+                break
+            if os.path.exists(p("left", "o.png")):
+                os.remove(p("left", "o.png"))
+        check(f"apply: {signal.Signals(sig).name} during the save: dies of it (exit {rc}), no temporary file left",
+              seen and rc == -sig and temporaries(p("left")) == [], f"seen {seen}, left {temporaries(p('left'))}")
+
+
 def main():
     try:
         test_inputs_never_overwritten()
         test_special_files()
         test_settings()
         test_exit_codes()
+        test_leftovers()
     finally:
         shutil.rmtree(W, ignore_errors=True)
     print(f"reliability: {passed} passed, {failed} failed")
