@@ -200,6 +200,11 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
             return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): float buffers and strides must be 4-byte aligned")
         }
     }
+    // The u8 path converts the whole input before it writes any output, so overlap is harmless there.
+    if bytesPerPixel == 12, let status = checkOverlap(function, input: input!, inStride: inStride, output: output!,
+                                                      outStride: outStride, rowBytes: rowBytes, height: Int(height)) {
+        return status
+    }
     guard let p = readParams(params, function) else { return F2A_ERR_INVALID_ARGUMENT }
     if let status = checkParams(p, function) { return status }
     // Checked before any allocation: the u8 path's float copy counts too.
@@ -207,6 +212,24 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
                                                            options: applyOptions(p))
         + (bytesPerPixel == 3 ? Int(width) * Int(height) * 12 : 0)
     return checkMemory(function, needed: needed, what: "a \(width)x\(height) image")
+}
+
+/// The float paths read input rows after they have written output rows (guided mode runs the
+/// transform row by row), so an output overlapping the input anywhere but exactly on it would
+/// return F2A_OK with wrong pixels. The header allows in-place only as the same buffer with
+/// equal strides; nil when the buffers are that or disjoint. Strides × height are known not to overflow.
+func checkOverlap(_ function: String, input: UnsafeRawPointer, inStride: Int, output: UnsafeRawPointer,
+                  outStride: Int, rowBytes: Int, height: Int) -> f2a_status? {
+    if input == output && inStride == outStride { return nil }
+    let inStart = UInt(bitPattern: Int(bitPattern: input)), outStart = UInt(bitPattern: Int(bitPattern: output))
+    let inEnd = inStart.addingReportingOverflow(UInt(inStride * (height - 1) + rowBytes))
+    let outEnd = outStart.addingReportingOverflow(UInt(outStride * (height - 1) + rowBytes))
+    // A span that wraps past the top of the address space cannot be a real buffer; treat it as overlapping.
+    guard inEnd.overflow || outEnd.overflow || inStart < outEnd.partialValue && outStart < inEnd.partialValue else {
+        return nil
+    }
+    return fail(F2A_ERR_INVALID_ARGUMENT,
+                "\(function): in and out overlap; they may only be the same buffer with equal strides (in place)")
 }
 
 /// Swift allocations cannot fail gracefully, so requests that would not fit
