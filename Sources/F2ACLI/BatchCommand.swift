@@ -48,8 +48,9 @@ struct Batch: ParsableCommand {
             F2A_SHARD_COUNT (Kubernetes Indexed Jobs) or from SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN \
             and SLURM_ARRAY_TASK_COUNT (Slurm arrays). Recipes: docs/BATCH.md.
 
-            Exit status: 0 if every file was written or skipped, 1 if any failed, 130/143 if \
-            interrupted by SIGINT/SIGTERM (the files in flight are finished or cancelled cleanly).
+            Exit status: 0 if every file was written or skipped, 1 if any failed, 2 if the run was \
+            refused or could not start, 64 for an invalid option, 130/143 if interrupted by \
+            SIGINT/SIGTERM (the files in flight are finished or cancelled cleanly).
             """)
 
     @Argument(help: "Image files, directories, or - for paths on stdin.") var inputs: [String]

@@ -12,6 +12,10 @@ struct F2A: ParsableCommand {
             The default model is looked up in this order: --model, $F2A_MODEL, the weights \
             installed beside the executable (../share/flash2ambient/weights/default.f2aw), \
             ./weights/default.f2aw.
+
+            Exit status: 0 success, 1 failed (unreadable input, unwritable output), 2 refused \
+            before writing anything (an output would overwrite an input, no usable model, invalid \
+            setting), 64 invalid option or argument.
             """,
         version: versionText,
         subcommands: [Apply.self, Batch.self, Eval.self, Info.self, Init.self, Synth.self])
