@@ -303,25 +303,27 @@ f2a_estimate_bytes(const f2a_model *model, VipsImage *in, f2a_mode mode,
 	return need;
 }
 
-static guint64
-f2a_memory_limit(int max_mb)
+/* max_mb, else $F2A_VIPS_MAX_MB, else half the physical memory. The
+ * variable goes through the library's parser so that it accepts and refuses
+ * exactly what $F2A_MAX_MEMORY_MB does; an invalid value is an error, not
+ * the default.
+ */
+static int
+f2a_memory_limit(const char *domain, int max_mb, guint64 *limit)
 {
-	const char *env;
-	long pages;
-	long page_size;
+	uint64_t bytes;
 
-	if (max_mb > 0)
-		return (guint64) max_mb << 20;
-	if ((env = g_getenv("F2A_VIPS_MAX_MB")) &&
-		g_ascii_strtoull(env, NULL, 10) > 0)
-		return g_ascii_strtoull(env, NULL, 10) << 20;
-
-	pages = sysconf(_SC_PHYS_PAGES);
-	page_size = sysconf(_SC_PAGESIZE);
-	if (pages > 0 && page_size > 0)
-		return (guint64) pages * page_size / 2;
-
-	return (guint64) 4 << 30;
+	if (max_mb > 0) {
+		*limit = (guint64) max_mb << 20;
+		return 0;
+	}
+	if (f2a_memory_limit_parse("F2A_VIPS_MAX_MB",
+		g_getenv("F2A_VIPS_MAX_MB"), &bytes) != F2A_OK) {
+		vips_error(domain, "%s", f2a_last_error());
+		return -1;
+	}
+	*limit = bytes;
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -661,7 +663,8 @@ vips_flash2ambient_build(VipsObject *object)
 	}
 	mode = f2a_resolved_mode(f2a->mode, in->Xsize, in->Ysize,
 		f2a->tile_size);
-	limit = f2a_memory_limit(f2a->max_mb);
+	if (f2a_memory_limit(domain, f2a->max_mb, &limit))
+		return -1;
 	need = f2a_estimate_bytes(model, in, mode,
 		f2a->working_size, f2a->tile_size);
 	if (need > limit) {

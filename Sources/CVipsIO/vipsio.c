@@ -1,6 +1,8 @@
 #include "f2a_vipsio.h"
 
 #include <vips/vips.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,15 +146,60 @@ static void copy_metadata(VipsImage *from, VipsImage *to) {
     g_strfreev(fields);
 }
 
+char *f2aio_temporary_path(const char *path, int pid) {
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    const char *dot = strrchr(name, '.');
+    if (!dot) return NULL;
+    /* Short, so that a valid output name near NAME_MAX (255 bytes) still
+     * has a valid temporary name; the hash of the final name lets f2a batch
+     * tell its own leftovers from another shard's files in flight. */
+    uint64_t hash = 14695981039346656037ull; /* FNV-1a */
+    for (const char *c = name; *c; c++) hash = (hash ^ (unsigned char) *c) * 1099511628211ull;
+    return g_strdup_printf("%.*s.f2a-tmp-%d-%016" G_GINT64_MODIFIER "x%s", (int) (name - path), path, pid,
+                           (guint64) hash, dot);
+}
+
+/* The temporary file of the save in progress, for the signal handler below.
+ * Set only by processes that save one file at a time (f2a apply, eval,
+ * synth); f2a batch handles its signals itself. */
+static char pending_path[4096];
+static volatile sig_atomic_t pending;
+static volatile sig_atomic_t cleanup_installed;
+
+static void remove_pending_and_die(int sig) {
+    if (pending) unlink(pending_path);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void f2aio_remove_temporary_on_signal(void) {
+    /* SIGXFSZ: a save over the file size limit (ulimit -f) kills the process in the middle of the write. */
+    static const int signals[] = { SIGINT, SIGTERM, SIGHUP, SIGXFSZ };
+    struct sigaction action = { 0 };
+    action.sa_handler = remove_pending_and_die;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++) {
+        struct sigaction old;
+        /* A signal the caller's parent ignored (nohup) stays ignored. */
+        if (sigaction(signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(signals[i], &action, NULL);
+    }
+    cleanup_installed = 1;
+}
+
 /* Write to a temporary name with the same suffix, then rename into place. */
 static int save_atomically(VipsImage *image, const char *path, int quality) {
-    const char *slash = strrchr(path, '/');
-    const char *dot = strrchr(path, '.');
-    if (!dot || (slash && dot < slash)) {
+    char *tmp = f2aio_temporary_path(path, (int) getpid());
+    if (!tmp) {
         vips_error("f2a", "%s: cannot tell the output format (no file suffix)", path);
         return -1;
     }
-    char *tmp = g_strdup_printf("%.*s.f2a-tmp-%d%s", (int) (dot - path), path, (int) getpid(), dot);
+    int track = cleanup_installed && strlen(tmp) < sizeof pending_path;
+    if (track) {
+        strcpy(pending_path, tmp);
+        pending = 1;
+    }
     int status = quality > 0
         ? vips_image_write_to_file(image, tmp, "Q", quality, NULL)
         : vips_image_write_to_file(image, tmp, NULL);
@@ -161,6 +208,7 @@ static int save_atomically(VipsImage *image, const char *path, int quality) {
         status = -1;
     }
     if (status != 0) unlink(tmp);
+    if (track) pending = 0;
     g_free(tmp);
     return status;
 }
@@ -221,3 +269,5 @@ done:
     g_object_unref(scope);
     return status;
 }
+
+void f2aio_free_string(char *string) { g_free(string); }

@@ -21,12 +21,20 @@ struct Apply: ParsableCommand {
 
     func validate() throws {
         guard (0...100).contains(quality) else { throw ValidationError("--quality must be in 0...100") }
-        guard input != output else { throw ValidationError("refusing to overwrite the input with the output") }
     }
 
-    func run() throws {
+    func run() throws { try withExitStatus(work) }
+
+    func work() throws {
         let clock = ContinuousClock()
+        ImageIO.removeTemporaryOnSignal()
         let start = clock.now
+        do {
+            try ProtectedInputs([input] + [try? model.path()].compactMap { $0 }).check(output: output)
+            _ = try MemoryBudget.configuredLimit()
+        } catch {
+            throw CommandFailure.refused("\(error)")
+        }
         let generator = try model.load()
         let image = try DecodedImage(path: input)
         let loaded = clock.now

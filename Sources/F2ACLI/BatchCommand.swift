@@ -48,8 +48,9 @@ struct Batch: ParsableCommand {
             F2A_SHARD_COUNT (Kubernetes Indexed Jobs) or from SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN \
             and SLURM_ARRAY_TASK_COUNT (Slurm arrays). Recipes: docs/BATCH.md.
 
-            Exit status: 0 if every file was written or skipped, 1 if any failed, 130/143 if \
-            interrupted by SIGINT/SIGTERM (the files in flight are finished or cancelled cleanly).
+            Exit status: 0 if every file was written or skipped, 1 if any failed, 2 if the run was \
+            refused or could not start, 64 for an invalid option, 130/143 if interrupted by \
+            SIGINT/SIGTERM (the files in flight are finished or cancelled cleanly).
             """)
 
     @Argument(help: "Image files, directories, or - for paths on stdin.") var inputs: [String]
@@ -91,14 +92,19 @@ struct Batch: ParsableCommand {
         let started = Date()
         let shard = try BatchShard.resolve(option: shard, countOption: shardCount,
                                            environment: ProcessInfo.processInfo.environment)
-        let planner = BatchPlanner(arguments: inputs, outputDirectory: output, base: base, format: format, suffix: suffix)
+        let planner = BatchPlanner(arguments: inputs, outputDirectory: output, base: base, format: format, suffix: suffix,
+                                   otherInputs: [try? model.path()].compactMap { $0 })
         let plan = try planner.plan()
+        let reportPath = report.map { BatchReport.path($0, shard: shard) }
+        if let reportPath { try plan.checkReport(reportPath) }
         let mine = shard.select(plan.items)
 
         if dryRun {
             for item in mine { print("\(item.input)\t\(item.output)") }
             return
         }
+        // Refused once here rather than failing every file.
+        do { _ = try MemoryBudget.configuredLimit() } catch { throw BatchError(error.description) }
         let generator: Generator
         do { generator = try model.load() } catch { throw BatchError("\(error)") }
         try Self.prepareOutputDirectory(plan.outputDirectory)
@@ -116,7 +122,7 @@ struct Batch: ParsableCommand {
             progress.log("f2a batch: removed a temporary file left by an interrupted run: \(path)")
         }
 
-        let reportFile = try report.map { try BatchReport(path: BatchReport.path($0, shard: shard), shard: shard) }
+        let reportFile = try reportPath.map { try BatchReport(path: $0, shard: shard) }
         // A directory that cannot be listed hides its files from every shard: a failure in each.
         for (path, message) in plan.scanErrors {
             let item = BatchItem(input: path, relative: BatchPath.relative(path, to: plan.base), output: "", planError: message)
@@ -144,11 +150,13 @@ struct Batch: ParsableCommand {
             tally.failures.append((path, message))
         }
         print(tally.summary(total: mine.count, shard: shard, elapsed: Date().timeIntervalSince(started)))
+        let reportFailure = reportFile?.failure
+        if let reportFailure { writeStderr("f2a batch: error: \(reportFailure)\n") }
         if runner.stoppedBy != 0 {
             print("stopped by \(runner.stoppedBy == SIGINT ? "SIGINT" : "SIGTERM"); run the same command with --skip-existing to resume")
             throw ExitCode(128 + runner.stoppedBy)
         }
-        if tally.failed > 0 { throw ExitCode(1) }
+        if tally.failed > 0 || reportFailure != nil { throw ExitCode(1) }
     }
 
     /// Creates the output directory, marks it as an f2a batch output tree and

@@ -26,7 +26,7 @@ enum BatchPath {
                                              "heic", "heif", "avif", "jp2", "j2k", "jxl"]
     /// Marks a directory as an `f2a batch` output tree; such directories are never scanned.
     static let marker = ".f2a-batch"
-    /// Infix of the temporary files the savers write before renaming (see vipsio.c).
+    /// In the name of every temporary file the savers write before renaming (f2aio_temporary_path, vipsio.c).
     static let tempInfix = ".f2a-tmp-"
 
     /// Absolute path with ".", ".." and repeated slashes removed lexically.
@@ -209,6 +209,19 @@ struct BatchPlan {
     /// Directories that could not be listed (reported as failures).
     var scanErrors: [(path: String, message: String)]
     var outputDirectory: String
+    /// Every input file, and the model: never written.
+    var inputs = ProtectedInputs()
+
+    /// Refuses a report path that is an input or the output of any shard's item.
+    func checkReport(_ path: String) throws {
+        if let input = inputs.input(at: path) {
+            throw BatchError("refusing to write the report \(path): it is the input \(input)")
+        }
+        let key = FileKey(path)
+        if let item = items.first(where: { !$0.output.isEmpty && FileKey($0.output) == key }) {
+            throw BatchError("refusing to write the report \(path): it is the output of \(item.input)")
+        }
+    }
 }
 
 struct BatchPlanner {
@@ -217,6 +230,8 @@ struct BatchPlanner {
     var base: String?
     var format: BatchFormat
     var suffix: String
+    /// Files read besides the images (the model): no output may be one of them.
+    var otherInputs: [String] = []
     var readStdin: () -> [String] = {
         var lines: [String] = []
         while let line = Swift.readLine(strippingNewline: true) {
@@ -311,7 +326,8 @@ struct BatchPlanner {
         let entries = keyed.map { (input: $0.input, relative: $0.relative) }
 
         let missingSet = Set(missing)
-        let inputPhysical = Set(entries.map { BatchPath.physical($0.input) })
+        var protected = ProtectedInputs(otherInputs)
+        for entry in entries { protected.add(entry.input) }
         var claimed: [String: String] = [:]
         var items: [BatchItem] = []
         for entry in entries {
@@ -326,9 +342,10 @@ struct BatchPlanner {
             if missingSet.contains(entry.input) {
                 error = BatchPath.kind(entry.input) == .missing ? "no such file" : "not a regular file"
             }
-            // Rule 3 (the last guard, also through symlinks): no output is an input.
-            if inputPhysical.contains(BatchPath.physical(output)) {
-                throw BatchError("refusing to overwrite an input: \(entry.input) would be written to \(output)")
+            // Rule 3 (the last guard, also through symbolic and hard links): no output is an input.
+            if let input = protected.input(at: output) {
+                throw BatchError("refusing to overwrite an input: \(input) would be written to \(output) "
+                                 + "(the output of \(entry.input))")
             }
             if error == nil {
                 if let other = claimed[output] {
@@ -339,7 +356,7 @@ struct BatchPlanner {
             }
             items.append(BatchItem(input: entry.input, relative: entry.relative, output: output, planError: error))
         }
-        return BatchPlan(items: items, base: base, scanErrors: scanErrors, outputDirectory: out)
+        return BatchPlan(items: items, base: base, scanErrors: scanErrors, outputDirectory: out, inputs: protected)
     }
 
     /// The output's path below the output directory: same directories, stem + suffix, the format's suffix.

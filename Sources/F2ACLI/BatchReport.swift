@@ -27,8 +27,14 @@ struct BatchOutcome: Sendable {
 /// error, width, height, mode.
 final class BatchReport: @unchecked Sendable {
     private let fd: Int32
+    private let path: String
     private let shard: String
     private let lock = NSLock()
+    private var firstFailure: String?
+
+    /// Why a line could not be written, if one could not: the run then exits
+    /// non-zero, since a report missing lines would pass for a complete one.
+    var failure: String? { lock.lock(); defer { lock.unlock() }; return firstFailure }
 
     /// "{shard}" in the path is replaced by the shard index (one report per shard on shared storage).
     static func path(_ template: String, shard: BatchShard) -> String {
@@ -42,6 +48,7 @@ final class BatchReport: @unchecked Sendable {
         guard fd >= 0 else {
             throw BatchError("cannot write the report \(path): \(String(cString: strerror(errno)))")
         }
+        self.path = path
         self.shard = shard.description
     }
 
@@ -63,8 +70,19 @@ final class BatchReport: @unchecked Sendable {
         let line = "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
         lock.lock()
         defer { lock.unlock() }
-        var bytes = Array(line.utf8)
-        _ = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let bytes = Array(line.utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                if firstFailure == nil {
+                    firstFailure = "cannot write the report \(path): \(String(cString: strerror(n < 0 ? errno : EIO)))"
+                }
+                return
+            }
+            done += n
+        }
     }
 
     static func iso8601(_ t: Double) -> String {

@@ -202,29 +202,36 @@ final class BatchRunner: @unchecked Sendable {
         return (error as NSError).localizedDescription
     }
 
-    /// The saver's temporary name for `output` (vipsio.c: "<stem>.f2a-tmp-<pid><suffix>").
+    /// The saver's temporary name for `output` (f2aio_temporary_path, vipsio.c).
     static func temporaryPath(of output: String, pid: Int32) -> String {
-        let dir = BatchPath.parent(output)
-        let (stem, suffix) = BatchPath.splitSuffix(BatchPath.name(output))
-        return dir + "/" + stem + BatchPath.tempInfix + String(pid) + suffix
+        temporaryImagePath(output, pid: pid) ?? output + BatchPath.tempInfix
     }
 
     /// Removes temporary files left by a killed run for this shard's outputs
-    /// (only names "<stem>.f2a-tmp-<pid><suffix>" of outputs in `items`, and
-    /// only when that pid is not a live f2a process on this machine). Returns the paths removed.
+    /// (only the saver's temporary names of outputs in `items`, and only when
+    /// their pid is not a live f2a process on this machine). Returns the paths removed.
     static func removeStaleTemporaries(for items: [BatchItem]) -> [String] {
-        var byDir: [String: Set<String>] = [:]
-        for item in items { byDir[BatchPath.parent(item.output), default: []].insert(BatchPath.name(item.output)) }
+        // The saver's name is "<dir>/.f2a-tmp-<pid>-<hash of the name><suffix>": an output is
+        // recognised by what follows the pid.
+        let prefix = BatchPath.tempInfix
+        func afterPid(_ name: String) -> (pid: Int32, rest: Substring)? {
+            guard name.hasPrefix(prefix) else { return nil }
+            let tail = name.dropFirst(prefix.count)
+            let digits = tail.prefix(while: { $0.isASCII && $0.isNumber })
+            guard !digits.isEmpty, let pid = Int32(digits), tail.dropFirst(digits.count).first == "-" else { return nil }
+            return (pid, tail.dropFirst(digits.count + 1))
+        }
+        var byDir: [String: Set<Substring>] = [:]
+        for item in items {
+            guard let name = temporaryImagePath(item.output, pid: 0).map(BatchPath.name),
+                  let rest = afterPid(name)?.rest else { continue }
+            byDir[BatchPath.parent(item.output), default: []].insert(rest)
+        }
         var removed: [String] = []
         for (dir, outputs) in byDir {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
             for name in names {
-                guard let r = name.range(of: BatchPath.tempInfix, options: .backwards) else { continue }
-                let rest = name[r.upperBound...]
-                let digits = rest.prefix(while: { $0.isASCII && $0.isNumber })
-                guard !digits.isEmpty, let pid = Int32(digits) else { continue }
-                let original = String(name[..<r.lowerBound]) + String(rest.dropFirst(digits.count))
-                guard outputs.contains(original), !isLiveF2A(pid) else { continue }
+                guard let (pid, rest) = afterPid(name), outputs.contains(rest), !isLiveF2A(pid) else { continue }
                 if unlink(dir + "/" + name) == 0 { removed.append(dir + "/" + name) }
             }
         }

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 
 /// Finds the shipped weights without configuration, for every way the tool
@@ -21,6 +20,6 @@ enum DefaultModel {
     static func path() throws -> String {
         let list = candidates
         if let found = list.first(where: { FileManager.default.isReadableFile(atPath: $0) }) { return found }
-        throw ValidationError("no model found; tried " + list.joined(separator: ", ") + ". Pass --model PATH.")
+        throw CommandFailure.refused("no model found; tried " + list.joined(separator: ", ") + ". Pass --model PATH.")
     }
 }

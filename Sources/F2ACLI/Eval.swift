@@ -20,14 +20,25 @@ struct Eval: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var apply: ApplyArguments
 
-    func run() throws {
+    func run() throws { try withExitStatus(work) }
+
+    func work() throws {
+        ImageIO.removeTemporaryOnSignal()
         let generator = try model.load()
         let fm = FileManager.default
         let flashDir = (pairs as NSString).appendingPathComponent("flash")
         let ambientDir = (pairs as NSString).appendingPathComponent("ambient")
         guard let names = try? fm.contentsOfDirectory(atPath: flashDir).filter({ !$0.hasPrefix(".") }).sorted(),
               !names.isEmpty else {
-            throw ValidationError("no images in \(flashDir)")
+            throw CommandFailure.failed("no images in \(flashDir)")
+        }
+        var inputs = ProtectedInputs([try? model.path()].compactMap { $0 })
+        for name in names {
+            inputs.add((flashDir as NSString).appendingPathComponent(name))
+            inputs.add((ambientDir as NSString).appendingPathComponent(name))
+        }
+        for name in names {
+            do { try inputs.check(output: outputPath(name)) } catch { throw CommandFailure.refused(error.description) }
         }
         try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
         print("name                      psnr   ssim     ea | identity psnr   ssim     ea")
@@ -35,11 +46,11 @@ struct Eval: ParsableCommand {
         var improved = (psnr: 0, ea: 0)
         for name in names {
             let ambientPath = (ambientDir as NSString).appendingPathComponent(name)
-            guard fm.fileExists(atPath: ambientPath) else { throw ValidationError("missing ambient image \(ambientPath)") }
+            guard fm.fileExists(atPath: ambientPath) else { throw CommandFailure.failed("missing ambient image \(ambientPath)") }
             let flash = try DecodedImage(path: (flashDir as NSString).appendingPathComponent(name))
             let ambient = try DecodedImage(path: ambientPath)
             guard flash.width == ambient.width, flash.height == ambient.height else {
-                throw ValidationError("\(name): flash is \(flash.width)x\(flash.height), ambient \(ambient.width)x\(ambient.height)")
+                throw CommandFailure.failed("\(name): flash is \(flash.width)x\(flash.height), ambient \(ambient.width)x\(ambient.height)")
             }
             let w = flash.width, h = flash.height
             var result = [Float](repeating: 0, count: w * h * 3)
@@ -47,7 +58,7 @@ struct Eval: ParsableCommand {
             try result.withUnsafeMutableBufferPointer { try generator.apply(view, to: $0.baseAddress!, outputRowStride: 3 * w,
                                                                              options: apply.options) }
             let stem = (name as NSString).deletingPathExtension
-            try saveRGB8(result, width: w, height: h, to: (out as NSString).appendingPathComponent(stem + ".png"))
+            try saveRGB8(result, width: w, height: h, to: outputPath(name))
             let a = Array(ambient.pixels), f = Array(flash.pixels)
             let m = [Metrics.psnr(result, a), Metrics.ssimGray(result, a, width: w, height: h),
                      Metrics.exposureAlignedPSNR(result, a).psnr,
@@ -60,6 +71,10 @@ struct Eval: ParsableCommand {
         }
         print(row("mean (\(names.count) pairs)", sums.map { $0 / Double(names.count) }))
         print("better than the identity on \(improved.psnr) of \(names.count) pairs (PSNR), \(improved.ea) of \(names.count) (EA-PSNR)")
+    }
+
+    func outputPath(_ name: String) -> String {
+        (out as NSString).appendingPathComponent((name as NSString).deletingPathExtension + ".png")
     }
 
     func row(_ name: String, _ m: [Double]) -> String {

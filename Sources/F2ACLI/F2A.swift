@@ -12,6 +12,10 @@ struct F2A: ParsableCommand {
             The default model is looked up in this order: --model, $F2A_MODEL, the weights \
             installed beside the executable (../share/flash2ambient/weights/default.f2aw), \
             ./weights/default.f2aw.
+
+            Exit status: 0 success, 1 failed (unreadable input, unwritable output), 2 refused \
+            before writing anything (an output would overwrite an input, no usable model, invalid \
+            setting), 64 invalid option or argument.
             """,
         version: versionText,
         subcommands: [Apply.self, Batch.self, Eval.self, Info.self, Init.self, Synth.self])
@@ -33,12 +37,15 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Weights file (.f2aw). Default: the shipped model.")
     var model: String?
 
+    /// The weights file `load()` reads.
+    func path() throws -> String { try model ?? DefaultModel.path() }
+
     func load() throws -> Generator {
-        let path = try model ?? DefaultModel.path()
+        let path = try path()
         do {
             return try Generator(file: WeightsFile.read(path: path))
         } catch {
-            throw ValidationError("\(error.description)\(model == nil ? " (default model)" : "")")
+            throw CommandFailure.refused("\(error.description)\(model == nil ? " (default model)" : "")")
         }
     }
 }

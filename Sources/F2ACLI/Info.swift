@@ -6,7 +6,9 @@ struct Info: ParsableCommand {
 
     @Argument(help: "Weights file (default: the shipped model).") var path: String?
 
-    func run() throws {
+    func run() throws { try withExitStatus(work) }
+
+    func work() throws {
         let file = try path ?? DefaultModel.path()
         let weights: WeightsFile
         let generator: Generator
@@ -14,7 +16,7 @@ struct Info: ParsableCommand {
             weights = try WeightsFile.read(path: file)
             generator = try Generator(file: weights)
         } catch {
-            throw ValidationError(error.description)
+            throw CommandFailure.refused(error.description)
         }
         let c = generator.config
         print("file:        \(file)")

@@ -27,7 +27,9 @@ struct Init: ParsableCommand {
         guard (1...5).contains(levels) else { throw ValidationError("--levels must be in 1...5") }
     }
 
-    func run() throws {
+    func run() throws { try withExitStatus(work) }
+
+    func work() throws {
         let config = GeneratorConfig(width: width, levels: levels, upsample: upsample, activation: activation,
                                      formulation: formulation,
                                      description: zeroOutput && formulation == .ratioLog
@@ -42,7 +44,7 @@ struct Init: ParsableCommand {
         do {
             try weights.write(path: output, dtype: f16 ? .f16 : .f32)
         } catch {
-            throw ValidationError(error.description)
+            throw CommandFailure.failed(error.description)
         }
         print("wrote \(output): \(config.summary), \(config.parameterCount) parameters")
     }

@@ -61,10 +61,17 @@ struct Synth: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() throws { try withExitStatus(work) }
+
+    func work() throws {
+        ImageIO.removeTemporaryOnSignal()
         var library: TextureLibrary? = nil
+        var inputs = ProtectedInputs()
         if let t = textures {
-            do { library = try TextureLibrary(directory: t) } catch { throw ValidationError("--textures: \(error)") }
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: t)) ?? [] {
+                inputs.add((t as NSString).appendingPathComponent(name))
+            }
+            do { library = try TextureLibrary(directory: t) } catch { throw CommandFailure.failed("--textures: \(error)") }
             print("textures: \(library!.photos.count) photos from \(t)")
         }
         let opts = try options(library: library)
@@ -83,9 +90,13 @@ struct Synth: ParsableCommand {
             let pair = renderPair(seed: pairSeed(base: seed, index: i), options: opts)
             renderSeconds += Date().timeIntervalSince(t0)
             renderCPU += threadCPUSeconds() - c0
-            try saveRGB8(pair.flash, width: pair.width, height: pair.height, to: dirs[0] + "/" + name + ".png")
-            try saveRGB8(pair.ambient, width: pair.width, height: pair.height, to: dirs[1] + "/" + name + ".png")
-            try encoder.encode(pair.parameters).write(to: URL(fileURLWithPath: dirs[2] + "/" + name + ".json"))
+            let paths = [dirs[0] + "/" + name + ".png", dirs[1] + "/" + name + ".png", dirs[2] + "/" + name + ".json"]
+            for path in paths {
+                do { try inputs.check(output: path) } catch { throw CommandFailure.refused(error.description) }
+            }
+            try saveRGB8(pair.flash, width: pair.width, height: pair.height, to: paths[0])
+            try saveRGB8(pair.ambient, width: pair.width, height: pair.height, to: paths[1])
+            try encoder.encode(pair.parameters).write(to: URL(fileURLWithPath: paths[2]))
             if preview && previewPairs.count < 6 { previewPairs.append(pair) }
             if (i + 1) % every == 0 || i + 1 == count {
                 print(String(format: "%7d/%d  %.1f pairs/s rendering", i + 1, count, Double(i + 1) / renderSeconds))
@@ -99,6 +110,7 @@ struct Synth: ParsableCommand {
         if preview {
             let sheet = contactSheet(previewPairs)
             let path = (outdir as NSString).appendingPathComponent("preview.png")
+            do { try inputs.check(output: path) } catch { throw CommandFailure.refused(error.description) }
             try saveRGB8(sheet.rgb, width: sheet.width, height: sheet.height, to: path)
             print("wrote \(path) (\(previewPairs.count) pairs, flash | ambient)")
         }

@@ -1,4 +1,7 @@
 import CVipsIO
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Errors from decoding or encoding image files, with libvips's message.
 public struct ImageError: Error, CustomStringConvertible, Sendable {
@@ -32,6 +35,13 @@ public final class DecodedImage {
     /// Decodes any format libvips reads and applies EXIF orientation.
     public init(path: String) throws(ImageError) {
         try ImageIO.start()
+        // libvips opens whatever it is given: a FIFO or a terminal blocks it forever, /dev/zero
+        // feeds it without end. Photographs are regular files.
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw ImageError("cannot read image '\(path)': \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw ImageError("cannot read image '\(path)': not a regular file (\(Self.typeName(st.st_mode)))")
+        }
         guard let h = f2aio_load(path) else { throw ImageIO.lastError("cannot read image '\(path)'") }
         handle = h
         width = Int(f2aio_width(h))
@@ -39,6 +49,17 @@ public final class DecodedImage {
     }
 
     deinit { f2aio_free(handle) }
+
+    private static func typeName(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFDIR: return "a directory"
+        case S_IFSOCK: return "a socket"
+        default: return "not a file"
+        }
+    }
 
     /// The pixels, width*height*3 floats, row-major, owned by this image.
     public var pixels: UnsafeMutableBufferPointer<Float> {
@@ -53,6 +74,20 @@ public final class DecodedImage {
             throw ImageIO.lastError("cannot write image '\(path)'")
         }
     }
+}
+
+/// The temporary file the savers write `path` to before renaming it into place (in the same
+/// directory, a short name whatever the length of `path`'s); nil when `path` has no suffix.
+public func temporaryImagePath(_ path: String, pid: Int32) -> String? {
+    guard let c = f2aio_temporary_path(path, pid) else { return nil }
+    defer { f2aio_free_string(c) }
+    return String(cString: c)
+}
+
+extension ImageIO {
+    /// From now on a SIGINT, SIGTERM, SIGHUP or SIGXFSZ during a save removes its temporary
+    /// file before the process dies of it. For commands that save one file at a time.
+    public static func removeTemporaryOnSignal() { f2aio_remove_temporary_on_signal() }
 }
 
 /// Writes interleaved RGB float [0, 1] as 8-bit sRGB (format from the suffix).

@@ -10,12 +10,16 @@ let maxWeightsFileBytes = 1 << 30
 /// Whole-file read without Foundation (the C library links the Swift runtime
 /// statically and keeps Foundation out of it).
 func readFileBytes(path: String) throws(WeightsError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    // O_NONBLOCK: opening a FIFO for reading blocks until a writer appears
+    // (forever, in a host process); on a regular file the flag does nothing.
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
     guard fd >= 0 else { throw .unreadable(path: path, reason: errnoMessage()) }
     defer { close(fd) }
     var st = stat()
     guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: errnoMessage()) }
-    guard (st.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
+    guard (st.st_mode & S_IFMT) == S_IFREG else {
+        throw .unreadable(path: path, reason: "not a regular file (\(fileTypeName(st.st_mode)))")
+    }
     let size = Int(st.st_size)
     guard size <= maxWeightsFileBytes else {
         throw .malformed("the file is \(size) bytes, over the limit of \(maxWeightsFileBytes >> 20) MB for a weights file")
@@ -65,3 +69,15 @@ func writeFileAtomically(path: String, bytes: [UInt8]) throws(WeightsError) {
 }
 
 func errnoMessage() -> String { String(cString: strerror(errno)) }
+
+/// "a FIFO", "a directory" … for an error message about a file that should be regular.
+func fileTypeName(_ mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFIFO: return "a FIFO"
+    case S_IFCHR: return "a character device"
+    case S_IFBLK: return "a block device"
+    case S_IFDIR: return "a directory"
+    case S_IFSOCK: return "a socket"
+    default: return "not a file"
+    }
+}

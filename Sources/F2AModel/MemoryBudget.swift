@@ -2,17 +2,51 @@
 import Glibc
 #endif
 
+/// A memory setting that is not a number of megabytes: an error, never ignored, since a
+/// typo would otherwise silently leave a server without the limit its operator set.
+public struct InvalidSetting: Error, CustomStringConvertible, Equatable, Sendable {
+    public let description: String
+}
+
 /// How much memory one apply may still take, so that a too-large image is refused with an
 /// error instead of an allocation failure (which Swift cannot recover from: the process
 /// aborts). The smaller of
 ///  - $F2A_MAX_MEMORY_MB if set, else half of the physical memory (the C ABI's rule), and
 ///  - when the address space is limited (`ulimit -v`, RLIMIT_AS), what is left of it now.
 public enum MemoryBudget {
-    public static let configuredLimit: Int = {
-        if let env = getenv("F2A_MAX_MEMORY_MB"), let mb = Int(String(cString: env)), mb > 0 { return mb << 20 }
-        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
-        return pages > 0 && size > 0 ? pages * size / 2 : 4 << 30
+    /// Largest setting accepted, in MB (1 PiB): keeps every byte count far from overflow.
+    public static let maxMegabytes = 1 << 30
+
+    /// The one parser of the memory settings: $F2A_MAX_MEMORY_MB here, $F2A_VIPS_MAX_MB in the
+    /// libvips operation (through f2a_memory_limit_parse). Unset (nil) or empty: half the
+    /// physical memory. Otherwise decimal digits only, 1...maxMegabytes, in MB (MiB); "abc",
+    /// "-5", "1e3", "0", "512M" are errors naming the setting and the value.
+    public static func limit(setting name: String, value: String?) throws(InvalidSetting) -> Int {
+        guard let value, !value.isEmpty else {
+            let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+            return pages > 0 && size > 0 ? pages * size / 2 : 4 << 30
+        }
+        // Int("+5") accepts a sign; only plain digits are a number of megabytes here.
+        guard value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+              let mb = Int(value), (1...maxMegabytes).contains(mb) else {
+            throw InvalidSetting(description: "\(name)='\(value)' is not a memory limit: give a whole number of "
+                                 + "megabytes from 1 to \(maxMegabytes), or unset it for half the physical memory")
+        }
+        return mb << 20
+    }
+
+    /// Read once: the limit cannot change under a running process.
+    private static let configured: Result<Int, InvalidSetting> = {
+        let value = getenv("F2A_MAX_MEMORY_MB").map { String(cString: $0) }
+        do throws(InvalidSetting) {
+            return .success(try limit(setting: "F2A_MAX_MEMORY_MB", value: value))
+        } catch {
+            return .failure(error)
+        }
     }()
+
+    /// $F2A_MAX_MEMORY_MB in bytes, or half the physical memory.
+    public static func configuredLimit() throws(InvalidSetting) -> Int { try configured.get() }
 
     /// RLIMIT_AS minus the current virtual size, or nil when the address space is unlimited.
     public static func addressSpaceHeadroom() -> Int? {
@@ -26,7 +60,9 @@ public enum MemoryBudget {
         return max(0, Int(clamping: limit.rlim_cur) - used)
     }
 
-    public static func available() -> Int { min(configuredLimit, addressSpaceHeadroom() ?? .max) }
+    public static func available() throws(InvalidSetting) -> Int {
+        min(try configuredLimit(), addressSpaceHeadroom() ?? .max)
+    }
 
     private static func fscanf_long(_ file: UnsafeMutablePointer<FILE>, _ value: inout Int) -> Bool {
         var buffer = [CChar](repeating: 0, count: 64)
@@ -46,9 +82,10 @@ public struct MemoryLimitExceeded: Error, CustomStringConvertible {
 extension Generator {
     /// Throws when applying to a width x height image with `options` would need more
     /// memory than `MemoryBudget.available()` (checked before anything is allocated).
-    public func checkMemory(width: Int, height: Int, options: ApplyOptions) throws(MemoryLimitExceeded) {
+    /// An invalid $F2A_MAX_MEMORY_MB throws InvalidSetting.
+    public func checkMemory(width: Int, height: Int, options: ApplyOptions) throws {
         let needed = estimatedPeakBytes(width: width, height: height, options: options)
-        let available = MemoryBudget.available()
+        let available = try MemoryBudget.available()
         guard needed <= available else {
             let mode = options.resolvedMode(width: width, height: height).rawValue
             throw MemoryLimitExceeded(description:

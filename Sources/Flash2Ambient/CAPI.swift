@@ -152,6 +152,19 @@ public func f2a_model_get_info(_ model: OpaquePointer?, _ outInfo: UnsafeMutable
     return F2A_OK
 }
 
+@c @implementation
+public func f2a_memory_limit_parse(_ name: UnsafePointer<CChar>?, _ value: UnsafePointer<CChar>?,
+                                   _ outBytes: UnsafeMutablePointer<UInt64>?) -> f2a_status {
+    guard let name else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_memory_limit_parse: name is NULL") }
+    guard let outBytes else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_memory_limit_parse: out_bytes is NULL") }
+    do {
+        outBytes.pointee = UInt64(try MemoryBudget.limit(setting: String(cString: name), value: value.map { String(cString: $0) }))
+        return F2A_OK
+    } catch {
+        return fail(F2A_ERR_INVALID_ARGUMENT, error.description)
+    }
+}
+
 /// Largest image one call accepts: keeps every size product far from
 /// overflow and the float working set within reach of a 64-bit process.
 let maxPixels = 1 << 30
@@ -187,6 +200,11 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
             return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): float buffers and strides must be 4-byte aligned")
         }
     }
+    // The u8 path converts the whole input before it writes any output, so overlap is harmless there.
+    if bytesPerPixel == 12, let status = checkOverlap(function, input: input!, inStride: inStride, output: output!,
+                                                      outStride: outStride, rowBytes: rowBytes, height: Int(height)) {
+        return status
+    }
     guard let p = readParams(params, function) else { return F2A_ERR_INVALID_ARGUMENT }
     if let status = checkParams(p, function) { return status }
     // Checked before any allocation: the u8 path's float copy counts too.
@@ -196,11 +214,32 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
     return checkMemory(function, needed: needed, what: "a \(width)x\(height) image")
 }
 
+/// The float paths read input rows after they have written output rows (guided mode runs the
+/// transform row by row), so an output overlapping the input anywhere but exactly on it would
+/// return F2A_OK with wrong pixels. The header allows in-place only as the same buffer with
+/// equal strides; nil when the buffers are that or disjoint. Strides × height are known not to overflow.
+func checkOverlap(_ function: String, input: UnsafeRawPointer, inStride: Int, output: UnsafeRawPointer,
+                  outStride: Int, rowBytes: Int, height: Int) -> f2a_status? {
+    if input == output && inStride == outStride { return nil }
+    let inStart = UInt(bitPattern: Int(bitPattern: input)), outStart = UInt(bitPattern: Int(bitPattern: output))
+    let inEnd = inStart.addingReportingOverflow(UInt(inStride * (height - 1) + rowBytes))
+    let outEnd = outStart.addingReportingOverflow(UInt(outStride * (height - 1) + rowBytes))
+    // A span that wraps past the top of the address space cannot be a real buffer; treat it as overlapping.
+    guard inEnd.overflow || outEnd.overflow || inStart < outEnd.partialValue && outStart < inEnd.partialValue else {
+        return nil
+    }
+    return fail(F2A_ERR_INVALID_ARGUMENT,
+                "\(function): in and out overlap; they may only be the same buffer with equal strides (in place)")
+}
+
 /// Swift allocations cannot fail gracefully, so requests that would not fit
 /// in `MemoryBudget.available()` ($F2A_MAX_MEMORY_MB or half the RAM, and
 /// what `ulimit -v` leaves) are refused up front. nil when `needed` fits.
 func checkMemory(_ function: String, needed: Int, what: String) -> f2a_status? {
-    let limit = MemoryBudget.available()
+    let limit: Int
+    do { limit = try MemoryBudget.available() } catch {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): \(error.description)")
+    }
     guard needed <= limit else {
         return fail(F2A_ERR_OUT_OF_MEMORY,
                     "\(function): \(what) needs about \(needed >> 20) MB, over the limit of \(limit >> 20) MB "

@@ -131,6 +131,10 @@ public func f2a_guide_apply_f32(_ guide: OpaquePointer?,
           outStride.multipliedReportingOverflow(by: Int(height)).overflow == false else {
         return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): stride x height overflows")
     }
+    if let status = checkOverlap(function, input: input, inStride: inStride, output: output, outStride: outStride,
+                                 rowBytes: rowBytes, height: Int(height)) {
+        return status
+    }
     do {
         try plan.apply(input, inputRowStride: inStride / 4, to: output, outputRowStride: outStride / 4,
                        x: Int(x), y: Int(y), width: Int(width), height: Int(height))

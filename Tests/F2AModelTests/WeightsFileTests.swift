@@ -1,6 +1,9 @@
 import Testing
 @testable import F2AModel
 import F2ACore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A small valid file: a tiny generator so that every corruption test starts
 /// from bytes the reader accepts.
@@ -67,8 +70,22 @@ struct WeightsFileTests {
 
     @Test("A directory is not a weights file")
     func directory() {
-        #expect(throws: WeightsError.unreadable(path: "/tmp", reason: "not a regular file")) {
+        #expect(throws: WeightsError.unreadable(path: "/tmp", reason: "not a regular file (a directory)")) {
             try WeightsFile.read(path: "/tmp")
+        }
+    }
+
+    @Test("A FIFO or a character device is refused at once, not read forever")
+    func specialFiles() throws {
+        let fifo = "/tmp/f2a-weights-test-\(getpid()).fifo"
+        unlink(fifo)
+        try #require(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        #expect(throws: WeightsError.unreadable(path: fifo, reason: "not a regular file (a FIFO)")) {
+            try WeightsFile.read(path: fifo)
+        }
+        #expect(throws: WeightsError.unreadable(path: "/dev/zero", reason: "not a regular file (a character device)")) {
+            try WeightsFile.read(path: "/dev/zero")
         }
     }
 

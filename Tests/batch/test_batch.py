@@ -51,6 +51,14 @@ def run(*args, stdin=None, env=None, cwd=W, timeout=60):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def fnv1a64(data):
+    """The hash in the saver's temporary names (f2aio_temporary_path in Sources/CVipsIO/vipsio.c)."""
+    h = 14695981039346656037
+    for byte in data:
+        h = ((h ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
 def sh(*args):
     subprocess.run(args, check=True, capture_output=True, cwd=W)
 
@@ -324,7 +332,7 @@ check("SIGKILL mid-run: some outputs written, not all", 0 < len(done_before) < 8
 check("SIGKILL mid-run: every output present is a complete image",
       all(subprocess.run(["vips", "avg", p("kill-out", f)], capture_output=True).returncode == 0 for f in done_before))
 # What a kill during a save leaves behind (same name pattern as the saver's temporary file).
-open(p("kill-out/k7.f2a-tmp-4242.jpg"), "wb").write(b"\xff\xd8 partial")
+open(p(f"kill-out/.f2a-tmp-4242-{fnv1a64(b'k7.jpg'):016x}.jpg"), "wb").write(b"\xff\xd8 partial")
 mtimes = {f: os.path.getmtime(p("kill-out", f)) for f in done_before}
 r = run("kill-in", "-o", "kill-out", "--skip-existing", "--report", "kill.jsonl")
 lines = {l["relative"]: l["status"] for l in report_lines(p("kill.jsonl"))}

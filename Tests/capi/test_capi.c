@@ -81,6 +81,23 @@ static void test_load_errors(void) {
     remove(corrupt);
 }
 
+static void test_memory_setting(void) {
+    uint64_t bytes = 0;
+    CHECK(f2a_memory_limit_parse("F2A_X_MB", "512", &bytes) == F2A_OK && bytes == (uint64_t) 512 << 20,
+          "512 MB: %llu", (unsigned long long) bytes);
+    CHECK(f2a_memory_limit_parse("F2A_X_MB", NULL, &bytes) == F2A_OK && bytes > 0, "unset: the default");
+    uint64_t unset = bytes;
+    CHECK(f2a_memory_limit_parse("F2A_X_MB", "", &bytes) == F2A_OK && bytes == unset, "empty: the default");
+    const char *invalid[] = { "abc", "-5", "1e3", "0", "512M", " 5", "+5", "0x10", "99999999999999999999", "1073741825" };
+    for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
+        CHECK(f2a_memory_limit_parse("F2A_X_MB", invalid[i], &bytes) == F2A_ERR_INVALID_ARGUMENT, "'%s' refused", invalid[i]);
+        CHECK(strstr(f2a_last_error(), "F2A_X_MB") && strstr(f2a_last_error(), invalid[i]),
+              "message names the setting and the value: %s", f2a_last_error());
+    }
+    CHECK(f2a_memory_limit_parse(NULL, "5", &bytes) == F2A_ERR_INVALID_ARGUMENT, "NULL name");
+    CHECK(f2a_memory_limit_parse("F2A_X_MB", "5", NULL) == F2A_ERR_INVALID_ARGUMENT, "NULL out_bytes");
+}
+
 static void test_info(f2a_model *m) {
     f2a_model_info info;
     CHECK(f2a_model_get_info(m, &info) == F2A_OK, "info");
@@ -155,6 +172,41 @@ static void test_sizes_and_strides(f2a_model *m) {
         CHECK(memcmp(a, oa, (size_t) h * tight * 4) == 0, "%dx%d: in-place equals out-of-place", w, h);
         free(a); free(b); free(oa); free(ob);
     }
+}
+
+/* in and out may be one buffer with equal strides (in place) or disjoint; any other overlap
+ * used to return F2A_OK with wrong pixels in guided mode. */
+static void test_overlap(f2a_model *m) {
+    int w = 24, h = 16;
+    size_t row = (size_t) 3 * w;
+    float *buf = test_image(w, 3 * h, row); /* room for shifted and wider views */
+    float *ref = calloc((size_t) h * row, sizeof(float));
+    f2a_params p = f2a_default_params();
+    p.mode = F2A_MODE_GUIDED;
+    p.working_size = 16;
+    CHECK(f2a_apply_f32(m, buf, row * 4, ref, row * 4, w, h, &p) == F2A_OK, "reference: %s", f2a_last_error());
+    CHECK(f2a_apply_f32(m, buf, row * 4, buf + 3, row * 4, w, h, &p) == F2A_ERR_INVALID_ARGUMENT, "out one pixel on");
+    CHECK(strstr(f2a_last_error(), "overlap") != NULL, "message: %s", f2a_last_error());
+    CHECK(f2a_apply_f32(m, buf + 3, row * 4, buf, row * 4, w, h, &p) == F2A_ERR_INVALID_ARGUMENT, "out one pixel back");
+    CHECK(f2a_apply_f32(m, buf, row * 4, buf + row, row * 4, w, h, &p) == F2A_ERR_INVALID_ARGUMENT, "out one row on");
+    CHECK(f2a_apply_f32(m, buf, row * 4, buf + (h - 1) * row, row * 4, w, h, &p) == F2A_ERR_INVALID_ARGUMENT,
+          "last input row is the first output row");
+    CHECK(f2a_apply_f32(m, buf, row * 4, buf, row * 8, w, h, &p) == F2A_ERR_INVALID_ARGUMENT, "same start, other stride");
+    p.mode = F2A_MODE_FULL;
+    CHECK(f2a_apply_f32(m, buf, row * 4, buf + 3, row * 4, w, h, &p) == F2A_ERR_INVALID_ARGUMENT, "full mode too");
+    p.mode = F2A_MODE_GUIDED;
+    /* Adjacent but disjoint: fine, and equal to the reference. */
+    CHECK(f2a_apply_f32(m, buf, row * 4, buf + h * row, row * 4, w, h, &p) == F2A_OK, "adjacent: %s", f2a_last_error());
+    CHECK(memcmp(buf + h * row, ref, (size_t) h * row * 4) == 0, "adjacent output equals the reference");
+    /* Interleaved rows (in: even rows, out: odd rows, stride two rows) never touch each other's bytes,
+     * but the spans overlap: refused too, as the header allows only disjoint or identical buffers. */
+    CHECK(f2a_apply_f32(m, buf, row * 8, buf + row, row * 8, w, h, &p) == F2A_ERR_INVALID_ARGUMENT, "interleaved rows");
+    /* u8 converts the whole input first: an overlap stays allowed there. */
+    uint8_t *b8 = calloc((size_t) 2 * h * row, 1);
+    CHECK(f2a_apply_u8(m, b8, row, b8 + 3, row, w, h, &p) == F2A_OK, "u8 overlap: %s", f2a_last_error());
+    free(b8);
+    free(buf);
+    free(ref);
 }
 
 static void test_u8(f2a_model *m) {
@@ -281,6 +333,8 @@ static void test_guide(f2a_model *m) {
     size_t o = ((size_t) 10 * GW + 20) * 3;
     CHECK(f2a_guide_apply_f32(g, parts + o, GW * 12, parts + o, GW * 12, 20, 10, 30, 40) == F2A_OK, "in place");
     CHECK(memcmp(parts + o, whole + o, 30 * 3 * sizeof(float)) == 0, "in place equals");
+    CHECK(f2a_guide_apply_f32(g, parts + o, GW * 12, parts + o + 3, GW * 12, 20, 10, 30, 40) == F2A_ERR_INVALID_ARGUMENT,
+          "partly overlapping rectangle");
     f2a_guide_free(g);
 
     /* Cancelling the network run. */
@@ -402,6 +456,7 @@ int main(int argc, char **argv) {
     }
     test_basics();
     test_load_errors();
+    test_memory_setting();
     test_thread_local_error();
 
     f2a_model *m = NULL;
@@ -417,6 +472,7 @@ int main(int argc, char **argv) {
         test_info(m);
         test_invalid_arguments(m);
         test_sizes_and_strides(m);
+        test_overlap(m);
         test_u8(m);
         test_progress(m);
         test_threads(m);

@@ -9,17 +9,18 @@
 #                           vips flash2ambient VIPS_CONCURRENCY=8 == 1 on 3000x2000 (vips_concurrency.sh)
 #   make test-leaks         test_capi under ASan+LSan; vips flash2ambient under valgrind (leaks.sh)
 #   make test-rss           RSS growth from apply 100 to 1000 in one process <= RSS_BOUND_KB (rss.c)
+#   make test-reliability   Tests/hardening/reliability.py: inputs never overwritten, whatever path spells them
 
 HARDENING_DIR := $(BUILD)/hardening
 RSS_BOUND_KB  ?= 2048
 HARDENING_CC   = $(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -I$(BUILD)/include -L$(BUILD)/lib \
                  -Wl,-rpath,$(abspath $(BUILD))/lib
 
-.PHONY: test-hardening test-hostile test-concurrency test-leaks test-rss hardening-deps
+.PHONY: test-hardening test-hostile test-concurrency test-leaks test-rss test-reliability hardening-deps
 
 test: test-hardening
 
-test-hardening: test-hostile test-concurrency test-leaks test-rss
+test-hardening: test-hostile test-concurrency test-leaks test-rss test-reliability
 
 # valgrind is the only extra Debian package (installed when run as root, like `deps`).
 hardening-deps:
@@ -38,6 +39,9 @@ test-concurrency: plugin
 
 test-leaks: plugin | hardening-deps
 	Tests/hardening/leaks.sh $(BUILD)
+
+test-reliability: plugin
+	python3 Tests/hardening/reliability.py $(BUILD)
 
 test-rss: all
 	mkdir -p $(HARDENING_DIR)

@@ -148,6 +148,23 @@ f2a_params f2a_default_params(void);
 const char *f2a_default_model_path(void);
 
 /**
+ * The one parser of memory-limit settings in megabytes (MiB): the library's
+ * $F2A_MAX_MEMORY_MB and the libvips operation's $F2A_VIPS_MAX_MB, so that
+ * both accept and refuse the same values. The caller passes the text; the
+ * environment is not read here.
+ *
+ * @param name       the setting's name, used only in the error message
+ * @param value      its text; NULL or "" (unset) gives the default, half the
+ *                   physical memory
+ * @param out_bytes  receives the limit in bytes on F2A_OK
+ * @return F2A_OK, or F2A_ERR_INVALID_ARGUMENT (NULL name or out_bytes, or a
+ *         value that is not decimal digits for 1 to 1073741824 MB: "abc",
+ *         "-5", "1e3", "0", "512M"; f2a_last_error() names the setting and
+ *         the value).
+ */
+f2a_status f2a_memory_limit_parse(const char *name, const char *value, uint64_t *out_bytes);
+
+/**
  * Load a weights file. The file is fully verified (structure, checksums,
  * tensor names and shapes) before a model is returned.
  *
@@ -175,7 +192,9 @@ f2a_status f2a_model_get_info(const f2a_model *model, f2a_model_info *out_info);
  * values outside [0, 1] are clamped on input, NaN is treated as 0. The output
  * is in [0, 1]. Any size from 1x1 up works (the image is padded by
  * reflection to a multiple of f2a_model_info.size_multiple and cropped back).
- * `in` and `out` may be the same buffer (in-place) when the strides are equal.
+ * `in` and `out` may be the same buffer (in-place) when the strides are equal;
+ * otherwise the spans of bytes they cover may not overlap
+ * (F2A_ERR_INVALID_ARGUMENT).
  *
  * @param model       a loaded model
  * @param in          width*height pixels; row y starts at (char *)in + y*in_stride
@@ -190,7 +209,8 @@ f2a_status f2a_model_get_info(const f2a_model *model, f2a_model_info *out_info);
  * width 1.0); guided mode needs the network at working size plus about
  * 50 bytes per working-size pixel. Calls that would need more than
  * $F2A_MAX_MEMORY_MB (default: half the physical memory) fail with
- * F2A_ERR_OUT_OF_MEMORY instead of allocating.
+ * F2A_ERR_OUT_OF_MEMORY instead of allocating; an invalid $F2A_MAX_MEMORY_MB
+ * (see f2a_memory_limit_parse) fails every apply with F2A_ERR_INVALID_ARGUMENT.
  *
  * @return F2A_OK, F2A_ERR_INVALID_ARGUMENT, F2A_ERR_OUT_OF_MEMORY or
  *         F2A_ERR_CANCELLED.
@@ -204,7 +224,8 @@ f2a_status f2a_apply_f32(const f2a_model *model,
 /**
  * Convenience: the same as f2a_apply_f32 on 8-bit interleaved sRGB
  * (3 bytes per pixel, value/255), rounding the result to the nearest byte.
- * Strides are in bytes, >= width*3.
+ * Strides are in bytes, >= width*3. The whole input is converted before any
+ * output is written, so here `in` and `out` may overlap in any way.
  */
 f2a_status f2a_apply_u8(const f2a_model *model,
                         const uint8_t *in, size_t in_stride,
@@ -268,9 +289,10 @@ f2a_status f2a_guide_finish(f2a_guide *guide);
  * Output for the rectangle (x, y, width, height) of the photo. `in` points
  * at the rectangle's top-left input pixel, `out` at where its top-left
  * output pixel goes (they may be the same buffer when the strides are
- * equal). Thread-safe on a finished plan; runs on the calling thread.
+ * equal, else they may not overlap). Thread-safe on a finished plan; runs
+ * on the calling thread.
  * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL pointers, bad strides,
- *         rectangle outside the photo, plan not finished).
+ *         overlapping buffers, rectangle outside the photo, plan not finished).
  */
 f2a_status f2a_guide_apply_f32(const f2a_guide *guide,
                                const float *in, size_t in_stride,

@@ -44,5 +44,21 @@ int f2aio_save_rgb8(const float *rgb, int width, int height, const char *path);
 
 void f2aio_free(f2aio_image *image);
 
+/**
+ * The temporary name the savers write `path` to before renaming it into
+ * place: "<dir>/.f2a-tmp-<pid>-<16 hex digits: hash of the name><suffix>",
+ * in the same directory, short whatever the length of the name. NULL when
+ * `path` has no file suffix. Free with g_free (f2aio_free_string).
+ */
+char *f2aio_temporary_path(const char *path, int pid);
+void f2aio_free_string(char *string);
+
+/**
+ * From now on, SIGINT, SIGTERM, SIGHUP or SIGXFSZ during a save removes its
+ * temporary file before the process dies of the signal. For processes that
+ * save one file at a time; signals the process ignores stay ignored.
+ */
+void f2aio_remove_temporary_on_signal(void);
+
 
 #endif

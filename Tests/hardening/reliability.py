@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""The f2a tools against misuse of their file arguments (run by `make test-reliability`).
+
+Usage: reliability.py BUILD_DIR
+
+Inputs are never modified, whatever path spells them (another relative path, a hard link,
+a symbolic link): the command is refused and the input keeps its bytes. A FIFO or a
+character device as image or weights file is a clear error, not a hang.
+Uses only the python3 standard library and the vips CLI. Prints one line per check and
+"N passed, M failed"; exits 1 on any failure.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build"))
+F2A = os.path.join(BUILD, "bin", "f2a")
+MODEL = os.path.join(BUILD, "share", "flash2ambient", "weights", "default.f2aw")
+W = tempfile.mkdtemp(prefix="f2a-reliability-")
+TIMEOUT = 60
+
+passed = failed = 0
+
+
+def check(name, condition, detail=""):
+    global passed, failed
+    if condition:
+        passed += 1
+        print(f"ok    {name}", flush=True)
+    else:
+        failed += 1
+        print(f"FAIL  {name}", flush=True)
+        for line in str(detail).strip().splitlines()[-8:]:
+            print(f"      {line}")
+
+
+def env():
+    e = dict(os.environ)
+    for k in ("F2A_MODEL", "F2A_MAX_MEMORY_MB", "F2A_VIPS_MAX_MB"):
+        e.pop(k, None)
+    e["VIPSHOME"] = os.path.join(BUILD, "vipshome")
+    return e
+
+
+def f2a(*args, extra_env=None, timeout=TIMEOUT):
+    """f2a ARGS in W; returns (exit code, stdout + stderr); a timeout is exit code None."""
+    e = env()
+    e.update(extra_env or {})
+    try:
+        r = subprocess.run([F2A, *args], cwd=W, env=e, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s"
+    return r.returncode, r.stdout + r.stderr
+
+
+def p(*parts):
+    return os.path.join(W, *parts)
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def listing(path):
+    return sorted(os.path.relpath(os.path.join(d, n), path) for d, _, names in os.walk(path) for n in names)
+
+
+def refused(label, rc, out, protected, before):
+    """A refusal: exit 2 without a usage line, a message naming the refusal, every protected file unchanged."""
+    check(f"{label}: refused (exit {rc})", rc == 2 and "refusing" in out and "Usage:" not in out, out)
+    changed = [f for f in protected if digest(f) != before[f]]
+    check(f"{label}: input unchanged", not changed, f"changed: {changed}")
+
+
+def test_inputs_never_overwritten():
+    os.makedirs(p("photos"))
+    subprocess.run(["vips", "thumbnail", os.path.join(ROOT, "examples", "flash.jpg"), p("photos", "a.jpg"), "48"],
+                   check=True)
+    shutil.copy(p("photos", "a.jpg"), p("photos", "c.jpg"))
+    shutil.copy(p("photos", "a.jpg"), p("b.jpg"))
+    shutil.copy(MODEL, p("model.f2aw"))
+    os.link(p("b.jpg"), p("hard.jpg"))
+    os.symlink("b.jpg", p("sym.jpg"))
+    protected = [p("b.jpg"), p("model.f2aw"), p("photos", "a.jpg"), p("photos", "c.jpg")]
+    before = {f: digest(f) for f in protected}
+
+    for label, output in (("same string", "b.jpg"), ("./b.jpg", "./b.jpg"), ("absolute path", p("b.jpg")),
+                          ("through ..", "photos/../b.jpg"), ("hard link", "hard.jpg"),
+                          ("symbolic link", "sym.jpg"), ("the model file", "model.f2aw")):
+        rc, out = f2a("apply", "b.jpg", output, "--model", "model.f2aw")
+        refused(f"apply b.jpg onto {label}", rc, out, protected, before)
+    rc, out = f2a("apply", "b.jpg", "b2.jpg", "--model", "model.f2aw")
+    check("apply b.jpg b2.jpg: still works", rc == 0 and os.path.exists(p("b2.jpg")), out)
+
+    # eval: the output directory is the data set's own flash/ or ambient/ directory
+    for sub in ("flash", "ambient"):
+        os.makedirs(p("pairs", sub))
+        subprocess.run(["vips", "copy", p("b.jpg"), p("pairs", sub, "x.png")], check=True)
+    pairs = [p("pairs", "flash", "x.png"), p("pairs", "ambient", "x.png")]
+    before.update({f: digest(f) for f in pairs})
+    for sub in ("flash", "ambient"):
+        rc, out = f2a("eval", "--pairs", "pairs", "--out", f"pairs/{sub}", "--model", "model.f2aw")
+        refused(f"eval --out pairs/{sub}", rc, out, protected + pairs, before)
+    check("eval refused: nothing written into the data set",
+          listing(p("pairs")) == ["ambient/x.png", "flash/x.png"], listing(p("pairs")))
+
+    # batch: the report over an input, the report over an output, an output that is a hard link to an input
+    rc, out = f2a("batch", "photos", "-o", "out", "--report", "photos/a.jpg", "--model", "model.f2aw")
+    refused("batch --report onto an input photo", rc, out, protected, before)
+    check("batch --report onto an input photo: exit 2, nothing written", rc == 2 and not os.path.exists(p("out")), out)
+    rc, out = f2a("batch", "photos", "-o", "out", "--report", "out/c.jpg", "--model", "model.f2aw")
+    check("batch --report onto an output: refused, exit 2", rc == 2 and "refusing" in out, out)
+    rc, out = f2a("batch", "photos", "-o", "out", "--report", "model.f2aw", "--model", "model.f2aw")
+    refused("batch --report onto the model", rc, out, protected, before)
+    os.makedirs(p("out"))
+    os.link(p("photos", "c.jpg"), p("out", "c.jpg"))
+    rc, out = f2a("batch", "photos", "-o", "out", "--model", "model.f2aw")
+    refused("batch: an output is a hard link to an input", rc, out, protected, before)
+    os.remove(p("out", "c.jpg"))
+    rc, out = f2a("batch", "photos", "-o", "out", "--report", "/dev/full", "--model", "model.f2aw")
+    check(f"batch --report /dev/full: a report write error fails the run (exit {rc})",
+          rc == 1 and "cannot write the report /dev/full" in out, out)
+    rc, out = f2a("batch", "photos", "-o", "out", "--report", "out/report.jsonl", "--model", "model.f2aw")
+    lines = open(p("out", "report.jsonl")).read().splitlines() if os.path.exists(p("out", "report.jsonl")) else []
+    check("batch --report inside the output directory: still works", rc == 0 and len(lines) == 2, out)
+
+    # synth: textures read from the directory it writes flash pairs into
+    os.makedirs(p("synth", "flash"))
+    subprocess.run(["vips", "copy", p("b.jpg"), p("synth", "flash", "000000.png")], check=True)
+    textures = [p("synth", "flash", "000000.png")]
+    before.update({f: digest(f) for f in textures})
+    rc, out = f2a("synth", "synth", "--count", "1", "--size", "32x24", "--textures", "synth/flash")
+    refused("synth --textures OUT/flash", rc, out, textures, before)
+
+
+def vips(*args, extra_env=None, timeout=20):
+    e = env()
+    e.update(extra_env or {})
+    try:
+        r = subprocess.run(["vips", *args], cwd=W, env=e, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s"
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_special_files():
+    """A FIFO or a character device as image or weights file: a clear error at once, not a hang."""
+    os.mkfifo(p("fifo.jpg"))
+    os.mkfifo(p("fifo.f2aw"))
+    for label, path in (("a FIFO", "fifo.jpg"), ("/dev/zero", "/dev/zero")):
+        rc, out = f2a("apply", path, "o.jpg", "--model", "model.f2aw", timeout=20)
+        check(f"apply: {label} as input image: clear error (exit {rc})",
+              rc is not None and 0 < rc < 128 and "not a regular file" in out, out)
+    for label, path in (("a FIFO", "fifo.f2aw"), ("/dev/zero", "/dev/zero")):
+        rc, out = f2a("apply", "b.jpg", "o.jpg", "--model", path, timeout=20)
+        check(f"apply: {label} as weights file: clear error (exit {rc})",
+              rc is not None and 0 < rc < 128 and "not a regular file" in out, out)
+        rc, out = vips("flash2ambient", "b.jpg", "o.jpg", "--model", path)
+        check(f"vips flash2ambient: {label} as weights file: clear error (exit {rc})",
+              rc is not None and 0 < rc < 128 and "not a regular file" in out, out)
+    rc, out = f2a("batch", "fifo.jpg", "-o", "fifo-out", "--model", "model.f2aw", timeout=20)
+    check(f"batch: a FIFO as input: that file fails (exit {rc})", rc == 1 and "not a regular file" in out, out)
+
+
+def test_settings():
+    """$F2A_MAX_MEMORY_MB and $F2A_VIPS_MAX_MB: one parser; an invalid value is an error naming both."""
+    for value in ("abc", "-5", "1e3", "0", "512M"):
+        rc, out = f2a("apply", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={"F2A_MAX_MEMORY_MB": value})
+        check(f"apply with F2A_MAX_MEMORY_MB={value}: refused (exit {rc})",
+              rc is not None and 0 < rc < 128 and f"F2A_MAX_MEMORY_MB='{value}'" in out, out)
+        rc, out = vips("flash2ambient", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={"F2A_VIPS_MAX_MB": value})
+        check(f"vips flash2ambient with F2A_VIPS_MAX_MB={value}: refused (exit {rc})",
+              rc is not None and 0 < rc < 128 and f"F2A_VIPS_MAX_MB='{value}'" in out, out)
+    rc, out = f2a("batch", "photos", "-o", "settings-out", "--model", "model.f2aw", extra_env={"F2A_MAX_MEMORY_MB": "abc"})
+    check(f"batch with F2A_MAX_MEMORY_MB=abc: refused before any file (exit {rc})",
+          rc == 2 and "F2A_MAX_MEMORY_MB='abc'" in out and not os.path.exists(p("settings-out")), out)
+    # valid values still limit, and still allow
+    rc, out = f2a("apply", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={"F2A_MAX_MEMORY_MB": "1"})
+    check(f"apply with F2A_MAX_MEMORY_MB=1: over the limit (exit {rc})", rc not in (None, 0) and "MB" in out, out)
+    rc, out = vips("flash2ambient", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={"F2A_VIPS_MAX_MB": "1"})
+    check(f"vips flash2ambient with F2A_VIPS_MAX_MB=1: over the limit (exit {rc})",
+          rc not in (None, 0) and "over the limit" in out, out)
+    for name in ("F2A_MAX_MEMORY_MB", "F2A_VIPS_MAX_MB"):
+        rc, out = f2a("apply", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={name: "4096"})
+        check(f"apply with {name}=4096: works", rc == 0, out)
+        rc, out = vips("flash2ambient", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={name: "4096"})
+        check(f"vips flash2ambient with {name}=4096: works", rc == 0, out)
+
+
+def test_exit_codes():
+    """64 (with a Usage: line) for usage errors only; 1 for data and I/O errors, 2 for refusals (README)."""
+    with open(p("garbage.jpg"), "w") as f:
+        f.write("not an image")
+    with open(p("garbage.f2aw"), "w") as f:
+        f.write("not a model")
+    os.makedirs(p("half", "flash"))
+    os.makedirs(p("half", "ambient"))
+    shutil.copy(p("b.jpg"), p("half", "flash", "y.jpg"))
+    cases = [
+        ("apply: missing input image", 1, ["apply", "missing.jpg", "o.jpg", "--model", "model.f2aw"], {}),
+        ("apply: undecodable input image", 1, ["apply", "garbage.jpg", "o.jpg", "--model", "model.f2aw"], {}),
+        ("apply: output cannot be written", 1, ["apply", "b.jpg", "no-such-dir/o.jpg", "--model", "model.f2aw"], {}),
+        ("apply: over F2A_MAX_MEMORY_MB", 1, ["apply", "b.jpg", "o.jpg", "--model", "model.f2aw"],
+         {"F2A_MAX_MEMORY_MB": "1"}),
+        ("apply: missing model", 2, ["apply", "b.jpg", "o.jpg", "--model", "missing.f2aw"], {}),
+        ("apply: invalid model", 2, ["apply", "b.jpg", "o.jpg", "--model", "garbage.f2aw"], {}),
+        ("apply: invalid F2A_MAX_MEMORY_MB", 2, ["apply", "b.jpg", "o.jpg", "--model", "model.f2aw"],
+         {"F2A_MAX_MEMORY_MB": "abc"}),
+        ("info: invalid model", 2, ["info", "garbage.f2aw"], {}),
+        ("eval: missing ambient image", 1, ["eval", "--pairs", "half", "--out", "eval-out", "--model", "model.f2aw"], {}),
+        ("init: output cannot be written", 1, ["init", "no-such-dir/x.f2aw"], {}),
+        ("apply: --quality 500 (usage)", 64, ["apply", "b.jpg", "o.jpg", "--quality", "500"], {}),
+        ("apply: missing argument (usage)", 64, ["apply", "b.jpg"], {}),
+    ]
+    for label, expected, args, extra in cases:
+        rc, out = f2a(*args, extra_env=extra)
+        usage = "Usage:" in out
+        check(f"{label}: exit {rc}, {'with' if usage else 'no'} usage line",
+              rc == expected and usage == (expected == 64) and "rror" in out, out)
+
+
+def temporaries(directory):
+    return sorted(n for n in os.listdir(directory) if ".f2a-tmp-" in n)
+
+
+def test_leftovers():
+    """No temporary file left by a failed or interrupted save; a name near 255 bytes still saves."""
+    os.makedirs(p("left"))
+    long_name = "n" * (255 - len(".jpg")) + ".jpg"
+    rc, out = f2a("apply", "b.jpg", os.path.join("left", long_name), "--model", "model.f2aw")
+    check(f"apply to a 255-byte output name: written (exit {rc})", rc == 0 and os.path.exists(p("left", long_name)), out)
+    os.remove(p("left", long_name))
+    subprocess.run(["vips", "thumbnail", os.path.join(ROOT, "examples", "flash.jpg"), p("big.png"), "1600"], check=True)
+
+    def fsize_limit(ignore_signal):
+        def limit():
+            import resource
+            import signal
+            if ignore_signal:
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+        return limit
+
+    for ignore, what in ((True, "the write fails (EFBIG)"), (False, "SIGXFSZ kills it")):
+        r = subprocess.run([F2A, "apply", "big.png", "left/o.png", "--model", "model.f2aw"], cwd=W, env=env(),
+                           capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=fsize_limit(ignore))
+        check(f"apply over the file size limit, {what} (exit {r.returncode}): no temporary file left",
+              r.returncode != 0 and temporaries(p("left")) == [] and not os.path.exists(p("left", "o.png")),
+              r.stderr + str(temporaries(p("left"))))
+
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        seen = False
+        for _ in range(5):
+            proc = subprocess.Popen([F2A, "apply", "big.png", "left/o.png", "--model", "model.f2aw"], cwd=W, env=env(),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + TIMEOUT
+            while proc.poll() is None and time.time() < deadline and not temporaries(p("left")):
+                time.sleep(0.001)
+            seen = bool(temporaries(p("left"))) and proc.poll() is None
+            if seen:
+                proc.send_signal(sig)
+            rc = proc.wait()
+            if seen:
+                break
+            if os.path.exists(p("left", "o.png")):
+                os.remove(p("left", "o.png"))
+        check(f"apply: {signal.Signals(sig).name} during the save: dies of it (exit {rc}), no temporary file left",
+              seen and rc == -sig and temporaries(p("left")) == [], f"seen {seen}, left {temporaries(p('left'))}")
+
+
+def main():
+    try:
+        test_inputs_never_overwritten()
+        test_special_files()
+        test_settings()
+        test_exit_codes()
+        test_leftovers()
+    finally:
+        shutil.rmtree(W, ignore_errors=True)
+    print(f"reliability: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
