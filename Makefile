@@ -126,3 +126,4 @@ SHELL := /bin/bash
 -include bench/bench.mk
 -include Tests/batch/batch.mk
 -include Tests/hardening/hardening.mk
+-include Tests/import_vgg/import_vgg.mk
