@@ -140,7 +140,12 @@ struct GradientCheckTests {
         let y = convTranspose2x2Forward(x, weight: w, bias: b, outChannels: oc)
         var core = ConvTranspose2d(inChannels: 3, outChannels: oc)
         core.weight = Tensor(shape: [3, oc, 2, 2], data: w); core.bias = Tensor(shape: [oc], data: b)
-        #expect(y == core(x))
+        // sgemm (trainer) and the engine's own 2x2 kernel round alike only when
+        // OpenBLAS happens to pick a kernel with the same FMA order: which one it
+        // picks depends on the CPU it detects (OPENBLAS_CORETYPE), so ulps differ.
+        let ref = core(x)
+        #expect(y.shape == ref.shape)
+        #expect(zip(y.data, ref.data).map { abs($0 - $1) }.max()! < 1e-5)
         let r = R.tensor(y.shape)
         var dW = [Float](repeating: 0, count: w.count), dB = [Float](repeating: 0, count: oc)
         let dx = convTranspose2x2Backward(x, dy: r, weight: w, outChannels: oc, dW: &dW, dB: &dB)
