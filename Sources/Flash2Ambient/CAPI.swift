@@ -123,6 +123,7 @@ public func f2a_model_load(_ path: UnsafePointer<CChar>?, _ outModel: UnsafeMuta
     } catch {
         switch error {
         case .unreadable, .unwritable: return fail(F2A_ERR_IO, error.description)
+        case .outOfMemory: return fail(F2A_ERR_OUT_OF_MEMORY, "\(file): \(error.description)")
         default: return fail(F2A_ERR_FORMAT, "\(file): \(error.description)")
         }
     }
