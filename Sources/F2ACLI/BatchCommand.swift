@@ -1,4 +1,5 @@
 import ArgumentParser
+import F2AImage
 import F2AModel
 import Foundation
 #if canImport(Glibc)
@@ -104,7 +105,12 @@ struct Batch: ParsableCommand {
             return
         }
         // Refused once here rather than failing every file.
-        do { _ = try MemoryBudget.configuredLimit() } catch { throw BatchError(error.description) }
+        do {
+            _ = try MemoryBudget.configuredLimit()
+            try ImageIO.start()
+        } catch {
+            throw BatchError("\(error)")
+        }
         let generator: Generator
         do { generator = try model.load() } catch { throw BatchError("\(error)") }
         try Self.prepareOutputDirectory(plan.outputDirectory)

@@ -210,8 +210,7 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
     if let status = checkParams(p, function) { return status }
     // Checked before any allocation: the u8 path's float copy counts too.
     let needed = box(model!).generator.estimatedPeakBytes(width: Int(width), height: Int(height),
-                                                           options: applyOptions(p))
-        + (bytesPerPixel == 3 ? Int(width) * Int(height) * 12 : 0)
+                                                           options: applyOptions(p), withFloatCopy: bytesPerPixel == 3)
     return checkMemory(function, needed: needed, what: "a \(width)x\(height) image")
 }
 
