@@ -414,6 +414,10 @@ def test_names():
     check(f"batch from stdin: bad\\xff.jpg fails, not read as bad\ufffd.jpg (exit {rc})",
           rc == 1 and "bad\\xff.jpg: the file name is not valid UTF-8" in out
           and sorted(os.listdir(p("stdin-out"))) == [".f2a-batch", "ok.jpg"], out + str(os.listdir(p("stdin-out"))))
+    rc, out = run([F2A, "apply", b"names/bad\xff.jpg", "argv.jpg", "--model", "model.f2aw"])
+    check(f"apply names/bad\\xff.jpg on the command line: a usage error, not bad\ufffd.jpg read (exit {rc})",
+          rc == 64 and "bad\\xff.jpg is not valid UTF-8" in out and "Usage:" in out and not os.path.exists(p("argv.jpg")),
+          out)
 
 
 def test_pages():
