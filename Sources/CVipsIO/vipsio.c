@@ -10,13 +10,32 @@
 
 struct f2aio_image {
     VipsImage *source; /* autorotated, decoded (uncoded) source: metadata, alpha, formats */
+    VipsImage *pending; /* the RGB float pipeline until f2aio_decode runs it; NULL after */
     float *rgb;
     int width, height;
     int has_alpha;
 };
 
+/* Images handed to the tools are untrusted uploads as often as photographs: the loaders
+ * libvips marks untrusted (SVG and PDF, which can pull in other files such as a sibling of
+ * the input, ImageMagick, and the unfuzzed CSV, matrix, PPM, Radiance, FITS, OpenEXR, JPEG
+ * 2000, JPEG XL, OpenSlide, Analyze, raw and .v loaders) are blocked, leaving JPEG, PNG,
+ * WebP, TIFF, GIF and HEIF. F2A_UNTRUSTED_LOADERS=allow lifts it for trusted files; any
+ * other value is an error rather than ignored. */
+static int set_loader_policy(void) {
+    const char *value = getenv("F2A_UNTRUSTED_LOADERS");
+    if (value && *value && strcmp(value, "allow") != 0 && strcmp(value, "block") != 0) {
+        vips_error("f2a", "F2A_UNTRUSTED_LOADERS='%s' is not a loader policy: give 'allow' or 'block', "
+                   "or unset it (block)", value);
+        return -1;
+    }
+    vips_block_untrusted_set(!(value && strcmp(value, "allow") == 0));
+    return 0;
+}
+
 int f2aio_init(const char *argv0) {
-    return VIPS_INIT(argv0 ? argv0 : "f2a") ? -1 : 0;
+    if (VIPS_INIT(argv0 ? argv0 : "f2a")) return -1;
+    return set_loader_policy();
 }
 
 const char *f2aio_take_error(void) {
@@ -73,18 +92,11 @@ static f2aio_image *from_vips(VipsImage *loaded) {
     double scale = deep ? 1.0 / 65535.0 : 1.0 / 255.0;
     if (vips_linear1(rgb, &t[5], scale, 0.0, NULL)) goto done;
 
-    size_t size = 0;
-    float *pixels = vips_image_write_to_memory(t[5], &size);
-    if (!pixels) goto done;
-    if (size != (size_t) t[5]->Xsize * t[5]->Ysize * 3 * sizeof(float)) {
-        g_free(pixels);
-        vips_error("f2a", "unexpected decoded size");
-        goto done;
-    }
     result = g_new0(f2aio_image, 1);
     result->source = in;
     g_object_ref(in);
-    result->rgb = pixels;
+    result->pending = t[5];
+    g_object_ref(t[5]);
     result->width = t[5]->Xsize;
     result->height = t[5]->Ysize;
     result->has_alpha = has_alpha;
@@ -93,23 +105,63 @@ done:
     return result;
 }
 
+int f2aio_decode(f2aio_image *image) {
+    if (!image->pending) return 0;
+    size_t size = 0;
+    float *pixels = vips_image_write_to_memory(image->pending, &size);
+    if (!pixels) return -1;
+    if (size != (size_t) image->width * image->height * 3 * sizeof(float)) {
+        g_free(pixels);
+        vips_error("f2a", "unexpected decoded size");
+        return -1;
+    }
+    image->rgb = pixels;
+    VIPS_UNREF(image->pending);
+    return 0;
+}
+
+/* A loader gives only the first page of a multi-page TIFF or an animated GIF or WebP
+ * unless asked: processing it would drop every other page without a word. */
+static int refuse_pages(VipsImage *loaded) {
+    int pages = vips_image_get_n_pages(loaded);
+    if (pages <= 1) return 0;
+    vips_error("f2a", "the file has %d pages (a multi-page or animated image); only single images are "
+               "processed: extract each page first (e.g. vips copy 'in.tif[page=1]' page2.png)", pages);
+    return -1;
+}
+
 /* fail_on=truncated: by default loaders only warn about a truncated or
  * damaged file and return grey for the missing part; fail instead, like the
  * vips operation (plugin/flash2ambient.c) does. */
-f2aio_image *f2aio_load(const char *path) {
+f2aio_image *f2aio_open(const char *path) {
     VipsImage *loaded = vips_image_new_from_file(path, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
-    if (!loaded) return NULL;
-    f2aio_image *image = from_vips(loaded);
+    if (!loaded) {
+        if (strstr(vips_error_buffer(), "operation is blocked"))
+            vips_error("f2a", "loaders that can read other files or are not hardened (SVG, PDF, ImageMagick …) "
+                       "are blocked for untrusted input; F2A_UNTRUSTED_LOADERS=allow lifts it for files you trust");
+        return NULL;
+    }
+    f2aio_image *image = refuse_pages(loaded) ? NULL : from_vips(loaded);
     g_object_unref(loaded);
     return image;
 }
 
+static f2aio_image *decoded(f2aio_image *image) {
+    if (image && f2aio_decode(image)) {
+        f2aio_free(image);
+        return NULL;
+    }
+    return image;
+}
+
+f2aio_image *f2aio_load(const char *path) { return decoded(f2aio_open(path)); }
+
 f2aio_image *f2aio_load_buffer(const void *data, size_t length) {
     VipsImage *loaded = vips_image_new_from_buffer(data, length, "", "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
     if (!loaded) return NULL;
-    f2aio_image *image = from_vips(loaded);
+    f2aio_image *image = refuse_pages(loaded) ? NULL : from_vips(loaded);
     g_object_unref(loaded);
-    return image;
+    return decoded(image);
 }
 
 int f2aio_width(const f2aio_image *image) { return image->width; }
@@ -120,6 +172,7 @@ float *f2aio_pixels(f2aio_image *image) { return image->rgb; }
 void f2aio_free(f2aio_image *image) {
     if (!image) return;
     g_free(image->rgb);
+    VIPS_UNREF(image->pending);
     if (image->source) g_object_unref(image->source);
     g_free(image);
 }

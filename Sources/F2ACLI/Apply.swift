@@ -32,12 +32,16 @@ struct Apply: ParsableCommand {
         do {
             try ProtectedInputs([input] + [try? model.path()].compactMap { $0 }).check(output: output)
             _ = try MemoryBudget.configuredLimit()
+            try ImageIO.start()   // an invalid $F2A_UNTRUSTED_LOADERS is a refusal like the memory setting
         } catch {
             throw CommandFailure.refused("\(error)")
         }
         let generator = try model.load()
-        let image = try DecodedImage(path: input)
+        let image = try DecodedImage(path: input) { width, height in
+            try generator.checkMemory(width: width, height: height, options: apply.options, withFloatCopy: true)
+        }
         let loaded = clock.now
+        // Again with the decoded pixels taken: under ulimit -v they count against what is left.
         try generator.checkMemory(width: image.width, height: image.height, options: apply.options)
         // In place, into the decoded pixels: a second full-size float buffer
         // would cost 12 bytes per pixel (144 MB at 12 MP) for nothing.

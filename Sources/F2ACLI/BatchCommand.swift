@@ -1,4 +1,5 @@
 import ArgumentParser
+import F2AImage
 import F2AModel
 import Foundation
 #if canImport(Glibc)
@@ -104,7 +105,12 @@ struct Batch: ParsableCommand {
             return
         }
         // Refused once here rather than failing every file.
-        do { _ = try MemoryBudget.configuredLimit() } catch { throw BatchError(error.description) }
+        do {
+            _ = try MemoryBudget.configuredLimit()
+            try ImageIO.start()
+        } catch {
+            throw BatchError("\(error)")
+        }
         let generator: Generator
         do { generator = try model.load() } catch { throw BatchError("\(error)") }
         try Self.prepareOutputDirectory(plan.outputDirectory)
@@ -125,7 +131,8 @@ struct Batch: ParsableCommand {
         let reportFile = try reportPath.map { try BatchReport(path: $0, shard: shard) }
         // A directory that cannot be listed hides its files from every shard: a failure in each.
         for (path, message) in plan.scanErrors {
-            let item = BatchItem(input: path, relative: BatchPath.relative(path, to: plan.base), output: "", planError: message)
+            let relative = BatchPath.isWithin(path, plan.base) ? BatchPath.relative(path, to: plan.base) : path
+            let item = BatchItem(input: path, relative: relative, output: "", planError: message)
             reportFile?.write(BatchOutcome(item: item, status: .failed, seconds: 0, error: message))
         }
         let runner = BatchRunner(items: mine, generator: generator,

@@ -29,6 +29,31 @@ enum BatchPath {
     /// In the name of every temporary file the savers write before renaming (f2aio_temporary_path, vipsio.c).
     static let tempInfix = ".f2a-tmp-"
 
+    /// Paths are Swift strings (Unicode), file names are bytes: a name that is not valid
+    /// UTF-8 cannot be opened or named as an output through a String (decoding it repairs it
+    /// into another name). Such a name is a failure of its own, shown with each invalid byte
+    /// as \xNN; this is the message.
+    static let notUTF8 = "the file name is not valid UTF-8: f2a batch cannot read it or name its output; rename it"
+
+    /// `bytes` as text, each byte that is not part of valid UTF-8 written as \xNN.
+    static func escaped<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String where Bytes.Index == Int {
+        var out = ""
+        var i = bytes.startIndex
+        next: while i < bytes.endIndex {
+            for length in 1...4 where i + length <= bytes.endIndex {
+                if let s = String(validating: bytes[i..<(i + length)], as: UTF8.self) {
+                    out += s
+                    i += length
+                    continue next
+                }
+            }
+            let hex = String(bytes[i], radix: 16)
+            out += "\\x" + (hex.count == 1 ? "0" + hex : hex)
+            i += 1
+        }
+        return out
+    }
+
     /// Absolute path with ".", ".." and repeated slashes removed lexically.
     static func absolute(_ path: String) -> String {
         let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
@@ -232,36 +257,50 @@ struct BatchPlanner {
     var suffix: String
     /// Files read besides the images (the model): no output may be one of them.
     var otherInputs: [String] = []
-    var readStdin: () -> [String] = {
-        var lines: [String] = []
-        while let line = Swift.readLine(strippingNewline: true) {
-            let trimmed = line.hasSuffix("\r") ? String(line.dropLast()) : line
-            if !trimmed.isEmpty { lines.append(trimmed) }
+    /// The lines of stdin as bytes (readLine would repair a non-UTF-8 path into another name).
+    var readStdin: () -> [[UInt8]] = {
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            data += chunk[0..<n]
         }
-        return lines
+        return data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { Array($0) }
     }
 
-    /// Arguments with "-" replaced by the paths read from stdin.
-    func expandedArguments() throws -> [String] {
-        var list: [String] = []
+    /// Arguments with "-" replaced by the paths read from stdin, and the stdin lines that are
+    /// not valid UTF-8 (escaped), each a failure of its own.
+    func expandedArguments() throws -> (paths: [String], notUTF8: [String]) {
+        var list: [String] = [], invalid: [String] = []
         var readStdinOnce = false
         for argument in arguments {
             if argument == "-" {
                 guard !readStdinOnce else { continue }
                 readStdinOnce = true
-                list += readStdin()
+                for var line in readStdin() {
+                    if line.last == UInt8(ascii: "\r") { line.removeLast() }
+                    if line.isEmpty { continue }
+                    if let path = String(validating: line, as: UTF8.self) {
+                        list.append(path)
+                    } else {
+                        invalid.append(BatchPath.escaped(line))
+                    }
+                }
             } else {
                 list.append(argument)
             }
         }
-        return list
+        return (list, invalid)
     }
 
     /// Finds the inputs, maps them to outputs and enforces the safety rules.
     /// Throws (refusing the whole run) when the output directory and the inputs overlap.
     func plan() throws -> BatchPlan {
-        let args = try expandedArguments().map(BatchPath.absolute)
-        guard !args.isEmpty else { throw BatchError("no inputs (the list on stdin was empty)") }
+        let expanded = try expandedArguments()
+        let args = expanded.paths.map(BatchPath.absolute)
+        guard !args.isEmpty || !expanded.notUTF8.isEmpty else { throw BatchError("no inputs (the list on stdin was empty)") }
         let out = BatchPath.absolute(outputDirectory)
         let outPhysical = BatchPath.physical(out)
 
@@ -299,7 +338,7 @@ struct BatchPlanner {
             }
         }
 
-        var scanErrors: [(String, String)] = []
+        var scanErrors: [(String, String)] = expanded.notUTF8.map { (BatchPath.absolute($0), BatchPath.notUTF8) }
         var found: [String] = files + missing
         for dir in dirs {
             scan(dir, skipping: outPhysical, into: &found, errors: &scanErrors)
@@ -381,6 +420,16 @@ struct BatchPlanner {
         init(_ d: String) { description = d }
     }
 
+    /// Whether `dir`/`name` (a name as bytes) is a directory; symbolic links not followed.
+    static func isDirectory(in dir: String, _ name: [UInt8]) -> Bool {
+        let path = Array(dir.utf8) + [UInt8(ascii: "/")] + name + [0]
+        var st = stat()
+        let status = path.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) }
+        }
+        return status == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
     /// Recursive scan: image suffixes only; hidden entries, temporary files, the
     /// output directory and marked output trees skipped; directory symlinks not followed.
     func scan(_ dir: String, skipping outPhysical: String, into found: inout [String],
@@ -390,13 +439,29 @@ struct BatchPlanner {
             return
         }
         var names: [String] = []
+        var invalid: [[UInt8]] = []
         while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            let bytes = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
+            if let name = String(validating: bytes, as: UTF8.self) {
+                if name != "." && name != ".." { names.append(name) }
+            } else {
+                invalid.append(bytes)
             }
-            if name != "." && name != ".." { names.append(name) }
         }
         closedir(handle)
+        // What would have been scanned under a valid name (hidden entries and temporary files
+        // stay skipped; other suffixes too, unless it is a directory) fails instead of vanishing.
+        for bytes in invalid where bytes.first != UInt8(ascii: ".") {
+            let lossy = String(decoding: bytes, as: UTF8.self)
+            let suffix = BatchPath.splitSuffix(lossy).suffix.dropFirst().lowercased()
+            let path = (dir == "/" ? "/" : dir + "/") + BatchPath.escaped(bytes)
+            if Self.isDirectory(in: dir, bytes) {
+                errors.append((path, BatchPath.notUTF8.replacingOccurrences(of: "file name", with: "directory name")
+                               + " (its files are not processed)"))
+            } else if BatchPath.imageSuffixes.contains(suffix) && !BatchPath.isTemporary(lossy) {
+                errors.append((path, BatchPath.notUTF8))
+            }
+        }
         for name in names.sorted() where !name.hasPrefix(".") {
             let path = dir == "/" ? "/" + name : dir + "/" + name
             var st = stat()

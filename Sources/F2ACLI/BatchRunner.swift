@@ -167,8 +167,11 @@ final class BatchRunner: @unchecked Sendable {
         }
         var image: DecodedImage?
         do {
-            let decoded = try DecodedImage(path: item.input)
+            let decoded = try DecodedImage(path: item.input) { [settings] width, height in
+                try generator.checkMemory(width: width, height: height, options: settings.options, withFloatCopy: true)
+            }
             image = decoded
+            // Again with the decoded pixels taken: under ulimit -v they count against what is left.
             try generator.checkMemory(width: decoded.width, height: decoded.height, options: settings.options)
             let pixels = decoded.pixels
             let view = RGBImageView(base: UnsafePointer(pixels.baseAddress!), width: decoded.width,

@@ -24,6 +24,12 @@ struct Eval: ParsableCommand {
 
     func work() throws {
         ImageIO.removeTemporaryOnSignal()
+        do {
+            _ = try MemoryBudget.configuredLimit()
+            try ImageIO.start()
+        } catch {
+            throw CommandFailure.refused("\(error)")
+        }
         let generator = try model.load()
         let fm = FileManager.default
         let flashDir = (pairs as NSString).appendingPathComponent("flash")
@@ -47,8 +53,12 @@ struct Eval: ParsableCommand {
         for name in names {
             let ambientPath = (ambientDir as NSString).appendingPathComponent(name)
             guard fm.fileExists(atPath: ambientPath) else { throw CommandFailure.failed("missing ambient image \(ambientPath)") }
-            let flash = try DecodedImage(path: (flashDir as NSString).appendingPathComponent(name))
-            let ambient = try DecodedImage(path: ambientPath)
+            // Both images are checked from their headers before decoding, like apply's input.
+            let check = { (width: Int, height: Int) throws in
+                try generator.checkMemory(width: width, height: height, options: apply.options, withFloatCopy: true)
+            }
+            let flash = try DecodedImage(path: (flashDir as NSString).appendingPathComponent(name), beforeDecoding: check)
+            let ambient = try DecodedImage(path: ambientPath, beforeDecoding: check)
             guard flash.width == ambient.width, flash.height == ambient.height else {
                 throw CommandFailure.failed("\(name): flash is \(flash.width)x\(flash.height), ambient \(ambient.width)x\(ambient.height)")
             }

@@ -1,5 +1,8 @@
 import ArgumentParser
 import F2AModel
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct F2A: ParsableCommand {
@@ -19,6 +22,22 @@ struct F2A: ParsableCommand {
             """,
         version: versionText,
         subcommands: [Apply.self, Batch.self, Eval.self, Info.self, Init.self, Synth.self])
+
+    /// CommandLine.arguments decodes each argument lossily: a path that is not valid UTF-8
+    /// would name another file (bad\xff.jpg read as bad\u{FFFD}.jpg, which may exist).
+    /// Such an argument is a usage error before anything is parsed.
+    static func main() {
+        for i in 1..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[i] else { continue }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self),
+                                            count: strlen(raw))
+            if String(validating: bytes, as: UTF8.self) == nil {
+                exit(withError: ValidationError("the argument \(BatchPath.escaped(Array(bytes))) is not valid UTF-8: "
+                                                + "f2a cannot name that file; rename it"))
+            }
+        }
+        main(nil)
+    }
 }
 
 /// "0.1.0, default model: <its description>", so that a plumbing (untrained)

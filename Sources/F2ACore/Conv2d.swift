@@ -48,10 +48,20 @@ public struct Conv2d: Sendable {
         // (it takes the im2col + BLAS path).
     }
 
+    /// Floats `pack()` allocates for these weights (0: not packed), so that a loader can
+    /// find out before the allocation whether it can be made.
+    public static func packedCount(outChannels: Int, inChannels: Int, kernelSize: Int,
+                                   stride: Int = 1, padding: Int) -> Int {
+        guard kernelSize == 3, stride == 1, padding == 1, simdKernelsAvailable else { return 0 }
+        return f2a_conv3x3_packed_count(Int32(outChannels), Int32(inChannels))
+    }
+
     private mutating func pack() {
-        guard kernelSize == 3, stride == 1, padding == 1, simdKernelsAvailable else { packed = []; return }
+        let count = Self.packedCount(outChannels: outChannels, inChannels: inChannels, kernelSize: kernelSize,
+                                     stride: stride, padding: padding)
+        guard count > 0 else { packed = []; return }
         let (cout, cin) = (Int32(outChannels), Int32(inChannels))
-        var blocked = [Float](repeating: 0, count: f2a_conv3x3_packed_count(cout, cin))
+        var blocked = [Float](repeating: 0, count: count)
         weight.data.withUnsafeBufferPointer { w in
             blocked.withUnsafeMutableBufferPointer { f2a_conv3x3_pack(w.baseAddress!, cout, cin, $0.baseAddress!) }
         }

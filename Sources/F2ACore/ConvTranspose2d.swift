@@ -15,12 +15,18 @@ public struct ConvTranspose2d: Sendable {
     /// the weights are set).
     private(set) var packed: [Float] = []
 
+    /// Floats `pack()` allocates for a weight of this shape (0: not packed), so that a
+    /// loader can find out before the allocation whether it can be made.
+    public static func packedCount(weightShape shape: [Int]) -> Int {
+        guard simdKernelsAvailable, shape.count == 4, shape[2] == 2, shape[3] == 2 else { return 0 }
+        return f2a_convT2x2_packed_count(Int32(shape[0]), Int32(shape[1]))
+    }
+
     private mutating func pack() {
-        guard simdKernelsAvailable, weight.shape.count == 4, weight.shape[2] == 2, weight.shape[3] == 2 else {
-            packed = []; return
-        }
+        let count = Self.packedCount(weightShape: weight.shape)
+        guard count > 0 else { packed = []; return }
         let (cin, cout) = (Int32(inChannels), Int32(outChannels))
-        packed = [Float](unsafeUninitializedCapacity: f2a_convT2x2_packed_count(cin, cout)) { p, n in
+        packed = [Float](unsafeUninitializedCapacity: count) { p, n in
             weight.data.withUnsafeBufferPointer { f2a_convT2x2_pack($0.baseAddress!, cin, cout, p.baseAddress!) }
             n = p.count
         }

@@ -32,8 +32,10 @@ public final class DecodedImage {
     public let height: Int
     public var hasAlpha: Bool { f2aio_has_alpha(handle) != 0 }
 
-    /// Decodes any format libvips reads and applies EXIF orientation.
-    public init(path: String) throws(ImageError) {
+    /// Decodes any format libvips reads and applies EXIF orientation. `beforeDecoding` gets
+    /// the (upright) width and height from the header and may refuse them, before any pixel
+    /// is decoded: a small file can declare gigapixels.
+    public init(path: String, beforeDecoding: (_ width: Int, _ height: Int) throws -> Void) throws {
         try ImageIO.start()
         // libvips opens whatever it is given: a FIFO or a terminal blocks it forever, /dev/zero
         // feeds it without end. Photographs are regular files.
@@ -42,10 +44,32 @@ public final class DecodedImage {
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             throw ImageError("cannot read image '\(path)': not a regular file (\(Self.typeName(st.st_mode)))")
         }
-        guard let h = f2aio_load(path) else { throw ImageIO.lastError("cannot read image '\(path)'") }
+        guard let h = f2aio_open(path) else { throw ImageIO.lastError("cannot read image '\(path)'") }
+        let w = Int(f2aio_width(h)), ht = Int(f2aio_height(h))
+        do {
+            try beforeDecoding(w, ht)
+        } catch {
+            f2aio_free(h)
+            throw error
+        }
+        guard f2aio_decode(h) == 0 else {
+            let error = ImageIO.lastError("cannot read image '\(path)'")
+            f2aio_free(h)
+            throw error
+        }
         handle = h
-        width = Int(f2aio_width(h))
-        height = Int(f2aio_height(h))
+        width = w
+        height = ht
+    }
+
+    public convenience init(path: String) throws(ImageError) {
+        do {
+            try self.init(path: path) { _, _ in }
+        } catch let error as ImageError {
+            throw error
+        } catch {
+            throw ImageError("\(error)")
+        }
     }
 
     deinit { f2aio_free(handle) }

@@ -7,36 +7,90 @@ import Glibc
 /// allocation would abort the host process.
 let maxWeightsFileBytes = 1 << 30
 
-/// Whole-file read without Foundation (the C library links the Swift runtime
-/// statically and keeps Foundation out of it).
-func readFileBytes(path: String) throws(WeightsError) -> [UInt8] {
-    // O_NONBLOCK: opening a FIFO for reading blocks until a writer appears
-    // (forever, in a host process); on a regular file the flag does nothing.
-    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-    guard fd >= 0 else { throw .unreadable(path: path, reason: errnoMessage()) }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw .unreadable(path: path, reason: errnoMessage()) }
-    guard (st.st_mode & S_IFMT) == S_IFREG else {
-        throw .unreadable(path: path, reason: "not a regular file (\(fileTypeName(st.st_mode)))")
+/// Memory from malloc, which can fail: a Swift array's allocation failure aborts the
+/// process (the host, for the C ABI and the vips operation), so every buffer whose size
+/// a weights file decides is taken from here first.
+final class FallibleBuffer {
+    let base: UnsafeMutableRawPointer
+    let count: Int
+
+    init?(count: Int) {
+        guard count >= 0, let base = malloc(max(count, 1)) else { return nil }
+        self.base = base
+        self.count = count
     }
-    let size = Int(st.st_size)
-    guard size <= maxWeightsFileBytes else {
-        throw .malformed("the file is \(size) bytes, over the limit of \(maxWeightsFileBytes >> 20) MB for a weights file")
+
+    deinit { free(base) }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+}
+
+/// Random access to the bytes of a weights file without holding them all: an open
+/// regular file read piecewise (its size known from fstat before anything is
+/// allocated), or bytes already in memory (the fuzzer, the tests).
+final class WeightsSource {
+    let size: Int
+    private let fd: Int32
+    private let path: String
+    private let memory: [UInt8]?
+
+    init(bytes: [UInt8]) {
+        size = bytes.count; fd = -1; path = ""; memory = bytes
     }
-    var bytes = [UInt8](repeating: 0, count: size)
-    var done = 0
-    while done < size {
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw .unreadable(path: path, reason: errnoMessage())
+
+    init(path: String) throws(WeightsError) {
+        // O_NONBLOCK: opening a FIFO for reading blocks until a writer appears
+        // (forever, in a host process); on a regular file the flag does nothing.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: errnoMessage()) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let reason = errnoMessage()
+            close(fd)
+            throw .unreadable(path: path, reason: reason)
         }
-        if n == 0 { break }
-        done += n
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw .unreadable(path: path, reason: "not a regular file (\(fileTypeName(st.st_mode)))")
+        }
+        let size = Int(st.st_size)
+        guard size <= maxWeightsFileBytes else {
+            close(fd)
+            throw .malformed("the file is \(size) bytes, over the limit of \(maxWeightsFileBytes >> 20) MB for a weights file")
+        }
+        self.fd = fd; self.size = size; self.path = path; memory = nil
     }
-    if done < size { bytes.removeLast(size - done) }
-    return bytes
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Fills `into` from `offset`; the caller has checked that the range lies within `size`.
+    func read(at offset: Int, into: UnsafeMutableRawBufferPointer) throws(WeightsError) {
+        if let memory {
+            memory.withUnsafeBytes { into.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + into.count)])) }
+            return
+        }
+        var done = 0
+        while done < into.count {
+            let n = pread(fd, into.baseAddress! + done, into.count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path: path, reason: errnoMessage())
+            }
+            // The file shrank after fstat: report it as the truncation it is.
+            guard n > 0 else {
+                throw .truncated(what: "file (changed while read)", needed: UInt64(offset + into.count),
+                                 available: UInt64(offset + done))
+            }
+            done += n
+        }
+    }
+
+    /// `count` bytes from `offset` in a buffer that may fail to allocate (.outOfMemory).
+    func buffer(at offset: Int, count: Int, what: String) throws(WeightsError) -> FallibleBuffer {
+        guard let buffer = FallibleBuffer(count: count) else { throw .outOfMemory(what: what, bytes: count) }
+        try read(at: offset, into: UnsafeMutableRawBufferPointer(start: buffer.base, count: count))
+        return buffer
+    }
 }
 
 /// Writes `bytes` to a temporary file beside `path`, fsyncs it and renames it

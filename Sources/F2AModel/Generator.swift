@@ -35,6 +35,21 @@ public struct Generator: Sendable {
         if let extra = file.tensors.first(where: { !known.contains($0.name) }) {
             throw .unexpectedTensor(name: extra.name, shape: extra.tensor.shape)
         }
+        // The kernels' packed weights (Winograd: up to 4x a 3x3 weight) and each layer's
+        // placeholder weight are Swift arrays, whose failed allocation would abort the host:
+        // their total is first taken from malloc, which can fail, and given back.
+        var floats = 0, largest = 0
+        for (name, shape) in config.parameterShapes where name.hasSuffix(".weight") {
+            let transpose = config.upsample == .transpose && name.hasSuffix(".up.weight")
+            floats += transpose ? ConvTranspose2d.packedCount(weightShape: shape)
+                : Conv2d.packedCount(outChannels: shape[0], inChannels: shape[1], kernelSize: shape[2],
+                                     padding: shape[2] == 3 ? 1 : 0)
+            largest = max(largest, shape.reduce(1, *))
+        }
+        let bytes = (floats + largest) * MemoryLayout<Float>.size + WeightsFile.loadSlack
+        guard FallibleBuffer(count: bytes) != nil else {
+            throw .outOfMemory(what: "the packed weights of the \(config.parameterShapes.count / 2) layers", bytes: bytes)
+        }
         self.init(config: config) { name in byName[name]! }
     }
 

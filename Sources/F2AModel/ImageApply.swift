@@ -82,6 +82,13 @@ extension Generator {
         return estimatedPeakBytes(width: w, height: h) + 4 * (36 * w * h + 3 * height * w)
     }
 
+    /// The estimate plus an interleaved RGB float copy of the whole image (12 bytes per
+    /// pixel) that the caller holds besides the apply's own buffers: the C ABI's u8 path
+    /// converts into one, the command line decodes into one.
+    public func estimatedPeakBytes(width: Int, height: Int, options: ApplyOptions, withFloatCopy: Bool) -> Int {
+        estimatedPeakBytes(width: width, height: height, options: options) + (withFloatCopy ? 12 * width * height : 0)
+    }
+
     public func estimatedPeakBytes(width: Int, height: Int) -> Int {
         let m = config.sizeMultiple
         let ph = (height + m - 1) / m * m, pw = (width + m - 1) / m * m

@@ -80,11 +80,12 @@ public struct MemoryLimitExceeded: Error, CustomStringConvertible {
 }
 
 extension Generator {
-    /// Throws when applying to a width x height image with `options` would need more
-    /// memory than `MemoryBudget.available()` (checked before anything is allocated).
+    /// Throws when applying to a width x height image with `options` (and, with
+    /// `withFloatCopy`, first decoding it to floats) would need more memory than
+    /// `MemoryBudget.available()` (checked before anything is allocated).
     /// An invalid $F2A_MAX_MEMORY_MB throws InvalidSetting.
-    public func checkMemory(width: Int, height: Int, options: ApplyOptions) throws {
-        let needed = estimatedPeakBytes(width: width, height: height, options: options)
+    public func checkMemory(width: Int, height: Int, options: ApplyOptions, withFloatCopy: Bool = false) throws {
+        let needed = estimatedPeakBytes(width: width, height: height, options: options, withFloatCopy: withFloatCopy)
         let available = try MemoryBudget.available()
         guard needed <= available else {
             let mode = options.resolvedMode(width: width, height: height).rawValue

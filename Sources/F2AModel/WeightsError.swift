@@ -30,6 +30,8 @@ public enum WeightsError: Error, Equatable, CustomStringConvertible, Sendable {
     case shapeMismatch(name: String, expected: [Int], found: [Int])
     /// Two tensors with the same name.
     case duplicateTensor(name: String)
+    /// A buffer the file's contents need could not be allocated (`ulimit -v`, RLIMIT_AS).
+    case outOfMemory(what: String, bytes: Int)
 
     public var description: String {
         switch self {
@@ -59,6 +61,9 @@ public enum WeightsError: Error, Equatable, CustomStringConvertible, Sendable {
             return "tensor '\(name)' has shape \(found.shapeDescription), expected \(expected.shapeDescription)"
         case let .duplicateTensor(name):
             return "tensor '\(name)' appears twice"
+        case let .outOfMemory(what, bytes):
+            return "not enough memory to load the weights file: \((bytes + (1 << 20) - 1) >> 20) MB for \(what) "
+                + "could not be allocated (ulimit -v, RLIMIT_AS)"
         }
     }
 }

@@ -35,6 +35,8 @@ public struct WeightsFile: Sendable {
     static let maxTensors = 65_536
     static let maxRank = 8
     static let maxElements = 1 << 31
+    /// Room left after the tensors for the allocations of building the generator.
+    static let loadSlack = 16 << 20
 
     public var config: [(key: String, value: ConfigValue)]
     public var tensors: [(name: String, tensor: Tensor)]
@@ -51,19 +53,30 @@ public struct WeightsFile: Sendable {
 
     // MARK: Reading
 
-    /// Reads and fully verifies a weights file.
+    /// Reads and fully verifies a weights file. Only the header is read whole; the
+    /// tensors are read one at a time after the layout has been checked against the
+    /// file's size and their memory has been found allocatable.
     public static func read(path: String) throws(WeightsError) -> WeightsFile {
-        try parse(readFileBytes(path: path))
+        try parse(WeightsSource(path: path))
     }
 
-    /// Parses and fully verifies an in-memory weights file. Every length and
-    /// offset is treated as hostile: all arithmetic is overflow-checked and
-    /// every read is bounds-checked before it happens.
+    /// Parses and fully verifies an in-memory weights file.
     public static func parse(_ bytes: [UInt8]) throws(WeightsError) -> WeightsFile {
-        var r = ByteReader(bytes: bytes)
-        guard bytes.count >= magic.count, Array(bytes[0..<magic.count]) == magic else {
+        try parse(WeightsSource(bytes: bytes))
+    }
+
+    /// Every length and offset is treated as hostile: all arithmetic is overflow-checked,
+    /// every read is bounds-checked against the file's size before it happens, and no
+    /// buffer is allocated for a byte count the file has not been shown to hold.
+    static func parse(_ source: WeightsSource) throws(WeightsError) -> WeightsFile {
+        let size = source.size
+        let preamble = try source.buffer(at: 0, count: min(size, preambleSize), what: "the preamble")
+        // ByteReader holds raw pointers: keep each buffer alive to the end of the parse.
+        defer { withExtendedLifetime(preamble) {} }
+        guard size >= magic.count, Array(preamble.bytes[0..<magic.count]) == magic else {
             throw .notAWeightsFile
         }
+        var r = ByteReader(bytes: preamble.bytes)
         r.offset = magic.count
         let version = try r.u32("format version")
         guard version == WeightsFile.version else {
@@ -77,16 +90,18 @@ public struct WeightsFile: Sendable {
             throw .malformed("header length \(headerLength) is impossible")
         }
         let headerEnd = preambleSize + Int(headerLength)
-        guard headerEnd <= bytes.count else {
-            throw .truncated(what: "header", needed: UInt64(headerEnd), available: UInt64(bytes.count))
+        guard headerEnd <= size else {
+            throw .truncated(what: "header", needed: UInt64(headerEnd), available: UInt64(size))
         }
-        let computed = bytes.withUnsafeBytes {
-            CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[preambleSize..<headerEnd]))
-        }
+        let header = try source.buffer(at: 0, count: headerEnd, what: "the header")
+        defer { withExtendedLifetime(header) {} }
+        let computed = CRC32.checksum(UnsafeRawBufferPointer(rebasing: header.bytes[preambleSize..<headerEnd]))
         guard computed == headerCRC else {
             throw .checksumMismatch(what: "header", stored: headerCRC, computed: computed)
         }
 
+        r = ByteReader(bytes: header.bytes)
+        r.offset = preambleSize
         r.limit = headerEnd
         let configCount = try r.u32("config count")
         guard configCount <= maxConfigEntries else { throw .malformed("\(configCount) config entries (limit \(maxConfigEntries))") }
@@ -146,11 +161,21 @@ public struct WeightsFile: Sendable {
 
         let dataStart = align(headerEnd)
         var end = dataStart
+        guard let chunk = FallibleBuffer(count: 1 << 16) else { throw .outOfMemory(what: "reading", bytes: 1 << 16) }
+        defer { withExtendedLifetime(chunk) {} }
         // No checksum covers padding, so it must be zero: a flipped bit there is
         // still reported instead of silently ignored.
         func checkPadding(_ range: Range<Int>) throws(WeightsError) {
-            let clipped = range.clamped(to: 0..<bytes.count)
-            if let bad = clipped.first(where: { bytes[$0] != 0 }) { throw .malformed("non-zero padding byte at offset \(bad)") }
+            let clipped = range.clamped(to: 0..<size)
+            var at = clipped.lowerBound
+            while at < clipped.upperBound {
+                let n = min(clipped.upperBound - at, chunk.count)
+                try source.read(at: at, into: UnsafeMutableRawBufferPointer(start: chunk.base, count: n))
+                if let bad = (0..<n).first(where: { chunk.bytes[$0] != 0 }) {
+                    throw .malformed("non-zero padding byte at offset \(at + bad)")
+                }
+                at += n
+            }
         }
         try checkPadding(headerEnd..<dataStart)
         // Regions must not overlap: sort by offset and check neighbours.
@@ -159,22 +184,52 @@ public struct WeightsFile: Sendable {
             guard start >= end else { throw .malformed("data of tensor '\(e.name)' overlaps the previous tensor") }
             try checkPadding(end..<start)
             end = start + e.size
-            guard end <= bytes.count else {
-                throw .truncated(what: "data of tensor '\(e.name)'", needed: UInt64(end), available: UInt64(bytes.count))
+            guard end <= size else {
+                throw .truncated(what: "data of tensor '\(e.name)'", needed: UInt64(end), available: UInt64(size))
             }
         }
         let fileEnd = entries.isEmpty ? headerEnd : end
-        guard fileEnd == bytes.count else {
-            throw .malformed("\(bytes.count - fileEnd) trailing bytes after the last tensor")
+        guard fileEnd == size else {
+            throw .malformed("\(size - fileEnd) trailing bytes after the last tensor")
         }
 
+        // The layout fits the file, so every count below is bounded by its size. The float
+        // tensors are Swift arrays, whose failed allocation would abort: their total (plus
+        // the buffer float16 data is read into) is first taken from malloc, which can fail,
+        // and given back. Float32 data is read straight into its array.
+        let largestF16 = entries.filter { $0.dtype == .f16 }.map(\.size).max() ?? 0
+        let decoded = entries.reduce(0) { $0 + $1.size / $1.dtype.byteSize * MemoryLayout<Float>.size }
+        let needed = decoded + largestF16 + loadSlack
+        guard FallibleBuffer(count: needed) != nil else {
+            throw .outOfMemory(what: entries.count == 1 ? "its tensor" : "its \(entries.count) tensors", bytes: needed)
+        }
+        guard let raw = FallibleBuffer(count: largestF16) else { throw .outOfMemory(what: "reading a tensor", bytes: largestF16) }
+        defer { withExtendedLifetime(raw) {} }
         var tensors: [(name: String, tensor: Tensor)] = []
         tensors.reserveCapacity(entries.count)
         for e in entries {
-            let range = (dataStart + e.offset)..<(dataStart + e.offset + e.size)
-            let (crc, values) = bytes.withUnsafeBytes { raw in
-                let region = UnsafeRawBufferPointer(rebasing: raw[range])
-                return (CRC32.checksum(region), decode(region, dtype: e.dtype))
+            let at = dataStart + e.offset
+            var values: [Float]
+            let crc: UInt32
+            switch e.dtype {
+            case .f32:
+                var failure: WeightsError?
+                values = [Float](unsafeUninitializedCapacity: e.size / 4) { buffer, initialized in
+                    do throws(WeightsError) {
+                        try source.read(at: at, into: UnsafeMutableRawBufferPointer(buffer))
+                    } catch {
+                        failure = error
+                    }
+                    initialized = buffer.count
+                }
+                if let failure { throw failure }
+                crc = values.withUnsafeBytes { CRC32.checksum($0) }
+                for i in values.indices { values[i] = Float(bitPattern: UInt32(littleEndian: values[i].bitPattern)) }
+            case .f16:
+                let region = UnsafeMutableRawBufferPointer(start: raw.base, count: e.size)
+                try source.read(at: at, into: region)
+                crc = CRC32.checksum(UnsafeRawBufferPointer(region))
+                values = decode(UnsafeRawBufferPointer(region), dtype: e.dtype)
             }
             guard crc == e.crc else { throw .checksumMismatch(what: "tensor '\(e.name)'", stored: e.crc, computed: crc) }
             if let bad = values.firstIndex(where: { !$0.isFinite }) {
@@ -270,13 +325,13 @@ public struct WeightsFile: Sendable {
 
 /// Bounds-checked little-endian cursor over untrusted bytes.
 struct ByteReader {
-    let bytes: [UInt8]
+    let bytes: UnsafeRawBufferPointer
     var offset = 0
     var limit: Int
 
-    init(bytes: [UInt8]) { self.bytes = bytes; self.limit = bytes.count }
+    init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes; self.limit = bytes.count }
 
-    mutating func take(_ n: Int, _ what: String) throws(WeightsError) -> ArraySlice<UInt8> {
+    mutating func take(_ n: Int, _ what: String) throws(WeightsError) -> Slice<UnsafeRawBufferPointer> {
         guard n <= limit - offset else {
             throw .truncated(what: what, needed: UInt64(offset) + UInt64(n), available: UInt64(limit))
         }

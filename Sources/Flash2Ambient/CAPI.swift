@@ -123,6 +123,7 @@ public func f2a_model_load(_ path: UnsafePointer<CChar>?, _ outModel: UnsafeMuta
     } catch {
         switch error {
         case .unreadable, .unwritable: return fail(F2A_ERR_IO, error.description)
+        case .outOfMemory: return fail(F2A_ERR_OUT_OF_MEMORY, "\(file): \(error.description)")
         default: return fail(F2A_ERR_FORMAT, "\(file): \(error.description)")
         }
     }
@@ -209,8 +210,7 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
     if let status = checkParams(p, function) { return status }
     // Checked before any allocation: the u8 path's float copy counts too.
     let needed = box(model!).generator.estimatedPeakBytes(width: Int(width), height: Int(height),
-                                                           options: applyOptions(p))
-        + (bytesPerPixel == 3 ? Int(width) * Int(height) * 12 : 0)
+                                                           options: applyOptions(p), withFloatCopy: bytesPerPixel == 3)
     return checkMemory(function, needed: needed, what: "a \(width)x\(height) image")
 }
 

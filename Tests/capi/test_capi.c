@@ -443,10 +443,26 @@ static void test_memory_limit(void) {
     f2a_model_free(m);
 }
 
+/* Run by Tests/hardening/reliability.py under an address-space limit too small for the
+ * weights file: the load must fail with F2A_ERR_OUT_OF_MEMORY, not abort the process. */
+static void test_load_out_of_memory(const char *path) {
+    f2a_model *m = NULL;
+    f2a_status st = f2a_model_load(path, &m);
+    CHECK(st == F2A_ERR_OUT_OF_MEMORY && m == NULL && strstr(f2a_last_error(), "not enough memory"),
+          "load %s under the address-space limit: status %d: %s", path, st, f2a_last_error());
+    printf("%s\n", f2a_last_error());
+    f2a_model_free(m);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s BUILD_DIR [--memory-limit]\n", argv[0]);
+        fprintf(stderr, "usage: %s BUILD_DIR [--memory-limit | --load-out-of-memory MODEL]\n", argv[0]);
         return 2;
+    }
+    if (argc == 4 && strcmp(argv[2], "--load-out-of-memory") == 0) {
+        test_load_out_of_memory(argv[3]);
+        printf("capi-load: %d passed, %d failed\n", passed, failed);
+        return failed == 0 ? 0 : 1;
     }
     snprintf(model_path, sizeof model_path, "%s/share/flash2ambient/weights/default.f2aw", argv[1]);
     if (argc == 3 && strcmp(argv[2], "--memory-limit") == 0) {

@@ -9,7 +9,8 @@
 #                           vips flash2ambient VIPS_CONCURRENCY=8 == 1 on 3000x2000 (vips_concurrency.sh)
 #   make test-leaks         test_capi under ASan+LSan; vips flash2ambient under valgrind (leaks.sh)
 #   make test-rss           RSS growth from apply 100 to 1000 in one process <= RSS_BOUND_KB (rss.c)
-#   make test-reliability   Tests/hardening/reliability.py: inputs never overwritten, whatever path spells them
+#   make test-reliability   Tests/hardening/reliability.py: inputs never overwritten, whatever path spells them;
+#                           weights too large for ulimit -v, PNG bombs, SVG includes, non-UTF-8 names, pages
 
 HARDENING_DIR := $(BUILD)/hardening
 RSS_BOUND_KB  ?= 2048
@@ -40,7 +41,10 @@ test-concurrency: plugin
 test-leaks: plugin | hardening-deps
 	Tests/hardening/leaks.sh $(BUILD)
 
+# test_capi --load-out-of-memory: f2a_model_load under an address-space limit.
 test-reliability: plugin
+	mkdir -p $(HARDENING_DIR)
+	$(HARDENING_CC) -o $(HARDENING_DIR)/test_capi Tests/capi/test_capi.c -lflash2ambient -lpthread -lm
 	python3 Tests/hardening/reliability.py $(BUILD)
 
 test-rss: all

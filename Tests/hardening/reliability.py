@@ -5,7 +5,10 @@ Usage: reliability.py BUILD_DIR
 
 Inputs are never modified, whatever path spells them (another relative path, a hard link,
 a symbolic link): the command is refused and the input keeps its bytes. A FIFO or a
-character device as image or weights file is a clear error, not a hang.
+character device as image or weights file is a clear error, not a hang. A weights file too
+large for the address space is an error in f2a, the C ABI and vips flash2ambient, not an abort;
+a PNG bomb is refused from its header; an SVG cannot pull in a sibling file; a file name that is
+not UTF-8 is a failure of its own; a multi-page image is refused, not cut to its first page.
 Uses only the python3 standard library and the vips CLI. Prints one line per check and
 "N passed, M failed"; exits 1 on any failure.
 """
@@ -275,6 +278,164 @@ def test_leftovers():
               seen and rc == -sig and temporaries(p("left")) == [], f"seen {seen}, left {temporaries(p('left'))}")
 
 
+def limited(megabytes):
+    """preexec_fn: an address-space limit (ulimit -v) for the child."""
+    def limit():
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (megabytes << 20, megabytes << 20))
+    return limit
+
+
+def run(args, megabytes=None, extra_env=None, timeout=TIMEOUT, stdin=None):
+    """ARGS in W, optionally under an address-space limit; (exit code, output), None on a timeout."""
+    e = env()
+    e.update(extra_env or {})
+    try:
+        r = subprocess.run(args, cwd=W, env=e, capture_output=True, timeout=timeout, input=stdin,
+                           preexec_fn=limited(megabytes) if megabytes else None)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s"
+    except FileNotFoundError as e:
+        return None, str(e)
+    return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
+
+
+def huge_tensor_header(path, elements, file_bytes=None):
+    """A weights file whose valid, checksummed header declares one float32 tensor of `elements`;
+    the file is `file_bytes` long (sparse), or just the header."""
+    import struct
+    import zlib
+    name = b"enc1.conv1.weight"
+    header = struct.pack("<I", 0) + struct.pack("<I", 1) + struct.pack("<I", len(name)) + name + bytes([0, 1])
+    header += struct.pack("<Q", elements) + struct.pack("<QQI", 0, 4 * elements, 0)
+    data = b"F2AW\r\n\x1a\n" + struct.pack("<IIQII", 1, 0, len(header), zlib.crc32(header), 0) + header
+    data += bytes(-len(data) % 64)
+    with open(path, "wb") as f:
+        f.write(data)
+        if file_bytes:
+            f.truncate(file_bytes)
+    return len(data)
+
+
+def test_weights_memory():
+    """A weights file the address space cannot hold: a clear error in f2a, the C ABI and
+    vips flash2ambient, never an abort of the (host) process."""
+    capi = os.path.join(BUILD, "hardening", "test_capi")
+    # Header first: 2^31 elements (8 GiB) declared in a 192-byte file is refused before any allocation.
+    huge_tensor_header(p("claims-8g.f2aw"), 1 << 31)
+    rc, out = run([F2A, "apply", "b.jpg", "o.jpg", "--model", "claims-8g.f2aw"], megabytes=800)
+    check(f"apply: header declaring an 8 GiB tensor in a 192-byte file: refused (exit {rc})",
+          rc == 2 and "truncated" in out and "8589934" in out, out)
+    # A (sparse) 1 GiB file whose header matches it, and a real 259 MB model (width 1.5, packed
+    # weights 1 GB): both too large for an 800 MiB address space.
+    n = (255 << 20)
+    size = huge_tensor_header(p("sparse-1g.f2aw"), n)
+    huge_tensor_header(p("sparse-1g.f2aw"), n, size + 4 * n)
+    rc, out = f2a("init", "big.f2aw", "--width", "1.5")
+    check(f"init a width-1.5 model (exit {rc})", rc == 0, out)
+    for label, model in (("a sparse 1 GiB weights file", "sparse-1g.f2aw"), ("a 259 MB weights file", "big.f2aw")):
+        rc, out = run([F2A, "apply", "b.jpg", "o.jpg", "--model", model], megabytes=800)
+        check(f"apply: {label} under ulimit -v 800 MiB: clear error (exit {rc})",
+              rc == 2 and "not enough memory to load the weights file" in out, out)
+        rc, out = run([capi, BUILD, "--load-out-of-memory", model], megabytes=800)
+        check(f"C ABI f2a_model_load: {label} under ulimit -v 800 MiB: F2A_ERR_OUT_OF_MEMORY (exit {rc})",
+              rc == 0 and "capi-load: 1 passed" in out, out)
+        rc, out = run(["vips", "flash2ambient", "b.jpg", "o.jpg", "--model", model], megabytes=800)
+        check(f"vips flash2ambient: {label} under ulimit -v 800 MiB: clear error (exit {rc})",
+              rc is not None and 0 < rc < 128 and "not enough memory to load the weights file" in out, out)
+    rc, out = f2a("apply", "b.jpg", "o.jpg", "--model", "big.f2aw")
+    check(f"apply: the 259 MB model without a limit still works (exit {rc})", rc == 0, out)
+    for name in ("big.f2aw", "sparse-1g.f2aw"):
+        os.remove(p(name))
+
+
+def test_decompression_bombs():
+    """A small file declaring gigapixels is refused from its header, before decoding, in every command."""
+    subprocess.run(["vips", "black", p("bomb.png"), "30000", "30000"], check=True)
+    size = os.path.getsize(p("bomb.png"))
+    check(f"the 30000x30000 PNG bomb is small ({size >> 10} KB)", size < 2 << 20, size)
+    limit = {"F2A_MAX_MEMORY_MB": "500"}
+    os.makedirs(p("bombs"))
+    shutil.copy(p("bomb.png"), p("bombs", "bomb.png"))
+    for sub in ("flash", "ambient"):
+        os.makedirs(p("bombpairs", sub))
+        shutil.copy(p("bomb.png"), p("bombpairs", sub, "bomb.png"))
+    for label, args in (("apply", ["apply", "bomb.png", "o.png"]),
+                        ("batch", ["batch", "bombs", "-o", "bombs-out", "--report", "bombs.jsonl"]),
+                        ("eval", ["eval", "--pairs", "bombpairs", "--out", "bombs-eval"])):
+        start = time.time()
+        rc, out = run([F2A, *args, "--model", "model.f2aw"], megabytes=4096, extra_env=limit)
+        took = time.time() - start
+        check(f"{label}: PNG bomb with F2A_MAX_MEMORY_MB=500: refused from the header in {took:.2f} s (exit {rc})",
+              rc == 1 and "30000x30000" in out and "only 500 MB" in out and took < 5, out)
+
+
+def test_untrusted_loaders():
+    """An SVG including a sibling file: refused (libvips' untrusted loaders are blocked), unless allowed."""
+    subprocess.run(["vips", "black", p("secret0.png"), "20", "20"], check=True)
+    subprocess.run(["vips", "invert", p("secret0.png"), p("secret.png")], check=True)
+    with open(p("include.svg"), "w") as f:
+        f.write('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="40" '
+                'height="40"><image xlink:href="secret.png" x="0" y="0" width="40" height="40"/></svg>')
+    os.makedirs(p("svgs"))
+    shutil.copy(p("include.svg"), p("svgs", "include.png"))   # the suffix lies; libvips sniffs the content
+    rc, out = f2a("apply", "include.svg", "svg.png", "--model", "model.f2aw")
+    check(f"apply: an SVG including a sibling file: refused (exit {rc})",
+          rc == 1 and "blocked" in out and "F2A_UNTRUSTED_LOADERS" in out and not os.path.exists(p("svg.png")), out)
+    rc, out = f2a("batch", "svgs", "-o", "svgs-out", "--model", "model.f2aw")
+    check(f"batch: an SVG named .png including a sibling file: that file fails (exit {rc})",
+          rc == 1 and "blocked" in out and not os.path.exists(p("svgs-out", "include.png")), out)
+    rc, out = f2a("apply", "include.svg", "svg.png", "--model", "model.f2aw",
+                  extra_env={"F2A_UNTRUSTED_LOADERS": "allow"})
+    check(f"apply with F2A_UNTRUSTED_LOADERS=allow: the SVG is read (exit {rc})", rc == 0, out)
+    rc, out = f2a("apply", "b.jpg", "o.jpg", "--model", "model.f2aw", extra_env={"F2A_UNTRUSTED_LOADERS": "yes"})
+    check(f"apply with F2A_UNTRUSTED_LOADERS=yes: refused, naming it (exit {rc})",
+          rc == 2 and "F2A_UNTRUSTED_LOADERS='yes'" in out, out)
+    # The operation does not change its host's policy: vips itself reads the SVG, the operation runs.
+    rc, out = vips("flash2ambient", "include.svg", "svg-vips.png", "--model", "model.f2aw")
+    check(f"vips flash2ambient leaves the host's loader policy alone (exit {rc})", rc == 0, out)
+
+
+def test_names():
+    """A file name that is not valid UTF-8: a failure of its own, never skipped, never another file."""
+    os.makedirs(p("names"))
+    shutil.copy(p("b.jpg"), p("names", "ok.jpg"))
+    bad = os.fsencode(p("names")) + b"/bad\xff.jpg"
+    shutil.copy(p("b.jpg"), bad)
+    # What a lossy decoding of bad\xff.jpg would turn it into: must not be read in its place.
+    shutil.copy(p("b.jpg"), p("names", "bad\ufffd.jpg"))
+    rc, out = run([F2A, "batch", "names", "-o", "names-out", "--report", "names.jsonl", "--model", "model.f2aw"])
+    report = open(p("names.jsonl")).read() if os.path.exists(p("names.jsonl")) else ""
+    check(f"batch over a directory: bad\\xff.jpg fails with a clear error (exit {rc})",
+          rc == 1 and "bad\\xff.jpg: the file name is not valid UTF-8" in out and "not valid UTF-8" in report
+          and '"failed"' in report, out + report)
+    rc, out = run([F2A, "batch", "-", "-o", "stdin-out", "--model", "model.f2aw"],
+                  stdin=b"names/bad\xff.jpg\nnames/ok.jpg\n")
+    check(f"batch from stdin: bad\\xff.jpg fails, not read as bad\ufffd.jpg (exit {rc})",
+          rc == 1 and "bad\\xff.jpg: the file name is not valid UTF-8" in out
+          and sorted(os.listdir(p("stdin-out"))) == [".f2a-batch", "ok.jpg"], out + str(os.listdir(p("stdin-out"))))
+    rc, out = run([F2A, "apply", b"names/bad\xff.jpg", "argv.jpg", "--model", "model.f2aw"])
+    check(f"apply names/bad\\xff.jpg on the command line: a usage error, not bad\ufffd.jpg read (exit {rc})",
+          rc == 64 and "bad\\xff.jpg is not valid UTF-8" in out and "Usage:" in out and not os.path.exists(p("argv.jpg")),
+          out)
+
+
+def test_pages():
+    """Multi-page and animated images: refused naming the page count, not cut to the first page."""
+    subprocess.run(["vips", "arrayjoin", f"{p('b.jpg')} {p('b.jpg')}", p("joined.png"), "--across", "1"], check=True)
+    height = int(subprocess.run(["vipsheader", "-f", "height", p("b.jpg")], capture_output=True, text=True).stdout)
+    subprocess.run(["vips", "tiffsave", p("joined.png"), p("two.tif"), "--page-height", str(height)], check=True)
+    subprocess.run(["vips", "copy", p("two.tif") + "[n=-1]", p("two.gif")], check=True)
+    for name in ("two.tif", "two.gif"):
+        rc, out = f2a("apply", name, "pages.png", "--model", "model.f2aw")
+        check(f"apply: a 2-page {name[4:]}: refused naming the pages (exit {rc})",
+              rc == 1 and "has 2 pages" in out and not os.path.exists(p("pages.png")), out)
+    os.makedirs(p("pages"))
+    shutil.copy(p("two.tif"), p("pages", "two.tif"))
+    rc, out = f2a("batch", "pages", "-o", "pages-out", "--model", "model.f2aw")
+    check(f"batch: a 2-page TIFF fails naming the pages (exit {rc})", rc == 1 and "has 2 pages" in out, out)
+
+
 def main():
     try:
         test_inputs_never_overwritten()
@@ -282,6 +443,11 @@ def main():
         test_settings()
         test_exit_codes()
         test_leftovers()
+        test_weights_memory()
+        test_decompression_bombs()
+        test_untrusted_loaders()
+        test_names()
+        test_pages()
     finally:
         shutil.rmtree(W, ignore_errors=True)
     print(f"reliability: {passed} passed, {failed} failed")

@@ -10,14 +10,21 @@
 /** A decoded image: the autorotated source plus its RGB float pixels. */
 typedef struct f2aio_image f2aio_image;
 
-/** Start libvips once per process. Returns 0 on success. */
+/** Start libvips once per process and block its untrusted loaders (unless
+ *  $F2A_UNTRUSTED_LOADERS is "allow"). Returns 0 on success. */
 int f2aio_init(const char *argv0);
 
 /** The pending libvips error message (static per thread until the next call); "" if none. Clears it. */
 const char *f2aio_take_error(void);
 
-/** Load, autorotate (EXIF) and convert to RGB float. NULL on error. */
+/** Load, autorotate (EXIF) and convert to RGB float. NULL on error (also for a
+ *  file of more than one page). */
 f2aio_image *f2aio_load(const char *path);
+
+/** f2aio_load in two steps: the header only (width and height are known, no pixel
+ *  is decoded), then f2aio_decode (0 on success) before f2aio_pixels. */
+f2aio_image *f2aio_open(const char *path);
+int f2aio_decode(f2aio_image *image);
 
 /** Load an image from a memory buffer (any format libvips reads). NULL on error. */
 f2aio_image *f2aio_load_buffer(const void *data, size_t length);
