@@ -5,7 +5,7 @@
 #
 #   tools/sample_grid.sh PAIRS OUTPUTS GRID.jpg [CELL_PX]
 #
-# PAIRS holds flash/NAME.png + ambient/NAME.png; OUTPUTS the NAME.png that
+# PAIRS holds flash/NAME.* + ambient/NAME.*; OUTPUTS the NAME.png that
 # `f2a eval --pairs PAIRS --out OUTPUTS` wrote. Needs the vips command.
 set -euo pipefail
 [ $# -ge 3 ] || { sed -n 2,9p "$0" >&2; exit 64; }
@@ -30,7 +30,9 @@ for out in "$outputs"/*.png; do
   n=$(basename "$out" .png)
   label "$n" "$row" "$tmp/name$k.v"
   cells=()
-  for src in "$pairs/flash/$n.png" "$out" "$pairs/ambient/$n.png"; do
+  # The pair's own files may be any format libvips reads (NAME.png, NAME.jpg, ...).
+  flash=$(ls "$pairs/flash/$n".* | head -1) ambient=$(ls "$pairs/ambient/$n".* | head -1)
+  for src in "$flash" "$out" "$ambient"; do
     c=$tmp/cell$k-${#cells[@]}.v
     vips thumbnail "$src" "$tmp/t.v" "$px" --height "$px"
     vips colourspace "$tmp/t.v" "$tmp/s.v" srgb

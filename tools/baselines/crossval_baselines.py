@@ -13,14 +13,15 @@ baseline fits is fitted on the other folds only.
                             side); sigma and alpha chosen on the training pairs
                             by mean EA-PSNR at 320 px
 
-    python tools/baselines/crossval_baselines.py [DIR ...] [--k 4] [--as-shot DIR]
+    python tools/baselines/crossval_baselines.py [DIR ...] [--k 4] [--as-shot DIR] [--also DIR]
 
 DIRs hold flash/NAME.png + ambient/NAME.png (default: faid32 and
 faid-extra20 under ../shared/data). Fold k holds out the pairs whose index in
 name order over all DIRs is k mod K. Scores (PSNR, SSIM gray, EA-PSNR) at 320
 px on the long side and at the native size. --as-shot DIR also scores the
 baselines, with each fold's fitted parameters, on the as-shot composites of
-that fold's held-out pairs (DIR written by `f2a-train as-shot`). Needs numpy,
+that fold's held-out pairs (DIR written by `f2a-train as-shot`); --also DIR
+scores DIR (e.g. asshot4) with parameters fitted on all pairs. Needs numpy,
 pillow, scipy, scikit-image.
 """
 import argparse
@@ -79,13 +80,14 @@ def main():
     ap.add_argument("dirs", nargs="*")
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--as-shot")
+    ap.add_argument("--also", help="pair directory scored with parameters fitted on all pairs (e.g. asshot4)")
     args = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     dirs = args.dirs or [os.path.join(here, "../../../shared/data", d) for d in ("faid32", "faid-extra20")]
     files = pairs_of(dirs)
     names = list(files)
     small = {n: (load(f, 320), load(a, 320)) for n, (f, a) in files.items()}
-    rows = {"320": {}, "native": {}, "as-shot": {}}
+    rows = {"320": {}, "native": {}, "as-shot": {}, "also": {}}
     for fold in range(args.k):
         held = [n for i, n in enumerate(names) if i % args.k == fold]
         train = [small[n] for n in names if n not in held]
@@ -101,6 +103,15 @@ def main():
             for n in held:
                 f, a = get(n)
                 rows[size][n] = scores(f, a) + scores(colour(f, m), a) + scores(equalise(f, *best), a)
+    if args.also:
+        train = list(small.values())
+        m = fit_colour(train)
+        best = max(((s, al) for s in SIGMAS for al in ALPHAS),
+                   key=lambda p: np.mean([ea_psnr(equalise(f, *p), a) for f, a in train]))
+        print(f"all pairs: equalisation sigma {best[0]} alpha {best[1]}; scoring {args.also}", flush=True)
+        for n, (fp, ap_) in pairs_of([args.also]).items():
+            f, a = load(fp, 0), load(ap_, 0)
+            rows["also"][n] = scores(f, a) + scores(colour(f, m), a) + scores(equalise(f, *best), a)
     for size, r in rows.items():
         if not r:
             continue
