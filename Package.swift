@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "F2ACore", dependencies: ["COpenBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "F2AModel", dependencies: ["F2ACore"]),
-        .target(name: "F2AImage", dependencies: ["CVipsIO"]),
+        .target(name: "F2AImage", dependencies: ["CVipsIO", "F2ACore"]),
         .target(name: "Flash2Ambient", dependencies: ["CFlash2Ambient", "F2AModel"],
                 exclude: ["exports.map"],
                 linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Flash2Ambient/exports.map"],

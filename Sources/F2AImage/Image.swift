@@ -1,4 +1,5 @@
 import CVipsIO
+import F2ACore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,7 +43,7 @@ public final class DecodedImage {
         var st = stat()
         guard stat(path, &st) == 0 else { throw ImageError("cannot read image '\(path)': \(String(cString: strerror(errno)))") }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw ImageError("cannot read image '\(path)': not a regular file (\(Self.typeName(st.st_mode)))")
+            throw ImageError("cannot read image '\(path)': not a regular file (\(fileTypeName(st.st_mode)))")
         }
         guard let h = f2aio_open(path) else { throw ImageIO.lastError("cannot read image '\(path)'") }
         let w = Int(f2aio_width(h)), ht = Int(f2aio_height(h))
@@ -74,16 +75,6 @@ public final class DecodedImage {
 
     deinit { f2aio_free(handle) }
 
-    private static func typeName(_ mode: mode_t) -> String {
-        switch mode & S_IFMT {
-        case S_IFIFO: return "a FIFO"
-        case S_IFCHR: return "a character device"
-        case S_IFBLK: return "a block device"
-        case S_IFDIR: return "a directory"
-        case S_IFSOCK: return "a socket"
-        default: return "not a file"
-        }
-    }
 
     /// The pixels, width*height*3 floats, row-major, owned by this image.
     public var pixels: UnsafeMutableBufferPointer<Float> {

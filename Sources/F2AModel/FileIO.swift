@@ -1,3 +1,4 @@
+import F2ACore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -124,14 +125,4 @@ func writeFileAtomically(path: String, bytes: [UInt8]) throws(WeightsError) {
 
 func errnoMessage() -> String { String(cString: strerror(errno)) }
 
-/// "a FIFO", "a directory" … for an error message about a file that should be regular.
-func fileTypeName(_ mode: mode_t) -> String {
-    switch mode & S_IFMT {
-    case S_IFIFO: return "a FIFO"
-    case S_IFCHR: return "a character device"
-    case S_IFBLK: return "a block device"
-    case S_IFDIR: return "a directory"
-    case S_IFSOCK: return "a socket"
-    default: return "not a file"
-    }
-}
+
