@@ -12,6 +12,8 @@ SWIFTFLAGS  := -c release -Xswiftc -static-stdlib
 SWIFTBIN     = $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path 2>/dev/null)
 WEIGHTS     := weights/default.f2aw
 CC          ?= cc
+# The header's F2A_VERSION_* macros (Sources/F2AModel/Version.swift is checked against them).
+VERSION     := $(shell sed -n 's/^\#define F2A_VERSION_[A-Z]* \([0-9]*\)$$/\1/p' Sources/CFlash2Ambient/include/flash2ambient.h | paste -sd.)
 DEB_PACKAGES := libvips-dev libvips-tools libopenblas-dev pkg-config python3-venv
 
 .PHONY: all deps swift-build test test-swift test-capi test-onnx test-fuzz fuzz demo install uninstall clean bench
@@ -41,7 +43,7 @@ $(BUILD)/.stamp: $(SOURCES) $(WEIGHTS) | deps
 	$(call publish,$(SWIFTBIN)/libflash2ambient.so,$(BUILD)/lib/libflash2ambient.so)
 	$(call publish,Sources/CFlash2Ambient/include/flash2ambient.h,$(BUILD)/include/flash2ambient.h)
 	$(call publish,$(WEIGHTS),$(BUILD)/share/flash2ambient/weights/default.f2aw)
-	sed -e 's|@PREFIX@|$(abspath $(BUILD))|' flash2ambient.pc.in > $(BUILD)/lib/pkgconfig/flash2ambient.pc
+	sed -e 's|@PREFIX@|$(abspath $(BUILD))|' -e 's|@VERSION@|$(VERSION)|' flash2ambient.pc.in > $(BUILD)/lib/pkgconfig/flash2ambient.pc
 	touch $@
 
 test: all test-swift test-capi test-onnx test-fuzz
@@ -80,7 +82,7 @@ install: all
 	install -m 755 $(BUILD)/lib/libflash2ambient.so $(DESTDIR)$(PREFIX)/lib/libflash2ambient.so
 	install -m 644 $(BUILD)/include/flash2ambient.h $(DESTDIR)$(PREFIX)/include/flash2ambient.h
 	install -m 644 $(WEIGHTS) $(DESTDIR)$(PREFIX)/share/flash2ambient/weights/default.f2aw
-	sed -e 's|@PREFIX@|$(PREFIX)|' flash2ambient.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flash2ambient.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' flash2ambient.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flash2ambient.pc
 	-ldconfig 2>/dev/null
 
 uninstall:

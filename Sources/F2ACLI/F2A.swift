@@ -6,7 +6,7 @@ import Glibc
 
 @main
 struct F2A: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = Flash2AmbientVersion.string
 
     static let configuration = CommandConfiguration(
         commandName: "f2a",
@@ -40,7 +40,7 @@ struct F2A: ParsableCommand {
     }
 }
 
-/// "0.1.0, default model: <its description>", so that a plumbing (untrained)
+/// "0.3.0, default model: <its description>", so that a plumbing (untrained)
 /// model can never be mistaken for the trained one.
 let versionText: String = {
     guard let path = try? DefaultModel.path(),

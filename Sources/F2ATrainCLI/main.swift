@@ -23,6 +23,7 @@ struct F2ATrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "f2a-train",
         abstract: "Train the flash-to-ambient generator (pix2pix: U-Net/VGG-16 + PatchGAN) on CPU.",
+        version: Flash2AmbientVersion.string,
         subcommands: [Train.self, Export.self, Bench.self, AsShot.self],
         defaultSubcommand: Train.self)
 }

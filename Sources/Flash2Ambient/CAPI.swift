@@ -39,11 +39,13 @@ func fail(_ status: f2a_status, _ message: String) -> f2a_status {
     return status
 }
 
-let versionString: StaticString = "0.2.0"
+/// `Flash2AmbientVersion.string` as a C string with static lifetime (never
+/// written after initialisation, so sharing it across threads is safe).
+nonisolated(unsafe) let versionString: UnsafePointer<CChar> = UnsafePointer(strdup(Flash2AmbientVersion.string)!)
 
 @c @implementation
 public func f2a_version() -> UnsafePointer<CChar>? {
-    UnsafeRawPointer(versionString.utf8Start).assumingMemoryBound(to: CChar.self)
+    versionString
 }
 
 @c @implementation

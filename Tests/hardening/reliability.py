@@ -196,6 +196,15 @@ def test_settings():
         check(f"vips flash2ambient with {name}=4096: works", rc == 0, out)
 
 
+def test_model_setting():
+    """$F2A_MODEL naming a missing file is refused, never replaced by the shipped model."""
+    rc, out = f2a("apply", "b.jpg", "o-model.jpg", extra_env={"F2A_MODEL": p("no-such-model.f2aw")})
+    check(f"apply with F2A_MODEL=<missing file>: refused (exit {rc})",
+          rc == 2 and "F2A_MODEL" in out and not os.path.exists(p("o-model.jpg")), out)
+    rc, out = f2a("apply", "b.jpg", "o-model.jpg", extra_env={"F2A_MODEL": p("model.f2aw")})
+    check(f"apply with F2A_MODEL=<a model>: works (exit {rc})", rc == 0 and os.path.exists(p("o-model.jpg")), out)
+
+
 def test_exit_codes():
     """64 (with a Usage: line) for usage errors only; 1 for data and I/O errors, 2 for refusals (README)."""
     with open(p("garbage.jpg"), "w") as f:
@@ -441,6 +450,7 @@ def main():
         test_inputs_never_overwritten()
         test_special_files()
         test_settings()
+        test_model_setting()
         test_exit_codes()
         test_leftovers()
         test_weights_memory()
