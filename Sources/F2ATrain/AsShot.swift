@@ -56,7 +56,7 @@ public struct AsShotComposition: Codable, Sendable, Equatable {
             f[i] = Double(ColourSpace.decode(p.flash[i]))
             a[i] = Double(ColourSpace.decode(p.ambient[i]))
         }
-        let lf = Self.meanLuminance(f), la = Self.meanLuminance(a)
+        let lf = meanLuminance(count: f.count) { f[$0] }, la = meanLuminance(count: a.count) { a[$0] }
         // share = w·la / (lf + w·la)  ⇒  w = share·lf / ((1 − share)·la)
         let w = la > 0 && lf > 0 ? d.share * lf / ((1 - d.share) * la) : (la > 0 ? 1 : 0)
         let sum = lf + w * la
@@ -70,12 +70,6 @@ public struct AsShotComposition: Codable, Sendable, Equatable {
             out.flash[i] = ColourSpace.encode(Float(min(max(noisy, 0), 1)))
         }
         return out
-    }
-
-    static func meanLuminance(_ lin: [Double]) -> Double {
-        var s = 0.0
-        for i in stride(from: 0, to: lin.count, by: 3) { s += 0.2126 * lin[i] + 0.7152 * lin[i + 1] + 0.0722 * lin[i + 2] }
-        return s / Double(max(1, lin.count / 3))
     }
 
     /// A standard normal sample (Box–Muller; one of the pair is dropped, which

@@ -12,7 +12,7 @@ struct AsShotTests {
 
     static func linear(_ v: [Float]) -> [Double] { v.map { Double(ColourSpace.decode($0)) } }
 
-    static func luminance(_ lin: [Double]) -> Double { AsShotComposition.meanLuminance(lin) }
+    static func luminance(_ lin: [Double]) -> Double { meanLuminance(count: lin.count) { lin[$0] } }
 
     @Test("Known values: ambient share and exposure as drawn, in linear light")
     func knownValues() {
