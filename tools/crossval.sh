@@ -16,7 +16,8 @@
 # line per pair and the means; everything else lands in OUT.
 # Environment: DATA (pair directories held out in turn; default faid32 and
 # faid-extra20 beside the repository), EXTRA (pair directories always trained
-# on, never held out; default none), K (folds, default 4), F2A_THREADS.
+# on, never held out; default none), K (folds, default 4), FOLDS (the folds to
+# run, e.g. "0" for a quick comparison; default all), F2A_THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/crossval}
@@ -37,7 +38,8 @@ mapfile -t names < <(printf '%s\n' "${!path[@]}" | sort)
 datargs=(); for d in "${data[@]}" "${extra[@]}"; do datargs+=(--data "$d"); done
 mkdir -p "$out"
 
-for ((fold = 0; fold < k; fold++)); do
+read -r -a folds <<< "${FOLDS:-$(seq -s ' ' 0 $((k - 1)))}"
+for fold in "${folds[@]}"; do
   held=()
   for i in "${!names[@]}"; do ((i % k == fold)) && held+=("${names[$i]}"); done
   dir=$out/fold$fold

@@ -2,10 +2,10 @@
 /// convolutional part (Chávez et al., VISAPP 2020; Isola et al. pix2pix).
 ///
 /// Encoder block b (1-based, b ≤ levels) has `vggBlocks[b-1].convs` 3x3 convs
-/// with `channels(b)` outputs each, ReLU, and a 2x2 max-pool before the next
+/// with `encoderChannels(b)` outputs each, ReLU, and a 2x2 max-pool before the next
 /// block. The decoder walks back up: at level b < levels it upsamples (2x2
 /// transposed conv, or 1x1 conv then max-unpool with block b's pooling
-/// indices) to `channels(b)`, concatenates block b's output (the skip) and
+/// indices) to `decoderChannels(b)`, concatenates block b's output (the skip) and
 /// applies the same number of 3x3 convs as encoder block b. A final 1x1 conv
 /// maps to 3 channels, followed by the output activation.
 public struct GeneratorConfig: Equatable, Sendable {
@@ -22,8 +22,12 @@ public struct GeneratorConfig: Equatable, Sendable {
     /// VGG-16's convolutional blocks: output channels at width 1 and conv count.
     public static let vggBlocks: [(channels: Int, convs: Int)] = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
 
-    /// Channel multiplier: 1.0 is VGG-16; 0.25 divides every layer's width by 4.
+    /// Channel multiplier of the encoder: 1.0 is VGG-16; 0.25 divides every layer's width by 4.
     public var width: Double
+    /// Channel multiplier of the decoder (upsampling and decoder convs). A pretrained
+    /// VGG-16 encoder (width 1.0) can feed a narrow decoder, which keeps the model small
+    /// and its training cheap.
+    public var decoderWidth: Double
     /// Encoder blocks used, 1...5. The input is padded to a multiple of 2^(levels−1).
     public var levels: Int
     public var upsample: Upsample
@@ -32,10 +36,12 @@ public struct GeneratorConfig: Equatable, Sendable {
     /// Free text stored in the file (e.g. "random initialisation, untrained").
     public var description: String
 
-    public init(width: Double = 0.25, levels: Int = 5, upsample: Upsample = .transpose,
+    /// `decoderWidth` nil: the same as `width` (the symmetric U-Net).
+    public init(width: Double = 0.25, decoderWidth: Double? = nil, levels: Int = 5, upsample: Upsample = .transpose,
                 activation: OutputActivation = .sigmoid, formulation: Formulation = .rgb,
                 description: String = "") {
         self.width = width
+        self.decoderWidth = decoderWidth ?? width
         self.levels = levels
         self.upsample = upsample
         self.activation = activation
@@ -43,9 +49,14 @@ public struct GeneratorConfig: Equatable, Sendable {
         self.description = description
     }
 
-    /// Output channels of encoder block `block` (1-based) at this width, at least 1.
-    public func channels(_ block: Int) -> Int {
-        max(1, Int((Double(GeneratorConfig.vggBlocks[block - 1].channels) * width).rounded()))
+    /// Output channels of encoder block `block` (1-based), at least 1.
+    public func encoderChannels(_ block: Int) -> Int { Self.scaled(block, width) }
+
+    /// Output channels of the decoder's level `block` (its upsampling and convs), at least 1.
+    public func decoderChannels(_ block: Int) -> Int { Self.scaled(block, decoderWidth) }
+
+    private static func scaled(_ block: Int, _ multiplier: Double) -> Int {
+        max(1, Int((Double(vggBlocks[block - 1].channels) * multiplier).rounded()))
     }
 
     public func convCount(_ block: Int) -> Int { GeneratorConfig.vggBlocks[block - 1].convs }
@@ -54,42 +65,73 @@ public struct GeneratorConfig: Equatable, Sendable {
     public var sizeMultiple: Int { 1 << (levels - 1) }
 
     public var summary: String {
-        "U-Net/VGG-16 width \(width) levels \(levels) upsample \(upsample.rawValue) "
+        let widths = decoderWidth == width ? "width \(width)" : "encoder width \(width) decoder width \(decoderWidth)"
+        return "U-Net/VGG-16 \(widths) levels \(levels) upsample \(upsample.rawValue) "
             + "activation \(activation.rawValue) formulation \(formulation.rawValue)"
     }
 
-    /// Every parameter tensor of this configuration, in canonical order, with
-    /// its shape. The single source of truth for names used by the weights
-    /// file, the trainer and the ONNX converter.
-    public var parameterShapes: [(name: String, shape: [Int])] {
-        var out: [(String, [Int])] = []
-        func conv(_ name: String, _ cin: Int, _ cout: Int, _ k: Int) {
-            out.append(("\(name).weight", [cout, cin, k, k]))
-            out.append(("\(name).bias", [cout]))
+    // MARK: Layers
+
+    /// One parameterised layer of the network, in evaluation order.
+    public struct Layer: Equatable, Sendable {
+        public enum Kind: Equatable, Sendable {
+            /// 3x3 convolution, padding 1, ReLU.
+            case conv3x3
+            /// 2x2 stride-2 transposed convolution (weight [in, out, 2, 2]) or, for
+            /// `.unpool`, a 1x1 convolution evaluated before max-unpooling; ReLU.
+            case upsample
+            /// 1x1 convolution to the 3 output channels, then the output activation.
+            case output
         }
+        /// Parameter prefix: the weights are "\(name).weight" and "\(name).bias".
+        public let name: String
+        public let kind: Kind
+        public let inChannels: Int
+        public let outChannels: Int
+        /// Resolution level of the layer's output: 1 is full size, b is 1/2^(b−1).
+        public let level: Int
+        /// Part of the encoder (block `level`).
+        public var isEncoder: Bool { name.hasPrefix("enc") }
+    }
+
+    /// Every layer in evaluation order. The single description of the network that
+    /// the parameter list, the FLOP count and the memory estimate walk.
+    public var layers: [Layer] {
+        var out: [Layer] = []
         var cin = 3
         for b in 1...levels {
             for j in 1...convCount(b) {
-                conv("enc\(b).conv\(j)", cin, channels(b), 3)
-                cin = channels(b)
+                out.append(Layer(name: "enc\(b).conv\(j)", kind: .conv3x3, inChannels: cin, outChannels: encoderChannels(b), level: b))
+                cin = encoderChannels(b)
             }
         }
         for b in stride(from: levels - 1, through: 1, by: -1) {
-            switch upsample {
-            case .transpose:
-                out.append(("dec\(b).up.weight", [cin, channels(b), 2, 2]))
-                out.append(("dec\(b).up.bias", [channels(b)]))
-            case .unpool:
-                conv("dec\(b).up", cin, channels(b), 1)
-            }
-            cin = 2 * channels(b)
+            out.append(Layer(name: "dec\(b).up", kind: .upsample, inChannels: cin, outChannels: decoderChannels(b), level: b))
+            // The first conv of the level reads [upsampled, skip of encoder block b].
+            cin = decoderChannels(b) + encoderChannels(b)
             for j in 1...convCount(b) {
-                conv("dec\(b).conv\(j)", cin, channels(b), 3)
-                cin = channels(b)
+                out.append(Layer(name: "dec\(b).conv\(j)", kind: .conv3x3, inChannels: cin, outChannels: decoderChannels(b), level: b))
+                cin = decoderChannels(b)
             }
         }
-        conv("final", cin, 3, 1)
+        out.append(Layer(name: "final", kind: .output, inChannels: cin, outChannels: 3, level: 1))
         return out
+    }
+
+    /// Shape of a layer's weight tensor.
+    public func weightShape(_ layer: Layer) -> [Int] {
+        switch layer.kind {
+        case .conv3x3: return [layer.outChannels, layer.inChannels, 3, 3]
+        case .upsample:
+            return upsample == .transpose ? [layer.inChannels, layer.outChannels, 2, 2] : [layer.outChannels, layer.inChannels, 1, 1]
+        case .output: return [layer.outChannels, layer.inChannels, 1, 1]
+        }
+    }
+
+    /// Every parameter tensor of this configuration, in canonical order, with
+    /// its shape: the names used by the weights file, the trainer and the ONNX converter.
+    public var parameterShapes: [(name: String, shape: [Int])] {
+        layers.flatMap { [("\($0.name).weight", weightShape($0)), ("\($0.name).bias", [$0.outChannels])] }
     }
 
     public var parameterCount: Int {
@@ -98,24 +140,17 @@ public struct GeneratorConfig: Equatable, Sendable {
 
     /// Multiply-adds ×2 of one forward pass at the given padded size.
     public func flops(height: Int, width w: Int) -> Double {
-        var total = 0.0
-        var h = Double(height), ww = Double(w)
-        var cin = 3.0
-        var sizes: [(Double, Double)] = []
-        for b in 1...levels {
-            if b > 1 { h /= 2; ww /= 2 }
-            sizes.append((h, ww))
-            for _ in 1...convCount(b) { total += 2 * 9 * cin * Double(channels(b)) * h * ww; cin = Double(channels(b)) }
+        layers.reduce(0.0) { total, layer in
+            let pixels = Double(height) * Double(w) / Double(1 << (2 * (layer.level - 1)))
+            let taps: Double
+            switch layer.kind {
+            case .conv3x3: taps = 9
+            // A 2x2 transposed conv gives each output pixel one tap; the 1x1 conv runs at the pooled size.
+            case .upsample: taps = upsample == .transpose ? 1 : 0.25
+            case .output: taps = 1
+            }
+            return total + 2 * taps * Double(layer.inChannels) * Double(layer.outChannels) * pixels
         }
-        for b in stride(from: levels - 1, through: 1, by: -1) {
-            let (bh, bw) = sizes[b - 1]
-            let c = Double(channels(b))
-            total += upsample == .transpose ? 2 * cin * c * bh * bw : 2 * cin * c * bh * bw / 4
-            cin = 2 * c
-            for _ in 1...convCount(b) { total += 2 * 9 * cin * c * bh * bw; cin = c }
-        }
-        total += 2 * cin * 3 * Double(height) * Double(w)
-        return total
     }
 
     // MARK: Stored form
@@ -124,6 +159,7 @@ public struct GeneratorConfig: Equatable, Sendable {
     public var fileEntries: [(key: String, value: ConfigValue)] {
         [("architecture", .string("unet-vgg16")),
          ("width", .float(width)),
+         ("decoder_width", .float(decoderWidth)),
          ("levels", .int(Int64(levels))),
          ("upsample", .string(upsample.rawValue)),
          ("activation", .string(activation.rawValue)),
@@ -155,7 +191,14 @@ public struct GeneratorConfig: Equatable, Sendable {
             throw .badConfig(key: "levels", reason: "missing or not an integer")
         }
         guard (1...5).contains(levels) else { throw .badConfig(key: "levels", reason: "\(levels) is outside 1...5") }
-        self.init(width: width, levels: Int(levels),
+        // Files written before the decoder had its own width are symmetric.
+        var decoderWidth = width
+        if let entry = file[config: "decoder_width"] {
+            guard case .float(let d) = entry else { throw .badConfig(key: "decoder_width", reason: "not a float") }
+            guard d.isFinite, d > 0, d <= 4 else { throw .badConfig(key: "decoder_width", reason: "\(d) is outside (0, 4]") }
+            decoderWidth = d
+        }
+        self.init(width: width, decoderWidth: decoderWidth, levels: Int(levels),
                   upsample: try choice("upsample", Upsample.self),
                   activation: try choice("activation", OutputActivation.self),
                   formulation: try choice("formulation", Formulation.self),

@@ -95,9 +95,12 @@ extension Generator {
         let pixels = Double(ph) * Double(pw + 32)
         var floats = 12 * pixels                          // input, padded input, output, result
         for b in 1..<config.levels {
-            floats += Double(config.channels(b)) * pixels / Double(1 << (2 * (b - 1)))   // skips
+            floats += Double(config.encoderChannels(b)) * pixels / Double(1 << (2 * (b - 1)))   // skips
         }
-        floats += 5 * Double(config.channels(1)) * pixels   // up, conv scratch (2c), conv output, previous
+        // Full-size layers at their peak: the widest output, the one before it, and the
+        // first decoder conv's upsampled input and scratch beside the skip.
+        let widest = config.layers.filter { $0.level == 1 }.map(\.outChannels).max() ?? 3
+        floats += Double(2 * widest + 3 * config.decoderChannels(1)) * pixels
         return Int(floats * 4) + (64 << 20)
     }
 }

@@ -203,13 +203,21 @@ public func conv2dForward(_ x: Tensor, weight: [Float], bias: [Float], _ g: Conv
 
 /// Backward of `conv2dForward`: accumulates dW and dB (if given) and returns
 /// dx when `inputGradient` is true.
+///
+/// `inputGradientChannels` c limits the input gradient to the first c input channels
+/// (a decoder conv whose other inputs are a frozen encoder's skip): dx is [N, c, H, W].
 public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGeometry,
                            dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
-                           inputGradient: Bool, workspace ws: Workspace, columnTarget: Int = gemmColumnTarget) -> Tensor? {
+                           inputGradient: Bool, inputGradientChannels: Int? = nil,
+                           workspace ws: Workspace, columnTarget: Int = gemmColumnTarget) -> Tensor? {
     let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
     precondition(dy.shape == [x.n, g.outChannels, oh, ow], "conv2dBackward: dy \(dy.shape.shapeDescription)")
-    let inPlane = x.c * x.h * x.w, outPlane = g.outChannels * ohw, kk = g.columnRows, oc = g.outChannels
-    var dx = inputGradient ? Tensor(zeros: x.shape) : Tensor(zeros: [0])
+    let outPlane = g.outChannels * ohw, kk = g.columnRows, oc = g.outChannels
+    let dxChannels = inputGradientChannels ?? x.c
+    precondition((1...x.c).contains(dxChannels), "conv2dBackward: input gradient of \(dxChannels) of \(x.c) channels")
+    // Column rows are channel-major, so the first channels' rows come first.
+    let inPlane = dxChannels * x.h * x.w, kkDx = dxChannels * g.kernel * g.kernel
+    var dx = inputGradient ? Tensor(zeros: [x.n, dxChannels, x.h, x.w]) : Tensor(zeros: [0])
     let group = groupSize(ohw, x.n, columnTarget)
     x.data.withUnsafeBufferPointer { xb in
         dy.data.withUnsafeBufferPointer { db in
@@ -241,28 +249,28 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
                                 dyg = UnsafePointer(gbuf)
                             }
                             let direct = g.pointwise && cnt == 1
-                            ws.withBuffer(0, count: direct ? 0 : kk * cols) { col in
+                            if dW != nil { ws.withBuffer(0, count: direct ? 0 : kk * cols) { col in
                                 let xcol = lowerImages(xp, shape: x.shape, images: b0..<(b0 + cnt), geometry: g, into: col)
                                 if let dW {
                                     sgemm(transB: true, m: oc, n: kk, k: cols, a: dyg, lda: cols, b: xcol, ldb: cols,
                                           beta: 1, c: dW, ldc: kk)
                                 }
-                            }
+                            } }
                             if inputGradient {
                                 let dxp = dxb.baseAddress!
                                 if direct {
-                                    sgemm(transA: true, m: kk, n: ohw, k: oc, a: wp, lda: kk, b: dyg, ldb: ohw,
+                                    sgemm(transA: true, m: kkDx, n: ohw, k: oc, a: wp, lda: kk, b: dyg, ldb: ohw,
                                           c: dxp + b0 * inPlane, ldc: ohw)
                                 } else {
-                                    ws.withBuffer(2, count: kk * cols) { dcol in
-                                        sgemm(transA: true, m: kk, n: cols, k: oc, a: wp, lda: kk, b: dyg, ldb: cols,
+                                    ws.withBuffer(2, count: kkDx * cols) { dcol in
+                                        sgemm(transA: true, m: kkDx, n: cols, k: oc, a: wp, lda: kk, b: dyg, ldb: cols,
                                               c: dcol, ldc: cols)
                                         for j in 0..<cnt {
                                             let dst = dxp + (b0 + j) * inPlane
                                             if g.pointwise {
-                                                for c in 0..<kk { (dst + c * ohw).update(from: dcol + c * cols + j * ohw, count: ohw) }
+                                                for c in 0..<kkDx { (dst + c * ohw).update(from: dcol + c * cols + j * ohw, count: ohw) }
                                             } else {
-                                                col2imAdd(dcol + j * ohw, ld: cols, channels: x.c, height: x.h, width: x.w,
+                                                col2imAdd(dcol + j * ohw, ld: cols, channels: dxChannels, height: x.h, width: x.w,
                                                           kernel: g.kernel, stride: g.stride, padding: g.padding,
                                                           outH: oh, outW: ow, dst: dst)
                                             }

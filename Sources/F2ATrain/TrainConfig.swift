@@ -31,6 +31,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
 
     // Generator
     public var width: Double = 0.25
+    /// Decoder channel multiplier; 0: the same as `width`.
+    public var decoderWidth: Double = 0
     public var levels: Int = 5
     public var upsample: String = "transpose"
     public var activation: String = "sigmoid"
@@ -89,8 +91,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
             guard let a = GeneratorConfig.OutputActivation(rawValue: activation) else { throw .config("activation '\(activation)' is not sigmoid or tanh") }
             guard let f = GeneratorConfig.Formulation(rawValue: formulation) else { throw .config("formulation '\(formulation)' is not rgb or ratio-log") }
             guard width > 0 && width <= 4 else { throw .config("width \(width) is outside (0, 4]") }
+            guard decoderWidth >= 0 && decoderWidth <= 4 else { throw .config("decoderWidth \(decoderWidth) is outside (0, 4] (0: the encoder's width)") }
             guard (1...5).contains(levels) else { throw .config("levels \(levels) is outside 1...5") }
-            return GeneratorConfig(width: width, levels: levels, upsample: u, activation: a, formulation: f)
+            return GeneratorConfig(width: width, decoderWidth: decoderWidth == 0 ? nil : decoderWidth, levels: levels, upsample: u, activation: a, formulation: f)
         }
     }
 

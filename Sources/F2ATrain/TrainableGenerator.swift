@@ -11,10 +11,19 @@ import F2AModel
 public final class TrainableGenerator: @unchecked Sendable {
     public let config: GeneratorConfig
     public let params: ParameterSet
+    /// Encoder blocks 1...N whose parameters training never changes. Their forward
+    /// pass runs on the inference engine's kernels and keeps nothing for the backward
+    /// pass, which stops above them: a frozen pretrained encoder costs one inference.
+    public let frozenEncoderBlocks: Int
     let ws = Workspace()
+    /// The frozen blocks packed for the inference kernels; nil until the next forward
+    /// pass after the parameters were set (`parametersChanged()`).
+    private var frozenConvs: [[Conv2d]]?
 
-    public init(config: GeneratorConfig) {
+    public init(config: GeneratorConfig, frozenEncoderBlocks: Int = 0) {
+        precondition((0...config.levels).contains(frozenEncoderBlocks), "frozen blocks \(frozenEncoderBlocks) of \(config.levels)")
         self.config = config
+        self.frozenEncoderBlocks = frozenEncoderBlocks
         params = ParameterSet(shapes: config.parameterShapes)
     }
 
@@ -22,6 +31,26 @@ public final class TrainableGenerator: @unchecked Sendable {
         var rng = SplitMix64(seed: seed)
         let transposedUp = config.upsample == .transpose
         params.initialise(scheme, rng: &rng) { transposedUp && $0.hasSuffix(".up.weight") }
+        parametersChanged()
+    }
+
+    /// To be called after writing `params.values` other than through training steps
+    /// (loading, restoring a checkpoint): the frozen blocks are packed again.
+    public func parametersChanged() { frozenConvs = nil }
+
+    private func packedFrozenBlocks() -> [[Conv2d]] {
+        if let frozenConvs { return frozenConvs }
+        let packed = (0..<frozenEncoderBlocks).map { i in
+            (1...config.convCount(i + 1)).map { j -> Conv2d in
+                let w = params.tensor("enc\(i + 1).conv\(j).weight")
+                var c = Conv2d(inChannels: w.shape[1], outChannels: w.shape[0], kernelSize: 3, padding: 1)
+                c.weight = w
+                c.bias = params.tensor("enc\(i + 1).conv\(j).bias")
+                return c
+            }
+        }
+        frozenConvs = packed
+        return packed
     }
 
     /// Loads parameters from a weights file of the same architecture.
@@ -38,6 +67,7 @@ public final class TrainableGenerator: @unchecked Sendable {
             guard let t = byName[name], t.shape == params.shapes[i] else { throw .weights("tensor \(name) missing or misshapen") }
             params.values[i] = t.data
         }
+        parametersChanged()
     }
 
     /// The inference generator with the current parameters.
@@ -86,16 +116,28 @@ public final class TrainableGenerator: @unchecked Sendable {
     public func forward(_ flash: Tensor) -> Cache {
         precondition(flash.rank == 4 && flash.c == 3 && flash.h % config.sizeMultiple == 0 && flash.w % config.sizeMultiple == 0,
                      "generator input \(flash.shape.shapeDescription) (needs multiples of \(config.sizeMultiple))")
-        let L = config.levels
+        let L = config.levels, frozen = frozenEncoderBlocks
         var x = flash
         Pointwise.affine(&x, 2, -1)
         var enc: [[ConvRecord]] = [], skips: [Tensor] = [], pools: [[Int32]] = []
+        let frozenConvs = packedFrozenBlocks()
         for b in 1...L {
             if b > 1 {
                 skips.append(x)
-                let (p, idx) = maxPool2d(x)
-                pools.append(idx)
-                x = p
+                // Pooling indices serve the gradient into block b−1 and unpooling.
+                if b - 1 > frozen || config.upsample == .unpool {
+                    let (p, idx) = maxPool2d(x)
+                    pools.append(idx)
+                    x = p
+                } else {
+                    pools.append([])
+                    x = maxPool2dValues(x)
+                }
+            }
+            if b <= frozen {
+                for conv in frozenConvs[b - 1] { x = conv(x, activation: .relu) }
+                enc.append([])
+                continue
             }
             var recs: [ConvRecord] = []
             for j in 1...config.convCount(b) {
@@ -115,7 +157,7 @@ public final class TrainableGenerator: @unchecked Sendable {
             switch config.upsample {
             case .transpose:
                 let w = params.id("dec\(b).up.weight"), bi = params.id("dec\(b).up.bias")
-                var y = convTranspose2x2Forward(x, weight: params.values[w], bias: params.values[bi], outChannels: config.channels(b))
+                var y = convTranspose2x2Forward(x, weight: params.values[w], bias: params.values[bi], outChannels: config.decoderChannels(b))
                 Pointwise.relu(&y)
                 upOut[b] = y
                 x = y
@@ -154,14 +196,16 @@ public final class TrainableGenerator: @unchecked Sendable {
 
     // MARK: Backward
 
-    private func convBackward(_ rec: ConvRecord, _ dy: Tensor, _ name: String, padding: Int, inputGradient: Bool = true) -> Tensor? {
+    private func convBackward(_ rec: ConvRecord, _ dy: Tensor, _ name: String, padding: Int, inputGradient: Bool = true,
+                              inputGradientChannels: Int? = nil) -> Tensor? {
         let w = params.id(name + ".weight"), b = params.id(name + ".bias")
         let s = params.shapes[w]
         let g = ConvGeometry(s[1], s[0], kernel: s[2], stride: 1, padding: padding)
         let weight = params.values[w]
         return params.withGrad(w) { dW in
             params.withGrad(b) { dB in
-                conv2dBackward(rec.input, dy: dy, weight: weight, g, dW: dW, dB: dB, inputGradient: inputGradient, workspace: ws)
+                conv2dBackward(rec.input, dy: dy, weight: weight, g, dW: dW, dB: dB, inputGradient: inputGradient,
+                               inputGradientChannels: inputGradientChannels, workspace: ws)
             }
         }
     }
@@ -194,13 +238,22 @@ public final class TrainableGenerator: @unchecked Sendable {
         d = convBackward(ConvRecord(input: cache.finalInput, output: cache.raw), d, "final", padding: 0)!
         var dSkips = [Tensor?](repeating: nil, count: L)
         for b in 1..<L {
+            // The first conv reads [upsampled, skip]; a frozen block's skip needs no gradient.
+            let skipFrozen = b <= frozenEncoderBlocks
             for j in stride(from: config.convCount(b), through: 1, by: -1) {
                 let rec = cache.dec[b][j - 1]
                 Pointwise.reluBackward(&d, output: rec.output)
-                d = convBackward(rec, d, "dec\(b).conv\(j)", padding: 1)!
+                d = convBackward(rec, d, "dec\(b).conv\(j)", padding: 1,
+                                 inputGradientChannels: j == 1 && skipFrozen ? config.decoderChannels(b) : nil)!
             }
-            let (dUp, dSkip) = splitChannels(d, first: config.channels(b))
-            dSkips[b] = dSkip
+            let dUp: Tensor
+            if skipFrozen {
+                dUp = d
+            } else {
+                let (up, dSkip) = splitChannels(d, first: config.decoderChannels(b))
+                dUp = up
+                dSkips[b] = dSkip
+            }
             switch config.upsample {
             case .transpose:
                 var du = dUp
@@ -209,7 +262,7 @@ public final class TrainableGenerator: @unchecked Sendable {
                 let weight = params.values[w]
                 d = params.withGrad(w) { dW in
                     params.withGrad(bi) { dB in
-                        convTranspose2x2Backward(cache.upInput[b], dy: du, weight: weight, outChannels: config.channels(b), dW: dW, dB: dB)
+                        convTranspose2x2Backward(cache.upInput[b], dy: du, weight: weight, outChannels: config.decoderChannels(b), dW: dW, dB: dB)
                     }
                 }
             case .unpool:
@@ -219,15 +272,17 @@ public final class TrainableGenerator: @unchecked Sendable {
                 d = convBackward(ConvRecord(input: cache.upInput[b], output: u), du, "dec\(b).up", padding: 0)!
             }
         }
-        // d is now the gradient of the encoder's bottom output.
-        for b in stride(from: L, through: 1, by: -1) {
+        // d is now the gradient of the encoder's bottom output. Nothing flows into
+        // the frozen blocks, and no layer needs the gradient of their output.
+        let frozen = frozenEncoderBlocks
+        for b in stride(from: L, through: frozen + 1, by: -1) {
             for j in stride(from: config.convCount(b), through: 1, by: -1) {
                 let rec = cache.enc[b - 1][j - 1]
                 Pointwise.reluBackward(&d, output: rec.output)
-                let first = b == 1 && j == 1
+                let first = b == frozen + 1 && j == 1
                 if let dx = convBackward(rec, d, "enc\(b).conv\(j)", padding: 1, inputGradient: !first) { d = dx }
             }
-            if b > 1 {
+            if b > frozen + 1 {
                 let skip = cache.skips[b - 2]
                 var ds = maxPoolBackward(d, indices: cache.poolIndices[b - 2], inputHeight: skip.h, inputWidth: skip.w)
                 if let extra = dSkips[b - 1] { Pointwise.add(&ds, extra) }

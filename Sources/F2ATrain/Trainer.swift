@@ -62,7 +62,7 @@ public final class Trainer: @unchecked Sendable {
         try config.validate()
         self.config = config
         let gc = try config.generatorConfig
-        generator = TrainableGenerator(config: gc)
+        generator = TrainableGenerator(config: gc, frozenEncoderBlocks: config.freezeEncoderBlocks)
         generator.initialise(config.initG, seed: config.seed &+ 11)
         if config.initFinalScale != 1 {
             let i = generator.params.id("final.weight")
@@ -124,6 +124,7 @@ public final class Trainer: @unchecked Sendable {
 
     public func restore(from ck: Checkpoint, path: String) throws(TrainError) {
         try Checkpoint.restore(ck.generator, adam: ck.generatorAdam, into: generator.params, &adamG, what: "generator", path: path)
+        generator.parametersChanged()
         if let d = discriminator {
             guard let values = ck.discriminator, let adam = ck.discriminatorAdam, var a = adamD else {
                 throw .checkpoint(path: path, reason: "has no discriminator but the configuration needs one")

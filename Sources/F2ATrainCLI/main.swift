@@ -45,7 +45,8 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue from RUNDIR/checkpoint.") var resume = false
     @Option(help: "Warm-start the generator from an exported weights file.") var initFrom: String?
 
-    @Option(help: "Generator width (1.0 = VGG-16).") var width: Double?
+    @Option(help: "Generator width (1.0 = VGG-16); the encoder's width when --decoder-width is given.") var width: Double?
+    @Option(help: "Decoder width (default: the same as --width).") var decoderWidth: Double?
     @Option(help: "Encoder levels 1...5.") var levels: Int?
     @Option(help: "transpose or unpool.") var upsample: String?
     @Option(help: "sigmoid or tanh.") var activation: String?
@@ -88,6 +89,7 @@ struct Train: ParsableCommand {
     func apply(to c: inout TrainConfig) throws {
         if !data.isEmpty { c.data = data.map { ($0 as NSString).standardizingPath } }
         if let width { c.width = width }
+        if let decoderWidth { c.decoderWidth = decoderWidth }
         if let levels { c.levels = levels }
         if let upsample { c.upsample = upsample }
         if let activation { c.activation = activation }

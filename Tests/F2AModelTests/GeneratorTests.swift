@@ -81,4 +81,46 @@ struct GeneratorTests {
         #expect(encoder == 14_714_688)
         #expect(abs(c.flops(height: 256, width: 256) / 1e9 - 111.5) < 1)
     }
+
+    @Test("Configuration: a VGG-16 encoder with a narrow decoder")
+    func asymmetricWidths() throws {
+        let c = GeneratorConfig(width: 1, decoderWidth: 0.125, levels: 5, formulation: .ratioLog)
+        let shapes = Dictionary(uniqueKeysWithValues: c.parameterShapes.map { ($0.name, $0.shape) })
+        #expect(shapes["enc5.conv3.weight"] == [512, 512, 3, 3])
+        #expect(shapes["dec4.up.weight"] == [512, 64, 2, 2])          // bottom (512) → 64
+        #expect(shapes["dec4.conv1.weight"] == [64, 64 + 512, 3, 3])  // [upsampled, skip]
+        #expect(shapes["dec1.conv1.weight"] == [8, 8 + 64, 3, 3])
+        #expect(shapes["final.weight"] == [3, 8, 1, 1])
+        // FLOPs by hand: VGG-16's 13 convs, then the decoder level by level.
+        let h = 64.0, w = 48.0
+        var expected = 0.0
+        var cin = 3.0
+        for (b, (ch, n)) in GeneratorConfig.vggBlocks.enumerated() {
+            let px = h * w / Double(1 << (2 * b))
+            for _ in 0..<n { expected += 2 * 9 * cin * Double(ch) * px; cin = Double(ch) }
+        }
+        for b in stride(from: 4, through: 1, by: -1) {
+            let px = h * w / Double(1 << (2 * (b - 1))), d = Double(GeneratorConfig.vggBlocks[b - 1].channels) / 8
+            expected += 2 * cin * d * px
+            cin = d + Double(GeneratorConfig.vggBlocks[b - 1].channels)
+            for _ in 0..<GeneratorConfig.vggBlocks[b - 1].convs { expected += 2 * 9 * cin * d * px; cin = d }
+        }
+        expected += 2 * cin * 3 * h * w
+        #expect(abs(c.flops(height: Int(h), width: Int(w)) - expected) < 1)
+        // Stored and read back, and the generator runs.
+        let file = try WeightsFile.parse(WeightsFile.randomlyInitialised(c, seed: 3).serialized())
+        let loaded = try GeneratorConfig(file: file)
+        #expect(loaded.width == 1 && loaded.decoderWidth == 0.125)
+        let y = try Generator(file: file).forward(Tensor(shape: [1, 3, 16, 16], data: (0..<768).map { Float($0 % 7) / 7 }))
+        #expect(y.shape == [1, 3, 16, 16] && y.data.allSatisfy { $0 >= 0 && $0 <= 1 })
+    }
+
+    @Test("Configuration: a file without decoder_width is the symmetric network")
+    func symmetricWithoutDecoderWidth() throws {
+        var w = WeightsFile.randomlyInitialised(GeneratorConfig(width: 0.0625, levels: 2), seed: 1)
+        w.config.removeAll { $0.key == "decoder_width" }
+        let c = try GeneratorConfig(file: WeightsFile.parse(w.serialized()))
+        #expect(c.decoderWidth == 0.0625)
+        #expect(c.parameterShapes.map(\.shape) == GeneratorConfig(width: 0.0625, levels: 2).parameterShapes.map(\.shape))
+    }
 }

@@ -210,6 +210,7 @@ struct WeightsFileTests {
     @Test("Configuration errors name the key", arguments: [
         ("levels", ConfigValue.int(6)), ("levels", .string("5")), ("width", .float(0)), ("width", .float(.infinity)),
         ("upsample", .string("bilinear")), ("architecture", .string("resnet")), ("formulation", .int(1)),
+        ("decoder_width", .float(-1)), ("decoder_width", .string("0.125")),
     ])
     func badConfig(_ key: String, _ value: ConfigValue) {
         var w = tinyWeights

