@@ -26,6 +26,8 @@ fake and the real pair, its backward and Adam step, then the adversarial term th
 the updated discriminator (no discriminator parameter gradients); the generator's
 backward and Adam step. Threads: torch.set_num_threads(THREADS), one inter-op thread;
 f2a-train gets --threads THREADS (OpenBLAS) and uses one conv thread per core.
+PyTorch runs on its default NCHW layout; --torch-channels-last runs it on NHWC tensors,
+which oneDNN may prefer.
 """
 
 import argparse
@@ -220,6 +222,12 @@ def torch_worker(args):
     gen = torch.Generator().manual_seed(1)
     shape = (args.batch, 3, args.crop, args.crop)
     batches = [(torch.rand(shape, generator=gen), torch.rand(shape, generator=gen)) for _ in range(2)]
+    if args.channels_last:
+        layout = torch.channels_last
+        G.to(memory_format=layout)
+        if D is not None:
+            D.to(memory_format=layout)
+        batches = [tuple(t.contiguous(memory_format=layout) for t in b) for b in batches]
 
     def d_input(flash, image):
         image = image * 2 - 1
@@ -263,6 +271,7 @@ def torch_worker(args):
     med = median(times)
     print(json.dumps({
         "engine": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "channels_last": args.channels_last,
         "crop": args.crop, "batch": args.batch,
         "generator_parameters": sum(p.numel() for p in G.parameters()),
         "trainable_generator_parameters": sum(p.numel() for p in G.parameters() if p.requires_grad),
@@ -329,6 +338,8 @@ def main():
                     help="run only this configuration (repeatable)")
     ap.add_argument("--crop", type=int, help="override every configuration's crop (for trying the script)")
     ap.add_argument("--batch", type=int, help="override every configuration's batch")
+    ap.add_argument("--torch-channels-last", action="store_true",
+                    help="PyTorch on NHWC tensors (torch.channels_last) instead of its default NCHW")
     ap.add_argument("--out", help="models, binary snapshot and results.json (default: BUILD/bench-train)")
     args = ap.parse_args()
 
@@ -342,7 +353,8 @@ def main():
     # The driver only reads the version: importing torch here would keep its memory and
     # threads around while the workers are timed.
     torch_version = importlib.metadata.version("torch")
-    print(f"f2a-train bench vs PyTorch {torch_version}: {args.rounds} rounds, {args.steps} timed steps per "
+    layout = "NHWC (channels_last)" if args.torch_channels_last else "NCHW"
+    print(f"f2a-train bench vs PyTorch {torch_version} ({layout}): {args.rounds} rounds, {args.steps} timed steps per "
           f"process (+1 warm-up), {args.threads} threads; {os.cpu_count()} CPUs; {load_line()}", flush=True)
 
     results = []
@@ -369,7 +381,8 @@ def main():
             f = run_json([f2a_train, "bench", *bench_args, "--threads", str(args.threads), "--steps", str(args.steps),
                           "--json"], "f2a-train bench")
             t = run_json([*me, "torch-worker", *worker_args, "--crop", str(c["crop"]), "--batch", str(c["batch"]),
-                          "--steps", str(args.steps)], "torch-worker")
+                          "--steps", str(args.steps)] + (["--channels-last"] if args.torch_channels_last else []),
+                         "torch-worker")
             for k, v in (("generator_parameters", "generator parameters"),
                          ("trainable_generator_parameters", "trainable generator parameters"),
                          ("discriminator_parameters", "discriminator parameters")):
@@ -385,7 +398,7 @@ def main():
                        "spread_samples_per_s": [min(x["samples_per_s"] for x in v), max(x["samples_per_s"] for x in v)]}
                    for e, v in runs.items()}
         ratio = summary["f2a-train"]["samples_per_s"] / summary["pytorch"]["samples_per_s"]
-        print(f"\n| engine | median step | samples/s (median) | spread over {args.rounds} processes |\n|---|---|---|---|")
+        print(f"\n| engine | median step | samples/s (median) | spread ({args.rounds} processes) |\n|---|---|---|---|")
         for e, s in summary.items():
             lo, hi = s["spread_samples_per_s"]
             print(f"| {e} | {s['median_step_ms']:.0f} ms | {s['samples_per_s']:.2f} | {lo:.2f}–{hi:.2f} |")
@@ -398,7 +411,7 @@ def main():
               f"{r['summary']['pytorch']['samples_per_s']:.2f} | {r['ratio']:.2f} |")
     overall = geomean([r["ratio"] for r in results])
     with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({"torch": torch_version, "rounds": args.rounds, "steps": args.steps, "threads": args.threads,
+        json.dump({"torch": torch_version, "torch_channels_last": args.torch_channels_last, "rounds": args.rounds, "steps": args.steps, "threads": args.threads,
                    "configurations": results, "ratio": overall, "time": int(time.time())}, fh, indent=1)
     print(f"\nresults: {os.path.join(out, 'results.json')}")
     print(f"training speed ratio vs pytorch: {overall:.2f}")
@@ -414,6 +427,7 @@ def worker_main(argv):
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--channels-last", action="store_true")
     args = ap.parse_args(argv[1:])
     return torch_worker(args) if argv[0] == "torch-worker" else torch_check(args)
 
