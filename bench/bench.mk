@@ -6,10 +6,14 @@
 #   make bench BENCH_LAYERS=1         also per-layer times at 512² (ours and onnxruntime)
 #   make bench BENCH_PHOTO=0 / BENCH_SPEED=0   skip a part
 # Results: printed, and in build/bench/results.json. See bench/README.md.
+#
+#   make bench-train                  training throughput: f2a-train bench vs PyTorch (not part of make bench)
+#   make bench-train BENCH_TRAIN_ARGS="--rounds 5 --only w1.0"   options of bench/train/bench_train.py
+# Results: printed, and in build/bench-train/results.json.
 
 BENCH_ENV := $(foreach v,BENCH_QUICK BENCH_RUNS BENCH_WARMUP BENCH_WIDTHS BENCH_SIZES BENCH_SPEED BENCH_PHOTO BENCH_LAYERS BENCH_LAYER_RUNS BENCH_OUT BENCH_SETTLE_MS,$(if $(value $(v)),$(v)='$($(v))'))
 
-.PHONY: bench bench-tool
+.PHONY: bench bench-tool bench-train
 
 # f2a-bench (per-layer timings) beside f2a; `make all` builds every product, so this only copies.
 bench-tool: all
@@ -19,3 +23,14 @@ bench-tool: all
 
 bench: all bench-tool $(VENV)/.stamp
 	$(BENCH_ENV) $(VENV)/bin/python bench/bench.py $(BUILD)
+
+# PyTorch gets its own venv: it is large (~5 GB with the CUDA libraries PyPI's wheel pulls in)
+# and only this benchmark needs it.
+TORCH_VENV := $(BUILD)/venv-torch
+$(TORCH_VENV)/.stamp: bench/train/requirements.txt | deps
+	python3 -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/pip install -q --disable-pip-version-check -r bench/train/requirements.txt
+	touch $@
+
+bench-train: all $(TORCH_VENV)/.stamp
+	$(TORCH_VENV)/bin/python bench/train/bench_train.py $(BUILD) $(BENCH_TRAIN_ARGS)
