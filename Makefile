@@ -14,7 +14,9 @@ WEIGHTS     := weights/default.f2aw
 CC          ?= cc
 # The header's F2A_VERSION_* macros (Sources/F2AModel/Version.swift is checked against them).
 VERSION     := $(shell sed -n 's/^\#define F2A_VERSION_[A-Z]* \([0-9]*\)$$/\1/p' Sources/CFlash2Ambient/include/flash2ambient.h | paste -sd.)
-DEB_PACKAGES := libvips-dev libvips-tools libopenblas-dev pkg-config python3-venv
+# Every Debian package the build and `make test` use (besides Swift and make): gcc for the C
+# tests and the vips module, valgrind for test-leaks, python3-venv for the ONNX and pyvips tests.
+DEB_PACKAGES := gcc libvips-dev libvips-tools libopenblas-dev pkg-config python3-venv valgrind
 
 .PHONY: all deps swift-build test test-swift test-capi test-onnx test-fuzz fuzz demo install uninstall clean bench
 
