@@ -2,7 +2,8 @@
 #   make            release build into build/ (f2a, libflash2ambient.so, header, pkg-config, vips module)
 #   make test       everything CI runs
 #   make demo       the shipped model on the bundled example
-#   make install    PREFIX=/usr/local (also the libvips module), make uninstall
+#   make install    PREFIX=/usr/local (DESTDIR honoured; writes nothing outside PREFIX), make uninstall
+#   make install-system-module   also the libvips module into libvips's own module directory (root)
 #   make bench      speed benchmarks
 
 PREFIX      ?= /usr/local
@@ -77,20 +78,88 @@ demo: all
 	$(BUILD)/bin/f2a apply examples/flash.jpg $(BUILD)/demo/ambient.jpg --verbose
 	@echo "wrote $(BUILD)/demo/ambient.jpg (input: examples/flash.jpg)"
 
+# ---- install, uninstall, dist ----------------------------------------------------------------
+# Layout under PREFIX, the same in the binary tarball (`make dist`); nothing is written outside
+# $(DESTDIR)$(PREFIX), so `make install PREFIX=$HOME/.local` needs no root:
+#   bin/f2a, bin/f2a-train
+#   lib/libflash2ambient.so.$(VERSION), .so.$(SOMAJOR) -> it (the SONAME), .so -> .so.$(SOMAJOR)
+#   lib/pkgconfig/flash2ambient.pc             (variable vipshome)
+#   lib/flash2ambient/vipshome/<libvips libdir name>/vips-modules-X.Y/vips-flash2ambient.so
+#                                              + links to libvips's stock modules: VIPSHOME=lib/flash2ambient/vipshome
+#   lib/flash2ambient/link-vips-modules        (re)makes those links (plugin/plugin.mk)
+#   include/flash2ambient.h, include/vips-flash2ambient.h
+#   share/flash2ambient/weights/default.f2aw
+#   share/man/man1/f2a.1, f2a-train.1
+#   share/bash-completion/completions/, share/zsh/site-functions/, share/fish/vendor_completions.d/
+#   share/doc/flash2ambient/                   README, model card (licence of the weights), docs, examples
+# `make install-system-module` (plugin/plugin.mk) is the opt-in for libvips's own module directory.
+
+SOMAJOR     := $(firstword $(subst ., ,$(VERSION)))
+LIBREAL     := libflash2ambient.so.$(VERSION)
+LIBSONAME   := libflash2ambient.so.$(SOMAJOR)
+TOOLS       := f2a f2a-train
+MAN_PAGES   := $(foreach t,$(TOOLS),share/man/man1/$(t).1)
+COMPLETIONS := $(foreach t,$(TOOLS),share/bash-completion/completions/$(t) share/zsh/site-functions/_$(t) \
+                 share/fish/vendor_completions.d/$(t).fish)
+# Installed under share/doc/flash2ambient/ with their repository paths, so relative links still work.
+DOC_FILES   := README.md SECURITY.md docs/BATCH.md docs/WEIGHTS_FORMAT.md docs/example-before-after.jpg \
+               weights/MODEL_CARD.md weights/recipe.json weights/validation-samples.jpg plugin/README.md \
+               examples/ATTRIBUTION.md examples/flash.jpg examples/ambient.jpg examples/vips/flash2ambient_example.c
+# The manual's date: the last commit's (reproducible), else today.
+MAN_DATE    := $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
+
+.PHONY: man completions install-files install-system-module uninstall-system-module
+
+# Man pages and completions are part of the build (build/share/...), so `sudo make install` after
+# `make` only copies. Man pages from the tools' own help, by swift-argument-parser's generate-manual
+# (a product of the package graph: no extra download).
+all: man completions
+
+man: $(addprefix $(BUILD)/,$(MAN_PAGES))
+
+$(BUILD)/share/man/man1/%.1: $(BUILD)/.stamp
+	$(SWIFT) build $(SWIFTFLAGS) --product generate-manual
+	mkdir -p $(@D)
+	$(SWIFTBIN)/generate-manual $(BUILD)/bin/$* --date $(MAN_DATE) --output-directory $(@D)
+
+completions: $(addprefix $(BUILD)/,$(COMPLETIONS))
+
+$(BUILD)/share/bash-completion/completions/%: $(BUILD)/.stamp
+	mkdir -p $(@D) && $(BUILD)/bin/$* --generate-completion-script bash > $@.tmp && mv -f $@.tmp $@
+$(BUILD)/share/zsh/site-functions/_%: $(BUILD)/.stamp
+	mkdir -p $(@D) && $(BUILD)/bin/$* --generate-completion-script zsh > $@.tmp && mv -f $@.tmp $@
+$(BUILD)/share/fish/vendor_completions.d/%.fish: $(BUILD)/.stamp
+	mkdir -p $(@D) && $(BUILD)/bin/$* --generate-completion-script fish > $@.tmp && mv -f $@.tmp $@
+
+# plugin/plugin.mk adds install-plugin (the module into PREFIX/lib/flash2ambient/vipshome).
 install: all
+	@$(MAKE) --no-print-directory install-files
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig 2>/dev/null || true; fi
+
+# Copies only (install(1) replaces a file rather than writing into it, so running programs keep
+# their copy); no build step, so it also runs as another user than the build.
+install-files:
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
-	  $(DESTDIR)$(PREFIX)/share/flash2ambient/weights
-	install -m 755 $(BUILD)/bin/f2a $(DESTDIR)$(PREFIX)/bin/f2a
-	install -m 755 $(BUILD)/lib/libflash2ambient.so $(DESTDIR)$(PREFIX)/lib/libflash2ambient.so
+	  $(DESTDIR)$(PREFIX)/share/flash2ambient/weights $(DESTDIR)$(PREFIX)/share/man/man1
+	$(foreach t,$(TOOLS),install -m 755 $(BUILD)/bin/$(t) $(DESTDIR)$(PREFIX)/bin/$(t) &&) true
+	install -m 755 $(BUILD)/lib/libflash2ambient.so $(DESTDIR)$(PREFIX)/lib/$(LIBREAL)
+	ln -sfn $(LIBREAL) $(DESTDIR)$(PREFIX)/lib/$(LIBSONAME)
+	ln -sfn $(LIBSONAME) $(DESTDIR)$(PREFIX)/lib/libflash2ambient.so
 	install -m 644 $(BUILD)/include/flash2ambient.h $(DESTDIR)$(PREFIX)/include/flash2ambient.h
 	install -m 644 $(WEIGHTS) $(DESTDIR)$(PREFIX)/share/flash2ambient/weights/default.f2aw
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' flash2ambient.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flash2ambient.pc
-	-ldconfig 2>/dev/null
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' flash2ambient.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flash2ambient.pc.tmp
+	mv -f $(DESTDIR)$(PREFIX)/lib/pkgconfig/flash2ambient.pc.tmp $(DESTDIR)$(PREFIX)/lib/pkgconfig/flash2ambient.pc
+	$(foreach f,$(MAN_PAGES) $(COMPLETIONS),install -D -m 644 $(BUILD)/$(f) $(DESTDIR)$(PREFIX)/$(f) &&) true
+	$(foreach f,$(DOC_FILES),install -D -m 644 $(f) $(DESTDIR)$(PREFIX)/share/doc/flash2ambient/$(f) &&) true
 
+# plugin/plugin.mk adds uninstall-plugin. Shared directories (bin, lib, share/man, ...) stay.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/f2a $(DESTDIR)$(PREFIX)/lib/libflash2ambient.so \
+	rm -f $(foreach t,$(TOOLS),$(DESTDIR)$(PREFIX)/bin/$(t)) \
+	  $(DESTDIR)$(PREFIX)/lib/libflash2ambient.so $(DESTDIR)$(PREFIX)/lib/$(LIBSONAME) $(DESTDIR)$(PREFIX)/lib/$(LIBREAL) \
 	  $(DESTDIR)$(PREFIX)/include/flash2ambient.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/flash2ambient.pc \
-	  $(DESTDIR)$(PREFIX)/share/flash2ambient/weights/default.f2aw
+	  $(DESTDIR)$(PREFIX)/share/flash2ambient/weights/default.f2aw \
+	  $(foreach f,$(MAN_PAGES) $(COMPLETIONS),$(DESTDIR)$(PREFIX)/$(f))
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/flash2ambient
 	-rmdir $(DESTDIR)$(PREFIX)/share/flash2ambient/weights $(DESTDIR)$(PREFIX)/share/flash2ambient 2>/dev/null
 
 clean:
