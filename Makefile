@@ -4,6 +4,7 @@
 #   make demo       the shipped model on the bundled example
 #   make install    PREFIX=/usr/local (DESTDIR honoured; writes nothing outside PREFIX), make uninstall
 #   make install-system-module   also the libvips module into libvips's own module directory (root)
+#   make dist       relocatable binary tarball build/flash2ambient-VERSION-linux-ARCH.tar.gz; make test-dist
 #   make bench      speed benchmarks
 
 PREFIX      ?= /usr/local
@@ -108,7 +109,7 @@ DOC_FILES   := README.md SECURITY.md docs/BATCH.md docs/WEIGHTS_FORMAT.md docs/e
 # The manual's date: the last commit's (reproducible), else today.
 MAN_DATE    := $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
 
-.PHONY: man completions install-files install-system-module uninstall-system-module
+.PHONY: man completions install-files install-system-module uninstall-system-module dist test-dist
 
 # Man pages and completions are part of the build (build/share/...), so `sudo make install` after
 # `make` only copies. Man pages from the tools' own help, by swift-argument-parser's generate-manual
@@ -161,6 +162,32 @@ uninstall:
 	  $(foreach f,$(MAN_PAGES) $(COMPLETIONS),$(DESTDIR)$(PREFIX)/$(f))
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/flash2ambient
 	-rmdir $(DESTDIR)$(PREFIX)/share/flash2ambient/weights $(DESTDIR)$(PREFIX)/share/flash2ambient 2>/dev/null
+
+# Binary tarball: `make install` into a staging directory, with a relocatable pkg-config file
+# (prefix=${pcfiledir}/../..). The programs, the library and the vips module find each other and
+# the weights relative to themselves; only Debian's libvips 8.14 and OpenBLAS (and glibc >= 2.35)
+# are needed on the target. Reproducible: sorted, owner 0, mtimes and gzip header from the last commit.
+DIST_NAME    := flash2ambient-$(VERSION)-linux-$(shell uname -m)
+DIST_STAGE   := $(BUILD)/dist
+DIST_TARBALL := $(BUILD)/$(DIST_NAME).tar.gz
+DIST_EPOCH   := $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+
+dist: all
+	rm -rf $(DIST_STAGE)
+	@$(MAKE) --no-print-directory install-files install-plugin-files DESTDIR=$(abspath $(DIST_STAGE)) PREFIX=/$(DIST_NAME)
+	sed -i 's|^prefix=.*|prefix=$${pcfiledir}/../..|' $(DIST_STAGE)/$(DIST_NAME)/lib/pkgconfig/flash2ambient.pc
+	install -m 644 packaging/Containerfile $(DIST_STAGE)/$(DIST_NAME)/share/doc/flash2ambient/Containerfile
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$(DIST_EPOCH) \
+	  -C $(DIST_STAGE) -cf - $(DIST_NAME) | gzip -n > $(DIST_TARBALL).tmp
+	mv -f $(DIST_TARBALL).tmp $(DIST_TARBALL)
+	@echo "wrote $(DIST_TARBALL) ($$(du -k $(DIST_TARBALL) | cut -f1) KiB)"
+
+# Unpacks the tarball elsewhere and uses it as a cluster node would (packaging/test-dist.sh);
+# also installs with PREFIX and DESTDIR into temporary directories and uninstalls.
+test-dist: dist
+	packaging/test-dist.sh $(DIST_TARBALL) $(VERSION)
+
+test: test-dist
 
 clean:
 	rm -rf $(BUILD) .build
