@@ -1,0 +1,152 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import F2ACore
+
+// Workspace, convolution geometry and the im2col / col2im lowering every
+// convolution of the trainer goes through (small spatial sizes are batched
+// several images per GEMM).
+
+/// Grow-only scratch buffers, reused across layers and steps so that the
+/// large column matrices are not reallocated (and page-faulted) every call.
+public final class Workspace: @unchecked Sendable {
+    // Raw allocations (not Swift arrays) so that nested buffers can be held
+    // at the same time without exclusivity conflicts.
+    private var pointers: [UnsafeMutablePointer<Float>?] = [nil, nil, nil, nil]
+    private var capacities = [0, 0, 0, 0]
+    public init() {}
+    deinit { for p in pointers { p?.deallocate() } }
+
+    /// Buffer `slot` with at least `count` floats (contents unspecified).
+    func withBuffer<R>(_ slot: Int, count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+        if capacities[slot] < max(count, 1) {
+            pointers[slot]?.deallocate()
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+            p.initialize(repeating: 0, count: max(count, 1))
+            pointers[slot] = p
+            capacities[slot] = max(count, 1)
+        }
+        let p = pointers[slot]!
+        return body(p)
+    }
+}
+
+/// Geometry of a square-kernel convolution.
+public struct ConvGeometry: Equatable, Sendable {
+    public var inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+    }
+    public func outSize(_ n: Int) -> Int { (n + 2 * padding - kernel) / stride + 1 }
+    var columnRows: Int { inChannels * kernel * kernel }
+    var pointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
+    public var weightShape: [Int] { [outChannels, inChannels, kernel, kernel] }
+}
+
+/// Columns per GEMM: images are grouped until a group reaches this many
+/// output pixels (deep, small layers otherwise make skinny GEMMs).
+nonisolated(unsafe) public var gemmColumnTarget = 4096
+
+@inline(__always) func groupSize(_ pixels: Int, _ batch: Int, _ target: Int) -> Int {
+    max(1, min(batch, target / max(1, pixels)))
+}
+
+// MARK: im2col / col2im
+
+/// Threads for the non-GEMM loops (OpenBLAS's own threads are idle then).
+nonisolated(unsafe) public var loopThreads = 2
+
+/// Splits 0..<n into `loopThreads` contiguous chunks run concurrently when
+/// `work` (elements touched) is large enough to pay for the hand-off.
+@inline(__always)
+func parallelChunks(_ n: Int, work: Int, _ body: (Range<Int>) -> Void) {
+    let t = min(loopThreads, n)
+    if t <= 1 || work < 1 << 16 { body(0..<n); return }
+    withoutActuallyEscaping(body) { b in
+        let box = UncheckedBox(b)
+        DispatchQueue.concurrentPerform(iterations: t) { i in
+            box.value((i * n / t)..<((i + 1) * n / t))
+        }
+    }
+}
+
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}
+
+/// Column matrix rows (c, ky, kx), columns (oy, ox); row r starts at col + r*ld.
+func im2colFull(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
+                kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
+                col: UnsafeMutablePointer<Float>, ld: Int) {
+    parallelChunks(channels, work: channels * kernel * kernel * outH * outW) { range in
+        im2col(src, channels: range, height: height, width: width, kernel: kernel, stride: stride,
+               padding: padding, outRows: 0..<outH, outWidth: outW, into: col, ld: ld)
+    }
+}
+
+/// The column matrix of images `images` of x ([N, C, H, W] at `xp`) side by
+/// side (rows (c, ky, kx), ld = images.count·oh·ow) written into `col`; a
+/// single pointwise image is its own column matrix and is returned as is.
+func lowerImages(_ xp: UnsafePointer<Float>, shape: [Int], images: Range<Int>, geometry g: ConvGeometry,
+                 into col: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+    let (c, h, w) = (shape[1], shape[2], shape[3])
+    let oh = g.outSize(h), ow = g.outSize(w), ohw = oh * ow, inPlane = c * h * w
+    if g.pointwise && images.count == 1 { return xp + images.lowerBound * inPlane }
+    let cols = images.count * ohw
+    for (j, b) in images.enumerated() {
+        if g.pointwise {
+            let s = xp + b * inPlane
+            for r in 0..<g.columnRows { (col + r * cols + j * ohw).update(from: s + r * ohw, count: ohw) }
+        } else {
+            im2colFull(xp + b * inPlane, channels: c, height: h, width: w, kernel: g.kernel, stride: g.stride,
+                       padding: g.padding, outH: oh, outW: ow, col: col + j * ohw, ld: cols)
+        }
+    }
+    return UnsafePointer(col)
+}
+
+/// Adjoint of `im2colFull`: dst += scatter(col).
+func col2imAdd(_ col: UnsafePointer<Float>, ld: Int, channels: Int, height: Int, width: Int,
+               kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
+               dst: UnsafeMutablePointer<Float>) {
+    parallelChunks(channels, work: channels * kernel * kernel * outH * outW) { range in
+        col2imChannels(col, ld: ld, channels: range, height: height, width: width, kernel: kernel, stride: stride,
+                       padding: padding, outH: outH, outW: outW, dst: dst)
+    }
+}
+
+func col2imChannels(_ col: UnsafePointer<Float>, ld: Int, channels: Range<Int>, height: Int, width: Int,
+                    kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
+                    dst: UnsafeMutablePointer<Float>) {
+    var row = col + channels.lowerBound * kernel * kernel * ld
+    for c in channels {
+        let plane = dst + c * height * width
+        for ky in 0..<kernel {
+            for kx in 0..<kernel {
+                var src = row
+                for oy in 0..<outH {
+                    let iy = oy * stride - padding + ky
+                    if iy >= 0 && iy < height {
+                        let line = plane + iy * width
+                        if stride == 1 {
+                            let shift = kx - padding
+                            let lo = min(max(0, -shift), outW), hi = max(min(outW, width - shift), lo)
+                            var ox = lo
+                            while ox < hi { line[ox + shift] += src[ox]; ox += 1 }
+                        } else {
+                            for ox in 0..<outW {
+                                let ix = ox * stride - padding + kx
+                                if ix >= 0 && ix < width { line[ix] += src[ox] }
+                            }
+                        }
+                    }
+                    src += outW
+                }
+                row += ld
+            }
+        }
+    }
+}

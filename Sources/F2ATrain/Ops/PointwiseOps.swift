@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import F2ACore
+
+// MARK: Pointwise
+
+public enum Pointwise {
+    public static func relu(_ t: inout Tensor) {
+        t.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = max(p[i], 0) } }
+    }
+    /// dy *= (y > 0), y the ReLU output.
+    public static func reluBackward(_ dy: inout Tensor, output y: Tensor) {
+        y.data.withUnsafeBufferPointer { yp in
+            dy.data.withUnsafeMutableBufferPointer { d in for i in d.indices where !(yp[i] > 0) { d[i] = 0 } }
+        }
+    }
+    public static func leakyRelu(_ t: inout Tensor, slope: Float) {
+        t.data.withUnsafeMutableBufferPointer { p in for i in p.indices where p[i] < 0 { p[i] *= slope } }
+    }
+    /// y the LeakyReLU output (same sign as its input for slope > 0).
+    public static func leakyReluBackward(_ dy: inout Tensor, output y: Tensor, slope: Float) {
+        y.data.withUnsafeBufferPointer { yp in
+            dy.data.withUnsafeMutableBufferPointer { d in for i in d.indices where !(yp[i] > 0) { d[i] *= slope } }
+        }
+    }
+    /// dy *= y(1 − y), y the sigmoid output.
+    public static func sigmoidBackward(_ dy: inout Tensor, output y: Tensor) {
+        y.data.withUnsafeBufferPointer { yp in
+            dy.data.withUnsafeMutableBufferPointer { d in for i in d.indices { d[i] *= yp[i] * (1 - yp[i]) } }
+        }
+    }
+    /// dy *= 1 − t², t the tanh output.
+    public static func tanhBackward(_ dy: inout Tensor, output t: Tensor) {
+        t.data.withUnsafeBufferPointer { tp in
+            dy.data.withUnsafeMutableBufferPointer { d in for i in d.indices { d[i] *= 1 - tp[i] * tp[i] } }
+        }
+    }
+    /// x ← a·x + b.
+    public static func affine(_ t: inout Tensor, _ a: Float, _ b: Float) {
+        t.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = a * p[i] + b } }
+    }
+    public static func add(_ a: inout Tensor, _ b: Tensor) {
+        precondition(a.shape == b.shape)
+        b.data.withUnsafeBufferPointer { bp in
+            a.data.withUnsafeMutableBufferPointer { ap in for i in ap.indices { ap[i] += bp[i] } }
+        }
+    }
+}
