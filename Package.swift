@@ -33,12 +33,16 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "F2ACore", dependencies: ["COpenBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
-        .target(name: "F2AModel", dependencies: ["F2ACore"]),
+        .target(name: "F2AModel", dependencies: ["F2ACore", "CFlash2Ambient"]),
         .target(name: "F2AImage", dependencies: ["CVipsIO", "F2ACore"]),
         .target(name: "Flash2Ambient", dependencies: ["CFlash2Ambient", "F2AModel"],
                 exclude: ["exports.map"],
-                linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Flash2Ambient/exports.map"],
-                                              // release only: in the debug fuzz build it would hide ASan's malloc
+                // lld: gold keeps the Swift modules' protected type descriptors in the dynamic
+                // symbol table (as local symbols) even though the version script hides them.
+                // Release only: in the debug fuzz build the version script would hide ASan's malloc.
+                linkerSettings: [.unsafeFlags(["-use-ld=lld",
+                                               "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Flash2Ambient/exports.map",
+                                               "-Xlinker", "-soname=libflash2ambient.so.0"],
                                               .when(configuration: .release))]),
         .target(name: "F2ASynth", dependencies: ["F2ACore", "F2AImage"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),

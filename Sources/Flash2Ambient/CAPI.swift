@@ -39,14 +39,7 @@ func fail(_ status: f2a_status, _ message: String) -> f2a_status {
     return status
 }
 
-/// `Flash2AmbientVersion.string` as a C string with static lifetime (never
-/// written after initialisation, so sharing it across threads is safe).
-nonisolated(unsafe) let versionString: UnsafePointer<CChar> = UnsafePointer(strdup(Flash2AmbientVersion.string)!)
-
-@c @implementation
-public func f2a_version() -> UnsafePointer<CChar>? {
-    versionString
-}
+// f2a_version() is C (CFlash2Ambient/version.c): spelled from the header's macros.
 
 @c @implementation
 public func f2a_status_string(_ status: f2a_status) -> UnsafePointer<CChar>? {
