@@ -248,7 +248,7 @@ static guint64
 f2a_estimate_bytes(const f2a_model *model, VipsImage *in, f2a_mode mode,
 	int working_size, int tile_size)
 {
-	f2a_model_info info;
+	f2a_model_info info = { .struct_size = sizeof info };
 	guint64 W = in->Xsize;
 	guint64 H = in->Ysize;
 	guint64 m = 16;

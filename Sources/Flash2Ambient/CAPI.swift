@@ -134,14 +134,24 @@ func box(_ model: OpaquePointer) -> ModelBox {
     Unmanaged<ModelBox>.fromOpaque(UnsafeRawPointer(model)).takeUnretainedValue()
 }
 
+/// Smallest `f2a_model_info.struct_size` accepted: the first layout with the field. Later
+/// versions append fields and keep filling older callers' structs up to their size.
+let minimumInfoSize = MemoryLayout<f2a_model_info>.size
+
 @c @implementation
 public func f2a_model_get_info(_ model: OpaquePointer?, _ outInfo: UnsafeMutablePointer<f2a_model_info>?) -> f2a_status {
     guard let model else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_model_get_info: model is NULL") }
     guard let outInfo else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_model_get_info: out_info is NULL") }
+    let size = UnsafeRawPointer(outInfo).loadUnaligned(as: Int.self)
+    guard size >= minimumInfoSize else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_model_get_info: out_info->struct_size is \(size), expected "
+                    + "sizeof(f2a_model_info) = \(MemoryLayout<f2a_model_info>.size) (set it before the call)")
+    }
     let b = box(model)
     let c = b.generator.config
+    // The caller's struct is at least this layout (checked above): writing all of it stays inside.
     outInfo.pointee = f2a_model_info(
-        width: Float(c.width), levels: Int32(c.levels),
+        struct_size: size, width: Float(c.width), decoder_width: Float(c.decoderWidth), levels: Int32(c.levels),
         upsample: b.upsample, activation: b.activation, formulation: b.formulation,
         description: b.modelDescription, parameter_count: Int64(c.parameterCount),
         size_multiple: Int32(c.sizeMultiple))

@@ -99,14 +99,35 @@ static void test_memory_setting(void) {
 }
 
 static void test_info(f2a_model *m) {
-    f2a_model_info info;
-    CHECK(f2a_model_get_info(m, &info) == F2A_OK, "info");
+    f2a_model_info info = { .struct_size = sizeof info };
+    CHECK(f2a_model_get_info(m, &info) == F2A_OK, "info: %s", f2a_last_error());
+    CHECK(info.struct_size == sizeof info, "struct_size left as set: %zu", info.struct_size);
     CHECK(info.levels >= 1 && info.levels <= 5 && info.width > 0, "levels %d width %g", info.levels, info.width);
+    /* The shipped model: encoder and decoder at width 0.125. */
+    CHECK(info.decoder_width > 0 && info.decoder_width <= 1, "decoder width %g", info.decoder_width);
     CHECK(info.size_multiple == 1 << (info.levels - 1), "size multiple %d", info.size_multiple);
     CHECK(info.parameter_count > 0 && info.upsample && info.activation && info.formulation && info.description,
           "fields");
     CHECK(f2a_model_get_info(NULL, &info) == F2A_ERR_INVALID_ARGUMENT, "NULL model");
     CHECK(f2a_model_get_info(m, NULL) == F2A_ERR_INVALID_ARGUMENT, "NULL info");
+    /* struct_size unset or too small: refused, nothing written. */
+    f2a_model_info small;
+    memset(&small, 0x5a, sizeof small);
+    small.struct_size = 0;
+    CHECK(f2a_model_get_info(m, &small) == F2A_ERR_INVALID_ARGUMENT, "struct_size 0");
+    CHECK(strstr(f2a_last_error(), "struct_size") != NULL, "message: %s", f2a_last_error());
+    small.struct_size = sizeof small - 1;
+    CHECK(f2a_model_get_info(m, &small) == F2A_ERR_INVALID_ARGUMENT, "struct_size too small");
+    CHECK(small.levels == 0x5a5a5a5a, "refused call wrote nothing");
+    /* A newer caller's larger struct: the known prefix filled, the rest untouched. */
+    struct { f2a_model_info info; unsigned char future[32]; } bigger;
+    memset(&bigger, 0x7f, sizeof bigger);
+    bigger.info.struct_size = sizeof bigger;
+    CHECK(f2a_model_get_info(m, &bigger.info) == F2A_OK, "larger struct: %s", f2a_last_error());
+    CHECK(bigger.info.levels == info.levels && bigger.info.decoder_width == info.decoder_width, "prefix filled");
+    int untouched = 1;
+    for (size_t i = 0; i < sizeof bigger.future; i++) untouched &= bigger.future[i] == 0x7f;
+    CHECK(untouched, "bytes past the known fields untouched");
 }
 
 static void test_invalid_arguments(f2a_model *m) {

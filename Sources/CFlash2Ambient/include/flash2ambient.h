@@ -113,7 +113,13 @@ typedef struct f2a_params {
 
 /** Information about a loaded model. Strings are owned by the model. */
 typedef struct f2a_model_info {
-    float width;                /**< channel width multiplier (1.0 = VGG-16) */
+    /** sizeof(f2a_model_info) as the caller was compiled: set it before
+        calling f2a_model_get_info(). Lets later versions append fields: the
+        library fills only what the caller's struct holds. */
+    size_t struct_size;
+    float width;                /**< encoder channel width multiplier (1.0 = VGG-16) */
+    float decoder_width;        /**< decoder channel width multiplier (the same as width
+                                     for a symmetric U-Net) */
     int32_t levels;             /**< encoder blocks used, 1..5 */
     const char *upsample;       /**< "transpose" or "unpool" */
     const char *activation;     /**< "sigmoid" or "tanh" */
@@ -181,7 +187,15 @@ void f2a_model_free(f2a_model *model);
 
 /**
  * Describe a loaded model.
- * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL model or out_info).
+ *
+ *   f2a_model_info info = { .struct_size = sizeof info };
+ *   f2a_model_get_info(model, &info);
+ *
+ * @param out_info  its struct_size set by the caller; the library leaves
+ *                  struct_size and any bytes past the fields it knows as they are
+ * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL model or out_info,
+ *         out_info->struct_size smaller than this header's
+ *         sizeof(f2a_model_info); f2a_last_error() names struct_size).
  */
 f2a_status f2a_model_get_info(const f2a_model *model, f2a_model_info *out_info);
 

@@ -277,7 +277,9 @@ func exercise(_ data: [UInt8]) {
         }
     }
     var info = f2a_model_info()
-    require(f2a_model_get_info(model, &info) == F2A_OK && info.levels >= 1 && info.levels <= 5, "model info")
+    info.struct_size = MemoryLayout<f2a_model_info>.size
+    require(f2a_model_get_info(model, &info) == F2A_OK && info.levels >= 1 && info.levels <= 5
+            && info.decoder_width > 0, "model info")
 }
 
 #if FUZZING
