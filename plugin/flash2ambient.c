@@ -37,10 +37,10 @@
  *
  * Memory: the source copy at its own band format, plus, in full and tiled
  * mode, the whole image as one float buffer; how much the network needs on
- * top depends on the mode. Working memory is estimated before anything is computed (see
- * f2a_estimate_bytes()) and the operation fails with a vips error above the
- * limit (optional max_mb, else $F2A_VIPS_MAX_MB, else half the physical
- * RAM).
+ * top depends on the mode. Working memory is estimated before anything is
+ * computed (the library's f2a_estimate_bytes() plus f2a_own_bytes()) and the
+ * operation fails with a vips error above the limit (optional max_mb, else
+ * $F2A_VIPS_MAX_MB, else half the physical RAM).
  *
  * Threads: libvips worker threads convert the image in and out; the model
  * runs on the calling thread, where the library uses its own convolution
@@ -119,40 +119,6 @@ vips_flash2ambient_mode_get_type(void)
 	return type;
 }
 
-/* The mode the library actually runs for this size (its ApplyOptions
- * rules: auto is guided at every size; tiled falls back to full when one
- * tile covers the image).
- */
-static f2a_mode
-f2a_resolved_mode(f2a_mode mode, int width, int height, int tile_size)
-{
-	switch (mode) {
-	case F2A_MODE_AUTO:
-	case F2A_MODE_GUIDED:
-		return F2A_MODE_GUIDED;
-	case F2A_MODE_TILED:
-		return width <= tile_size && height <= tile_size ?
-			F2A_MODE_FULL : F2A_MODE_TILED;
-	default:
-		return F2A_MODE_FULL;
-	}
-}
-
-static const char *
-f2a_mode_name(f2a_mode mode)
-{
-	switch (mode) {
-	case F2A_MODE_FULL:
-		return "full";
-	case F2A_MODE_GUIDED:
-		return "guided";
-	case F2A_MODE_TILED:
-		return "tiled";
-	default:
-		return "auto";
-	}
-}
-
 /* ------------------------------------------------------------------------
  * Model cache: loaded models by (canonical path, size, mtime). A model is
  * immutable and thread-safe, so one instance serves every pipeline; entries
@@ -211,96 +177,29 @@ f2a_model_get(const char *domain, const char *path)
 }
 
 /* ------------------------------------------------------------------------
- * Memory estimate. Measured growth of peak RSS per pixel that goes through
- * the network in one piece: about 420-510 bytes for the width-0.25 model and
- * 1650-1700 for width 1.0 (VGG-16); 100 + 1600 * width bytes/pixel covers
- * both, plus a 25% margin. What goes through the network depends on the
- * mode the library resolves:
- *
- *   full    the whole image (padded to the model's multiple)
- *   guided  the image scaled to working_size on the long side, plus small
- *           guided-filter planes at that size (~48 floats/pixel); no
- *           float copy of the image (streamed, see the top of the file)
- *   tiled   one tile_size tile, plus the library's band accumulators
- *           (tile_size rows x width x 4 floats, with a margin for its tile
- *           buffers) and our separate output buffer (12 bytes/pixel)
- *
- * Always: the decoded copy of the input, the float RGB working copy
- * (12 bytes/pixel) except in guided mode, and the weights (8 bytes per parameter: float weights plus the
- * library's repacked copy).
+ * Memory. The library owns the rules: the mode it runs for this size
+ * (f2a_resolve_mode()) and what its own allocations need
+ * (f2a_estimate_bytes()). The operation adds what it holds itself: the
+ * decoded copy of the input, and in full and tiled mode the whole image as
+ * float (tiled writes a second one, see the build function); guided mode
+ * streams, with nothing per pixel held as float.
  */
-
-/* Peak RSS of the whole process on an 8x8 image (libvips, its loaders,
- * the library, OpenBLAS's buffers): about 44 MB measured; estimates are
- * whole-process figures, comparable with what `time -v` reports.
- */
-#define F2A_BASELINE_BYTES (48.0 * 1024 * 1024)
-
-static double
-f2a_network_bytes(double per_pixel, guint64 m, guint64 w, guint64 h)
-{
-	guint64 padded = ((w + m - 1) / m * m) * ((h + m - 1) / m * m);
-
-	return 1.25 * padded * per_pixel;
-}
-
 static guint64
-f2a_estimate_bytes(const f2a_model *model, VipsImage *in, f2a_mode mode,
-	int working_size, int tile_size)
+f2a_own_bytes(VipsImage *in, f2a_mode mode)
 {
-	f2a_model_info info = { .struct_size = sizeof info };
-	guint64 W = in->Xsize;
-	guint64 H = in->Ysize;
-	guint64 m = 16;
-	double width = 1.0;
-	guint64 parameters = 0;
-	double per_pixel;
-	double need;
-
-	if (f2a_model_get_info(model, &info) == F2A_OK) {
-		width = info.width;
-		parameters = info.parameter_count;
-		if (info.size_multiple > 0)
-			m = info.size_multiple;
-	}
-	per_pixel = 100 + 1600 * width;
-
-	/* Source copy and weights; full and tiled also render the whole
-	 * image as float.
-	 */
-	need = W * H * (double) VIPS_IMAGE_SIZEOF_PEL(in) + 8.0 * parameters +
-		F2A_BASELINE_BYTES;
-	if (mode != F2A_MODE_GUIDED)
-		need += 12.0 * W * H;
+	guint64 pixels = VIPS_IMAGE_N_PELS(in);
+	/* LABQ and RAD decode to 3 floats per pixel. */
+	guint64 source = in->Coding == VIPS_CODING_NONE ?
+		VIPS_IMAGE_SIZEOF_PEL(in) : 12;
 
 	switch (mode) {
-	case F2A_MODE_GUIDED: {
-		/* The library never runs the network above the image's size. */
-		double scale = VIPS_MIN(1.0,
-			(double) working_size / VIPS_MAX(W, H));
-		guint64 w = VIPS_MAX(1, (guint64) (W * scale + 0.5));
-		guint64 h = VIPS_MAX(1, (guint64) (H * scale + 0.5));
-
-		need += f2a_network_bytes(per_pixel, m, w, h) +
-			48.0 * 4 * w * h;
-		break;
-	}
-
-	case F2A_MODE_TILED: {
-		guint64 tw = VIPS_MIN((guint64) tile_size, W);
-		guint64 th = VIPS_MIN((guint64) tile_size, H);
-
-		need += f2a_network_bytes(per_pixel, m, tw, th) +
-			32.0 * th * W + 12.0 * W * H;
-		break;
-	}
-
+	case F2A_MODE_FULL:
+		return (source + 12) * pixels;
+	case F2A_MODE_TILED:
+		return (source + 24) * pixels;
 	default:
-		need += f2a_network_bytes(per_pixel, m, W, H);
-		break;
+		return source * pixels;
 	}
-
-	return need;
 }
 
 /* max_mb, else $F2A_VIPS_MAX_MB, else half the physical memory. The
@@ -625,7 +524,7 @@ vips_flash2ambient_build(VipsObject *object)
 	int n_extra;
 	gboolean deep;
 	VipsInterpretation wanted;
-	guint64 need;
+	uint64_t need;
 	guint64 limit;
 	f2a_mode mode;
 	VipsImage *result;
@@ -655,25 +554,29 @@ vips_flash2ambient_build(VipsObject *object)
 	if (!(model = f2a_model_get(domain, path)))
 		return -1;
 
-	if (f2a->mode < F2A_MODE_AUTO ||
-		f2a->mode > F2A_MODE_TILED) {
-		vips_error(domain, "%s",
-			_("mode must be auto, full, guided or tiled"));
+	params = f2a_default_params();
+	params.strength = f2a->strength;
+	params.mode = (f2a_mode) f2a->mode;
+	params.working_size = f2a->working_size;
+	params.tile_size = f2a->tile_size;
+
+	if (f2a_resolve_mode(model, in->Xsize, in->Ysize, &params, &mode) ||
+		f2a_estimate_bytes(model, in->Xsize, in->Ysize, &params,
+			&need)) {
+		vips_error(domain, "%s", f2a_last_error());
 		return -1;
 	}
-	mode = f2a_resolved_mode(f2a->mode, in->Xsize, in->Ysize,
-		f2a->tile_size);
+	need += f2a_own_bytes(in, mode);
 	if (f2a_memory_limit(domain, f2a->max_mb, &limit))
 		return -1;
-	need = f2a_estimate_bytes(model, in, mode,
-		f2a->working_size, f2a->tile_size);
 	if (need > limit) {
 		vips_error(domain,
 			_("%dx%d image in %s mode needs about %" G_GUINT64_FORMAT
 			" MiB of working memory, over the limit of %"
 			G_GUINT64_FORMAT " MiB (%s, set max_mb or "
 			"$F2A_VIPS_MAX_MB, or downsize first)"),
-			in->Xsize, in->Ysize, f2a_mode_name(mode),
+			in->Xsize, in->Ysize,
+			vips_enum_nick(vips_flash2ambient_mode_get_type(), mode),
 			need >> 20, limit >> 20,
 			mode == F2A_MODE_GUIDED ?
 				_("lower working_size") :
@@ -734,11 +637,6 @@ vips_flash2ambient_build(VipsObject *object)
 		vips_cast(t[5], &t[6], VIPS_FORMAT_FLOAT, NULL))
 		return -1;
 
-	params = f2a_default_params();
-	params.strength = f2a->strength;
-	params.mode = (f2a_mode) f2a->mode;
-	params.working_size = f2a->working_size;
-	params.tile_size = f2a->tile_size;
 	params.progress = f2a_progress_cb;
 	params.progress_user_data = &progress;
 

@@ -177,7 +177,7 @@ expect_error "0-byte image" 'not a known file format|empty' vips flash2ambient e
 expect_error "truncated JPEG" 'damaged or truncated|premature' vips flash2ambient truncated.jpg x.png
 expect_error "memory limit refuses clearly (full)" 'full mode needs about .* MiB of working memory, over the limit .*use mode=guided' vips flash2ambient in-srgb.png x.png --mode full --max-mb 1
 expect_error "memory limit refuses clearly (auto = guided)" 'guided mode needs about .* MiB of working memory, over the limit .*lower working_size' vips flash2ambient in-srgb.png x.png --max-mb 1
-expect_error "mode must be a real mode" 'mode must be' vips flash2ambient in-srgb.png x.png --mode last
+expect_error "mode must be a real mode (the library checks)" 'unknown mode 4' vips flash2ambient in-srgb.png x.png --mode last
 check "F2A_MODEL selects the default model" bash -c "F2A_MODEL=$W/text.f2aw vips flash2ambient in-srgb.png x.png 2>&1 | grep -q text.f2aw"
 check "explicit --model works" vips flash2ambient in-srgb.png x.png --model "$MODEL"
 check "--vips-progress reports the model run" bash -c 'vips --vips-progress flash2ambient in-srgb.png x.png | tr "\r" "\n" | grep -q "flash2ambient: 100% complete"'
