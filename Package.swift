@@ -5,6 +5,7 @@ import PackageDescription
 //   F2ACore        tensors, GEMM, layers (forward)
 //   F2AModel       generator configuration, weights file format, generator forward pass
 //   F2AImage       image I/O through libvips, quality metrics (PSNR, SSIM)
+//   CVipsConvert   photo <-> model pixels, shared by the f2a tools and the vips operation
 //   Flash2Ambient  the C ABI (libflash2ambient.so), checked against include/flash2ambient.h
 //   F2ASynth       synthetic flash/ambient pair renderer
 //   F2ATrain       training: backward passes, losses, optimiser, data pipeline
@@ -26,7 +27,12 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "CVipsIO",
+        // The photo <-> model pixel conversions, compiled into the f2a tools (through CVipsIO)
+        // and into the vips operation (plugin/plugin.mk), so both convert alike.
+        .target(name: "CVipsConvert",
+                cSettings: [.unsafeFlags(["-I/usr/include/glib-2.0", "-I/usr/lib/x86_64-linux-gnu/glib-2.0/include"])],
+                linkerSettings: [.linkedLibrary("vips"), .linkedLibrary("gobject-2.0"), .linkedLibrary("glib-2.0")]),
+        .target(name: "CVipsIO", dependencies: ["CVipsConvert"],
                 cSettings: [.unsafeFlags(["-I/usr/include/glib-2.0", "-I/usr/lib/x86_64-linux-gnu/glib-2.0/include"])],
                 linkerSettings: [.linkedLibrary("vips"), .linkedLibrary("gobject-2.0"), .linkedLibrary("glib-2.0")]),
         .target(name: "CFlash2Ambient"),

@@ -30,8 +30,9 @@
  *   full/tiled  the float image is rendered to memory and handed to
  *               f2a_apply_f32() whole
  *
- * These are the conversions f2a's own I/O (Sources/CVipsIO/vipsio.c) makes,
- * so `vips flash2ambient` and `f2a apply` give the same pixels (f2a also
+ * The conversions to and from the model's pixels are f2a's own
+ * (Sources/CVipsConvert, compiled into both), so `vips flash2ambient` and
+ * `f2a apply` give the same pixels (f2a also
  * applies the EXIF orientation; an operation must not change geometry, so
  * run vips autorot first if you want that).
  *
@@ -68,6 +69,7 @@
 
 #include <flash2ambient.h>
 
+#include "f2a_vipsconvert.h"
 #include "vips-flash2ambient.h"
 
 #define _(S) (S)
@@ -305,47 +307,6 @@ f2a_progress_image(VipsImage *in)
 }
 
 /* ------------------------------------------------------------------------
- * Metadata: copy the photograph's fields (ICC, EXIF, XMP, IPTC, ...) but not
- * the ones that describe the pixel layout.
- */
-
-static gboolean
-f2a_is_builtin_field(const char *name)
-{
-	static const char *builtin[] = {
-		"width", "height", "bands", "format", "coding",
-		"interpretation", "xoffset", "yoffset", "xres", "yres",
-		"filename", "mode", NULL
-	};
-	int i;
-
-	for (i = 0; builtin[i]; i++)
-		if (strcmp(name, builtin[i]) == 0)
-			return TRUE;
-
-	return FALSE;
-}
-
-static void
-f2a_copy_metadata(VipsImage *from, VipsImage *to)
-{
-	gchar **fields = vips_image_get_fields(from);
-	int i;
-
-	for (i = 0; fields[i]; i++) {
-		GValue value = { 0 };
-
-		if (f2a_is_builtin_field(fields[i]))
-			continue;
-		if (!vips_image_get(from, fields[i], &value)) {
-			vips_image_set(to, fields[i], &value);
-			g_value_unset(&value);
-		}
-	}
-	g_strfreev(fields);
-}
-
-/* ------------------------------------------------------------------------
  * Damaged files. Loaders only warn about a truncated file by default
  * (fail_on=none) and return grey for the missing part; the operation can't
  * see those warnings. When @in comes straight from a file loader, decode
@@ -392,25 +353,6 @@ f2a_check_file(const char *domain, VipsImage *in, VipsFailOn fail_on)
 			in->filename, loader);
 
 	return result;
-}
-
-/* Colour bands of an interpretation; the bands after them (alpha, extra
- * channels) are passed through untouched.
- */
-static int
-f2a_colour_bands(VipsInterpretation interpretation)
-{
-	switch (interpretation) {
-	case VIPS_INTERPRETATION_B_W:
-	case VIPS_INTERPRETATION_GREY16:
-		return 1;
-
-	case VIPS_INTERPRETATION_CMYK:
-		return 4;
-
-	default:
-		return 3;
-	}
 }
 
 /* ------------------------------------------------------------------------
@@ -518,12 +460,7 @@ vips_flash2ambient_build(VipsObject *object)
 	const f2a_model *model;
 	VipsImage *in;
 	VipsImage *src;
-	VipsImage *colour;
 	VipsImage *x;
-	int n_colour;
-	int n_extra;
-	gboolean deep;
-	VipsInterpretation wanted;
 	uint64_t need;
 	guint64 limit;
 	f2a_mode mode;
@@ -597,44 +534,10 @@ vips_flash2ambient_build(VipsObject *object)
 		return -1;
 	src = t[1];
 
-	deep = src->BandFmt != VIPS_FORMAT_UCHAR &&
-		src->BandFmt != VIPS_FORMAT_CHAR;
-	wanted = vips_image_guess_interpretation(src);
-
-	/* Colour bands first, then alpha and any other extra bands, which
-	 * pass through bit-exactly.
+	/* To the model's float sRGB: the conversion f2a makes too
+	 * (Sources/CVipsConvert).
 	 */
-	n_colour = VIPS_MIN(f2a_colour_bands(wanted), src->Bands);
-	n_extra = src->Bands - n_colour;
-
-	/* To the model's representation: sRGB (or RGB16 for deeper
-	 * sources) scaled to float [0, 1], 3 bands.
-	 */
-	colour = src;
-	if (n_extra > 0) {
-		if (vips_extract_band(src, &t[2], 0, "n", n_colour, NULL))
-			return -1;
-		colour = t[2];
-	}
-	if (vips_colourspace(colour, &t[3], deep ?
-		VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_sRGB, NULL))
-		return -1;
-	x = t[3];
-	if (x->Bands == 1) {
-		VipsImage *b[3] = { x, x, x };
-
-		if (vips_bandjoin(b, &t[4], 3, NULL))
-			return -1;
-		x = t[4];
-	}
-	else if (x->Bands > 3) {
-		if (vips_extract_band(x, &t[4], 0, "n", 3, NULL))
-			return -1;
-		x = t[4];
-	}
-	if (vips_linear1(x, &t[5], deep ? 1.0 / 65535.0 : 1.0 / 255.0, 0.0,
-		NULL) ||
-		vips_cast(t[5], &t[6], VIPS_FORMAT_FLOAT, NULL))
+	if (f2aconv_to_model(src, &t[6]))
 		return -1;
 
 	params.progress = f2a_progress_cb;
@@ -708,37 +611,12 @@ vips_flash2ambient_build(VipsObject *object)
 		}
 	}
 
-	/* Back to the working format, then to the input's interpretation and
-	 * band format. The input's ICC profile rides along, so CMYK goes
-	 * back through the profile it came in with.
+	/* Back to the input's interpretation and band format, its alpha and
+	 * extra bands re-attached.
 	 */
-	if (vips_linear1(result, &t[9], deep ? 65535.0 : 255.0, 0.5, NULL) ||
-		vips_cast(t[9], &t[10], deep ?
-			VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR, NULL) ||
-		vips_copy(t[10], &t[11],
-			"interpretation", deep ?
-				VIPS_INTERPRETATION_RGB16 :
-				VIPS_INTERPRETATION_sRGB,
-			NULL))
+	if (f2aconv_from_model(src, result, &t[15]))
 		return -1;
-	x = t[11];
-	if (wanted != x->Type) {
-		if (vips_colourspace(x, &t[12], wanted, NULL))
-			return -1;
-		x = t[12];
-	}
-	if (x->BandFmt != src->BandFmt) {
-		if (vips_cast(x, &t[13], src->BandFmt, NULL))
-			return -1;
-		x = t[13];
-	}
-	if (n_extra > 0) {
-		if (vips_extract_band(src, &t[14], n_colour,
-			"n", n_extra, NULL) ||
-			vips_bandjoin2(x, t[14], &t[15], NULL))
-			return -1;
-		x = t[15];
-	}
+	x = t[15];
 
 	/* Same coding as the input.
 	 */
@@ -771,7 +649,7 @@ vips_flash2ambient_build(VipsObject *object)
 		"xoffset", in->Xoffset, "yoffset", in->Yoffset,
 		NULL))
 		return -1;
-	f2a_copy_metadata(in, t[17]);
+	f2aconv_copy_metadata(in, t[17]);
 
 	g_object_set(object, "out", vips_image_new(), NULL);
 
