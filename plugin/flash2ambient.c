@@ -1,76 +1,43 @@
 /* flash2ambient: turn a flash photograph into an ambient-light photograph
  *
  * A libvips operation (nickname "flash2ambient") around libflash2ambient's
- * learned generator, built as a libvips module: vips_init() dlopens every
- * *.so in its module directory and GModule calls g_module_check_init()
- * below, which registers the type.
+ * learned generator, in a libvips module (module.c registers it). Structure
+ * follows libvips's convolution/sharpen.c.
  *
- * Structure follows libvips's convolution/sharpen.c (build/class_init/init,
- * VIPS_ARG_* declarations, local arrays for temporaries) and, for handing
- * the whole image to an external library, freqfilt/fwfft.c.
+ * The pipeline built in _build():
  *
- * Pipeline built in _build():
- *
- *   in -> decode (LABQ/RAD) -> copy to memory ("src": one pass over in, so
- *   sequential inputs work) -> set alpha and extra bands aside -> sRGB
- *   (8-bit sources) or RGB16 (deeper ones) -> float [0,1] -> model ->
- *   round to uchar/ushort -> back to the input's interpretation -> cast to
- *   the input's band format -> rejoin the original alpha/extra bands ->
- *   re-encode LABQ/RAD -> input's metadata -> out
- *
- * "model" depends on the mode the library resolves for the image size:
- *
- *   guided      streamed, nothing per pixel is held as float: one pass of
- *               vips_sink_disc() feeds the float rows to f2a_guide_add_rows()
- *               (the library area-averages them to working size), the
- *               network runs once in f2a_guide_finish(), and the output is
- *               an ordinary lazy image whose regions f2a_guide_apply_f32()
- *               computes on vips's worker threads, like any point operation
- *               (no margins: each output pixel needs only its input pixel)
- *   full/tiled  the float image is rendered to memory and handed to
- *               f2a_apply_f32() whole
+ *   in -> decode (LABQ/RAD) -> copy to memory ("source": one pass over in,
+ *   so sequential inputs work) -> the model's float sRGB (colour bands only)
+ *   -> the network (network.c, in the mode the library resolves) -> back to
+ *   source's interpretation and band format with its alpha/extra bands
+ *   re-attached -> re-encode LABQ/RAD -> in's header and metadata -> out
  *
  * The conversions to and from the model's pixels are f2a's own
  * (Sources/CVipsConvert, compiled into both), so `vips flash2ambient` and
- * `f2a apply` give the same pixels (f2a also
- * applies the EXIF orientation; an operation must not change geometry, so
- * run vips autorot first if you want that).
+ * `f2a apply` give the same pixels (f2a also applies the EXIF orientation;
+ * an operation must not change geometry, so run vips autorot first if you
+ * want that).
  *
- * Memory: the source copy at its own band format, plus, in full and tiled
- * mode, the whole image as one float buffer; how much the network needs on
- * top depends on the mode. Working memory is estimated before anything is
- * computed (the library's f2a_estimate_bytes() plus f2a_own_bytes()) and the
- * operation fails with a vips error above the limit (optional max_mb, else
- * $F2A_VIPS_MAX_MB, else half the physical RAM).
+ * Memory: the library's estimate for the mode (f2a_estimate_bytes()) plus
+ * what the operation holds itself is checked before any pixel is computed,
+ * against max_mb, else $F2A_VIPS_MAX_MB, else half the physical RAM.
  *
- * Threads: libvips worker threads convert the image in and out; the model
+ * Threads: libvips worker threads convert the image in and out; the network
  * runs on the calling thread, where the library uses its own convolution
- * threads and OpenBLAS's pool (OPENBLAS_NUM_THREADS, default: all cores),
- * layer after layer. The vips and network phases never overlap inside one
- * call, and network runs are serialised process-wide (apply_lock) so that
- * concurrent pipelines don't multiply threads or peak memory. The guided
- * pass over full-resolution regions is single-threaded per call and runs
- * on vips's workers (VIPS_CONCURRENCY), outside the lock.
+ * threads and OpenBLAS's pool, one run at a time process-wide (network.c).
  */
 
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
 
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <gmodule.h>
 #include <vips/vips.h>
 
 #include <flash2ambient.h>
 
 #include "f2a_vipsconvert.h"
 #include "vips-flash2ambient.h"
+#include "pflash2ambient.h"
 
 #define _(S) (S)
 
@@ -82,7 +49,7 @@ typedef struct _VipsFlash2Ambient {
 
 	char *model;
 	double strength;
-	int mode;		/* an f2a_mode, VIPS_TYPE_FLASH2AMBIENT_MODE */
+	int mode;		/* an f2a_mode, vips_flash2ambient_mode_get_type() */
 	int working_size;
 	int tile_size;
 	int max_mb;
@@ -91,7 +58,7 @@ typedef struct _VipsFlash2Ambient {
 
 typedef VipsOperationClass VipsFlash2AmbientClass;
 
-G_DEFINE_TYPE(VipsFlash2Ambient, vips_flash2ambient_op, VIPS_TYPE_OPERATION);
+G_DEFINE_TYPE(VipsFlash2Ambient, vips_flash2ambient, VIPS_TYPE_OPERATION);
 
 /* The library's f2a_mode as a GEnum, so the CLI and pyvips take names:
  * --mode tiled, mode="guided".
@@ -121,211 +88,112 @@ vips_flash2ambient_mode_get_type(void)
 	return type;
 }
 
-/* ------------------------------------------------------------------------
- * Model cache: loaded models by (canonical path, size, mtime). A model is
- * immutable and thread-safe, so one instance serves every pipeline; entries
- * live until the process exits (the module is resident).
- */
-
-static GMutex model_lock;
-static GHashTable *model_cache = NULL;
-
-/* Serialises f2a_apply_f32() calls, see the header comment. */
-static GMutex apply_lock;
-
-static const f2a_model *
-f2a_model_get(const char *domain, const char *path)
+static int
+vips_flash2ambient_check_input(const char *domain, VipsImage *in)
 {
-	struct stat st;
-	char *canonical;
-	char *key;
-	f2a_model *model;
-
-	/* Key on the file's identity so that a rewritten weights file is
-	 * reloaded. A missing file gets a key too: the load below fails and
-	 * reports the library's message.
-	 */
-	canonical = realpath(path, NULL);
-	if (canonical && stat(canonical, &st) == 0)
-		key = g_strdup_printf("%s\n%lld\n%lld.%09ld", canonical,
-			(long long) st.st_size, (long long) st.st_mtim.tv_sec,
-			st.st_mtim.tv_nsec);
-	else
-		key = g_strdup(path);
-	free(canonical);
-
-	g_mutex_lock(&model_lock);
-
-	if (!model_cache)
-		model_cache = g_hash_table_new_full(g_str_hash, g_str_equal,
-			g_free, (GDestroyNotify) f2a_model_free);
-
-	if (!(model = g_hash_table_lookup(model_cache, key))) {
-		if (f2a_model_load(path, &model) != F2A_OK) {
-			vips_error(domain, _("cannot load model \"%s\": %s"),
-				path, f2a_last_error());
-			model = NULL;
-		}
-		else {
-			g_hash_table_insert(model_cache, key, model);
-			key = NULL;
-		}
+	if (in->Coding != VIPS_CODING_NONE &&
+		in->Coding != VIPS_CODING_LABQ &&
+		in->Coding != VIPS_CODING_RAD) {
+		vips_error(domain, "%s", _("unsupported image coding"));
+		return -1;
 	}
 
-	g_mutex_unlock(&model_lock);
-	g_free(key);
-
-	return model;
+	return vips_check_noncomplex(domain, in);
 }
 
-/* ------------------------------------------------------------------------
- * Memory. The library owns the rules: the mode it runs for this size
- * (f2a_resolve_mode()) and what its own allocations need
- * (f2a_estimate_bytes()). The operation adds what it holds itself: the
- * decoded copy of the input, and in full and tiled mode the whole image as
- * float (tiled writes a second one, see the build function); guided mode
+/* What the operation holds itself besides the library's own allocations:
+ * the decoded copy of the input, and in full and tiled mode the whole
+ * image as float (tiled writes a second one, see network.c). Guided mode
  * streams, with nothing per pixel held as float.
  */
 static guint64
-f2a_own_bytes(VipsImage *in, f2a_mode mode)
+vips_flash2ambient_own_bytes(VipsImage *in, f2a_mode mode)
 {
 	guint64 pixels = VIPS_IMAGE_N_PELS(in);
-	/* LABQ and RAD decode to 3 floats per pixel. */
+	/* LABQ and RAD decode to 3 floats per pixel.
+	 */
 	guint64 source = in->Coding == VIPS_CODING_NONE ?
 		VIPS_IMAGE_SIZEOF_PEL(in) : 12;
 
 	switch (mode) {
 	case F2A_MODE_FULL:
 		return (source + 12) * pixels;
+
 	case F2A_MODE_TILED:
 		return (source + 24) * pixels;
+
 	default:
 		return source * pixels;
 	}
 }
 
-/* max_mb, else $F2A_VIPS_MAX_MB, else half the physical memory. The
- * variable goes through the library's parser so that it accepts and refuses
- * exactly what $F2A_MAX_MEMORY_MB does; an invalid value is an error, not
- * the default.
+/* Refuses, before any pixel is computed, an image whose working memory
+ * would exceed the limit: max_mb, else $F2A_VIPS_MAX_MB through the
+ * library's parser (so it accepts and refuses exactly what
+ * $F2A_MAX_MEMORY_MB does; an invalid value is an error, not the default),
+ * else half the physical memory. The mode and the estimate are the
+ * library's; sets the mode it resolves.
  */
 static int
-f2a_memory_limit(const char *domain, int max_mb, guint64 *limit)
+vips_flash2ambient_check_memory(const char *domain, VipsFlash2Ambient *f2a,
+	const f2a_model *model, const f2a_params *params, f2a_mode *mode)
 {
-	uint64_t bytes;
+	VipsImage *in = f2a->in;
+	uint64_t need;
+	uint64_t limit;
 
-	if (max_mb > 0) {
-		*limit = (guint64) max_mb << 20;
-		return 0;
-	}
-	if (f2a_memory_limit_parse("F2A_VIPS_MAX_MB",
-		g_getenv("F2A_VIPS_MAX_MB"), &bytes) != F2A_OK) {
+	if (f2a_resolve_mode(model, in->Xsize, in->Ysize, params, mode) ||
+		f2a_estimate_bytes(model, in->Xsize, in->Ysize, params,
+			&need)) {
 		vips_error(domain, "%s", f2a_last_error());
 		return -1;
 	}
-	*limit = bytes;
+	need += vips_flash2ambient_own_bytes(in, *mode);
+
+	if (f2a->max_mb > 0)
+		limit = (uint64_t) f2a->max_mb << 20;
+	else if (f2a_memory_limit_parse("F2A_VIPS_MAX_MB",
+		g_getenv("F2A_VIPS_MAX_MB"), &limit)) {
+		vips_error(domain, "%s", f2a_last_error());
+		return -1;
+	}
+
+	if (need > limit) {
+		vips_error(domain,
+			_("%dx%d image in %s mode needs about %" G_GUINT64_FORMAT
+			" MiB of working memory, over the limit of %"
+			G_GUINT64_FORMAT " MiB (%s, set max_mb or "
+			"$F2A_VIPS_MAX_MB, or downsize first)"),
+			in->Xsize, in->Ysize,
+			vips_enum_nick(vips_flash2ambient_mode_get_type(), *mode),
+			(guint64) need >> 20, (guint64) limit >> 20,
+			*mode == F2A_MODE_GUIDED ?
+				_("lower working_size") :
+				_("use mode=guided"));
+		return -1;
+	}
+
 	return 0;
 }
-
-/* ------------------------------------------------------------------------
- * Progress. libvips reports progress by emitting "preeval"/"eval"/
- * "posteval" on an image's progress_signal image; the functions that do
- * that are internal, so emit the same signals with our own VipsProgress.
- *
- * The target is a small header-only image called "flash2ambient" that
- * inherits the input's progress_signal (pyvips set_progress() upstream) or
- * gets its own when global progress is on (--vips-progress, VIPS_PROGRESS),
- * so the CLI prints "vips flash2ambient: 42% complete". vips_image_set_kill()
- * on the target cancels the model run.
- */
-
-typedef struct {
-	const char *domain;
-	VipsImage *target;
-	VipsProgress progress;
-} F2aProgress;
-
-static void
-f2a_progress_emit(F2aProgress *p, const char *signal)
-{
-	if (p->target)
-		g_signal_emit_by_name(p->target, signal, &p->progress);
-}
-
-static int
-f2a_progress_cb(float fraction, void *user_data)
-{
-	F2aProgress *p = (F2aProgress *) user_data;
-	int percent;
-
-	if (!p->target)
-		return 0;
-
-	percent = VIPS_CLIP(0, (int) (100 * fraction), 100);
-	p->progress.run = g_timer_elapsed(p->progress.start, NULL);
-	p->progress.npels = (gint64) (fraction * p->progress.tpels);
-	if (fraction > 0.1)
-		p->progress.eta = p->progress.run / fraction - p->progress.run;
-	if (percent != p->progress.percent) {
-		p->progress.percent = percent;
-		f2a_progress_emit(p, "eval");
-	}
-
-	/* vips_image_iskilled() sets a vips error when it returns TRUE.
-	 */
-	return vips_image_iskilled(p->target) ? 1 : 0;
-}
-
-/* The final "eval" at 100% and "posteval", whatever the outcome.
- */
-static void
-f2a_progress_done(F2aProgress *p, f2a_status status)
-{
-	if (status == F2A_OK) {
-		p->progress.run = g_timer_elapsed(p->progress.start, NULL);
-		p->progress.npels = p->progress.tpels;
-		p->progress.percent = 100;
-		p->progress.eta = 0;
-	}
-	f2a_progress_emit(p, "posteval");
-}
-
-static VipsImage *
-f2a_progress_image(VipsImage *in)
-{
-	VipsImage *image;
-
-	image = VIPS_IMAGE(g_object_new(VIPS_TYPE_IMAGE, NULL));
-	g_object_set(image, "filename", "flash2ambient", "mode", "p", NULL);
-	if (vips_object_build(VIPS_OBJECT(image)) ||
-		vips_image_pipelinev(image, VIPS_DEMAND_STYLE_ANY, in, NULL)) {
-		g_object_unref(image);
-		return NULL;
-	}
-
-	return image;
-}
-
-/* ------------------------------------------------------------------------
- * Damaged files. Loaders only warn about a truncated file by default
- * (fail_on=none) and return grey for the missing part; the operation can't
- * see those warnings. When @in comes straight from a file loader, decode
- * the file once more with the requested fail_on level (streamed, nothing
- * kept) before spending minutes on the model. The pixels the operation
- * uses are always @in's.
- */
 
 /* Decodes and drops pixels. (vips_avg() would fail on a float file holding
  * NaN: GObject refuses a NaN double result.)
  */
 static int
-f2a_discard(VipsRegion *region, VipsRect *area, void *a)
+vips_flash2ambient_discard(VipsRegion *region, VipsRect *area, void *a)
 {
 	return 0;
 }
 
+/* Loaders only warn about a truncated file by default (fail_on=none) and
+ * return grey for the missing part; the operation can't see those
+ * warnings. When in comes straight from a file loader, decode the file
+ * once more at the requested fail_on level (streamed, nothing kept) before
+ * spending minutes on the network. The pixels used are always in's.
+ */
 static int
-f2a_check_file(const char *domain, VipsImage *in, VipsFailOn fail_on)
+vips_flash2ambient_check_file(const char *domain, VipsImage *in,
+	VipsFailOn fail_on)
 {
 	const char *loader;
 	VipsImage *check;
@@ -345,7 +213,7 @@ f2a_check_file(const char *domain, VipsImage *in, VipsFailOn fail_on)
 		vips_error(domain, _("cannot read \"%s\""), in->filename);
 		return -1;
 	}
-	result = vips_sink_disc(check, f2a_discard, NULL);
+	result = vips_sink_disc(check, vips_flash2ambient_discard, NULL);
 	g_object_unref(check);
 	if (result)
 		vips_error(domain, _("\"%s\" is damaged or truncated "
@@ -355,140 +223,79 @@ f2a_check_file(const char *domain, VipsImage *in, VipsFailOn fail_on)
 	return result;
 }
 
-/* ------------------------------------------------------------------------
- * Guided mode, streamed (see the top of the file).
- */
-
-/* vips_sink_disc() hands over strips top to bottom, as the plan needs.
+/* image as in was: the same coding, the interpretation label (when the
+ * layout matches), resolution, offsets and every metadata item.
  */
 static int
-f2a_guide_feed(VipsRegion *region, VipsRect *area, void *a)
+vips_flash2ambient_like_input(VipsImage *in, VipsImage *image,
+	VipsImage **out)
 {
-	f2a_guide *guide = (f2a_guide *) a;
+	VipsImage *coded;
+	int result;
 
-	if (f2a_guide_add_rows(guide,
-		(const float *) VIPS_REGION_ADDR(region, area->left, area->top),
-		VIPS_REGION_LSKIP(region), area->height) != F2A_OK) {
-		vips_error("flash2ambient", "%s", f2a_last_error());
-		return -1;
+	if (in->Coding == VIPS_CODING_LABQ) {
+		if (vips_Lab2LabQ(image, &coded, NULL))
+			return -1;
 	}
+	else if (in->Coding == VIPS_CODING_RAD) {
+		if (vips_float2rad(image, &coded, NULL))
+			return -1;
+	}
+	else {
+		coded = image;
+		g_object_ref(coded);
+	}
+
+	if (coded->Bands == in->Bands &&
+		coded->BandFmt == in->BandFmt &&
+		coded->Coding == in->Coding)
+		result = vips_copy(coded, out,
+			"interpretation", in->Type,
+			"xres", in->Xres, "yres", in->Yres,
+			"xoffset", in->Xoffset, "yoffset", in->Yoffset,
+			NULL);
+	else
+		result = vips_copy(coded, out,
+			"xres", in->Xres, "yres", in->Yres,
+			"xoffset", in->Xoffset, "yoffset", in->Yoffset,
+			NULL);
+	g_object_unref(coded);
+	if (result)
+		return -1;
+
+	f2aconv_copy_metadata(in, *out);
 
 	return 0;
 }
-
-static int
-f2a_guide_gen(VipsRegion *out_region, void *seq, void *a, void *b,
-	gboolean *stop)
-{
-	VipsRegion *ir = (VipsRegion *) seq;
-	const f2a_guide *guide = (const f2a_guide *) b;
-	VipsRect *r = &out_region->valid;
-
-	if (vips_region_prepare(ir, r))
-		return -1;
-	if (f2a_guide_apply_f32(guide,
-		(const float *) VIPS_REGION_ADDR(ir, r->left, r->top),
-		VIPS_REGION_LSKIP(ir),
-		(float *) VIPS_REGION_ADDR(out_region, r->left, r->top),
-		VIPS_REGION_LSKIP(out_region),
-		r->left, r->top, r->width, r->height) != F2A_OK) {
-		vips_error("flash2ambient", "%s", f2a_last_error());
-		return -1;
-	}
-
-	return 0;
-}
-
-/* The model's output for the float sRGB image `x` as a lazy image. The plan
- * is owned by the output image and freed with it.
- */
-static int
-f2a_guided(const char *domain, const f2a_model *model, VipsImage *x,
-	f2a_params *params, F2aProgress *progress, VipsImage **out)
-{
-	f2a_guide *guide;
-	f2a_status status;
-
-	if (f2a_guide_begin(model, x->Xsize, x->Ysize, params, &guide) !=
-		F2A_OK) {
-		vips_error(domain, "%s", f2a_last_error());
-		return -1;
-	}
-
-	if (vips_sink_disc(x, f2a_guide_feed, guide)) {
-		f2a_guide_free(guide);
-		return -1;
-	}
-
-	g_mutex_lock(&apply_lock);
-	f2a_progress_emit(progress, "preeval");
-	status = f2a_guide_finish(guide);
-	f2a_progress_done(progress, status);
-	g_mutex_unlock(&apply_lock);
-	if (status != F2A_OK) {
-		vips_error(domain, "%s", f2a_last_error());
-		f2a_guide_free(guide);
-		return -1;
-	}
-
-	*out = vips_image_new();
-	g_object_set_data_full(G_OBJECT(*out), "flash2ambient-guide",
-		guide, (GDestroyNotify) f2a_guide_free);
-	if (vips_image_pipelinev(*out, VIPS_DEMAND_STYLE_THINSTRIP, x, NULL) ||
-		vips_image_generate(*out,
-			vips_start_one, f2a_guide_gen, vips_stop_one, x, guide)) {
-		VIPS_UNREF(*out);
-		return -1;
-	}
-
-	return 0;
-}
-
-/* ------------------------------------------------------------------------
- * The operation.
- */
 
 static int
 vips_flash2ambient_build(VipsObject *object)
 {
 	VipsObjectClass *class = VIPS_OBJECT_GET_CLASS(object);
 	VipsFlash2Ambient *f2a = (VipsFlash2Ambient *) object;
-	VipsImage **t = (VipsImage **) vips_object_local_array(object, 20);
-
 	const char *domain = class->nickname;
-	const char *path;
+
 	const f2a_model *model;
-	VipsImage *in;
-	VipsImage *src;
-	VipsImage *x;
-	uint64_t need;
-	guint64 limit;
-	f2a_mode mode;
-	VipsImage *result;
 	f2a_params params;
-	F2aProgress progress = { 0 };
-	f2a_status status;
+	f2a_mode mode;
+	VipsImage *decoded;
+	VipsImage *source;
+	VipsImage *rgb;
+	VipsImage *ambient;
+	VipsImage *restored;
+	VipsImage *result;
 
-	if (VIPS_OBJECT_CLASS(vips_flash2ambient_op_parent_class)->
-		build(object))
+	if (VIPS_OBJECT_CLASS(vips_flash2ambient_parent_class)->build(object))
 		return -1;
 
-	in = f2a->in;
-	if (in->Coding != VIPS_CODING_NONE &&
-		in->Coding != VIPS_CODING_LABQ &&
-		in->Coding != VIPS_CODING_RAD) {
-		vips_error(domain, "%s", _("unsupported image coding"));
-		return -1;
-	}
-	if (vips_check_noncomplex(domain, in))
+	if (vips_flash2ambient_check_input(domain, f2a->in))
 		return -1;
 
-	/* Load (or reuse) the model first: a bad path fails before any
-	 * pixel is computed.
+	/* The model first: a bad path fails before any pixel is computed.
 	 */
-	path = f2a->model && f2a->model[0] ?
-		f2a->model : f2a_default_model_path();
-	if (!(model = f2a_model_get(domain, path)))
+	if (!(model = vips_flash2ambient_model_get(domain,
+		f2a->model && f2a->model[0] ?
+			f2a->model : f2a_default_model_path())))
 		return -1;
 
 	params = f2a_default_params();
@@ -496,171 +303,48 @@ vips_flash2ambient_build(VipsObject *object)
 	params.mode = (f2a_mode) f2a->mode;
 	params.working_size = f2a->working_size;
 	params.tile_size = f2a->tile_size;
-
-	if (f2a_resolve_mode(model, in->Xsize, in->Ysize, &params, &mode) ||
-		f2a_estimate_bytes(model, in->Xsize, in->Ysize, &params,
-			&need)) {
-		vips_error(domain, "%s", f2a_last_error());
-		return -1;
-	}
-	need += f2a_own_bytes(in, mode);
-	if (f2a_memory_limit(domain, f2a->max_mb, &limit))
-		return -1;
-	if (need > limit) {
-		vips_error(domain,
-			_("%dx%d image in %s mode needs about %" G_GUINT64_FORMAT
-			" MiB of working memory, over the limit of %"
-			G_GUINT64_FORMAT " MiB (%s, set max_mb or "
-			"$F2A_VIPS_MAX_MB, or downsize first)"),
-			in->Xsize, in->Ysize,
-			vips_enum_nick(vips_flash2ambient_mode_get_type(), mode),
-			need >> 20, limit >> 20,
-			mode == F2A_MODE_GUIDED ?
-				_("lower working_size") :
-				_("use mode=guided"));
-		return -1;
-	}
-
-	if (f2a_check_file(domain, in, f2a->fail_on))
+	if (vips_flash2ambient_check_memory(domain, f2a, model, &params,
+		&mode) ||
+		vips_flash2ambient_check_file(domain, f2a->in, f2a->fail_on))
 		return -1;
 
-	/* Decode LABQ/RAD, then render the input once into memory: every
-	 * later step reads this copy, so a sequential input is read only
-	 * once and the alpha band can be taken from it afterwards.
+	/* Every later step reads this one copy of the decoded input, so a
+	 * sequential input is read only once.
 	 */
-	if (vips_image_decode(in, &t[0]))
+	if (vips_image_decode(f2a->in, &decoded))
 		return -1;
-	if (!(t[1] = vips_image_copy_memory(t[0])))
+	vips_object_local(object, decoded);
+	if (!(source = vips_image_copy_memory(decoded)))
 		return -1;
-	src = t[1];
+	vips_object_local(object, source);
 
-	/* To the model's float sRGB: the conversion f2a makes too
-	 * (Sources/CVipsConvert).
-	 */
-	if (f2aconv_to_model(src, &t[6]))
+	if (f2aconv_to_model(source, &rgb))
 		return -1;
+	vips_object_local(object, rgb);
 
-	params.progress = f2a_progress_cb;
-	params.progress_user_data = &progress;
-
-	progress.domain = domain;
-	if (!(t[8] = f2a_progress_image(in)))
+	if (vips_flash2ambient_run(domain, model, f2a->in, rgb, mode, &params,
+		&ambient))
 		return -1;
-	progress.target = t[8]->progress_signal;
-	progress.progress.im = progress.target;
-	progress.progress.tpels = VIPS_IMAGE_N_PELS(in);
-	progress.progress.start = g_timer_new();
+	vips_object_local(object, ambient);
 
-	if (mode == F2A_MODE_GUIDED) {
-		int fail = f2a_guided(domain, model, t[6], &params, &progress,
-			&t[7]);
-
-		g_timer_destroy(progress.progress.start);
-		if (fail)
-			return -1;
-		result = t[7];
-	}
-	else {
-		t[7] = vips_image_new_memory();
-		if (vips_image_write(t[6], t[7])) {
-			g_timer_destroy(progress.progress.start);
-			return -1;
-		}
-		if (t[7]->Bands != 3 ||
-			t[7]->BandFmt != VIPS_FORMAT_FLOAT ||
-			!t[7]->data) {
-			vips_error(domain, "%s",
-				_("unexpected working image layout"));
-			g_timer_destroy(progress.progress.start);
-			return -1;
-		}
-
-		/* In place, except in tiled mode, where later tiles read
-		 * input rows that earlier bands have already written (the
-		 * library would make the copy itself).
-		 */
-		result = t[7];
-		if (mode == F2A_MODE_TILED) {
-			t[18] = vips_image_new_memory();
-			vips_image_init_fields(t[18], t[7]->Xsize, t[7]->Ysize,
-				3, VIPS_FORMAT_FLOAT, VIPS_CODING_NONE,
-				VIPS_INTERPRETATION_sRGB, 1.0, 1.0);
-			if (vips_image_write_prepare(t[18])) {
-				g_timer_destroy(progress.progress.start);
-				return -1;
-			}
-			result = t[18];
-		}
-
-		g_mutex_lock(&apply_lock);
-		f2a_progress_emit(&progress, "preeval");
-		status = f2a_apply_f32(model,
-			(const float *) t[7]->data, VIPS_IMAGE_SIZEOF_LINE(t[7]),
-			(float *) result->data, VIPS_IMAGE_SIZEOF_LINE(result),
-			t[7]->Xsize, t[7]->Ysize, &params);
-		f2a_progress_done(&progress, status);
-		g_mutex_unlock(&apply_lock);
-		g_timer_destroy(progress.progress.start);
-
-		if (status != F2A_OK) {
-			/* A kill from the progress callback has already set
-			 * a vips error; add the library's message.
-			 */
-			vips_error(domain, "%s", f2a_last_error());
-			return -1;
-		}
-	}
-
-	/* Back to the input's interpretation and band format, its alpha and
-	 * extra bands re-attached.
-	 */
-	if (f2aconv_from_model(src, result, &t[15]))
+	if (f2aconv_from_model(source, ambient, &restored))
 		return -1;
-	x = t[15];
+	vips_object_local(object, restored);
 
-	/* Same coding as the input.
-	 */
-	if (in->Coding == VIPS_CODING_LABQ) {
-		if (vips_Lab2LabQ(x, &t[16], NULL))
-			return -1;
-		x = t[16];
-	}
-	else if (in->Coding == VIPS_CODING_RAD) {
-		if (vips_float2rad(x, &t[16], NULL))
-			return -1;
-		x = t[16];
-	}
-
-	/* Same header as the input: interpretation label (when the layout
-	 * matches), resolution, offsets and every metadata item.
-	 */
-	if (x->Bands == in->Bands &&
-		x->BandFmt == in->BandFmt &&
-		x->Coding == in->Coding) {
-		if (vips_copy(x, &t[17],
-			"interpretation", in->Type,
-			"xres", in->Xres, "yres", in->Yres,
-			"xoffset", in->Xoffset, "yoffset", in->Yoffset,
-			NULL))
-			return -1;
-	}
-	else if (vips_copy(x, &t[17],
-		"xres", in->Xres, "yres", in->Yres,
-		"xoffset", in->Xoffset, "yoffset", in->Yoffset,
-		NULL))
+	if (vips_flash2ambient_like_input(f2a->in, restored, &result))
 		return -1;
-	f2aconv_copy_metadata(in, t[17]);
+	vips_object_local(object, result);
 
 	g_object_set(object, "out", vips_image_new(), NULL);
 
-	if (vips_image_write(t[17], f2a->out))
+	if (vips_image_write(result, f2a->out))
 		return -1;
 
 	return 0;
 }
 
 static void
-vips_flash2ambient_op_class_init(VipsFlash2AmbientClass *class)
+vips_flash2ambient_class_init(VipsFlash2AmbientClass *class)
 {
 	GObjectClass *gobject_class = G_OBJECT_CLASS(class);
 	VipsObjectClass *object_class = (VipsObjectClass *) class;
@@ -720,7 +404,8 @@ vips_flash2ambient_op_class_init(VipsFlash2AmbientClass *class)
 		_("Long side in pixels at which guided mode runs the network"),
 		VIPS_ARGUMENT_OPTIONAL_INPUT,
 		G_STRUCT_OFFSET(VipsFlash2Ambient, working_size),
-		F2A_WORKING_SIZE_MIN, F2A_WORKING_SIZE_MAX, F2A_DEFAULT_WORKING_SIZE);
+		F2A_WORKING_SIZE_MIN, F2A_WORKING_SIZE_MAX,
+		F2A_DEFAULT_WORKING_SIZE);
 
 	VIPS_ARG_INT(class, "tile_size", 7,
 		_("Tile size"),
@@ -747,34 +432,14 @@ vips_flash2ambient_op_class_init(VipsFlash2AmbientClass *class)
 }
 
 static void
-vips_flash2ambient_op_init(VipsFlash2Ambient *f2a)
+vips_flash2ambient_init(VipsFlash2Ambient *f2a)
 {
 	f2a_params defaults = f2a_default_params();
 
-	f2a->strength = 1.0;
+	f2a->strength = defaults.strength;
 	f2a->mode = defaults.mode;
 	f2a->working_size = defaults.working_size;
 	f2a->tile_size = defaults.tile_size;
 	f2a->max_mb = 0;
 	f2a->fail_on = VIPS_FAIL_ON_TRUNCATED;
-}
-
-/* Called by GModule when libvips loads the module.
- */
-G_MODULE_EXPORT const gchar *
-g_module_check_init(GModule *module)
-{
-	/* Registering twice (module both linked in and loaded from the module
-	 * directory) would fail inside GType: refuse the second load instead.
-	 */
-	if (g_type_from_name(VIPS_FLASH2AMBIENT_TYPE_NAME))
-		return "flash2ambient: operation already registered";
-
-	vips_flash2ambient_op_get_type();
-
-	/* GTypes can't be unregistered: we must never be unloaded.
-	 */
-	g_module_make_resident(module);
-
-	return NULL;
 }
