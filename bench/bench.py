@@ -1,50 +1,71 @@
 #!/usr/bin/env python3
-"""make bench: this engine vs onnxruntime, and photo-level timings of `f2a apply`.
+"""make bench: this engine vs onnxruntime and OpenVINO, and photo-level timings.
 
     build/venv/bin/python bench/bench.py [BUILD_DIR]        (default: build; run by `make bench`)
 
 Environment (all optional):
     BENCH_RUNS=N     timed runs per engine and cell (default 5; medians are reported)
     BENCH_WARMUP=N   untimed warm-up runs per engine and cell (default 1)
-    BENCH_QUICK=1    skip the biggest cell (width 1.0 at 1024^2, ~1.8 TFLOP, ~15 s per ORT run)
-    BENCH_WIDTHS="1.0 0.25"  BENCH_SIZES="256 512 1024"   restrict the grid
+    BENCH_CELLS="MODEL@SIZE ..."   the engine-speed cells instead of the default set. MODEL:
+                     `default` (the shipped weights), `wA` (f2a init --width A) or `wA/dB`
+                     (--width A --decoder-width B --formulation ratio-log); SIZE: N (N x N) or
+                     WxH, multiples of 16. Default: "w1@256 w1@512 w0.125@512 w0.125@1024
+                     default@WSxH w1/d0.125@WSxH", WS = F2A_DEFAULT_WORKING_SIZE from
+                     flash2ambient.h (the long side), H = 3/4 of it (256x192).
+    BENCH_WIDTHS="1.0 0.25"  BENCH_SIZES="256 512"   the old square grid wA@N instead (either set)
+    BENCH_QUICK=1    skip cells over 1000 GFLOP (none in the default set)
+    BENCH_PEERS="ort ov"   the engines compared with this one (default both; `ort` or `ov` alone)
     BENCH_SPEED=0    skip part 1 (engine speed)
     BENCH_PHOTO=0    skip part 2 (photo level)
+    BENCH_PHOTO_RUNS=N     timed runs per command and photo size (default 5; medians)
+    BENCH_PHOTO_WARMUP=N   untimed runs per command and photo size first (default 1)
+    BENCH_PHOTO_SIZES="12 24 48"   photo sizes in megapixels
+    BENCH_PHOTO_SRC=FILE   the image the photos are made from (default examples/flash.jpg,
+                     upscaled with `vips resize`); `synthetic`: the generated test pattern
     BENCH_LAYERS=1   also part 3: per-layer times at 512^2 (f2a-bench --layers and an
                      onnxruntime profile) for width 1.0 and the shipped width
     BENCH_OUT=DIR    where models, images and results go (default BUILD_DIR/bench)
     BENCH_SETTLE_MS=N  sleep N ms before each timed run (default 100; 0 for back-to-back runs).
                      onnxruntime's pool threads spin for ~60 ms after each run, so back to back
-                     every run of this engine shares the 2 cores with that spinning thread, and
-                     onnxruntime's second run of a pair finds its own threads still hot. A user
-                     runs one engine, not both interleaved: with the pause, every timed run of
-                     either engine starts from the same state (its own threads idle, nothing
+                     every run of the next engine shares the 2 cores with that spinning thread, and
+                     an engine's second run in a row finds its own threads still hot. A user
+                     runs one engine, not several interleaved: with the pause, every timed run of
+                     every engine starts from the same state (its own threads idle, nothing
                      else running), which is the comparison the bench is for.
 
-Part 1, engine speed. For each width (1.0 and the shipped model's) `f2a init` makes random
-weights (seed 7, the shipped model's upsample/activation/formulation) and
-tools/onnx/f2a_to_onnx.py converts the same file to ONNX (dynamic H/W). For each cell
-(width, size) two fresh worker processes are started, one per engine:
+Part 1, engine speed. Per model, the same .f2aw file is loaded by the library and converted
+by tools/onnx/f2a_to_onnx.py (dynamic H/W) to the ONNX model both peers run. For each cell
+(model, size) a fresh worker process is started per engine:
   ours: libflash2ambient.so through ctypes, f2a_apply_f32 on interleaved float RGB,
         F2A_MODE_FULL, strength 1 (the timing includes the library's interleaved->planar
         conversion and the final blend/crop, a few ms);
   ort:  onnxruntime CPUExecutionProvider, intra-op threads 2, inter-op 1, sequential
-        execution, ORT_ENABLE_ALL, session.run on NCHW float input.
-Both generate the same image (numpy default_rng(size), uniform [0, 1), float32); sizes are
-multiples of 16, so the library does not pad. After the warm-up the driver asks the two
-workers for one timed run at a time, alternating (ours, ort, ort, ours, ...). Each
-worker's peak RSS (VmHWM; whole process, Python + numpy + the engine) is read at the end;
-a separate baseline shows the RSS of the worker before the model is loaded. The outputs of
-the last run of the two engines are compared on every cell (max |diff| <= 1e-3).
+        execution, ORT_ENABLE_ALL, session.run on NCHW float input;
+  ov:   OpenVINO: Core().read_model(the ONNX file), reshaped to 1x3xHxW, compile_model on
+        "CPU" with INFERENCE_NUM_THREADS 2, PERFORMANCE_HINT LATENCY,
+        INFERENCE_PRECISION_HINT f32; infer() on an NCHW input tensor set once.
+All generate the same image (numpy default_rng((H, W)), uniform [0, 1), float32); sizes are
+multiples of 16, so the library does not pad. After the warm-up the driver asks the workers
+for one timed run at a time, in an order that rotates and reverses (ours ort ov, ort ov ours,
+ov ours ort, ov ort ours, ours ov ort, ort ours ov, ...). Each worker's peak RSS (VmHWM;
+whole process, Python + numpy + the engine) is read at the end; a separate baseline shows
+the RSS of the worker before the model is loaded. The outputs of the last run of each peer
+are compared with ours on every cell (max |diff| <= 1e-3). Per cell: ratio = faster peer's
+median / our median; `speed ratio vs best peer` is the geometric mean over the cells (> 1:
+this engine is faster). Effective GFLOP/s = the network's FLOPs (`f2a info`: 2 x
+multiply-adds of the direct convolutions, scaled to the cell's size) / median time, also as
+a percentage of the FMA peak measured at the start of the run (bench/fma_peak.c, 2 threads).
 
-Part 2, photo level. Synthetic 12 MP (4000x3000) and 24 MP (6000x4000) JPEGs (smooth
-gradients, soft blobs, hard-edged shapes, fine stripes and sensor-like noise, quality 90),
-then `f2a apply IN OUT.jpg` (the shipped model) as a child process: wall time and peak
-RSS (wait4 rusage). 12 MP default mode: 1 warm-up + median of 3; 24 MP: --mode tiled and
---mode guided, one run each.
+Part 2, photo level. JPEGs of about 12, 24 and 48 MP made from BENCH_PHOTO_SRC (quality 90),
+then three commands per photo, each a child process, alternating (rotating order), medians:
+`vips copy IN OUT.jpg` (decode + encode: the floor), `f2a apply IN OUT.jpg` (default mode)
+and `vips flash2ambient IN OUT.jpg` (the libvips module, VIPSHOME=the snapshot's vipshome).
+Wall time around the process and peak RSS from wait4's ru_maxrss. Printed: the time ratios
+against `vips copy` and the peak RSS of each command per size, against the goals of issue 19.
 
-The binaries and the library are copied to BENCH_OUT/snapshot first, so that a rebuild of
-build/ during the run does not change what is measured.
+The binaries, the library, the vips module and the shipped weights are copied to
+BENCH_OUT/snapshot first, so that a rebuild of build/ during the run does not change what is
+measured.
 """
 
 import ctypes
@@ -65,8 +86,13 @@ sys.path.insert(0, os.path.join(ROOT, "tools", "onnx"))
 
 TOLERANCE = 1e-3
 WEIGHT_SEED = 7
-PHOTO_TARGET_WALL_S = 1.5
-PHOTO_TARGET_RSS_MB = 1024
+ENGINES = {"ours": "this engine", "ort": "onnxruntime", "ov": "OpenVINO"}
+PEERS = ("ort", "ov")
+FMA_PEAK_THREADS = 2
+# Issue 19's goals for the photo level (sizes in MP).
+PHOTO_GOAL_RATIO = 2.5
+PHOTO_GOAL_RSS_MB = {12: 150, 24: 200, 48: 200}
+PHOTO_TOOLS = {"copy": "vips copy", "f2a": "f2a apply", "vfa": "vips flash2ambient"}
 
 
 def env_int(name, default):
@@ -89,6 +115,11 @@ def rss_kb(field="VmHWM"):
     return 0
 
 
+def geomean(values):
+    values = list(values)
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
 # ==========================================================================
 # Worker processes (one engine each)
 
@@ -101,7 +132,7 @@ class OursEngine:
                     ("progress_user_data", ctypes.c_void_p), ("mode", ctypes.c_int),
                     ("working_size", ctypes.c_int32), ("tile_size", ctypes.c_int32)]
 
-    def __init__(self, lib_path, weights, onnx_path):
+    def __init__(self, lib_path, weights, onnx_path, height, width):
         import numpy as np
         self.np = np
         lib = self.lib = ctypes.CDLL(lib_path)
@@ -139,7 +170,7 @@ class OursEngine:
 
 
 class OrtEngine:
-    def __init__(self, lib_path, weights, onnx_path):
+    def __init__(self, lib_path, weights, onnx_path, height, width):
         import numpy as np
         import onnxruntime as ort
         self.np = np
@@ -163,11 +194,43 @@ class OrtEngine:
         return self.y[0].transpose(1, 2, 0)
 
 
-def worker(engine_name, lib_path, weights, onnx_path, size):
+class OvEngine:
+    def __init__(self, lib_path, weights, onnx_path, height, width):
+        import numpy as np
+        import openvino as ov
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+        self.np, self.ov = np, ov
+        self.baseline_kb = rss_kb("VmRSS")
+        core = ov.Core()
+        model = core.read_model(onnx_path)
+        model.reshape({model.input(0).get_any_name(): ov.PartialShape([1, 3, height, width])})
+        self.compiled = core.compile_model(model, "CPU", {
+            props.inference_num_threads: 2,
+            hints.performance_mode: hints.PerformanceMode.LATENCY,
+            hints.inference_precision: ov.Type.f32,
+        })
+        self.request = self.compiled.create_infer_request()
+
+    def set_input(self, img):
+        self.x = self.np.ascontiguousarray(img.transpose(2, 0, 1)[None])  # 1 x 3 x H x W
+        self.request.set_input_tensor(self.ov.Tensor(self.x, shared_memory=True))
+
+    def run(self):
+        self.request.infer()
+
+    def output(self):
+        return self.request.get_output_tensor(0).data[0].transpose(1, 2, 0)
+
+
+ENGINE_CLASSES = {"ours": OursEngine, "ort": OrtEngine, "ov": OvEngine}
+
+
+def worker(engine_name, lib_path, weights, onnx_path, height, width):
     """Line protocol on stdin/stdout: 'run' → seconds, 'save PATH' → saves output, 'quit' → stats."""
     import numpy as np
-    engine = (OursEngine if engine_name == "ours" else OrtEngine)(lib_path, weights, onnx_path)
-    img = np.random.default_rng(size).random((size, size, 3), dtype=np.float32)
+    engine = ENGINE_CLASSES[engine_name](lib_path, weights, onnx_path, height, width)
+    img = np.random.default_rng((height, width)).random((height, width, 3), dtype=np.float32)
     engine.set_input(img)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
@@ -191,12 +254,11 @@ def worker(engine_name, lib_path, weights, onnx_path, size):
 
 
 class WorkerProc:
-    def __init__(self, engine, lib_path, weights, onnx_path, size):
+    def __init__(self, engine, lib_path, weights, onnx_path, height, width):
         self.engine = engine
-        env = dict(os.environ)
         self.p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", engine, lib_path,
-                                   weights, onnx_path, str(size)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                                   weights, onnx_path, str(height), str(width)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.reply()
 
     def ask(self, line):
@@ -216,6 +278,11 @@ class WorkerProc:
         self.p.wait()
         return stats
 
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
 
 # ==========================================================================
 # Helpers of the driver
@@ -226,35 +293,26 @@ def sh(cmd, **kw):
 
 
 def model_info(f2a, path):
-    """`f2a info` → dict with width, upsample, activation, formulation, levels."""
+    """`f2a info` → dict with width, decoder_width, levels, upsample, activation, formulation and
+    the cost line (GFLOP at a reference size)."""
     out = sh([f2a, "info", path])
-    m = re.search(r"width (\S+) levels (\d+) upsample (\S+) activation (\S+) formulation (\S+)", out)
-    if not m:
+    m = re.search(r"(?:encoder )?width (\S+) (?:decoder width (\S+) )?levels (\d+) upsample (\S+) "
+                  r"activation (\S+) formulation (\S+)", out)
+    c = re.search(r"cost:\s+(\S+) GFLOP at (\d+)x(\d+)", out)
+    if not m or not c:
         raise RuntimeError(f"cannot parse `f2a info {path}`:\n{out}")
-    return {"width": float(m.group(1)), "levels": int(m.group(2)), "upsample": m.group(3),
-            "activation": m.group(4), "formulation": m.group(5)}
+    return {"width": float(m.group(1)), "decoder_width": float(m.group(2) or m.group(1)),
+            "levels": int(m.group(3)), "upsample": m.group(4), "activation": m.group(5),
+            "formulation": m.group(6), "gflop_ref": float(c.group(1)),
+            "gflop_ref_pixels": int(c.group(2)) * int(c.group(3))}
 
 
-def gflop(config, h, w):
-    """GeneratorConfig.flops (multiply-adds x 2), mirrored."""
-    total, hh, ww, cin, sizes = 0.0, float(h), float(w), 3.0, []
-    for b in range(1, config.levels + 1):
-        if b > 1:
-            hh, ww = hh / 2, ww / 2
-        sizes.append((hh, ww))
-        for _ in range(config.conv_count(b)):
-            total += 2 * 9 * cin * config.channels(b) * hh * ww
-            cin = config.channels(b)
-    for b in range(config.levels - 1, 0, -1):
-        bh, bw = sizes[b - 1]
-        c = config.channels(b)
-        total += 2 * cin * c * bh * bw if config.upsample == "transpose" else 2 * cin * c * bh * bw / 4
-        cin = 2 * c
-        for _ in range(config.conv_count(b)):
-            total += 2 * 9 * cin * c * bh * bw
-            cin = c
-    total += 2 * cin * 3 * h * w
-    return total / 1e9
+def gflop(info, height, width):
+    """The network's GFLOP at height x width: `f2a info`'s figure (GeneratorConfig.flops, 2 x the
+    multiply-adds of the convolutions as direct convolutions; pooling, concat and the output
+    activation not counted) scaled from its reference size. Every layer's cost is proportional to
+    the pixel count, so the scaling is exact."""
+    return info["gflop_ref"] * height * width / info["gflop_ref_pixels"]
 
 
 def layer_list(config, h, w):
@@ -265,18 +323,18 @@ def layer_list(config, h, w):
             hh, ww = hh // 2, ww // 2
         sizes.append((hh, ww))
         for j in range(1, config.conv_count(b) + 1):
-            c = config.channels(b)
+            c = config.enc_channels(b)
             name = f"enc{b}.conv{j}" + (f" (+pool{b - 1})" if b > 1 and j == 1 else "")
             out.append((name, f"{cin}->{c} 3x3 @{hh}x{ww}", 2 * 9 * cin * c * hh * ww / 1e9))
             cin = c
     for b in range(config.levels - 1, 0, -1):
         bh, bw = sizes[b - 1]
-        c = config.channels(b)
+        c = config.dec_channels(b)
         if config.upsample == "transpose":
             out.append((f"dec{b}.up", f"{cin}->{c} convT2x2 @{bh}x{bw}", 2 * cin * c * bh * bw / 1e9))
         else:
             out.append((f"dec{b}.up", f"{cin}->{c} 1x1+unpool @{bh}x{bw}", 2 * cin * c * bh * bw / 4e9))
-        cin = 2 * c
+        cin = c + config.enc_channels(b)
         for j in range(1, config.conv_count(b) + 1):
             out.append((f"dec{b}.conv{j}" + (" (concat)" if j == 1 else ""), f"{cin}->{c} 3x3 @{bh}x{bw}",
                         2 * 9 * cin * c * bh * bw / 1e9))
@@ -328,7 +386,9 @@ def machine_summary():
 
 
 def snapshot(build, out):
-    """Copies of f2a, the library and the shipped weights, laid out as an install."""
+    """Copies of f2a, the library, the vips module and the shipped weights, laid out as an install
+    (the module's rpath, $ORIGIN/../../../lib, finds snapshot/lib; the library finds the weights
+    in snapshot/share)."""
     snap = os.path.join(out, "snapshot")
     for d in ("bin", "lib", "share/flash2ambient/weights"):
         os.makedirs(os.path.join(snap, d), exist_ok=True)
@@ -338,137 +398,298 @@ def snapshot(build, out):
     if not os.path.exists(weights):
         weights = os.path.join(ROOT, "weights", "default.f2aw")
     shutil.copy2(weights, os.path.join(snap, "share/flash2ambient/weights/default.f2aw"))
+    vipshome = os.path.join(snap, "vipshome")
+    shutil.rmtree(vipshome, ignore_errors=True)
+    if os.path.isdir(os.path.join(build, "vipshome")):
+        # The stock modules are symbolic links into the system's module directory: kept as links.
+        shutil.copytree(os.path.join(build, "vipshome"), vipshome, symlinks=True)
     return snap
+
+
+def working_size():
+    """F2A_DEFAULT_WORKING_SIZE from the C header: the long side guided mode runs the network at."""
+    path = os.path.join(ROOT, "Sources", "CFlash2Ambient", "include", "flash2ambient.h")
+    with open(path) as f:
+        m = re.search(r"^#define F2A_DEFAULT_WORKING_SIZE (\d+)\s*$", f.read(), re.M)
+    if not m:
+        raise RuntimeError(f"no F2A_DEFAULT_WORKING_SIZE in {path}")
+    return int(m.group(1))
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def fma_peak(snap):
+    """{threads: GFLOP/s}: the best of 5 runs of bench/fma_peak.c (0.25 s each) with 1 and
+    FMA_PEAK_THREADS threads; {} without AVX2 + FMA or a C compiler."""
+    if not {"avx2", "fma"} <= cpu_flags():
+        print("   FMA peak: not measured (no AVX2 + FMA)")
+        return {}
+    exe = os.path.join(snap, "bin", "f2a-fma-peak")
+    try:
+        sh([os.environ.get("CC") or "cc", "-O2", "-mavx2", "-mfma", "-pthread", "-o", exe,
+            os.path.join(ROOT, "bench", "fma_peak.c")])
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"   FMA peak: not measured (cannot compile bench/fma_peak.c: {e})")
+        return {}
+    peak = {}
+    for threads in sorted({1, FMA_PEAK_THREADS}):
+        peak[threads] = max(json.loads(sh([exe, str(threads), "0.25"]))["gflops"] for _ in range(5))
+    return peak
 
 
 # ==========================================================================
 # Part 1: engine speed
 
 
-def prepare_models(f2a, shipped, widths, out):
+CELL_RE = re.compile(r"^(default|w([0-9.]+)(?:/d([0-9.]+))?)@(\d+)(?:x(\d+))?$")
+
+
+def cell_spec(shipped):
+    """The cells to run: (spec text, where it came from)."""
+    spec = os.environ.get("BENCH_CELLS", "").strip()
+    if spec:
+        return spec, "BENCH_CELLS"
+    widths = os.environ.get("BENCH_WIDTHS", "").split()
+    sizes = os.environ.get("BENCH_SIZES", "").split()
+    if widths or sizes:
+        widths = [float(w) for w in widths] or sorted({1.0, shipped["width"]}, reverse=True)
+        sizes = [int(s) for s in sizes] or [256, 512, 1024]
+        return " ".join(f"w{w:g}@{s}" for w in widths for s in sizes), "BENCH_WIDTHS/BENCH_SIZES"
+    ws = working_size()
+    m = 1 << (shipped["levels"] - 1)
+    long_side, short_side = -(-ws // m) * m, -(-round(ws * 3 / 4) // m) * m
+    at_ws = f"{long_side}x{short_side}"
+    return (f"w1@256 w1@512 w0.125@512 w0.125@1024 default@{at_ws} w1/d0.125@{at_ws}",
+            f"default set; F2A_DEFAULT_WORKING_SIZE {ws} -> {at_ws}")
+
+
+def parse_cells(spec):
+    cells = []
+    for tok in spec.split():
+        m = CELL_RE.match(tok)
+        if not m:
+            raise SystemExit(f"BENCH_CELLS: cannot parse {tok!r} (MODEL@SIZE; MODEL default, wA or wA/dB; "
+                             f"SIZE N or WxH)")
+        w = int(m.group(4))
+        cells.append({"model": m.group(1), "w": w, "h": int(m.group(5) or w)})
+    return cells
+
+
+def prepare_model(f2a, shipped_weights, shipped, key, out):
+    """Weights, ONNX model and `f2a info` of one model key (default, wA, wA/dB)."""
     import onnx
     import f2a_to_onnx
-    models = {}
-    for width in widths:
-        tag = f"w{width:g}"
+    tag = key.replace("/", "-")
+    if key == "default":
+        weights = shipped_weights
+    else:
+        m = re.match(r"w([0-9.]+)(?:/d([0-9.]+))?$", key)
         weights = os.path.join(out, f"random-{tag}.f2aw")
-        onnx_path = os.path.join(out, f"random-{tag}.onnx")
-        sh([f2a, "init", weights, "--width", repr(width), "--levels", str(shipped["levels"]),
-            "--upsample", shipped["upsample"], "--activation", shipped["activation"],
-            "--formulation", shipped["formulation"], "--seed", str(WEIGHT_SEED)])
-        config, tensors = f2a_to_onnx.load_generator(weights)
-        onnx.save(f2a_to_onnx.build_onnx(config, tensors), onnx_path)
-        models[width] = (weights, onnx_path, config)
-    return models
+        cmd = [f2a, "init", weights, "--width", repr(float(m.group(1))), "--levels", str(shipped["levels"]),
+               "--upsample", shipped["upsample"], "--activation", shipped["activation"], "--seed", str(WEIGHT_SEED)]
+        if m.group(2):  # a VGG-16 encoder under a narrow decoder: the pretrained-encoder recipe's model
+            cmd += ["--decoder-width", repr(float(m.group(2))), "--formulation", "ratio-log"]
+        else:
+            cmd += ["--formulation", shipped["formulation"]]
+        sh(cmd)
+    onnx_path = os.path.join(out, f"{'shipped' if key == 'default' else 'random'}-{tag}.onnx")
+    config, tensors = f2a_to_onnx.load_generator(weights)
+    onnx.save(f2a_to_onnx.build_onnx(config, tensors), onnx_path)
+    return {"key": key, "weights": weights, "onnx": onnx_path, "config": config, "info": model_info(f2a, weights)}
 
 
-def run_cell(lib_path, weights, onnx_path, size, runs, warmup, tmp):
-    ours = WorkerProc("ours", lib_path, weights, onnx_path, size)
-    ort = WorkerProc("ort", lib_path, weights, onnx_path, size)
+def run_order(names, r):
+    """Order of timed run r: rotations of the engine list, then the reversed rotations, so that
+    every engine runs in every position and after every other engine equally often."""
+    k = len(names)
+    order = names[r % k:] + names[:r % k]
+    return order[::-1] if (r // k) % 2 else order
+
+
+def run_cell(engines, lib_path, model, h, w, runs, warmup, settle, tmp):
+    procs = []
     try:
+        for e in engines:
+            procs.append(WorkerProc(e, lib_path, model["weights"], model["onnx"], h, w))
         for _ in range(warmup):
-            ours.ask("run")
-            ort.ask("run")
-        times = {"ours": [], "ort": []}
-        cpu = {"ours": [], "ort": []}
-        settle = env_int("BENCH_SETTLE_MS", 100) / 1000
+            for wp in procs:
+                wp.ask("run")
+        times = {e: [] for e in engines}
+        cpu = {e: [] for e in engines}
         for r in range(runs):
-            order = (ours, ort) if r % 2 == 0 else (ort, ours)
-            for wp in order:
+            for wp in run_order(procs, r):
                 if settle:
-                    time.sleep(settle)  # let the other engine's threads go idle first (see the docstring)
+                    time.sleep(settle)  # let the other engines' threads go idle first (see the docstring)
                 reply = wp.ask("run")
                 times[wp.engine].append(reply["t"])
                 cpu[wp.engine].append(reply["cpu"])
         paths = {}
-        for wp in (ours, ort):
-            paths[wp.engine] = os.path.join(tmp, f"{wp.engine}-{size}.npy")
+        for wp in procs:
+            paths[wp.engine] = os.path.join(tmp, f"{wp.engine}-{h}x{w}.npy")
             wp.ask(f"save {paths[wp.engine]}")
+        stats = {wp.engine: wp.close() for wp in procs}
     finally:
-        stats = {"ours": ours.close(), "ort": ort.close()}
+        for wp in procs:
+            wp.kill()
     import numpy as np
-    a, b = np.load(paths["ours"]), np.load(paths["ort"])
-    diff = float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
+    ours = np.load(paths["ours"])
+    diffs = {}
+    for e in engines[1:]:
+        other = np.load(paths[e])
+        diffs[e] = float(np.max(np.abs(ours - other))) if ours.shape == other.shape else float("inf")
     for p in paths.values():
         os.remove(p)
-    return times, cpu, stats, diff
+    return times, cpu, stats, diffs
 
 
-def part_speed(f2a, lib_path, shipped, out, results):
+def engine_versions(peers):
+    v = {}
+    if "ort" in peers:
+        import onnxruntime
+        v["ort"] = onnxruntime.__version__
+    if "ov" in peers:
+        import openvino
+        v["ov"] = openvino.__version__.split("-")[0]
+    return v
+
+
+def part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results):
     runs = env_int("BENCH_RUNS", 5)
     warmup = env_int("BENCH_WARMUP", 1)
+    settle_ms = env_int("BENCH_SETTLE_MS", 100)
     quick = env_on("BENCH_QUICK", False)
-    widths = [float(w) for w in os.environ.get("BENCH_WIDTHS", "").split()] or sorted({1.0, shipped["width"]}, reverse=True)
-    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "").split()] or [256, 512, 1024]
-    import onnxruntime
+    peers = os.environ.get("BENCH_PEERS", "").split() or list(PEERS)
+    if not peers or any(p not in PEERS for p in peers):
+        raise SystemExit(f"BENCH_PEERS: {' '.join(peers)!r}: give ort, ov or both")
+    engines = ["ours"] + [p for p in PEERS if p in peers]
+    spec, spec_from = cell_spec(shipped)
+    cells = parse_cells(spec)
+    versions = engine_versions(peers)
     print(f"== 1. engine speed: this engine (libflash2ambient via ctypes, f2a_apply_f32, F2A_MODE_FULL, "
-          f"interleaved float RGB) vs onnxruntime {onnxruntime.__version__} (2 intra-op threads, 1 inter-op, "
-          f"sequential, ORT_ENABLE_ALL)")
-    print(f"   random weights (f2a init --seed {WEIGHT_SEED}, {shipped['upsample']}/{shipped['activation']}/"
-          f"{shipped['formulation']}), {warmup} warm-up + {runs} timed runs per engine, alternating, "
-          f"{env_int('BENCH_SETTLE_MS', 100)} ms pause before each (BENCH_SETTLE_MS); "
-          f"medians{'; BENCH_QUICK: width 1.0 at 1024^2 skipped' if quick else ''}")
+          f"interleaved float RGB)")
+    if "ort" in versions:
+        print(f"   vs onnxruntime {versions['ort']} (CPUExecutionProvider, 2 intra-op threads, 1 inter-op, "
+              f"sequential, ORT_ENABLE_ALL)")
+    if "ov" in versions:
+        print(f"   vs OpenVINO {versions['ov']} (CPU, INFERENCE_NUM_THREADS 2, PERFORMANCE_HINT LATENCY, "
+              f"INFERENCE_PRECISION_HINT f32), both on the same ONNX file per model")
+    print(f"   {warmup} warm-up + {runs} timed runs per engine and cell, alternating (rotating order), "
+          f"{settle_ms} ms pause before each (BENCH_SETTLE_MS); medians")
+    print(f"   cells ({spec_from}): {spec}")
+    print(f"   models: default = the shipped weights ({os.path.basename(shipped_weights)}: width "
+          f"{shipped['width']:g}, {shipped['formulation']}); wA = f2a init --width A --seed {WEIGHT_SEED} "
+          f"with the shipped model's levels/upsample/activation/formulation; wA/dB = the same with "
+          f"--decoder-width B --formulation ratio-log (random weights cost what trained ones do)")
     if os.environ.get("OPENBLAS_NUM_THREADS"):
         print(f"   note: OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']} is set")
-    models = prepare_models(f2a, shipped, widths, out)
-    header = (f"{'width':>5} {'size':>6} {'GFLOP':>8} | {'ours s':>8} {'GFLOP/s':>7} {'spread':>11} | "
-              f"{'ort s':>8} {'GFLOP/s':>7} {'spread':>11} | {'ratio':>5} | {'max|diff|':>9} | "
-              f"{'RSS ours':>8} {'RSS ort':>8}")
+    peak = fma_peak(snap)
+    peak2 = peak.get(FMA_PEAK_THREADS)
+    if peak:
+        print(f"   FMA peak measured now (bench/fma_peak.c, fp32 AVX2 FMA, best of 5 x 0.25 s): "
+              + ", ".join(f"{t} thread{'s' if t > 1 else ''} {g:.1f} GFLOP/s" for t, g in sorted(peak.items()))
+              + f"; '% peak' below is against the {FMA_PEAK_THREADS}-thread figure "
+              f"(/work/shared/notes/performance-anchors.md: 96 per core, 192 for 2 threads)")
+        one = peak.get(1)
+        if peak2 and one and FMA_PEAK_THREADS > 1 and peak2 < 1.6 * one:
+            print(f"   note: the {FMA_PEAK_THREADS}-thread peak is only {peak2 / one:.2f}x the 1-thread one: the "
+                  f"machine is busy (or its CPUs share cores), and every figure of this run is low with it")
+    models = {}
+    rows = []
+    header = (f"{'cell':<10} {'size':>9} {'GFLOP':>7} | " + " ".join(f"{ENGINES[e] if e != 'ours' else 'ours':>11}"
+                                                                     for e in engines)
+              + f" | {'faster peer':>11} {'ratio':>6}")
+    print("   times: median seconds of one forward pass; ratio = faster peer's time / ours (> 1: ours is faster)")
     print(header)
     print("-" * len(header))
-    cells = []
     with tempfile.TemporaryDirectory(prefix="f2a-bench-") as tmp:
-        for width in widths:
-            weights, onnx_path, config = models[width]
-            for size in sizes:
-                g = gflop(config, size, size)
-                if quick and g > 1000:
-                    continue
-                t0 = time.time()
-                times, cpu, stats, diff = run_cell(lib_path, weights, onnx_path, size, runs, warmup, tmp)
-                mo, mr = statistics.median(times["ours"]), statistics.median(times["ort"])
-                cell = {"width": width, "size": size, "gflop": g, "ours_s": mo, "ort_s": mr,
-                        "ours_times": times["ours"], "ort_times": times["ort"], "ratio": mr / mo,
-                        "ours_cpu_s": statistics.median(cpu["ours"]), "ort_cpu_s": statistics.median(cpu["ort"]),
-                        "max_abs_diff": diff,
-                        "ours_peak_rss_mb": stats["ours"]["hwm_kb"] / 1024,
-                        "ort_peak_rss_mb": stats["ort"]["hwm_kb"] / 1024,
-                        "ours_baseline_rss_mb": stats["ours"]["baseline_kb"] / 1024,
-                        "ort_baseline_rss_mb": stats["ort"]["baseline_kb"] / 1024,
-                        "cell_seconds": time.time() - t0}
-                cells.append(cell)
-                spread = lambda ts: f"{min(ts):.3f}-{max(ts):.3f}"
-                ok = "" if diff <= TOLERANCE else " FAIL"
-                print(f"{width:>5.3g} {size:>5}² {g:>8.1f} | {mo:>8.3f} {g / mo:>7.1f} {spread(times['ours']):>11} | "
-                      f"{mr:>8.3f} {g / mr:>7.1f} {spread(times['ort']):>11} | {mr / mo:>5.2f} | {diff:>9.1e}{ok} | "
-                      f"{cell['ours_peak_rss_mb']:>6.0f}MB {cell['ort_peak_rss_mb']:>6.0f}MB", flush=True)
-    if not cells:
+        for cell in cells:
+            key, h, w = cell["model"], cell["h"], cell["w"]
+            if key not in models:
+                models[key] = prepare_model(f2a, shipped_weights, shipped, key, out)
+            model = models[key]
+            multiple = 1 << (model["info"]["levels"] - 1)
+            if h % multiple or w % multiple:
+                raise SystemExit(f"cell {key}@{w}x{h}: sizes must be multiples of {multiple}")
+            g = gflop(model["info"], h, w)
+            if quick and g > 1000:
+                print(f"{key:<10} {f'{w}x{h}':>9} {g:>7.1f} | skipped (BENCH_QUICK)")
+                continue
+            t0 = time.time()
+            times, cpu, stats, diffs = run_cell(engines, lib_path, model, h, w, runs, warmup, settle_ms / 1000, tmp)
+            med = {e: statistics.median(times[e]) for e in engines}
+            best = min(engines[1:], key=lambda e: med[e])
+            row = {"cell": f"{key}@{w}x{h}", "model": key, "width": model["info"]["width"],
+                   "decoder_width": model["info"]["decoder_width"], "h": h, "w": w, "gflop": g,
+                   "engines": {e: {"s": med[e], "times": times[e], "cpu_s": statistics.median(cpu[e]),
+                                   "gflops": g / med[e],
+                                   "peak_rss_mb": stats[e]["hwm_kb"] / 1024,
+                                   "baseline_rss_mb": stats[e]["baseline_kb"] / 1024,
+                                   **({"max_abs_diff": diffs[e]} if e in diffs else {})} for e in engines},
+                   "best_peer": best, "ratio_best": med[best] / med["ours"],
+                   "ratios": {e: med[e] / med["ours"] for e in engines[1:]},
+                   "cell_seconds": time.time() - t0}
+            rows.append(row)
+            bad = [e for e in diffs if not diffs[e] <= TOLERANCE]
+            print(f"{key:<10} {f'{w}x{h}':>9} {g:>7.1f} | " + " ".join(f"{med[e]:>11.4f}" for e in engines)
+                  + f" | {ENGINES[best]:>11} {row['ratio_best']:>6.2f}"
+                  + (f"  OUTPUT MISMATCH ({', '.join(bad)})" if bad else ""), flush=True)
+    if not rows:
         return
-    geo = math.exp(sum(math.log(c["ratio"]) for c in cells) / len(cells))
-    results["speed"] = {"cells": cells, "geomean_ratio": geo, "runs": runs, "warmup": warmup, "quick": quick,
-                        "settle_ms": env_int("BENCH_SETTLE_MS", 100)}
-    print(f"speed ratio vs onnxruntime: {geo:.2f}")
-    print(f"   (geometric mean over {len(cells)} cells of ort_time/our_time; > 1 means this engine is faster)")
-    worst = max(c["max_abs_diff"] for c in cells)
-    print(f"outputs agree: max |ours - ort| over all cells {worst:.1e} "
+    geo_best = geomean(r["ratio_best"] for r in rows)
+    geo = {e: geomean(r["ratios"][e] for r in rows) for e in engines[1:]}
+    results["speed"] = {"cells": rows, "engines": engines, "versions": versions, "cell_spec": spec,
+                        "geomean_ratio_best": geo_best, "geomean_ratios": geo, "fma_peak_gflops": peak,
+                        "runs": runs, "warmup": warmup, "settle_ms": settle_ms}
+
+    print("\n   per engine: median (min-max) s, effective GFLOP/s (direct-convolution FLOPs / median time) "
+          "and % of the FMA peak, process CPU s per pass (all threads), peak RSS of the worker, "
+          "max |output - ours|")
+    for r in rows:
+        for i, e in enumerate(engines):
+            d = r["engines"][e]
+            pct = f"{100 * d['gflops'] / peak2:>5.0f}%" if peak2 else "     -"
+            diff = f"{d['max_abs_diff']:.1e}" if "max_abs_diff" in d else "-"
+            print(f"   {r['cell'] if i == 0 else '':<20} {ENGINES[e]:<12} {d['s']:>8.4f} "
+                  f"({min(d['times']):.4f}-{max(d['times']):.4f}) {d['gflops']:>7.1f} GFLOP/s {pct} "
+                  f"CPU {d['cpu_s']:>7.3f} s  RSS {d['peak_rss_mb']:>5.0f} MB  |diff| {diff}")
+    worst = max(r["engines"][e]["max_abs_diff"] for r in rows for e in engines[1:])
+    print(f"outputs agree: max |ours - peer| over all cells {worst:.1e} "
           f"({'PASS' if worst <= TOLERANCE else 'FAIL'}, tolerance {TOLERANCE:g})")
-    po = max(c["ours_peak_rss_mb"] for c in cells)
-    pr = max(c["ort_peak_rss_mb"] for c in cells)
-    print(f"peak RSS (max over cells, whole worker process incl. Python+numpy): this engine {po:.0f} MB, "
-          f"onnxruntime {pr:.0f} MB; worker baseline before model load: ours "
-          f"{cells[0]['ours_baseline_rss_mb']:.0f} MB, ort {cells[0]['ort_baseline_rss_mb']:.0f} MB")
-    results["speed"]["peak_rss_mb"] = {"ours": po, "ort": pr}
+    print("peak RSS (max over cells, whole worker process incl. Python+numpy): "
+          + ", ".join(f"{ENGINES[e]} {max(r['engines'][e]['peak_rss_mb'] for r in rows):.0f} MB" for e in engines)
+          + "; worker before the model is loaded: "
+          + ", ".join(f"{e} {rows[0]['engines'][e]['baseline_rss_mb']:.0f} MB" for e in engines))
     # Process CPU time per pass (all threads): much less sensitive to other load than wall
-    # time; CPU/2 approximates the wall time on an idle 2-core machine (ORT's spinning
-    # worker threads count as CPU time, as they would cost wall time there too).
-    print("CPU seconds per pass (process CPU time, all threads; median), and the ratio of those:")
-    for c in cells:
-        print(f"   width {c['width']:g} {c['size']}²: ours {c['ours_cpu_s']:.3f} s, ort {c['ort_cpu_s']:.3f} s, "
-              f"ort/ours {c['ort_cpu_s'] / c['ours_cpu_s']:.2f}")
-    geo_cpu = math.exp(sum(math.log(c["ort_cpu_s"] / c["ours_cpu_s"]) for c in cells) / len(cells))
-    results["speed"]["geomean_cpu_ratio"] = geo_cpu
-    print(f"   geometric mean of the CPU-time ratios: {geo_cpu:.2f} (not the headline figure; a check on it "
-          f"when the machine is busy)")
+    # time (the peers' spinning pool threads count, as they would cost wall time on a busy machine).
+    geo_cpu = {e: geomean(r["engines"][e]["cpu_s"] / r["engines"]["ours"]["cpu_s"] for r in rows)
+               for e in engines[1:]}
+    results["speed"]["geomean_cpu_ratios"] = geo_cpu
+    print("CPU-time ratios (peer CPU s / ours, geometric mean; a check when the machine is busy, not the "
+          "headline): " + ", ".join(f"{ENGINES[e]} {v:.2f}" for e, v in geo_cpu.items()))
+    if peak2:
+        print("effective GFLOP/s, % of the measured FMA peak, geometric mean over cells: "
+              + ", ".join(f"{ENGINES[e]} {geomean(r['engines'][e]['gflops'] for r in rows):.1f} "
+                          f"({100 * geomean(r['engines'][e]['gflops'] for r in rows) / peak2:.0f}%)"
+                          for e in engines))
+    for e in engines[1:]:
+        print(f"speed ratio vs {ENGINES[e].lower()}: {geo[e]:.2f}")
+    print(speed_summary(results))
+    print(f"   (per cell the faster peer's median / ours, geometric mean over {len(rows)} cells; "
+          f"> 1 means this engine is faster)")
+
+
+def speed_summary(results):
+    s = results.get("speed")
+    return f"speed ratio vs best peer: {s['geomean_ratio_best']:.2f}" if s else None
 
 
 # ==========================================================================
@@ -524,71 +745,203 @@ def make_photo(path, width, height, seed):
     os.remove(ppm)
 
 
-def timed_child(cmd):
-    """(wall seconds, peak RSS MB, stdout) of a child process, via wait4."""
+def run_child(cmd, env):
+    """(wall seconds, peak RSS kB, exit status, output) of one child process, via wait4."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     out = p.stdout.read()
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{out}")
-    return wall, ru.ru_maxrss / 1024, out.strip()
+    return wall, ru.ru_maxrss, p.returncode, out.strip()
+
+
+def launcher():
+    """`bench.py --launcher`: runs the photo-level commands for the driver. One JSON request per line
+    on stdin ({"cmd": [...], "env": {...}}), one JSON reply per line on stdout. A child's ru_maxrss
+    includes the high-water RSS of the process that spawned it (vfork + exec keep the spawning
+    address space's mark), and the driver grows to hundreds of MB while it converts models to ONNX;
+    this process stays at ~10 MB, below any command measured."""
+    for line in sys.stdin:
+        req = json.loads(line)
+        wall, maxrss_kb, status, out = run_child(req["cmd"], req["env"])
+        print(json.dumps({"wall": wall, "maxrss_kb": maxrss_kb, "status": status, "output": out}), flush=True)
+    return 0
+
+
+class Launcher:
+    def __init__(self):
+        self.p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--launcher"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def timed_child(self, cmd, env):
+        """(wall seconds, peak RSS MB, output) of cmd run by the launcher; RuntimeError if it fails."""
+        self.p.stdin.write(json.dumps({"cmd": cmd, "env": env}) + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"launcher died (exit {self.p.wait()})")
+        r = json.loads(line)
+        if r["status"] != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({r['status']}):\n{r['output']}")
+        return r["wall"], r["maxrss_kb"] / 1024, r["output"]
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def image_size(path):
+    return int(sh(["vipsheader", "-f", "width", path])), int(sh(["vipsheader", "-f", "height", path]))
+
+
+def make_photos(src, out, mps):
+    """{mp: path}: JPEGs (quality 90) of about mp megapixels. From a file: `vips resize` (lanczos3)
+    of it, keeping its aspect ratio and metadata; `synthetic`: make_photo's pattern at 4:3."""
+    photos = {}
+    for mp in mps:
+        if src == "synthetic":
+            w = round(math.sqrt(mp * 1e6 * 4 / 3))
+            h = round(w * 3 / 4)
+            path = os.path.join(out, f"synthetic-{w}x{h}.jpg")
+            if not os.path.exists(path):
+                make_photo(path, w, h, int(mp))
+        else:
+            sw, sh_ = image_size(src)
+            scale = math.sqrt(mp * 1e6 / (sw * sh_))
+            stem = os.path.splitext(os.path.basename(src))[0]
+            path = os.path.join(out, f"photo-{stem}-{mp:g}MP.jpg")
+            if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(src):
+                sh(["vips", "resize", src, f"{path}.tmp.jpg[Q=90]", f"{scale:.6f}"])
+                os.replace(f"{path}.tmp.jpg", path)
+        photos[mp] = path
+    return photos
 
 
 def part_photo(snap, out, results):
     f2a = os.path.join(snap, "bin", "f2a")
+    runs = env_int("BENCH_PHOTO_RUNS", 5)
+    warmup = env_int("BENCH_PHOTO_WARMUP", 1)
+    mps = [float(s) for s in os.environ.get("BENCH_PHOTO_SIZES", "12 24 48").split()]
+    mps = [int(m) if m == int(m) else m for m in mps]
+    src = os.environ.get("BENCH_PHOTO_SRC", "").strip() or os.path.join(ROOT, "examples", "flash.jpg")
+    if src != "synthetic":
+        src = os.path.abspath(src)
     info = model_info(f2a, os.path.join(snap, "share/flash2ambient/weights/default.f2aw"))
-    print(f"\n== 2. photo level: `f2a apply IN OUT.jpg` with the shipped model (width {info['width']:g}), "
-          f"child process wall time and peak RSS (wait4)")
-    photos = {}
-    for name, (w, h, seed) in {"12MP": (4000, 3000, 12), "24MP": (6000, 4000, 24)}.items():
-        path = os.path.join(out, f"synthetic-{name}-{w}x{h}.jpg")
-        if not os.path.exists(path):
-            make_photo(path, w, h, seed)
-        photos[name] = path
-        print(f"   {path}: {w}x{h}, {os.path.getsize(path) / 1e6:.1f} MB JPEG")
-    res = {}
-    out_jpg = os.path.join(out, "photo-out.jpg")
+    # Both f2a and the module use the snapshot's shipped model (the one beside the binary /
+    # the library): no F2A_MODEL, and no VIPSHOME except for the module.
+    env = {k: v for k, v in os.environ.items() if k not in ("F2A_MODEL", "VIPSHOME")}
+    vips_env = dict(env, VIPSHOME=os.path.join(snap, "vipshome"))
+    out_jpg = {t: os.path.join(out, f"photo-out-{t}.jpg") for t in PHOTO_TOOLS}
+    commands = {
+        "copy": lambda photo: (["vips", "copy", photo, out_jpg["copy"]], env),
+        "f2a": lambda photo: ([f2a, "apply", photo, out_jpg["f2a"], "--verbose"], env),
+        "vfa": lambda photo: (["vips", "flash2ambient", photo, out_jpg["vfa"]], vips_env),
+    }
+    tools = list(PHOTO_TOOLS)
+    if not os.path.exists(os.path.join(snap, "vipshome")):
+        print("   (no build/vipshome: `make plugin` builds the vips module; vips flash2ambient skipped)")
+        tools.remove("vfa")
+    print(f"\n== 2. photo level: JPEG -> JPEG with the shipped model (width {info['width']:g}), each command a "
+          f"child process; {warmup} warm-up + {runs} timed runs per command and size, alternating (rotating "
+          f"order); median wall time, peak RSS (wait4 ru_maxrss, max over the timed runs)")
+    print("   " + "; ".join(f"{PHOTO_TOOLS[t]}: {' '.join(os.path.basename(a) for a in commands[t]('IN.jpg')[0])}"
+                           for t in tools) + " (VIPSHOME=snapshot/vipshome for the module; default modes, "
+          "libvips' default JPEG quality for all three)")
+    photos = make_photos(src, out, mps)
+    what = ("the synthetic test pattern (make_photo)" if src == "synthetic"
+            else f"{os.path.relpath(src, ROOT) if src.startswith(ROOT) else src} ({'x'.join(map(str, image_size(src)))}), "
+                 f"upscaled with `vips resize` (lanczos3)")
+    print(f"   photos: {what}, JPEG quality 90")
+    sizes = []
+    launch = Launcher()
+    try:
+        for mp in mps:
+            photo = photos[mp]
+            w, h = image_size(photo)
+            entry = {"mp": mp, "path": photo, "width": w, "height": h, "bytes": os.path.getsize(photo), "tools": {}}
+            walls = {t: [] for t in tools}
+            rsss = {t: [] for t in tools}
+            logs = {}
+            failed = set()
+            for r in range(warmup + runs):
+                for t in run_order(tools, r):
+                    if t in failed:
+                        continue
+                    cmd, cenv = commands[t](photo)
+                    try:
+                        wall, rss, log = launch.timed_child(cmd, cenv)
+                    except RuntimeError as e:
+                        print(f"   ERROR: {e}")
+                        failed.add(t)
+                        continue
+                    if r >= warmup:
+                        walls[t].append(wall)
+                        rsss[t].append(rss)
+                        logs[t] = log
+            for t in tools:
+                if walls[t]:
+                    entry["tools"][t] = {"wall_s": statistics.median(walls[t]), "walls": walls[t],
+                                         "peak_rss_mb": max(rsss[t]), "rss_mb": rsss[t], "log": logs.get(t, "")}
+            base = entry["tools"].get("copy")
+            for t in ("f2a", "vfa"):
+                if base and t in entry["tools"]:
+                    entry[f"ratio_{t}"] = entry["tools"][t]["wall_s"] / base["wall_s"]
+            sizes.append(entry)
+            print(f"   {mp:g} MP ({w}x{h}, {entry['bytes'] / 1e6:.1f} MB):")
+            for t in tools:
+                d = entry["tools"].get(t)
+                if not d:
+                    print(f"      {PHOTO_TOOLS[t]:<19} failed")
+                    continue
+                ratio = f", {d['wall_s'] / base['wall_s']:.2f}x vips copy" if base and t != "copy" else ""
+                print(f"      {PHOTO_TOOLS[t]:<19} {d['wall_s']:.3f} s ({min(d['walls']):.3f}-{max(d['walls']):.3f})"
+                      f"{ratio}, peak RSS {d['peak_rss_mb']:.0f} MB" + (f"   [{d['log']}]" if t == "f2a" else ""))
+    finally:
+        launch.close()
+    for p in out_jpg.values():
+        if os.path.exists(p):
+            os.remove(p)
+    results["photo"] = {"sizes": sizes, "runs": runs, "warmup": warmup, "source": src}
+    for line in photo_summary(results):
+        print(line)
 
-    def apply(photo, mode=None):
-        cmd = [f2a, "apply", photos[photo], out_jpg, "--verbose"] + (["--mode", mode] if mode else [])
-        try:
-            return timed_child(cmd)
-        except RuntimeError as e:
-            print(f"   ERROR: {e}")
-            return float("nan"), float("nan"), "failed"
 
-    wall, rss, log = apply("12MP")  # warm-up (page cache, first-touch)
-    print(f"   12 MP default, warm-up: {wall:.2f} s, {rss:.0f} MB   [{log}]")
-    walls, rsss = [], []
-    for _ in range(3):
-        wall, rss, log = apply("12MP")
-        walls.append(wall)
-        rsss.append(rss)
-        print(f"   12 MP default: {wall:.2f} s, {rss:.0f} MB   [{log}]")
-    walls = [w for w in walls if w == w] or [float("nan")]
-    rsss = [r for r in rsss if r == r] or [float("nan")]
-    res["12MP_default"] = {"wall_s": statistics.median(walls), "walls": walls, "peak_rss_mb": max(rsss), "log": log}
-    for mode in ("guided", "tiled"):
-        wall, rss, log = apply("24MP", mode)
-        res[f"24MP_{mode}"] = {"wall_s": wall, "peak_rss_mb": rss, "log": log}
-        print(f"   24 MP --mode {mode}: {wall:.2f} s, {rss:.0f} MB   [{log}]")
-    if os.path.exists(out_jpg):
-        os.remove(out_jpg)
+def photo_summary(results):
+    """Issue 19's photo-level lines: time ratios against vips copy and peak RSS per size."""
+    p = results.get("photo")
+    if not p or not p["sizes"]:
+        return []
+    sizes = p["sizes"]
+    lines = []
 
     def mark(ok):
         return "PASS" if ok else "MISS"  # NaN (a failed run) compares False: MISS
 
-    d = res["12MP_default"]
-    print(f"12 MP default mode: wall {d['wall_s']:.2f} s (median of 3), peak RSS {d['peak_rss_mb']:.0f} MB   "
-          f"target <= {PHOTO_TARGET_WALL_S} s: {mark(d['wall_s'] <= PHOTO_TARGET_WALL_S)}")
-    for mode in ("tiled", "guided"):
-        d = res[f"24MP_{mode}"]
-        print(f"24 MP --mode {mode}: peak RSS {d['peak_rss_mb']:.0f} MB (wall {d['wall_s']:.1f} s)   "
-              f"target <= {PHOTO_TARGET_RSS_MB} MB: {mark(d['peak_rss_mb'] <= PHOTO_TARGET_RSS_MB)}")
-    results["photo"] = res
+    for t in ("f2a", "vfa"):
+        if not any(t in x["tools"] for x in sizes):
+            continue
+        first = sizes[0]
+        ratio = first.get(f"ratio_{t}", float("nan"))
+        text = f"{PHOTO_TOOLS[t]} / vips copy at {first['mp']:g} MP: {ratio:.2f}"
+        if first["mp"] == 12:
+            text += f" (goal <= {PHOTO_GOAL_RATIO:g})  {mark(ratio <= PHOTO_GOAL_RATIO)}"
+        lines.append(text)
+        if len(sizes) > 1:
+            lines.append(f"   {PHOTO_TOOLS[t]} / vips copy at " + ", ".join(
+                f"{x['mp']:g} MP: {x.get(f'ratio_{t}', float('nan')):.2f}" for x in sizes[1:]))
+    label = "/".join(f"{s['mp']:g}" for s in sizes)
+    goals = [PHOTO_GOAL_RSS_MB.get(s["mp"]) for s in sizes]
+    for t in ("f2a", "vfa", "copy"):
+        if not any(t in x["tools"] for x in sizes):
+            continue
+        rss = [s["tools"].get(t, {}).get("peak_rss_mb", float("nan")) for s in sizes]
+        text = f"peak RSS {PHOTO_TOOLS[t]} {label} MP: " + "/".join(f"{v:.0f}" for v in rss) + " MB"
+        if t != "copy" and all(goals):
+            ok = all(v <= g for v, g in zip(rss, goals))
+            text += f" (goal <= {'/'.join(str(g) for g in goals)})  {mark(ok)}"
+        lines.append(text)
+    return lines
 
 
 # ==========================================================================
@@ -632,7 +985,6 @@ def ort_layer_of(name):
 
 
 def part_layers(bench_bin, shipped, out, results):
-    import f2a_to_onnx
     size = 512
     runs = env_int("BENCH_LAYER_RUNS", 5)
     print(f"\n== 3. per-layer times at {size}², median of {runs} passes: this engine (f2a-bench --layers; "
@@ -645,10 +997,8 @@ def part_layers(bench_bin, shipped, out, results):
         steps = [float(m) for m in re.findall(r"step\s+\d+\s+([\d.]+) ms", text)]
         cpu_steps = [float(m) for m in re.findall(r"([\d.]+) ms cpu", text)]
         tag = f"w{width:g}"
-        onnx_path = os.path.join(out, f"random-{tag}.onnx")
-        if not os.path.exists(onnx_path):
-            prepare_models(os.path.join(out, "snapshot", "bin", "f2a"), shipped, [width], out)
-        config, _ = f2a_to_onnx.load_generator(os.path.join(out, f"random-{tag}.f2aw"))
+        model = prepare_model(os.path.join(out, "snapshot", "bin", "f2a"), None, shipped, tag, out)
+        onnx_path, config = model["onnx"], model["config"]
         prof = ort_profile(onnx_path, size, runs)
         ort_by_layer, ort_other = {}, 0.0
         for (name, op), ms in prof.items():
@@ -664,7 +1014,7 @@ def part_layers(bench_bin, shipped, out, results):
         if len(cpu_steps) != len(steps):
             cpu_steps = [float("nan")] * len(steps)
         total_ours, total_ort = sum(steps), sum(ort_by_layer.values()) + ort_other
-        print(f"\n   width {width:g} ({gflop(config, size, size):.1f} GFLOP): ours {total_ours:.0f} ms "
+        print(f"\n   width {width:g} ({gflop(model['info'], size, size):.1f} GFLOP): ours {total_ours:.0f} ms "
               f"({sum(cpu_steps):.0f} ms CPU, all threads), ort {total_ort:.0f} ms (sum of node kernel times)")
         print(f"   {'layer':<24} {'shape':<26} {'GFLOP':>6} | {'ours ms':>8} {'GF/s':>6} {'%':>5} {'cpu ms':>8} | "
               f"{'ort ms':>8} {'GF/s':>6} | {'ort/ours':>8}")
@@ -687,7 +1037,9 @@ def part_layers(bench_bin, shipped, out, results):
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        return worker(*sys.argv[2:6], int(sys.argv[6]))
+        return worker(*sys.argv[2:6], int(sys.argv[6]), int(sys.argv[7]))
+    if len(sys.argv) > 1 and sys.argv[1] == "--launcher":
+        return launcher()
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
     out = os.path.abspath(os.environ.get("BENCH_OUT", os.path.join(build, "bench")))
     os.makedirs(out, exist_ok=True)
@@ -698,7 +1050,8 @@ def main():
     snap = snapshot(build, out)
     f2a = os.path.join(snap, "bin", "f2a")
     lib_path = os.path.join(snap, "lib", "libflash2ambient.so")
-    shipped = model_info(f2a, os.path.join(snap, "share/flash2ambient/weights/default.f2aw"))
+    shipped_weights = os.path.join(snap, "share/flash2ambient/weights/default.f2aw")
+    shipped = model_info(f2a, shipped_weights)
     started = time.time()
     la = load_and_uptime()
     busy = busy_processes()
@@ -708,12 +1061,13 @@ def main():
     print(f"load average at start: {' '.join(la)}; other busy processes: {', '.join(busy) or 'none'}")
     print(f"shipped model: width {shipped['width']:g}, {shipped['upsample']}, {shipped['activation']}, "
           f"{shipped['formulation']}\n")
+
     def save():
         with open(os.path.join(out, "results.json"), "w") as f:
             json.dump(results, f, indent=1)
 
     if env_on("BENCH_SPEED", True):
-        part_speed(f2a, lib_path, shipped, out, results)
+        part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results)
         save()
     if env_on("BENCH_PHOTO", True):
         part_photo(snap, out, results)
@@ -739,6 +1093,12 @@ def main():
     except Exception as e:  # the Markdown copy is a convenience
         print(f"(results.md not written: {e})")
     print(f"results: {os.path.join(out, 'results.json')}")
+    # The headline figures again, the speed ratio last.
+    summary = photo_summary(results) + [line for line in [speed_summary(results)] if line]
+    if summary:
+        print("\n== summary")
+        for line in summary:
+            print(line)
     return 0
 
 

@@ -11,7 +11,8 @@ struct Init: ParsableCommand {
         discussion: "For plumbing, tests and benchmarks: the output is noise, not an ambient image.")
 
     @Argument(help: "Output weights file.") var output: String
-    @Option(help: "Channel width multiplier (1.0 = VGG-16).") var width: Double = 0.25
+    @Option(help: "Channel width multiplier (1.0 = VGG-16); the encoder's when --decoder-width is given.") var width: Double = 0.25
+    @Option(help: "Decoder channel width multiplier (default: --width).") var decoderWidth: Double?
     @Option(help: "Encoder blocks, 1–5.") var levels: Int = 5
     @Option(help: "transpose or unpool.") var upsample: GeneratorConfig.Upsample = .transpose
     @Option(help: "sigmoid or tanh.") var activation: GeneratorConfig.OutputActivation = .sigmoid
@@ -24,13 +25,16 @@ struct Init: ParsableCommand {
 
     func validate() throws {
         guard width.isFinite, width > 0, width <= 4 else { throw ValidationError("--width must be in (0, 4]") }
+        if let decoderWidth, !(decoderWidth.isFinite && decoderWidth > 0 && decoderWidth <= 4) {
+            throw ValidationError("--decoder-width must be in (0, 4]")
+        }
         guard (1...5).contains(levels) else { throw ValidationError("--levels must be in 1...5") }
     }
 
     func run() throws { try withExitStatus(work) }
 
     func work() throws {
-        let config = GeneratorConfig(width: width, levels: levels, upsample: upsample, activation: activation,
+        let config = GeneratorConfig(width: width, decoderWidth: decoderWidth, levels: levels, upsample: upsample, activation: activation,
                                      formulation: formulation,
                                      description: zeroOutput && formulation == .ratioLog
                                         ? "identity initialisation (seed \(seed), zero output layer, ratio-log): returns its input"

@@ -55,36 +55,170 @@ public enum BenchRunner {
         return ImagePair(name: "random\(seed)", width: w, height: h, flash: f, ambient: a)
     }
 
-    public static func run(width: Double, crop: Int, batch: Int, steps: Int, discriminator: String, discWidth: Double) throws(TrainError) -> String {
-        var c = TrainConfig()
-        c.width = width; c.crop = crop; c.batch = batch; c.steps = steps + 1
-        c.discriminator = discriminator; c.discWidth = discWidth; c.scaleMin = 1; c.scaleMax = 1.25
+    /// What a benchmark trains: the options of `f2a-train train` that change the
+    /// cost of a step. Everything else (learning rates, augmentation) is the default.
+    public struct Setup: Sendable {
+        public var width = 0.25
+        /// nil: the same as `width`.
+        public var decoderWidth: Double? = nil
+        public var levels = 5
+        public var freezeEncoderBlocks = 0
+        public var formulation = "rgb"
+        public var reconstruction = "l1"
+        public var crop = 128
+        public var batch = 8
+        public var discriminator = "conditional"
+        public var discWidth = 0.5
+        public var discNorm = NormKind.instance
+
+        public init() {}
+
+        public var trainConfig: TrainConfig {
+            var c = TrainConfig()
+            c.width = width; c.decoderWidth = decoderWidth ?? 0; c.levels = levels
+            c.freezeEncoderBlocks = freezeEncoderBlocks
+            c.formulation = formulation; c.reconstruction = reconstruction
+            c.crop = crop; c.batch = batch
+            c.discriminator = discriminator; c.discWidth = discWidth; c.discNorm = discNorm
+            c.scaleMin = 1; c.scaleMax = 1.25
+            return c
+        }
+    }
+
+    /// Per-step timings of one benchmark run.
+    public struct Result: Sendable {
+        public var setup: Setup
+        public var hasDiscriminator: Bool
+        /// Generator parameters, and those training changes (not in frozen blocks).
+        public var parameters: Int
+        public var trainableParameters: Int
+        public var discriminatorParameters: Int
+        /// Wall time of each timed `trainStep`.
+        public var stepSeconds: [Double] = []
+        /// Sums over the timed steps (`StepStats`; data is built inline, outside `stepSeconds`).
+        public var forward = 0.0, backward = 0.0, optimiser = 0.0, data = 0.0
+        /// Per step; nil unless GEMMs were profiled.
+        public var gemm: (flops: Double, inStep: Double, alone: Double)?
+
+        public var medianStepSeconds: Double {
+            let s = stepSeconds.sorted()
+            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+
+        /// Samples per second of the median step.
+        public var samplesPerSecond: Double { Double(setup.batch) / medianStepSeconds }
+    }
+
+    /// A trainer for `setup` on random pairs (the augmentation scales them up to any crop).
+    public static func trainer(_ setup: Setup, steps: Int) throws(TrainError) -> Trainer {
+        var c = setup.trainConfig
+        c.steps = steps + 1
         let pairs = (0..<4).map { randomPair(320, 240, seed: UInt64($0)) }
-        let t = try Trainer(config: c, train: pairs, validation: [], runDir: nil)
+        return try Trainer(config: c, train: pairs, validation: [], runDir: nil)
+    }
+
+    /// One warm-up step, then `steps` timed steps. With `profileGemm`, every GEMM of
+    /// the timed steps is recorded and the same GEMMs are then timed standalone.
+    public static func run(_ setup: Setup, steps: Int, profileGemm: Bool) throws(TrainError) -> Result {
+        let t = try trainer(setup, steps: steps)
         _ = t.trainStep(t.source.batch(step: 0))
-        var sum = StepStats()
+        let scales = t.generatorLRScales, sizes = t.generator.params.values.map(\.count)
+        var r = Result(setup: setup, hasDiscriminator: t.discriminator != nil, parameters: t.generator.params.count,
+                       trainableParameters: zip(scales, sizes).reduce(0) { $0 + ($1.0 == 0 ? 0 : $1.1) },
+                       discriminatorParameters: t.discriminator?.params.count ?? 0)
         GemmProfile.reset()
-        GemmProfile.enabled = true
+        GemmProfile.enabled = profileGemm
         defer { GemmProfile.enabled = false }
-        for s in 1...steps {
+        for s in 1...max(1, steps) {
             let d0 = now()
             let b = t.source.batch(step: s)
-            let dt = now() - d0
-            var st = t.trainStep(b)
-            st.data = dt
-            sum.forward += st.forward; sum.backward += st.backward; sum.optimiser += st.optimiser; sum.data += st.data
+            r.data += now() - d0
+            let s0 = now()
+            let st = t.trainStep(b)
+            r.stepSeconds.append(now() - s0)
+            r.forward += st.forward; r.backward += st.backward; r.optimiser += st.optimiser
         }
         GemmProfile.enabled = false
-        let n = Double(steps)
-        let gemmInStep = GemmProfile.totalSeconds / n, gemmFlops = GemmProfile.totalFlops / n
-        let gemmAlone = GemmProfile.standaloneSeconds() / n
-        let computeTime = (sum.forward + sum.backward + sum.optimiser) / n
+        if profileGemm {
+            let n = Double(r.stepSeconds.count)
+            r.gemm = (GemmProfile.totalFlops / n, GemmProfile.totalSeconds / n, GemmProfile.standaloneSeconds() / n)
+        }
+        return r
+    }
+
+    public static let tableHeader = """
+        | G width | D | crop | batch | samples/s | step | forward | backward | optimiser | data | GEMM GFLOP/step | GEMM in step | GEMM alone | GFLOP/s (step) | GEMM alone / GEMM in step | GEMM alone / step |
+        |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+        """
+
+    /// A row of `tableHeader`: means over the timed steps, in ms.
+    public static func tableRow(_ r: Result) -> String {
+        let s = r.setup, n = Double(r.stepSeconds.count)
+        let computeTime = (r.forward + r.backward + r.optimiser) / n
         func ms(_ v: Double) -> String { String(format: "%.0f", v / n * 1000) }
-        return "| \(width) | \(t.discriminator == nil ? "none" : "\(discriminator) \(discWidth)") | \(crop) | \(batch) | "
-            + String(format: "%.2f", Double(batch) / computeTime) + " | " + String(format: "%.0f", computeTime * 1000)
-            + " | \(ms(sum.forward)) | \(ms(sum.backward)) | \(ms(sum.optimiser)) | \(ms(sum.data)) | "
-            + String(format: "%.1f | %.0f | %.0f | %.1f | %.0f %% | %.0f %% |", gemmFlops / 1e9, gemmInStep * 1000, gemmAlone * 1000,
-                     gemmFlops / 1e9 / computeTime, 100 * gemmAlone / gemmInStep, 100 * gemmAlone / computeTime)
+        var widths = "\(s.width)"
+        if let d = s.decoderWidth, d != s.width { widths += " / dec \(d)" }
+        if s.freezeEncoderBlocks > 0 { widths += ", enc1–\(s.freezeEncoderBlocks) frozen" }
+        var row = "| \(widths) | \(r.hasDiscriminator ? "\(s.discriminator) \(s.discWidth)" : "none") | \(s.crop) | \(s.batch) | "
+            + String(format: "%.2f", Double(s.batch) / computeTime) + " | " + String(format: "%.0f", computeTime * 1000)
+            + " | \(ms(r.forward)) | \(ms(r.backward)) | \(ms(r.optimiser)) | \(ms(r.data)) | "
+        if let g = r.gemm {
+            row += String(format: "%.1f | %.0f | %.0f | %.1f | %.0f %% | %.0f %% |", g.flops / 1e9, g.inStep * 1000, g.alone * 1000,
+                          g.flops / 1e9 / computeTime, 100 * g.alone / g.inStep, 100 * g.alone / computeTime)
+        } else {
+            row += " |  |  |  |  |  |"
+        }
+        return row
+    }
+
+    /// One JSON object (one line) per run: what bench/train/bench_train.py reads.
+    public static func json(_ r: Result) -> String {
+        let s = r.setup, n = Double(r.stepSeconds.count)
+        let object: [String: Any] = [
+            "engine": "f2a-train",
+            "width": s.width, "decoder_width": s.decoderWidth ?? s.width, "levels": s.levels,
+            "freeze_encoder_blocks": s.freezeEncoderBlocks, "formulation": s.formulation, "reconstruction": s.reconstruction,
+            "crop": s.crop, "batch": s.batch,
+            "discriminator": r.hasDiscriminator ? s.discriminator : "none", "disc_width": s.discWidth, "disc_norm": s.discNorm.rawValue,
+            "generator_parameters": r.parameters, "trainable_generator_parameters": r.trainableParameters,
+            "discriminator_parameters": r.discriminatorParameters,
+            "threads": ["conv": Conv2d.threadCount, "blas": blasThreadCount],
+            "step_ms": r.stepSeconds.map { ($0 * 1e6).rounded() / 1000 },
+            "median_step_ms": r.medianStepSeconds * 1000,
+            "samples_per_s": r.samplesPerSecond,
+            "forward_ms": r.forward / n * 1000, "backward_ms": r.backward / n * 1000, "optimiser_ms": r.optimiser / n * 1000,
+        ]
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The generator (a weights file the library loads) and, when the setup has one, the
+    /// discriminator of `setup` with their initial parameters, so that another framework can
+    /// build the same networks from the names and shapes instead of a copy of the architecture.
+    /// The discriminator's file has no loader here; its config entries give what the
+    /// parameter shapes do not say: each conv's stride and padding, which layers are
+    /// normalised and activated.
+    public static func writeModels(_ setup: Setup, directory: String) throws -> [String] {
+        let t = try trainer(setup, steps: 1)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let gPath = (directory as NSString).appendingPathComponent("generator.f2aw")
+        try t.generator.weightsFile(description: "f2a-train bench: random initialisation").write(path: gPath)
+        guard let d = t.discriminator else { return [gPath] }
+        var entries: [(key: String, value: ConfigValue)] = [
+            ("architecture", .string("patchgan")),
+            ("input_channels", .int(Int64(d.inputChannels))),
+            ("norm", .string(d.norm.rawValue)),
+            ("leaky_relu_slope", .float(Double(PatchDiscriminator.slope))),
+            ("layers", .int(Int64(d.layers.count))),
+        ]
+        for (i, l) in d.layers.enumerated() {
+            entries += [("conv\(i).stride", .int(Int64(l.geometry.stride))), ("conv\(i).padding", .int(Int64(l.geometry.padding))),
+                        ("conv\(i).norm", .int(l.norm ? 1 : 0)), ("conv\(i).activation", .int(l.activation ? 1 : 0))]
+        }
+        let tensors = d.params.names.map { (name: $0, tensor: d.params.tensor($0)) }
+        let dPath = (directory as NSString).appendingPathComponent("discriminator.f2aw")
+        try WeightsFile(config: entries, tensors: tensors).write(path: dPath)
+        return [gPath, dPath]
     }
 }
 

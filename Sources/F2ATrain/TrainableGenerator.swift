@@ -105,6 +105,12 @@ public final class TrainableGenerator: @unchecked Sendable {
         public var output: Tensor
     }
 
+    /// relu(conv3x3(x) + bias) on the inference engine's kernels.
+    private func conv3x3ReLU(_ x: Tensor, _ name: String) -> Tensor {
+        let w = params.id(name + ".weight"), b = params.id(name + ".bias")
+        return EngineConvolution.forward(x, weight: params.values[w], bias: params.values[b], shape: params.shapes[w], relu: true)
+    }
+
     private func conv(_ x: Tensor, _ name: String, padding: Int) -> Tensor {
         let w = params.id(name + ".weight"), b = params.id(name + ".bias")
         let s = params.shapes[w]
@@ -141,8 +147,7 @@ public final class TrainableGenerator: @unchecked Sendable {
             }
             var recs: [ConvRecord] = []
             for j in 1...config.convCount(b) {
-                var y = conv(x, "enc\(b).conv\(j)", padding: 1)
-                Pointwise.relu(&y)
+                let y = conv3x3ReLU(x, "enc\(b).conv\(j)")
                 recs.append(ConvRecord(input: x, output: y))
                 x = y
             }
@@ -170,8 +175,7 @@ public final class TrainableGenerator: @unchecked Sendable {
             x = concatChannels(x, skip)
             var recs: [ConvRecord] = []
             for j in 1...config.convCount(b) {
-                var y = conv(x, "dec\(b).conv\(j)", padding: 1)
-                Pointwise.relu(&y)
+                let y = conv3x3ReLU(x, "dec\(b).conv\(j)")
                 recs.append(ConvRecord(input: x, output: y))
                 x = y
             }
@@ -202,12 +206,16 @@ public final class TrainableGenerator: @unchecked Sendable {
         let s = params.shapes[w]
         let g = ConvGeometry(s[1], s[0], kernel: s[2], stride: 1, padding: padding)
         let weight = params.values[w]
-        return params.withGrad(w) { dW in
+        // 3x3 convs take their input gradient from the engine (EngineConvolution).
+        let engine = s[2] == 3 && padding == 1
+        let dx = params.withGrad(w) { dW in
             params.withGrad(b) { dB in
-                conv2dBackward(rec.input, dy: dy, weight: weight, g, dW: dW, dB: dB, inputGradient: inputGradient,
+                conv2dBackward(rec.input, dy: dy, weight: weight, g, dW: dW, dB: dB, inputGradient: inputGradient && !engine,
                                inputGradientChannels: inputGradientChannels, workspace: ws)
             }
         }
+        guard engine, inputGradient else { return dx }
+        return EngineConvolution.inputGradient(dy, weight: weight, shape: s, channels: inputGradientChannels ?? s[1])
     }
 
     /// Accumulates parameter gradients for a loss whose gradient with respect

@@ -242,25 +242,58 @@ struct AsShot: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure training throughput on random data (no files written).")
+        abstract: "Measure training throughput on random data.",
+        discussion: """
+            One warm-up step, then --steps timed steps per width. The table gives means per step; \
+            --json prints one JSON object per width instead (each step's wall time, the median, \
+            samples/s of the median step) and skips the GEMM profiling. bench/train/bench_train.py \
+            (make bench-train) compares this with PyTorch.
+            """)
 
-    @Option(help: "Generator widths.") var width: [Double] = [1.0, 0.5, 0.25]
+    @Option(help: "Generator widths (the encoder's when --decoder-width is given).") var width: [Double] = [1.0, 0.5, 0.25]
+    @Option(help: "Decoder width (default: the same as --width).") var decoderWidth: Double?
+    @Option(help: "Encoder levels 1...5.") var levels = 5
+    @Option(help: "Encoder blocks 1...N frozen (as f2a-train train --freeze-encoder-blocks).") var freezeEncoderBlocks = 0
+    @Option(help: "rgb or ratio-log.") var formulation = "rgb"
+    @Option(help: "l1, attention-l1 or mse (as f2a-train train).") var reconstruction = "l1"
     @Option var crop = 128
     @Option var batch = 8
     @Option(help: "Timed steps per width (after one warm-up step).") var steps = 3
     @Option(help: "conditional, unconditional or none.") var discriminator = "conditional"
     @Option var discWidth = 0.5
     @Option(help: "OpenBLAS threads.") var threads: Int?
+    @Flag(help: "One JSON line per width instead of the table.") var json = false
+    @Option(help: ArgumentHelp("Write DIR/generator.f2aw (and DIR/discriminator.f2aw) with the initial parameters of this setup, then stop.",
+                               discussion: "For bench/train/bench_train.py, which builds the same networks in PyTorch from them. Needs a single --width."))
+    var writeModels: String?
+
+    func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        guard writeModels == nil || width.count == 1 else { throw ValidationError("--write-models needs a single --width") }
+    }
+
+    func setup(width w: Double) -> BenchRunner.Setup {
+        var s = BenchRunner.Setup()
+        s.width = w; s.decoderWidth = decoderWidth; s.levels = levels; s.freezeEncoderBlocks = freezeEncoderBlocks
+        s.formulation = formulation; s.reconstruction = reconstruction
+        s.crop = crop; s.batch = batch; s.discriminator = discriminator; s.discWidth = discWidth
+        return s
+    }
 
     func run() throws {
         if let threads { blasThreadCount = threads }
-        print("Times per step in ms; data is built on a background thread during training (shown: its cost when built inline).")
-        print("GEMM in step: time inside sgemm during the steps; GEMM alone: the same calls timed standalone (median of 3).")
-        print("| G width | D | crop | batch | samples/s | step | forward | backward | optimiser | data | GEMM GFLOP/step | GEMM in step | GEMM alone | GFLOP/s (step) | GEMM alone / GEMM in step | GEMM alone / step |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        if let writeModels {
+            for path in try BenchRunner.writeModels(setup(width: width[0]), directory: writeModels) { print("wrote \(path)") }
+            return
+        }
+        if !json {
+            print("Times per step in ms; data is built on a background thread during training (shown: its cost when built inline).")
+            print("GEMM in step: time inside sgemm during the steps; GEMM alone: the same calls timed standalone (median of 3).")
+            print(BenchRunner.tableHeader)
+        }
         for w in width {
-            let r = try BenchRunner.run(width: w, crop: crop, batch: batch, steps: steps, discriminator: discriminator, discWidth: discWidth)
-            print(r)
+            let r = try BenchRunner.run(setup(width: w), steps: steps, profileGemm: !json)
+            log(json ? BenchRunner.json(r) : BenchRunner.tableRow(r))
         }
     }
 }

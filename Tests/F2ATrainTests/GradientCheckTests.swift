@@ -125,6 +125,29 @@ struct GradientCheckTests {
         #expect(dB2 == dB)
     }
 
+    @Test("3x3 forward and input gradient on the engine match im2col + sgemm",
+          arguments: [(1, 3, 8, 9, 7), (2, 19, 6, 16, 12), (3, 8, 72, 11, 5)])
+    func engineConvolution(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
+        var R = Rand(UInt64(300 + cin))
+        let g = ConvGeometry(cin, cout, kernel: 3, stride: 1, padding: 1)
+        let x = R.tensor([n, cin, h, w])
+        let weight = R.array(cout * cin * 9, scale: 0.5), bias = R.array(cout, scale: 0.5)
+        let ws = Workspace()
+        var reference = conv2dForward(x, weight: weight, bias: bias, g, workspace: ws)
+        Pointwise.relu(&reference)
+        let y = EngineConvolution.forward(x, weight: weight, bias: bias, shape: g.weightShape, relu: true)
+        #expect(y.shape == reference.shape)
+        #expect(zip(y.data, reference.data).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
+        let dy = R.tensor(reference.shape)
+        let dx = conv2dBackward(x, dy: dy, weight: weight, g, dW: nil, dB: nil, inputGradient: true, workspace: ws)!
+        let engine = EngineConvolution.inputGradient(dy, weight: weight, shape: g.weightShape, channels: cin)
+        #expect(zip(engine.data, dx.data).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
+        let part = EngineConvolution.inputGradient(dy, weight: weight, shape: g.weightShape, channels: 1)
+        #expect(part.shape == [n, 1, h, w])
+        let plane = h * w
+        for i in 0..<n { for j in 0..<plane { #expect(abs(part.data[i * plane + j] - dx.data[i * cin * plane + j]) <= 1e-4 * max(1, abs(dx.data[i * cin * plane + j]))) } }
+    }
+
     @Test("conv2d forward matches F2ACore.Conv2d")
     func convMatchesCore() {
         var R = Rand(7)

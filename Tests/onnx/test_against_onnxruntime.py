@@ -53,6 +53,9 @@ CASES += [
     (0.1, "unpool", "sigmoid", "rgb", 3, False, 17, [(13, 7), (22, 9)]),
     (0.3, "transpose", "tanh", "rgb", 2, False, 18, [(13, 7), (3, 11)]),
     (0.5, "unpool", "sigmoid", "ratio-log", 1, False, 20, [(7, 5)]),  # no pooling, no decoder
+    # A wider encoder than decoder (encoder width / decoder width), as a pretrained VGG-16 with a narrow decoder.
+    ((0.25, 0.0625), "transpose", "sigmoid", "ratio-log", 5, False, 21, [(64, 48), (37, 21)]),
+    ((0.125, 0.3), "unpool", "sigmoid", "rgb", 4, True, 22, [(40, 24)]),
     # A larger image (several row bands / tiles in the engine's kernels).
     (0.125, "unpool", "sigmoid", "rgb", 5, False, 19, [(203, 150)]),
 ]
@@ -181,10 +184,12 @@ def main():
     print("-" * len(header))
     with tempfile.TemporaryDirectory(prefix="f2a-onnx-") as tmp:
         for ci, (width, upsample, activation, formulation, levels, f16, seed, sizes) in enumerate(CASES):
-            name = (f"w{width} {upsample} {activation} {formulation} L{levels}" + (" f16" if f16 else ""))
+            widths = width if isinstance(width, tuple) else (width, width)
+            name = (f"w{widths[0]}" + (f"/{widths[1]}" if widths[1] != widths[0] else "")
+                    + f" {upsample} {activation} {formulation} L{levels}" + (" f16" if f16 else ""))
             weights = os.path.join(tmp, f"case{ci}.f2aw")
             onnx_path = os.path.join(tmp, f"case{ci}.onnx")
-            cmd = [f2a, "init", weights, "--width", str(width), "--upsample", upsample,
+            cmd = [f2a, "init", weights, "--width", str(widths[0]), "--decoder-width", str(widths[1]), "--upsample", upsample,
                    "--activation", activation, "--formulation", formulation,
                    "--levels", str(levels), "--seed", str(seed)] + (["--f16"] if f16 else [])
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

@@ -217,16 +217,23 @@ else
 	fail "examples/vips/flash2ambient_example.c compiles"; sed 's/^/      /' cc.log | tail -5
 fi
 
-# --- install / uninstall into a DESTDIR (the real `make install` is checked by hand: see plugin/README.md) ---
+# --- install / uninstall into a DESTDIR (the whole install and the tarball: packaging/test-dist.sh) ---
 D="$W/destdir"
 MODDIR="$(pkg-config --variable=libdir vips)/vips-modules-$(pkg-config --modversion vips | cut -d. -f1,2)"
-check "install-plugin puts module and header in place, rpath PREFIX/lib" bash -c \
+HOMEDIR="/opt/f2a/lib/flash2ambient/vipshome/$(basename "$(pkg-config --variable=libdir vips)")/$(basename "$MODDIR")"
+check "install-plugin: module in PREFIX/lib/flash2ambient/vipshome with stock links, header; nothing in libvips's dir" bash -c \
 	"make -s -C '$ROOT' install-plugin DESTDIR='$D' PREFIX=/opt/f2a PLUGIN_LIBDEP= BUILD='$BUILD' >/dev/null &&
-	 test -f '$D$MODDIR/vips-flash2ambient.so' && test -f '$D/opt/f2a/include/vips-flash2ambient.h' &&
+	 test -f '$D$HOMEDIR/vips-flash2ambient.so' && test -f '$D/opt/f2a/include/vips-flash2ambient.h' &&
+	 test -x '$D/opt/f2a/lib/flash2ambient/link-vips-modules' &&
+	 test \"\$(readlink '$D$HOMEDIR/vips-heif.so')\" = '$MODDIR/vips-heif.so' &&
+	 ! test -e '$D$MODDIR/vips-flash2ambient.so'"
+check "install-system-module-files: module in libvips's dir, rpath PREFIX/lib" bash -c \
+	"make -s -C '$ROOT' install-system-module-files DESTDIR='$D' PREFIX=/opt/f2a BUILD='$BUILD' >/dev/null &&
 	 readelf -d '$D$MODDIR/vips-flash2ambient.so' | grep -q 'path: \[/opt/f2a/lib\]'"
-check "uninstall-plugin removes them" bash -c \
+check "uninstall-plugin removes them (the system module too: its rpath is this PREFIX's)" bash -c \
 	"make -s -C '$ROOT' uninstall-plugin DESTDIR='$D' PREFIX=/opt/f2a BUILD='$BUILD' >/dev/null &&
-	 ! test -e '$D$MODDIR/vips-flash2ambient.so' && ! test -e '$D/opt/f2a/include/vips-flash2ambient.h'"
+	 ! test -e '$D$MODDIR/vips-flash2ambient.so' && ! test -e '$D/opt/f2a/include/vips-flash2ambient.h' &&
+	 ! test -e '$D/opt/f2a/lib/flash2ambient'"
 
 # --- pyvips from PyPI ------------------------------------------------------------------------
 if [ "${F2A_SKIP_PYVIPS:-0}" = 1 ]; then
