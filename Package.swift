@@ -5,6 +5,7 @@ import PackageDescription
 //   F2ACore        tensors, GEMM, layers (forward)
 //   F2AModel       generator configuration, weights file format, generator forward pass
 //   F2AImage       image I/O through libvips, quality metrics (PSNR, SSIM)
+//   CVipsConvert   photo <-> model pixels, shared by the f2a tools and the vips operation
 //   Flash2Ambient  the C ABI (libflash2ambient.so), checked against include/flash2ambient.h
 //   F2ASynth       synthetic flash/ambient pair renderer
 //   F2ATrain       training: backward passes, losses, optimiser, data pipeline
@@ -26,19 +27,28 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "CVipsIO",
+        // The photo <-> model pixel conversions, compiled into the f2a tools (through CVipsIO)
+        // and into the vips operation (plugin/plugin.mk), so both convert alike.
+        .target(name: "CVipsConvert",
+                cSettings: [.unsafeFlags(["-I/usr/include/glib-2.0", "-I/usr/lib/x86_64-linux-gnu/glib-2.0/include"])],
+                linkerSettings: [.linkedLibrary("vips"), .linkedLibrary("gobject-2.0"), .linkedLibrary("glib-2.0")]),
+        .target(name: "CVipsIO", dependencies: ["CVipsConvert"],
                 cSettings: [.unsafeFlags(["-I/usr/include/glib-2.0", "-I/usr/lib/x86_64-linux-gnu/glib-2.0/include"])],
                 linkerSettings: [.linkedLibrary("vips"), .linkedLibrary("gobject-2.0"), .linkedLibrary("glib-2.0")]),
         .target(name: "CFlash2Ambient"),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "F2ACore", dependencies: ["COpenBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
-        .target(name: "F2AModel", dependencies: ["F2ACore"]),
+        .target(name: "F2AModel", dependencies: ["F2ACore", "CFlash2Ambient"]),
         .target(name: "F2AImage", dependencies: ["CVipsIO", "F2ACore"]),
         .target(name: "Flash2Ambient", dependencies: ["CFlash2Ambient", "F2AModel"],
                 exclude: ["exports.map"],
-                linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Flash2Ambient/exports.map"],
-                                              // release only: in the debug fuzz build it would hide ASan's malloc
+                // lld: gold keeps the Swift modules' protected type descriptors in the dynamic
+                // symbol table (as local symbols) even though the version script hides them.
+                // Release only: in the debug fuzz build the version script would hide ASan's malloc.
+                linkerSettings: [.unsafeFlags(["-use-ld=lld",
+                                               "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Flash2Ambient/exports.map",
+                                               "-Xlinker", "-soname=libflash2ambient.so.0"],
                                               .when(configuration: .release))]),
         .target(name: "F2ASynth", dependencies: ["F2ACore", "F2AImage"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),

@@ -31,12 +31,17 @@ PLUGIN_SYSTEM_DIR   = $(PLUGIN_VIPS_LIBDIR)/$(PLUGIN_MODDIR_NAME)
 # The installed private libvips home (same relative layout in the binary tarball).
 PLUGIN_INSTALL_VIPSHOME = $(PREFIX)/lib/flash2ambient/vipshome
 PLUGIN_INSTALL_MODDIR   = $(PLUGIN_INSTALL_VIPSHOME)/$(PLUGIN_MULTIARCH)/$(PLUGIN_MODDIR_NAME)
-PLUGIN_SRC         := plugin/flash2ambient.c plugin/vips-flash2ambient.h
+# The module's C files, plus the photo <-> model conversions it shares with the f2a tools.
+PLUGIN_C           := $(wildcard plugin/*.c) Sources/CVipsConvert/convert.c
+PLUGIN_SRC         := $(PLUGIN_C) $(wildcard plugin/*.h) Sources/CVipsConvert/include/f2a_vipsconvert.h
 # What the module needs from the main build (override with PLUGIN_LIBDEP= to relink
 # against an existing build/lib without rebuilding the Swift code).
 PLUGIN_LIBDEP      ?= $(BUILD)/.stamp
-PLUGIN_CFLAGS      := -std=gnu11 -O2 -g -fPIC -Wall -Wextra -Werror -Wno-unused-parameter \
-                      -Iplugin -I$(BUILD)/include $(shell pkg-config --cflags $(PLUGIN_PKGS) 2>/dev/null)
+# Hidden by default: only g_module_check_init is exported, so the module's helpers and the
+# shared conversions can never bind to (or be bound by) another copy in the host process.
+PLUGIN_CFLAGS      := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -Wno-unused-parameter \
+                      -Iplugin -ISources/CVipsConvert/include -I$(BUILD)/include \
+                      $(shell pkg-config --cflags $(PLUGIN_PKGS) 2>/dev/null)
 PLUGIN_LIBS        := -L$(BUILD)/lib -lflash2ambient $(shell pkg-config --libs $(PLUGIN_PKGS) 2>/dev/null) \
                       -Wl,--no-undefined -Wl,--as-needed
 
@@ -73,7 +78,7 @@ $(BUILD)/include/vips-flash2ambient.h: plugin/vips-flash2ambient.h
 $(PLUGIN_MODULE): $(PLUGIN_SRC) $(PLUGIN_LIBDEP) plugin/plugin.mk
 	@test -n "$(PLUGIN_VIPS_MINOR)" || { echo "pkg-config cannot find vips (apt-get install libvips-dev)"; exit 1; }
 	mkdir -p $(PLUGIN_MODDIR)
-	$(CC) $(PLUGIN_CFLAGS) -shared -o $@.tmp plugin/flash2ambient.c $(PLUGIN_LIBS) \
+	$(CC) $(PLUGIN_CFLAGS) -shared -o $@.tmp $(PLUGIN_C) $(PLUGIN_LIBS) \
 	  -Wl,-rpath,'$$ORIGIN/../../../lib:$$ORIGIN/../../../..'
 	mv -f $@.tmp $@
 	@# VIPSHOME replaces the system module path: link the stock modules (heif, jxl, magick, ...)
@@ -112,7 +117,7 @@ install-system-module-files:
 	@if [ -z "$(DESTDIR)" ] && [ ! -w "$(PLUGIN_SYSTEM_DIR)" ]; then \
 	  echo "install-system-module: $(PLUGIN_SYSTEM_DIR) is not writable (run as root, or set DESTDIR)"; exit 1; fi
 	mkdir -p $(BUILD)/plugin-install
-	$(CC) $(PLUGIN_CFLAGS) -shared -o $(BUILD)/plugin-install/vips-flash2ambient.so plugin/flash2ambient.c \
+	$(CC) $(PLUGIN_CFLAGS) -shared -o $(BUILD)/plugin-install/vips-flash2ambient.so $(PLUGIN_C) \
 	  $(PLUGIN_LIBS) -Wl,-rpath,$(PREFIX)/lib
 	install -d $(DESTDIR)$(PLUGIN_SYSTEM_DIR)
 	install -m 755 $(BUILD)/plugin-install/vips-flash2ambient.so $(DESTDIR)$(PLUGIN_SYSTEM_DIR)/vips-flash2ambient.so

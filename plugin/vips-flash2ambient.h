@@ -18,8 +18,10 @@
  *   strength   (double) 0..1 blend with the input, default 1
  *   mode       (int, an f2a_mode: F2A_MODE_AUTO/FULL/GUIDED/TILED = 0..3)
  *              default auto (guided, at every size)
- *   working_size (int) 16..8192, long side for guided mode, default 512
- *   tile_size  (int) 256..4096, tile side for tiled mode, default 512
+ *   working_size (int) F2A_WORKING_SIZE_MIN..MAX (16..8192), long side for
+ *              guided mode, default F2A_DEFAULT_WORKING_SIZE (256)
+ *   tile_size  (int) F2A_TILE_SIZE_MIN..MAX (256..4096), tile side for tiled
+ *              mode, default F2A_DEFAULT_TILE_SIZE (512)
  *   max_mb     (int) refuse images whose estimated working memory exceeds
  *              this many MiB; 0 (default) = $F2A_VIPS_MAX_MB or half of RAM
  *   fail_on    (VipsFailOn) when in is a file, check it decodes at this

@@ -1,4 +1,5 @@
 #include "f2a_vipsio.h"
+#include "f2a_vipsconvert.h"
 
 #include <vips/vips.h>
 #include <signal.h>
@@ -13,7 +14,7 @@ struct f2aio_image {
     VipsImage *pending; /* the RGB float pipeline until f2aio_decode runs it; NULL after */
     float *rgb;
     int width, height;
-    int has_alpha;
+    int has_extra_bands;
 };
 
 /* Images handed to the tools are untrusted uploads as often as photographs: the loaders
@@ -47,59 +48,33 @@ const char *f2aio_take_error(void) {
     return message;
 }
 
-/* The working representation: sRGB, uchar for 8-bit sources, RGB16 for
- * everything with more precision. */
-static int wants_16bit(VipsImage *image) {
-    return image->BandFmt != VIPS_FORMAT_UCHAR && image->BandFmt != VIPS_FORMAT_CHAR;
-}
-
 static f2aio_image *from_vips(VipsImage *loaded) {
     VipsObject *scope = VIPS_OBJECT(vips_image_new());
-    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 7);
+    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 3);
     f2aio_image *result = NULL;
 
     /* After vips_autorot the pixels are upright, but the EXIF orientation tag
      * can survive into a saved result and make viewers rotate it a second
      * time: mark the (copied) source upright for every caller. */
-    if (vips_autorot(loaded, &t[0], NULL) || vips_copy(t[0], &t[6], NULL)) goto done;
-    vips_image_set_int(t[6], VIPS_META_ORIENTATION, 1);
-    if (vips_image_get_typeof(t[6], "exif-ifd0-Orientation")) (void) vips_image_remove(t[6], "exif-ifd0-Orientation");
-    VipsImage *in = t[6];
+    if (vips_autorot(loaded, &t[0], NULL) || vips_copy(t[0], &t[1], NULL)) goto done;
+    vips_image_set_int(t[1], VIPS_META_ORIENTATION, 1);
+    if (vips_image_get_typeof(t[1], "exif-ifd0-Orientation")) (void) vips_image_remove(t[1], "exif-ifd0-Orientation");
+    VipsImage *in = t[1];
     if (in->Coding != VIPS_CODING_NONE) {
-        if (vips_image_decode(in, &t[1])) goto done;
-        in = t[1];
+        if (vips_image_decode(in, &t[2])) goto done;
+        in = t[2];
     }
-    int has_alpha = vips_image_hasalpha(in);
-    VipsImage *colour = in;
-    if (has_alpha) {
-        if (vips_extract_band(in, &t[2], 0, "n", in->Bands - 1, NULL)) goto done;
-        colour = t[2];
-    }
-    int deep = wants_16bit(in);
-    VipsInterpretation target = deep ? VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_sRGB;
-    if (vips_colourspace(colour, &t[3], target, NULL)) goto done;
-    /* Grey images with alpha stripped may still have 1 band after colourspace
-     * if their interpretation was unusual; force 3 bands. */
-    VipsImage *rgb = t[3];
-    if (rgb->Bands == 1) {
-        VipsImage *b[3] = { rgb, rgb, rgb };
-        if (vips_bandjoin(b, &t[4], 3, NULL)) goto done;
-        rgb = t[4];
-    } else if (rgb->Bands > 3) {
-        if (vips_extract_band(rgb, &t[4], 0, "n", 3, NULL)) goto done;
-        rgb = t[4];
-    }
-    double scale = deep ? 1.0 / 65535.0 : 1.0 / 255.0;
-    if (vips_linear1(rgb, &t[5], scale, 0.0, NULL)) goto done;
+    /* The conversion the vips operation makes too (Sources/CVipsConvert). */
+    VipsImage *rgb;
+    if (f2aconv_to_model(in, &rgb)) goto done;
 
     result = g_new0(f2aio_image, 1);
     result->source = in;
     g_object_ref(in);
-    result->pending = t[5];
-    g_object_ref(t[5]);
-    result->width = t[5]->Xsize;
-    result->height = t[5]->Ysize;
-    result->has_alpha = has_alpha;
+    result->pending = rgb;
+    result->width = rgb->Xsize;
+    result->height = rgb->Ysize;
+    result->has_extra_bands = f2aconv_colour_bands(in) < in->Bands;
 done:
     g_object_unref(scope);
     return result;
@@ -166,7 +141,7 @@ f2aio_image *f2aio_load_buffer(const void *data, size_t length) {
 
 int f2aio_width(const f2aio_image *image) { return image->width; }
 int f2aio_height(const f2aio_image *image) { return image->height; }
-int f2aio_has_alpha(const f2aio_image *image) { return image->has_alpha; }
+int f2aio_has_alpha(const f2aio_image *image) { return image->has_extra_bands; }
 float *f2aio_pixels(f2aio_image *image) { return image->rgb; }
 
 void f2aio_free(f2aio_image *image) {
@@ -175,28 +150,6 @@ void f2aio_free(f2aio_image *image) {
     VIPS_UNREF(image->pending);
     if (image->source) g_object_unref(image->source);
     g_free(image);
-}
-
-/* Header fields that describe the pixels, not the photograph. */
-static int is_builtin_field(const char *name) {
-    static const char *builtin[] = { "width", "height", "bands", "format", "coding", "interpretation",
-                                     "xoffset", "yoffset", "xres", "yres", "filename", "mode", NULL };
-    for (int i = 0; builtin[i]; i++)
-        if (strcmp(name, builtin[i]) == 0) return 1;
-    return 0;
-}
-
-static void copy_metadata(VipsImage *from, VipsImage *to) {
-    gchar **fields = vips_image_get_fields(from);
-    for (int i = 0; fields[i]; i++) {
-        if (is_builtin_field(fields[i])) continue;
-        GValue value = { 0 };
-        if (!vips_image_get(from, fields[i], &value)) {
-            vips_image_set(to, fields[i], &value);
-            g_value_unset(&value);
-        }
-    }
-    g_strfreev(fields);
 }
 
 char *f2aio_temporary_path(const char *path, int pid) {
@@ -269,39 +222,19 @@ static int save_atomically(VipsImage *image, const char *path, int quality) {
 int f2aio_save_like(const f2aio_image *source, const float *rgb, const char *path, int quality) {
     VipsImage *src = source->source;
     VipsObject *scope = VIPS_OBJECT(vips_image_new());
-    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 8);
+    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 3);
     int status = -1;
-    int deep = wants_16bit(src);
 
     t[0] = vips_image_new_from_memory(rgb, (size_t) source->width * source->height * 3 * sizeof(float),
                                       source->width, source->height, 3, VIPS_FORMAT_FLOAT);
     if (!t[0]) goto done;
-    /* Scale back and round to the working format. */
-    if (vips_linear1(t[0], &t[1], deep ? 65535.0 : 255.0, 0.5, NULL)) goto done;
-    if (vips_cast(t[1], &t[2], deep ? VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR, NULL)) goto done;
-    if (vips_copy(t[2], &t[3], "interpretation", deep ? VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_sRGB, NULL)) goto done;
-    VipsImage *colour = t[3];
-    VipsInterpretation wanted = vips_image_guess_interpretation(src);
-    if (wanted != colour->Type) {
-        if (vips_colourspace(colour, &t[4], wanted, NULL)) goto done;
-        colour = t[4];
-    }
-    if (colour->BandFmt != src->BandFmt) {
-        if (vips_cast(colour, &t[5], src->BandFmt, NULL)) goto done;
-        colour = t[5];
-    }
-    VipsImage *out = colour;
-    if (source->has_alpha) {
-        if (vips_extract_band(src, &t[6], src->Bands - 1, NULL)) goto done;
-        if (vips_bandjoin2(colour, t[6], &t[7], NULL)) goto done;
-        out = t[7];
-    }
+    /* Back to the source's interpretation and band format, its extra bands re-attached
+     * (the conversion the vips operation makes too). */
+    if (f2aconv_from_model(src, t[0], &t[1])) goto done;
+    if (vips_copy(t[1], &t[2], "xres", src->Xres, "yres", src->Yres, NULL)) goto done;
     /* The output carries no fields yet: copy the photograph's metadata. */
-    VipsImage *final = NULL;
-    if (vips_copy(out, &final, "xres", src->Xres, "yres", src->Yres, NULL)) goto done;
-    copy_metadata(src, final);
-    status = save_atomically(final, path, quality);
-    g_object_unref(final);
+    f2aconv_copy_metadata(src, t[2]);
+    status = save_atomically(t[2], path, quality);
 done:
     g_object_unref(scope);
     return status;

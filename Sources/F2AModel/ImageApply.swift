@@ -61,10 +61,10 @@ public func reflect(_ i: Int, _ n: Int) -> Int {
 }
 
 extension Generator {
-    /// Upper estimate of the bytes one `apply` needs for a width x height
-    /// image in full mode: the padded input and output, every skip tensor,
-    /// and the widest decoder step (upsampled tensor, zero-bordered conv input
-    /// copy and conv output at full resolution), plus fixed slack.
+    /// Upper estimate of the bytes one `apply` with `options` allocates for a width x height
+    /// image, besides the caller's buffers, in the mode it resolves to. The library's one
+    /// memory rule: the C ABI checks it against $F2A_MAX_MEMORY_MB and hands it out as
+    /// f2a_estimate_bytes (the vips operation's limit starts from it), the CLI checks it too.
     public func estimatedPeakBytes(width: Int, height: Int, options: ApplyOptions) -> Int {
         switch options.resolvedMode(width: width, height: height) {
         case .full, .auto:
@@ -74,12 +74,14 @@ extension Generator {
             // One tile through the network, tile in/out, band accumulators.
             return estimatedPeakBytes(width: tw, height: th) + 4 * (6 * tw * th + 4 * th * width)
         case .guided:
-            break
+            // One rule for both guided paths (a GuidedPlan either way): the whole image
+            // here, the C ABI's streamed f2a_guide_* plan, and so the vips operation.
+            let (w, h) = GuidedPlan.workingSize(width: width, height: height, workingSize: options.workingSize)
+            // The network at working size; its output, the 21 moment and 12 coefficient
+            // planes at working size; the full-resolution photo's sampling tables (per
+            // column: bilinear positions and area weights; per row: area weights).
+            return estimatedPeakBytes(width: w, height: h) + 4 * 36 * w * h + 40 * width + 64 * height
         }
-        let (w, h) = GuidedPlan.workingSize(width: width, height: height, workingSize: options.workingSize)
-        // Network at working size, 21 moment planes + 12 coefficient planes,
-        // one row of source-resolution horizontal sums.
-        return estimatedPeakBytes(width: w, height: h) + 4 * (36 * w * h + 3 * height * w)
     }
 
     /// The estimate plus an interleaved RGB float copy of the whole image (12 bytes per
@@ -89,6 +91,9 @@ extension Generator {
         estimatedPeakBytes(width: width, height: height, options: options) + (withFloatCopy ? 12 * width * height : 0)
     }
 
+    /// The whole width x height image through the network (full mode): the padded input
+    /// and output, every skip tensor, and the widest decoder step (upsampled tensor,
+    /// zero-bordered conv input copy and conv output at full resolution), plus fixed slack.
     public func estimatedPeakBytes(width: Int, height: Int) -> Int {
         let m = config.sizeMultiple
         let ph = (height + m - 1) / m * m, pw = (width + m - 1) / m * m

@@ -39,14 +39,7 @@ func fail(_ status: f2a_status, _ message: String) -> f2a_status {
     return status
 }
 
-/// `Flash2AmbientVersion.string` as a C string with static lifetime (never
-/// written after initialisation, so sharing it across threads is safe).
-nonisolated(unsafe) let versionString: UnsafePointer<CChar> = UnsafePointer(strdup(Flash2AmbientVersion.string)!)
-
-@c @implementation
-public func f2a_version() -> UnsafePointer<CChar>? {
-    versionString
-}
+// f2a_version() is C (CFlash2Ambient/version.c): spelled from the header's macros.
 
 @c @implementation
 public func f2a_status_string(_ status: f2a_status) -> UnsafePointer<CChar>? {
@@ -98,7 +91,8 @@ func readParams(_ params: UnsafePointer<f2a_params>?, _ function: String) -> f2a
 /// failing status (already recorded).
 func checkParams(_ p: f2a_params, _ function: String) -> f2a_status? {
     guard [F2A_MODE_AUTO, F2A_MODE_FULL, F2A_MODE_GUIDED, F2A_MODE_TILED].contains(p.mode) else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): unknown mode \(p.mode.rawValue)")
+        return fail(F2A_ERR_INVALID_ARGUMENT,
+                    "\(function): unknown mode \(p.mode.rawValue) (F2A_MODE_AUTO, FULL, GUIDED or TILED: 0 to 3)")
     }
     let ws = ApplyOptions.workingSizeRange, ts = ApplyOptions.tileSizeRange
     guard ws.contains(Int(p.working_size)) else {
@@ -109,6 +103,28 @@ func checkParams(_ p: f2a_params, _ function: String) -> f2a_status? {
     }
     guard p.strength.isFinite, p.strength >= 0, p.strength <= 1 else {
         return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): strength \(p.strength) is outside [0, 1]")
+    }
+    return nil
+}
+
+/// The caller's parameters, read and checked; nil (error recorded) when they are invalid.
+func validParams(_ params: UnsafePointer<f2a_params>?, _ function: String) -> f2a_params? {
+    guard let p = readParams(params, function), checkParams(p, function) == nil else { return nil }
+    return p
+}
+
+/// Largest image one call accepts: keeps every size product far from
+/// overflow and the float working set within reach of a 64-bit process.
+let maxPixels = 1 << 30
+
+/// nil when width x height is an image size the library takes, else the failing status (recorded).
+func checkImageSize(_ function: String, _ width: Int32, _ height: Int32) -> f2a_status? {
+    guard width >= 1, height >= 1 else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): image size \(width)x\(height) must be at least 1x1")
+    }
+    let (pixels, overflow) = Int(width).multipliedReportingOverflow(by: Int(height))
+    guard !overflow, pixels <= maxPixels else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): image size \(width)x\(height) exceeds \(maxPixels) pixels")
     }
     return nil
 }
@@ -141,14 +157,24 @@ func box(_ model: OpaquePointer) -> ModelBox {
     Unmanaged<ModelBox>.fromOpaque(UnsafeRawPointer(model)).takeUnretainedValue()
 }
 
+/// Smallest `f2a_model_info.struct_size` accepted: the first layout with the field. Later
+/// versions append fields and keep filling older callers' structs up to their size.
+let minimumInfoSize = MemoryLayout<f2a_model_info>.size
+
 @c @implementation
 public func f2a_model_get_info(_ model: OpaquePointer?, _ outInfo: UnsafeMutablePointer<f2a_model_info>?) -> f2a_status {
     guard let model else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_model_get_info: model is NULL") }
     guard let outInfo else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_model_get_info: out_info is NULL") }
+    let size = UnsafeRawPointer(outInfo).loadUnaligned(as: Int.self)
+    guard size >= minimumInfoSize else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_model_get_info: out_info->struct_size is \(size), expected "
+                    + "sizeof(f2a_model_info) = \(MemoryLayout<f2a_model_info>.size) (set it before the call)")
+    }
     let b = box(model)
     let c = b.generator.config
+    // The caller's struct is at least this layout (checked above): writing all of it stays inside.
     outInfo.pointee = f2a_model_info(
-        width: Float(c.width), levels: Int32(c.levels),
+        struct_size: size, width: Float(c.width), decoder_width: Float(c.decoderWidth), levels: Int32(c.levels),
         upsample: b.upsample, activation: b.activation, formulation: b.formulation,
         description: b.modelDescription, parameter_count: Int64(c.parameterCount),
         size_multiple: Int32(c.sizeMultiple))
@@ -168,10 +194,6 @@ public func f2a_memory_limit_parse(_ name: UnsafePointer<CChar>?, _ value: Unsaf
     }
 }
 
-/// Largest image one call accepts: keeps every size product far from
-/// overflow and the float working set within reach of a 64-bit process.
-let maxPixels = 1 << 30
-
 /// Validates the common arguments of the apply functions. Returns nil when
 /// they are fine, else the failing status (already recorded).
 func checkApplyArguments(_ function: String, model: OpaquePointer?, input: UnsafeRawPointer?, output: UnsafeRawPointer?,
@@ -180,13 +202,7 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
     guard model != nil else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): model is NULL") }
     guard input != nil else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): in is NULL") }
     guard output != nil else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out is NULL") }
-    guard width >= 1, height >= 1 else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): image size \(width)x\(height) must be at least 1x1")
-    }
-    let (pixels, overflow) = Int(width).multipliedReportingOverflow(by: Int(height))
-    guard !overflow, pixels <= maxPixels else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): image size \(width)x\(height) exceeds \(maxPixels) pixels")
-    }
+    if let status = checkImageSize(function, width, height) { return status }
     let rowBytes = Int(width) * bytesPerPixel
     guard inStride >= rowBytes, outStride >= rowBytes else {
         return fail(F2A_ERR_INVALID_ARGUMENT,
@@ -208,12 +224,40 @@ func checkApplyArguments(_ function: String, model: OpaquePointer?, input: Unsaf
                                                       outStride: outStride, rowBytes: rowBytes, height: Int(height)) {
         return status
     }
-    guard let p = readParams(params, function) else { return F2A_ERR_INVALID_ARGUMENT }
-    if let status = checkParams(p, function) { return status }
+    guard let p = validParams(params, function) else { return F2A_ERR_INVALID_ARGUMENT }
     // Checked before any allocation: the u8 path's float copy counts too.
     let needed = box(model!).generator.estimatedPeakBytes(width: Int(width), height: Int(height),
                                                            options: applyOptions(p), withFloatCopy: bytesPerPixel == 3)
     return checkMemory(function, needed: needed, what: "a \(width)x\(height) image")
+}
+
+@c @implementation
+public func f2a_resolve_mode(_ model: OpaquePointer?, _ width: Int32, _ height: Int32,
+                             _ params: UnsafePointer<f2a_params>?, _ outMode: UnsafeMutablePointer<f2a_mode>?) -> f2a_status {
+    let function = "f2a_resolve_mode"
+    guard model != nil else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): model is NULL") }
+    guard let outMode else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out_mode is NULL") }
+    if let status = checkImageSize(function, width, height) { return status }
+    guard let p = validParams(params, function) else { return F2A_ERR_INVALID_ARGUMENT }
+    outMode.pointee = switch applyOptions(p).resolvedMode(width: Int(width), height: Int(height)) {
+    case .auto, .guided: F2A_MODE_GUIDED
+    case .full: F2A_MODE_FULL
+    case .tiled: F2A_MODE_TILED
+    }
+    return F2A_OK
+}
+
+@c @implementation
+public func f2a_estimate_bytes(_ model: OpaquePointer?, _ width: Int32, _ height: Int32,
+                               _ params: UnsafePointer<f2a_params>?, _ outBytes: UnsafeMutablePointer<UInt64>?) -> f2a_status {
+    let function = "f2a_estimate_bytes"
+    guard let model else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): model is NULL") }
+    guard let outBytes else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out_bytes is NULL") }
+    if let status = checkImageSize(function, width, height) { return status }
+    guard let p = validParams(params, function) else { return F2A_ERR_INVALID_ARGUMENT }
+    outBytes.pointee = UInt64(box(model).generator.estimatedPeakBytes(width: Int(width), height: Int(height),
+                                                                      options: applyOptions(p)))
+    return F2A_OK
 }
 
 /// The float paths read input rows after they have written output rows (guided mode runs the

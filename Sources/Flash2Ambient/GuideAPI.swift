@@ -34,23 +34,14 @@ public func f2a_guide_begin(_ model: OpaquePointer?, _ width: Int32, _ height: I
     guard let outGuide else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out_guide is NULL") }
     outGuide.pointee = nil
     guard let model else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): model is NULL") }
-    guard width >= 1, height >= 1 else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): image size \(width)x\(height) must be at least 1x1")
-    }
-    let (pixels, overflow) = Int(width).multipliedReportingOverflow(by: Int(height))
-    guard !overflow, pixels <= maxPixels else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): image size \(width)x\(height) exceeds \(maxPixels) pixels")
-    }
-    guard let p = readParams(params, function) else { return F2A_ERR_INVALID_ARGUMENT }
-    if let status = checkParams(p, function) { return status }
+    if let status = checkImageSize(function, width, height) { return status }
+    guard let p = validParams(params, function) else { return F2A_ERR_INVALID_ARGUMENT }
     let owner = box(model)
-    let (w, h) = GuidedPlan.workingSize(width: Int(width), height: Int(height), workingSize: Int(p.working_size))
-    // The network at working size, the 21 moment and 12 coefficient planes,
-    // and the per-column sampling table of the full width.
-    let needed = owner.generator.estimatedPeakBytes(width: w, height: h) + 4 * 36 * w * h + 24 * Int(width)
-    if let status = checkMemory(function, needed: needed, what: "working size \(w)x\(h)") { return status }
     var options = applyOptions(p)
     options.mode = .guided
+    let needed = owner.generator.estimatedPeakBytes(width: Int(width), height: Int(height), options: options)
+    let (w, h) = GuidedPlan.workingSize(width: Int(width), height: Int(height), workingSize: options.workingSize)
+    if let status = checkMemory(function, needed: needed, what: "working size \(w)x\(h)") { return status }
     let plan = GuidedPlan(generator: owner.generator, width: Int(width), height: Int(height), options: options)
     outGuide.pointee = OpaquePointer(Unmanaged.passRetained(GuideBox(plan: plan, model: owner, params: p)).toOpaque())
     return F2A_OK

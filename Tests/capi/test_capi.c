@@ -99,14 +99,110 @@ static void test_memory_setting(void) {
 }
 
 static void test_info(f2a_model *m) {
-    f2a_model_info info;
-    CHECK(f2a_model_get_info(m, &info) == F2A_OK, "info");
+    f2a_model_info info = { .struct_size = sizeof info };
+    CHECK(f2a_model_get_info(m, &info) == F2A_OK, "info: %s", f2a_last_error());
+    CHECK(info.struct_size == sizeof info, "struct_size left as set: %zu", info.struct_size);
     CHECK(info.levels >= 1 && info.levels <= 5 && info.width > 0, "levels %d width %g", info.levels, info.width);
+    /* The shipped model: encoder and decoder at width 0.125. */
+    CHECK(info.decoder_width > 0 && info.decoder_width <= 1, "decoder width %g", info.decoder_width);
     CHECK(info.size_multiple == 1 << (info.levels - 1), "size multiple %d", info.size_multiple);
     CHECK(info.parameter_count > 0 && info.upsample && info.activation && info.formulation && info.description,
           "fields");
     CHECK(f2a_model_get_info(NULL, &info) == F2A_ERR_INVALID_ARGUMENT, "NULL model");
     CHECK(f2a_model_get_info(m, NULL) == F2A_ERR_INVALID_ARGUMENT, "NULL info");
+    /* struct_size unset or too small: refused, nothing written. */
+    f2a_model_info small;
+    memset(&small, 0x5a, sizeof small);
+    small.struct_size = 0;
+    CHECK(f2a_model_get_info(m, &small) == F2A_ERR_INVALID_ARGUMENT, "struct_size 0");
+    CHECK(strstr(f2a_last_error(), "struct_size") != NULL, "message: %s", f2a_last_error());
+    small.struct_size = sizeof small - 1;
+    CHECK(f2a_model_get_info(m, &small) == F2A_ERR_INVALID_ARGUMENT, "struct_size too small");
+    CHECK(small.levels == 0x5a5a5a5a, "refused call wrote nothing");
+    /* A newer caller's larger struct: the known prefix filled, the rest untouched. */
+    struct { f2a_model_info info; unsigned char future[32]; } bigger;
+    memset(&bigger, 0x7f, sizeof bigger);
+    bigger.info.struct_size = sizeof bigger;
+    CHECK(f2a_model_get_info(m, &bigger.info) == F2A_OK, "larger struct: %s", f2a_last_error());
+    CHECK(bigger.info.levels == info.levels && bigger.info.decoder_width == info.decoder_width, "prefix filled");
+    int untouched = 1;
+    for (size_t i = 0; i < sizeof bigger.future; i++) untouched &= bigger.future[i] == 0x7f;
+    CHECK(untouched, "bytes past the known fields untouched");
+}
+
+static f2a_mode resolved(f2a_model *m, int w, int h, f2a_mode mode, int tile_size) {
+    f2a_params p = f2a_default_params();
+    p.mode = mode;
+    p.tile_size = tile_size;
+    f2a_mode out = (f2a_mode) 99;
+    return f2a_resolve_mode(m, w, h, &p, &out) == F2A_OK ? out : (f2a_mode) 99;
+}
+
+static uint64_t estimate(f2a_model *m, int w, int h, f2a_mode mode) {
+    f2a_params p = f2a_default_params();
+    p.mode = mode;
+    uint64_t bytes = 0;
+    CHECK(f2a_estimate_bytes(m, w, h, &p, &bytes) == F2A_OK && bytes > 0, "estimate %dx%d mode %d: %s", w, h, (int) mode,
+          f2a_last_error());
+    return bytes;
+}
+
+/* The library's own rules for callers that take their own path per mode (the vips operation). */
+static void test_policy(f2a_model *m) {
+    f2a_mode mode = (f2a_mode) 99;
+    CHECK(f2a_resolve_mode(m, 4000, 3000, NULL, &mode) == F2A_OK && mode == F2A_MODE_GUIDED, "auto: %d", (int) mode);
+    CHECK(resolved(m, 5, 3, F2A_MODE_AUTO, 512) == F2A_MODE_GUIDED, "auto on a tiny image is guided too");
+    CHECK(resolved(m, 4000, 3000, F2A_MODE_FULL, 512) == F2A_MODE_FULL, "full");
+    CHECK(resolved(m, 4000, 3000, F2A_MODE_GUIDED, 512) == F2A_MODE_GUIDED, "guided");
+    CHECK(resolved(m, 512, 300, F2A_MODE_TILED, 512) == F2A_MODE_FULL, "tiled: one tile covers the image");
+    CHECK(resolved(m, 513, 300, F2A_MODE_TILED, 512) == F2A_MODE_TILED, "tiled: two tiles across");
+    CHECK(resolved(m, 300, 600, F2A_MODE_TILED, 600) == F2A_MODE_FULL, "tiled: tile_size 600 covers 300x600");
+
+    /* Full mode grows with the area, guided stays at the working size's cost. */
+    uint64_t full1 = estimate(m, 1000, 1000, F2A_MODE_FULL), full2 = estimate(m, 2000, 2000, F2A_MODE_FULL);
+    CHECK(full2 > 3 * (full1 - (64u << 20)), "full: 4x the pixels, %llu vs %llu bytes", (unsigned long long) full2,
+          (unsigned long long) full1);
+    uint64_t guided1 = estimate(m, 4000, 3000, F2A_MODE_AUTO), guided2 = estimate(m, 8000, 6000, F2A_MODE_GUIDED);
+    CHECK(guided2 - guided1 < (1u << 20) && guided1 < full1, "guided: %llu and %llu bytes", (unsigned long long) guided1,
+          (unsigned long long) guided2);
+    CHECK(estimate(m, 4000, 3000, F2A_MODE_TILED) < estimate(m, 4000, 3000, F2A_MODE_FULL), "tiled below full");
+
+    /* Arguments: the same rules as f2a_apply_f32. */
+    uint64_t bytes;
+    f2a_params p = f2a_default_params();
+    CHECK(f2a_resolve_mode(NULL, 8, 8, NULL, &mode) == F2A_ERR_INVALID_ARGUMENT, "NULL model");
+    CHECK(f2a_resolve_mode(m, 8, 8, NULL, NULL) == F2A_ERR_INVALID_ARGUMENT, "NULL out_mode");
+    CHECK(f2a_estimate_bytes(NULL, 8, 8, NULL, &bytes) == F2A_ERR_INVALID_ARGUMENT, "estimate: NULL model");
+    CHECK(f2a_estimate_bytes(m, 8, 8, NULL, NULL) == F2A_ERR_INVALID_ARGUMENT, "estimate: NULL out_bytes");
+    CHECK(f2a_resolve_mode(m, 0, 8, NULL, &mode) == F2A_ERR_INVALID_ARGUMENT, "zero width");
+    CHECK(f2a_estimate_bytes(m, INT32_MAX, INT32_MAX, NULL, &bytes) == F2A_ERR_INVALID_ARGUMENT, "huge");
+    CHECK(strstr(f2a_last_error(), "f2a_estimate_bytes") && strstr(f2a_last_error(), "exceeds"), "message: %s",
+          f2a_last_error());
+    p.mode = (f2a_mode) 4;
+    CHECK(f2a_resolve_mode(m, 8, 8, &p, &mode) == F2A_ERR_INVALID_ARGUMENT, "mode 4");
+    CHECK(strstr(f2a_last_error(), "unknown mode 4") != NULL, "message: %s", f2a_last_error());
+    p = f2a_default_params();
+    p.struct_size = 0;
+    CHECK(f2a_estimate_bytes(m, 8, 8, &p, &bytes) == F2A_ERR_INVALID_ARGUMENT, "struct_size 0");
+    /* The header's range macros are the library's ranges. */
+    p = f2a_default_params();
+    p.tile_size = F2A_TILE_SIZE_MIN - 1;
+    CHECK(f2a_resolve_mode(m, 8, 8, &p, &mode) == F2A_ERR_INVALID_ARGUMENT, "tile_size below the minimum");
+    CHECK(strstr(f2a_last_error(), "tile_size") != NULL, "message: %s", f2a_last_error());
+    p.tile_size = F2A_TILE_SIZE_MAX + 1;
+    CHECK(f2a_resolve_mode(m, 8, 8, &p, &mode) == F2A_ERR_INVALID_ARGUMENT, "tile_size above the maximum");
+    p.tile_size = F2A_TILE_SIZE_MIN;
+    CHECK(f2a_resolve_mode(m, 8, 8, &p, &mode) == F2A_OK, "tile_size at the minimum: %s", f2a_last_error());
+    p.tile_size = F2A_TILE_SIZE_MAX;
+    CHECK(f2a_resolve_mode(m, 8, 8, &p, &mode) == F2A_OK, "tile_size at the maximum: %s", f2a_last_error());
+    p = f2a_default_params();
+    p.working_size = F2A_WORKING_SIZE_MAX;
+    CHECK(f2a_estimate_bytes(m, 8, 8, &p, &bytes) == F2A_OK, "working_size at the maximum: %s", f2a_last_error());
+    p.working_size = F2A_WORKING_SIZE_MAX + 1;
+    CHECK(f2a_estimate_bytes(m, 8, 8, &p, &bytes) == F2A_ERR_INVALID_ARGUMENT, "working_size above the maximum");
+    p = f2a_default_params();
+    p.strength = 2;
+    CHECK(f2a_resolve_mode(m, 8, 8, &p, &mode) == F2A_ERR_INVALID_ARGUMENT, "strength 2");
 }
 
 static void test_invalid_arguments(f2a_model *m) {
@@ -425,6 +521,13 @@ static void test_memory_limit(void) {
      * input pointer is never read when the call is refused. */
     f2a_params full = f2a_default_params();
     full.mode = F2A_MODE_FULL;
+    /* f2a_estimate_bytes is the figure compared with the limit. */
+    uint64_t limit = 0, big = 0, small = 0;
+    CHECK(f2a_memory_limit_parse("F2A_MAX_MEMORY_MB", getenv("F2A_MAX_MEMORY_MB"), &limit) == F2A_OK, "limit");
+    CHECK(f2a_estimate_bytes(m, 4000, 3000, &full, &big) == F2A_OK && big > limit, "estimate over the limit: %llu",
+          (unsigned long long) big);
+    CHECK(f2a_estimate_bytes(m, 8, 8, NULL, &small) == F2A_OK && small <= limit, "estimate under the limit: %llu",
+          (unsigned long long) small);
     CHECK(f2a_apply_f32(m, tiny, 4000 * 12, tiny, 4000 * 12, 4000, 3000, &full) == F2A_ERR_OUT_OF_MEMORY, "refused");
     CHECK(strstr(f2a_last_error(), "F2A_MAX_MEMORY_MB") != NULL, "message: %s", f2a_last_error());
     CHECK(f2a_apply_u8(m, (uint8_t *) tiny, 4000 * 3, (uint8_t *) tiny, 4000 * 3, 4000, 3000, &full)
@@ -437,8 +540,12 @@ static void test_memory_limit(void) {
     f2a_guide *g = NULL;
     CHECK(f2a_guide_begin(m, 12000, 9000, &p, &g) == F2A_OK, "guide under the limit: %s", f2a_last_error());
     f2a_guide_free(g);
+    CHECK(f2a_estimate_bytes(m, 12000, 9000, &p, &small) == F2A_OK && small <= limit, "guided estimate %llu",
+          (unsigned long long) small);
     p.working_size = 8192;
     CHECK(f2a_guide_begin(m, 12000, 9000, &p, &g) == F2A_ERR_OUT_OF_MEMORY, "guide at working size 8192 refused");
+    CHECK(f2a_estimate_bytes(m, 12000, 9000, &p, &big) == F2A_OK && big > limit, "guided estimate at 8192 %llu",
+          (unsigned long long) big);
     free(tiny);
     f2a_model_free(m);
 }
@@ -486,6 +593,7 @@ int main(int argc, char **argv) {
         CHECK(f2a_model_load(NULL, &d) == F2A_OK, "load default: %s", f2a_last_error());
         f2a_model_free(d);
         test_info(m);
+        test_policy(m);
         test_invalid_arguments(m);
         test_sizes_and_strides(m);
         test_overlap(m);

@@ -43,8 +43,8 @@ else
 	export VIPSHOME="$BUILD/vipshome"
 	# valgrind 3.19 (Debian 12) cannot read the DWARF 5 forms clang emits (it gives up on the
 	# whole run): use a copy of the library without debug sections (symbols stay), found first
-	# through LD_LIBRARY_PATH (the module's rpath is a RUNPATH).
-	mkdir -p lib && objcopy --strip-debug "$BUILD/lib/libflash2ambient.so" lib/libflash2ambient.so || exit 1
+	# through LD_LIBRARY_PATH (the module's rpath is a RUNPATH) under the SONAME the module needs.
+	mkdir -p lib && objcopy --strip-debug "$BUILD/lib/libflash2ambient.so" lib/libflash2ambient.so.0 || exit 1
 	MODEL="$BUILD/share/flash2ambient/weights/default.f2aw"
 	vips xyz xy.v 40 33 && vips linear xy.v xy8.v "5 6" "10 20" --uchar && vips sines sn.v 40 33 --uchar &&
 		vips bandjoin "xy8.v sn.v" rgb0.v && vips copy rgb0.v small.png --interpretation srgb &&

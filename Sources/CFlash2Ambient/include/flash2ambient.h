@@ -113,7 +113,13 @@ typedef struct f2a_params {
 
 /** Information about a loaded model. Strings are owned by the model. */
 typedef struct f2a_model_info {
-    float width;                /**< channel width multiplier (1.0 = VGG-16) */
+    /** sizeof(f2a_model_info) as the caller was compiled: set it before
+        calling f2a_model_get_info(). Lets later versions append fields: the
+        library fills only what the caller's struct holds. */
+    size_t struct_size;
+    float width;                /**< encoder channel width multiplier (1.0 = VGG-16) */
+    float decoder_width;        /**< decoder channel width multiplier (the same as width
+                                     for a symmetric U-Net) */
     int32_t levels;             /**< encoder blocks used, 1..5 */
     const char *upsample;       /**< "transpose" or "unpool" */
     const char *activation;     /**< "sigmoid" or "tanh" */
@@ -181,9 +187,47 @@ void f2a_model_free(f2a_model *model);
 
 /**
  * Describe a loaded model.
- * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL model or out_info).
+ *
+ *   f2a_model_info info = { .struct_size = sizeof info };
+ *   f2a_model_get_info(model, &info);
+ *
+ * @param out_info  its struct_size set by the caller; the library leaves
+ *                  struct_size and any bytes past the fields it knows as they are
+ * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL model or out_info,
+ *         out_info->struct_size smaller than this header's
+ *         sizeof(f2a_model_info); f2a_last_error() names struct_size).
  */
 f2a_status f2a_model_get_info(const f2a_model *model, f2a_model_info *out_info);
+
+/**
+ * The mode f2a_apply_f32() runs for a width x height image with these
+ * parameters, for callers that take their own path per mode (the vips
+ * operation streams guided mode through f2a_guide_*): F2A_MODE_AUTO becomes
+ * F2A_MODE_GUIDED, and F2A_MODE_TILED becomes F2A_MODE_FULL when one tile
+ * covers the image. Never F2A_MODE_AUTO.
+ *
+ * @param params    NULL for f2a_default_params(); checked as f2a_apply_f32()
+ *                  checks it (struct_size, mode, ranges, strength)
+ * @param out_mode  receives the mode on F2A_OK
+ * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL model or out_mode, an image
+ *         smaller than 1x1 or larger than 2^30 pixels, invalid params).
+ */
+f2a_status f2a_resolve_mode(const f2a_model *model, int32_t width, int32_t height,
+                            const f2a_params *params, f2a_mode *out_mode);
+
+/**
+ * Upper estimate of the memory f2a_apply_f32() allocates for a width x height
+ * image with these parameters, besides the caller's buffers: the figure it
+ * compares with $F2A_MAX_MEMORY_MB before allocating anything. In guided mode
+ * (and so auto) it is also what a f2a_guide_begin() plan needs; f2a_apply_u8()
+ * adds 12 bytes per pixel for its float copy. Callers with their own memory
+ * limit (the vips operation) add their own buffers to it.
+ *
+ * @param out_bytes  receives the estimate in bytes on F2A_OK
+ * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT, as f2a_resolve_mode().
+ */
+f2a_status f2a_estimate_bytes(const f2a_model *model, int32_t width, int32_t height,
+                              const f2a_params *params, uint64_t *out_bytes);
 
 /**
  * Apply the generator to an interleaved RGB float image.
@@ -209,8 +253,9 @@ f2a_status f2a_model_get_info(const f2a_model *model, f2a_model_info *out_info);
  * width 1.0); guided mode needs the network at working size plus about
  * 50 bytes per working-size pixel. Calls that would need more than
  * $F2A_MAX_MEMORY_MB (default: half the physical memory) fail with
- * F2A_ERR_OUT_OF_MEMORY instead of allocating; an invalid $F2A_MAX_MEMORY_MB
- * (see f2a_memory_limit_parse) fails every apply with F2A_ERR_INVALID_ARGUMENT.
+ * F2A_ERR_OUT_OF_MEMORY instead of allocating (f2a_estimate_bytes() gives the
+ * figure compared); an invalid $F2A_MAX_MEMORY_MB (see f2a_memory_limit_parse)
+ * fails every apply with F2A_ERR_INVALID_ARGUMENT.
  *
  * @return F2A_OK, F2A_ERR_INVALID_ARGUMENT, F2A_ERR_OUT_OF_MEMORY or
  *         F2A_ERR_CANCELLED.

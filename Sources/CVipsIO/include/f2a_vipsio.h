@@ -31,14 +31,15 @@ f2aio_image *f2aio_load_buffer(const void *data, size_t length);
 
 int f2aio_width(const f2aio_image *image);
 int f2aio_height(const f2aio_image *image);
-/** True if the source had an alpha band (kept aside, passed through on save). */
+/** True if the source has bands besides its colour bands (alpha, extra channels:
+ *  kept aside, passed through on save). */
 int f2aio_has_alpha(const f2aio_image *image);
 /** Interleaved RGB float pixels, width*height*3, values in [0, 1]. Owned by the image. */
 float *f2aio_pixels(f2aio_image *image);
 
 /**
  * Save `rgb` (interleaved, the image's size, [0, 1]) to `path` as the source
- * was: same interpretation and band format, alpha re-attached, metadata
+ * was: same interpretation and band format, alpha and extra bands re-attached, metadata
  * (ICC, EXIF, XMP) copied. The saver follows the file suffix. `quality` > 0
  * sets the JPEG/WebP/HEIF quality. Written to a temporary file beside
  * `path` then renamed, so no partial file ever has the final name.

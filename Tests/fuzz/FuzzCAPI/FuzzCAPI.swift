@@ -1,5 +1,6 @@
 // Fuzz target for the C ABI entry points (f2a_apply_f32 / f2a_apply_u8,
-// f2a_model_get_info, f2a_status_string, f2a_last_error): the input bytes
+// f2a_resolve_mode / f2a_estimate_bytes, f2a_model_get_info,
+// f2a_status_string, f2a_last_error): the input bytes
 // choose the model, width, height, strides, NULL-vs-non-NULL pointers,
 // alignment, in-place, mode, strength, working_size, tile_size, a cancelling
 // progress callback and the pixel values (raw float bit patterns: NaN, Inf,
@@ -211,6 +212,22 @@ func exercise(_ data: [UInt8]) {
     }
     let inputCopy = Array(UnsafeRawBufferPointer(start: inBase, count: inBytes))
 
+    // The policy functions take the same model, size and params, under the same rules.
+    var resolved = f2a_mode(rawValue: 99)
+    var estimate: UInt64 = 0
+    let (resolveStatus, estimateStatus) = withUnsafePointer(to: &params) { p in
+        (f2a_resolve_mode(nullModel ? nil : model, width, height, nullParams ? nil : p, &resolved),
+         f2a_estimate_bytes(nullModel ? nil : model, width, height, nullParams ? nil : p, &estimate))
+    }
+    let policyValid = !nullModel && validSize && paramsValid
+    require(resolveStatus == (policyValid ? F2A_OK : F2A_ERR_INVALID_ARGUMENT)
+            && estimateStatus == resolveStatus, "f2a_resolve_mode / f2a_estimate_bytes gave \(resolveStatus.rawValue) / "
+            + "\(estimateStatus.rawValue) for model \(!nullModel) size \(width)x\(height) params valid \(paramsValid)")
+    if policyValid {
+        require([F2A_MODE_FULL, F2A_MODE_GUIDED, F2A_MODE_TILED].contains(resolved), "resolved mode \(resolved.rawValue)")
+        require(estimate > 0, "estimate 0")
+    }
+
     let status: f2a_status = withUnsafePointer(to: &params) { p in
         let pp = nullParams ? nil : p
         let m = nullModel ? nil : model
@@ -277,7 +294,9 @@ func exercise(_ data: [UInt8]) {
         }
     }
     var info = f2a_model_info()
-    require(f2a_model_get_info(model, &info) == F2A_OK && info.levels >= 1 && info.levels <= 5, "model info")
+    info.struct_size = MemoryLayout<f2a_model_info>.size
+    require(f2a_model_get_info(model, &info) == F2A_OK && info.levels >= 1 && info.levels <= 5
+            && info.decoder_width > 0, "model info")
 }
 
 #if FUZZING
