@@ -29,6 +29,8 @@ struct Init: ParsableCommand {
             throw ValidationError("--decoder-width must be in (0, 4]")
         }
         guard (1...5).contains(levels) else { throw ValidationError("--levels must be in 1...5") }
+        let config = GeneratorConfig(width: width, decoderWidth: decoderWidth, levels: levels, upsample: upsample)
+        if let (_, reason) = config.inconsistency { throw ValidationError("--decoder-width \(reason)") }
     }
 
     func run() throws { try withExitStatus(work) }

@@ -49,6 +49,17 @@ public struct GeneratorConfig: Equatable, Sendable {
         self.description = description
     }
 
+    /// Why this combination cannot be built, or nil. Max-unpooling puts each decoder
+    /// channel where its encoder channel's maximum was, so it needs as many decoder
+    /// channels as encoder channels at every level.
+    public var inconsistency: (key: String, reason: String)? {
+        if upsample == .unpool && (1...levels).contains(where: { encoderChannels($0) != decoderChannels($0) }) {
+            return ("decoder_width", "\(decoderWidth) differs from width \(width), which unpool upsampling "
+                        + "cannot do (it reuses the encoder's pooling indices channel by channel)")
+        }
+        return nil
+    }
+
     /// Output channels of encoder block `block` (1-based), at least 1.
     public func encoderChannels(_ block: Int) -> Int { Self.scaled(block, width) }
 
@@ -203,5 +214,6 @@ public struct GeneratorConfig: Equatable, Sendable {
                   activation: try choice("activation", OutputActivation.self),
                   formulation: try choice("formulation", Formulation.self),
                   description: (try? string("description")) ?? "")
+        if let (key, reason) = inconsistency { throw .badConfig(key: key, reason: reason) }
     }
 }

@@ -115,6 +115,20 @@ struct GeneratorTests {
         #expect(y.shape == [1, 3, 16, 16] && y.data.allSatisfy { $0 >= 0 && $0 <= 1 })
     }
 
+    @Test("Configuration: unpooling with a decoder narrower than the encoder is refused")
+    func unpoolNeedsSymmetricWidths() throws {
+        let c = GeneratorConfig(width: 0.125, decoderWidth: 0.0625, levels: 3, upsample: .unpool)
+        #expect(c.inconsistency?.key == "decoder_width")
+        #expect(GeneratorConfig(width: 0.125, decoderWidth: 0.0625, levels: 3, upsample: .transpose).inconsistency == nil)
+        let bytes = WeightsFile.randomlyInitialised(c, seed: 2).serialized()
+        #expect {
+            _ = try Generator(file: WeightsFile.parse(bytes))
+        } throws: { error in
+            guard case WeightsError.badConfig(key: "decoder_width", _) = error else { return false }
+            return true
+        }
+    }
+
     @Test("Configuration: a file without decoder_width is the symmetric network")
     func symmetricWithoutDecoderWidth() throws {
         var w = WeightsFile.randomlyInitialised(GeneratorConfig(width: 0.0625, levels: 2), seed: 1)

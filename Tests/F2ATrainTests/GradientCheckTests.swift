@@ -301,11 +301,13 @@ struct GradientCheckTests {
         (GeneratorConfig(width: 0.125, decoderWidth: 0.0625, levels: 3, upsample: .transpose, activation: .sigmoid,
                          formulation: .ratioLog), 1),
         // Every encoder block frozen: only the decoder learns.
-        (GeneratorConfig(width: 0.125, decoderWidth: 0.03125, levels: 3, upsample: .unpool, activation: .sigmoid,
+        (GeneratorConfig(width: 0.125, decoderWidth: 0.03125, levels: 3, upsample: .transpose, activation: .sigmoid,
                          formulation: .rgb), 3),
+        // Unpooling (symmetric widths only) beside frozen blocks: their pooling indices are still kept.
+        (GeneratorConfig(width: 0.0625, levels: 3, upsample: .unpool, activation: .tanh, formulation: .rgb), 2),
     ]
 
-    @Test("whole generator: parameter gradients", arguments: 0..<5)
+    @Test("whole generator: parameter gradients", arguments: 0..<6)
     func generator(_ caseIndex: Int) {
         let (config, frozen) = Self.generatorCases[caseIndex]
         let g = TrainableGenerator(config: config, frozenEncoderBlocks: frozen)

@@ -266,6 +266,8 @@ def main(argv=None) -> int:
         ap.error("--feature-scale must be a positive finite number")
     if not (math.isfinite(args.decoder_width) and 0 < args.decoder_width <= 4):
         ap.error("--decoder-width must be in (0, 4]")
+    if args.upsample == "unpool" and args.decoder_width != 1.0:
+        ap.error("--upsample unpool needs --decoder-width 1 (it reuses the encoder's pooling indices per channel)")
     try:
         if args.download:
             h5_path = download_h5(args.cache)

@@ -295,11 +295,17 @@ class Config:
         if not (math.isfinite(decoder_width) and 0 < decoder_width <= 4):
             raise F2AWError(f"config 'decoder_width': {decoder_width} is outside (0, 4]")
         desc = config.get("description", "")
-        return Config(width=width, decoder_width=decoder_width, levels=levels,
-                      upsample=string("upsample", ["transpose", "unpool"]),
-                      activation=string("activation", ["sigmoid", "tanh"]),
-                      formulation=string("formulation", ["rgb", "ratio-log"]),
-                      description=desc if isinstance(desc, str) else "")
+        result = Config(width=width, decoder_width=decoder_width, levels=levels,
+                        upsample=string("upsample", ["transpose", "unpool"]),
+                        activation=string("activation", ["sigmoid", "tanh"]),
+                        formulation=string("formulation", ["rgb", "ratio-log"]),
+                        description=desc if isinstance(desc, str) else "")
+        # As GeneratorConfig.inconsistency: unpooling reuses the encoder's indices per channel.
+        if result.upsample == "unpool" and any(result.enc_channels(b) != result.dec_channels(b)
+                                               for b in range(1, levels + 1)):
+            raise F2AWError(f"config 'decoder_width': {decoder_width} differs from width {width}, "
+                            "which unpool upsampling cannot do")
+        return result
 
 
 def load_generator(path: str) -> Tuple[Config, Dict[str, np.ndarray]]:
