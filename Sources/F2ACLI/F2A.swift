@@ -40,7 +40,7 @@ struct F2A: ParsableCommand {
     }
 }
 
-/// "0.3.0, default model: <its description>", so that a plumbing (untrained)
+/// "0.4.0, default model: <its description>", so that a plumbing (untrained)
 /// model can never be mistaken for the trained one.
 let versionText: String = {
     guard let path = try? DefaultModel.path(),

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define F2A_VERSION_MAJOR 0
-#define F2A_VERSION_MINOR 3
+#define F2A_VERSION_MINOR 4
 #define F2A_VERSION_PATCH 0
 
 /** Status codes. Stable values: new codes are only ever appended. */
