@@ -22,7 +22,9 @@ let package = Package(
         .executable(name: "f2a-fuzz-capi", targets: ["F2AFuzzCAPI"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Pinned exactly: the build must not float to a newer release (Package.resolved is not
+        // tracked: the project's checks keep it out of git).
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
