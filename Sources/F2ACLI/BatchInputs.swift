@@ -1,4 +1,5 @@
 import ArgumentParser
+import F2AImage
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -54,27 +55,9 @@ enum BatchPath {
         return out
     }
 
-    /// Absolute path with ".", ".." and repeated slashes removed lexically.
-    static func absolute(_ path: String) -> String {
-        let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        var parts: [Substring] = []
-        for part in joined.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == "." { continue }
-            if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
-            parts.append(part)
-        }
-        return "/" + parts.joined(separator: "/")
-    }
-
-    static func parent(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
-        return String(path[..<slash])
-    }
-
-    static func name(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return path }
-        return String(path[path.index(after: slash)...])
-    }
+    static func absolute(_ path: String) -> String { Paths.absolute(path) }
+    static func parent(_ path: String) -> String { Paths.parent(path) }
+    static func name(_ path: String) -> String { Paths.name(path) }
 
     /// ("photo", ".jpg") for "photo.jpg"; ("photo", "") without a suffix; dotfiles have no suffix.
     static func splitSuffix(_ name: String) -> (stem: String, suffix: String) {
@@ -82,10 +65,7 @@ enum BatchPath {
         return (String(name[..<dot]), String(name[dot...]))
     }
 
-    /// `path` is `dir` or below it (both absolute, normalised).
-    static func isWithin(_ path: String, _ dir: String) -> Bool {
-        dir == "/" || path == dir || path.hasPrefix(dir + "/")
-    }
+    static func isWithin(_ path: String, _ dir: String) -> Bool { Paths.isWithin(path, dir) }
 
     /// `path` relative to `base` (path must be within base).
     static func relative(_ path: String, to base: String) -> String {
@@ -105,22 +85,7 @@ enum BatchPath {
         return "/" + common.joined(separator: "/")
     }
 
-    /// Physical path (symlinks resolved) of a path that may not exist yet: the
-    /// deepest existing ancestor resolved, the rest appended.
-    static func physical(_ path: String) -> String {
-        var head = absolute(path)
-        var tail: [String] = []
-        while true {
-            if let resolved = realpath(head, nil) {
-                defer { free(resolved) }
-                let base = String(cString: resolved)
-                return tail.isEmpty ? base : absolute(base + "/" + tail.reversed().joined(separator: "/"))
-            }
-            if head == "/" { return absolute("/" + tail.reversed().joined(separator: "/")) }
-            tail.append(name(head))
-            head = parent(head)
-        }
-    }
+    static func physical(_ path: String) -> String { Paths.physical(path) }
 
     enum Kind { case missing, file, directory, other }
 

@@ -1,3 +1,4 @@
+import F2AImage
 import F2AModel
 import Foundation
 
@@ -8,7 +9,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     // Data
     public var data: [String] = []
     /// Pairs with these names form the validation split and are never trained on.
-    public var valNames: [String] = TrainConfig.faid32Validation
+    public var valNames: [String] = DataSplit.faid32Validation
     /// Longer side after the initial resize (0 keeps the original size).
     public var resize: Int = 320
     public var crop: Int = 128
@@ -80,8 +81,6 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var logEvery: Int = 10
     public var checkpointEvery: Int = 250
     public var validateEvery: Int = 250
-
-    public static let faid32Validation = ["Objects_054", "People_220", "Plants_063", "Rooms_707", "Shelves_138", "Toys_224"]
 
     public init() {}
 
