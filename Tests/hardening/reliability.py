@@ -7,6 +7,7 @@ Inputs are never modified, whatever path spells them (another relative path, a h
 a symbolic link): the command is refused and the input keeps its bytes. A FIFO or a
 character device as image or weights file is a clear error, not a hang. A weights file too
 large for the address space is an error in f2a, the C ABI and vips flash2ambient, not an abort;
+under any address-space limit f2a finishes promptly (no OpenBLAS retry loop);
 a PNG bomb is refused from its header; an SVG cannot pull in a sibling file; a file name that is
 not UTF-8 is a failure of its own; a multi-page image is refused, not cut to its first page.
 Uses only the python3 standard library and the vips CLI. Prints one line per check and
@@ -358,6 +359,29 @@ def test_weights_memory():
         os.remove(p(name))
 
 
+def test_address_space_ladder():
+    """Under any address-space limit (ulimit -v) f2a finishes promptly: it succeeds, or it fails
+    with an error naming the limit. OpenBLAS used to retry its 128 MB buffer forever under a
+    tight limit: a worker thread spun on a core and the process hung at exit joining it."""
+    os.makedirs(p("ladder"))
+    for name in ("x.jpg", "y.jpg"):
+        shutil.copy(p("b.jpg"), p("ladder", name))
+    succeeded = {}
+    for label, args in (("apply", ["apply", "b.jpg", "ladder-o.jpg"]),
+                        ("batch --jobs 2", ["batch", "ladder", "-o", "ladder-out", "--jobs", "2"])):
+        outcomes = []
+        for megabytes in (200, 300, 400, 500, 600, 800, 1000, 1500):
+            start = time.time()
+            rc, out = run([F2A, *args, "--model", "model.f2aw"], megabytes=megabytes, timeout=30)
+            took = time.time() - start
+            clear = rc == 0 or (rc in (1, 2) and "ulimit -v" in out)
+            outcomes.append(rc)
+            check(f"{label} under ulimit -v {megabytes} MiB: exit {rc} in {took:.1f} s"
+                  + ("" if rc == 0 else ", an error naming the limit"), clear and took < 30, out)
+        succeeded[label] = 0 in outcomes
+    check("the ladder reaches a limit under which apply and batch succeed", all(succeeded.values()), succeeded)
+
+
 def test_decompression_bombs():
     """A small file declaring gigapixels is refused from its header, before decoding, in every command."""
     subprocess.run(["vips", "black", p("bomb.png"), "30000", "30000"], check=True)
@@ -454,6 +478,7 @@ def main():
         test_exit_codes()
         test_leftovers()
         test_weights_memory()
+        test_address_space_ladder()
         test_decompression_bombs()
         test_untrusted_loaders()
         test_names()
