@@ -24,7 +24,7 @@ struct Init: ParsableCommand {
 
     func validate() throws {
         guard width.isFinite, width > 0, width <= 4 else { throw ValidationError("--width must be in (0, 4]") }
-        guard (1...5).contains(levels) else { throw ValidationError("--levels must be in 1...5") }
+        guard (1...5).contains(levels) else { throw ValidationError("--levels must be from 1 to 5") }
     }
 
     func run() throws { try withExitStatus(work) }

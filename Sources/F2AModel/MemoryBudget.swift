@@ -71,11 +71,16 @@ extension Generator {
         let needed = estimatedPeakBytes(width: width, height: height, options: options, withFloatCopy: withFloatCopy)
         let available = try MemoryBudget.available()
         guard needed <= available else {
-            let mode = options.resolvedMode(width: width, height: height).rawValue
+            let mode = options.resolvedMode(width: width, height: height)
+            let remedy: String
+            switch mode {
+            case .guided: remedy = "lower --working-size, or downsize first"
+            case .tiled: remedy = "lower --tile-size, or downsize first"
+            case .full, .auto: remedy = "use --mode guided or tiled, or downsize first"
+            }
             throw MemoryLimitExceeded(description:
-                "a \(width)x\(height) image in \(mode) mode needs about \(needed >> 20) MB more memory, "
-                + "only \(available >> 20) MB are available (F2A_MAX_MEMORY_MB, ulimit -v); "
-                + "use --mode guided or tiled, or downsize first")
+                "a \(width)x\(height) image in \(mode.rawValue) mode needs about \(needed >> 20) MB of memory, "
+                + "only \(available >> 20) MB are available (F2A_MAX_MEMORY_MB, ulimit -v); \(remedy)")
         }
     }
 }

@@ -91,7 +91,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
             guard let f = GeneratorConfig.Formulation(rawValue: formulation) else { throw .config("formulation '\(formulation)' is not rgb or ratio-log") }
             guard width > 0 && width <= 4 else { throw .config("width \(width) is outside (0, 4]") }
             guard decoderWidth >= 0 && decoderWidth <= 4 else { throw .config("decoderWidth \(decoderWidth) is outside (0, 4] (0: the encoder's width)") }
-            guard (1...5).contains(levels) else { throw .config("levels \(levels) is outside 1...5") }
+            guard (1...5).contains(levels) else { throw .config("levels \(levels) is outside 1 to 5") }
             return GeneratorConfig(width: width, decoderWidth: decoderWidth == 0 ? nil : decoderWidth, levels: levels, upsample: u, activation: a, formulation: f)
         }
     }

@@ -47,7 +47,7 @@ struct Train: ParsableCommand {
 
     @Option(help: "Generator width (1.0 = VGG-16); the encoder's width when --decoder-width is given.") var width: Double?
     @Option(help: "Decoder width (default: the same as --width).") var decoderWidth: Double?
-    @Option(help: "Encoder levels 1...5.") var levels: Int?
+    @Option(help: "Encoder levels, 1 to 5.") var levels: Int?
     @Option(help: "transpose or unpool.") var upsample: String?
     @Option(help: "sigmoid or tanh.") var activation: String?
     @Option(help: "rgb or ratio-log.") var formulation: String?
