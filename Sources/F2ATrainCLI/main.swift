@@ -28,6 +28,15 @@ struct F2ATrainCommand: ParsableCommand {
         defaultSubcommand: Train.self)
 }
 
+/// The defaults every option of `train` falls back to: TrainConfig's, its one owner.
+private let defaults = TrainConfig()
+
+/// Help text that shows the default the way ArgumentParser does for non-optional options:
+/// train's options are optional so that a --config file can set what the command line leaves out.
+private func defaulted(_ text: String, _ value: Any) -> ArgumentHelp {
+    ArgumentHelp("\(text) (default: \(value))")
+}
+
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train (the default subcommand).",
@@ -43,48 +52,67 @@ struct Train: ParsableCommand {
     @Option(help: "Run directory.") var out: String
     @Option(help: "JSON file with any TrainConfig keys.") var config: String?
     @Flag(help: "Continue from RUNDIR/checkpoint.") var resume = false
-    @Option(help: "Warm-start the generator from an exported weights file.") var initFrom: String?
+    @Option(help: defaulted("Warm-start the generator from an exported weights file.", "none: random, by --init-g"))
+    var initFrom: String?
 
-    @Option(help: "Generator width (1.0 = VGG-16); the encoder's width when --decoder-width is given.") var width: Double?
-    @Option(help: "Decoder width (default: the same as --width).") var decoderWidth: Double?
-    @Option(help: "Encoder levels, 1 to 5.") var levels: Int?
-    @Option(help: "transpose or unpool.") var upsample: String?
-    @Option(help: "sigmoid or tanh.") var activation: String?
-    @Option(help: "rgb or ratio-log.") var formulation: String?
-    @Option(help: "Generator init: he or normal.") var initG: String?
-    @Option(help: "Scale of the final conv's initial weights (0: a ratio-log model starts at the identity).") var initFinalScale: Double?
-    @Option(help: "Encoder blocks 1...N keep their initial weights (e.g. from --init-from).") var freezeEncoderBlocks: Int?
-    @Option(help: "Learning-rate multiplier of the encoder blocks that are not frozen.") var encoderLrScale: Double?
-    @Option(help: "Longer side after the initial resize (0: none).") var resize: Int?
-    @Option(help: "Crop size.") var crop: Int?
-    @Option(help: "Random scale range, min.") var scaleMin: Double?
-    @Option(help: "Random scale range, max.") var scaleMax: Double?
-    @Flag(help: "Disable horizontal flips.") var noFlip = false
-    @Flag(help: "Train towards ambient images scaled to the flash image's exposure (validation keeps the real ones).") var matchExposure = false
-    @Option(help: "Batch size.") var batch: Int?
-    @Option(help: "Total optimisation steps.") var steps: Int?
+    @Option(help: defaulted("Generator width (1.0 = VGG-16); the encoder's width when --decoder-width is given.", defaults.width))
+    var width: Double?
+    @Option(help: defaulted("Decoder width.", "the same as --width")) var decoderWidth: Double?
+    @Option(help: defaulted("Encoder levels, 1 to 5.", defaults.levels)) var levels: Int?
+    @Option(help: defaulted("transpose or unpool.", defaults.upsample)) var upsample: String?
+    @Option(help: defaulted("sigmoid or tanh.", defaults.activation)) var activation: String?
+    @Option(help: defaulted("rgb or ratio-log.", defaults.formulation)) var formulation: String?
+    @Option(help: defaulted("Generator init: he or normal.", defaults.initG.rawValue)) var initG: String?
+    @Option(help: defaulted("Scale of the final conv's initial weights (0: a ratio-log model starts at the identity).",
+                            defaults.initFinalScale))
+    var initFinalScale: Double?
+    @Option(help: defaulted("Encoder blocks 1 to N keep their initial weights (e.g. from --init-from).",
+                            defaults.freezeEncoderBlocks))
+    var freezeEncoderBlocks: Int?
+    @Option(help: defaulted("Learning-rate multiplier of the encoder blocks that are not frozen.", defaults.encoderLRScale))
+    var encoderLrScale: Double?
+    @Option(help: defaulted("Longer side after the initial resize (0: none).", defaults.resize)) var resize: Int?
+    @Option(help: defaulted("Crop size.", defaults.crop)) var crop: Int?
+    @Option(help: defaulted("Random scale range, min.", defaults.scaleMin)) var scaleMin: Double?
+    @Option(help: defaulted("Random scale range, max.", defaults.scaleMax)) var scaleMax: Double?
+    @Flag(help: defaulted("Disable horizontal flips.", defaults.flip ? "flips on" : "flips off")) var noFlip = false
+    @Flag(help: defaulted("Train towards ambient images scaled to the flash image's exposure (validation keeps the real ones).",
+                          defaults.matchExposure ? "on" : "off"))
+    var matchExposure = false
+    @Option(help: defaulted("Batch size.", defaults.batch)) var batch: Int?
+    @Option(help: defaulted("Total optimisation steps.", defaults.steps)) var steps: Int?
     @Option(help: "Total epochs over the training pairs (alternative to --steps).") var epochs: Double?
-    @Option(help: "Generator learning rate.") var lrG: Double?
-    @Option(help: "Discriminator learning rate.") var lrD: Double?
-    @Option(help: "Adam beta1.") var beta1: Double?
-    @Option(help: "Fraction of the steps after which learning rates decay linearly to 0.") var decayFrom: Double?
-    @Option(help: "conditional, unconditional or none.") var discriminator: String?
-    @Option(help: "Discriminator width (base filters 64·w).") var discWidth: Double?
-    @Option(help: "Discriminator norm: instance, batch or none.") var discNorm: String?
-    @Option(help: "l1 or attention-l1 (rgb: on the image; ratio-log: MSE on the log ratio either way), or mse (on the output image).") var reconstruction: String?
-    @Option(help: "Weight of the reconstruction loss (pix2pix λ = 100).") var recWeight: Double?
-    @Option(help: "Weight of the adversarial loss (0 disables the discriminator).") var advWeight: Double?
-    @Flag(help: "Multiply the discriminator's image input by the attention map.") var attentionToDiscriminator = false
-    @Option(help: "Fraction of synthetic (F2ASynth) samples.") var synthRatio: Double?
-    @Option(help: "Distinct synthetic pairs (rendered once, cached).") var synthPool: Int?
-    @Option(help: "Synthetic flash images: only, as-shot or mix.") var synthFlashMode: String?
-    @Option(help: "Fraction of real-pair samples whose flash-only input is recomposed as a camera records it (ambient + flash, exposure, clipping, noise).") var asShotRatio: Double?
-    @Option(help: "Comma-separated validation pair names.") var valNames: String?
-    @Option(help: "Random seed.") var seed: UInt64?
-    @Option(help: "Progress line interval (steps).") var logEvery: Int?
-    @Option(help: "Checkpoint interval (steps).") var checkpointEvery: Int?
-    @Option(help: "Validation interval (steps).") var validateEvery: Int?
-    @Option(help: "OpenBLAS threads.") var threads: Int?
+    @Option(help: defaulted("Generator learning rate.", defaults.lrG)) var lrG: Double?
+    @Option(help: defaulted("Discriminator learning rate.", defaults.lrD)) var lrD: Double?
+    @Option(help: defaulted("Adam beta1.", defaults.beta1)) var beta1: Double?
+    @Option(help: defaulted("Fraction of the steps after which learning rates decay linearly to 0.", defaults.decayFrom))
+    var decayFrom: Double?
+    @Option(help: defaulted("conditional, unconditional or none.", defaults.discriminator)) var discriminator: String?
+    @Option(help: defaulted("Discriminator width (base filters 64·w).", defaults.discWidth)) var discWidth: Double?
+    @Option(help: defaulted("Discriminator norm: instance, batch or none.", defaults.discNorm.rawValue)) var discNorm: String?
+    @Option(help: defaulted("l1 or attention-l1 (rgb: on the image; ratio-log: MSE on the log ratio either way), "
+                            + "or mse (on the output image).", defaults.reconstruction))
+    var reconstruction: String?
+    @Option(help: defaulted("Weight of the reconstruction loss (pix2pix λ = 100).", defaults.reconstructionWeight))
+    var recWeight: Double?
+    @Option(help: defaulted("Weight of the adversarial loss (0 disables the discriminator).", defaults.adversarialWeight))
+    var advWeight: Double?
+    @Flag(help: defaulted("Multiply the discriminator's image input by the attention map.",
+                          defaults.attentionToDiscriminator ? "on" : "off"))
+    var attentionToDiscriminator = false
+    @Option(help: defaulted("Fraction of synthetic (F2ASynth) samples.", defaults.synthRatio)) var synthRatio: Double?
+    @Option(help: defaulted("Distinct synthetic pairs (rendered once, cached).", defaults.synthPool)) var synthPool: Int?
+    @Option(help: defaulted("Synthetic flash images: only, as-shot or mix.", defaults.synthFlashMode)) var synthFlashMode: String?
+    @Option(help: defaulted("Fraction of real-pair samples whose flash-only input is recomposed as a camera records it "
+                            + "(ambient + flash, exposure, clipping, noise).", defaults.asShotRatio))
+    var asShotRatio: Double?
+    @Option(help: defaulted("Comma-separated validation pair names.", defaults.valNames.joined(separator: ",")))
+    var valNames: String?
+    @Option(help: defaulted("Random seed.", defaults.seed)) var seed: UInt64?
+    @Option(help: defaulted("Progress line interval (steps).", defaults.logEvery)) var logEvery: Int?
+    @Option(help: defaulted("Checkpoint interval (steps).", defaults.checkpointEvery)) var checkpointEvery: Int?
+    @Option(help: defaulted("Validation interval (steps).", defaults.validateEvery)) var validateEvery: Int?
+    @Option(help: defaulted("OpenBLAS threads.", "one per core")) var threads: Int?
 
     func apply(to c: inout TrainConfig) throws {
         if !data.isEmpty { c.data = data.map { ($0 as NSString).standardizingPath } }
