@@ -47,6 +47,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// Learning-rate multiplier of the encoder blocks that are not frozen
     /// (fine-tuning a pretrained encoder more gently than the decoder).
     public var encoderLRScale: Double = 1
+    /// The weights file the generator started from (`--init-from`, an absolute path), or ""
+    /// for a random start (`initG`): where the run began, and a file export never writes over.
+    public var initFrom: String = ""
 
     // Discriminator
     /// "conditional" (sees flash + image, pix2pix), "unconditional" (image only), "none".

@@ -18,6 +18,46 @@ func log(_ s: String) {
     fflush(nil)
 }
 
+func warn(_ s: String) {
+    fflush(nil)
+    FileHandle.standardError.write(Data("warning: \(s)\n".utf8))
+}
+
+/// A refusal before anything is written (exit status 2, as in f2a): the never-overwrite rule,
+/// kept by the same helper as f2a (ProtectedInputs).
+struct Refusal: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs a command, turning a Refusal into "Error: <message>" and exit status 2.
+func refusingWithStatus2(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let refusal as Refusal {
+        FileHandle.standardError.write(Data("Error: \(refusal.description)\n".utf8))
+        throw ExitCode(2)
+    } catch let error as InputOverwrite {
+        FileHandle.standardError.write(Data("Error: \(error.description)\n".utf8))
+        throw ExitCode(2)
+    }
+}
+
+/// The image files of the pairs in `dirs` (a directory that cannot be read adds none: loading
+/// the data reports it).
+func pairImages(in dirs: [String]) -> [String] {
+    dirs.flatMap { dir in ((try? PairDiscovery.find(in: dir)) ?? []).flatMap { [$0.flash, $0.ambient] } }
+}
+
+/// Refuses `out` when it is, or lies inside, one of `dirs` (what a data directory holds is input).
+func refuseInside(_ out: String, _ dirs: [String], what: String) throws(Refusal) {
+    for dir in dirs where Paths.isPhysicallyWithin(out, dir) {
+        throw Refusal("refusing to write \(what) \(out) into the data directory \(dir)"
+                      + (Paths.physical(out) == Paths.physical(dir) ? "" : " (it lies inside it)")
+                      + ": give a directory outside the data")
+    }
+}
+
 @main
 struct F2ATrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -125,6 +165,7 @@ struct Train: ParsableCommand {
         if let initG { guard let s = InitScheme(rawValue: initG) else { throw ValidationError("--init-g: he or normal") }; c.initG = s }
         if let initFinalScale { c.initFinalScale = initFinalScale }
         if let freezeEncoderBlocks { c.freezeEncoderBlocks = freezeEncoderBlocks }
+        if let initFrom { c.initFrom = Paths.absolute(initFrom) }
         if let encoderLrScale { c.encoderLRScale = encoderLrScale }
         if let resize { c.resize = resize }
         if let crop { c.crop = crop }
@@ -156,10 +197,15 @@ struct Train: ParsableCommand {
         if let validateEvery { c.validateEvery = validateEvery }
     }
 
-    func run() throws {
+    /// What a run writes into RUNDIR (Trainer and this command).
+    static let runFiles = ["checkpoint", "best-checkpoint", "best.f2aw", "log.jsonl", "validation.csv",
+                           "loss-curve.png", "samples.png", "config.json"]
+
+    func run() throws { try refusingWithStatus2(work) }
+
+    func work() throws {
         if let threads { blasThreadCount = threads }
         let fm = FileManager.default
-        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
         let ckPath = (out as NSString).appendingPathComponent("checkpoint")
         var cfg = TrainConfig()
         var checkpoint: Checkpoint? = nil
@@ -181,16 +227,23 @@ struct Train: ParsableCommand {
             }
             try apply(to: &cfg)
         }
+        // Never over an input: the run directory is not a data directory, and no file the run
+        // writes is a pair image, the --config file or the --init-from weights (resuming
+        // rewrites the run's own checkpoint by design).
+        try refuseInside(out, cfg.data, what: "the run")
+        let inputs = ProtectedInputs(pairImages(in: cfg.data) + [config, cfg.initFrom].compactMap { $0 }.filter { !$0.isEmpty })
+        for name in Self.runFiles { try inputs.check(output: (out as NSString).appendingPathComponent(name)) }
+        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
         let (train, val) = try Trainer.loadData(cfg, log: log)
         if let epochs, checkpoint == nil {
             cfg.steps = Int((epochs * Double(train.count) / Double(cfg.batch)).rounded(.up))
         }
         let trainer = try Trainer(config: cfg, train: train, validation: val, runDir: out, synthetic: try SynthSupport.provider(cfg))
         if let checkpoint { try trainer.restore(from: checkpoint, path: ckPath) }
-        else if let initFrom {
-            let file = try WeightsFile.read(path: initFrom)
+        else if !cfg.initFrom.isEmpty {
+            let file = try WeightsFile.read(path: cfg.initFrom)
             try trainer.generator.load(file)
-            log("generator initialised from \(initFrom)")
+            log("generator initialised from \(cfg.initFrom)")
         }
         try (cfg.json + "\n").write(toFile: (out as NSString).appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
         let gc = try cfg.generatorConfig
@@ -201,6 +254,12 @@ struct Train: ParsableCommand {
         if trainer.step == 0 { try trainer.validateAndReport(log: log) }
         try trainer.run(shouldStop: { stopRequested != 0 }, log: log)
         log("checkpoint written to \(ckPath) at step \(trainer.step); best validation PSNR \(String(format: "%.2f", trainer.bestPSNR)) dB at step \(trainer.bestStep)")
+        if trainer.bestStep == 0 && trainer.step > 0 {
+            let start = cfg.initFrom.isEmpty ? "the random initialisation, untrained" : "the --init-from weights, unchanged"
+            warn("the best validation (\(String(format: "%.2f", trainer.bestPSNR)) dB) is at step 0, before any training: "
+                 + "\(out)/best-checkpoint and best.f2aw are \(start). Train longer, or export \(out) "
+                 + "(the last step) knowing it validated worse.")
+        }
     }
 }
 
@@ -213,13 +272,28 @@ struct Export: ParsableCommand {
     @Argument(help: "Output weights file (.f2aw).") var output: String
     @Flag(help: "Store tensors as float16.") var f16 = false
 
-    func run() throws {
+    func run() throws { try refusingWithStatus2(work) }
+
+    func work() throws {
         var path = source
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
             path = (path as NSString).appendingPathComponent("checkpoint")
         }
-        let file = try Exporter.weightsFile(from: path)
+        let (file, checkpoint) = try Exporter.read(path)
+        // Never over an input: the source, its run's checkpoints, the run's pair images or the
+        // weights it started from.
+        var inputs = ProtectedInputs([path])
+        if let checkpoint {
+            let run = (path as NSString).deletingLastPathComponent
+            for name in ["checkpoint", "best-checkpoint"] where FileManager.default.fileExists(atPath: run + "/" + name) {
+                inputs.add(run + "/" + name)
+            }
+            for image in pairImages(in: checkpoint.config.data) { inputs.add(image) }
+            if !checkpoint.config.initFrom.isEmpty { inputs.add(checkpoint.config.initFrom) }
+        }
+        try inputs.check(output: output)
+        if let checkpoint, let warning = Exporter.warning(checkpoint) { warn(warning) }
         try file.write(path: output, dtype: f16 ? .f16 : .f32)
         let g = try Generator(file: try WeightsFile.read(path: output))
         print("wrote \(output) (\(f16 ? "f16" : "f32")): \(g.config.summary)")
@@ -245,12 +319,21 @@ struct AsShot: ParsableCommand {
     @Flag(help: "Draw each pair's ambient share and exposure at random (seeded) instead of the middle of the ranges.") var random = false
     @Option(help: "Random seed (noise, and the draws with --random).") var seed: UInt64 = 1
 
-    func run() throws {
+    func run() throws { try refusingWithStatus2(work) }
+
+    func work() throws {
         let composition = AsShotComposition()
+        // Never over an input: OUT is not DIR or inside it, and no output is one of its images.
+        try refuseInside(out, [pairs], what: "the as-shot pairs")
+        let found = try PairDiscovery.find(in: pairs)
+        let inputs = ProtectedInputs(found.flatMap { [$0.flash, $0.ambient] })
+        for files in found {
+            for dir in ["flash", "ambient"] { try inputs.check(output: "\(out)/\(dir)/\(files.name).png") }
+        }
         for dir in ["flash", "ambient"] {
             try FileManager.default.createDirectory(atPath: (out as NSString).appendingPathComponent(dir), withIntermediateDirectories: true)
         }
-        for files in try PairDiscovery.find(in: pairs) {
+        for files in found {
             let pair = try PairDiscovery.load(files, resizeLong: resize)
             // Seeded by the name, so a pair gets the same composite in any directory.
             let nameHash = files.name.utf8.reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
