@@ -377,6 +377,23 @@ done:
 void f2aio_free_string(char *string) { g_free(string); }
 void f2aio_free_buffer(void *data) { g_free(data); }
 
+unsigned char *f2aio_text(const char *text, const char *font, int *width, int *height) {
+    VipsImage *mask = NULL;
+    /* vips_text reads Pango markup: escaped, a '<' or '&' in a name is drawn as it is. */
+    gchar *escaped = g_markup_escape_text(text, -1);
+    int failed = vips_text(&mask, escaped, "font", font, "dpi", 72, NULL);
+    g_free(escaped);
+    if (failed) return NULL;
+    size_t size = 0;
+    unsigned char *pixels = vips_image_write_to_memory(mask, &size);
+    if (pixels) {
+        *width = mask->Xsize;
+        *height = mask->Ysize;
+    }
+    g_object_unref(mask);
+    return pixels;
+}
+
 char *f2aio_sha256_file(const char *path) {
     FILE *file = fopen(path, "rb");
     if (!file) {

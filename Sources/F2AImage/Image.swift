@@ -169,6 +169,18 @@ public func temporaryImagePath(_ path: String, pid: Int32) -> String? {
     return String(cString: c)
 }
 
+/// `text` rendered by libvips (Pango) in `font` ("sans 12": size in pixels): a coverage mask,
+/// one value per pixel, 0 for the background and 1 for ink, `width` × `height`, row-major.
+public func renderText(_ text: String, font: String = "sans 12") throws(ImageError) -> (mask: [Float], width: Int, height: Int) {
+    try ImageIO.start()
+    var width: Int32 = 0, height: Int32 = 0
+    guard let bytes = f2aio_text(text, font, &width, &height) else { throw ImageIO.lastError("cannot render text") }
+    defer { f2aio_free_buffer(bytes) }
+    let count = Int(width) * Int(height)
+    let mask = (0..<count).map { Float(bytes[$0]) / 255 }
+    return (mask, Int(width), Int(height))
+}
+
 /// SHA-256 of the file at `path`, as `sha256sum` prints it (64 lowercase hex digits).
 public func sha256Hex(ofFile path: String) throws(ImageError) -> String {
     guard let c = f2aio_sha256_file(path) else { throw ImageIO.lastError("cannot checksum '\(path)'") }

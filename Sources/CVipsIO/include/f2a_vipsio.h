@@ -69,6 +69,12 @@ void f2aio_free(f2aio_image *image);
  */
 char *f2aio_temporary_path(const char *path, int pid);
 
+/** `text` rendered by libvips (vips_text, Pango) in `font` (a Pango description such as
+ *  "sans 12", sizes in pixels): a width x height coverage mask, one byte per pixel, 0 for
+ *  the background and 255 for ink. NULL with the reason in the error buffer. Free with
+ *  f2aio_free_buffer. */
+unsigned char *f2aio_text(const char *text, const char *font, int *width, int *height);
+
 /** SHA-256 of the file's bytes as 64 lowercase hex digits (what sha256sum prints), or NULL
  *  with the reason in the error buffer. Free with f2aio_free_string. */
 char *f2aio_sha256_file(const char *path);
