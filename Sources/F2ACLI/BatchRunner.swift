@@ -186,7 +186,7 @@ final class BatchRunner: @unchecked Sendable {
         } catch is Cancelled {
             return outcome(.interrupted, "cancelled", image)
         } catch {
-            return outcome(.failed, sentence(error), image)
+            return outcome(.failed, errorSentence(error), image)
         }
     }
 
@@ -197,7 +197,7 @@ final class BatchRunner: @unchecked Sendable {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_size > 0
     }
 
-    static func describe(_ error: Error) -> String { reason(of: error) }
+    static func describe(_ error: Error) -> String { errorReason(error) }
 
     /// The saver's temporary name for `output` (f2aio_temporary_path, vipsio.c).
     static func temporaryPath(of output: String, pid: Int32) -> String {

@@ -98,7 +98,7 @@ struct Eval: ParsableCommand {
             do { try inputs.check(output: outputPath(name)) } catch { throw CommandFailure.refused(error.description) }
         }
         do { try fm.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
-            throw CommandFailure.failed("cannot create the output directory \(out): \(reason(of: error))")
+            throw CommandFailure.failed("cannot create the output directory \(out): \(errorReason(error))")
         }
         print("name                      psnr   ssim     ea | identity psnr   ssim     ea")
         var sums = [Double](repeating: 0, count: 6)

@@ -1,8 +1,5 @@
 import ArgumentParser
-import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import F2AImage
 
 // Exit status of every f2a command (README, "Exit status"; docs/BATCH.md):
 //   0        success
@@ -43,29 +40,7 @@ func withExitStatus(_ body: () throws -> Void) throws {
         writeStderr("Error: \(error.description)\n")
         throw ExitCode(error.kind.rawValue)
     } catch {
-        writeStderr("Error: \(sentence(error))\n")
+        writeStderr("Error: \(errorSentence(error))\n")
         throw ExitCode(CommandFailure.Kind.failed.rawValue)
     }
-}
-
-/// Why a file operation failed, as a user reads it: Foundation's file errors keep the reason
-/// in an underlying POSIX error and otherwise print as `Error Domain=NSCocoaErrorDomain
-/// Code=512 "(null)" UserInfo={…}`.
-func reason(of error: Error) -> String {
-    if let e = error as? CocoaError, let underlying = e.userInfo[NSUnderlyingErrorKey] as? Error {
-        if let posix = underlying as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
-        let ns = underlying as NSError
-        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
-    }
-    return (error as NSError).localizedDescription
-}
-
-/// An error as a message: the tools' own errors by their description, Foundation's file
-/// errors as "PATH: reason".
-func sentence(_ error: Error) -> String {
-    if let e = error as? CocoaError {
-        let path = e.userInfo[NSFilePathErrorKey] as? String ?? e.filePath
-        return path.map { "\($0): \(reason(of: e))" } ?? reason(of: e)
-    }
-    return String(describing: error)
 }

@@ -141,15 +141,43 @@ public struct TrainConfig: Codable, Sendable, Equatable {
             throw .config("\(source) is not a JSON object")
         }
         var dict = (try! JSONSerialization.jsonObject(with: Data(base.json.utf8))) as! [String: Any]
-        for (k, v) in obj {
-            guard dict[k] != nil else {
+        func decode(_ dict: [String: Any]) -> TrainConfig? {
+            try? JSONDecoder().decode(TrainConfig.self, from: try! JSONSerialization.data(withJSONObject: dict))
+        }
+        // Key by key, so that a value of the wrong kind is named by its key: the decoder's own
+        // error is Swift (typeMismatch(Swift.Int, …)) and at times names no key at all.
+        for k in obj.keys.sorted() {
+            guard let old = dict[k] else {
                 throw .config("\(source): unknown key '\(k)' (known: \(dict.keys.sorted().joined(separator: ", ")))")
             }
-            dict[k] = v
+            dict[k] = obj[k]
+            if decode(dict) == nil {
+                throw .config("\(source): \(k): expected \(expectation(key: k, default: old)), found \(fragment(obj[k]!))")
+            }
         }
-        let data = try! JSONSerialization.data(withJSONObject: dict)
-        do { return try JSONDecoder().decode(TrainConfig.self, from: data) } catch {
-            throw .config("\(source): \(error)")
+        return decode(dict)!
+    }
+
+    /// What a key takes, in words, from the JSON of its default value.
+    static func expectation(key: String, default value: Any) -> String {
+        switch key {
+        case "initG", "initD": return InitScheme.allCases.map(\.rawValue).joined(separator: " or ")
+        case "discNorm": return NormKind.allCases.map(\.rawValue).joined(separator: ", ") + " (one of them)"
+        default: break
         }
+        let json = fragment(value)
+        if json.hasPrefix("\"") { return "text" }
+        if json.hasPrefix("[") { return "a list" }
+        if json.hasPrefix("{") { return "an object with the same keys as the default \(json)" }
+        if json == "true" || json == "false" { return "true or false" }
+        return json.contains(".") || json.contains("e") ? "a number" : "a whole number"
+    }
+
+    /// A JSON value as JSON text.
+    static func fragment(_ value: Any) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys]) else {
+            return "\(value)"
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 }

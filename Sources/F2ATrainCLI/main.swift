@@ -30,16 +30,21 @@ struct Refusal: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs a command, turning a Refusal into "Error: <message>" and exit status 2.
-func refusingWithStatus2(_ body: () throws -> Void) throws {
+/// Runs a command: a Refusal is "Error: <message>" and exit status 2, a Foundation file error
+/// "Error: PATH: reason" and status 1; the rest goes to ArgumentParser as before.
+func withExitStatus(_ body: () throws -> Void) throws {
+    func fail(_ message: String, _ status: Int32) -> ExitCode {
+        FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+        return ExitCode(status)
+    }
     do {
         try body()
     } catch let refusal as Refusal {
-        FileHandle.standardError.write(Data("Error: \(refusal.description)\n".utf8))
-        throw ExitCode(2)
+        throw fail(refusal.description, 2)
     } catch let error as InputOverwrite {
-        FileHandle.standardError.write(Data("Error: \(error.description)\n".utf8))
-        throw ExitCode(2)
+        throw fail(error.description, 2)
+    } catch let error as CocoaError {
+        throw fail(errorSentence(error), 1)
     }
 }
 
@@ -201,7 +206,7 @@ struct Train: ParsableCommand {
     static let runFiles = ["checkpoint", "best-checkpoint", "best.f2aw", "log.jsonl", "validation.csv",
                            "loss-curve.png", "samples.png", "config.json"]
 
-    func run() throws { try refusingWithStatus2(work) }
+    func run() throws { try withExitStatus(work) }
 
     func work() throws {
         if let threads { blasThreadCount = threads }
@@ -222,7 +227,10 @@ struct Train: ParsableCommand {
         } else {
             if resume { log("no checkpoint in \(out): starting a new run") }
             if let config {
-                let text = try String(contentsOfFile: config, encoding: .utf8)
+                let text: String
+                do { text = try String(contentsOfFile: config, encoding: .utf8) } catch {
+                    throw TrainError.config("cannot read \(config): \(errorReason(error))")
+                }
                 cfg = try TrainConfig.merging(cfg, jsonObject: text, source: config)
             }
             try apply(to: &cfg)
@@ -272,7 +280,7 @@ struct Export: ParsableCommand {
     @Argument(help: "Output weights file (.f2aw).") var output: String
     @Flag(help: "Store tensors as float16.") var f16 = false
 
-    func run() throws { try refusingWithStatus2(work) }
+    func run() throws { try withExitStatus(work) }
 
     func work() throws {
         var path = source
@@ -319,7 +327,7 @@ struct AsShot: ParsableCommand {
     @Flag(help: "Draw each pair's ambient share and exposure at random (seeded) instead of the middle of the ranges.") var random = false
     @Option(help: "Random seed (noise, and the draws with --random).") var seed: UInt64 = 1
 
-    func run() throws { try refusingWithStatus2(work) }
+    func run() throws { try withExitStatus(work) }
 
     func work() throws {
         let composition = AsShotComposition()
