@@ -226,5 +226,6 @@ SHELL := /bin/bash
 
 -include bench/bench.mk
 -include Tests/batch/batch.mk
+-include Tests/cli/cli.mk
 -include Tests/hardening/hardening.mk
 -include Tests/import_vgg/import_vgg.mk

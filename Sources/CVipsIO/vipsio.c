@@ -2,6 +2,7 @@
 #include "f2a_vipsconvert.h"
 
 #include <vips/vips.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -105,11 +106,8 @@ static int refuse_pages(VipsImage *loaded) {
     return -1;
 }
 
-/* fail_on=truncated: by default loaders only warn about a truncated or
- * damaged file and return grey for the missing part; fail instead, like the
- * vips operation (plugin/flash2ambient.c) does. */
-f2aio_image *f2aio_open(const char *path) {
-    VipsImage *loaded = vips_image_new_from_file(path, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+/* The image from a loader, header only; NULL (with the reason) when there is none. */
+static f2aio_image *opened(VipsImage *loaded) {
     if (!loaded) {
         if (strstr(vips_error_buffer(), "operation is blocked"))
             vips_error("f2a", "loaders that can read other files or are not hardened (SVG, PDF, ImageMagick …) "
@@ -119,6 +117,13 @@ f2aio_image *f2aio_open(const char *path) {
     f2aio_image *image = refuse_pages(loaded) ? NULL : from_vips(loaded);
     g_object_unref(loaded);
     return image;
+}
+
+/* fail_on=truncated: by default loaders only warn about a truncated or
+ * damaged file and return grey for the missing part; fail instead, like the
+ * vips operation (plugin/flash2ambient.c) does. */
+f2aio_image *f2aio_open(const char *path) {
+    return opened(vips_image_new_from_file(path, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL));
 }
 
 static f2aio_image *decoded(f2aio_image *image) {
@@ -131,12 +136,21 @@ static f2aio_image *decoded(f2aio_image *image) {
 
 f2aio_image *f2aio_load(const char *path) { return decoded(f2aio_open(path)); }
 
-f2aio_image *f2aio_load_buffer(const void *data, size_t length) {
+static void free_owned_buffer(VipsImage *image, void *data) {
+    (void) image;
+    free(data);
+}
+
+f2aio_image *f2aio_open_buffer(void *data, size_t length) {
     VipsImage *loaded = vips_image_new_from_buffer(data, length, "", "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
-    if (!loaded) return NULL;
-    f2aio_image *image = refuse_pages(loaded) ? NULL : from_vips(loaded);
-    g_object_unref(loaded);
-    return decoded(image);
+    if (!loaded) {
+        free(data);
+        return opened(NULL);
+    }
+    /* The loader reads the bytes lazily, for as long as any image made from it lives:
+     * they are freed with the last of them. */
+    g_signal_connect(loaded, "postclose", G_CALLBACK(free_owned_buffer), data);
+    return opened(loaded);
 }
 
 int f2aio_width(const f2aio_image *image) { return image->width; }
@@ -194,6 +208,20 @@ void f2aio_remove_temporary_on_signal(void) {
     cleanup_installed = 1;
 }
 
+/* The temporary name is an implementation detail: a failed save's messages name the
+ * output the user asked for instead. */
+static void name_output_not_temporary(const char *tmp, const char *path) {
+    char *message = vips_error_buffer_copy();
+    gchar **parts = g_strsplit(message, tmp, -1);
+    gchar *renamed = g_strjoinv(path, parts);
+    size_t n = strlen(renamed);
+    while (n > 0 && renamed[n - 1] == '\n') renamed[--n] = '\0';
+    vips_error(NULL, "%s", renamed);
+    g_free(renamed);
+    g_strfreev(parts);
+    g_free(message);
+}
+
 /* Write to a temporary name with the same suffix, then rename into place. */
 static int save_atomically(VipsImage *image, const char *path, int quality) {
     char *tmp = f2aio_temporary_path(path, (int) getpid());
@@ -210,20 +238,25 @@ static int save_atomically(VipsImage *image, const char *path, int quality) {
         ? vips_image_write_to_file(image, tmp, "Q", quality, NULL)
         : vips_image_write_to_file(image, tmp, NULL);
     if (status == 0 && rename(tmp, path) != 0) {
-        vips_error_system(errno, "f2a", "cannot rename %s to %s", tmp, path);
+        vips_error_system(errno, "f2a", "cannot move the written image into place as %s", path);
         status = -1;
     }
-    if (status != 0) unlink(tmp);
+    if (status != 0) {
+        unlink(tmp);
+        name_output_not_temporary(tmp, path);
+    }
     if (track) pending = 0;
     g_free(tmp);
     return status;
 }
 
-int f2aio_save_like(const f2aio_image *source, const float *rgb, const char *path, int quality) {
+/* `rgb` as the source was (interpretation, band format, alpha, metadata): a new
+ * reference for the caller, NULL on error. Reads `rgb` in place until unreferenced. */
+static VipsImage *like_source(const f2aio_image *source, const float *rgb) {
     VipsImage *src = source->source;
     VipsObject *scope = VIPS_OBJECT(vips_image_new());
-    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 3);
-    int status = -1;
+    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 2);
+    VipsImage *final = NULL;
 
     t[0] = vips_image_new_from_memory(rgb, (size_t) source->width * source->height * 3 * sizeof(float),
                                       source->width, source->height, 3, VIPS_FORMAT_FLOAT);
@@ -231,12 +264,32 @@ int f2aio_save_like(const f2aio_image *source, const float *rgb, const char *pat
     /* Back to the source's interpretation and band format, its extra bands re-attached
      * (the conversion the vips operation makes too). */
     if (f2aconv_from_model(src, t[0], &t[1])) goto done;
-    if (vips_copy(t[1], &t[2], "xres", src->Xres, "yres", src->Yres, NULL)) goto done;
+    if (vips_copy(t[1], &final, "xres", src->Xres, "yres", src->Yres, NULL)) goto done;
     /* The output carries no fields yet: copy the photograph's metadata. */
-    f2aconv_copy_metadata(src, t[2]);
-    status = save_atomically(t[2], path, quality);
+    f2aconv_copy_metadata(src, final);
 done:
     g_object_unref(scope);
+    return final;
+}
+
+int f2aio_save_like(const f2aio_image *source, const float *rgb, const char *path, int quality) {
+    VipsImage *final = like_source(source, rgb);
+    if (!final) return -1;
+    int status = save_atomically(final, path, quality);
+    g_object_unref(final);
+    return status;
+}
+
+int f2aio_save_like_buffer(const f2aio_image *source, const float *rgb, const char *suffix, int quality,
+                           void **data, size_t *length) {
+    *data = NULL;
+    *length = 0;
+    VipsImage *final = like_source(source, rgb);
+    if (!final) return -1;
+    int status = quality > 0
+        ? vips_image_write_to_buffer(final, suffix, data, length, "Q", quality, NULL)
+        : vips_image_write_to_buffer(final, suffix, data, length, NULL);
+    g_object_unref(final);
     return status;
 }
 
@@ -257,3 +310,39 @@ done:
 }
 
 void f2aio_free_string(char *string) { g_free(string); }
+void f2aio_free_buffer(void *data) { g_free(data); }
+
+unsigned char *f2aio_text(const char *text, const char *font, int *width, int *height) {
+    VipsImage *mask = NULL;
+    /* vips_text reads Pango markup: escaped, a '<' or '&' in a name is drawn as it is. */
+    gchar *escaped = g_markup_escape_text(text, -1);
+    int failed = vips_text(&mask, escaped, "font", font, "dpi", 72, NULL);
+    g_free(escaped);
+    if (failed) return NULL;
+    size_t size = 0;
+    unsigned char *pixels = vips_image_write_to_memory(mask, &size);
+    if (pixels) {
+        *width = mask->Xsize;
+        *height = mask->Ysize;
+    }
+    g_object_unref(mask);
+    return pixels;
+}
+
+char *f2aio_sha256_file(const char *path) {
+    FILE *file = fopen(path, "rb");
+    if (!file) {
+        vips_error_system(errno, "f2a", "cannot read %s", path);
+        return NULL;
+    }
+    GChecksum *checksum = g_checksum_new(G_CHECKSUM_SHA256);
+    unsigned char chunk[1 << 16];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, file)) > 0) g_checksum_update(checksum, chunk, n);
+    int failed = ferror(file);
+    fclose(file);
+    char *hex = failed ? NULL : g_strdup(g_checksum_get_string(checksum));
+    if (failed) vips_error("f2a", "cannot read %s", path);
+    g_checksum_free(checksum);
+    return hex;
+}

@@ -1,6 +1,9 @@
 import ArgumentParser
 import F2AImage
 import F2AModel
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,36 +13,77 @@ struct Apply: ParsableCommand {
             orientation, runs the model and writes OUT in the format of its suffix, keeping the \
             input's band format (8/16-bit), alpha band and metadata (ICC, EXIF, XMP). OUT is \
             written to a temporary file and renamed, so it is never left half-written.
+
+            IN = - reads the image from standard input (all of it, up to the memory limit); \
+            OUT = - writes it to standard output, as --format (default jpeg), without a file. \
+            A terminal is refused as either. On a terminal a progress line is shown on stderr \
+            for runs longer than a quarter of a second (--quiet: none).
             """)
 
-    @Argument(help: "Input image.") var input: String
-    @Argument(help: "Output image (format from the suffix).") var output: String
+    @Argument(help: "Input image, or - for standard input.") var input: String
+    @Argument(help: "Output image (format from the suffix), or - for standard output.") var output: String
     @OptionGroup var model: ModelOptions
     @OptionGroup var apply: ApplyArguments
-    @Option(help: "JPEG/WebP quality 1–100 (0 = libvips default).") var quality: Int = 0
+    @Option(help: "Format written to standard output (OUT = -): jpeg, png, tiff or webp. Default: jpeg.")
+    var format: OutputFormat?
+    @Option(help: "JPEG/WebP quality 1 to 100 (0 = libvips default).") var quality: Int = 0
+    @Flag(name: .shortAndLong, help: "No progress line and no timing; errors are still printed.") var quiet = false
     @Flag(help: "Print timing.") var verbose = false
 
+    static let standardInput = "-", standardOutput = "-"
+
+    var readsStandardInput: Bool { input == Self.standardInput }
+    var writesStandardOutput: Bool { output == Self.standardOutput }
+
     func validate() throws {
-        guard (0...100).contains(quality) else { throw ValidationError("--quality must be in 0...100") }
+        guard (0...100).contains(quality) else { throw ValidationError("--quality must be from 0 to 100") }
+        guard !(quiet && verbose) else { throw ValidationError("--quiet and --verbose exclude each other") }
+        if let format {
+            guard writesStandardOutput else {
+                throw ValidationError("--format sets the format written to standard output (OUT = -); "
+                                      + "a file's format follows its suffix")
+            }
+            guard format != .same else { throw ValidationError("--format for standard output: jpeg, png, tiff or webp") }
+        }
     }
 
     func run() throws { try withExitStatus(work) }
 
     func work() throws {
         let clock = ContinuousClock()
+        let progress = ApplyProgress(enabled: !quiet && ApplyProgress.stderrIsTerminal)
+        defer { progress.clear() }
         ImageIO.removeTemporaryOnSignal()
         let start = clock.now
         do {
-            try ProtectedInputs([input] + [try? model.path()].compactMap { $0 }).check(output: output)
+            // Image data on a terminal is garbage on the screen; a terminal as input waits for typing.
+            if writesStandardOutput && isatty(1) != 0 {
+                throw CommandFailure.refused("refusing to write image data to a terminal: redirect standard output "
+                                             + "(f2a apply IN - > OUT.jpg) or name an output file")
+            }
+            if readsStandardInput && isatty(0) != 0 {
+                throw CommandFailure.refused("standard input is a terminal: pipe an image into it "
+                                             + "(f2a apply - OUT < IN.jpg) or name an input file")
+            }
+            if !writesStandardOutput {
+                let read = (readsStandardInput ? [] : [input]) + [try? model.path()].compactMap { $0 }
+                try ProtectedInputs(read).check(output: output)
+            }
             _ = try MemoryBudget.configuredLimit()
             try ImageIO.start()   // an invalid $F2A_UNTRUSTED_LOADERS is a refusal like the memory setting
+        } catch let failure as CommandFailure {
+            throw failure
         } catch {
             throw CommandFailure.refused("\(error)")
         }
         let generator = try model.load()
-        let image = try DecodedImage(path: input) { width, height in
+        let checkDecoding = { (width: Int, height: Int) throws in
             try generator.checkMemory(width: width, height: height, options: apply.options, withFloatCopy: true)
         }
+        let image = readsStandardInput
+            ? try DecodedImage(readingToEndOf: 0, named: "standard input", limit: try MemoryBudget.available(),
+                               beforeDecoding: checkDecoding)
+            : try DecodedImage(path: input, beforeDecoding: checkDecoding)
         let loaded = clock.now
         // Again with the decoded pixels taken: under ulimit -v they count against what is left.
         try generator.checkMemory(width: image.width, height: image.height, options: apply.options)
@@ -49,12 +93,24 @@ struct Apply: ParsableCommand {
         let view = RGBImageView(base: UnsafePointer(pixels.baseAddress!), width: image.width,
                                 height: image.height, rowStride: 3 * image.width)
         try generator.apply(view, to: pixels.baseAddress!, outputRowStride: 3 * image.width,
-                            options: apply.options)
+                            options: apply.options, progress: progress.model)
         let inferred = clock.now
-        try image.save(UnsafeBufferPointer(pixels), to: output, quality: quality)
+        if writesStandardOutput {
+            progress.show("writing to standard output")
+            let format = self.format ?? .jpeg
+            try image.write(UnsafeBufferPointer(pixels), to: 1, named: "standard output", suffix: format.suffixes[0],
+                            quality: quality)
+        } else {
+            progress.show("writing \(output)")
+            try image.save(UnsafeBufferPointer(pixels), to: output, quality: quality)
+        }
+        progress.clear()
         if verbose {
             let used = apply.options.resolvedMode(width: image.width, height: image.height)
-            print("\(image.width)x\(image.height) (\(used.rawValue)): load \(loaded - start), model \(inferred - loaded), save \(clock.now - inferred)")
+            let line = "\(image.width)x\(image.height) (\(used.rawValue)): load \(Readable.duration(loaded - start)), "
+                + "model \(Readable.duration(inferred - loaded)), save \(Readable.duration(clock.now - inferred))"
+            // Standard output carries the image then.
+            if writesStandardOutput { writeStderr(line + "\n") } else { print(line) }
         }
     }
 }

@@ -15,8 +15,8 @@ struct ApplyArguments: ParsableArguments {
     func validate() throws {
         guard strength.isFinite, (0...1).contains(strength) else { throw ValidationError("--strength must be in [0, 1]") }
         let ws = ApplyOptions.workingSizeRange, ts = ApplyOptions.tileSizeRange
-        guard ws.contains(workingSize) else { throw ValidationError("--working-size must be in \(ws.lowerBound) to \(ws.upperBound)") }
-        guard ts.contains(tileSize) else { throw ValidationError("--tile-size must be in \(ts.lowerBound) to \(ts.upperBound)") }
+        guard ws.contains(workingSize) else { throw ValidationError("--working-size must be from \(ws.lowerBound) to \(ws.upperBound)") }
+        guard ts.contains(tileSize) else { throw ValidationError("--tile-size must be from \(ts.lowerBound) to \(ts.upperBound)") }
     }
 
     var options: ApplyOptions {

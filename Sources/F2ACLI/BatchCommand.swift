@@ -34,7 +34,8 @@ struct Batch: ParsableCommand {
         abstract: "Apply the generator to many photographs: parallel, resumable, shardable.",
         discussion: """
             INPUT: image files, directories (scanned recursively for .jpg .jpeg .png .tif .tiff .webp \
-            .heic .heif .avif …, hidden entries skipped) or - for a list of paths on stdin, one per line. \
+            .heic .heif .avif …, hidden entries skipped) or - for a list of paths on stdin, one per line \
+            (with -0: each ended by a NUL byte, as find -print0 writes them). \
             The output tree mirrors the input tree below the deepest directory common to all inputs \
             (or --base): photos/a/x.jpg → OUT/a/x.jpg. Outputs keep the input's band format (16-bit stays \
             16-bit), alpha and metadata, and are written to a temporary file then renamed, so an \
@@ -43,6 +44,9 @@ struct Batch: ParsableCommand {
             Safety: the output directory may not be an input directory or contain an input; it may lie \
             inside an input directory only as a separate subtree (new, empty or a previous f2a batch \
             output, marked by OUT/.f2a-batch), which is then never scanned; no output may be an input.
+
+            The header line and every --report line name the model and its SHA-256 (what sha256sum \
+            prints for the weights file). --quiet prints only failures and errors.
 
             Sharding: --shard K/N processes items K, K+N, K+2N, … of the input list sorted by relative \
             path. Without --shard, K/N come from JOB_COMPLETION_INDEX and --shard-count or \
@@ -57,7 +61,7 @@ struct Batch: ParsableCommand {
     @Argument(help: "Image files, directories, or - for paths on stdin.") var inputs: [String]
     @Option(name: [.short, .long], help: "Output directory (created if missing).") var output: String
     @Option(name: [.short, .long], help: "Parallel workers: a number or auto (one per core).") var jobs: BatchJobs = .auto
-    @Option(help: "Output format: same, jpeg, png, tiff or webp.") var format: BatchFormat = .same
+    @Option(help: "Output format: same, jpeg, png, tiff or webp.") var format: OutputFormat = .same
     @Option(help: "JPEG/WebP/HEIF quality 1–100 (0 = libvips default).") var quality: Int = 0
     @Option(help: "Appended to each output's file name stem (photo.jpg → photo<S>.jpg).") var suffix: String = ""
     @Flag(help: "Skip inputs whose output already exists (resume an interrupted run).") var skipExisting = false
@@ -68,11 +72,16 @@ struct Batch: ParsableCommand {
     @Option(help: "Directory the output tree mirrors (default: deepest directory common to the inputs).")
     var base: String?
     @Flag(help: "List this shard's input → output pairs (tab-separated) and exit.") var dryRun = false
+    @Flag(name: [.customShort("0"), .customLong("null")],
+          help: "Paths on stdin (INPUT -) end with a NUL byte instead of a newline (find -print0, xargs -0).")
+    var nullSeparated = false
+    @Flag(name: .shortAndLong, help: "No header, progress or summary: only failures and errors are printed.")
+    var quiet = false
     @OptionGroup var model: ModelOptions
     @OptionGroup var apply: ApplyArguments
 
     func validate() throws {
-        guard (0...100).contains(quality) else { throw ValidationError("--quality must be in 0...100") }
+        guard (0...100).contains(quality) else { throw ValidationError("--quality must be from 0 to 100") }
         guard !suffix.contains("/"), !suffix.contains("\0") else { throw ValidationError("--suffix may not contain '/'") }
         guard !BatchPath.isTemporary(suffix) else { throw ValidationError("--suffix may not contain '\(BatchPath.tempInfix)'") }
         guard !inputs.isEmpty else { throw ValidationError("give at least one INPUT (a file, a directory or -)") }
@@ -93,8 +102,9 @@ struct Batch: ParsableCommand {
         let started = Date()
         let shard = try BatchShard.resolve(option: shard, countOption: shardCount,
                                            environment: ProcessInfo.processInfo.environment)
-        let planner = BatchPlanner(arguments: inputs, outputDirectory: output, base: base, format: format, suffix: suffix,
+        var planner = BatchPlanner(arguments: inputs, outputDirectory: output, base: base, format: format, suffix: suffix,
                                    otherInputs: [try? model.path()].compactMap { $0 })
+        if nullSeparated { planner.stdinSeparator = 0 }
         let plan = try planner.plan()
         let reportPath = report.map { BatchReport.path($0, shard: shard) }
         if let reportPath { try plan.checkReport(reportPath) }
@@ -112,23 +122,34 @@ struct Batch: ParsableCommand {
             throw BatchError("\(error)")
         }
         let generator: Generator
-        do { generator = try model.load() } catch { throw BatchError("\(error)") }
+        let modelPath: String, modelSHA256: String
+        do {
+            generator = try model.load()
+            modelPath = BatchPath.absolute(try model.path())
+            // Which model made the outputs, for the record: the bytes, not the name.
+            modelSHA256 = try sha256Hex(ofFile: modelPath)
+        } catch {
+            throw BatchError("\(error)")
+        }
         try Self.prepareOutputDirectory(plan.outputDirectory)
 
         let cores = BatchRunner.availableCores
         let workers = jobs.resolve(cores: cores, files: mine.count)
         let threads = BatchRunner.applyThreadPolicy(jobs: workers, cores: cores)
-        let progress = BatchProgress(total: mine.count)
+        let progress = BatchProgress(total: mine.count, quiet: quiet)
         progress.log("f2a batch: \(mine.count) of \(plan.items.count) file\(plan.items.count == 1 ? "" : "s") "
                      + "(shard \(shard)\(shard.source == "default" ? "" : " from \(shard.source)")), base \(plan.base), "
-                     + "output \(plan.outputDirectory), \(workers) worker\(workers == 1 ? "" : "s") "
+                     + "output \(plan.outputDirectory), model \(modelPath) (SHA-256 \(modelSHA256)), "
+                     + "\(workers) worker\(workers == 1 ? "" : "s") "
                      + "(\(cores) of \(BatchRunner.onlineCores) cores available; convolution threads \(BatchRunner.onlineCores), OpenBLAS \(threads.blas), libvips \(threads.vips) per worker)")
-        for (path, message) in plan.scanErrors { progress.log("f2a batch: \(path): \(message)") }
+        for (path, message) in plan.scanErrors { progress.error("f2a batch: \(path): \(message)") }
         for path in BatchRunner.removeStaleTemporaries(for: mine) {
             progress.log("f2a batch: removed a temporary file left by an interrupted run: \(path)")
         }
 
-        let reportFile = try reportPath.map { try BatchReport(path: $0, shard: shard) }
+        let reportFile = try reportPath.map {
+            try BatchReport(path: $0, shard: shard, model: modelPath, modelSHA256: modelSHA256)
+        }
         // A directory that cannot be listed hides its files from every shard: a failure in each.
         for (path, message) in plan.scanErrors {
             let relative = BatchPath.isWithin(path, plan.base) ? BatchPath.relative(path, to: plan.base) : path
@@ -156,7 +177,7 @@ struct Batch: ParsableCommand {
             tally.failed += 1
             tally.failures.append((path, message))
         }
-        print(tally.summary(total: mine.count, shard: shard, elapsed: Date().timeIntervalSince(started)))
+        if !quiet { print(tally.summary(total: mine.count, shard: shard, elapsed: Date().timeIntervalSince(started))) }
         let reportFailure = reportFile?.failure
         if let reportFailure { writeStderr("f2a batch: error: \(reportFailure)\n") }
         if runner.stoppedBy != 0 {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import F2AImage
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -54,27 +55,9 @@ enum BatchPath {
         return out
     }
 
-    /// Absolute path with ".", ".." and repeated slashes removed lexically.
-    static func absolute(_ path: String) -> String {
-        let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        var parts: [Substring] = []
-        for part in joined.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == "." { continue }
-            if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
-            parts.append(part)
-        }
-        return "/" + parts.joined(separator: "/")
-    }
-
-    static func parent(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
-        return String(path[..<slash])
-    }
-
-    static func name(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return path }
-        return String(path[path.index(after: slash)...])
-    }
+    static func absolute(_ path: String) -> String { Paths.absolute(path) }
+    static func parent(_ path: String) -> String { Paths.parent(path) }
+    static func name(_ path: String) -> String { Paths.name(path) }
 
     /// ("photo", ".jpg") for "photo.jpg"; ("photo", "") without a suffix; dotfiles have no suffix.
     static func splitSuffix(_ name: String) -> (stem: String, suffix: String) {
@@ -82,10 +65,7 @@ enum BatchPath {
         return (String(name[..<dot]), String(name[dot...]))
     }
 
-    /// `path` is `dir` or below it (both absolute, normalised).
-    static func isWithin(_ path: String, _ dir: String) -> Bool {
-        dir == "/" || path == dir || path.hasPrefix(dir + "/")
-    }
+    static func isWithin(_ path: String, _ dir: String) -> Bool { Paths.isWithin(path, dir) }
 
     /// `path` relative to `base` (path must be within base).
     static func relative(_ path: String, to base: String) -> String {
@@ -105,22 +85,7 @@ enum BatchPath {
         return "/" + common.joined(separator: "/")
     }
 
-    /// Physical path (symlinks resolved) of a path that may not exist yet: the
-    /// deepest existing ancestor resolved, the rest appended.
-    static func physical(_ path: String) -> String {
-        var head = absolute(path)
-        var tail: [String] = []
-        while true {
-            if let resolved = realpath(head, nil) {
-                defer { free(resolved) }
-                let base = String(cString: resolved)
-                return tail.isEmpty ? base : absolute(base + "/" + tail.reversed().joined(separator: "/"))
-            }
-            if head == "/" { return absolute("/" + tail.reversed().joined(separator: "/")) }
-            tail.append(name(head))
-            head = parent(head)
-        }
-    }
+    static func physical(_ path: String) -> String { Paths.physical(path) }
 
     enum Kind { case missing, file, directory, other }
 
@@ -138,8 +103,8 @@ enum BatchPath {
     static func isTemporary(_ name: String) -> Bool { name.contains(tempInfix) }
 }
 
-/// The output format of `--format`.
-enum BatchFormat: String, CaseIterable, ExpressibleByArgument {
+/// The output format of `--format` (f2a batch; f2a apply to standard output, where `same` has no meaning).
+enum OutputFormat: String, CaseIterable, ExpressibleByArgument {
     case same, jpeg, png, tiff, webp
 
     /// Suffixes that already name this format (the input's own suffix is kept when it does).
@@ -177,7 +142,7 @@ struct BatchShard: Equatable, CustomStringConvertible {
     static func make(_ k: Int, _ n: Int, source: String) throws -> BatchShard {
         guard n >= 1 else { throw BatchError("\(source): the shard count must be at least 1, got \(n)") }
         guard (0..<n).contains(k) else {
-            throw BatchError("\(source): shard index \(k) is not in 0..<\(n)")
+            throw BatchError("\(source): shard index \(k) is not from 0 to \(n - 1)")
         }
         return BatchShard(index: k, count: n, source: source)
     }
@@ -206,7 +171,7 @@ struct BatchShard: Equatable, CustomStringConvertible {
             }
             let source = "SLURM_ARRAY_TASK_ID=\(id) - SLURM_ARRAY_TASK_MIN=\(minimum) of \(n)"
             guard (0..<n).contains(id - minimum) else {
-                throw BatchError("\(source): not in 0..<\(n); use a contiguous array without steps "
+                throw BatchError("\(source): not from 0 to \(n - 1); use a contiguous array without steps "
                                       + "(--array=0-\(n - 1)) or pass --shard K/N")
             }
             return try make(id - minimum, n, source: source)
@@ -253,12 +218,15 @@ struct BatchPlanner {
     var arguments: [String]
     var outputDirectory: String
     var base: String?
-    var format: BatchFormat
+    var format: OutputFormat
     var suffix: String
     /// Files read besides the images (the model): no output may be one of them.
     var otherInputs: [String] = []
-    /// The lines of stdin as bytes (readLine would repair a non-UTF-8 path into another name).
-    var readStdin: () -> [[UInt8]] = {
+    /// What ends each path on stdin: a newline, or with `-0` a NUL byte (find -print0), the
+    /// only byte no path contains: names with newlines pass only that way.
+    var stdinSeparator = UInt8(ascii: "\n")
+    /// All of stdin as bytes (readLine would repair a non-UTF-8 path into another name).
+    var readStdin: () -> [UInt8] = {
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
@@ -267,20 +235,23 @@ struct BatchPlanner {
             if n <= 0 { break }
             data += chunk[0..<n]
         }
-        return data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { Array($0) }
+        return data
     }
 
-    /// Arguments with "-" replaced by the paths read from stdin, and the stdin lines that are
+    /// Arguments with "-" replaced by the paths read from stdin, and the stdin paths that are
     /// not valid UTF-8 (escaped), each a failure of its own.
     func expandedArguments() throws -> (paths: [String], notUTF8: [String]) {
         var list: [String] = [], invalid: [String] = []
         var readStdinOnce = false
+        let newlines = stdinSeparator == UInt8(ascii: "\n")
         for argument in arguments {
             if argument == "-" {
                 guard !readStdinOnce else { continue }
                 readStdinOnce = true
-                for var line in readStdin() {
-                    if line.last == UInt8(ascii: "\r") { line.removeLast() }
+                for entry in readStdin().split(separator: stdinSeparator, omittingEmptySubsequences: false) {
+                    var line = Array(entry)
+                    // Lists written on Windows end their lines with CR LF.
+                    if newlines && line.last == UInt8(ascii: "\r") { line.removeLast() }
                     if line.isEmpty { continue }
                     if let path = String(validating: line, as: UTF8.self) {
                         list.append(path)

@@ -6,9 +6,11 @@ import Glibc
 /// Progress on stderr: a one-line bar redrawn in place when stderr is a terminal
 /// (done/total, images/s, ETA, failures; failure messages printed above it),
 /// else one plain log line per file (for CI logs, kubectl logs, Slurm .out files).
+/// Quiet (`--quiet`): failures and errors only.
 final class BatchProgress: @unchecked Sendable {
     let total: Int
     let terminal: Bool
+    let quiet: Bool
     private let lock = NSLock()
     private let start = Date()
     private var tally = BatchTally()
@@ -16,9 +18,11 @@ final class BatchProgress: @unchecked Sendable {
     private var ticker: Thread?
     private var stopped = false
 
-    init(total: Int, terminal: Bool = isatty(2) != 0 && ProcessInfo.processInfo.environment["TERM"] != "dumb") {
+    init(total: Int, quiet: Bool = false,
+         terminal: Bool = isatty(2) != 0 && ProcessInfo.processInfo.environment["TERM"] != "dumb") {
         self.total = total
-        self.terminal = terminal
+        self.quiet = quiet
+        self.terminal = terminal && !quiet
     }
 
     /// Redraws the bar twice a second so images/s and the ETA stay live during long images.
@@ -37,7 +41,14 @@ final class BatchProgress: @unchecked Sendable {
         thread.start()
     }
 
+    /// An information line (not shown with --quiet).
     func log(_ message: String) {
+        guard !quiet else { return }
+        error(message)
+    }
+
+    /// A line shown also with --quiet: a failure, or what the user must know.
+    func error(_ message: String) {
         lock.lock()
         defer { lock.unlock() }
         emit(message)
@@ -47,7 +58,9 @@ final class BatchProgress: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         tally.add(o)
-        if terminal {
+        if quiet {
+            if o.status == .failed { emit("failed: \(o.item.input): \(o.error ?? "")") }
+        } else if terminal {
             if o.status == .failed { emit("failed: \(o.item.input): \(o.error ?? "")") }
             drawBar()
         } else {

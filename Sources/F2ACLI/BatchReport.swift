@@ -23,12 +23,14 @@ struct BatchOutcome: Sendable {
 /// The --report file: one JSON object per line, written (one write call, O_APPEND)
 /// as each file finishes, so an interrupted run leaves a valid partial report.
 /// Fields: input, relative, output, status (ok|skipped|failed|interrupted), seconds,
-/// time (UTC, ISO 8601, when the file finished), shard ("K/N"), and when known
-/// error, width, height, mode.
+/// time (UTC, ISO 8601, when the file finished), shard ("K/N"), model (its absolute path),
+/// model_sha256, and when known error, width, height, mode.
 final class BatchReport: @unchecked Sendable {
     private let fd: Int32
     private let path: String
     private let shard: String
+    private let model: String
+    private let modelSHA256: String
     private let lock = NSLock()
     private var firstFailure: String?
 
@@ -41,7 +43,7 @@ final class BatchReport: @unchecked Sendable {
         template.replacingOccurrences(of: "{shard}", with: String(shard.index))
     }
 
-    init(path: String, shard: BatchShard) throws {
+    init(path: String, shard: BatchShard, model: String, modelSHA256: String) throws {
         let dir = BatchPath.parent(BatchPath.absolute(path))
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
@@ -50,6 +52,8 @@ final class BatchReport: @unchecked Sendable {
         }
         self.path = path
         self.shard = shard.description
+        self.model = model
+        self.modelSHA256 = modelSHA256
     }
 
     deinit { close(fd) }
@@ -63,6 +67,8 @@ final class BatchReport: @unchecked Sendable {
             ("seconds", String(format: "%.3f", outcome.seconds)),
             ("time", Self.quote(Self.iso8601(outcome.finished))),
             ("shard", Self.quote(shard)),
+            ("model", Self.quote(model)),
+            ("model_sha256", Self.quote(modelSHA256)),
         ]
         if let e = outcome.error { fields.append(("error", Self.quote(e))) }
         if let w = outcome.width, let h = outcome.height { fields += [("width", "\(w)"), ("height", "\(h)")] }

@@ -138,7 +138,7 @@ final class BatchRunner: @unchecked Sendable {
             writeStderr("\nf2a batch: stopped by a second signal\n")
             _exit(128 + signal)
         }
-        progress.log("f2a batch: \(signal == SIGINT ? "interrupted" : "terminated"): finishing the files being saved "
+        progress.error("f2a batch: \(signal == SIGINT ? "interrupted" : "terminated"): finishing the files being saved "
                      + "(signal again to stop at once)")
     }
 
@@ -186,7 +186,7 @@ final class BatchRunner: @unchecked Sendable {
         } catch is Cancelled {
             return outcome(.interrupted, "cancelled", image)
         } catch {
-            return outcome(.failed, "\(error)", image)
+            return outcome(.failed, errorSentence(error), image)
         }
     }
 
@@ -197,13 +197,7 @@ final class BatchRunner: @unchecked Sendable {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_size > 0
     }
 
-    static func describe(_ error: Error) -> String {
-        if let e = error as? CocoaError, let underlying = e.userInfo[NSUnderlyingErrorKey] as? NSError,
-           underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
-        }
-        return (error as NSError).localizedDescription
-    }
+    static func describe(_ error: Error) -> String { errorReason(error) }
 
     /// The saver's temporary name for `output` (f2aio_temporary_path, vipsio.c).
     static func temporaryPath(of output: String, pid: Int32) -> String {

@@ -13,14 +13,64 @@ struct Eval: ParsableCommand {
             matches the ambient image, since a flash image does not tell the ambient exposure) of \
             the output and of the identity baseline (the flash image itself) against the ambient \
             image, and on how many pairs the output beats the identity in PSNR and in EA-PSNR.
+
+            --names A,B scores only those pairs (NAME without its suffix); --split validation \
+            scores the fixed faid32 validation split (data/faid32-split.md, the pairs f2a-train \
+            never trains on), --split training every other pair of DIR.
             """)
+
+    /// The two sides of the fixed faid32 split (DataSplit).
+    enum Split: String, ExpressibleByArgument, CaseIterable {
+        case validation, training
+    }
 
     @Option(help: "Directory with flash/ and ambient/ subdirectories.") var pairs: String
     @Option(help: "Directory for the generated images.") var out: String
+    @Option(help: "Only these pairs: comma-separated names (NAME of flash/NAME.png).") var names: String?
+    @Option(help: "Only one side of the fixed faid32 split: validation or training.") var split: Split?
+    @Flag(name: .shortAndLong, help: "Only the mean and the comparison with the identity, no row per pair.")
+    var quiet = false
     @OptionGroup var model: ModelOptions
     @OptionGroup var apply: ApplyArguments
 
+    var requestedNames: [String]? {
+        names.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    }
+
+    func validate() throws {
+        guard names == nil || split == nil else { throw ValidationError("--names and --split exclude each other") }
+        if let requestedNames, requestedNames.isEmpty { throw ValidationError("--names needs at least one name") }
+    }
+
     func run() throws { try withExitStatus(work) }
+
+    /// The files of flash/ to score (sorted), as `--names` or `--split` select them.
+    func selected(from files: [String], in flashDir: String) throws -> [String] {
+        let stem = { (file: String) in (file as NSString).deletingPathExtension }
+        if let wanted = requestedNames {
+            let present = Set(files.map(stem))
+            let missing = wanted.filter { !present.contains($0) }
+            guard missing.isEmpty else {
+                throw CommandFailure.failed("no pair named \(missing.joined(separator: ", ")) in \(flashDir)")
+            }
+            let set = Set(wanted)
+            return files.filter { set.contains(stem($0)) }
+        }
+        guard let split else { return files }
+        let validation = Set(DataSplit.faid32Validation)
+        let chosen = files.filter { validation.contains(stem($0)) == (split == .validation) }
+        if split == .validation {
+            let missing = DataSplit.faid32Validation.filter { name in !files.contains { stem($0) == name } }
+            if !missing.isEmpty && !chosen.isEmpty {
+                writeStderr("warning: validation pairs not in \(flashDir): \(missing.joined(separator: ", "))\n")
+            }
+        }
+        guard !chosen.isEmpty else {
+            throw CommandFailure.failed("no pair of the \(split.rawValue) split in \(flashDir) "
+                                        + "(the validation split: \(DataSplit.faid32Validation.joined(separator: ", ")))")
+        }
+        return chosen
+    }
 
     func work() throws {
         ImageIO.removeTemporaryOnSignal()
@@ -34,10 +84,11 @@ struct Eval: ParsableCommand {
         let fm = FileManager.default
         let flashDir = (pairs as NSString).appendingPathComponent("flash")
         let ambientDir = (pairs as NSString).appendingPathComponent("ambient")
-        guard let names = try? fm.contentsOfDirectory(atPath: flashDir).filter({ !$0.hasPrefix(".") }).sorted(),
-              !names.isEmpty else {
+        guard let files = try? fm.contentsOfDirectory(atPath: flashDir).filter({ !$0.hasPrefix(".") }).sorted(),
+              !files.isEmpty else {
             throw CommandFailure.failed("no images in \(flashDir)")
         }
+        let names = try selected(from: files, in: flashDir)
         var inputs = ProtectedInputs([try? model.path()].compactMap { $0 })
         for name in names {
             inputs.add((flashDir as NSString).appendingPathComponent(name))
@@ -46,7 +97,9 @@ struct Eval: ParsableCommand {
         for name in names {
             do { try inputs.check(output: outputPath(name)) } catch { throw CommandFailure.refused(error.description) }
         }
-        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+        do { try fm.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
+            throw CommandFailure.failed("cannot create the output directory \(out): \(errorReason(error))")
+        }
         print("name                      psnr   ssim     ea | identity psnr   ssim     ea")
         var sums = [Double](repeating: 0, count: 6)
         var improved = (psnr: 0, ea: 0)
@@ -77,7 +130,7 @@ struct Eval: ParsableCommand {
             for i in m.indices { sums[i] += m[i] }
             if m[0] > m[3] { improved.psnr += 1 }
             if m[2] > m[5] { improved.ea += 1 }
-            print(row(stem, m))
+            if !quiet { print(row(stem, m)) }
         }
         print(row("mean (\(names.count) pairs)", sums.map { $0 / Double(names.count) }))
         print("better than the identity on \(improved.psnr) of \(names.count) pairs (PSNR), \(improved.ea) of \(names.count) (EA-PSNR)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import F2AImage
 
 // Exit status of every f2a command (README, "Exit status"; docs/BATCH.md):
 //   0        success
@@ -39,7 +40,7 @@ func withExitStatus(_ body: () throws -> Void) throws {
         writeStderr("Error: \(error.description)\n")
         throw ExitCode(error.kind.rawValue)
     } catch {
-        writeStderr("Error: \(error)\n")
+        writeStderr("Error: \(errorSentence(error))\n")
         throw ExitCode(CommandFailure.Kind.failed.rawValue)
     }
 }

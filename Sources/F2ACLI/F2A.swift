@@ -1,4 +1,5 @@
 import ArgumentParser
+import F2ACore
 import F2AModel
 #if canImport(Glibc)
 import Glibc
@@ -27,6 +28,8 @@ struct F2A: ParsableCommand {
     /// would name another file (bad\xff.jpg read as bad\u{FFFD}.jpg, which may exist).
     /// Such an argument is a usage error before anything is parsed.
     static func main() {
+        // Before anything else, stdin included: a restart must find the process as it started.
+        AddressSpace.adaptToLimit()
         for i in 1..<Int(CommandLine.argc) {
             guard let raw = CommandLine.unsafeArgv[i] else { continue }
             let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self),
@@ -61,6 +64,8 @@ struct ModelOptions: ParsableArguments {
 
     func load() throws -> Generator {
         let path = try path()
+        // Before the weights and the image take the address space it needs (BLASAddressSpace).
+        do { try BLASAddressSpace.reserveBuffer() } catch { throw CommandFailure.refused(error.description) }
         do {
             return try Generator(file: WeightsFile.read(path: path))
         } catch {

@@ -24,6 +24,6 @@ struct Info: ParsableCommand {
         print("description: \(c.description.isEmpty ? "(none)" : c.description)")
         print("parameters:  \(c.parameterCount) in \(weights.tensors.count) tensors")
         print("input:       padded (reflect) to a multiple of \(c.sizeMultiple)")
-        print("cost:        \(String(c.flops(height: 256, width: 256) / 1e9)) GFLOP at 256x256")
+        print("cost:        \(Readable.significant(c.flops(height: 256, width: 256) / 1e9)) GFLOP at 256x256")
     }
 }

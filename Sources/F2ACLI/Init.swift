@@ -28,7 +28,7 @@ struct Init: ParsableCommand {
         if let decoderWidth, !(decoderWidth.isFinite && decoderWidth > 0 && decoderWidth <= 4) {
             throw ValidationError("--decoder-width must be in (0, 4]")
         }
-        guard (1...5).contains(levels) else { throw ValidationError("--levels must be in 1...5") }
+        guard (1...5).contains(levels) else { throw ValidationError("--levels must be from 1 to 5") }
         let config = GeneratorConfig(width: width, decoderWidth: decoderWidth, levels: levels, upsample: upsample)
         if let (_, reason) = config.inconsistency { throw ValidationError("--decoder-width \(reason)") }
     }

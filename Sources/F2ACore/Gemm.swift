@@ -18,15 +18,21 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
         return
     }
-    cblas_sgemm(CblasRowMajor,
-                transA ? CblasTrans : CblasNoTrans,
-                transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha,
-                a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    let call = {
+        cblas_sgemm(CblasRowMajor,
+                    transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+    // Under an address-space limit one OpenBLAS buffer serves every caller (BLASAddressSpace).
+    if BLASAddressSpace.isLimited { BLASAddressSpace.gemmLock.withLock { _ in call() } } else { call() }
 }
 
-/// Number of threads OpenBLAS uses for one GEMM.
+/// Number of threads OpenBLAS uses for one GEMM. Stays 1 under an address-space limit:
+/// each OpenBLAS thread maps a 128 MB buffer, and one that cannot map it spins forever
+/// (BLASAddressSpace).
 public var blasThreadCount: Int {
     get { Int(openblas_get_num_threads()) }
-    set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    set { openblas_set_num_threads(BLASAddressSpace.isLimited ? 1 : Int32(max(1, newValue))) }
 }

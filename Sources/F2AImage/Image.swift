@@ -36,7 +36,7 @@ public final class DecodedImage {
     /// Decodes any format libvips reads and applies EXIF orientation. `beforeDecoding` gets
     /// the (upright) width and height from the header and may refuse them, before any pixel
     /// is decoded: a small file can declare gigapixels.
-    public init(path: String, beforeDecoding: (_ width: Int, _ height: Int) throws -> Void) throws {
+    public convenience init(path: String, beforeDecoding: (_ width: Int, _ height: Int) throws -> Void) throws {
         try ImageIO.start()
         // libvips opens whatever it is given: a FIFO or a terminal blocks it forever, /dev/zero
         // feeds it without end. Photographs are regular files.
@@ -46,6 +46,52 @@ public final class DecodedImage {
             throw ImageError("cannot read image '\(path)': not a regular file (\(fileTypeName(st.st_mode)))")
         }
         guard let h = f2aio_open(path) else { throw ImageIO.lastError("cannot read image '\(path)'") }
+        try self.init(opened: h, name: "'\(path)'", beforeDecoding: beforeDecoding)
+    }
+
+    /// Like `init(path:beforeDecoding:)`, from the encoded image on file descriptor `fd`
+    /// (standard input: `f2a apply -`), read to its end. More than `limit` bytes is an
+    /// error: the bytes are held in memory while the image is decoded.
+    public convenience init(readingToEndOf fd: Int32, named name: String, limit: Int,
+                            beforeDecoding: (_ width: Int, _ height: Int) throws -> Void) throws {
+        try ImageIO.start()
+        var capacity = 1 << 20, count = 0
+        guard var data = malloc(capacity) else { throw ImageError("cannot read \(name): out of memory") }
+        while true {
+            if count == capacity {
+                guard capacity < limit else {
+                    free(data)
+                    throw ImageError("cannot read \(name): it holds more than \(limit >> 20) MB, the memory limit "
+                                     + "(F2A_MAX_MEMORY_MB, ulimit -v)")
+                }
+                capacity = min(2 * capacity, limit)
+                guard let grown = realloc(data, capacity) else {
+                    free(data)
+                    throw ImageError("cannot read \(name): out of memory")
+                }
+                data = grown
+            }
+            let n = read(fd, data + count, capacity - count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 {
+                let reason = String(cString: strerror(errno))
+                free(data)
+                throw ImageError("cannot read \(name): \(reason)")
+            }
+            if n == 0 { break }
+            count += n
+        }
+        guard count > 0 else {
+            free(data)
+            throw ImageError("cannot read \(name): it is empty")
+        }
+        guard let h = f2aio_open_buffer(data, count) else { throw ImageIO.lastError("cannot read \(name)") }
+        try self.init(opened: h, name: name, beforeDecoding: beforeDecoding)
+    }
+
+    /// Takes over `h` (from f2aio_open or f2aio_open_buffer) and decodes it once
+    /// `beforeDecoding` accepts its size.
+    private init(opened h: OpaquePointer, name: String, beforeDecoding: (_ width: Int, _ height: Int) throws -> Void) throws {
         let w = Int(f2aio_width(h)), ht = Int(f2aio_height(h))
         do {
             try beforeDecoding(w, ht)
@@ -54,7 +100,7 @@ public final class DecodedImage {
             throw error
         }
         guard f2aio_decode(h) == 0 else {
-            let error = ImageIO.lastError("cannot read image '\(path)'")
+            let error = ImageIO.lastError("cannot read \(name)")
             f2aio_free(h)
             throw error
         }
@@ -89,12 +135,55 @@ public final class DecodedImage {
             throw ImageIO.lastError("cannot write image '\(path)'")
         }
     }
+
+    /// Like `save(_:to:quality:)`, encoded in memory in the format of `suffix` (".jpg",
+    /// ".png" …) and written to file descriptor `fd` (standard output: `f2a apply IN -`).
+    /// No file is created; `name` names `fd` in errors.
+    public func write(_ rgb: UnsafeBufferPointer<Float>, to fd: Int32, named name: String, suffix: String,
+                      quality: Int = 0) throws(ImageError) {
+        precondition(rgb.count == width * height * 3)
+        var data: UnsafeMutableRawPointer?
+        var length = 0
+        guard f2aio_save_like_buffer(handle, rgb.baseAddress!, suffix, Int32(quality), &data, &length) == 0,
+              let data else {
+            throw ImageIO.lastError("cannot encode the image for \(name)")
+        }
+        defer { f2aio_free_buffer(data) }
+        var done = 0
+        while done < length {
+            let n = Glibc.write(fd, data + done, length - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw ImageError("cannot write to \(name): \(String(cString: strerror(n < 0 ? errno : EIO)))")
+            }
+            done += n
+        }
+    }
 }
 
 /// The temporary file the savers write `path` to before renaming it into place (in the same
 /// directory, a short name whatever the length of `path`'s); nil when `path` has no suffix.
 public func temporaryImagePath(_ path: String, pid: Int32) -> String? {
     guard let c = f2aio_temporary_path(path, pid) else { return nil }
+    defer { f2aio_free_string(c) }
+    return String(cString: c)
+}
+
+/// `text` rendered by libvips (Pango) in `font` ("sans 12": size in pixels): a coverage mask,
+/// one value per pixel, 0 for the background and 1 for ink, `width` × `height`, row-major.
+public func renderText(_ text: String, font: String = "sans 12") throws(ImageError) -> (mask: [Float], width: Int, height: Int) {
+    try ImageIO.start()
+    var width: Int32 = 0, height: Int32 = 0
+    guard let bytes = f2aio_text(text, font, &width, &height) else { throw ImageIO.lastError("cannot render text") }
+    defer { f2aio_free_buffer(bytes) }
+    let count = Int(width) * Int(height)
+    let mask = (0..<count).map { Float(bytes[$0]) / 255 }
+    return (mask, Int(width), Int(height))
+}
+
+/// SHA-256 of the file at `path`, as `sha256sum` prints it (64 lowercase hex digits).
+public func sha256Hex(ofFile path: String) throws(ImageError) -> String {
+    guard let c = f2aio_sha256_file(path) else { throw ImageIO.lastError("cannot checksum '\(path)'") }
     defer { f2aio_free_string(c) }
     return String(cString: c)
 }

@@ -1,3 +1,4 @@
+import F2ACore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -49,28 +50,10 @@ public enum MemoryBudget {
     public static func configuredLimit() throws(InvalidSetting) -> Int { try configured.get() }
 
     /// RLIMIT_AS minus the current virtual size, or nil when the address space is unlimited.
-    public static func addressSpaceHeadroom() -> Int? {
-        var limit = rlimit()
-        guard getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max,   // RLIM_INFINITY
-              let statm = fopen("/proc/self/statm", "r") else { return nil }
-        defer { fclose(statm) }
-        var pages = 0
-        guard fscanf_long(statm, &pages) else { return nil }
-        let used = pages * sysconf(Int32(_SC_PAGESIZE))
-        return max(0, Int(clamping: limit.rlim_cur) - used)
-    }
+    public static func addressSpaceHeadroom() -> Int? { AddressSpace.headroom() }
 
     public static func available() throws(InvalidSetting) -> Int {
         min(try configuredLimit(), addressSpaceHeadroom() ?? .max)
-    }
-
-    private static func fscanf_long(_ file: UnsafeMutablePointer<FILE>, _ value: inout Int) -> Bool {
-        var buffer = [CChar](repeating: 0, count: 64)
-        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return false }
-        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard let first = text.split(separator: " ").first, let n = Int(first) else { return false }
-        value = n
-        return true
     }
 }
 
@@ -88,11 +71,16 @@ extension Generator {
         let needed = estimatedPeakBytes(width: width, height: height, options: options, withFloatCopy: withFloatCopy)
         let available = try MemoryBudget.available()
         guard needed <= available else {
-            let mode = options.resolvedMode(width: width, height: height).rawValue
+            let mode = options.resolvedMode(width: width, height: height)
+            let remedy: String
+            switch mode {
+            case .guided: remedy = "lower --working-size, or downsize first"
+            case .tiled: remedy = "lower --tile-size, or downsize first"
+            case .full, .auto: remedy = "use --mode guided or tiled, or downsize first"
+            }
             throw MemoryLimitExceeded(description:
-                "a \(width)x\(height) image in \(mode) mode needs about \(needed >> 20) MB more memory, "
-                + "only \(available >> 20) MB are available (F2A_MAX_MEMORY_MB, ulimit -v); "
-                + "use --mode guided or tiled, or downsize first")
+                "a \(width)x\(height) image in \(mode.rawValue) mode needs about \(needed >> 20) MB of memory, "
+                + "only \(available >> 20) MB are available (F2A_MAX_MEMORY_MB, ulimit -v); \(remedy)")
         }
     }
 }

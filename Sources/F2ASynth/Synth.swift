@@ -82,7 +82,7 @@ public struct SynthOptions: Sendable {
         guard noise.isFinite, (0...10).contains(noise) else { throw SynthError("noise must be in [0, 10], got \(noise)") }
         guard maxBlur.isFinite, (0...5).contains(maxBlur) else { throw SynthError("blur must be in [0, 5] pixels, got \(maxBlur)") }
         guard (1...64).contains(quality.shadowSamples), (1...64).contains(quality.occlusionSamples) else {
-            throw SynthError("shadow and occlusion samples must be in 1...64")
+            throw SynthError("shadow and occlusion samples must be from 1 to 64")
         }
     }
 }

@@ -8,14 +8,35 @@ public enum Exporter {
     /// The generator's weights file from a checkpoint, or a verified copy of
     /// a weights file.
     public static func weightsFile(from path: String) throws(TrainError) -> WeightsFile {
+        try read(path).weights
+    }
+
+    /// The generator's weights file from a checkpoint (with the checkpoint, whose run it
+    /// describes), or a verified copy of a weights file (no checkpoint).
+    public static func read(_ path: String) throws(TrainError) -> (weights: WeightsFile, checkpoint: Checkpoint?) {
         let file: WeightsFile
         do { file = try WeightsFile.read(path: path) } catch { throw .checkpoint(path: path, reason: "\(error)") }
         if case .string(let k) = file[config: "kind"], k == Checkpoint.kind {
             let ck = try Checkpoint.parse(file, path: path)
-            return try generator(from: ck, path: path).weightsFile(description: description(ck))
+            return (try generator(from: ck, path: path).weightsFile(description: description(ck)), ck)
         }
         do { _ = try Generator(file: file) } catch { throw .checkpoint(path: path, reason: "neither a checkpoint nor a loadable weights file: \(error)") }
-        return file
+        return (file, nil)
+    }
+
+    /// What is wrong with exporting `ck` as a model, if anything: a checkpoint of step 0 is
+    /// the initialisation, and a run whose best validation is at step 0 never improved on it.
+    public static func warning(_ ck: Checkpoint) -> String? {
+        let start = ck.config.initFrom.isEmpty ? "the random initialisation, untrained"
+                                               : "the --init-from weights \(ck.config.initFrom), unchanged"
+        if ck.step == 0 {
+            return "this checkpoint is from step 0, before any training: the model is \(start)"
+        }
+        if ck.bestStep == 0 {
+            return String(format: "the run's best validation PSNR (%.2f dB) is at step 0, before any training: ", ck.bestPSNR)
+                + "its best-checkpoint and best.f2aw are \(start), and the trained steps validated worse"
+        }
+        return nil
     }
 
     public static func generator(from ck: Checkpoint, path: String) throws(TrainError) -> TrainableGenerator {

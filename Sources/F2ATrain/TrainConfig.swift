@@ -1,3 +1,4 @@
+import F2AImage
 import F2AModel
 import Foundation
 
@@ -8,7 +9,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     // Data
     public var data: [String] = []
     /// Pairs with these names form the validation split and are never trained on.
-    public var valNames: [String] = TrainConfig.faid32Validation
+    public var valNames: [String] = DataSplit.faid32Validation
     /// Longer side after the initial resize (0 keeps the original size).
     public var resize: Int = 320
     public var crop: Int = 128
@@ -46,6 +47,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// Learning-rate multiplier of the encoder blocks that are not frozen
     /// (fine-tuning a pretrained encoder more gently than the decoder).
     public var encoderLRScale: Double = 1
+    /// The weights file the generator started from (`--init-from`, an absolute path), or ""
+    /// for a random start (`initG`): where the run began, and a file export never writes over.
+    public var initFrom: String = ""
 
     // Discriminator
     /// "conditional" (sees flash + image, pix2pix), "unconditional" (image only), "none".
@@ -81,8 +85,6 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var checkpointEvery: Int = 250
     public var validateEvery: Int = 250
 
-    public static let faid32Validation = ["Objects_054", "People_220", "Plants_063", "Rooms_707", "Shelves_138", "Toys_224"]
-
     public init() {}
 
     public var generatorConfig: GeneratorConfig {
@@ -92,7 +94,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
             guard let f = GeneratorConfig.Formulation(rawValue: formulation) else { throw .config("formulation '\(formulation)' is not rgb or ratio-log") }
             guard width > 0 && width <= 4 else { throw .config("width \(width) is outside (0, 4]") }
             guard decoderWidth >= 0 && decoderWidth <= 4 else { throw .config("decoderWidth \(decoderWidth) is outside (0, 4] (0: the encoder's width)") }
-            guard (1...5).contains(levels) else { throw .config("levels \(levels) is outside 1...5") }
+            guard (1...5).contains(levels) else { throw .config("levels \(levels) is outside 1 to 5") }
             let config = GeneratorConfig(width: width, decoderWidth: decoderWidth == 0 ? nil : decoderWidth, levels: levels, upsample: u, activation: a, formulation: f)
             if let (_, reason) = config.inconsistency { throw .config("decoderWidth \(reason)") }
             return config
@@ -141,15 +143,43 @@ public struct TrainConfig: Codable, Sendable, Equatable {
             throw .config("\(source) is not a JSON object")
         }
         var dict = (try! JSONSerialization.jsonObject(with: Data(base.json.utf8))) as! [String: Any]
-        for (k, v) in obj {
-            guard dict[k] != nil else {
+        func decode(_ dict: [String: Any]) -> TrainConfig? {
+            try? JSONDecoder().decode(TrainConfig.self, from: try! JSONSerialization.data(withJSONObject: dict))
+        }
+        // Key by key, so that a value of the wrong kind is named by its key: the decoder's own
+        // error is Swift (typeMismatch(Swift.Int, …)) and at times names no key at all.
+        for k in obj.keys.sorted() {
+            guard let old = dict[k] else {
                 throw .config("\(source): unknown key '\(k)' (known: \(dict.keys.sorted().joined(separator: ", ")))")
             }
-            dict[k] = v
+            dict[k] = obj[k]
+            if decode(dict) == nil {
+                throw .config("\(source): \(k): expected \(expectation(key: k, default: old)), found \(fragment(obj[k]!))")
+            }
         }
-        let data = try! JSONSerialization.data(withJSONObject: dict)
-        do { return try JSONDecoder().decode(TrainConfig.self, from: data) } catch {
-            throw .config("\(source): \(error)")
+        return decode(dict)!
+    }
+
+    /// What a key takes, in words, from the JSON of its default value.
+    static func expectation(key: String, default value: Any) -> String {
+        switch key {
+        case "initG", "initD": return InitScheme.allCases.map(\.rawValue).joined(separator: " or ")
+        case "discNorm": return NormKind.allCases.map(\.rawValue).joined(separator: ", ") + " (one of them)"
+        default: break
         }
+        let json = fragment(value)
+        if json.hasPrefix("\"") { return "text" }
+        if json.hasPrefix("[") { return "a list" }
+        if json.hasPrefix("{") { return "an object with the same keys as the default \(json)" }
+        if json == "true" || json == "false" { return "true or false" }
+        return json.contains(".") || json.contains("e") ? "a number" : "a whole number"
+    }
+
+    /// A JSON value as JSON text.
+    static func fragment(_ value: Any) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys]) else {
+            return "\(value)"
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -18,6 +18,51 @@ func log(_ s: String) {
     fflush(nil)
 }
 
+func warn(_ s: String) {
+    fflush(nil)
+    FileHandle.standardError.write(Data("warning: \(s)\n".utf8))
+}
+
+/// A refusal before anything is written (exit status 2, as in f2a): the never-overwrite rule,
+/// kept by the same helper as f2a (ProtectedInputs).
+struct Refusal: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs a command: a Refusal is "Error: <message>" and exit status 2, a Foundation file error
+/// "Error: PATH: reason" and status 1; the rest goes to ArgumentParser as before.
+func withExitStatus(_ body: () throws -> Void) throws {
+    func fail(_ message: String, _ status: Int32) -> ExitCode {
+        FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+        return ExitCode(status)
+    }
+    do {
+        try body()
+    } catch let refusal as Refusal {
+        throw fail(refusal.description, 2)
+    } catch let error as InputOverwrite {
+        throw fail(error.description, 2)
+    } catch let error as CocoaError {
+        throw fail(errorSentence(error), 1)
+    }
+}
+
+/// The image files of the pairs in `dirs` (a directory that cannot be read adds none: loading
+/// the data reports it).
+func pairImages(in dirs: [String]) -> [String] {
+    dirs.flatMap { dir in ((try? PairDiscovery.find(in: dir)) ?? []).flatMap { [$0.flash, $0.ambient] } }
+}
+
+/// Refuses `out` when it is, or lies inside, one of `dirs` (what a data directory holds is input).
+func refuseInside(_ out: String, _ dirs: [String], what: String) throws(Refusal) {
+    for dir in dirs where Paths.isPhysicallyWithin(out, dir) {
+        throw Refusal("refusing to write \(what) \(out) into the data directory \(dir)"
+                      + (Paths.physical(out) == Paths.physical(dir) ? "" : " (it lies inside it)")
+                      + ": give a directory outside the data")
+    }
+}
+
 @main
 struct F2ATrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +71,15 @@ struct F2ATrainCommand: ParsableCommand {
         version: Flash2AmbientVersion.string,
         subcommands: [Train.self, Export.self, Bench.self, AsShot.self],
         defaultSubcommand: Train.self)
+}
+
+/// The defaults every option of `train` falls back to: TrainConfig's, its one owner.
+private let defaults = TrainConfig()
+
+/// Help text that shows the default the way ArgumentParser does for non-optional options:
+/// train's options are optional so that a --config file can set what the command line leaves out.
+private func defaulted(_ text: String, _ value: Any) -> ArgumentHelp {
+    ArgumentHelp("\(text) (default: \(value))")
 }
 
 struct Train: ParsableCommand {
@@ -43,48 +97,67 @@ struct Train: ParsableCommand {
     @Option(help: "Run directory.") var out: String
     @Option(help: "JSON file with any TrainConfig keys.") var config: String?
     @Flag(help: "Continue from RUNDIR/checkpoint.") var resume = false
-    @Option(help: "Warm-start the generator from an exported weights file.") var initFrom: String?
+    @Option(help: defaulted("Warm-start the generator from an exported weights file.", "none: random, by --init-g"))
+    var initFrom: String?
 
-    @Option(help: "Generator width (1.0 = VGG-16); the encoder's width when --decoder-width is given.") var width: Double?
-    @Option(help: "Decoder width (default: the same as --width).") var decoderWidth: Double?
-    @Option(help: "Encoder levels 1...5.") var levels: Int?
-    @Option(help: "transpose or unpool.") var upsample: String?
-    @Option(help: "sigmoid or tanh.") var activation: String?
-    @Option(help: "rgb or ratio-log.") var formulation: String?
-    @Option(help: "Generator init: he or normal.") var initG: String?
-    @Option(help: "Scale of the final conv's initial weights (0: a ratio-log model starts at the identity).") var initFinalScale: Double?
-    @Option(help: "Encoder blocks 1...N keep their initial weights (e.g. from --init-from).") var freezeEncoderBlocks: Int?
-    @Option(help: "Learning-rate multiplier of the encoder blocks that are not frozen.") var encoderLrScale: Double?
-    @Option(help: "Longer side after the initial resize (0: none).") var resize: Int?
-    @Option(help: "Crop size.") var crop: Int?
-    @Option(help: "Random scale range, min.") var scaleMin: Double?
-    @Option(help: "Random scale range, max.") var scaleMax: Double?
-    @Flag(help: "Disable horizontal flips.") var noFlip = false
-    @Flag(help: "Train towards ambient images scaled to the flash image's exposure (validation keeps the real ones).") var matchExposure = false
-    @Option(help: "Batch size.") var batch: Int?
-    @Option(help: "Total optimisation steps.") var steps: Int?
+    @Option(help: defaulted("Generator width (1.0 = VGG-16); the encoder's width when --decoder-width is given.", defaults.width))
+    var width: Double?
+    @Option(help: defaulted("Decoder width.", "the same as --width")) var decoderWidth: Double?
+    @Option(help: defaulted("Encoder levels, 1 to 5.", defaults.levels)) var levels: Int?
+    @Option(help: defaulted("transpose or unpool.", defaults.upsample)) var upsample: String?
+    @Option(help: defaulted("sigmoid or tanh.", defaults.activation)) var activation: String?
+    @Option(help: defaulted("rgb or ratio-log.", defaults.formulation)) var formulation: String?
+    @Option(help: defaulted("Generator init: he or normal.", defaults.initG.rawValue)) var initG: String?
+    @Option(help: defaulted("Scale of the final conv's initial weights (0: a ratio-log model starts at the identity).",
+                            defaults.initFinalScale))
+    var initFinalScale: Double?
+    @Option(help: defaulted("Encoder blocks 1 to N keep their initial weights (e.g. from --init-from).",
+                            defaults.freezeEncoderBlocks))
+    var freezeEncoderBlocks: Int?
+    @Option(help: defaulted("Learning-rate multiplier of the encoder blocks that are not frozen.", defaults.encoderLRScale))
+    var encoderLrScale: Double?
+    @Option(help: defaulted("Longer side after the initial resize (0: none).", defaults.resize)) var resize: Int?
+    @Option(help: defaulted("Crop size.", defaults.crop)) var crop: Int?
+    @Option(help: defaulted("Random scale range, min.", defaults.scaleMin)) var scaleMin: Double?
+    @Option(help: defaulted("Random scale range, max.", defaults.scaleMax)) var scaleMax: Double?
+    @Flag(help: defaulted("Disable horizontal flips.", defaults.flip ? "flips on" : "flips off")) var noFlip = false
+    @Flag(help: defaulted("Train towards ambient images scaled to the flash image's exposure (validation keeps the real ones).",
+                          defaults.matchExposure ? "on" : "off"))
+    var matchExposure = false
+    @Option(help: defaulted("Batch size.", defaults.batch)) var batch: Int?
+    @Option(help: defaulted("Total optimisation steps.", defaults.steps)) var steps: Int?
     @Option(help: "Total epochs over the training pairs (alternative to --steps).") var epochs: Double?
-    @Option(help: "Generator learning rate.") var lrG: Double?
-    @Option(help: "Discriminator learning rate.") var lrD: Double?
-    @Option(help: "Adam beta1.") var beta1: Double?
-    @Option(help: "Fraction of the steps after which learning rates decay linearly to 0.") var decayFrom: Double?
-    @Option(help: "conditional, unconditional or none.") var discriminator: String?
-    @Option(help: "Discriminator width (base filters 64·w).") var discWidth: Double?
-    @Option(help: "Discriminator norm: instance, batch or none.") var discNorm: String?
-    @Option(help: "l1 or attention-l1 (rgb: on the image; ratio-log: MSE on the log ratio either way), or mse (on the output image).") var reconstruction: String?
-    @Option(help: "Weight of the reconstruction loss (pix2pix λ = 100).") var recWeight: Double?
-    @Option(help: "Weight of the adversarial loss (0 disables the discriminator).") var advWeight: Double?
-    @Flag(help: "Multiply the discriminator's image input by the attention map.") var attentionToDiscriminator = false
-    @Option(help: "Fraction of synthetic (F2ASynth) samples.") var synthRatio: Double?
-    @Option(help: "Distinct synthetic pairs (rendered once, cached).") var synthPool: Int?
-    @Option(help: "Synthetic flash images: only, as-shot or mix.") var synthFlashMode: String?
-    @Option(help: "Fraction of real-pair samples whose flash-only input is recomposed as a camera records it (ambient + flash, exposure, clipping, noise).") var asShotRatio: Double?
-    @Option(help: "Comma-separated validation pair names.") var valNames: String?
-    @Option(help: "Random seed.") var seed: UInt64?
-    @Option(help: "Progress line interval (steps).") var logEvery: Int?
-    @Option(help: "Checkpoint interval (steps).") var checkpointEvery: Int?
-    @Option(help: "Validation interval (steps).") var validateEvery: Int?
-    @Option(help: "OpenBLAS threads.") var threads: Int?
+    @Option(help: defaulted("Generator learning rate.", defaults.lrG)) var lrG: Double?
+    @Option(help: defaulted("Discriminator learning rate.", defaults.lrD)) var lrD: Double?
+    @Option(help: defaulted("Adam beta1.", defaults.beta1)) var beta1: Double?
+    @Option(help: defaulted("Fraction of the steps after which learning rates decay linearly to 0.", defaults.decayFrom))
+    var decayFrom: Double?
+    @Option(help: defaulted("conditional, unconditional or none.", defaults.discriminator)) var discriminator: String?
+    @Option(help: defaulted("Discriminator width (base filters 64·w).", defaults.discWidth)) var discWidth: Double?
+    @Option(help: defaulted("Discriminator norm: instance, batch or none.", defaults.discNorm.rawValue)) var discNorm: String?
+    @Option(help: defaulted("l1 or attention-l1 (rgb: on the image; ratio-log: MSE on the log ratio either way), "
+                            + "or mse (on the output image).", defaults.reconstruction))
+    var reconstruction: String?
+    @Option(help: defaulted("Weight of the reconstruction loss (pix2pix λ = 100).", defaults.reconstructionWeight))
+    var recWeight: Double?
+    @Option(help: defaulted("Weight of the adversarial loss (0 disables the discriminator).", defaults.adversarialWeight))
+    var advWeight: Double?
+    @Flag(help: defaulted("Multiply the discriminator's image input by the attention map.",
+                          defaults.attentionToDiscriminator ? "on" : "off"))
+    var attentionToDiscriminator = false
+    @Option(help: defaulted("Fraction of synthetic (F2ASynth) samples.", defaults.synthRatio)) var synthRatio: Double?
+    @Option(help: defaulted("Distinct synthetic pairs (rendered once, cached).", defaults.synthPool)) var synthPool: Int?
+    @Option(help: defaulted("Synthetic flash images: only, as-shot or mix.", defaults.synthFlashMode)) var synthFlashMode: String?
+    @Option(help: defaulted("Fraction of real-pair samples whose flash-only input is recomposed as a camera records it "
+                            + "(ambient + flash, exposure, clipping, noise).", defaults.asShotRatio))
+    var asShotRatio: Double?
+    @Option(help: defaulted("Comma-separated validation pair names.", defaults.valNames.joined(separator: ",")))
+    var valNames: String?
+    @Option(help: defaulted("Random seed.", defaults.seed)) var seed: UInt64?
+    @Option(help: defaulted("Progress line interval (steps).", defaults.logEvery)) var logEvery: Int?
+    @Option(help: defaulted("Checkpoint interval (steps).", defaults.checkpointEvery)) var checkpointEvery: Int?
+    @Option(help: defaulted("Validation interval (steps).", defaults.validateEvery)) var validateEvery: Int?
+    @Option(help: defaulted("OpenBLAS threads.", "one per core")) var threads: Int?
 
     func apply(to c: inout TrainConfig) throws {
         if !data.isEmpty { c.data = data.map { ($0 as NSString).standardizingPath } }
@@ -97,6 +170,7 @@ struct Train: ParsableCommand {
         if let initG { guard let s = InitScheme(rawValue: initG) else { throw ValidationError("--init-g: he or normal") }; c.initG = s }
         if let initFinalScale { c.initFinalScale = initFinalScale }
         if let freezeEncoderBlocks { c.freezeEncoderBlocks = freezeEncoderBlocks }
+        if let initFrom { c.initFrom = Paths.absolute(initFrom) }
         if let encoderLrScale { c.encoderLRScale = encoderLrScale }
         if let resize { c.resize = resize }
         if let crop { c.crop = crop }
@@ -128,10 +202,15 @@ struct Train: ParsableCommand {
         if let validateEvery { c.validateEvery = validateEvery }
     }
 
-    func run() throws {
+    /// What a run writes into RUNDIR (Trainer and this command).
+    static let runFiles = ["checkpoint", "best-checkpoint", "best.f2aw", "log.jsonl", "validation.csv",
+                           "loss-curve.png", "samples.png", "config.json"]
+
+    func run() throws { try withExitStatus(work) }
+
+    func work() throws {
         if let threads { blasThreadCount = threads }
         let fm = FileManager.default
-        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
         let ckPath = (out as NSString).appendingPathComponent("checkpoint")
         var cfg = TrainConfig()
         var checkpoint: Checkpoint? = nil
@@ -148,21 +227,31 @@ struct Train: ParsableCommand {
         } else {
             if resume { log("no checkpoint in \(out): starting a new run") }
             if let config {
-                let text = try String(contentsOfFile: config, encoding: .utf8)
+                let text: String
+                do { text = try String(contentsOfFile: config, encoding: .utf8) } catch {
+                    throw TrainError.config("cannot read \(config): \(errorReason(error))")
+                }
                 cfg = try TrainConfig.merging(cfg, jsonObject: text, source: config)
             }
             try apply(to: &cfg)
         }
+        // Never over an input: the run directory is not a data directory, and no file the run
+        // writes is a pair image, the --config file or the --init-from weights (resuming
+        // rewrites the run's own checkpoint by design).
+        try refuseInside(out, cfg.data, what: "the run")
+        let inputs = ProtectedInputs(pairImages(in: cfg.data) + [config, cfg.initFrom].compactMap { $0 }.filter { !$0.isEmpty })
+        for name in Self.runFiles { try inputs.check(output: (out as NSString).appendingPathComponent(name)) }
+        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
         let (train, val) = try Trainer.loadData(cfg, log: log)
         if let epochs, checkpoint == nil {
             cfg.steps = Int((epochs * Double(train.count) / Double(cfg.batch)).rounded(.up))
         }
         let trainer = try Trainer(config: cfg, train: train, validation: val, runDir: out, synthetic: try SynthSupport.provider(cfg))
         if let checkpoint { try trainer.restore(from: checkpoint, path: ckPath) }
-        else if let initFrom {
-            let file = try WeightsFile.read(path: initFrom)
+        else if !cfg.initFrom.isEmpty {
+            let file = try WeightsFile.read(path: cfg.initFrom)
             try trainer.generator.load(file)
-            log("generator initialised from \(initFrom)")
+            log("generator initialised from \(cfg.initFrom)")
         }
         try (cfg.json + "\n").write(toFile: (out as NSString).appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
         let gc = try cfg.generatorConfig
@@ -173,6 +262,12 @@ struct Train: ParsableCommand {
         if trainer.step == 0 { try trainer.validateAndReport(log: log) }
         try trainer.run(shouldStop: { stopRequested != 0 }, log: log)
         log("checkpoint written to \(ckPath) at step \(trainer.step); best validation PSNR \(String(format: "%.2f", trainer.bestPSNR)) dB at step \(trainer.bestStep)")
+        if trainer.bestStep == 0 && trainer.step > 0 {
+            let start = cfg.initFrom.isEmpty ? "the random initialisation, untrained" : "the --init-from weights, unchanged"
+            warn("the best validation (\(String(format: "%.2f", trainer.bestPSNR)) dB) is at step 0, before any training: "
+                 + "\(out)/best-checkpoint and best.f2aw are \(start). Train longer, or export \(out) "
+                 + "(the last step) knowing it validated worse.")
+        }
     }
 }
 
@@ -185,13 +280,28 @@ struct Export: ParsableCommand {
     @Argument(help: "Output weights file (.f2aw).") var output: String
     @Flag(help: "Store tensors as float16.") var f16 = false
 
-    func run() throws {
+    func run() throws { try withExitStatus(work) }
+
+    func work() throws {
         var path = source
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
             path = (path as NSString).appendingPathComponent("checkpoint")
         }
-        let file = try Exporter.weightsFile(from: path)
+        let (file, checkpoint) = try Exporter.read(path)
+        // Never over an input: the source, its run's checkpoints, the run's pair images or the
+        // weights it started from.
+        var inputs = ProtectedInputs([path])
+        if let checkpoint {
+            let run = (path as NSString).deletingLastPathComponent
+            for name in ["checkpoint", "best-checkpoint"] where FileManager.default.fileExists(atPath: run + "/" + name) {
+                inputs.add(run + "/" + name)
+            }
+            for image in pairImages(in: checkpoint.config.data) { inputs.add(image) }
+            if !checkpoint.config.initFrom.isEmpty { inputs.add(checkpoint.config.initFrom) }
+        }
+        try inputs.check(output: output)
+        if let checkpoint, let warning = Exporter.warning(checkpoint) { warn(warning) }
         try file.write(path: output, dtype: f16 ? .f16 : .f32)
         let g = try Generator(file: try WeightsFile.read(path: output))
         print("wrote \(output) (\(f16 ? "f16" : "f32")): \(g.config.summary)")
@@ -217,12 +327,21 @@ struct AsShot: ParsableCommand {
     @Flag(help: "Draw each pair's ambient share and exposure at random (seeded) instead of the middle of the ranges.") var random = false
     @Option(help: "Random seed (noise, and the draws with --random).") var seed: UInt64 = 1
 
-    func run() throws {
+    func run() throws { try withExitStatus(work) }
+
+    func work() throws {
         let composition = AsShotComposition()
+        // Never over an input: OUT is not DIR or inside it, and no output is one of its images.
+        try refuseInside(out, [pairs], what: "the as-shot pairs")
+        let found = try PairDiscovery.find(in: pairs)
+        let inputs = ProtectedInputs(found.flatMap { [$0.flash, $0.ambient] })
+        for files in found {
+            for dir in ["flash", "ambient"] { try inputs.check(output: "\(out)/\(dir)/\(files.name).png") }
+        }
         for dir in ["flash", "ambient"] {
             try FileManager.default.createDirectory(atPath: (out as NSString).appendingPathComponent(dir), withIntermediateDirectories: true)
         }
-        for files in try PairDiscovery.find(in: pairs) {
+        for files in found {
             let pair = try PairDiscovery.load(files, resizeLong: resize)
             // Seeded by the name, so a pair gets the same composite in any directory.
             let nameHash = files.name.utf8.reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }

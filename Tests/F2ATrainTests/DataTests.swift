@@ -153,6 +153,13 @@ struct DataTests {
         let c = try TrainConfig.merging(TrainConfig(), jsonObject: "{\"width\": 0.5, \"crop\": 64, \"data\": [\"x\"]}", source: "f.json")
         #expect(c.width == 0.5 && c.crop == 64 && c.data == ["x"] && c.batch == TrainConfig().batch)
         expectDataError("unknown key 'widht'") { _ = try TrainConfig.merging(TrainConfig(), jsonObject: "{\"widht\": 1}", source: "f.json") }
+        // A value of the wrong kind is named by its key, in words, not as a Swift DecodingError.
+        for (json, message) in [("{\"crop\": \"abc\"}", "f.json: crop: expected a whole number, found \"abc\""),
+                                ("{\"crop\": 1.5}", "f.json: crop: expected a whole number, found 1.5"),
+                                ("{\"initG\": \"zzz\"}", "f.json: initG: expected normal or he, found \"zzz\""),
+                                ("{\"flip\": 2, \"width\": 0.5}", "f.json: flip: expected true or false, found 2")] {
+            expectDataError(message) { _ = try TrainConfig.merging(TrainConfig(), jsonObject: json, source: "f.json") }
+        }
         #expect(try TrainConfig.fromJSON(c.json) == c)
         var bad = TrainConfig(); bad.crop = 100
         expectDataError("crop 100") { try bad.validate() }

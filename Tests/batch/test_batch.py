@@ -217,6 +217,39 @@ check("stdin list (-): mirrored below the common directory, jpeg outputs",
       r.stderr + str(files_under(p("list-out"))))
 check("--format jpeg from 16-bit TIFF gives an 8-bit JPEG", "UCHAR" in (header(p("list-out/a/b/z.jpg"), "format") or ""))
 
+# --- -0: NUL-separated list (find -print0), names with newlines -----------------------------
+os.makedirs(p("nul/sub dir"))
+for name in ("new\nline.jpg", "sub dir/two\nnew\nlines.png", "plain.jpg"):
+    shutil.copy(p("base.jpg") if name.endswith(".jpg") else p("wide.png"), p("nul", name))
+listed = "".join(os.path.join("nul", n) + "\0" for n in ("new\nline.jpg", "sub dir/two\nnew\nlines.png", "plain.jpg"))
+r = run("-", "-0", "-o", "nul-out", "--report", "nul.jsonl", stdin=listed)
+check("-0: names with newlines and spaces, NUL-separated on stdin: each written under its own name",
+      r.returncode == 0 and files_under(p("nul-out")) - {".f2a-batch"}
+      == {"new\nline.jpg", "sub dir/two\nnew\nlines.png", "plain.jpg"}, r.stderr + str(files_under(p("nul-out"))))
+check("-0: the report names them exactly (JSON-escaped newlines)",
+      sorted(l["relative"] for l in report_lines(p("nul.jsonl")))
+      == sorted(["new\nline.jpg", "sub dir/two\nnew\nlines.png", "plain.jpg"]), open(p("nul.jsonl")).read()[:300])
+r = run("-", "--null", "-o", "nul-out2", "--dry-run", stdin=listed)
+check("--null is -0", r.returncode == 0 and r.stdout.count("\t") == 3, r.stdout + r.stderr)
+r = run("-", "-o", "nl-out", "--dry-run", stdin=listed.replace("\0", "\n"))
+check("without -0 each newline splits a name in two (why -0 exists)", r.stdout.count("\t") == 6, r.stdout)
+
+# --- the model in the header and the report ---------------------------------------------------
+model_sha256 = hashlib.sha256(open(MODEL, "rb").read()).hexdigest()
+lines = report_lines(p("nul.jsonl"))
+check("report: every line names the model and its SHA-256 (sha256sum's)",
+      all(l.get("model") == os.path.abspath(MODEL) and l.get("model_sha256") == model_sha256 for l in lines),
+      json.dumps(lines[:1]))
+r = run("nul", "-o", "hdr-out")
+check("header line: the model's path and SHA-256", f"model {os.path.abspath(MODEL)} (SHA-256 {model_sha256})" in r.stderr,
+      r.stderr[:400])
+
+# --- --quiet ---------------------------------------------------------------------------------
+r = run("nul", "-o", "quiet-out", "-q")
+check("--quiet: success prints nothing, exit 0",
+      r.returncode == 0 and r.stdout == "" and r.stderr == "" and len(files_under(p("quiet-out"))) == 4,
+      r.stdout + r.stderr)
+
 # --- corrupt inputs among good ones -------------------------------------------------------
 shutil.copytree(p("in"), p("bad"))
 open(p("bad/c/broken.jpg"), "wb").write(b"\xff\xd8\xff\xe0 this is not a JPEG")
@@ -232,6 +265,11 @@ check("corrupt inputs: reported failed with a message, the rest ok",
       json.dumps(lines))
 check("corrupt inputs: summary counts 2 failed", "7 files: 5 written, 0 skipped (existing), 2 failed" in r.stdout
       and "failed: " in r.stdout, r.stdout)
+r = run("bad", "-o", "bad-quiet-out", "--quiet")
+check("--quiet: only the failures are printed, exit 1",
+      r.returncode == 1 and r.stdout == "" and sorted(r.stderr.splitlines())
+      == sorted(l for l in r.stderr.splitlines() if l.startswith("failed: ")) and r.stderr.count("failed: ") == 2,
+      r.stdout + r.stderr)
 r = run("in/x.jpg", "in/missing.jpg", "-o", "miss-out")
 check("missing input file: counted as failed, the others still run",
       r.returncode == 1 and os.path.isfile(p("miss-out/x.jpg")) and "no such file" in r.stdout, r.stdout + r.stderr)
@@ -408,7 +446,7 @@ bad = run("names", "-o", "names-out", "--dry-run", env={"JOB_COMPLETION_INDEX": 
 check("JOB_COMPLETION_INDEX without a count: clear error", bad.returncode == 2 and "F2A_SHARD_COUNT" in bad.stderr,
       bad.stderr)
 bad = run("names", "-o", "names-out", "--dry-run", "--shard", "4/4")
-check("--shard 4/4 rejected", bad.returncode == 2 and "not in 0..<4" in bad.stderr, bad.stderr)
+check("--shard 4/4 rejected, the range in words", bad.returncode == 2 and "is not from 0 to 3" in bad.stderr, bad.stderr)
 
 # --- progress bar on a terminal -------------------------------------------------------------
 master, slave = pty.openpty()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The f2a tools against misuse of their file arguments (run by `make test-reliability`).
+"""The f2a and f2a-train tools against misuse of their file arguments (run by `make test-reliability`).
 
 Usage: reliability.py BUILD_DIR
 
@@ -7,6 +7,7 @@ Inputs are never modified, whatever path spells them (another relative path, a h
 a symbolic link): the command is refused and the input keeps its bytes. A FIFO or a
 character device as image or weights file is a clear error, not a hang. A weights file too
 large for the address space is an error in f2a, the C ABI and vips flash2ambient, not an abort;
+under any address-space limit f2a finishes promptly (no OpenBLAS retry loop);
 a PNG bomb is refused from its header; an SVG cannot pull in a sibling file; a file name that is
 not UTF-8 is a failure of its own; a multi-page image is refused, not cut to its first page.
 Uses only the python3 standard library and the vips CLI. Prints one line per check and
@@ -23,6 +24,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build"))
 F2A = os.path.join(BUILD, "bin", "f2a")
+F2A_TRAIN = os.path.join(BUILD, "bin", "f2a-train")
 MODEL = os.path.join(BUILD, "share", "flash2ambient", "weights", "default.f2aw")
 W = tempfile.mkdtemp(prefix="f2a-reliability-")
 TIMEOUT = 60
@@ -140,6 +142,92 @@ def test_inputs_never_overwritten():
     before.update({f: digest(f) for f in textures})
     rc, out = f2a("synth", "synth", "--count", "1", "--size", "32x24", "--textures", "synth/flash")
     refused("synth --textures OUT/flash", rc, out, textures, before)
+
+
+def f2a_train(*args, timeout=300):
+    """f2a-train ARGS in W; returns (exit code, stdout + stderr); a timeout is exit code None."""
+    try:
+        r = subprocess.run([F2A_TRAIN, *args], cwd=W, env=env(), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s"
+    return r.returncode, r.stdout + r.stderr
+
+
+# A run of a few steps on 64 px pairs: seconds, not a training.
+TINY_RUN = ["--resize", "64", "--crop", "32", "--batch", "1", "--width", "0.125", "--discriminator", "none",
+            "--val-names", "V", "--validate-every", "1", "--threads", "1"]
+
+
+def test_trainer_inputs_never_overwritten():
+    """f2a-train keeps f2a's rule: export, as-shot and train never write over their inputs."""
+    for sub in ("flash", "ambient"):
+        os.makedirs(p("tdata", sub))
+        for name in ("V", "T1", "T2"):
+            shutil.copy(p("b.jpg"), p("tdata", sub, f"{name}.jpg"))
+    os.symlink("tdata/flash/T1.jpg", p("link-to-pair.jpg"))
+    shutil.copy(MODEL, p("init.f2aw"))
+    rc, out = f2a_train("train", "--data", "tdata", "--out", "trun", "--steps", "1", *TINY_RUN)
+    check(f"f2a-train: a one-step run (exit {rc})", rc == 0 and os.path.exists(p("trun", "checkpoint")), out)
+    rc, out = f2a_train("train", "--data", "tdata", "--out", "trun-init", "--steps", "1", "--init-from", "init.f2aw",
+                        "--formulation", "ratio-log", *TINY_RUN)
+    check(f"f2a-train: a one-step run from --init-from (exit {rc})", rc == 0, out)
+    inputs = [p("tdata", sub, f"{name}.jpg") for sub in ("flash", "ambient") for name in ("V", "T1", "T2")]
+    protected = inputs + [p("init.f2aw"), p("trun", "checkpoint"), p("trun", "best-checkpoint"),
+                          p("trun-init", "checkpoint")]
+    before = {f: digest(f) for f in protected}
+
+    for label, source, output in (("a --data image", "trun", "tdata/flash/T1.jpg"),
+                                  ("a --data image through ..", "trun", "tdata/../tdata/ambient/V.jpg"),
+                                  ("a --data image through a symbolic link", "trun", "link-to-pair.jpg"),
+                                  ("the --init-from weights", "trun-init", "init.f2aw"),
+                                  ("the run's checkpoint", "trun", "trun/checkpoint"),
+                                  ("the run's best-checkpoint", "trun", "trun/best-checkpoint"),
+                                  ("its own source", "trun/best-checkpoint", "trun/best-checkpoint")):
+        rc, out = f2a_train("export", source, output)
+        refused(f"f2a-train export {source} onto {label}", rc, out, protected, before)
+    rc, out = f2a_train("export", "trun", "exported.f2aw")
+    check(f"f2a-train export trun exported.f2aw: still works (exit {rc})", rc == 0, out)
+
+    data_listing = listing(p("tdata"))
+    for label, output in (("--pairs itself", "tdata"), ("a directory inside --pairs", "tdata/as-shot"),
+                          ("--pairs through ..", "tdata/flash/..")):
+        rc, out = f2a_train("as-shot", "--pairs", "tdata", "--out", output)
+        refused(f"f2a-train as-shot --out {label}", rc, out, protected, before)
+    check("f2a-train as-shot refused: nothing written into the data set", listing(p("tdata")) == data_listing,
+          listing(p("tdata")))
+    rc, out = f2a_train("as-shot", "--pairs", "tdata", "--out", "asshot")
+    check(f"f2a-train as-shot --out elsewhere: still works (exit {rc})",
+          rc == 0 and os.path.exists(p("asshot", "flash", "T1.png")), out)
+
+    shutil.copy(p("trun", "config.json"), p("trun", "given.json"))
+    os.makedirs(p("trun-same"))
+    shutil.copy(p("init.f2aw"), p("trun-same", "best.f2aw"))
+    shutil.copy(p("trun", "config.json"), p("trun-same", "config.json"))
+    protected += [p("trun-same", "best.f2aw"), p("trun-same", "config.json")]
+    before.update({f: digest(f) for f in protected[-2:]})
+    for label, args in (("--out a --data directory", ["--out", "tdata"]),
+                        ("--out inside a --data directory", ["--out", "tdata/flash/run"]),
+                        ("--init-from the run's own best.f2aw", ["--out", "trun-same", "--init-from", "trun-same/best.f2aw",
+                                                                 "--formulation", "ratio-log"]),
+                        ("--config the run's own config.json", ["--out", "trun-same", "--config", "trun-same/config.json"])):
+        rc, out = f2a_train("train", "--data", "tdata", "--steps", "1", *args, *TINY_RUN)
+        refused(f"f2a-train train {label}", rc, out, protected, before)
+    check("f2a-train train refused: nothing written into the data set", listing(p("tdata")) == data_listing,
+          listing(p("tdata")))
+
+
+def test_trainer_best_at_step_0():
+    """A run whose best validation is its start says so, in train and in export."""
+    rc, out = f2a_train("train", "--data", "tdata", "--out", "trun-worse", "--steps", "2", "--init-from", "init.f2aw",
+                        "--formulation", "ratio-log", "--reconstruction", "mse", "--lr-g", "0.05", *TINY_RUN)
+    check(f"f2a-train: a run that only gets worse warns that its best is step 0 (exit {rc})",
+          rc == 0 and "warning: the best validation" in out and "is at step 0" in out, out)
+    rc, out = f2a_train("export", "trun-worse/best-checkpoint", "worse-best.f2aw")
+    check(f"f2a-train export of a step-0 best-checkpoint warns (exit {rc})",
+          rc == 0 and "warning: this checkpoint is from step 0" in out, out)
+    rc, out = f2a_train("export", "trun-worse", "worse-last.f2aw")
+    check(f"f2a-train export of that run warns that its best is step 0 (exit {rc})",
+          rc == 0 and "best validation PSNR" in out and "is at step 0" in out, out)
 
 
 def vips(*args, extra_env=None, timeout=20):
@@ -358,6 +446,29 @@ def test_weights_memory():
         os.remove(p(name))
 
 
+def test_address_space_ladder():
+    """Under any address-space limit (ulimit -v) f2a finishes promptly: it succeeds, or it fails
+    with an error naming the limit. OpenBLAS used to retry its 128 MB buffer forever under a
+    tight limit: a worker thread spun on a core and the process hung at exit joining it."""
+    os.makedirs(p("ladder"))
+    for name in ("x.jpg", "y.jpg"):
+        shutil.copy(p("b.jpg"), p("ladder", name))
+    succeeded = {}
+    for label, args in (("apply", ["apply", "b.jpg", "ladder-o.jpg"]),
+                        ("batch --jobs 2", ["batch", "ladder", "-o", "ladder-out", "--jobs", "2"])):
+        outcomes = []
+        for megabytes in (200, 300, 400, 500, 600, 800, 1000, 1500):
+            start = time.time()
+            rc, out = run([F2A, *args, "--model", "model.f2aw"], megabytes=megabytes, timeout=30)
+            took = time.time() - start
+            clear = rc == 0 or (rc in (1, 2) and "ulimit -v" in out)
+            outcomes.append(rc)
+            check(f"{label} under ulimit -v {megabytes} MiB: exit {rc} in {took:.1f} s"
+                  + ("" if rc == 0 else ", an error naming the limit"), clear and took < 30, out)
+        succeeded[label] = 0 in outcomes
+    check("the ladder reaches a limit under which apply and batch succeed", all(succeeded.values()), succeeded)
+
+
 def test_decompression_bombs():
     """A small file declaring gigapixels is refused from its header, before decoding, in every command."""
     subprocess.run(["vips", "black", p("bomb.png"), "30000", "30000"], check=True)
@@ -448,12 +559,15 @@ def test_pages():
 def main():
     try:
         test_inputs_never_overwritten()
+        test_trainer_inputs_never_overwritten()
+        test_trainer_best_at_step_0()
         test_special_files()
         test_settings()
         test_model_setting()
         test_exit_codes()
         test_leftovers()
         test_weights_memory()
+        test_address_space_ladder()
         test_decompression_bombs()
         test_untrusted_loaders()
         test_names()

@@ -26,8 +26,10 @@ f2aio_image *f2aio_load(const char *path);
 f2aio_image *f2aio_open(const char *path);
 int f2aio_decode(f2aio_image *image);
 
-/** Load an image from a memory buffer (any format libvips reads). NULL on error. */
-f2aio_image *f2aio_load_buffer(const void *data, size_t length);
+/** f2aio_open on an encoded image in memory (any format f2aio_open reads). Takes
+ *  ownership of `data`, which must come from malloc: it is freed with the image, or
+ *  at once when NULL is returned. */
+f2aio_image *f2aio_open_buffer(void *data, size_t length);
 
 int f2aio_width(const f2aio_image *image);
 int f2aio_height(const f2aio_image *image);
@@ -47,6 +49,14 @@ float *f2aio_pixels(f2aio_image *image);
  */
 int f2aio_save_like(const f2aio_image *source, const float *rgb, const char *path, int quality);
 
+/**
+ * f2aio_save_like into memory: encoded in the format of `suffix` (".jpg", ".png" …).
+ * On success (0) *data (free with f2aio_free_buffer) holds *length bytes.
+ */
+int f2aio_save_like_buffer(const f2aio_image *source, const float *rgb, const char *suffix, int quality,
+                           void **data, size_t *length);
+void f2aio_free_buffer(void *data);
+
 /** Save interleaved RGB float [0, 1] as 8-bit sRGB (atomically). Returns 0 on success. */
 int f2aio_save_rgb8(const float *rgb, int width, int height, const char *path);
 
@@ -59,6 +69,16 @@ void f2aio_free(f2aio_image *image);
  * `path` has no file suffix. Free with g_free (f2aio_free_string).
  */
 char *f2aio_temporary_path(const char *path, int pid);
+
+/** `text` rendered by libvips (vips_text, Pango) in `font` (a Pango description such as
+ *  "sans 12", sizes in pixels): a width x height coverage mask, one byte per pixel, 0 for
+ *  the background and 255 for ink. NULL with the reason in the error buffer. Free with
+ *  f2aio_free_buffer. */
+unsigned char *f2aio_text(const char *text, const char *font, int *width, int *height);
+
+/** SHA-256 of the file's bytes as 64 lowercase hex digits (what sha256sum prints), or NULL
+ *  with the reason in the error buffer. Free with f2aio_free_string. */
+char *f2aio_sha256_file(const char *path);
 void f2aio_free_string(char *string);
 
 /**

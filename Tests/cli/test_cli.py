@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""End-to-end tests of f2a apply, eval and info as a user drives them (run by `make test-cli`).
+
+Standard input and output (`-`), --format, the terminal refusals, the progress line on a
+terminal, --quiet, eval --names/--split, and numbers as people read them. Small images made
+with the vips tools; standard library only. Prints one line per check and "N passed, M failed";
+exits 1 on any failure.
+
+Usage: test_cli.py [F2A] [WEIGHTS]   (defaults: build/bin/f2a, weights/default.f2aw)
+"""
+import os
+import pty
+import re
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+F2A = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build/bin/f2a")
+MODEL = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else os.path.join(ROOT, "weights/default.f2aw")
+W = tempfile.mkdtemp(prefix="f2a-cli-test-")
+passed = failed = 0
+
+
+def check(name, condition, detail=""):
+    global passed, failed
+    if condition:
+        passed += 1
+        print(f"ok    {name}", flush=True)
+    else:
+        failed += 1
+        print(f"FAIL  {name}", flush=True)
+        for line in str(detail).strip().splitlines()[-8:]:
+            print(f"      {line}")
+
+
+def env(**extra):
+    e = {k: v for k, v in os.environ.items() if k not in ("F2A_MODEL", "F2A_MAX_MEMORY_MB")}
+    e.update(extra)
+    return e
+
+
+def f2a(*args, stdin=None, timeout=120):
+    """f2a ARGS --model MODEL in W with bytes on stdin; CompletedProcess with bytes."""
+    return subprocess.run([F2A, *args, "--model", MODEL], input=stdin, cwd=W, env=env(), capture_output=True,
+                          timeout=timeout)
+
+
+def on_terminal(args, stdin=subprocess.DEVNULL, stdout=None):
+    """f2a ARGS with stderr (and stdout unless given) on a pseudo-terminal: (exit code, what the terminal showed)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([F2A, *args, "--model", MODEL], cwd=W, env=env(TERM="xterm"), stdin=stdin,
+                            stdout=slave if stdout is None else stdout, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(), b"".join(chunks).decode(errors="replace")
+
+
+def header(path, field):
+    r = subprocess.run(["vipsheader", "-f", field, path], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def p(*parts):
+    return os.path.join(W, *parts)
+
+
+def leftovers():
+    return sorted(n for n in os.listdir(W) if ".f2a-tmp-" in n)
+
+
+subprocess.run(["vips", "thumbnail", os.path.join(ROOT, "examples", "flash.jpg"), p("in.jpg"), "96"], check=True)
+subprocess.run(["vips", "thumbnail", os.path.join(ROOT, "examples", "flash.jpg"), p("big.jpg"), "1200"], check=True)
+photo = open(p("in.jpg"), "rb").read()
+
+# --- standard input and output --------------------------------------------------------------
+r = f2a("apply", "-", "-", stdin=photo)
+open(p("stdio.bin"), "wb").write(r.stdout)
+check("apply - -: a JPEG on stdout by default", r.returncode == 0 and r.stdout[:3] == b"\xff\xd8\xff"
+      and header(p("stdio.bin"), "width") == header(p("in.jpg"), "width"), r.stderr)
+for fmt, magic in (("png", b"\x89PNG"), ("tiff", b"II*\x00"), ("webp", b"RIFF")):
+    r = f2a("apply", "in.jpg", "-", "--format", fmt)
+    check(f"apply in.jpg - --format {fmt}: {fmt} bytes on stdout", r.returncode == 0 and r.stdout[:4] == magic,
+          r.stderr)
+r = f2a("apply", "-", "from-stdin.png", stdin=photo)
+check("apply - out.png: the image from stdin written to a file", r.returncode == 0
+      and header(p("from-stdin.png"), "width") == header(p("in.jpg"), "width"), r.stderr)
+check("standard output: no temporary file left", leftovers() == [], leftovers())
+r = f2a("apply", "in.jpg", "-", "--verbose")
+check("apply in.jpg - --verbose: the timing goes to stderr, stdout is only the image",
+      r.returncode == 0 and r.stdout[:3] == b"\xff\xd8\xff" and b"load" in r.stderr, r.stderr)
+for label, data, message in (("empty", b"", b"it is empty"), ("not an image", b"hello\n", b"not in a known format")):
+    r = f2a("apply", "-", "x.jpg", stdin=data)
+    check(f"apply - with {label} stdin: exit 1, a clear error", r.returncode == 1 and message in r.stderr
+          and not os.path.exists(p("x.jpg")), r.stderr)
+r = f2a("apply", "in.jpg", "x.jpg", "--format", "png")
+check("--format with a file output: a usage error (the suffix decides)", r.returncode == 64 and b"--format" in r.stderr,
+      r.stderr)
+r = subprocess.run([F2A, "apply", "-", "x.jpg", "--model", MODEL], input=photo + bytes(2 << 20), cwd=W,
+                   capture_output=True, env=env(F2A_MAX_MEMORY_MB="1"), timeout=60)
+check("apply - with 2 MB on stdin under F2A_MAX_MEMORY_MB=1: refused while reading (exit 1)",
+      r.returncode == 1 and b"standard input: it holds more than 1 MB" in r.stderr, r.stderr)
+
+# --- terminals ------------------------------------------------------------------------------
+rc, shown = on_terminal(["apply", "in.jpg", "-"])
+check(f"apply in.jpg - with stdout a terminal: refused (exit {rc}), no image bytes on it",
+      rc == 2 and "refusing to write image data to a terminal" in shown and "\ufffd" not in shown, shown)
+master, slave = pty.openpty()
+rc, shown = on_terminal(["apply", "-", "tty-in.jpg"], stdin=slave, stdout=subprocess.DEVNULL)
+os.close(slave)
+os.close(master)
+check(f"apply - with stdin a terminal: refused at once (exit {rc})",
+      rc == 2 and "standard input is a terminal" in shown and not os.path.exists(p("tty-in.jpg")), shown)
+
+# --- progress and --quiet -------------------------------------------------------------------
+rc, shown = on_terminal(["apply", "big.jpg", "tiled.jpg", "--mode", "tiled", "--tile-size", "256"])
+percents = [int(m) for m in re.findall(r"running the model (\d+) %", shown)]
+check(f"apply on a terminal: a progress line redrawn in place ({len(percents)} updates)",
+      rc == 0 and len(percents) >= 3 and percents == sorted(percents) and "\r\x1b[K" in shown
+      and shown.endswith("\r\x1b[K"), shown[-300:])
+rc, shown = on_terminal(["apply", "big.jpg", "tiled-q.jpg", "--mode", "tiled", "--tile-size", "256", "-q"])
+check("apply --quiet on a terminal: nothing shown", rc == 0 and shown == "", shown[-200:])
+r = f2a("apply", "big.jpg", "tiled-pipe.jpg", "--mode", "tiled", "--tile-size", "256")
+check("apply with stderr not a terminal: no progress line", r.returncode == 0 and r.stderr == b"", r.stderr[-200:])
+r = f2a("apply", "in.jpg", "x.jpg", "-q", "--verbose")
+check("--quiet with --verbose: a usage error", r.returncode == 64, r.stderr)
+
+# --- numbers as people read them ------------------------------------------------------------
+r = f2a("apply", "in.jpg", "timed.jpg", "--verbose")
+timing = r.stdout.decode()
+check("--verbose: durations in ms or s with at most 3 significant digits",
+      re.fullmatch(r"\d+x\d+ \(\w+\): load [\d.]+ m?s, model [\d.]+ m?s, save [\d.]+ m?s\n", timing) is not None
+      and all(len(d.replace(".", "").lstrip("0")) <= 3 for d in re.findall(r"([\d.]+) m?s", timing)), timing)
+r = subprocess.run([F2A, "info", MODEL], cwd=W, env=env(), capture_output=True, text=True, timeout=60)
+cost = re.search(r"cost: +([\d.]+) GFLOP", r.stdout)
+check("info: the cost in GFLOP with 3 significant digits", cost is not None
+      and len(cost.group(1).replace(".", "").lstrip("0")) <= 3, r.stdout)
+r = f2a("apply", "in.jpg", "x.jpg", "--quality", "500")
+check("a range in words, not Swift's 0...100", b"from 0 to 100" in r.stderr and b"..." not in r.stderr, r.stderr)
+r = f2a("apply", "in.jpg", "no-such-dir/x.jpg")
+check("a failed save names the output, not its temporary file",
+      r.returncode == 1 and b"no-such-dir/x.jpg" in r.stderr and b".f2a-tmp-" not in r.stderr, r.stderr)
+
+# --- eval: a subset of the pairs ------------------------------------------------------------
+for sub in ("flash", "ambient"):
+    os.makedirs(p("pairs", sub))
+    for name in ("Objects_054", "Toys_224", "Train_1", "Train_2"):
+        shutil.copy(p("in.jpg"), p("pairs", sub, f"{name}.jpg"))
+
+
+def rows(result):
+    return [line.split()[0] for line in result.stdout.decode().splitlines()[1:] if not line.startswith(("mean", "better"))]
+
+
+r = f2a("eval", "--pairs", "pairs", "--out", "ev-val", "--split", "validation")
+check("eval --split validation: the faid32 validation pairs only", r.returncode == 0
+      and rows(r) == ["Objects_054", "Toys_224"] and b"mean (2 pairs)" in r.stdout, r.stdout + r.stderr)
+r = f2a("eval", "--pairs", "pairs", "--out", "ev-train", "--split", "training")
+check("eval --split training: every other pair", r.returncode == 0 and rows(r) == ["Train_1", "Train_2"],
+      r.stdout + r.stderr)
+r = f2a("eval", "--pairs", "pairs", "--out", "ev-names", "--names", "Train_2,Objects_054")
+check("eval --names: those pairs", r.returncode == 0 and rows(r) == ["Objects_054", "Train_2"]
+      and sorted(os.listdir(p("ev-names"))) == ["Objects_054.png", "Train_2.png"], r.stdout + r.stderr)
+r = f2a("eval", "--pairs", "pairs", "--out", "ev-missing", "--names", "Train_1,Nope")
+check("eval --names with a missing pair: exit 1 naming it", r.returncode == 1 and b"no pair named Nope" in r.stderr,
+      r.stderr)
+r = f2a("eval", "--pairs", "pairs", "--out", "ev-both", "--names", "Train_1", "--split", "training")
+check("eval --names with --split: a usage error", r.returncode == 64, r.stderr)
+r = f2a("eval", "--pairs", "pairs", "--out", "ev-quiet", "--quiet")
+check("eval --quiet: the header, the mean and the comparison, no row per pair",
+      r.returncode == 0 and rows(r) == [] and b"mean (4 pairs)" in r.stdout and b"better than" in r.stdout,
+      r.stdout)
+
+shutil.rmtree(W, ignore_errors=True)
+print(f"cli: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
