@@ -11,6 +11,7 @@ import PackageDescription
 //   F2ATrain       training: backward passes, losses, optimiser, data pipeline
 //   F2ACLI         the `f2a` command-line tool
 //   F2ATrainCLI    the `f2a-train` command-line tool
+//   CToolStartup   start-up of both tools under an address-space limit (runs before main)
 let package = Package(
     name: "flash2ambient",
     products: [
@@ -38,6 +39,7 @@ let package = Package(
                 cSettings: [.unsafeFlags(["-I/usr/include/glib-2.0", "-I/usr/lib/x86_64-linux-gnu/glib-2.0/include"])],
                 linkerSettings: [.linkedLibrary("vips"), .linkedLibrary("gobject-2.0"), .linkedLibrary("glib-2.0")]),
         .target(name: "CFlash2Ambient"),
+        .target(name: "CToolStartup"),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "F2ACore", dependencies: ["COpenBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
@@ -57,11 +59,11 @@ let package = Package(
         .target(name: "F2ATrain", dependencies: ["F2ACore", "F2AModel", "F2AImage", "F2ASynth"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .executableTarget(name: "F2ATrainCLI", dependencies: [
-            "F2ATrain", "F2AModel", "F2AImage",
+            "F2ATrain", "F2AModel", "F2AImage", "CToolStartup",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "F2ACLI", dependencies: [
-            "F2AModel", "F2AImage", "F2ASynth",
+            "F2AModel", "F2AImage", "F2ASynth", "CToolStartup",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "F2ABench", dependencies: ["F2AModel"], path: "bench/F2ABench"),

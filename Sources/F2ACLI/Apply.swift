@@ -55,6 +55,7 @@ struct Apply: ParsableCommand {
         defer { progress.clear() }
         ImageIO.removeTemporaryOnSignal()
         let start = clock.now
+        try model.reserveMatrixBuffer()
         do {
             // Image data on a terminal is garbage on the screen; a terminal as input waits for typing.
             if writesStandardOutput && isatty(1) != 0 {

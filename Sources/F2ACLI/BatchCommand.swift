@@ -116,6 +116,7 @@ struct Batch: ParsableCommand {
         }
         // Refused once here rather than failing every file.
         do {
+            try model.reserveMatrixBuffer()
             _ = try MemoryBudget.configuredLimit()
             try ImageIO.start()
         } catch {

@@ -99,21 +99,49 @@ final class BatchRunner: @unchecked Sendable {
     func run(jobs: Int) {
         let n = max(1, min(jobs, items.count))
         let group = DispatchGroup()
-        for _ in 0..<n {
-            group.enter()
-            let thread = Thread { [self] in
-                while let item = take() {
-                    let outcome = process(item)
-                    report?.write(outcome)
-                    progress.record(outcome)
-                }
-                group.leave()
+        let work = { [self] in
+            while let item = take() {
+                let outcome = process(item)
+                report?.write(outcome)
+                progress.record(outcome)
             }
-            // The network's activations live on the heap; the stack only needs the default.
-            thread.stackSize = 8 << 20
-            thread.start()
         }
+        // The calling thread is one of the workers. A thread that cannot be created (under
+        // ulimit -v its stack may not fit; Foundation's Thread.start then fails silently and
+        // the run waited forever for it) leaves fewer workers, said once.
+        var started = 1
+        while started < n {
+            group.enter()
+            guard Self.startThread({ work(); group.leave() }) else {
+                group.leave()
+                progress.error("f2a batch: only \(started) of \(n) workers could be started (a thread could not be "
+                               + "created: ulimit -v or -u?); continuing with \(started)")
+                break
+            }
+            started += 1
+        }
+        work()
         group.wait()
+    }
+
+    /// Runs `body` on a new detached thread with an 8 MB stack (the network's activations
+    /// live on the heap; the stack needs only the default). False when the thread cannot be
+    /// created.
+    static func startThread(_ body: @escaping () -> Void) -> Bool {
+        final class Body { let run: () -> Void; init(_ run: @escaping () -> Void) { self.run = run } }
+        let context = Unmanaged.passRetained(Body(body)).toOpaque()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, 8 << 20)
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        var thread = pthread_t()
+        let status = pthread_create(&thread, &attributes, { context in
+            Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
+            return nil
+        }, context)
+        if status != 0 { Unmanaged<Body>.fromOpaque(context).release() }
+        return status == 0
     }
 
     private func take() -> BatchItem? {

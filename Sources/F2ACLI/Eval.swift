@@ -74,6 +74,7 @@ struct Eval: ParsableCommand {
 
     func work() throws {
         ImageIO.removeTemporaryOnSignal()
+        try model.reserveMatrixBuffer()
         do {
             _ = try MemoryBudget.configuredLimit()
             try ImageIO.start()

@@ -28,8 +28,6 @@ struct F2A: ParsableCommand {
     /// would name another file (bad\xff.jpg read as bad\u{FFFD}.jpg, which may exist).
     /// Such an argument is a usage error before anything is parsed.
     static func main() {
-        // Before anything else, stdin included: a restart must find the process as it started.
-        AddressSpace.adaptToLimit()
         for i in 1..<Int(CommandLine.argc) {
             guard let raw = CommandLine.unsafeArgv[i] else { continue }
             let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self),
@@ -62,10 +60,16 @@ struct ModelOptions: ParsableArguments {
     /// The weights file `load()` reads.
     func path() throws -> String { try model ?? DefaultModel.path() }
 
+    /// Under `ulimit -v`, maps the matrix library's buffer (BLASAddressSpace) or refuses. First
+    /// thing in a command that runs the model: before libvips starts (whose allocation failures
+    /// abort the process) and before the weights and the image take the address space.
+    func reserveMatrixBuffer() throws {
+        do { try BLASAddressSpace.reserveBuffer() } catch { throw CommandFailure.refused(error.description) }
+    }
+
     func load() throws -> Generator {
         let path = try path()
-        // Before the weights and the image take the address space it needs (BLASAddressSpace).
-        do { try BLASAddressSpace.reserveBuffer() } catch { throw CommandFailure.refused(error.description) }
+        try reserveMatrixBuffer()
         do {
             return try Generator(file: WeightsFile.read(path: path))
         } catch {

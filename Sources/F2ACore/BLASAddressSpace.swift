@@ -1,4 +1,3 @@
-import CKernels
 import COpenBLAS
 import Synchronization
 #if canImport(Glibc)
@@ -9,16 +8,13 @@ import Glibc
 ///
 /// OpenBLAS gives each thread that runs a GEMM a buffer of 128 MB of address space
 /// (BUFFER_SIZE on x86-64) and, when it cannot map one, retries forever
-/// (`blas_memory_alloc`, OpenBLAS 0.3.21). Its worker threads are started when the
-/// library is loaded and map their buffers at once, so under a tight limit a worker
-/// spins on a core and the process hangs at exit joining it (f2a under
-/// `ulimit -v 300000`). Under a finite limit the tools therefore
-///  - restart themselves with `OPENBLAS_NUM_THREADS=1` before anything else runs
-///    (`restartSingleThreadedIfLimited`: the workers exist before `main`),
-///  - keep OpenBLAS on the calling thread (`blasThreadCount` stays 1) and run one GEMM
-///    at a time, so a single buffer serves every caller, and
-///  - map that buffer up front (`reserveBuffer`), or refuse with an error, while the
-///    memory checks that follow can still see it.
+/// (`blas_memory_alloc`, OpenBLAS 0.3.21): under a tight limit f2a hung, a worker thread
+/// spinning on a core. The tools' start-up code (Sources/CToolStartup, before any library's
+/// constructor) sets `OPENBLAS_NUM_THREADS=1` under a finite limit; here, under such a limit,
+///  - OpenBLAS stays on the calling thread (`blasThreadCount` stays 1) and GEMMs run one at
+///    a time, so a single buffer serves every caller, and
+///  - `reserveBuffer` maps that buffer before the model and the image take the address
+///    space, or refuses with an error while the memory checks that follow can still see it.
 public enum BLASAddressSpace {
     /// The address space OpenBLAS maps for one GEMM caller (BUFFER_SIZE, 32 << 22 on
     /// x86-64, plus a page).
@@ -31,18 +27,6 @@ public enum BLASAddressSpace {
     static let gemmLock = Mutex(())
 
     private static let reserved = Mutex<Result<Void, BLASAddressSpaceError>?>(nil)
-
-    /// Under a finite address-space limit, with OpenBLAS running worker threads, replaces
-    /// the process by itself with `OPENBLAS_NUM_THREADS=1` (same arguments, environment
-    /// otherwise unchanged). Call first thing in `main`, before any input is read. Returns
-    /// when nothing needs doing, or when the restart fails (then the process carries on).
-    public static func restartSingleThreadedIfLimited() {
-        guard isLimited, openblas_get_num_threads() > 1 else { return }
-        // Set already (by an earlier restart or by the user): restarting again would loop.
-        if let value = getenv("OPENBLAS_NUM_THREADS"), String(cString: value) == "1" { return }
-        setenv("OPENBLAS_NUM_THREADS", "1", 1)
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
-    }
 
     /// Under a finite address-space limit, maps OpenBLAS's GEMM buffer now (one small GEMM),
     /// or throws when the limit does not leave room for it: OpenBLAS would otherwise retry
@@ -98,19 +82,6 @@ public enum AddressSpace {
 
     /// RLIMIT_AS minus the current virtual size, or nil when the address space is unlimited.
     public static func headroom() -> Int? { usage().map { max(0, $0.limit - $0.used) } }
-
-    /// Under a finite limit, makes the process's use of the address space follow what the
-    /// memory checks can see. Call first thing in `main`, before any thread is started or
-    /// input read: it may restart the process (`BLASAddressSpace.restartSingleThreadedIfLimited`).
-    public static func adaptToLimit() {
-        guard isLimited else { return }
-        // glibc gives every thread that allocates an arena of its own, each reserving 64 MB of
-        // address space on first use: with the libvips and convolution threads that is hundreds
-        // of MB the checks made before an apply cannot foresee, and an allocation then fails
-        // (Swift aborts) after the check passed. One arena for all threads reserves nothing more.
-        _ = f2a_set_malloc_arena_max(1)
-        BLASAddressSpace.restartSingleThreadedIfLimited()
-    }
 }
 
 /// The address-space limit leaves no room for OpenBLAS's GEMM buffer.

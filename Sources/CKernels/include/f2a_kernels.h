@@ -92,11 +92,4 @@ void f2a_blend_rgb(const float *in, size_t in_stride, const float *planes, int p
 /** out[i] = a x[i] + b for i < n. */
 void f2a_affine(const float *x, long n, float a, float b, float *out, int threads);
 
-/**
- * glibc's mallopt(M_ARENA_MAX, n), which Swift's Glibc module does not import: at
- * most n malloc arenas for all threads. Used under an address-space limit
- * (F2ACore's AddressSpace.adaptToLimit). Returns 1 on success.
- */
-int f2a_set_malloc_arena_max(int n);
-
 #endif
