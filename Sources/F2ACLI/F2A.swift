@@ -19,7 +19,8 @@ struct F2A: ParsableCommand {
 
             Exit status: 0 success, 1 failed (unreadable input, unwritable output), 2 refused \
             before writing anything (an output would overwrite an input, no usable model, invalid \
-            setting), 64 invalid option or argument.
+            setting), 64 invalid option or argument, 130 / 143 stopped by SIGINT / SIGTERM (outputs \
+            already written are complete, no partial file is left).
             """,
         version: versionText,
         subcommands: [Apply.self, Batch.self, Eval.self, Info.self, Init.self, Synth.self])
