@@ -19,7 +19,7 @@ public enum ApplyMode: String, Sendable, CaseIterable {
     /// full-resolution network output with memory bounded by the tile size.
     case tiled
     /// The network at `workingSize` (at most the image's own size), its effect
-    /// carried to full resolution by a guided filter (`GuidedUpsampling`):
+    /// carried to full resolution by a guided filter (`GuidedFilter`):
     /// fixed network cost per photo.
     case guided
 }
@@ -50,7 +50,7 @@ public struct ApplyOptions: Sendable {
     public var tileSize: Int = defaultTileSize
     /// Cross-fade width between neighbouring tiles, pixels.
     public var tileOverlap: Int = 128
-    public var guided = GuidedUpsampling()
+    public var guided = GuidedFilter()
 
     public init(mode: ApplyMode = .auto, strength: Float = 1, workingSize: Int = defaultWorkingSize,
                 tileSize: Int = defaultTileSize, tileOverlap: Int = 128) {

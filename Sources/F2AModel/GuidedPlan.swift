@@ -19,7 +19,7 @@ public final class GuidedPlan: @unchecked Sendable {
     public let workingWidth: Int, workingHeight: Int
     public let strength: Float
     let generator: Generator
-    let guided: GuidedUpsampling
+    let guided: GuidedFilter
     let downscaler: AreaDownscaler
     private(set) var rowsAdded = 0
     /// 12 planes of workingWidth × workingHeight after `finish`: A (3×3, row-major by output channel), then b.

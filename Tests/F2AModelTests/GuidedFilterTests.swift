@@ -2,8 +2,8 @@ import Testing
 @testable import F2AModel
 import F2ACore
 
-@Suite("Guided upsampling")
-struct GuidedUpsamplingTests {
+@Suite("Guided filter")
+struct GuidedFilterTests {
     /// A textured image: the guided fit needs variation in the guide.
     func texture(_ w: Int, _ h: Int) -> [Float] {
         (0..<(w * h * 3)).map { i in
@@ -21,7 +21,7 @@ struct GuidedUpsamplingTests {
         for p in 0..<(w * h) { for c in 0..<3 {
             target[3 * p + c] = m[c][0] * guide[3 * p] + m[c][1] * guide[3 * p + 1] + m[c][2] * guide[3 * p + 2] + t[c]
         }}
-        let coeffs = GuidedUpsampling(radius: 2, epsilon: 1e-7).coefficients(guide: guide, target: target, width: w, height: h)
+        let coeffs = GuidedFilter(radius: 2, epsilon: 1e-7).coefficients(guide: guide, target: target, width: w, height: h)
         for p in 0..<(w * h) { for c in 0..<3 {
             let out = coeffs[3 * c][p] * guide[3 * p] + coeffs[3 * c + 1][p] * guide[3 * p + 1]
                 + coeffs[3 * c + 2][p] * guide[3 * p + 2] + coeffs[9 + c][p]
@@ -93,7 +93,7 @@ struct GuidedUpsamplingTests {
         let g = try Generator(file: WeightsFile.randomlyInitialised(GeneratorConfig(width: 0.0625, levels: 2), seed: 11))
         let img = texture(W, H)
         var options = ApplyOptions(mode: .guided, strength: 0.8, workingSize: working)
-        options.guided = GuidedUpsampling()
+        options.guided = GuidedFilter()
         var whole = [Float](repeating: 0, count: img.count)
         try img.withUnsafeBufferPointer { i in
             try whole.withUnsafeMutableBufferPointer { o in

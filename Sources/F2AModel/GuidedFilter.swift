@@ -6,7 +6,7 @@ import F2ACore
 /// 2013; used for learned operators by Wu et al., "Fast End-to-End
 /// Trainable Guided Filter", CVPR 2018), and apply the upsampled transform to
 /// the full-resolution photo, which keeps the photo's own detail and edges.
-public struct GuidedUpsampling: Sendable {
+public struct GuidedFilter: Sendable {
     /// Box radius of the local fit, in working-resolution pixels.
     public var radius: Int = 2
     /// Regularisation of the fit (variance units of [0, 1] pixels): larger
