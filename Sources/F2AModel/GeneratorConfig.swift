@@ -201,7 +201,7 @@ public struct GeneratorConfig: Equatable, Sendable {
         guard case .int(let levels) = file[config: "levels"] ?? .string("") else {
             throw .badConfig(key: "levels", reason: "missing or not an integer")
         }
-        guard (1...5).contains(levels) else { throw .badConfig(key: "levels", reason: "\(levels) is outside 1...5") }
+        guard (1...5).contains(levels) else { throw .badConfig(key: "levels", reason: "\(levels) is outside 1 to 5") }
         // Files written before the decoder had its own width are symmetric.
         var decoderWidth = width
         if let entry = file[config: "decoder_width"] {

@@ -371,7 +371,7 @@ struct Bench: ParsableCommand {
 
     @Option(help: "Generator widths (the encoder's when --decoder-width is given).") var width: [Double] = [1.0, 0.5, 0.25]
     @Option(help: "Decoder width (default: the same as --width).") var decoderWidth: Double?
-    @Option(help: "Encoder levels 1...5.") var levels = 5
+    @Option(help: "Encoder levels, 1 to 5.") var levels = 5
     @Option(help: "Encoder blocks 1...N frozen (as f2a-train train --freeze-encoder-blocks).") var freezeEncoderBlocks = 0
     @Option(help: "rgb or ratio-log.") var formulation = "rgb"
     @Option(help: "l1, attention-l1 or mse (as f2a-train train).") var reconstruction = "l1"

@@ -287,7 +287,7 @@ class Config:
         if not isinstance(levels, int):
             raise F2AWError("config 'levels': missing or not an integer")
         if not 1 <= levels <= 5:
-            raise F2AWError(f"config 'levels': {levels} is outside 1...5")
+            raise F2AWError(f"config 'levels': {levels} is outside 1 to 5")
         # Files written before the decoder had its own width are symmetric.
         decoder_width = config.get("decoder_width", width)
         if not isinstance(decoder_width, float):
