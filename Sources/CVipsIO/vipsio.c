@@ -3,6 +3,7 @@
 
 #include <vips/vips.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,6 +69,10 @@ static int set_loader_policy(void) {
 
 int f2aio_init(const char *argv0) {
     if (VIPS_INIT(argv0 ? argv0 : "f2a")) return -1;
+    /* The tools run each operation on a file once: a cached operation would only keep its
+     * images alive after the file is done (a random-access loader's decoded pixels, a
+     * sequential loader's open file and buffers), so memory would grow from file to file. */
+    vips_cache_set_max(0);
     return set_loader_policy();
 }
 
@@ -576,3 +581,5 @@ int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, void *use
 }
 
 void f2aio_set_error(const char *message) { vips_error("f2a", "%s", message); }
+
+void f2aio_release_free_memory(void) { malloc_trim(0); }

@@ -106,6 +106,7 @@ final class BatchRunner: @unchecked Sendable {
         let work = { [self] in
             while let item = take() {
                 let outcome = process(item)
+                ImageIO.releaseFreeMemory()
                 report?.write(outcome)
                 progress.record(outcome)
             }

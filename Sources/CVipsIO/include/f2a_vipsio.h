@@ -98,6 +98,11 @@ int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, void *use
 /** Puts `message` in the error buffer (for callbacks that fail). */
 void f2aio_set_error(const char *message);
 
+/** Returns the heap's free pages to the system (malloc_trim). libvips's worker threads
+ *  allocate a file's buffers from their own malloc arenas, which otherwise keep the pages
+ *  of one file after another. */
+void f2aio_release_free_memory(void);
+
 /** Save interleaved RGB float [0, 1] as 8-bit sRGB (atomically). Returns 0 on success. */
 int f2aio_save_rgb8(const float *rgb, int width, int height, const char *path);
 
