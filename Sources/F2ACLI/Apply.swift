@@ -83,9 +83,8 @@ struct Apply: ParsableCommand {
         var size = (width: 0, height: 0)
         let loaded: ContinuousClock.Instant, inferred: ContinuousClock.Instant
         if apply.streams {
-            // Nothing is decoded before pass 1: one check covers the run.
             let checkSize = { (width: Int, height: Int) throws in
-                try generator.checkMemory(width: width, height: height, options: options)
+                try generator.checkBeforeDecoding(width: width, height: height, options: options)
             }
             let image = readsStandardInput
                 ? try StreamedImage(readingToEndOf: 0, named: "standard input", limit: try MemoryBudget.available(),
@@ -107,7 +106,7 @@ struct Apply: ParsableCommand {
             }
         } else {
             let checkDecoding = { (width: Int, height: Int) throws in
-                try generator.checkMemory(width: width, height: height, options: options, withFloatCopy: true)
+                try generator.checkBeforeDecoding(width: width, height: height, options: options)
             }
             let image = readsStandardInput
                 ? try DecodedImage(readingToEndOf: 0, named: "standard input", limit: try MemoryBudget.available(),

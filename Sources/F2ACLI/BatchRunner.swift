@@ -217,7 +217,7 @@ final class BatchRunner: @unchecked Sendable {
     /// the output, so like any save it runs to its end.
     private func processStreamed(_ item: BatchItem, opened: ((width: Int, height: Int)) -> Void) throws {
         let image = try StreamedImage(path: item.input) { [settings, generator] width, height in
-            try generator.checkMemory(width: width, height: height, options: settings.options)
+            try generator.checkBeforeDecoding(width: width, height: height, options: settings.options)
         }
         opened((image.width, image.height))
         let plan = try StreamedGuided.read(image, named: "'\(item.input)'", generator: generator,
@@ -228,7 +228,7 @@ final class BatchRunner: @unchecked Sendable {
 
     private func processWhole(_ item: BatchItem, opened: ((width: Int, height: Int)) -> Void) throws {
         let decoded = try DecodedImage(path: item.input) { [settings, generator] width, height in
-            try generator.checkMemory(width: width, height: height, options: settings.options, withFloatCopy: true)
+            try generator.checkBeforeDecoding(width: width, height: height, options: settings.options)
         }
         opened((decoded.width, decoded.height))
         // Again with the decoded pixels taken: under ulimit -v they count against what is left.
