@@ -3,6 +3,7 @@
 
 #include <vips/vips.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,12 +11,43 @@
 #include <string.h>
 #include <unistd.h>
 
+/* An encoded image in memory (standard input), shared by every loader reading it: a
+ * loader reads its bytes lazily for as long as any image made from it lives, and a
+ * streamed image is decoded twice. Freed with the last reference. */
+typedef struct {
+    void *data; /* from malloc */
+    size_t length;
+    gint refs;
+} f2aio_bytes;
+
+static f2aio_bytes *bytes_ref(f2aio_bytes *bytes) {
+    g_atomic_int_inc(&bytes->refs);
+    return bytes;
+}
+
+static void bytes_unref(f2aio_bytes *bytes) {
+    if (bytes && g_atomic_int_dec_and_test(&bytes->refs)) {
+        free(bytes->data);
+        g_free(bytes);
+    }
+}
+
+static void bytes_unref_on_close(VipsImage *image, void *bytes) {
+    (void) image;
+    bytes_unref(bytes);
+}
+
 struct f2aio_image {
     VipsImage *source; /* autorotated, decoded (uncoded) source: metadata, alpha, formats */
     VipsImage *pending; /* the RGB float pipeline until f2aio_decode runs it; NULL after */
     float *rgb;
     int width, height;
     int has_extra_bands;
+    /* Streamed images (f2aio_open_stream*): what the second pass decodes again. */
+    char *path;
+    f2aio_bytes *bytes;
+    int sequential; /* the loader reads once, top to bottom: the second pass opens the input again */
+    int rows_read;  /* the first pass is done */
 };
 
 /* Images handed to the tools are untrusted uploads as often as photographs: the loaders
@@ -37,6 +69,10 @@ static int set_loader_policy(void) {
 
 int f2aio_init(const char *argv0) {
     if (VIPS_INIT(argv0 ? argv0 : "f2a")) return -1;
+    /* The tools run each operation on a file once: a cached operation would only keep its
+     * images alive after the file is done (a random-access loader's decoded pixels, a
+     * sequential loader's open file and buffers), so memory would grow from file to file. */
+    vips_cache_set_max(0);
     return set_loader_policy();
 }
 
@@ -49,10 +85,11 @@ const char *f2aio_take_error(void) {
     return message;
 }
 
-static f2aio_image *from_vips(VipsImage *loaded) {
+/* Sets image's source and pending pipeline (and their size) from a loader's image. */
+static int build_pipeline(f2aio_image *image, VipsImage *loaded) {
     VipsObject *scope = VIPS_OBJECT(vips_image_new());
     VipsImage **t = (VipsImage **) vips_object_local_array(scope, 3);
-    f2aio_image *result = NULL;
+    int status = -1;
 
     /* After vips_autorot the pixels are upright, but the EXIF orientation tag
      * can survive into a saved result and make viewers rotate it a second
@@ -69,16 +106,25 @@ static f2aio_image *from_vips(VipsImage *loaded) {
     VipsImage *rgb;
     if (f2aconv_to_model(in, &rgb)) goto done;
 
-    result = g_new0(f2aio_image, 1);
-    result->source = in;
+    image->source = in;
     g_object_ref(in);
-    result->pending = rgb;
-    result->width = rgb->Xsize;
-    result->height = rgb->Ysize;
-    result->has_extra_bands = f2aconv_colour_bands(in) < in->Bands;
+    image->pending = rgb;
+    image->width = rgb->Xsize;
+    image->height = rgb->Ysize;
+    image->has_extra_bands = f2aconv_colour_bands(in) < in->Bands;
+    status = 0;
 done:
     g_object_unref(scope);
-    return result;
+    return status;
+}
+
+static f2aio_image *from_vips(VipsImage *loaded) {
+    f2aio_image *image = g_new0(f2aio_image, 1);
+    if (build_pipeline(image, loaded)) {
+        g_free(image);
+        return NULL;
+    }
+    return image;
 }
 
 int f2aio_decode(f2aio_image *image) {
@@ -136,20 +182,29 @@ static f2aio_image *decoded(f2aio_image *image) {
 
 f2aio_image *f2aio_load(const char *path) { return decoded(f2aio_open(path)); }
 
-static void free_owned_buffer(VipsImage *image, void *data) {
-    (void) image;
-    free(data);
+static f2aio_bytes *bytes_new(void *data, size_t length) {
+    f2aio_bytes *bytes = g_new(f2aio_bytes, 1);
+    bytes->data = data;
+    bytes->length = length;
+    bytes->refs = 1;
+    return bytes;
+}
+
+/* A loader on `bytes` (or on `path` when bytes is NULL); the loader's image holds a
+ * reference to the bytes until it closes. */
+static VipsImage *load(const char *path, f2aio_bytes *bytes, VipsAccess access) {
+    if (!bytes)
+        return vips_image_new_from_file(path, "access", access, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+    VipsImage *loaded = vips_image_new_from_buffer(bytes->data, bytes->length, "", "access", access,
+                                                   "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+    if (loaded) g_signal_connect(loaded, "postclose", G_CALLBACK(bytes_unref_on_close), bytes_ref(bytes));
+    return loaded;
 }
 
 f2aio_image *f2aio_open_buffer(void *data, size_t length) {
-    VipsImage *loaded = vips_image_new_from_buffer(data, length, "", "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
-    if (!loaded) {
-        free(data);
-        return opened(NULL);
-    }
-    /* The loader reads the bytes lazily, for as long as any image made from it lives:
-     * they are freed with the last of them. */
-    g_signal_connect(loaded, "postclose", G_CALLBACK(free_owned_buffer), data);
+    f2aio_bytes *bytes = bytes_new(data, length);
+    VipsImage *loaded = load(NULL, bytes, VIPS_ACCESS_RANDOM);
+    bytes_unref(bytes);
     return opened(loaded);
 }
 
@@ -162,7 +217,9 @@ void f2aio_free(f2aio_image *image) {
     if (!image) return;
     g_free(image->rgb);
     VIPS_UNREF(image->pending);
-    if (image->source) g_object_unref(image->source);
+    VIPS_UNREF(image->source);
+    g_free(image->path);
+    bytes_unref(image->bytes);
     g_free(image);
 }
 
@@ -250,26 +307,37 @@ static int save_atomically(VipsImage *image, const char *path, int quality) {
     return status;
 }
 
-/* `rgb` as the source was (interpretation, band format, alpha, metadata): a new
- * reference for the caller, NULL on error. Reads `rgb` in place until unreferenced. */
-static VipsImage *like_source(const f2aio_image *source, const float *rgb) {
-    VipsImage *src = source->source;
-    VipsObject *scope = VIPS_OBJECT(vips_image_new());
-    VipsImage **t = (VipsImage **) vips_object_local_array(scope, 2);
-    VipsImage *final = NULL;
-
-    t[0] = vips_image_new_from_memory(rgb, (size_t) source->width * source->height * 3 * sizeof(float),
-                                      source->width, source->height, 3, VIPS_FORMAT_FLOAT);
-    if (!t[0]) goto done;
+/* The model's float RGB image `rgb` as `src` was (interpretation, band format, alpha,
+ * metadata): a new reference for the caller, NULL on error. */
+static VipsImage *like(VipsImage *src, VipsImage *rgb) {
+    VipsImage *restored, *final = NULL;
     /* Back to the source's interpretation and band format, its extra bands re-attached
      * (the conversion the vips operation makes too). */
-    if (f2aconv_from_model(src, t[0], &t[1])) goto done;
-    if (vips_copy(t[1], &final, "xres", src->Xres, "yres", src->Yres, NULL)) goto done;
-    /* The output carries no fields yet: copy the photograph's metadata. */
-    f2aconv_copy_metadata(src, final);
-done:
-    g_object_unref(scope);
+    if (f2aconv_from_model(src, rgb, &restored)) return NULL;
+    if (vips_copy(restored, &final, "xres", src->Xres, "yres", src->Yres, NULL) == 0)
+        /* The output carries no fields yet: copy the photograph's metadata. */
+        f2aconv_copy_metadata(src, final);
+    g_object_unref(restored);
     return final;
+}
+
+/* `rgb` as the source was. Reads `rgb` in place until unreferenced. */
+static VipsImage *like_source(const f2aio_image *source, const float *rgb) {
+    VipsImage *memory = vips_image_new_from_memory(rgb, (size_t) source->width * source->height * 3 * sizeof(float),
+                                                   source->width, source->height, 3, VIPS_FORMAT_FLOAT);
+    if (!memory) return NULL;
+    VipsImage *final = like(source->source, memory);
+    g_object_unref(memory);
+    return final;
+}
+
+/* Encodes `final` into memory in the format of `suffix`. */
+static int save_to_buffer(VipsImage *final, const char *suffix, int quality, void **data, size_t *length) {
+    *data = NULL;
+    *length = 0;
+    return quality > 0
+        ? vips_image_write_to_buffer(final, suffix, data, length, "Q", quality, NULL)
+        : vips_image_write_to_buffer(final, suffix, data, length, NULL);
 }
 
 int f2aio_save_like(const f2aio_image *source, const float *rgb, const char *path, int quality) {
@@ -282,13 +350,13 @@ int f2aio_save_like(const f2aio_image *source, const float *rgb, const char *pat
 
 int f2aio_save_like_buffer(const f2aio_image *source, const float *rgb, const char *suffix, int quality,
                            void **data, size_t *length) {
-    *data = NULL;
-    *length = 0;
     VipsImage *final = like_source(source, rgb);
-    if (!final) return -1;
-    int status = quality > 0
-        ? vips_image_write_to_buffer(final, suffix, data, length, "Q", quality, NULL)
-        : vips_image_write_to_buffer(final, suffix, data, length, NULL);
+    if (!final) {
+        *data = NULL;
+        *length = 0;
+        return -1;
+    }
+    int status = save_to_buffer(final, suffix, quality, data, length);
     g_object_unref(final);
     return status;
 }
@@ -346,3 +414,172 @@ char *f2aio_sha256_file(const char *path) {
     g_checksum_free(checksum);
     return hex;
 }
+
+/* ---- Streamed images: two passes over the rows, never the whole image -------------------- */
+
+/* vips_autorot reorders rows for every orientation but 1 and 2 (a mirror within each row):
+ * a sequential loader cannot serve that, so those images are read with random access
+ * (the loader then holds the decoded source, in its own format, for both passes). */
+static int needs_random_access(VipsImage *loaded) {
+    int orientation = 1;
+    if (vips_image_get_typeof(loaded, VIPS_META_ORIENTATION) &&
+        vips_image_get_int(loaded, VIPS_META_ORIENTATION, &orientation)) {
+        vips_error_clear();
+        return 0;
+    }
+    return orientation > 2 && orientation <= 8;
+}
+
+static f2aio_image *open_stream(const char *path, f2aio_bytes *bytes) {
+    VipsImage *loaded = load(path, bytes, VIPS_ACCESS_SEQUENTIAL);
+    int sequential = 1;
+    if (loaded && needs_random_access(loaded)) {
+        g_object_unref(loaded);
+        loaded = load(path, bytes, VIPS_ACCESS_RANDOM);
+        sequential = 0;
+    }
+    f2aio_image *image = opened(loaded);
+    if (image) {
+        image->path = path ? g_strdup(path) : NULL;
+        image->bytes = bytes ? bytes_ref(bytes) : NULL;
+        image->sequential = sequential;
+    }
+    return image;
+}
+
+f2aio_image *f2aio_open_stream(const char *path) { return open_stream(path, NULL); }
+
+f2aio_image *f2aio_open_stream_buffer(void *data, size_t length) {
+    f2aio_bytes *bytes = bytes_new(data, length);
+    f2aio_image *image = open_stream(NULL, bytes);
+    bytes_unref(bytes);
+    return image;
+}
+
+typedef struct {
+    f2aio_rows_fn fn;
+    void *user;
+} rows_sink;
+
+/* vips_sink_disc hands over the strips in order, one at a time. */
+static int feed_rows(VipsRegion *region, VipsRect *area, void *a) {
+    rows_sink *sink = (rows_sink *) a;
+    return sink->fn(sink->user, (const float *) VIPS_REGION_ADDR(region, area->left, area->top),
+                    VIPS_REGION_LSKIP(region) / sizeof(float), area->height) ? -1 : 0;
+}
+
+int f2aio_stream_rows(f2aio_image *image, f2aio_rows_fn fn, void *user) {
+    if (image->rows_read || !image->pending) {
+        vips_error("f2a", "the image's rows were read already");
+        return -1;
+    }
+    rows_sink sink = { fn, user };
+    int status = vips_sink_disc(image->pending, feed_rows, &sink);
+    if (status == 0) image->rows_read = 1;
+    if (image->sequential) {
+        /* Spent: the second pass decodes the input again. Dropping the loader now closes
+         * the file and frees the decoder before the network runs. */
+        VIPS_UNREF(image->pending);
+        VIPS_UNREF(image->source);
+    }
+    return status;
+}
+
+/* The second pass's pipeline: for a sequential loader, the input opened and decoded
+ * again; it must give the image the first pass read. */
+static int reopen(f2aio_image *image) {
+    if (!image->rows_read) {
+        vips_error("f2a", "the image's rows must be read (f2aio_stream_rows) before it is saved");
+        return -1;
+    }
+    if (image->pending) return 0;
+    if (!image->sequential) {
+        vips_error("f2a", "the image was saved already");
+        return -1;
+    }
+    VipsImage *loaded = load(image->path, image->bytes, VIPS_ACCESS_SEQUENTIAL);
+    if (!loaded) return -1;
+    int width = image->width, height = image->height, extra = image->has_extra_bands;
+    int status = build_pipeline(image, loaded);
+    g_object_unref(loaded);
+    if (status == 0 && (image->width != width || image->height != height || image->has_extra_bands != extra)) {
+        vips_error("f2a", "the image changed while it was processed (%dx%d, now %dx%d)", width, height,
+                   image->width, image->height);
+        image->width = width;
+        image->height = height;
+        image->has_extra_bands = extra;
+        VIPS_UNREF(image->pending);
+        VIPS_UNREF(image->source);
+        status = -1;
+    }
+    return status;
+}
+
+typedef struct {
+    f2aio_map_fn fn;
+    void *user;
+} region_map;
+
+/* Any region, on any of libvips's worker threads: the input's float RGB for the same
+ * rectangle, mapped into the output region. */
+static int map_region(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop) {
+    (void) a;
+    (void) stop;
+    VipsRegion *in = (VipsRegion *) seq;
+    region_map *map = (region_map *) b;
+    VipsRect *r = &out->valid;
+    if (vips_region_prepare(in, r)) return -1;
+    return map->fn(map->user, (const float *) VIPS_REGION_ADDR(in, r->left, r->top),
+                   VIPS_REGION_LSKIP(in) / sizeof(float), (float *) VIPS_REGION_ADDR(out, r->left, r->top),
+                   VIPS_REGION_LSKIP(out) / sizeof(float), r->left, r->top, r->width, r->height) ? -1 : 0;
+}
+
+/* The second pass as an image like the source, computed as it is written. */
+static VipsImage *mapped_like_source(f2aio_image *image, f2aio_map_fn fn, void *user) {
+    if (reopen(image)) return NULL;
+    /* Owned by the mapped image: libvips's operation cache may keep the images made
+     * from it alive after the save (the map is never called again then). */
+    region_map *map = g_new(region_map, 1);
+    map->fn = fn;
+    map->user = user;
+    VipsImage *mapped = vips_image_new();
+    g_object_set_data_full(G_OBJECT(mapped), "f2a-region-map", map, g_free);
+    /* No margins: each output pixel needs only its own input pixel. */
+    if (vips_image_pipelinev(mapped, VIPS_DEMAND_STYLE_THINSTRIP, image->pending, NULL) ||
+        vips_image_generate(mapped, vips_start_one, map_region, vips_stop_one, image->pending, map)) {
+        g_object_unref(mapped);
+        return NULL;
+    }
+    VipsImage *final = like(image->source, mapped);
+    g_object_unref(mapped);
+    return final;
+}
+
+/* After the second pass: nothing more is read. */
+static void release_pipeline(f2aio_image *image) {
+    VIPS_UNREF(image->pending);
+    if (image->sequential) VIPS_UNREF(image->source);
+}
+
+int f2aio_stream_save_like(f2aio_image *image, f2aio_map_fn fn, void *user, const char *path, int quality) {
+    VipsImage *final = mapped_like_source(image, fn, user);
+    int status = final ? save_atomically(final, path, quality) : -1;
+    VIPS_UNREF(final);
+    release_pipeline(image);
+    return status;
+}
+
+int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, void *user, const char *suffix, int quality,
+                                  void **data, size_t *length) {
+    *data = NULL;
+    *length = 0;
+    VipsImage *final = mapped_like_source(image, fn, user);
+    int status = final ? save_to_buffer(final, suffix, quality, data, length) : -1;
+    VIPS_UNREF(final);
+    release_pipeline(image);
+    return status;
+}
+
+void f2aio_set_error(const char *message) { vips_error("f2a", "%s", message); }
+
+void f2aio_release_free_memory(void) { malloc_trim(0); }

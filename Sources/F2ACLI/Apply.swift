@@ -78,37 +78,65 @@ struct Apply: ParsableCommand {
             throw CommandFailure.refused("\(error)")
         }
         let generator = try model.load()
-        let checkDecoding = { (width: Int, height: Int) throws in
-            try generator.checkMemory(width: width, height: height, options: apply.options, withFloatCopy: true)
-        }
-        let image = readsStandardInput
-            ? try DecodedImage(readingToEndOf: 0, named: "standard input", limit: try MemoryBudget.available(),
-                               beforeDecoding: checkDecoding)
-            : try DecodedImage(path: input, beforeDecoding: checkDecoding)
-        let loaded = clock.now
-        // Again with the decoded pixels taken: under ulimit -v they count against what is left.
-        try generator.checkMemory(width: image.width, height: image.height, options: apply.options)
-        // In place, into the decoded pixels: a second full-size float buffer
-        // would cost 12 bytes per pixel (144 MB at 12 MP) for nothing.
-        let pixels = image.pixels
-        let view = RGBImageView(base: UnsafePointer(pixels.baseAddress!), width: image.width,
-                                height: image.height, rowStride: 3 * image.width)
-        try generator.apply(view, to: pixels.baseAddress!, outputRowStride: 3 * image.width,
-                            options: apply.options, progress: progress.model)
-        let inferred = clock.now
-        if writesStandardOutput {
-            progress.show("writing to standard output")
-            let format = self.format ?? .jpeg
-            try image.write(UnsafeBufferPointer(pixels), to: 1, named: "standard output", suffix: format.suffixes[0],
-                            quality: quality)
+        let options = apply.options
+        let name = readsStandardInput ? "standard input" : "'\(input)'"
+        var size = (width: 0, height: 0)
+        let loaded: ContinuousClock.Instant, inferred: ContinuousClock.Instant
+        if apply.streams {
+            let checkSize = { (width: Int, height: Int) throws in
+                try generator.checkBeforeDecoding(width: width, height: height, options: options)
+            }
+            let image = readsStandardInput
+                ? try StreamedImage(readingToEndOf: 0, named: "standard input", limit: try MemoryBudget.available(),
+                                    beforeDecoding: checkSize)
+                : try StreamedImage(path: input, beforeDecoding: checkSize)
+            size = (image.width, image.height)
+            let plan = try StreamedGuided.read(image, named: name, generator: generator, options: options,
+                                               reading: progress.reading)
+            loaded = clock.now
+            try StreamedGuided.finish(plan, progress: progress.model)
+            inferred = clock.now
+            if writesStandardOutput {
+                progress.show("writing to standard output")
+                try image.write(to: 1, named: "standard output", suffix: (format ?? .jpeg).suffixes[0], quality: quality,
+                                mapping: plan.regionMap)
+            } else {
+                progress.show("writing \(output)")
+                try image.save(to: output, quality: quality, mapping: plan.regionMap)
+            }
         } else {
-            progress.show("writing \(output)")
-            try image.save(UnsafeBufferPointer(pixels), to: output, quality: quality)
+            let checkDecoding = { (width: Int, height: Int) throws in
+                try generator.checkBeforeDecoding(width: width, height: height, options: options)
+            }
+            let image = readsStandardInput
+                ? try DecodedImage(readingToEndOf: 0, named: "standard input", limit: try MemoryBudget.available(),
+                                   beforeDecoding: checkDecoding)
+                : try DecodedImage(path: input, beforeDecoding: checkDecoding)
+            size = (image.width, image.height)
+            loaded = clock.now
+            // Again with the decoded pixels taken: under ulimit -v they count against what is left.
+            try generator.checkMemory(width: image.width, height: image.height, options: options)
+            // In place, into the decoded pixels: a second full-size float buffer
+            // would cost 12 bytes per pixel (144 MB at 12 MP) for nothing.
+            let pixels = image.pixels
+            let view = RGBImageView(base: UnsafePointer(pixels.baseAddress!), width: image.width,
+                                    height: image.height, rowStride: 3 * image.width)
+            try generator.apply(view, to: pixels.baseAddress!, outputRowStride: 3 * image.width,
+                                options: options, progress: progress.model)
+            inferred = clock.now
+            if writesStandardOutput {
+                progress.show("writing to standard output")
+                try image.write(UnsafeBufferPointer(pixels), to: 1, named: "standard output",
+                                suffix: (format ?? .jpeg).suffixes[0], quality: quality)
+            } else {
+                progress.show("writing \(output)")
+                try image.save(UnsafeBufferPointer(pixels), to: output, quality: quality)
+            }
         }
         progress.clear()
         if verbose {
-            let used = apply.options.resolvedMode(width: image.width, height: image.height)
-            let line = "\(image.width)x\(image.height) (\(used.rawValue)): load \(Readable.duration(loaded - start)), "
+            let used = options.resolvedMode(width: size.width, height: size.height)
+            let line = "\(size.width)x\(size.height) (\(used.rawValue)): load \(Readable.duration(loaded - start)), "
                 + "model \(Readable.duration(inferred - loaded)), save \(Readable.duration(clock.now - inferred))"
             // Standard output carries the image then.
             if writesStandardOutput { writeStderr(line + "\n") } else { print(line) }

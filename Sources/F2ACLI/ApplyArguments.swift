@@ -22,4 +22,7 @@ struct ApplyArguments: ParsableArguments {
     var options: ApplyOptions {
         ApplyOptions(mode: mode, strength: strength, workingSize: workingSize, tileSize: tileSize)
     }
+
+    /// Whether the photo is streamed (`StreamedGuided`) rather than decoded whole.
+    var streams: Bool { options.streams && !StreamedGuided.disabled }
 }

@@ -158,7 +158,7 @@ struct Batch: ParsableCommand {
             reportFile?.write(BatchOutcome(item: item, status: .failed, seconds: 0, error: message))
         }
         let runner = BatchRunner(items: mine, generator: generator,
-                                 settings: .init(options: apply.options,
+                                 settings: .init(options: apply.options, streams: apply.streams,
                                                  quality: quality, skipExisting: skipExisting),
                                  progress: progress, report: reportFile)
         let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in

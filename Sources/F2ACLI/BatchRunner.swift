@@ -8,11 +8,15 @@ import Glibc
 
 /// Runs the items of one shard on `jobs` worker threads sharing one loaded model
 /// (a Generator is immutable and thread-safe). Each worker takes the next file
-/// in sorted order, decodes it, runs the model in place on its pixels and saves
-/// through the atomic saver (temporary file beside the output, then rename).
+/// in sorted order and either streams it through guided mode (reads its rows, runs the
+/// network at working size, then maps it while saving) or decodes it whole and runs the
+/// model in place on its pixels; either way it saves through the atomic saver (temporary
+/// file beside the output, then rename).
 final class BatchRunner: @unchecked Sendable {
     struct Settings: Sendable {
         var options: ApplyOptions
+        /// Guided mode streams each photo (`StreamedGuided`) instead of decoding it whole.
+        var streams: Bool
         var quality: Int
         var skipExisting: Bool
     }
@@ -102,6 +106,7 @@ final class BatchRunner: @unchecked Sendable {
         let work = { [self] in
             while let item = take() {
                 let outcome = process(item)
+                ImageIO.releaseFreeMemory()
                 report?.write(outcome)
                 progress.record(outcome)
             }
@@ -174,12 +179,12 @@ final class BatchRunner: @unchecked Sendable {
 
     func process(_ item: BatchItem) -> BatchOutcome {
         let start = Date()
-        func outcome(_ status: BatchStatus, _ error: String? = nil, _ image: DecodedImage? = nil) -> BatchOutcome {
+        func outcome(_ status: BatchStatus, _ error: String? = nil, _ size: (width: Int, height: Int)? = nil) -> BatchOutcome {
             var o = BatchOutcome(item: item, status: status, seconds: Date().timeIntervalSince(start), error: error)
-            if let image {
-                o.width = image.width
-                o.height = image.height
-                o.mode = settings.options.resolvedMode(width: image.width, height: image.height).rawValue
+            if let size {
+                o.width = size.width
+                o.height = size.height
+                o.mode = settings.options.resolvedMode(width: size.width, height: size.height).rawValue
             }
             return o
         }
@@ -193,29 +198,56 @@ final class BatchRunner: @unchecked Sendable {
                 return outcome(.failed, "cannot create the directory \(dir): \(Self.describe(error))")
             }
         }
-        var image: DecodedImage?
+        var size: (width: Int, height: Int)?
         do {
-            let decoded = try DecodedImage(path: item.input) { [settings] width, height in
-                try generator.checkMemory(width: width, height: height, options: settings.options, withFloatCopy: true)
+            if settings.streams {
+                try processStreamed(item) { size = $0 }
+            } else {
+                try processWhole(item) { size = $0 }
             }
-            image = decoded
-            // Again with the decoded pixels taken: under ulimit -v they count against what is left.
-            try generator.checkMemory(width: decoded.width, height: decoded.height, options: settings.options)
-            let pixels = decoded.pixels
-            let view = RGBImageView(base: UnsafePointer(pixels.baseAddress!), width: decoded.width,
-                                    height: decoded.height, rowStride: 3 * decoded.width)
-            // In place: halves the memory per worker.
-            try generator.apply(view, to: pixels.baseAddress!, outputRowStride: 3 * decoded.width,
-                                options: settings.options, progress: { [self] _ in !stopping })
-            lock.lock(); saving.insert(item.output); lock.unlock()
-            defer { lock.lock(); saving.remove(item.output); lock.unlock() }
-            try decoded.save(UnsafeBufferPointer(pixels), to: item.output, quality: settings.quality)
-            return outcome(.ok, nil, decoded)
+            return outcome(.ok, nil, size)
         } catch is Cancelled {
-            return outcome(.interrupted, "cancelled", image)
+            return outcome(.interrupted, "cancelled", size)
         } catch {
-            return outcome(.failed, errorSentence(error), image)
+            return outcome(.failed, errorSentence(error), size)
         }
+    }
+
+    /// Guided mode, streamed: pass 1 and the network stop at a stop request; pass 2 writes
+    /// the output, so like any save it runs to its end.
+    private func processStreamed(_ item: BatchItem, opened: ((width: Int, height: Int)) -> Void) throws {
+        let image = try StreamedImage(path: item.input) { [settings, generator] width, height in
+            try generator.checkBeforeDecoding(width: width, height: height, options: settings.options)
+        }
+        opened((image.width, image.height))
+        let plan = try StreamedGuided.read(image, named: "'\(item.input)'", generator: generator,
+                                           options: settings.options, reading: { [self] _ in !stopping })
+        try StreamedGuided.finish(plan, progress: { [self] _ in !stopping })
+        try whileSaving(item) { try image.save(to: item.output, quality: settings.quality, mapping: plan.regionMap) }
+    }
+
+    private func processWhole(_ item: BatchItem, opened: ((width: Int, height: Int)) -> Void) throws {
+        let decoded = try DecodedImage(path: item.input) { [settings, generator] width, height in
+            try generator.checkBeforeDecoding(width: width, height: height, options: settings.options)
+        }
+        opened((decoded.width, decoded.height))
+        // Again with the decoded pixels taken: under ulimit -v they count against what is left.
+        try generator.checkMemory(width: decoded.width, height: decoded.height, options: settings.options)
+        let pixels = decoded.pixels
+        let view = RGBImageView(base: UnsafePointer(pixels.baseAddress!), width: decoded.width,
+                                height: decoded.height, rowStride: 3 * decoded.width)
+        // In place: halves the memory per worker.
+        try generator.apply(view, to: pixels.baseAddress!, outputRowStride: 3 * decoded.width,
+                            options: settings.options, progress: { [self] _ in !stopping })
+        try whileSaving(item) { try decoded.save(UnsafeBufferPointer(pixels), to: item.output, quality: settings.quality) }
+    }
+
+    /// Runs a save of `item`'s output, known meanwhile as in flight (a second signal removes
+    /// its temporary file).
+    private func whileSaving(_ item: BatchItem, _ save: () throws -> Void) throws {
+        lock.lock(); saving.insert(item.output); lock.unlock()
+        defer { lock.lock(); saving.remove(item.output); lock.unlock() }
+        try save()
     }
 
     /// An existing output counts as done (outputs only ever appear complete, by rename);

@@ -109,7 +109,7 @@ struct Eval: ParsableCommand {
             guard fm.fileExists(atPath: ambientPath) else { throw CommandFailure.failed("missing ambient image \(ambientPath)") }
             // Both images are checked from their headers before decoding, like apply's input.
             let check = { (width: Int, height: Int) throws in
-                try generator.checkMemory(width: width, height: height, options: apply.options, withFloatCopy: true)
+                try generator.checkBeforeDecoding(width: width, height: height, options: apply.options)
             }
             let flash = try DecodedImage(path: (flashDir as NSString).appendingPathComponent(name), beforeDecoding: check)
             let ambient = try DecodedImage(path: ambientPath, beforeDecoding: check)

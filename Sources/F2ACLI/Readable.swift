@@ -60,6 +60,12 @@ final class ApplyProgress {
         shown = text
     }
 
+    /// For reading the photo's rows (pass 1 of guided mode): never cancels.
+    func reading(_ fraction: Double) -> Bool {
+        show("reading the image \(Int((100 * fraction).rounded(.down))) %")
+        return true
+    }
+
     /// For `Generator.apply(progress:)`: never cancels.
     func model(_ fraction: Double) -> Bool {
         show("running the model \(Int((100 * fraction).rounded(.down))) %")

@@ -38,13 +38,7 @@ public final class DecodedImage {
     /// is decoded: a small file can declare gigapixels.
     public convenience init(path: String, beforeDecoding: (_ width: Int, _ height: Int) throws -> Void) throws {
         try ImageIO.start()
-        // libvips opens whatever it is given: a FIFO or a terminal blocks it forever, /dev/zero
-        // feeds it without end. Photographs are regular files.
-        var st = stat()
-        guard stat(path, &st) == 0 else { throw ImageError("cannot read image '\(path)': \(String(cString: strerror(errno)))") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw ImageError("cannot read image '\(path)': not a regular file (\(fileTypeName(st.st_mode)))")
-        }
+        try requireRegularFile(path)
         guard let h = f2aio_open(path) else { throw ImageIO.lastError("cannot read image '\(path)'") }
         try self.init(opened: h, name: "'\(path)'", beforeDecoding: beforeDecoding)
     }
@@ -55,36 +49,7 @@ public final class DecodedImage {
     public convenience init(readingToEndOf fd: Int32, named name: String, limit: Int,
                             beforeDecoding: (_ width: Int, _ height: Int) throws -> Void) throws {
         try ImageIO.start()
-        var capacity = 1 << 20, count = 0
-        guard var data = malloc(capacity) else { throw ImageError("cannot read \(name): out of memory") }
-        while true {
-            if count == capacity {
-                guard capacity < limit else {
-                    free(data)
-                    throw ImageError("cannot read \(name): it holds more than \(limit >> 20) MB, the memory limit "
-                                     + "(F2A_MAX_MEMORY_MB, ulimit -v)")
-                }
-                capacity = min(2 * capacity, limit)
-                guard let grown = realloc(data, capacity) else {
-                    free(data)
-                    throw ImageError("cannot read \(name): out of memory")
-                }
-                data = grown
-            }
-            let n = read(fd, data + count, capacity - count)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 {
-                let reason = String(cString: strerror(errno))
-                free(data)
-                throw ImageError("cannot read \(name): \(reason)")
-            }
-            if n == 0 { break }
-            count += n
-        }
-        guard count > 0 else {
-            free(data)
-            throw ImageError("cannot read \(name): it is empty")
-        }
+        let (data, count) = try readToEnd(of: fd, named: name, limit: limit)
         guard let h = f2aio_open_buffer(data, count) else { throw ImageIO.lastError("cannot read \(name)") }
         try self.init(opened: h, name: name, beforeDecoding: beforeDecoding)
     }
@@ -149,15 +114,66 @@ public final class DecodedImage {
             throw ImageIO.lastError("cannot encode the image for \(name)")
         }
         defer { f2aio_free_buffer(data) }
-        var done = 0
-        while done < length {
-            let n = Glibc.write(fd, data + done, length - done)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                throw ImageError("cannot write to \(name): \(String(cString: strerror(n < 0 ? errno : EIO)))")
+        try writeAll(data, length: length, to: fd, named: name)
+    }
+}
+
+// libvips opens whatever it is given: a FIFO or a terminal blocks it forever, /dev/zero
+// feeds it without end. Photographs are regular files.
+func requireRegularFile(_ path: String) throws(ImageError) {
+    var st = stat()
+    guard stat(path, &st) == 0 else { throw ImageError("cannot read image '\(path)': \(String(cString: strerror(errno)))") }
+    guard (st.st_mode & S_IFMT) == S_IFREG else {
+        throw ImageError("cannot read image '\(path)': not a regular file (\(fileTypeName(st.st_mode)))")
+    }
+}
+
+/// The bytes on `fd` up to its end, in memory from malloc (the f2aio_open*_buffer openers
+/// take them over). More than `limit` bytes is an error: they are held while the image is
+/// decoded.
+func readToEnd(of fd: Int32, named name: String, limit: Int) throws(ImageError) -> (UnsafeMutableRawPointer, Int) {
+    var capacity = 1 << 20, count = 0
+    guard var data = malloc(capacity) else { throw ImageError("cannot read \(name): out of memory") }
+    while true {
+        if count == capacity {
+            guard capacity < limit else {
+                free(data)
+                throw ImageError("cannot read \(name): it holds more than \(limit >> 20) MB, the memory limit "
+                                 + "(F2A_MAX_MEMORY_MB, ulimit -v)")
             }
-            done += n
+            capacity = min(2 * capacity, limit)
+            guard let grown = realloc(data, capacity) else {
+                free(data)
+                throw ImageError("cannot read \(name): out of memory")
+            }
+            data = grown
         }
+        let n = read(fd, data + count, capacity - count)
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 {
+            let reason = String(cString: strerror(errno))
+            free(data)
+            throw ImageError("cannot read \(name): \(reason)")
+        }
+        if n == 0 { break }
+        count += n
+    }
+    guard count > 0 else {
+        free(data)
+        throw ImageError("cannot read \(name): it is empty")
+    }
+    return (data, count)
+}
+
+func writeAll(_ data: UnsafeMutableRawPointer, length: Int, to fd: Int32, named name: String) throws(ImageError) {
+    var done = 0
+    while done < length {
+        let n = Glibc.write(fd, data + done, length - done)
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else {
+            throw ImageError("cannot write to \(name): \(String(cString: strerror(n < 0 ? errno : EIO)))")
+        }
+        done += n
     }
 }
 
@@ -189,6 +205,11 @@ public func sha256Hex(ofFile path: String) throws(ImageError) -> String {
 }
 
 extension ImageIO {
+    /// Returns the heap's free pages to the system: between the files of a batch, so that
+    /// memory does not creep up with each (libvips's worker threads free into malloc arenas
+    /// of their own, which keep the pages otherwise).
+    public static func releaseFreeMemory() { f2aio_release_free_memory() }
+
     /// From now on a SIGINT, SIGTERM, SIGHUP or SIGXFSZ during a save removes its temporary
     /// file before the process dies of it. For commands that save one file at a time.
     public static func removeTemporaryOnSignal() { f2aio_remove_temporary_on_signal() }

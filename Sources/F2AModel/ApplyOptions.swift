@@ -63,12 +63,24 @@ public struct ApplyOptions: Sendable {
 
     /// The mode actually used for an image of this size.
     public func resolvedMode(width: Int, height: Int) -> ApplyMode {
+        modeAtEverySize ?? (width <= tileSize && height <= tileSize ? .full : .tiled)
+    }
+
+    /// The mode used whatever the image's size; nil when the size decides (tiled runs an
+    /// image that fits in one tile in full).
+    public var modeAtEverySize: ApplyMode? {
         switch mode {
         case .auto, .guided: return .guided
-        case .tiled: return width <= tileSize && height <= tileSize ? .full : .tiled
         case .full: return .full
+        case .tiled: return nil
         }
     }
+
+    /// True when every image goes through guided mode, whose `GuidedPlan` takes the photo
+    /// as two passes over its rows: a caller can then stream it from the file instead of
+    /// decoding it whole (`f2a apply`, `f2a batch`, the vips operation). Known before the
+    /// size is, so before the file is opened.
+    public var streams: Bool { modeAtEverySize == .guided }
 }
 
 extension Generator {

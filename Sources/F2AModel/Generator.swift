@@ -1,7 +1,10 @@
 import F2ACore
 
-/// Raised when a progress callback asks to stop.
-public struct Cancelled: Error, Sendable {}
+/// Raised when a progress callback asks to stop (and by callers that stop a streamed apply
+/// between its passes).
+public struct Cancelled: Error, Sendable {
+    public init() {}
+}
 
 /// The flash-to-ambient generator with loaded parameters. Immutable after
 /// construction and therefore safe to share between threads.

@@ -86,7 +86,8 @@ extension Generator {
 
     /// The estimate plus an interleaved RGB float copy of the whole image (12 bytes per
     /// pixel) that the caller holds besides the apply's own buffers: the C ABI's u8 path
-    /// converts into one, the command line decodes into one.
+    /// converts into one, the command line decodes into one (and counts one for a photo it
+    /// streams too: `checkBeforeDecoding`).
     public func estimatedPeakBytes(width: Int, height: Int, options: ApplyOptions, withFloatCopy: Bool) -> Int {
         estimatedPeakBytes(width: width, height: height, options: options) + (withFloatCopy ? 12 * width * height : 0)
     }

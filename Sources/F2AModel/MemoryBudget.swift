@@ -84,3 +84,15 @@ extension Generator {
         }
     }
 }
+
+extension Generator {
+    /// The check on a photo's header, before any pixel is decoded (`f2a apply`, `batch`):
+    /// `checkMemory` with the photo counted as float, as decoding it whole needs. A streamed
+    /// photo (guided mode) holds far less, but this limit is also what bounds the size of an
+    /// image decoded at all: a small file can declare gigapixels (a JPEG whose frame header
+    /// is patched to 65000x65000 decodes grey for minutes), and streaming would otherwise
+    /// take it on. So the sizes refused stay those refused before streaming.
+    public func checkBeforeDecoding(width: Int, height: Int, options: ApplyOptions) throws {
+        try checkMemory(width: width, height: height, options: options, withFloatCopy: true)
+    }
+}

@@ -44,7 +44,7 @@ def run(*args, stdin=None, env=None, cwd=W, timeout=60):
     """f2a batch ARGS with the test model; returns CompletedProcess (text)."""
     e = dict(os.environ)
     for k in ("JOB_COMPLETION_INDEX", "F2A_SHARD_COUNT", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN",
-              "SLURM_ARRAY_TASK_COUNT", "F2A_MODEL"):
+              "SLURM_ARRAY_TASK_COUNT", "F2A_MODEL", "F2A_NO_STREAM"):
         e.pop(k, None)
     e.update(env or {})
     return subprocess.run([F2A, "batch", *args, "--model", MODEL], input=stdin, env=e, cwd=cwd,
@@ -190,6 +190,11 @@ check("report: one line per file, status ok, seconds and time",
           l["status"] == "ok" and isinstance(l["seconds"], float) and l["time"].endswith("Z") for l in lines),
       json.dumps(lines[:2]))
 check("plain log lines when stderr is not a terminal", r.stderr.count("] ok") == 5 and "\r" not in r.stderr, r.stderr)
+r = run("in", "-o", "out-whole", env={"F2A_NO_STREAM": "1"})
+check("guided mode streamed (the default) writes the files the whole-image path writes (F2A_NO_STREAM=1)",
+      r.returncode == 0 and all(l["mode"] == "guided" for l in lines)
+      and [f for f in sorted(IMAGES) if md5(p("out", f)) != md5(p("out-whole", f))] == [],
+      r.stderr + str([f for f in sorted(IMAGES) if os.path.exists(p("out-whole", f)) and md5(p("out", f)) != md5(p("out-whole", f))]))
 
 os.makedirs(p("meta"))
 make_jpeg_with_metadata(p("base.jpg"), p("meta/photo.jpg"))

@@ -2,7 +2,9 @@
 """End-to-end tests of f2a apply, eval and info as a user drives them (run by `make test-cli`).
 
 Standard input and output (`-`), --format, the terminal refusals, the progress line on a
-terminal, --quiet, eval --names/--split, and numbers as people read them. Small images made
+terminal, --quiet, eval --names/--split, numbers as people read them, and guided mode streamed
+from the file against the whole-image path (F2A_NO_STREAM=1) on 8- and 16-bit, alpha, CMYK,
+grey and EXIF-rotated inputs, standard input and output, and a truncated JPEG. Small images made
 with the vips tools; standard library only. Prints one line per check and "N passed, M failed";
 exits 1 on any failure.
 
@@ -37,15 +39,15 @@ def check(name, condition, detail=""):
 
 
 def env(**extra):
-    e = {k: v for k, v in os.environ.items() if k not in ("F2A_MODEL", "F2A_MAX_MEMORY_MB")}
+    e = {k: v for k, v in os.environ.items() if k not in ("F2A_MODEL", "F2A_MAX_MEMORY_MB", "F2A_NO_STREAM")}
     e.update(extra)
     return e
 
 
-def f2a(*args, stdin=None, timeout=120):
+def f2a(*args, stdin=None, timeout=120, **extra_env):
     """f2a ARGS --model MODEL in W with bytes on stdin; CompletedProcess with bytes."""
-    return subprocess.run([F2A, *args, "--model", MODEL], input=stdin, cwd=W, env=env(), capture_output=True,
-                          timeout=timeout)
+    return subprocess.run([F2A, *args, "--model", MODEL], input=stdin, cwd=W, env=env(**extra_env),
+                          capture_output=True, timeout=timeout)
 
 
 def on_terminal(args, stdin=subprocess.DEVNULL, stdout=None):
@@ -154,6 +156,87 @@ check("a range in words, not Swift's 0...100", b"from 0 to 100" in r.stderr and 
 r = f2a("apply", "in.jpg", "no-such-dir/x.jpg")
 check("a failed save names the output, not its temporary file",
       r.returncode == 1 and b"no-such-dir/x.jpg" in r.stderr and b".f2a-tmp-" not in r.stderr, r.stderr)
+
+# --- guided mode streamed (the default) against the whole-image path --------------------------
+def max_difference(a, b, bands=None):
+    """Largest difference of any band (or of band `bands`) between two images (vips tools); None on error."""
+    steps = [f"vips extract_band {x} {W}/{n}.v {bands}" for x, n in ((a, "da"), (b, "db"))] if bands is not None \
+        else [f"vips copy {a} {W}/da.v", f"vips copy {b} {W}/db.v"]
+    r = subprocess.run(" && ".join(steps + [f"vips subtract {W}/da.v {W}/db.v {W}/dd.v", f"vips abs {W}/dd.v {W}/dabs.v",
+                                            f"vips max {W}/dabs.v"]), shell=True, capture_output=True, text=True)
+    return float(r.stdout) if r.returncode == 0 else None
+
+
+def fields(path):
+    """Every header field but the file's name, as vipsheader -a prints them (metadata included)."""
+    r = subprocess.run(["vipsheader", "-a", path], capture_output=True, text=True)
+    return [line for line in r.stdout.splitlines()[1:] if not line.startswith("filename:")]
+
+
+def exif_jpeg(src, dst, orientation):
+    """dst: the JPEG src with an EXIF segment holding only the orientation tag."""
+    data = open(src, "rb").read()
+    ifd = (b"II*\0" + (8).to_bytes(4, "little") + (1).to_bytes(2, "little")
+           + (0x0112).to_bytes(2, "little") + (3).to_bytes(2, "little") + (1).to_bytes(4, "little")
+           + orientation.to_bytes(2, "little") + b"\0\0" + (0).to_bytes(4, "little"))
+    payload = b"Exif\0\0" + ifd
+    open(dst, "wb").write(data[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + data[2:])
+
+
+def vips(*args):
+    subprocess.run(["vips", *args], check=True, cwd=W, capture_output=True)
+
+
+vips("thumbnail", os.path.join(ROOT, "examples", "flash.jpg"), "s8.jpg", "320")   # 240x320
+vips("colourspace", "s8.jpg", "s16.png", "rgb16")
+vips("colourspace", "s8.jpg", "grey.jpg", "b-w")
+vips("icc_transform", "s8.jpg", "cmyk.jpg", "cmyk")
+vips("extract_band", "s8.jpg", "alpha.v", "1")
+vips("bandjoin", "s8.jpg alpha.v", "rgba.png")
+exif_jpeg(p("s8.jpg"), p("rot6.jpg"), 6)
+exif_jpeg(p("s8.jpg"), p("mirror.jpg"), 2)
+# (input, output suffix, largest difference allowed: 1/255 at 8 bits, 2 codes at 16)
+for src, suffix, limit in (("s8.jpg", ".jpg", 1), ("s8.jpg", ".png", 1), ("s16.png", ".png", 2),
+                           ("rgba.png", ".png", 1), ("cmyk.jpg", ".jpg", 1), ("grey.jpg", ".jpg", 1),
+                           ("rot6.jpg", ".jpg", 1), ("mirror.jpg", ".png", 1)):
+    stem = src.split(".")[0]
+    streamed, whole = f"st-{stem}{suffix}", f"wh-{stem}{suffix}"
+    r = f2a("apply", src, streamed, "--verbose")
+    w = f2a("apply", src, whole, "--verbose", F2A_NO_STREAM="1")
+    diff = max_difference(p(streamed), p(whole)) if r.returncode == w.returncode == 0 else None
+    check(f"apply {src} {suffix}: streamed = whole-image path (max difference {diff}, at most {limit})",
+          diff is not None and diff <= limit and b"(guided)" in r.stdout and b"(guided)" in w.stdout,
+          r.stderr + w.stderr)
+    check(f"apply {src} {suffix}: streamed output has the whole-image output's header and metadata",
+          fields(p(streamed)) == fields(p(whole)) and fields(p(streamed)) != [],
+          "\n".join(set(fields(p(streamed))) ^ set(fields(p(whole)))))
+check("apply rgba.png: the alpha band passes through unchanged", max_difference(p("rgba.png"), p("st-rgba.png"), 3) == 0)
+def summary(path):
+    """vipsheader's line for path without the name: '240x320 uchar, 4 bands, cmyk, jpegload'."""
+    r = subprocess.run(["vipsheader", path], capture_output=True, text=True)
+    return r.stdout.split(": ", 1)[-1].strip()
+
+
+for src, want in (("s16.png", "240x320 ushort, 3 bands, rgb16, pngload"), ("rgba.png", "240x320 uchar, 4 bands, srgb, pngload"),
+                  ("cmyk.jpg", "240x320 uchar, 4 bands, cmyk, jpegload"), ("grey.jpg", "240x320 uchar, 1 band, b-w, jpegload")):
+    check(f"apply {src}: the output as the input was ({summary(p('st-' + src))})", summary(p("st-" + src)) == want)
+check("apply rot6.jpg: turned upright (EXIF orientation 6)", header(p("st-rot6.jpg"), "width") == "320"
+      and header(p("st-rot6.jpg"), "orientation") in (None, "1"))
+r = f2a("apply", "-", "-", "--format", "png", stdin=open(p("rgba.png"), "rb").read())
+open(p("st-stdio.png"), "wb").write(r.stdout)
+w = f2a("apply", "-", "-", "--format", "png", stdin=open(p("rgba.png"), "rb").read(), F2A_NO_STREAM="1")
+open(p("wh-stdio.png"), "wb").write(w.stdout)
+diff = max_difference(p("st-stdio.png"), p("wh-stdio.png")) if r.returncode == w.returncode == 0 else None
+check(f"apply - - (stdin to stdout): streamed = whole-image path (max difference {diff})",
+      diff is not None and diff <= 1 and max_difference(p("rgba.png"), p("st-stdio.png"), 3) == 0, r.stderr + w.stderr)
+data = open(p("s8.jpg"), "rb").read()
+open(p("half.jpg"), "wb").write(data[:len(data) // 2])
+for args, stdin in ((["half.jpg", "half-out.jpg"], None), (["-", "half-out.jpg"], data[:len(data) // 2])):
+    before = leftovers()
+    r = f2a("apply", *args, stdin=stdin)
+    check(f"apply {args[0]} (a JPEG truncated half-way): exit 1, a clear error, no output, no temporary file",
+          r.returncode == 1 and b"Error: cannot read" in r.stderr and b"Premature end" in r.stderr
+          and not os.path.exists(p("half-out.jpg")) and leftovers() == before == [], r.stderr)
 
 # --- eval: a subset of the pairs ------------------------------------------------------------
 for sub in ("flash", "ambient"):

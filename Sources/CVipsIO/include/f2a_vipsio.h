@@ -57,6 +57,52 @@ int f2aio_save_like_buffer(const f2aio_image *source, const float *rgb, const ch
                            void **data, size_t *length);
 void f2aio_free_buffer(void *data);
 
+/*
+ * Streamed images: guided mode needs the photo only as two passes over its rows, so the
+ * whole image is never held as float (nor, for most inputs, decoded at once):
+ *
+ *   f2aio_open_stream / f2aio_open_stream_buffer   header only, like f2aio_open
+ *   f2aio_stream_rows                              pass 1: the RGB float rows, top to bottom
+ *   f2aio_stream_save_like(_buffer)                pass 2: the input decoded again, every
+ *                                                  region mapped, saved like f2aio_save_like
+ *
+ * The loader reads sequentially (an EXIF orientation that reorders rows needs random access:
+ * then the loader holds the decoded source, in its own format, for both passes). Callbacks
+ * return 0, or non-zero to stop after putting the reason in the error buffer
+ * (f2aio_set_error); the failing call then returns -1. f2aio_pixels stays NULL.
+ */
+f2aio_image *f2aio_open_stream(const char *path);
+/** f2aio_open_stream on an encoded image in memory; takes ownership of `data` as
+ *  f2aio_open_buffer does (decoded from it twice, freed with the image). */
+f2aio_image *f2aio_open_stream_buffer(void *data, size_t length);
+
+/** Gets `count` rows of interleaved RGB float [0, 1], the image's width each, rows
+ *  `row_stride` floats apart; rows arrive in order, top to bottom, one call at a time
+ *  (not necessarily on the calling thread). */
+typedef int (*f2aio_rows_fn)(void *user, const float *rows, size_t row_stride, int count);
+/** Pass 1, once: every row of the image to `fn`. Returns 0 on success. */
+int f2aio_stream_rows(f2aio_image *image, f2aio_rows_fn fn, void *user);
+
+/** Writes the output for the rectangle (left, top, width, height) from the input's RGB float
+ *  pixels there (rows `in_stride` and `out_stride` floats apart). Called from several threads
+ *  at once, for rectangles in any order. */
+typedef int (*f2aio_map_fn)(void *user, const float *in, size_t in_stride, float *out, size_t out_stride,
+                            int left, int top, int width, int height);
+/** Pass 2, once, after pass 1: the image through `fn`, saved to `path` as f2aio_save_like
+ *  saves (interpretation, band format, extra bands, metadata; temporary file then rename). */
+int f2aio_stream_save_like(f2aio_image *image, f2aio_map_fn fn, void *user, const char *path, int quality);
+/** Pass 2 encoded in memory, as f2aio_save_like_buffer. */
+int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, void *user, const char *suffix, int quality,
+                                  void **data, size_t *length);
+
+/** Puts `message` in the error buffer (for callbacks that fail). */
+void f2aio_set_error(const char *message);
+
+/** Returns the heap's free pages to the system (malloc_trim). libvips's worker threads
+ *  allocate a file's buffers from their own malloc arenas, which otherwise keep the pages
+ *  of one file after another. */
+void f2aio_release_free_memory(void);
+
 /** Save interleaved RGB float [0, 1] as 8-bit sRGB (atomically). Returns 0 on success. */
 int f2aio_save_rgb8(const float *rgb, int width, int height, const char *path);
 

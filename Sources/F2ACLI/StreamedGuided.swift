@@ -1,0 +1,51 @@
+import F2AImage
+import F2AModel
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Guided mode on a streamed photo, for `f2a apply` and `f2a batch`: pass 1 feeds the rows
+/// to a `GuidedPlan`, which area-averages them to working size; the network runs on that
+/// copy; pass 2 maps every region of the photo through the plan while the output is encoded.
+/// The photo is never held as float: a 12 MP JPEG takes a tenth of the memory of the
+/// whole-image path, with the same pixels (`GuidedPlan` computes what `Generator.apply` does
+/// in guided mode, bit for bit).
+enum StreamedGuided {
+    /// F2A_NO_STREAM=1 takes the whole-image path in guided mode too: a switch for the tests
+    /// (Tests/cli), which check that both give the same output. Not a user setting.
+    static let disabled: Bool = getenv("F2A_NO_STREAM").map { String(cString: $0) == "1" } ?? false
+
+    /// Pass 1: the photo's rows into a new plan. `reading` gets the fraction of rows read;
+    /// returning false cancels (throws `Cancelled`).
+    static func read(_ image: StreamedImage, named name: String, generator: Generator, options: ApplyOptions,
+                     reading: ((Double) -> Bool)? = nil) throws -> GuidedPlan {
+        let plan = GuidedPlan(generator: generator, width: image.width, height: image.height, options: options)
+        var read = 0
+        try image.readRows(named: name) { rows, stride, count in
+            try plan.addRows(rows, rowStride: stride, count: count)
+            read += count
+            if let reading, !reading(Double(read) / Double(image.height)) { throw Cancelled() }
+        }
+        return plan
+    }
+
+    /// The network on the plan's working-size copy and the guided fit: the plan is then
+    /// ready for pass 2 (`GuidedPlan.regionMap`). `progress` returning false cancels.
+    static func finish(_ plan: GuidedPlan, progress: ((Double) -> Bool)? = nil) throws {
+        do {
+            try plan.finish(progress: progress)
+        } catch .cancelled {
+            throw Cancelled()
+        }
+    }
+}
+
+extension GuidedPlan {
+    /// Pass 2 as a streamed image's region map (any thread, any rectangle).
+    var regionMap: StreamedImage.RegionMap {
+        { [self] input, inputRowStride, output, outputRowStride, x, y, width, height in
+            try apply(input, inputRowStride: inputRowStride, to: output, outputRowStride: outputRowStride,
+                      x: x, y: y, width: width, height: height)
+        }
+    }
+}
