@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import F2ACore
 
 // Workspace, convolution geometry and the im2col / col2im lowering every
@@ -55,20 +54,15 @@ nonisolated(unsafe) public var gemmColumnTarget = 4096
 
 // MARK: im2col / col2im
 
-/// Threads for the non-GEMM loops (OpenBLAS's own threads are idle then).
-nonisolated(unsafe) public var loopThreads = 2
-
-/// Splits 0..<n into `loopThreads` contiguous chunks run concurrently when
-/// `work` (elements touched) is large enough to pay for the hand-off.
+/// Splits 0..<n into contiguous chunks run on F2ACore's thread pool (`parallelFor`)
+/// when `work` (elements touched) is large enough to pay for the hand-off.
 @inline(__always)
 func parallelChunks(_ n: Int, work: Int, _ body: (Range<Int>) -> Void) {
-    let t = min(loopThreads, n)
-    if t <= 1 || work < 1 << 16 { body(0..<n); return }
+    if work < 1 << 16 { body(0..<n); return }
     withoutActuallyEscaping(body) { b in
+        // The chunks write disjoint channels of raw buffers, which Sendable cannot express.
         let box = UncheckedBox(b)
-        DispatchQueue.concurrentPerform(iterations: t) { i in
-            box.value((i * n / t)..<((i + 1) * n / t))
-        }
+        parallelFor(n) { box.value($0) }
     }
 }
 
