@@ -9,35 +9,36 @@ import CKernels
 /// AVX2/FMA CKernels' `f2a_convT2x2` (GEMM, scatter, bias and ReLU fused per
 /// block of pixels, on the thread pool), otherwise BLAS and Swift loops.
 public struct ConvTranspose2d: Sendable {
-    public var weight: Tensor { didSet { pack() } }
-    public var bias: Tensor
-    /// Weights in `f2a_convT2x2`'s layout; empty without AVX2/FMA (or before
-    /// the weights are set).
-    private(set) var packed: [Float] = []
-
-    /// Floats `pack()` allocates for a weight of this shape (0: not packed), so that a
-    /// loader can find out before the allocation whether it can be made.
-    public static func packedCount(weightShape shape: [Int]) -> Int {
-        guard simdKernelsAvailable, shape.count == 4, shape[2] == 2, shape[3] == 2 else { return 0 }
-        return f2a_convT2x2_packed_count(Int32(shape[0]), Int32(shape[1]))
-    }
-
-    private mutating func pack() {
-        let count = Self.packedCount(weightShape: weight.shape)
-        guard count > 0 else { packed = []; return }
-        let (cin, cout) = (Int32(inChannels), Int32(outChannels))
-        packed = [Float](unsafeUninitializedCapacity: count) { p, n in
-            weight.data.withUnsafeBufferPointer { f2a_convT2x2_pack($0.baseAddress!, cin, cout, p.baseAddress!) }
-            n = p.count
-        }
-    }
+    public let weight: Tensor
+    public let bias: Tensor
+    /// Weights in `f2a_convT2x2`'s layout; empty without AVX2/FMA.
+    let packed: [Float]
 
     public var inChannels: Int { weight.shape[0] }
     public var outChannels: Int { weight.shape[1] }
 
-    public init(inChannels: Int, outChannels: Int) {
-        weight = Tensor(zeros: [inChannels, outChannels, 2, 2])
-        bias = Tensor(zeros: [outChannels])
+    /// The only initialiser: the layer is immutable and packed here once.
+    /// `weight` [in, out, 2, 2], `bias` [out].
+    public init(weight: Tensor, bias: Tensor) {
+        precondition(weight.rank == 4 && weight.shape[2] == 2 && weight.shape[3] == 2 && bias.shape == [weight.shape[1]],
+                     "ConvTranspose2d: weight \(weight.shape.shapeDescription) and bias \(bias.shape.shapeDescription) "
+                        + "are not [in, out, 2, 2] and [out]")
+        self.weight = weight
+        self.bias = bias
+        let count = Self.packedCount(weightShape: weight.shape)
+        guard count > 0 else { packed = []; return }
+        let (cin, cout) = (Int32(weight.shape[0]), Int32(weight.shape[1]))
+        packed = [Float](unsafeUninitializedCapacity: count) { p, n in
+            weight.data.withUnsafeBufferPointer { f2a_convT2x2_pack($0.baseAddress!, cin, cout, p.baseAddress!) }
+            n = count
+        }
+    }
+
+    /// Floats the initialiser packs for a weight of this shape (0: not packed), so that a
+    /// loader can find out before the allocation whether it can be made.
+    public static func packedCount(weightShape shape: [Int]) -> Int {
+        guard simdKernelsAvailable, shape.count == 4, shape[2] == 2, shape[3] == 2 else { return 0 }
+        return f2a_convT2x2_packed_count(Int32(shape[0]), Int32(shape[1]))
     }
 
     /// x: [N, in, H, W] → [N, out, 2H, 2W].

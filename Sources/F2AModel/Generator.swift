@@ -9,8 +9,8 @@ public struct Generator: Sendable {
     public let config: GeneratorConfig
     /// encoder[b-1][j-1] is `enc{b}.conv{j}`.
     let encoder: [[Conv2d]]
-    /// Indexed by level b (1 ..< levels); index 0 unused.
-    let up: [Upsampler]
+    /// Indexed by level b (1 ..< levels); index 0 unused (nil).
+    let up: [Upsampler?]
     let decoder: [[Conv2d]]
     let final: Conv2d
 
@@ -35,18 +35,17 @@ public struct Generator: Sendable {
         if let extra = file.tensors.first(where: { !known.contains($0.name) }) {
             throw .unexpectedTensor(name: extra.name, shape: extra.tensor.shape)
         }
-        // The kernels' packed weights (Winograd: up to 4x a 3x3 weight) and each layer's
-        // placeholder weight are Swift arrays, whose failed allocation would abort the host:
-        // their total is first taken from malloc, which can fail, and given back.
-        var floats = 0, largest = 0
+        // The kernels' packed weights (Winograd: up to 4x a 3x3 weight) are Swift arrays,
+        // whose failed allocation would abort the host: their total is first taken from
+        // malloc, which can fail, and given back.
+        var floats = 0
         for (name, shape) in config.parameterShapes where name.hasSuffix(".weight") {
             let transpose = config.upsample == .transpose && name.hasSuffix(".up.weight")
             floats += transpose ? ConvTranspose2d.packedCount(weightShape: shape)
                 : Conv2d.packedCount(outChannels: shape[0], inChannels: shape[1], kernelSize: shape[2],
                                      padding: shape[2] == 3 ? 1 : 0)
-            largest = max(largest, shape.reduce(1, *))
         }
-        let bytes = (floats + largest) * MemoryLayout<Float>.size + WeightsFile.loadSlack
+        let bytes = floats * MemoryLayout<Float>.size + WeightsFile.loadSlack
         guard FallibleBuffer(count: bytes) != nil else {
             throw .outOfMemory(what: "the packed weights of the \(config.parameterShapes.count / 2) layers", bytes: bytes)
         }
@@ -57,24 +56,16 @@ public struct Generator: Sendable {
     /// names of `config.parameterShapes` (shapes must already match).
     public init(config: GeneratorConfig, parameter: (String) -> Tensor) {
         func conv(_ name: String, padding: Int) -> Conv2d {
-            let w = parameter("\(name).weight")
-            var c = Conv2d(inChannels: w.shape[1], outChannels: w.shape[0], kernelSize: w.shape[2], padding: padding)
-            c.weight = w
-            c.bias = parameter("\(name).bias")
-            return c
+            Conv2d(weight: parameter("\(name).weight"), bias: parameter("\(name).bias"), padding: padding)
         }
         self.config = config
         encoder = (1...config.levels).map { b in (1...config.convCount(b)).map { conv("enc\(b).conv\($0)", padding: 1) } }
-        var up: [Upsampler] = [.unpool(Conv2d(inChannels: 0, outChannels: 0, kernelSize: 1))]
+        var up: [Upsampler?] = [nil]
         var decoder: [[Conv2d]] = [[]]
         for b in 1..<config.levels {
             switch config.upsample {
             case .transpose:
-                let w = parameter("dec\(b).up.weight")
-                var t = ConvTranspose2d(inChannels: w.shape[0], outChannels: w.shape[1])
-                t.weight = w
-                t.bias = parameter("dec\(b).up.bias")
-                up.append(.transpose(t))
+                up.append(.transpose(ConvTranspose2d(weight: parameter("dec\(b).up.weight"), bias: parameter("dec\(b).up.bias"))))
             case .unpool:
                 up.append(.unpool(conv("dec\(b).up", padding: 0)))
             }
@@ -133,7 +124,7 @@ public struct Generator: Sendable {
         }
         for b in stride(from: config.levels - 1, through: 1, by: -1) {
             var skip = skips.removeLast()
-            switch up[b] {
+            switch up[b]! {
             case .transpose(let t):
                 x = replacing(&x, with: t(x, activation: .relu))
             case .unpool(let c):

@@ -42,11 +42,8 @@ public final class TrainableGenerator: @unchecked Sendable {
         if let frozenConvs { return frozenConvs }
         let packed = (0..<frozenEncoderBlocks).map { i in
             (1...config.convCount(i + 1)).map { j -> Conv2d in
-                let w = params.tensor("enc\(i + 1).conv\(j).weight")
-                var c = Conv2d(inChannels: w.shape[1], outChannels: w.shape[0], kernelSize: 3, padding: 1)
-                c.weight = w
-                c.bias = params.tensor("enc\(i + 1).conv\(j).bias")
-                return c
+                Conv2d(weight: params.tensor("enc\(i + 1).conv\(j).weight"), bias: params.tensor("enc\(i + 1).conv\(j).bias"),
+                       padding: 1)
             }
         }
         frozenConvs = packed
