@@ -182,7 +182,7 @@ public func im2col(_ src: UnsafePointer<Float>, channels: Range<Int>, height: In
                         if stride == 1 {
                             // Contiguous run: zeros, a copy, zeros.
                             let shift = kx - padding
-                            let lo = min(max(0, -shift), outWidth), hi = max(min(outWidth, width - shift), lo)
+                            let (lo, hi) = stridedRun(shift: shift, outWidth: outWidth, width: width)
                             if lo > 0 { out.update(repeating: 0, count: lo) }
                             if hi > lo { (out + lo).update(from: line + lo + shift, count: hi - lo) }
                             if hi < outWidth { (out + hi).update(repeating: 0, count: outWidth - hi) }
@@ -199,6 +199,50 @@ public func im2col(_ src: UnsafePointer<Float>, channels: Range<Int>, height: In
             }
         }
     }
+}
+
+/// The adjoint of `im2col` (a convolution's input gradient): adds every value of the
+/// column matrix back to the input position it was read from, dst += col2im(col),
+/// for the channels in `channels`; same layout and arguments as `im2col`.
+package func col2im(_ col: UnsafePointer<Float>, ld: Int, channels: Range<Int>, height: Int, width: Int,
+                    kernel: Int, stride: Int, padding: Int, outRows: Range<Int>, outWidth: Int,
+                    addingInto dst: UnsafeMutablePointer<Float>) {
+    var row = col + channels.lowerBound * kernel * kernel * ld
+    for c in channels {
+        let plane = dst + c * height * width
+        for ky in 0..<kernel {
+            for kx in 0..<kernel {
+                var src = row
+                for oy in outRows {
+                    let iy = oy * stride - padding + ky
+                    if iy >= 0 && iy < height {
+                        let line = plane + iy * width
+                        if stride == 1 {
+                            let shift = kx - padding
+                            let (lo, hi) = stridedRun(shift: shift, outWidth: outWidth, width: width)
+                            var ox = lo
+                            while ox < hi { line[ox + shift] += src[ox]; ox += 1 }
+                        } else {
+                            for ox in 0..<outWidth {
+                                let ix = ox * stride - padding + kx
+                                if ix >= 0 && ix < width { line[ix] += src[ox] }
+                            }
+                        }
+                    }
+                    src += outWidth
+                }
+                row += ld
+            }
+        }
+    }
+}
+
+/// The output columns [lo, hi) of a stride-1 row whose input column ox + shift lies
+/// inside a row of `width`: outside it the receptive field is in the padding.
+@inline(__always)
+func stridedRun(shift: Int, outWidth: Int, width: Int) -> (lo: Int, hi: Int) {
+    let lo = min(max(0, -shift), outWidth)
+    return (lo, max(min(outWidth, width - shift), lo))
 }
 
 /// y[n, c, ...] = activation(y[n, c, ...] + bias[c]) in one pass.

@@ -90,6 +90,21 @@ struct LayerTests {
         #expect(maxAbsDifference(t(x, activation: .relu), relu) < 1e-4)
     }
 
+    @Test("ConvTranspose2d's BLAS path (CPUs without AVX2/FMA, and the trainer) matches the naive one")
+    func convTransposeBLAS() {
+        let (n, cin, cout, h, w) = (2, 5, 3, 4, 7)
+        let weight = randomTensor([cin, cout, 2, 2], seed: 30), bias = randomTensor([cout], seed: 31)
+        let x = randomTensor([n, cin, h, w], seed: 32)
+        var y = Tensor(zeros: [n, cout, 2 * h, 2 * w])
+        x.data.withUnsafeBufferPointer { xp in
+            y.data.withUnsafeMutableBufferPointer { yp in
+                convTranspose2x2BLAS(xp.baseAddress!, batch: n, inChannels: cin, height: h, width: w, weight: weight.data,
+                                     bias: bias.data, outChannels: cout, into: yp.baseAddress!)
+            }
+        }
+        #expect(maxAbsDifference(y, naiveConvTranspose2x2(x, weight: weight, bias: bias)) < 1e-4)
+    }
+
     @Test("A Conv2d is ready when constructed: a 3x3 same convolution is packed for the kernel")
     func convPackedAtInit() {
         let conv = Conv2d(weight: randomTensor([4, 3, 3, 3], seed: 33), bias: randomTensor([4], seed: 34), padding: 1)

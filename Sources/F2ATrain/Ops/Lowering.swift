@@ -107,40 +107,7 @@ func col2imAdd(_ col: UnsafePointer<Float>, ld: Int, channels: Int, height: Int,
                kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
                dst: UnsafeMutablePointer<Float>) {
     parallelChunks(channels, work: channels * kernel * kernel * outH * outW) { range in
-        col2imChannels(col, ld: ld, channels: range, height: height, width: width, kernel: kernel, stride: stride,
-                       padding: padding, outH: outH, outW: outW, dst: dst)
-    }
-}
-
-func col2imChannels(_ col: UnsafePointer<Float>, ld: Int, channels: Range<Int>, height: Int, width: Int,
-                    kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
-                    dst: UnsafeMutablePointer<Float>) {
-    var row = col + channels.lowerBound * kernel * kernel * ld
-    for c in channels {
-        let plane = dst + c * height * width
-        for ky in 0..<kernel {
-            for kx in 0..<kernel {
-                var src = row
-                for oy in 0..<outH {
-                    let iy = oy * stride - padding + ky
-                    if iy >= 0 && iy < height {
-                        let line = plane + iy * width
-                        if stride == 1 {
-                            let shift = kx - padding
-                            let lo = min(max(0, -shift), outW), hi = max(min(outW, width - shift), lo)
-                            var ox = lo
-                            while ox < hi { line[ox + shift] += src[ox]; ox += 1 }
-                        } else {
-                            for ox in 0..<outW {
-                                let ix = ox * stride - padding + kx
-                                if ix >= 0 && ix < width { line[ix] += src[ox] }
-                            }
-                        }
-                    }
-                    src += outW
-                }
-                row += ld
-            }
-        }
+        col2im(col, ld: ld, channels: range, height: height, width: width, kernel: kernel, stride: stride,
+               padding: padding, outRows: 0..<outH, outWidth: outW, addingInto: dst)
     }
 }
