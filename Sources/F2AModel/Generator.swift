@@ -25,18 +25,7 @@ public struct Generator: Sendable {
     /// configuration needs must be present with its exact shape, and no other.
     public init(file: WeightsFile) throws(WeightsError) {
         let config = try GeneratorConfig(file: file)
-        var byName: [String: Tensor] = [:]
-        for (name, tensor) in file.tensors {
-            guard byName.updateValue(tensor, forKey: name) == nil else { throw .duplicateTensor(name: name) }
-        }
-        for (name, shape) in config.parameterShapes {
-            guard let t = byName[name] else { throw .missingTensor(name: name, expected: shape) }
-            guard t.shape == shape else { throw .shapeMismatch(name: name, expected: shape, found: t.shape) }
-        }
-        let known = Set(config.parameterShapes.map(\.name))
-        if let extra = file.tensors.first(where: { !known.contains($0.name) }) {
-            throw .unexpectedTensor(name: extra.name, shape: extra.tensor.shape)
-        }
+        let byName = try config.parameters(of: file)
         // The kernels' packed weights (Winograd: up to 4x a 3x3 weight) are Swift arrays,
         // whose failed allocation would abort the host: their total is first taken from
         // malloc, which can fail, and given back.

@@ -1,3 +1,5 @@
+import F2ACore
+
 /// Architecture of the generator: a U-Net whose encoder is VGG-16's
 /// convolutional part (Chávez et al., VISAPP 2020; Isola et al. pix2pix).
 ///
@@ -194,6 +196,27 @@ public struct GeneratorConfig: Equatable, Sendable {
          ("activation", .string(activation.rawValue)),
          ("formulation", .string(formulation.rawValue)),
          ("description", .string(description))]
+    }
+
+    /// The tensors of `file` by name, held strictly to this configuration: every
+    /// parameter of `parameterShapes` present once with its exact shape, and nothing
+    /// else. The one check of a file's tensors, for the library and the trainer alike;
+    /// the error names the tensor and the shapes expected and found.
+    public func parameters(of file: WeightsFile) throws(WeightsError) -> [String: Tensor] {
+        var byName: [String: Tensor] = [:]
+        for (name, tensor) in file.tensors {
+            guard byName.updateValue(tensor, forKey: name) == nil else { throw .duplicateTensor(name: name) }
+        }
+        let expected = parameterShapes
+        for (name, shape) in expected {
+            guard let t = byName[name] else { throw .missingTensor(name: name, expected: shape) }
+            guard t.shape == shape else { throw .shapeMismatch(name: name, expected: shape, found: t.shape) }
+        }
+        let known = Set(expected.map(\.name))
+        if let extra = file.tensors.first(where: { !known.contains($0.name) }) {
+            throw .unexpectedTensor(name: extra.name, shape: extra.tensor.shape)
+        }
+        return byName
     }
 
     /// Reads and validates the configuration entries of a weights file.

@@ -63,7 +63,9 @@ public final class TrainableGenerator: @unchecked Sendable {
         return packed
     }
 
-    /// Loads parameters from a weights file of the same architecture.
+    /// Loads parameters from a weights file of the same architecture, as strictly as
+    /// the library loads one (`GeneratorConfig.parameters(of:)`): a missing, extra or
+    /// misshapen tensor is an error naming it and the shapes expected and found.
     public func load(_ file: WeightsFile) throws(TrainError) {
         let fileConfig: GeneratorConfig
         do { fileConfig = try GeneratorConfig(file: file) } catch { throw .weights("\(error)") }
@@ -71,12 +73,9 @@ public final class TrainableGenerator: @unchecked Sendable {
               fileConfig.upsample == config.upsample else {
             throw .weights("weights are \(fileConfig.summary), the trainer is set up for \(config.summary)")
         }
-        var byName: [String: Tensor] = [:]
-        for (n, t) in file.tensors { byName[n] = t }
-        for (i, name) in params.names.enumerated() {
-            guard let t = byName[name], t.shape == params.shapes[i] else { throw .weights("tensor \(name) missing or misshapen") }
-            params.values[i] = t.data
-        }
+        let tensors: [String: Tensor]
+        do { tensors = try config.parameters(of: file) } catch { throw .weights("\(error)") }
+        for (i, name) in params.names.enumerated() { params.values[i] = tensors[name]!.data }
         parametersChanged()
     }
 
