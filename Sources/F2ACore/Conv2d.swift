@@ -24,48 +24,47 @@ func withBasePointers<R>(_ sources: [Tensor], image: Int, _ body: ([UnsafePointe
 /// column matrix (im2col) and multiplies it with the weight matrix through
 /// BLAS, so the scratch memory stays bounded whatever the image size.
 public struct Conv2d: Sendable {
-    public var weight: Tensor { didSet { pack() } }
-    public var bias: Tensor
+    public let weight: Tensor
+    public let bias: Tensor
     public let stride: Int
     public let padding: Int
     /// Weights in the 3x3 kernel's Winograd layout (F2ACore's `f2a_conv3x3`);
     /// empty when that kernel does not apply (other shapes, or a CPU without
     /// AVX2/FMA: im2col + BLAS then).
-    private(set) var packed: [Float] = []
+    let packed: [Float]
 
     public var inChannels: Int { weight.shape[1] }
     public var outChannels: Int { weight.shape[0] }
     public var kernelSize: Int { weight.shape[2] }
 
-    public init(inChannels: Int, outChannels: Int, kernelSize: Int,
-                stride: Int = 1, padding: Int = 0) {
-        self.weight = Tensor(zeros: [outChannels, inChannels, kernelSize, kernelSize])
-        self.bias = Tensor(zeros: [outChannels])
+    /// The only initialiser, so that no layer can run with weights the kernel has not
+    /// packed: the layer is immutable and packed here once.
+    /// `weight` [out, in, k, k], `bias` [out].
+    public init(weight: Tensor, bias: Tensor, stride: Int = 1, padding: Int) {
+        precondition(weight.rank == 4 && weight.shape[2] == weight.shape[3] && bias.shape == [weight.shape[0]],
+                     "Conv2d: weight \(weight.shape.shapeDescription) and bias \(bias.shape.shapeDescription) "
+                        + "are not [out, in, k, k] and [out]")
+        precondition(stride >= 1 && padding >= 0, "Conv2d: stride \(stride), padding \(padding)")
+        self.weight = weight
+        self.bias = bias
         self.stride = stride
         self.padding = padding
-        // No pack() of the zero weights: it would be thrown away when the real
-        // weights are assigned (didSet), and an unpacked conv is still exact
-        // (it takes the im2col + BLAS path).
+        let count = Self.packedCount(outChannels: weight.shape[0], inChannels: weight.shape[1],
+                                     kernelSize: weight.shape[2], stride: stride, padding: padding)
+        guard count > 0 else { packed = []; return }
+        let (cout, cin) = (Int32(weight.shape[0]), Int32(weight.shape[1]))
+        packed = [Float](unsafeUninitializedCapacity: count) { p, n in
+            weight.data.withUnsafeBufferPointer { f2a_conv3x3_pack($0.baseAddress!, cout, cin, p.baseAddress!) }
+            n = count
+        }
     }
 
-    /// Floats `pack()` allocates for these weights (0: not packed), so that a loader can
+    /// Floats the initialiser packs for these weights (0: not packed), so that a loader can
     /// find out before the allocation whether it can be made.
     public static func packedCount(outChannels: Int, inChannels: Int, kernelSize: Int,
                                    stride: Int = 1, padding: Int) -> Int {
         guard kernelSize == 3, stride == 1, padding == 1, simdKernelsAvailable else { return 0 }
         return f2a_conv3x3_packed_count(Int32(outChannels), Int32(inChannels))
-    }
-
-    private mutating func pack() {
-        let count = Self.packedCount(outChannels: outChannels, inChannels: inChannels, kernelSize: kernelSize,
-                                     stride: stride, padding: padding)
-        guard count > 0 else { packed = []; return }
-        let (cout, cin) = (Int32(outChannels), Int32(inChannels))
-        var blocked = [Float](repeating: 0, count: count)
-        weight.data.withUnsafeBufferPointer { w in
-            blocked.withUnsafeMutableBufferPointer { f2a_conv3x3_pack(w.baseAddress!, cout, cin, $0.baseAddress!) }
-        }
-        packed = blocked
     }
 
     /// y = activation(conv(concat(sources)) + bias): the channel concatenation
@@ -183,7 +182,7 @@ public func im2col(_ src: UnsafePointer<Float>, channels: Range<Int>, height: In
                         if stride == 1 {
                             // Contiguous run: zeros, a copy, zeros.
                             let shift = kx - padding
-                            let lo = min(max(0, -shift), outWidth), hi = max(min(outWidth, width - shift), lo)
+                            let (lo, hi) = stridedRun(shift: shift, outWidth: outWidth, width: width)
                             if lo > 0 { out.update(repeating: 0, count: lo) }
                             if hi > lo { (out + lo).update(from: line + lo + shift, count: hi - lo) }
                             if hi < outWidth { (out + hi).update(repeating: 0, count: outWidth - hi) }
@@ -200,6 +199,50 @@ public func im2col(_ src: UnsafePointer<Float>, channels: Range<Int>, height: In
             }
         }
     }
+}
+
+/// The adjoint of `im2col` (a convolution's input gradient): adds every value of the
+/// column matrix back to the input position it was read from, dst += col2im(col),
+/// for the channels in `channels`; same layout and arguments as `im2col`.
+package func col2im(_ col: UnsafePointer<Float>, ld: Int, channels: Range<Int>, height: Int, width: Int,
+                    kernel: Int, stride: Int, padding: Int, outRows: Range<Int>, outWidth: Int,
+                    addingInto dst: UnsafeMutablePointer<Float>) {
+    var row = col + channels.lowerBound * kernel * kernel * ld
+    for c in channels {
+        let plane = dst + c * height * width
+        for ky in 0..<kernel {
+            for kx in 0..<kernel {
+                var src = row
+                for oy in outRows {
+                    let iy = oy * stride - padding + ky
+                    if iy >= 0 && iy < height {
+                        let line = plane + iy * width
+                        if stride == 1 {
+                            let shift = kx - padding
+                            let (lo, hi) = stridedRun(shift: shift, outWidth: outWidth, width: width)
+                            var ox = lo
+                            while ox < hi { line[ox + shift] += src[ox]; ox += 1 }
+                        } else {
+                            for ox in 0..<outWidth {
+                                let ix = ox * stride - padding + kx
+                                if ix >= 0 && ix < width { line[ix] += src[ox] }
+                            }
+                        }
+                    }
+                    src += outWidth
+                }
+                row += ld
+            }
+        }
+    }
+}
+
+/// The output columns [lo, hi) of a stride-1 row whose input column ox + shift lies
+/// inside a row of `width`: outside it the receptive field is in the padding.
+@inline(__always)
+func stridedRun(shift: Int, outWidth: Int, width: Int) -> (lo: Int, hi: Int) {
+    let lo = min(max(0, -shift), outWidth)
+    return (lo, max(min(outWidth, width - shift), lo))
 }
 
 /// y[n, c, ...] = activation(y[n, c, ...] + bias[c]) in one pass.

@@ -7,37 +7,38 @@ import CKernels
 /// output windows do not overlap, the layer is one GEMM
 /// [out*4, in] x [in, H*W] followed by a scatter into the 2x grid: with
 /// AVX2/FMA CKernels' `f2a_convT2x2` (GEMM, scatter, bias and ReLU fused per
-/// block of pixels, on the thread pool), otherwise BLAS and Swift loops.
+/// block of pixels, on the thread pool), otherwise `convTranspose2x2BLAS`.
 public struct ConvTranspose2d: Sendable {
-    public var weight: Tensor { didSet { pack() } }
-    public var bias: Tensor
-    /// Weights in `f2a_convT2x2`'s layout; empty without AVX2/FMA (or before
-    /// the weights are set).
-    private(set) var packed: [Float] = []
-
-    /// Floats `pack()` allocates for a weight of this shape (0: not packed), so that a
-    /// loader can find out before the allocation whether it can be made.
-    public static func packedCount(weightShape shape: [Int]) -> Int {
-        guard simdKernelsAvailable, shape.count == 4, shape[2] == 2, shape[3] == 2 else { return 0 }
-        return f2a_convT2x2_packed_count(Int32(shape[0]), Int32(shape[1]))
-    }
-
-    private mutating func pack() {
-        let count = Self.packedCount(weightShape: weight.shape)
-        guard count > 0 else { packed = []; return }
-        let (cin, cout) = (Int32(inChannels), Int32(outChannels))
-        packed = [Float](unsafeUninitializedCapacity: count) { p, n in
-            weight.data.withUnsafeBufferPointer { f2a_convT2x2_pack($0.baseAddress!, cin, cout, p.baseAddress!) }
-            n = p.count
-        }
-    }
+    public let weight: Tensor
+    public let bias: Tensor
+    /// Weights in `f2a_convT2x2`'s layout; empty without AVX2/FMA.
+    let packed: [Float]
 
     public var inChannels: Int { weight.shape[0] }
     public var outChannels: Int { weight.shape[1] }
 
-    public init(inChannels: Int, outChannels: Int) {
-        weight = Tensor(zeros: [inChannels, outChannels, 2, 2])
-        bias = Tensor(zeros: [outChannels])
+    /// The only initialiser: the layer is immutable and packed here once.
+    /// `weight` [in, out, 2, 2], `bias` [out].
+    public init(weight: Tensor, bias: Tensor) {
+        precondition(weight.rank == 4 && weight.shape[2] == 2 && weight.shape[3] == 2 && bias.shape == [weight.shape[1]],
+                     "ConvTranspose2d: weight \(weight.shape.shapeDescription) and bias \(bias.shape.shapeDescription) "
+                        + "are not [in, out, 2, 2] and [out]")
+        self.weight = weight
+        self.bias = bias
+        let count = Self.packedCount(weightShape: weight.shape)
+        guard count > 0 else { packed = []; return }
+        let (cin, cout) = (Int32(weight.shape[0]), Int32(weight.shape[1]))
+        packed = [Float](unsafeUninitializedCapacity: count) { p, n in
+            weight.data.withUnsafeBufferPointer { f2a_convT2x2_pack($0.baseAddress!, cin, cout, p.baseAddress!) }
+            n = count
+        }
+    }
+
+    /// Floats the initialiser packs for a weight of this shape (0: not packed), so that a
+    /// loader can find out before the allocation whether it can be made.
+    public static func packedCount(weightShape shape: [Int]) -> Int {
+        guard simdKernelsAvailable, shape.count == 4, shape[2] == 2, shape[3] == 2 else { return 0 }
+        return f2a_convT2x2_packed_count(Int32(shape[0]), Int32(shape[1]))
     }
 
     /// x: [N, in, H, W] → [N, out, 2H, 2W].
@@ -57,36 +58,82 @@ public struct ConvTranspose2d: Sendable {
                 }
             }
         }
-        var y = Tensor(zeros: [x.n, oc, 2 * h, 2 * w])
-        var tmp = [Float](repeating: 0, count: oc * 4 * hw)
-        x.data.withUnsafeBufferPointer { xp in
-            weight.data.withUnsafeBufferPointer { wp in
-                y.data.withUnsafeMutableBufferPointer { yp in
-                    tmp.withUnsafeMutableBufferPointer { tp in
-                        for b in 0..<x.n {
-                            sgemm(transA: true, m: oc * 4, n: hw, k: inChannels,
-                                  a: wp.baseAddress!, lda: oc * 4,
-                                  b: xp.baseAddress! + b * inChannels * hw, ldb: hw,
-                                  c: tp.baseAddress!, ldc: hw)
-                            let out = yp.baseAddress! + b * oc * 4 * hw
-                            for o in 0..<oc {
-                                let plane = out + o * 4 * hw
-                                for d in 0..<4 {
-                                    let dy = d >> 1, dx = d & 1
-                                    let t = tp.baseAddress! + (o * 4 + d) * hw
-                                    for iy in 0..<h {
-                                        let row = plane + (2 * iy + dy) * 2 * w + dx
-                                        let trow = t + iy * w
-                                        for ix in 0..<w { row[2 * ix] = trow[ix] }
-                                    }
-                                }
-                            }
-                        }
+        var y = Tensor(shape: [x.n, oc, 2 * h, 2 * w]) { yp in
+            x.data.withUnsafeBufferPointer { xp in
+                weight.data.withUnsafeBufferPointer { wp in
+                    bias.data.withUnsafeBufferPointer { bp in
+                        convTranspose2x2BLAS(xp.baseAddress!, batch: x.n, inChannels: inChannels, height: h, width: w,
+                                             weight: wp.baseAddress!, bias: bp.baseAddress!, outChannels: oc,
+                                             into: yp.baseAddress!)
                     }
                 }
             }
         }
-        addBias(&y, bias, activation: activation)
+        activation.apply(&y)
         return y
+    }
+}
+
+/// y = convT2x2(x) + bias, stride 2, by BLAS: per image one GEMM
+/// [out·4, H·W] = weightᵀ · x, then `convTranspose2x2Scatter`. The layer's path
+/// without AVX2/FMA and the trainer's forward pass (so the two agree exactly).
+/// x: [batch, in, H, W], weight [in, out, 2, 2], y: [batch, out, 2H, 2W], fully written.
+package func convTranspose2x2BLAS(_ x: UnsafePointer<Float>, batch: Int, inChannels cin: Int, height h: Int, width w: Int,
+                                  weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, outChannels oc: Int,
+                                  into y: UnsafeMutablePointer<Float>) {
+    let hw = h * w
+    var tmp = [Float](repeating: 0, count: oc * 4 * hw)
+    tmp.withUnsafeMutableBufferPointer { tp in
+        for b in 0..<batch {
+            sgemm(transA: true, m: oc * 4, n: hw, k: cin, a: weight, lda: oc * 4,
+                  b: x + b * cin * hw, ldb: hw, c: tp.baseAddress!, ldc: hw)
+            convTranspose2x2Scatter(tp.baseAddress!, channels: oc, height: h, width: w, bias: bias,
+                                    into: y + b * oc * 4 * hw)
+        }
+    }
+}
+
+/// The 2x2 stride-2 layout, forwards: plane (o·4 + 2·dy + dx) of `t` ([out·4, H, W],
+/// a GEMM's output) is the (dy, dx) phase of output channel o, so
+/// y[o, 2iy + dy, 2ix + dx] = t[o·4 + 2dy + dx, iy, ix] + bias[o]. y: [out, 2H, 2W].
+@inline(__always)
+package func convTranspose2x2Scatter(_ t: UnsafePointer<Float>, channels oc: Int, height h: Int, width w: Int,
+                                     bias: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+    let hw = h * w
+    for o in 0..<oc {
+        let plane = y + o * 4 * hw
+        let bv = bias[o]
+        for d in 0..<4 {
+            let dy = d >> 1, dx = d & 1
+            let phase = t + (o * 4 + d) * hw
+            for iy in 0..<h {
+                let row = plane + (2 * iy + dy) * 2 * w + dx
+                let trow = phase + iy * w
+                for ix in 0..<w { row[2 * ix] = trow[ix] + bv }
+            }
+        }
+    }
+}
+
+/// The adjoint of `convTranspose2x2Scatter` (the backward pass): t[o·4 + 2dy + dx, iy, ix]
+/// = dy[o, 2iy + dy, 2ix + dx], and sums[o] += the sum of channel o of dy (the bias
+/// gradient), accumulated in the order the phases are read.
+@inline(__always)
+package func convTranspose2x2Gather(_ dy: UnsafePointer<Float>, channels oc: Int, height h: Int, width w: Int,
+                                    into t: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>) {
+    let hw = h * w
+    for o in 0..<oc {
+        let plane = dy + o * 4 * hw
+        var s: Float = 0
+        for d in 0..<4 {
+            let ddy = d >> 1, ddx = d & 1
+            let phase = t + (o * 4 + d) * hw
+            for iy in 0..<h {
+                let row = plane + (2 * iy + ddy) * 2 * w + ddx
+                let trow = phase + iy * w
+                for ix in 0..<w { let v = row[2 * ix]; trow[ix] = v; s += v }
+            }
+        }
+        sums[o] += s
     }
 }

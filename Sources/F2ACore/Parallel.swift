@@ -1,36 +1,37 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CKernels
 
-/// Runs body(i) for i in 0..<count, split into contiguous chunks over up to
-/// `threads` threads (the caller's thread takes the first chunk). Plain
-/// pthreads: the library links no Dispatch or Foundation.
-public func parallelFor(_ count: Int, threads: Int = Conv2d.threadCount, _ body: @escaping @Sendable (Range<Int>) -> Void) {
-    let n = max(1, min(threads, count, 16))
-    if n == 1 { if count > 0 { body(0..<count) }; return }
-    final class Job: @unchecked Sendable {
-        let range: Range<Int>
-        let body: @Sendable (Range<Int>) -> Void
-        init(_ range: Range<Int>, _ body: @escaping @Sendable (Range<Int>) -> Void) { self.range = range; self.body = body }
-    }
-    let chunks = (0..<n).map { t in (count * t / n)..<(count * (t + 1) / n) }
-    var tids: [pthread_t?] = []
-    for chunk in chunks.dropFirst() {
-        let job = Unmanaged.passRetained(Job(chunk, body)).toOpaque()
-        var tid = pthread_t()
-        let started = pthread_create(&tid, nil, { raw in
-            let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
-            job.body(job.range)
-            return nil
-        }, job) == 0
-        if started {
-            tids.append(tid)
-        } else {
-            // No thread to be had: do that share here rather than fail.
-            Unmanaged<Job>.fromOpaque(job).release()
-            body(chunk)
+/// Runs body(range) over 0..<count split into `min(threads, count, 16)`
+/// contiguous chunks, on the persistent thread pool of the C kernels
+/// (`f2a_parallel`), the caller's thread included; returns when every chunk
+/// has run.
+///
+/// One pool for the whole library: starting threads per call cost tens of
+/// microseconds each, and two pools would each size themselves to every core.
+/// The pool serves one caller at a time; a call made meanwhile - from another
+/// thread (the libvips operation runs the library on several) or from inside
+/// a body (nested) - runs its chunks on its own thread, so `body` may itself
+/// call `parallelFor` or the kernels.
+public func parallelFor(_ count: Int, threads: Int = Conv2d.threadCount, _ body: @Sendable (Range<Int>) -> Void) {
+    let chunks = max(1, min(threads, count, 16))
+    if chunks == 1 { if count > 0 { body(0..<count) }; return }
+    withoutActuallyEscaping(body) { body in
+        var job = ChunkedJob(count: count, chunks: chunks, body: body)
+        withUnsafeMutablePointer(to: &job) { job in
+            f2a_parallel({ context, item, _ in
+                let job = context!.assumingMemoryBound(to: ChunkedJob.self)
+                job.pointee.run(Int(item))
+            }, job, Int32(chunks), Int32(chunks))
         }
     }
-    body(chunks[0])
-    for case let tid? in tids { pthread_join(tid, nil) }
+}
+
+/// What a pool item needs to find its chunk; lives on the caller's stack for the call.
+private struct ChunkedJob {
+    let count: Int
+    let chunks: Int
+    let body: @Sendable (Range<Int>) -> Void
+
+    func run(_ chunk: Int) {
+        body((count * chunk / chunks)..<(count * (chunk + 1) / chunks))
+    }
 }

@@ -61,11 +61,6 @@ public struct Tensor: Equatable, Sendable {
     public var c: Int { shape[1] }
     public var h: Int { shape[2] }
     public var w: Int { shape[3] }
-
-    /// Same values, new shape with the same element count.
-    public func reshaped(_ newShape: [Int]) -> Tensor {
-        Tensor(shape: newShape, data: data)
-    }
 }
 
 extension Array where Element == Int {

@@ -10,48 +10,40 @@ public struct Cancelled: Error, Sendable {
 /// construction and therefore safe to share between threads.
 public struct Generator: Sendable {
     public let config: GeneratorConfig
-    /// encoder[b-1][j-1] is `enc{b}.conv{j}`.
-    let encoder: [[Conv2d]]
-    /// Indexed by level b (1 ..< levels); index 0 unused.
-    let up: [Upsampler]
-    let decoder: [[Conv2d]]
-    let final: Conv2d
+    /// `config.layers` with their loaded operators, in evaluation order: what
+    /// `forward` walks.
+    let layers: [(layer: GeneratorConfig.Layer, op: Operator)]
 
-    enum Upsampler: Sendable {
+    /// How a layer of `GeneratorConfig.Layer.Kind` runs on the engine.
+    enum Operator: Sendable {
+        case conv3x3(Conv2d)
+        /// `.upsample` with `GeneratorConfig.Upsample.transpose`.
         case transpose(ConvTranspose2d)
+        /// `.upsample` with `.unpool`: the 1x1 conv, then max-unpooling.
         case unpool(Conv2d)
+        case output(Conv2d)
     }
 
     /// Builds the generator from a weights file, strictly: every tensor the
     /// configuration needs must be present with its exact shape, and no other.
     public init(file: WeightsFile) throws(WeightsError) {
         let config = try GeneratorConfig(file: file)
-        var byName: [String: Tensor] = [:]
-        for (name, tensor) in file.tensors {
-            guard byName.updateValue(tensor, forKey: name) == nil else { throw .duplicateTensor(name: name) }
-        }
-        for (name, shape) in config.parameterShapes {
-            guard let t = byName[name] else { throw .missingTensor(name: name, expected: shape) }
-            guard t.shape == shape else { throw .shapeMismatch(name: name, expected: shape, found: t.shape) }
-        }
-        let known = Set(config.parameterShapes.map(\.name))
-        if let extra = file.tensors.first(where: { !known.contains($0.name) }) {
-            throw .unexpectedTensor(name: extra.name, shape: extra.tensor.shape)
-        }
-        // The kernels' packed weights (Winograd: up to 4x a 3x3 weight) and each layer's
-        // placeholder weight are Swift arrays, whose failed allocation would abort the host:
-        // their total is first taken from malloc, which can fail, and given back.
-        var floats = 0, largest = 0
-        for (name, shape) in config.parameterShapes where name.hasSuffix(".weight") {
-            let transpose = config.upsample == .transpose && name.hasSuffix(".up.weight")
-            floats += transpose ? ConvTranspose2d.packedCount(weightShape: shape)
+        let byName = try config.parameters(of: file)
+        // The kernels' packed weights (Winograd: up to 4x a 3x3 weight) are Swift arrays,
+        // whose failed allocation would abort the host: their total is first taken from
+        // malloc, which can fail, and given back.
+        let layers = config.layers
+        var floats = 0
+        for layer in layers {
+            let shape = config.weightShape(layer)
+            floats += layer.kind == .upsample && config.upsample == .transpose
+                ? ConvTranspose2d.packedCount(weightShape: shape)
                 : Conv2d.packedCount(outChannels: shape[0], inChannels: shape[1], kernelSize: shape[2],
-                                     padding: shape[2] == 3 ? 1 : 0)
-            largest = max(largest, shape.reduce(1, *))
+                                     padding: config.padding(layer))
         }
-        let bytes = (floats + largest) * MemoryLayout<Float>.size + WeightsFile.loadSlack
+        let bytes = floats * MemoryLayout<Float>.size + WeightsFile.loadSlack
         guard FallibleBuffer(count: bytes) != nil else {
-            throw .outOfMemory(what: "the packed weights of the \(config.parameterShapes.count / 2) layers", bytes: bytes)
+            throw .outOfMemory(what: "the packed weights of the \(layers.count) layers", bytes: bytes)
         }
         self.init(config: config) { name in byName[name]! }
     }
@@ -59,39 +51,26 @@ public struct Generator: Sendable {
     /// Builds the generator from a parameter source keyed by the canonical
     /// names of `config.parameterShapes` (shapes must already match).
     public init(config: GeneratorConfig, parameter: (String) -> Tensor) {
-        func conv(_ name: String, padding: Int) -> Conv2d {
-            let w = parameter("\(name).weight")
-            var c = Conv2d(inChannels: w.shape[1], outChannels: w.shape[0], kernelSize: w.shape[2], padding: padding)
-            c.weight = w
-            c.bias = parameter("\(name).bias")
-            return c
-        }
         self.config = config
-        encoder = (1...config.levels).map { b in (1...config.convCount(b)).map { conv("enc\(b).conv\($0)", padding: 1) } }
-        var up: [Upsampler] = [.unpool(Conv2d(inChannels: 0, outChannels: 0, kernelSize: 1))]
-        var decoder: [[Conv2d]] = [[]]
-        for b in 1..<config.levels {
-            switch config.upsample {
-            case .transpose:
-                let w = parameter("dec\(b).up.weight")
-                var t = ConvTranspose2d(inChannels: w.shape[0], outChannels: w.shape[1])
-                t.weight = w
-                t.bias = parameter("dec\(b).up.bias")
-                up.append(.transpose(t))
-            case .unpool:
-                up.append(.unpool(conv("dec\(b).up", padding: 0)))
+        layers = config.layers.map { layer in
+            let weight = parameter("\(layer.name).weight"), bias = parameter("\(layer.name).bias")
+            let padding = config.padding(layer)
+            switch layer.kind {
+            case .conv3x3:
+                return (layer, .conv3x3(Conv2d(weight: weight, bias: bias, padding: padding)))
+            case .upsample:
+                switch config.upsample {
+                case .transpose: return (layer, .transpose(ConvTranspose2d(weight: weight, bias: bias)))
+                case .unpool: return (layer, .unpool(Conv2d(weight: weight, bias: bias, padding: padding)))
+                }
+            case .output:
+                return (layer, .output(Conv2d(weight: weight, bias: bias, padding: padding)))
             }
-            decoder.append((1...config.convCount(b)).map { conv("dec\(b).conv\($0)", padding: 1) })
         }
-        self.up = up
-        self.decoder = decoder
-        final = conv("final", padding: 0)
     }
 
     /// Number of layer evaluations of one forward pass (for progress reporting).
-    var layerCount: Int {
-        encoder.joined().count + (config.levels - 1) + decoder.joined().count + 1
-    }
+    var layerCount: Int { layers.count }
 
     /// `new`, after handing the storage of `old` (no longer needed) to the
     /// next layer's output.
@@ -119,10 +98,13 @@ public struct Generator: Sendable {
 
         // The network sees inputs centred on zero, in [-1, 1].
         var x = affine(flash, scale: 2, shift: -1)
+        // Encoder outputs kept for the decoder (skips) and, for unpooling, where each
+        // pooling window's maximum was; both are consumed deepest first.
         var skips: [Tensor] = []
         var poolIndices: [[Int32]] = []
-        for b in 1...config.levels {
-            if b > 1 {
+        var skip: Tensor? = nil
+        for (layer, op) in layers {
+            if layer.input == .pooled {
                 skips.append(x)
                 if config.upsample == .unpool {
                     let (pooled, indices) = maxPool2d(x)
@@ -132,37 +114,40 @@ public struct Generator: Sendable {
                     x = maxPool2dValues(x)
                 }
             }
-            for conv in encoder[b - 1] { x = replacing(&x, with: conv(x, activation: .relu)); try step() }
-        }
-        for b in stride(from: config.levels - 1, through: 1, by: -1) {
-            var skip = skips.removeLast()
-            switch up[b] {
+            switch op {
+            case .conv3x3(let conv):
+                if layer.input == .withSkip, var s = skip {
+                    skip = nil
+                    // [upsampled, skip] without a concatenated copy.
+                    x = replacing(&x, with: conv(concatenating: [x, s], activation: .relu))
+                    Tensor.recycle(&s)
+                } else {
+                    x = replacing(&x, with: conv(x, activation: .relu))
+                }
             case .transpose(let t):
+                skip = skips.removeLast()
                 x = replacing(&x, with: t(x, activation: .relu))
             case .unpool(let c):
-                x = maxUnpool2d(c(x, activation: .relu), indices: poolIndices[b - 1], height: skip.h, width: skip.w)
+                let s = skips.removeLast()
+                x = maxUnpool2d(c(x, activation: .relu), indices: poolIndices.removeLast(), height: s.h, width: s.w)
+                skip = s
+            case .output(let final):
+                let outputActivation: Activation = config.activation == .sigmoid ? .sigmoid : .tanh
+                if config.activation == .sigmoid,
+                   let y = final.head(x, activation: .sigmoid, ratioLogFlash: config.formulation == .ratioLog ? flash : nil) {
+                    x = replacing(&x, with: y)
+                } else {
+                    x = final(x, activation: outputActivation)
+                    if config.activation == .tanh {
+                        x.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = (p[i] + 1) / 2 } }
+                    }
+                    if config.formulation == .ratioLog {
+                        RatioLog.decode(ratio: &x, flash: flash)
+                    }
+                }
             }
             try step()
-            // The first decoder conv reads [upsampled, skip] without a concatenated copy.
-            x = replacing(&x, with: decoder[b][0](concatenating: [x, skip], activation: .relu))
-            Tensor.recycle(&skip)
-            try step()
-            for conv in decoder[b].dropFirst() { x = replacing(&x, with: conv(x, activation: .relu)); try step() }
         }
-        let outputActivation: Activation = config.activation == .sigmoid ? .sigmoid : .tanh
-        if config.activation == .sigmoid,
-           let y = final.head(x, activation: .sigmoid, ratioLogFlash: config.formulation == .ratioLog ? flash : nil) {
-            x = replacing(&x, with: y)
-        } else {
-            x = final(x, activation: outputActivation)
-            if config.activation == .tanh {
-                x.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = (p[i] + 1) / 2 } }
-            }
-            if config.formulation == .ratioLog {
-                RatioLog.decode(ratio: &x, flash: flash)
-            }
-        }
-        try step()
         return x
     }
 }

@@ -1,3 +1,5 @@
+import F2ACore
+
 /// Architecture of the generator: a U-Net whose encoder is VGG-16's
 /// convolutional part (Chávez et al., VISAPP 2020; Isola et al. pix2pix).
 ///
@@ -94,9 +96,21 @@ public struct GeneratorConfig: Equatable, Sendable {
             /// 1x1 convolution to the 3 output channels, then the output activation.
             case output
         }
+        /// What the layer reads: the U-Net's wiring.
+        public enum Input: Equatable, Sendable {
+            /// The previous layer's output (the network's input for the first layer).
+            case previous
+            /// The previous layer's output max-pooled 2x2: the first conv of encoder block
+            /// `level` > 1. The output before pooling is the skip of level `level` − 1.
+            case pooled
+            /// The previous layer's output (the upsampling's) followed by the channels of
+            /// the skip of level `level`: the first conv of a decoder level.
+            case withSkip
+        }
         /// Parameter prefix: the weights are "\(name).weight" and "\(name).bias".
         public let name: String
         public let kind: Kind
+        public let input: Input
         public let inChannels: Int
         public let outChannels: Int
         /// Resolution level of the layer's output: 1 is full size, b is 1/2^(b−1).
@@ -106,28 +120,34 @@ public struct GeneratorConfig: Equatable, Sendable {
     }
 
     /// Every layer in evaluation order. The single description of the network that
-    /// the parameter list, the FLOP count and the memory estimate walk.
+    /// the parameter list, the FLOP count, the memory estimate, the inference engine
+    /// (Generator) and the trainer walk.
     public var layers: [Layer] {
         var out: [Layer] = []
         var cin = 3
         for b in 1...levels {
             for j in 1...convCount(b) {
-                out.append(Layer(name: "enc\(b).conv\(j)", kind: .conv3x3, inChannels: cin, outChannels: encoderChannels(b), level: b))
+                out.append(Layer(name: "enc\(b).conv\(j)", kind: .conv3x3, input: b > 1 && j == 1 ? .pooled : .previous,
+                                 inChannels: cin, outChannels: encoderChannels(b), level: b))
                 cin = encoderChannels(b)
             }
         }
         for b in stride(from: levels - 1, through: 1, by: -1) {
-            out.append(Layer(name: "dec\(b).up", kind: .upsample, inChannels: cin, outChannels: decoderChannels(b), level: b))
-            // The first conv of the level reads [upsampled, skip of encoder block b].
+            out.append(Layer(name: "dec\(b).up", kind: .upsample, input: .previous,
+                             inChannels: cin, outChannels: decoderChannels(b), level: b))
             cin = decoderChannels(b) + encoderChannels(b)
             for j in 1...convCount(b) {
-                out.append(Layer(name: "dec\(b).conv\(j)", kind: .conv3x3, inChannels: cin, outChannels: decoderChannels(b), level: b))
+                out.append(Layer(name: "dec\(b).conv\(j)", kind: .conv3x3, input: j == 1 ? .withSkip : .previous,
+                                 inChannels: cin, outChannels: decoderChannels(b), level: b))
                 cin = decoderChannels(b)
             }
         }
-        out.append(Layer(name: "final", kind: .output, inChannels: cin, outChannels: 3, level: 1))
+        out.append(Layer(name: "final", kind: .output, input: .previous, inChannels: cin, outChannels: 3, level: 1))
         return out
     }
+
+    /// Zero padding of a layer's convolution: "same" for the 3x3 convs, none for the 1x1.
+    public func padding(_ layer: Layer) -> Int { layer.kind == .conv3x3 ? 1 : 0 }
 
     /// Shape of a layer's weight tensor.
     public func weightShape(_ layer: Layer) -> [Int] {
@@ -176,6 +196,27 @@ public struct GeneratorConfig: Equatable, Sendable {
          ("activation", .string(activation.rawValue)),
          ("formulation", .string(formulation.rawValue)),
          ("description", .string(description))]
+    }
+
+    /// The tensors of `file` by name, held strictly to this configuration: every
+    /// parameter of `parameterShapes` present once with its exact shape, and nothing
+    /// else. The one check of a file's tensors, for the library and the trainer alike;
+    /// the error names the tensor and the shapes expected and found.
+    public func parameters(of file: WeightsFile) throws(WeightsError) -> [String: Tensor] {
+        var byName: [String: Tensor] = [:]
+        for (name, tensor) in file.tensors {
+            guard byName.updateValue(tensor, forKey: name) == nil else { throw .duplicateTensor(name: name) }
+        }
+        let expected = parameterShapes
+        for (name, shape) in expected {
+            guard let t = byName[name] else { throw .missingTensor(name: name, expected: shape) }
+            guard t.shape == shape else { throw .shapeMismatch(name: name, expected: shape, found: t.shape) }
+        }
+        let known = Set(expected.map(\.name))
+        if let extra = file.tensors.first(where: { !known.contains($0.name) }) {
+            throw .unexpectedTensor(name: extra.name, shape: extra.tensor.shape)
+        }
+        return byName
     }
 
     /// Reads and validates the configuration entries of a weights file.

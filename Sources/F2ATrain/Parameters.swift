@@ -42,13 +42,6 @@ public final class ParameterSet: @unchecked Sendable {
     func withGrad<R>(_ i: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
         grads[i].withUnsafeMutableBufferPointer { body($0.baseAddress!) }
     }
-
-    /// Σ grad² over all parameters (for logging).
-    public var gradNorm: Double {
-        var s = 0.0
-        for g in grads { for v in g { s += Double(v) * Double(v) } }
-        return s.squareRoot()
-    }
 }
 
 public enum InitScheme: String, Codable, Sendable, CaseIterable {

@@ -15,16 +15,24 @@ public final class TrainableGenerator: @unchecked Sendable {
     /// pass runs on the inference engine's kernels and keeps nothing for the backward
     /// pass, which stops above them: a frozen pretrained encoder costs one inference.
     public let frozenEncoderBlocks: Int
+    /// `config.layers`, what the forward and backward passes walk, and the indices in
+    /// `params` of each layer's weight and bias.
+    let layers: [GeneratorConfig.Layer]
+    let layerParameters: [(weight: Int, bias: Int)]
     let ws = Workspace()
-    /// The frozen blocks packed for the inference kernels; nil until the next forward
-    /// pass after the parameters were set (`parametersChanged()`).
-    private var frozenConvs: [[Conv2d]]?
+    /// The frozen layers packed for the inference kernels, by layer index (nil: not
+    /// frozen); nil until the next forward pass after the parameters were set
+    /// (`parametersChanged()`).
+    private var frozenConvs: [Conv2d?]?
 
     public init(config: GeneratorConfig, frozenEncoderBlocks: Int = 0) {
         precondition((0...config.levels).contains(frozenEncoderBlocks), "frozen blocks \(frozenEncoderBlocks) of \(config.levels)")
         self.config = config
         self.frozenEncoderBlocks = frozenEncoderBlocks
-        params = ParameterSet(shapes: config.parameterShapes)
+        let params = ParameterSet(shapes: config.parameterShapes), layers = config.layers
+        self.params = params
+        self.layers = layers
+        layerParameters = layers.map { (params.id($0.name + ".weight"), params.id($0.name + ".bias")) }
     }
 
     public func initialise(_ scheme: InitScheme, seed: UInt64) {
@@ -38,22 +46,26 @@ public final class TrainableGenerator: @unchecked Sendable {
     /// (loading, restoring a checkpoint): the frozen blocks are packed again.
     public func parametersChanged() { frozenConvs = nil }
 
-    private func packedFrozenBlocks() -> [[Conv2d]] {
+    /// A layer whose parameters never change: part of a frozen encoder block.
+    private func isFrozen(_ layer: GeneratorConfig.Layer) -> Bool {
+        layer.isEncoder && layer.level <= frozenEncoderBlocks
+    }
+
+    private func packedFrozenLayers() -> [Conv2d?] {
         if let frozenConvs { return frozenConvs }
-        let packed = (0..<frozenEncoderBlocks).map { i in
-            (1...config.convCount(i + 1)).map { j -> Conv2d in
-                let w = params.tensor("enc\(i + 1).conv\(j).weight")
-                var c = Conv2d(inChannels: w.shape[1], outChannels: w.shape[0], kernelSize: 3, padding: 1)
-                c.weight = w
-                c.bias = params.tensor("enc\(i + 1).conv\(j).bias")
-                return c
-            }
+        let packed = layers.indices.map { i -> Conv2d? in
+            guard isFrozen(layers[i]) else { return nil }
+            let (w, b) = layerParameters[i]
+            return Conv2d(weight: params.tensor(params.names[w]), bias: params.tensor(params.names[b]),
+                          padding: config.padding(layers[i]))
         }
         frozenConvs = packed
         return packed
     }
 
-    /// Loads parameters from a weights file of the same architecture.
+    /// Loads parameters from a weights file of the same architecture, as strictly as
+    /// the library loads one (`GeneratorConfig.parameters(of:)`): a missing, extra or
+    /// misshapen tensor is an error naming it and the shapes expected and found.
     public func load(_ file: WeightsFile) throws(TrainError) {
         let fileConfig: GeneratorConfig
         do { fileConfig = try GeneratorConfig(file: file) } catch { throw .weights("\(error)") }
@@ -61,12 +73,9 @@ public final class TrainableGenerator: @unchecked Sendable {
               fileConfig.upsample == config.upsample else {
             throw .weights("weights are \(fileConfig.summary), the trainer is set up for \(config.summary)")
         }
-        var byName: [String: Tensor] = [:]
-        for (n, t) in file.tensors { byName[n] = t }
-        for (i, name) in params.names.enumerated() {
-            guard let t = byName[name], t.shape == params.shapes[i] else { throw .weights("tensor \(name) missing or misshapen") }
-            params.values[i] = t.data
-        }
+        let tensors: [String: Tensor]
+        do { tensors = try config.parameters(of: file) } catch { throw .weights("\(error)") }
+        for (i, name) in params.names.enumerated() { params.values[i] = tensors[name]!.data }
         parametersChanged()
     }
 
@@ -86,17 +95,20 @@ public final class TrainableGenerator: @unchecked Sendable {
 
     // MARK: Forward
 
-    struct ConvRecord { var input: Tensor; var output: Tensor }
+    /// A layer's input and output as the backward pass needs them: for a conv the
+    /// input it read (with the skip concatenated) and its activation's output; for an
+    /// upsampling the ReLU output before any unpooling; for the output layer the raw
+    /// output.
+    struct LayerRecord { var input: Tensor; var output: Tensor }
 
     public struct Cache {
         var flash: Tensor
-        var enc: [[ConvRecord]] = []
+        /// By index into `config.layers`; nil for frozen layers.
+        var records: [LayerRecord?]
+        /// Indices of the pooling into level b at b − 2 (empty where nothing needs them).
         var poolIndices: [[Int32]] = []
+        /// The skip of level b (the encoder's output there, before pooling) at b − 1.
         var skips: [Tensor] = []
-        var upInput: [Tensor] = []          // indexed by level b
-        var upOutput: [Tensor] = []         // ReLU output of convT / 1x1 conv
-        var dec: [[ConvRecord]] = []
-        var finalInput: Tensor
         /// Output of the final activation mapped to [0, 1] (sigmoid, or (tanh+1)/2).
         public var raw: Tensor
         /// tanh output (tanh activation only).
@@ -105,16 +117,11 @@ public final class TrainableGenerator: @unchecked Sendable {
         public var output: Tensor
     }
 
-    /// relu(conv3x3(x) + bias) on the inference engine's kernels.
-    private func conv3x3ReLU(_ x: Tensor, _ name: String) -> Tensor {
-        let w = params.id(name + ".weight"), b = params.id(name + ".bias")
-        return EngineConvolution.forward(x, weight: params.values[w], bias: params.values[b], shape: params.shapes[w], relu: true)
-    }
-
-    private func conv(_ x: Tensor, _ name: String, padding: Int) -> Tensor {
-        let w = params.id(name + ".weight"), b = params.id(name + ".bias")
+    /// conv(x) + bias on im2col + sgemm (the 1x1 convolutions).
+    private func conv(_ x: Tensor, layer i: Int) -> Tensor {
+        let (w, b) = layerParameters[i]
         let s = params.shapes[w]
-        let g = ConvGeometry(s[1], s[0], kernel: s[2], stride: 1, padding: padding)
+        let g = ConvGeometry(s[1], s[0], kernel: s[2], stride: 1, padding: config.padding(layers[i]))
         return conv2dForward(x, weight: params.values[w], bias: params.values[b], g, workspace: ws)
     }
 
@@ -122,16 +129,19 @@ public final class TrainableGenerator: @unchecked Sendable {
     public func forward(_ flash: Tensor) -> Cache {
         precondition(flash.rank == 4 && flash.c == 3 && flash.h % config.sizeMultiple == 0 && flash.w % config.sizeMultiple == 0,
                      "generator input \(flash.shape.shapeDescription) (needs multiples of \(config.sizeMultiple))")
-        let L = config.levels, frozen = frozenEncoderBlocks
+        let frozen = frozenEncoderBlocks
         var x = flash
         Pointwise.affine(&x, 2, -1)
-        var enc: [[ConvRecord]] = [], skips: [Tensor] = [], pools: [[Int32]] = []
-        let frozenConvs = packedFrozenBlocks()
-        for b in 1...L {
-            if b > 1 {
+        var records = [LayerRecord?](repeating: nil, count: layers.count)
+        var skips: [Tensor] = [], pools: [[Int32]] = []
+        var raw = Tensor(zeros: [0]), tanhOut: Tensor? = nil
+        let frozenConvs = packedFrozenLayers()
+        for (i, layer) in layers.enumerated() {
+            let (w, b) = layerParameters[i]
+            if layer.input == .pooled {
                 skips.append(x)
-                // Pooling indices serve the gradient into block b−1 and unpooling.
-                if b - 1 > frozen || config.upsample == .unpool {
+                // Pooling indices serve the gradient into block level − 1 and unpooling.
+                if layer.level - 1 > frozen || config.upsample == .unpool {
                     let (p, idx) = maxPool2d(x)
                     pools.append(idx)
                     x = p
@@ -139,71 +149,66 @@ public final class TrainableGenerator: @unchecked Sendable {
                     pools.append([])
                     x = maxPool2dValues(x)
                 }
+            } else if layer.input == .withSkip {
+                x = concatChannels(x, skips[layer.level - 1])
             }
-            if b <= frozen {
-                for conv in frozenConvs[b - 1] { x = conv(x, activation: .relu) }
-                enc.append([])
-                continue
-            }
-            var recs: [ConvRecord] = []
-            for j in 1...config.convCount(b) {
-                let y = conv3x3ReLU(x, "enc\(b).conv\(j)")
-                recs.append(ConvRecord(input: x, output: y))
+            switch layer.kind {
+            case .conv3x3:
+                if let frozenConv = frozenConvs[i] {
+                    x = frozenConv(x, activation: .relu)
+                    continue
+                }
+                // relu(conv3x3(x) + bias) on the inference engine's kernels.
+                let y = EngineConvolution.forward(x, weight: params.values[w], bias: params.values[b], shape: params.shapes[w],
+                                                  relu: true)
+                records[i] = LayerRecord(input: x, output: y)
                 x = y
-            }
-            enc.append(recs)
-        }
-        var upIn = [Tensor](repeating: Tensor(zeros: [0]), count: L)
-        var upOut = upIn
-        var dec = [[ConvRecord]](repeating: [], count: L)
-        for b in stride(from: L - 1, through: 1, by: -1) {
-            let skip = skips[b - 1]
-            upIn[b] = x
-            switch config.upsample {
-            case .transpose:
-                let w = params.id("dec\(b).up.weight"), bi = params.id("dec\(b).up.bias")
-                var y = convTranspose2x2Forward(x, weight: params.values[w], bias: params.values[bi], outChannels: config.decoderChannels(b))
+            case .upsample:
+                var y: Tensor
+                switch config.upsample {
+                case .transpose:
+                    y = convTranspose2x2Forward(x, weight: params.values[w], bias: params.values[b], outChannels: layer.outChannels)
+                case .unpool:
+                    y = conv(x, layer: i)
+                }
                 Pointwise.relu(&y)
-                upOut[b] = y
-                x = y
-            case .unpool:
-                var y = conv(x, "dec\(b).up", padding: 0)
-                Pointwise.relu(&y)
-                upOut[b] = y
-                x = maxUnpool2d(y, indices: pools[b - 1], height: skip.h, width: skip.w)
+                records[i] = LayerRecord(input: x, output: y)
+                if config.upsample == .unpool {
+                    let skip = skips[layer.level - 1]
+                    x = maxUnpool2d(y, indices: pools[layer.level - 1], height: skip.h, width: skip.w)
+                } else {
+                    x = y
+                }
+            case .output:
+                var z = conv(x, layer: i)
+                switch config.activation {
+                case .sigmoid:
+                    Activation.sigmoid.apply(&z)
+                case .tanh:
+                    Activation.tanh.apply(&z)
+                    tanhOut = z
+                    Pointwise.affine(&z, 0.5, 0.5)
+                }
+                records[i] = LayerRecord(input: x, output: z)
+                raw = z
+                x = z
             }
-            x = concatChannels(x, skip)
-            var recs: [ConvRecord] = []
-            for j in 1...config.convCount(b) {
-                let y = conv3x3ReLU(x, "dec\(b).conv\(j)")
-                recs.append(ConvRecord(input: x, output: y))
-                x = y
-            }
-            dec[b] = recs
         }
-        let finalInput = x
-        var z = conv(x, "final", padding: 0)
-        var tanhOut: Tensor? = nil
-        switch config.activation {
-        case .sigmoid:
-            Activation.sigmoid.apply(&z)
-        case .tanh:
-            Activation.tanh.apply(&z)
-            tanhOut = z
-            Pointwise.affine(&z, 0.5, 0.5)
-        }
-        var output = z
+        var output = x
         if config.formulation == .ratioLog { RatioLog.decode(ratio: &output, flash: flash) }
-        return Cache(flash: flash, enc: enc, poolIndices: pools, skips: skips, upInput: upIn, upOutput: upOut,
-                     dec: dec, finalInput: finalInput, raw: z, tanhOut: tanhOut, output: output)
+        return Cache(flash: flash, records: records, poolIndices: pools, skips: skips, raw: raw, tanhOut: tanhOut, output: output)
     }
 
     // MARK: Backward
 
-    private func convBackward(_ rec: ConvRecord, _ dy: Tensor, _ name: String, padding: Int, inputGradient: Bool = true,
+    /// Accumulates layer i's parameter gradients for output gradient dy and returns its
+    /// input gradient (of the first `inputGradientChannels` channels only, if given),
+    /// or nil without `inputGradient`.
+    private func convBackward(layer i: Int, _ rec: LayerRecord, _ dy: Tensor, inputGradient: Bool = true,
                               inputGradientChannels: Int? = nil) -> Tensor? {
-        let w = params.id(name + ".weight"), b = params.id(name + ".bias")
+        let (w, b) = layerParameters[i]
         let s = params.shapes[w]
+        let padding = config.padding(layers[i])
         let g = ConvGeometry(s[1], s[0], kernel: s[2], stride: 1, padding: padding)
         let weight = params.values[w]
         // 3x3 convs take their input gradient from the engine (EngineConvolution).
@@ -222,7 +227,7 @@ public final class TrainableGenerator: @unchecked Sendable {
     /// to the output image is `dOutput` and with respect to `raw` is `dRaw`
     /// (either may be nil).
     public func backward(_ cache: Cache, dOutput: Tensor?, dRaw: Tensor?) {
-        let L = config.levels
+        let frozen = frozenEncoderBlocks
         // d raw
         var d: Tensor
         if let dOutput {
@@ -235,66 +240,65 @@ public final class TrainableGenerator: @unchecked Sendable {
         } else {
             d = dRaw!
         }
-        // through the output activation to the pre-activation z
-        switch config.activation {
-        case .sigmoid:
-            Pointwise.sigmoidBackward(&d, output: cache.raw)
-        case .tanh:
-            Pointwise.affine(&d, 0.5, 0)
-            Pointwise.tanhBackward(&d, output: cache.tanhOut!)
-        }
-        d = convBackward(ConvRecord(input: cache.finalInput, output: cache.raw), d, "final", padding: 0)!
-        var dSkips = [Tensor?](repeating: nil, count: L)
-        for b in 1..<L {
-            // The first conv reads [upsampled, skip]; a frozen block's skip needs no gradient.
-            let skipFrozen = b <= frozenEncoderBlocks
-            for j in stride(from: config.convCount(b), through: 1, by: -1) {
-                let rec = cache.dec[b][j - 1]
-                Pointwise.reluBackward(&d, output: rec.output)
-                d = convBackward(rec, d, "dec\(b).conv\(j)", padding: 1,
-                                 inputGradientChannels: j == 1 && skipFrozen ? config.decoderChannels(b) : nil)!
-            }
-            let dUp: Tensor
-            if skipFrozen {
-                dUp = d
-            } else {
-                let (up, dSkip) = splitChannels(d, first: config.decoderChannels(b))
-                dUp = up
-                dSkips[b] = dSkip
-            }
-            switch config.upsample {
-            case .transpose:
-                var du = dUp
-                Pointwise.reluBackward(&du, output: cache.upOutput[b])
-                let w = params.id("dec\(b).up.weight"), bi = params.id("dec\(b).up.bias")
-                let weight = params.values[w]
-                d = params.withGrad(w) { dW in
-                    params.withGrad(bi) { dB in
-                        convTranspose2x2Backward(cache.upInput[b], dy: du, weight: weight, outChannels: config.decoderChannels(b), dW: dW, dB: dB)
-                    }
+        // The gradients of the skips, by level, from the decoder convs that read them.
+        var dSkips = [Tensor?](repeating: nil, count: config.levels)
+        for i in layers.indices.reversed() {
+            let layer = layers[i]
+            // Nothing flows into the frozen blocks, and no layer needs the gradient of their output.
+            if isFrozen(layer) { break }
+            let rec = cache.records[i]!
+            switch layer.kind {
+            case .output:
+                // through the output activation to the pre-activation z
+                switch config.activation {
+                case .sigmoid:
+                    Pointwise.sigmoidBackward(&d, output: cache.raw)
+                case .tanh:
+                    Pointwise.affine(&d, 0.5, 0)
+                    Pointwise.tanhBackward(&d, output: cache.tanhOut!)
                 }
-            case .unpool:
-                let u = cache.upOutput[b]
-                var du = maxUnpoolBackward(dUp, indices: cache.poolIndices[b - 1], pooledHeight: u.h, pooledWidth: u.w)
-                Pointwise.reluBackward(&du, output: u)
-                d = convBackward(ConvRecord(input: cache.upInput[b], output: u), du, "dec\(b).up", padding: 0)!
-            }
-        }
-        // d is now the gradient of the encoder's bottom output. Nothing flows into
-        // the frozen blocks, and no layer needs the gradient of their output.
-        let frozen = frozenEncoderBlocks
-        for b in stride(from: L, through: frozen + 1, by: -1) {
-            for j in stride(from: config.convCount(b), through: 1, by: -1) {
-                let rec = cache.enc[b - 1][j - 1]
+                d = convBackward(layer: i, rec, d)!
+            case .conv3x3 where !layer.isEncoder:
                 Pointwise.reluBackward(&d, output: rec.output)
-                let first = b == frozen + 1 && j == 1
-                if let dx = convBackward(rec, d, "enc\(b).conv\(j)", padding: 1, inputGradient: !first) { d = dx }
-            }
-            if b > frozen + 1 {
-                let skip = cache.skips[b - 2]
-                var ds = maxPoolBackward(d, indices: cache.poolIndices[b - 2], inputHeight: skip.h, inputWidth: skip.w)
-                if let extra = dSkips[b - 1] { Pointwise.add(&ds, extra) }
-                d = ds
+                // The first conv of a level reads [upsampled, skip]; a frozen block's skip needs no gradient.
+                let skipFrozen = layer.level <= frozen
+                let upChannels = config.decoderChannels(layer.level)
+                d = convBackward(layer: i, rec, d, inputGradientChannels: layer.input == .withSkip && skipFrozen ? upChannels : nil)!
+                if layer.input == .withSkip && !skipFrozen {
+                    let (up, dSkip) = splitChannels(d, first: upChannels)
+                    d = up
+                    dSkips[layer.level] = dSkip
+                }
+            case .conv3x3:
+                Pointwise.reluBackward(&d, output: rec.output)
+                // The network's input and a frozen block's output need no gradient.
+                let readsFixed = layer.level == frozen + 1 && (i == 0 || layer.input == .pooled)
+                if let dx = convBackward(layer: i, rec, d, inputGradient: !readsFixed) { d = dx }
+                if layer.input == .pooled && !readsFixed {
+                    let b = layer.level
+                    let skip = cache.skips[b - 2]
+                    var ds = maxPoolBackward(d, indices: cache.poolIndices[b - 2], inputHeight: skip.h, inputWidth: skip.w)
+                    if let extra = dSkips[b - 1] { Pointwise.add(&ds, extra) }
+                    d = ds
+                }
+            case .upsample:
+                let (w, b) = layerParameters[i]
+                switch config.upsample {
+                case .transpose:
+                    var du = d
+                    Pointwise.reluBackward(&du, output: rec.output)
+                    let weight = params.values[w]
+                    d = params.withGrad(w) { dW in
+                        params.withGrad(b) { dB in
+                            convTranspose2x2Backward(rec.input, dy: du, weight: weight, outChannels: layer.outChannels, dW: dW, dB: dB)
+                        }
+                    }
+                case .unpool:
+                    let u = rec.output
+                    var du = maxUnpoolBackward(d, indices: cache.poolIndices[layer.level - 1], pooledHeight: u.h, pooledWidth: u.w)
+                    Pointwise.reluBackward(&du, output: u)
+                    d = convBackward(layer: i, rec, du)!
+                }
             }
         }
     }

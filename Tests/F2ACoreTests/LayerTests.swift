@@ -26,9 +26,8 @@ struct LayerTests {
         ConvCase(n: 2, cin: 8, cout: 16, h: 66, w: 70, k: 3, padding: 1),
     ])
     func conv(_ c: ConvCase) {
-        var conv = Conv2d(inChannels: c.cin, outChannels: c.cout, kernelSize: c.k, stride: c.stride, padding: c.padding)
-        conv.weight = randomTensor(conv.weight.shape, seed: 1)
-        conv.bias = randomTensor(conv.bias.shape, seed: 2)
+        let conv = Conv2d(weight: randomTensor([c.cout, c.cin, c.k, c.k], seed: 1), bias: randomTensor([c.cout], seed: 2),
+                          stride: c.stride, padding: c.padding)
         let x = randomTensor([c.n, c.cin, c.h, c.w], seed: 3)
         let expected = naiveConv2d(x, weight: conv.weight, bias: conv.bias, stride: c.stride, padding: c.padding)
         #expect(maxAbsDifference(conv(x), expected) < 1e-4)
@@ -49,9 +48,8 @@ struct LayerTests {
         ConvCase(cin: 130, cout: 131, h: 19, w: 45, k: 3, padding: 1),  // U > 2 MB: shared bands
     ])
     func convBands(_ c: ConvCase) {
-        var conv = Conv2d(inChannels: c.cin, outChannels: c.cout, kernelSize: 3, padding: 1)
-        conv.weight = randomTensor(conv.weight.shape, seed: 21, scale: 0.1)
-        conv.bias = randomTensor(conv.bias.shape, seed: 22)
+        let conv = Conv2d(weight: randomTensor([c.cout, c.cin, 3, 3], seed: 21, scale: 0.1),
+                          bias: randomTensor([c.cout], seed: 22), padding: 1)
         let x = randomTensor([c.n, c.cin, c.h, c.w], seed: 23)
         let expected = naiveConv2d(x, weight: conv.weight, bias: conv.bias, stride: 1, padding: 1)
         #expect(Self.winogradClose(conv(x), expected))
@@ -59,9 +57,7 @@ struct LayerTests {
 
     @Test("3x3 kernel reads a skip concatenation in place", arguments: [(5, 11, 9, 13, 17), (1, 2, 3, 1, 33)])
     func convConcat(_ ca: Int, _ cb: Int, _ cout: Int, _ h: Int, _ w: Int) {
-        var conv = Conv2d(inChannels: ca + cb, outChannels: cout, kernelSize: 3, padding: 1)
-        conv.weight = randomTensor(conv.weight.shape, seed: 24)
-        conv.bias = randomTensor(conv.bias.shape, seed: 25)
+        let conv = Conv2d(weight: randomTensor([cout, ca + cb, 3, 3], seed: 24), bias: randomTensor([cout], seed: 25), padding: 1)
         let a = randomTensor([2, ca, h, w], seed: 26), b = randomTensor([2, cb, h, w], seed: 27)
         var expected = naiveConv2d(concatChannels(a, b), weight: conv.weight, bias: conv.bias, stride: 1, padding: 1)
         Activation.relu.apply(&expected)
@@ -72,9 +68,7 @@ struct LayerTests {
     func convBanding() {
         // 64·9·oh·ow floats exceed the column budget so the forward pass must band.
         // Padding 0 keeps this on the im2col + GEMM path (padding-1 3x3 convs use the direct kernel).
-        var conv = Conv2d(inChannels: 64, outChannels: 2, kernelSize: 3, padding: 0)
-        conv.weight = randomTensor(conv.weight.shape, seed: 4, scale: 0.1)
-        conv.bias = randomTensor(conv.bias.shape, seed: 5)
+        let conv = Conv2d(weight: randomTensor([2, 64, 3, 3], seed: 4, scale: 0.1), bias: randomTensor([2], seed: 5), padding: 0)
         let x = randomTensor([1, 64, 96, 97], seed: 6)
         #expect(conv.packed.isEmpty)
         #expect(64 * 9 * 94 * 95 > Conv2d.columnBudget)
@@ -87,15 +81,36 @@ struct LayerTests {
         (2, 19, 13, 7, 37), (1, 5, 7, 1, 45), (1, 33, 16, 16, 16),
     ])
     func convTranspose(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
-        var t = ConvTranspose2d(inChannels: cin, outChannels: cout)
-        t.weight = randomTensor(t.weight.shape, seed: 7)
-        t.bias = randomTensor(t.bias.shape, seed: 8)
+        let t = ConvTranspose2d(weight: randomTensor([cin, cout, 2, 2], seed: 7), bias: randomTensor([cout], seed: 8))
         let x = randomTensor([n, cin, h, w], seed: 9)
         let expected = naiveConvTranspose2x2(x, weight: t.weight, bias: t.bias)
         #expect(maxAbsDifference(t(x), expected) < 1e-4)
         var relu = expected
         Activation.relu.apply(&relu)
         #expect(maxAbsDifference(t(x, activation: .relu), relu) < 1e-4)
+    }
+
+    @Test("ConvTranspose2d's BLAS path (CPUs without AVX2/FMA, and the trainer) matches the naive one")
+    func convTransposeBLAS() {
+        let (n, cin, cout, h, w) = (2, 5, 3, 4, 7)
+        let weight = randomTensor([cin, cout, 2, 2], seed: 30), bias = randomTensor([cout], seed: 31)
+        let x = randomTensor([n, cin, h, w], seed: 32)
+        var y = Tensor(zeros: [n, cout, 2 * h, 2 * w])
+        x.data.withUnsafeBufferPointer { xp in
+            y.data.withUnsafeMutableBufferPointer { yp in
+                convTranspose2x2BLAS(xp.baseAddress!, batch: n, inChannels: cin, height: h, width: w, weight: weight.data,
+                                     bias: bias.data, outChannels: cout, into: yp.baseAddress!)
+            }
+        }
+        #expect(maxAbsDifference(y, naiveConvTranspose2x2(x, weight: weight, bias: bias)) < 1e-4)
+    }
+
+    @Test("A Conv2d is ready when constructed: a 3x3 same convolution is packed for the kernel")
+    func convPackedAtInit() {
+        let conv = Conv2d(weight: randomTensor([4, 3, 3, 3], seed: 33), bias: randomTensor([4], seed: 34), padding: 1)
+        #expect(conv.packed.isEmpty == !simdKernelsAvailable)
+        let t = ConvTranspose2d(weight: randomTensor([3, 4, 2, 2], seed: 35), bias: randomTensor([4], seed: 36))
+        #expect(t.packed.isEmpty == !simdKernelsAvailable)
     }
 
     @Test("Max pooling picks the window maximum and unpooling puts it back")
@@ -130,9 +145,7 @@ struct LayerTests {
     @Test("Output head: 1x1 conv, activation and ratio-log decode in one pass",
           arguments: [Activation.identity, .relu, .sigmoid, .tanh], [false, true])
     func head(_ act: Activation, _ ratioLog: Bool) {
-        var conv = Conv2d(inChannels: 8, outChannels: 3, kernelSize: 1)
-        conv.weight = randomTensor(conv.weight.shape, seed: 14)
-        conv.bias = randomTensor(conv.bias.shape, seed: 15)
+        let conv = Conv2d(weight: randomTensor([3, 8, 1, 1], seed: 14), bias: randomTensor([3], seed: 15), padding: 0)
         // 5 x 13: vector lanes and a scalar tail; 2 images; values up to +-8 for saturation.
         let x = randomTensor([2, 8, 5, 13], seed: 16, scale: 4)
         var flash = randomTensor([2, 3, 5, 13], seed: 17)

@@ -152,9 +152,7 @@ struct GradientCheckTests {
     func convMatchesCore() {
         var R = Rand(7)
         for (k, s, p) in [(3, 1, 1), (4, 2, 1), (1, 1, 0)] {
-            var core = Conv2d(inChannels: 3, outChannels: 5, kernelSize: k, stride: s, padding: p)
-            core.weight = R.tensor(core.weight.shape)
-            core.bias = R.tensor([5])
+            let core = Conv2d(weight: R.tensor([5, 3, k, k]), bias: R.tensor([5]), stride: s, padding: p)
             let x = R.tensor([3, 3, 10, 12])
             let ours = conv2dForward(x, weight: core.weight.data, bias: core.bias.data,
                                      ConvGeometry(3, 5, kernel: k, stride: s, padding: p), workspace: Workspace())
@@ -173,8 +171,7 @@ struct GradientCheckTests {
         let oc = 2
         var w = R.array(3 * oc * 4), b = R.array(oc)
         let y = convTranspose2x2Forward(x, weight: w, bias: b, outChannels: oc)
-        var core = ConvTranspose2d(inChannels: 3, outChannels: oc)
-        core.weight = Tensor(shape: [3, oc, 2, 2], data: w); core.bias = Tensor(shape: [oc], data: b)
+        let core = ConvTranspose2d(weight: Tensor(shape: [3, oc, 2, 2], data: w), bias: Tensor(shape: [oc], data: b))
         // sgemm (trainer) and the engine's own 2x2 kernel round alike only when
         // OpenBLAS happens to pick a kernel with the same FMA order: which one it
         // picks depends on the CPU it detects (OPENBLAS_CORETYPE), so ulps differ.

@@ -88,6 +88,37 @@ struct TrainingTests {
         #expect(throws: TrainError.self) { try Exporter.weightsFile(from: dir + "/nothing") }
     }
 
+    @Test("load is as strict as the library: a missing, extra or misshapen tensor is named, with its shapes")
+    func strictLoad() throws {
+        let config = GeneratorConfig(width: 0.0625, levels: 3)
+        let g = TrainableGenerator(config: config)
+        let good = WeightsFile.randomlyInitialised(config, seed: 3)
+        try g.load(good)
+        let loaded = g.params.values
+        #expect(g.params.tensor("final.weight") == good.tensors.first { $0.name == "final.weight" }!.tensor)
+        func refusal(_ edit: (inout WeightsFile) -> Void) -> String {
+            var file = good
+            edit(&file)
+            do { try g.load(file) } catch { return error.description }
+            return "accepted"
+        }
+        let missing = refusal { $0.tensors.removeAll { $0.name == "dec1.conv2.bias" } }
+        #expect(missing == "weights: " + WeightsError.missingTensor(name: "dec1.conv2.bias", expected: [4]).description)
+        #expect(missing.contains("'dec1.conv2.bias'") && missing.contains("expected shape [4]"))
+        let extra = refusal { $0.tensors.append(("enc9.conv1.weight", Tensor(zeros: [1, 1, 3, 3]))) }
+        #expect(extra == "weights: " + WeightsError.unexpectedTensor(name: "enc9.conv1.weight", shape: [1, 1, 3, 3]).description)
+        #expect(extra.contains("'enc9.conv1.weight'") && extra.contains("[1, 1, 3, 3]"))
+        let misshapen = refusal { file in
+            let i = file.tensors.firstIndex { $0.name == "final.weight" }!
+            file.tensors[i].tensor = Tensor(zeros: [3, 5, 1, 1])
+        }
+        #expect(misshapen == "weights: "
+                    + WeightsError.shapeMismatch(name: "final.weight", expected: [3, 4, 1, 1], found: [3, 5, 1, 1]).description)
+        #expect(misshapen.contains("'final.weight'") && misshapen.contains("[3, 5, 1, 1]") && misshapen.contains("expected [3, 4, 1, 1]"))
+        // A refused file leaves the parameters as they were.
+        #expect(g.params.values == loaded)
+    }
+
     @Test("ratio-log with a zero final layer starts at the identity, and training improves on it")
     func ratioLogIdentityStart() throws {
         var c = tinyConfig(steps: 40, adversarial: false)

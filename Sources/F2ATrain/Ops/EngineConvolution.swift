@@ -5,7 +5,7 @@ import F2ACore
 /// the narrow layers of small models several times faster than the trainer's im2col
 /// + sgemm. The backward-data pass is itself such a convolution: dX = conv(dY, W′)
 /// with W′[c, o] = W[o, c] rotated by 180°. The weight gradient stays in
-/// `conv2dBackward` (Ops.swift), which has no engine counterpart.
+/// `conv2dBackward` (Ops/Convolution.swift), which has no engine counterpart.
 ///
 /// The engine packs the weights on every call: they change every step, and packing
 /// costs one pass over them, far less than the convolution.
@@ -14,9 +14,7 @@ enum EngineConvolution {
     static func forward(_ x: Tensor, weight: [Float], bias: [Float], shape: [Int], relu: Bool) -> Tensor {
         precondition(shape.count == 4 && shape[2] == 3 && shape[3] == 3 && x.c == shape[1],
                      "EngineConvolution.forward: input \(x.shape.shapeDescription), weight \(shape.shapeDescription)")
-        var conv = Conv2d(inChannels: shape[1], outChannels: shape[0], kernelSize: 3, padding: 1)
-        conv.weight = Tensor(shape: shape, data: weight)
-        conv.bias = Tensor(shape: [shape[0]], data: bias)
+        let conv = Conv2d(weight: Tensor(shape: shape, data: weight), bias: Tensor(shape: [shape[0]], data: bias), padding: 1)
         return conv(x, activation: relu ? .relu : .identity)
     }
 
@@ -37,8 +35,8 @@ enum EngineConvolution {
                 }
             }
         }
-        var conv = Conv2d(inChannels: cout, outChannels: channels, kernelSize: 3, padding: 1)
-        conv.weight = Tensor(shape: [channels, cout, 3, 3], data: rotated)
+        let conv = Conv2d(weight: Tensor(shape: [channels, cout, 3, 3], data: rotated),
+                          bias: Tensor(zeros: [channels]), padding: 1)
         return conv(dy)
     }
 }

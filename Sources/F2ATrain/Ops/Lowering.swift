@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import F2ACore
 
 // Workspace, convolution geometry and the im2col / col2im lowering every
@@ -13,8 +12,8 @@ import F2ACore
 public final class Workspace: @unchecked Sendable {
     // Raw allocations (not Swift arrays) so that nested buffers can be held
     // at the same time without exclusivity conflicts.
-    private var pointers: [UnsafeMutablePointer<Float>?] = [nil, nil, nil, nil]
-    private var capacities = [0, 0, 0, 0]
+    private var pointers: [UnsafeMutablePointer<Float>?] = [nil, nil, nil]
+    private var capacities = [0, 0, 0]
     public init() {}
     deinit { for p in pointers { p?.deallocate() } }
 
@@ -55,20 +54,15 @@ nonisolated(unsafe) public var gemmColumnTarget = 4096
 
 // MARK: im2col / col2im
 
-/// Threads for the non-GEMM loops (OpenBLAS's own threads are idle then).
-nonisolated(unsafe) public var loopThreads = 2
-
-/// Splits 0..<n into `loopThreads` contiguous chunks run concurrently when
-/// `work` (elements touched) is large enough to pay for the hand-off.
+/// Splits 0..<n into contiguous chunks run on F2ACore's thread pool (`parallelFor`)
+/// when `work` (elements touched) is large enough to pay for the hand-off.
 @inline(__always)
 func parallelChunks(_ n: Int, work: Int, _ body: (Range<Int>) -> Void) {
-    let t = min(loopThreads, n)
-    if t <= 1 || work < 1 << 16 { body(0..<n); return }
+    if work < 1 << 16 { body(0..<n); return }
     withoutActuallyEscaping(body) { b in
+        // The chunks write disjoint channels of raw buffers, which Sendable cannot express.
         let box = UncheckedBox(b)
-        DispatchQueue.concurrentPerform(iterations: t) { i in
-            box.value((i * n / t)..<((i + 1) * n / t))
-        }
+        parallelFor(n) { box.value($0) }
     }
 }
 
@@ -113,40 +107,7 @@ func col2imAdd(_ col: UnsafePointer<Float>, ld: Int, channels: Int, height: Int,
                kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
                dst: UnsafeMutablePointer<Float>) {
     parallelChunks(channels, work: channels * kernel * kernel * outH * outW) { range in
-        col2imChannels(col, ld: ld, channels: range, height: height, width: width, kernel: kernel, stride: stride,
-                       padding: padding, outH: outH, outW: outW, dst: dst)
-    }
-}
-
-func col2imChannels(_ col: UnsafePointer<Float>, ld: Int, channels: Range<Int>, height: Int, width: Int,
-                    kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
-                    dst: UnsafeMutablePointer<Float>) {
-    var row = col + channels.lowerBound * kernel * kernel * ld
-    for c in channels {
-        let plane = dst + c * height * width
-        for ky in 0..<kernel {
-            for kx in 0..<kernel {
-                var src = row
-                for oy in 0..<outH {
-                    let iy = oy * stride - padding + ky
-                    if iy >= 0 && iy < height {
-                        let line = plane + iy * width
-                        if stride == 1 {
-                            let shift = kx - padding
-                            let lo = min(max(0, -shift), outW), hi = max(min(outW, width - shift), lo)
-                            var ox = lo
-                            while ox < hi { line[ox + shift] += src[ox]; ox += 1 }
-                        } else {
-                            for ox in 0..<outW {
-                                let ix = ox * stride - padding + kx
-                                if ix >= 0 && ix < width { line[ix] += src[ox] }
-                            }
-                        }
-                    }
-                    src += outW
-                }
-                row += ld
-            }
-        }
+        col2im(col, ld: ld, channels: range, height: height, width: width, kernel: kernel, stride: stride,
+               padding: padding, outRows: 0..<outH, outWidth: outW, addingInto: dst)
     }
 }

@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import Testing
+@testable import F2ACore
+
+/// One count per index, so that an index run twice (or never) shows.
+private final class Counts: Sendable {
+    let slots: [Slot]
+    final class Slot: Sendable { let value = Atomic<Int>(0) }
+    init(_ n: Int) { slots = (0..<n).map { _ in Slot() } }
+    func hit(_ i: Int) { slots[i].value.wrappingAdd(1, ordering: .relaxed) }
+    var values: [Int] { slots.map { $0.value.load(ordering: .relaxed) } }
+}
+
+/// Runs body(t) for t in 0..<n on n plain threads at once (the libvips
+/// operation's situation: its worker threads call the library concurrently).
+private func onThreads(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    final class Start: Sendable {
+        let index: Int, body: @Sendable (Int) -> Void
+        init(_ index: Int, _ body: @escaping @Sendable (Int) -> Void) { self.index = index; self.body = body }
+    }
+    var threads: [pthread_t] = []
+    for t in 0..<n {
+        var tid = pthread_t()
+        let start = Unmanaged.passRetained(Start(t, body)).toOpaque()
+        let status = pthread_create(&tid, nil, { raw in
+            let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+            start.body(start.index)
+            return nil
+        }, start)
+        precondition(status == 0, "pthread_create: \(status)")
+        threads.append(tid)
+    }
+    for tid in threads { pthread_join(tid, nil) }
+}
+
+@Suite("Thread pool")
+struct ParallelTests {
+    @Test("parallelFor covers 0..<count once in contiguous chunks", arguments: [0, 1, 2, 3, 17, 1000])
+    func chunks(_ count: Int) {
+        let counts = Counts(max(count, 1))
+        final class Ranges: Sendable { let list = Mutex<[Range<Int>]>([]) }
+        let ranges = Ranges()
+        parallelFor(count, threads: 4) { range in
+            ranges.list.withLock { $0.append(range) }
+            for i in range { counts.hit(i) }
+        }
+        #expect(counts.values.prefix(count).allSatisfy { $0 == 1 })
+        let sorted = ranges.list.withLock { $0 }.sorted { $0.lowerBound < $1.lowerBound }
+        #expect(sorted.count == max(1, min(4, count)) || count == 0)
+        #expect(zip(sorted, sorted.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+    }
+
+    @Test("parallelFor from several threads at once, nested inside itself, runs every index exactly once")
+    func concurrentAndNested() {
+        let callers = 6, rounds = 25, outer = 13, inner = 29
+        let counts = Counts(callers * outer * inner)
+        onThreads(callers) { t in
+            for _ in 0..<rounds {
+                parallelFor(outer, threads: 16) { rows in
+                    for i in rows {
+                        // Nested: the pool is busy with the outer call (or another caller's).
+                        parallelFor(inner, threads: 3) { cols in
+                            for j in cols { counts.hit((t * outer + i) * inner + j) }
+                        }
+                    }
+                }
+            }
+        }
+        let values = counts.values
+        #expect(values.allSatisfy { $0 == rounds }, "counts \(Set(values).sorted()), expected \(rounds) each")
+    }
+
+    @Test("The kernels on the pool stay exact while parallelFor runs on other threads")
+    func kernelsBesideParallelFor() {
+        let x = Tensor(shape: [1, 3, 37, 41], data: (0..<(3 * 37 * 41)).map { Float($0 % 97) / 97 })
+        let expected = x.data.map { 2 * $0 - 1 }
+        let wrong = Counts(1)
+        onThreads(4) { t in
+            for _ in 0..<50 {
+                if t % 2 == 0 {
+                    if affine(x, scale: 2, shift: -1).data != expected { wrong.hit(0) }
+                } else {
+                    let counts = Counts(500)
+                    parallelFor(500) { for i in $0 { counts.hit(i) } }
+                    if !counts.values.allSatisfy({ $0 == 1 }) { wrong.hit(0) }
+                }
+            }
+        }
+        #expect(wrong.values == [0])
+    }
+}
