@@ -4,7 +4,8 @@ import PackageDescription
 // Layout: one module per concern.
 //   F2ACore        tensors, GEMM, layers (forward)
 //   F2AModel       generator configuration, weights file format, generator forward pass
-//   F2AImage       image I/O through libvips, quality metrics (PSNR, SSIM)
+//   F2AImage       image I/O through libvips, quality metrics (PSNR, SSIM), and what both tools
+//                  share: path rules, error text, numbers and durations as messages print them
 //   CVipsConvert   photo <-> model pixels, shared by the f2a tools and the vips operation
 //   Flash2Ambient  the C ABI (libflash2ambient.so), checked against include/flash2ambient.h
 //   F2ASynth       synthetic flash/ambient pair renderer

@@ -9,7 +9,8 @@
 # packaging/Containerfile matches the tarball's name and layout (no container engine needed).
 # Then `make install` with PREFIX (nothing outside it; as an unprivileged user when possible) and
 # with DESTDIR gives the same tree, and `make uninstall` removes it.
-# Prints one line per check and "N passed, M failed"; exits 1 on failures.
+# Prints one line per check and "test-dist: N passed, M failed" (Tests/lib/checks.sh); exits 1 on
+# failures. The temporary directory is removed unless a check failed.
 set -u
 
 TARBALL="$(readlink -f "$1")"
@@ -17,18 +18,10 @@ VERSION="$2"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SOMAJOR="${VERSION%%.*}"
 NAME="$(basename "$TARBALL" .tar.gz)"
-T="$(mktemp -d /tmp/f2a-test-dist.XXXXXX)"
-trap 'rm -rf "$T"' EXIT
-chmod 755 "$T"
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok    $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL  $*"; }
-check() { # check NAME COMMAND...: pass when COMMAND succeeds
-	local name="$1"; shift
-	if "$@" >"$T/last.log" 2>&1; then pass "$name"; else fail "$name"; sed 's/^/      /' "$T/last.log" | tail -8; fi
-}
+. "$ROOT/Tests/lib/checks.sh"
+checks_workdir f2a-test-dist
+T="$W"
+chmod 755 "$T" # the unprivileged install below reads it
 # A plain environment: no F2A_*, VIPSHOME, LD_LIBRARY_PATH or PKG_CONFIG_PATH from the caller.
 plain() { env -i PATH=/usr/bin:/bin HOME="$T" LANG=C.UTF-8 "$@"; }
 # ldd_clean FILE: every library found, no Swift runtime, nothing from the source tree.
@@ -42,7 +35,7 @@ export T ROOT
 
 # --- unpack elsewhere, under another name ------------------------------------------------------
 mkdir -p "$T/unpack" "$T/node"
-if ! tar -xzf "$TARBALL" -C "$T/unpack"; then fail "tar -xzf $TARBALL"; echo "0 passed, 1 failed"; exit 1; fi
+if ! tar -xzf "$TARBALL" -C "$T/unpack"; then fail "tar -xzf $TARBALL"; checks_summary test-dist; exit 1; fi
 check "the tarball holds one directory, $NAME" bash -c "[ \"\$(ls '$T/unpack')\" = '$NAME' ]"
 P="$T/node/flash2ambient"               # moved: nothing may depend on where it was unpacked
 mv "$T/unpack/$NAME" "$P"
@@ -209,5 +202,4 @@ check "make install-system-module-files DESTDIR=...: module in libvips's directo
 	 make -s -C '$ROOT' uninstall DESTDIR='$T/stage' PREFIX=/usr/local >/dev/null &&
 	 [ -z \"\$(find '$T/stage' \\( -type f -o -type l \\))\" ]"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+checks_summary test-dist

@@ -135,4 +135,4 @@ uninstall-system-module:
 	fi
 
 clean-plugin:
-	rm -rf $(PLUGIN_VIPSHOME) $(BUILD)/plugin-install $(BUILD)/plugin-test $(BUILD)/venv-plugin
+	rm -rf $(PLUGIN_VIPSHOME) $(BUILD)/plugin-install $(BUILD)/venv-plugin

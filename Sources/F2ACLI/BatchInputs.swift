@@ -274,19 +274,42 @@ struct BatchPlanner {
         guard !args.isEmpty || !expanded.notUTF8.isEmpty else { throw BatchError("no inputs (the list on stdin was empty)") }
         let out = BatchPath.absolute(outputDirectory)
         let outPhysical = BatchPath.physical(out)
+        let given = GivenInputs(args)
+        try checkOutputDirectory(out, physical: outPhysical, given: given)
 
-        // The inputs as given: directories scanned, files taken, anything else a failure.
-        var dirs: [String] = [], files: [String] = [], missing: [String] = []
-        for arg in args {
-            switch BatchPath.kind(arg) {
-            case .directory: dirs.append(arg)
-            case .file: files.append(arg)
-            case .missing, .other: missing.append(arg)
+        var scanErrors: [(String, String)] = expanded.notUTF8.map { (BatchPath.absolute($0), BatchPath.notUTF8) }
+        var found: [String] = given.files + given.missing
+        for dir in given.directories {
+            scan(dir, skipping: outPhysical, into: &found, errors: &scanErrors)
+        }
+        let base = try baseDirectory(given)
+        let (items, protected) = try outputs(for: Self.sortedEntries(found, base: base), in: out,
+                                             missing: Set(given.missing))
+        return BatchPlan(items: items, base: base, scanErrors: scanErrors, outputDirectory: out, inputs: protected)
+    }
+
+    /// The inputs as given: directories scanned, files taken, anything else a failure.
+    private struct GivenInputs {
+        var directories: [String] = []
+        var files: [String] = []
+        /// Missing, or neither a file nor a directory: each fails as an item.
+        var missing: [String] = []
+
+        init(_ paths: [String]) {
+            for path in paths {
+                switch BatchPath.kind(path) {
+                case .directory: directories.append(path)
+                case .file: files.append(path)
+                case .missing, .other: missing.append(path)
+                }
             }
         }
+    }
 
+    /// Rules 1 and 2, before anything is scanned.
+    private func checkOutputDirectory(_ out: String, physical outPhysical: String, given: GivenInputs) throws {
         // Rule 1: the output directory is not an input and holds no input.
-        for path in dirs + files {
+        for path in given.directories + given.files {
             let physical = BatchPath.physical(path)
             if BatchPath.isWithin(physical, outPhysical) {
                 throw BatchError(physical == outPhysical
@@ -300,7 +323,7 @@ struct BatchPlanner {
         if outKind != .missing && outKind != .directory {
             throw BatchError("the output \(out) exists and is not a directory")
         }
-        for dir in dirs where BatchPath.isWithin(outPhysical, BatchPath.physical(dir)) {
+        for dir in given.directories where BatchPath.isWithin(outPhysical, BatchPath.physical(dir)) {
             if outKind == .directory, !FileManager.default.fileExists(atPath: out + "/" + BatchPath.marker),
                let contents = try? FileManager.default.contentsOfDirectory(atPath: out), !contents.isEmpty {
                 throw BatchError("refusing to use \(out) as output directory: it is inside the input directory "
@@ -308,24 +331,22 @@ struct BatchPlanner {
                                       + "longer be scanned). Use a new or empty directory.")
             }
         }
+    }
 
-        var scanErrors: [(String, String)] = expanded.notUTF8.map { (BatchPath.absolute($0), BatchPath.notUTF8) }
-        var found: [String] = files + missing
-        for dir in dirs {
-            scan(dir, skipping: outPhysical, into: &found, errors: &scanErrors)
+    /// `--base`, which must hold every input, else the deepest directory holding them all.
+    private func baseDirectory(_ given: GivenInputs) throws -> String {
+        guard let option = self.base else {
+            return BatchPath.commonDirectory(given.directories + (given.files + given.missing).map(BatchPath.parent))
         }
-
-        let base: String
-        if let given = self.base {
-            base = BatchPath.absolute(given)
-            for path in dirs + files + missing where !BatchPath.isWithin(path, base) {
-                throw BatchError("the input \(path) is not inside --base \(base)")
-            }
-        } else {
-            base = BatchPath.commonDirectory(dirs + (files + missing).map(BatchPath.parent))
+        let base = BatchPath.absolute(option)
+        for path in given.directories + given.files + given.missing where !BatchPath.isWithin(path, base) {
+            throw BatchError("the input \(path) is not inside --base \(base)")
         }
+        return base
+    }
 
-        // Unique inputs sorted by their relative path (bytewise): the order every shard agrees on.
+    /// Unique inputs sorted by their relative path (bytewise): the order every shard agrees on.
+    private static func sortedEntries(_ found: [String], base: String) -> [(input: String, relative: String)] {
         var seen = Set<String>()
         var keyed: [(input: String, relative: String, key: [UInt8])] = []
         for path in found where seen.insert(path).inserted {
@@ -333,9 +354,13 @@ struct BatchPlanner {
             keyed.append((path, relative, Array(relative.utf8)))
         }
         keyed.sort { $0.key.lexicographicallyPrecedes($1.key) }
-        let entries = keyed.map { (input: $0.input, relative: $0.relative) }
+        return keyed.map { (input: $0.input, relative: $0.relative) }
+    }
 
-        let missingSet = Set(missing)
+    /// Each entry's output below `out`, with the per-item failures (no suffix for --format
+    /// same, missing input, an output already claimed by another input); throws on rule 3.
+    private func outputs(for entries: [(input: String, relative: String)], in out: String,
+                 missing missingSet: Set<String>) throws -> ([BatchItem], ProtectedInputs) {
         var protected = ProtectedInputs(otherInputs)
         for entry in entries { protected.add(entry.input) }
         var claimed: [String: String] = [:]
@@ -366,7 +391,7 @@ struct BatchPlanner {
             }
             items.append(BatchItem(input: entry.input, relative: entry.relative, output: output, planError: error))
         }
-        return BatchPlan(items: items, base: base, scanErrors: scanErrors, outputDirectory: out, inputs: protected)
+        return (items, protected)
     }
 
     /// The output's path below the output directory: same directories, stem + suffix, the format's suffix.

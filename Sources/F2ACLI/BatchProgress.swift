@@ -1,3 +1,4 @@
+import F2AImage
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -97,7 +98,7 @@ final class BatchProgress: @unchecked Sendable {
         let processed = tally.ok + tally.failed
         let rate = elapsed > 0 ? Double(processed) / elapsed : 0
         let remaining = total - tally.done
-        let eta = rate > 0 ? Self.duration(Double(remaining) / rate) : "--:--"
+        let eta = rate > 0 ? Readable.duration(seconds: Double(remaining) / rate, .clock) : "--:--"
         let text = " \(tally.done)/\(total)  " + String(format: "%.2f", rate) + " img/s  ETA \(eta)  failed \(tally.failed)"
         var ws = winsize()
         let columns = ioctl(2, UInt(TIOCGWINSZ), &ws) == 0 && ws.ws_col > 0 ? Int(ws.ws_col) : 80
@@ -106,12 +107,6 @@ final class BatchProgress: @unchecked Sendable {
         let bar = "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]"
         writeStderr("\r\u{1B}[K" + bar + text)
         barShown = true
-    }
-
-    static func duration(_ s: Double) -> String {
-        let t = Int(s.rounded())
-        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
-                         : String(format: "%d:%02d", t / 60, t % 60)
     }
 }
 

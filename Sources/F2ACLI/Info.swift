@@ -1,4 +1,5 @@
 import ArgumentParser
+import F2AImage
 import F2AModel
 
 struct Info: ParsableCommand {

@@ -67,8 +67,32 @@ public struct WeightsFile: Sendable {
 
     /// Every length and offset is treated as hostile: all arithmetic is overflow-checked,
     /// every read is bounds-checked against the file's size before it happens, and no
-    /// buffer is allocated for a byte count the file has not been shown to hold.
+    /// buffer is allocated for a byte count the file has not been shown to hold. Hence the
+    /// order: parse the header, validate the layout it describes against the file, and only
+    /// then decode the tensors.
     static func parse(_ source: WeightsSource) throws(WeightsError) -> WeightsFile {
+        let header = try parseHeader(source)
+        let dataStart = try validateLayout(header, source)
+        let tensors = try decodeTensors(header.entries, dataStart: dataStart, source)
+        return WeightsFile(config: header.config, tensors: tensors)
+    }
+
+    /// One tensor as the header's table describes it.
+    private struct TensorEntry { var name: String; var dtype: DType; var shape: [Int]; var offset: Int; var size: Int; var crc: UInt32 }
+
+    /// The checksummed header: configuration and tensor table.
+    private struct Header {
+        var config: [(key: String, value: ConfigValue)]
+        var entries: [TensorEntry]
+        /// Offset of the first byte after the header.
+        var end: Int
+    }
+
+    // MARK: Reading: parse
+
+    /// The preamble (magic, version, header length and checksum), then the header it
+    /// announces, whose checksum is verified before any of it is interpreted.
+    private static func parseHeader(_ source: WeightsSource) throws(WeightsError) -> Header {
         let size = source.size
         let preamble = try source.buffer(at: 0, count: min(size, preambleSize), what: "the preamble")
         // ByteReader holds raw pointers: keep each buffer alive to the end of the parse.
@@ -76,16 +100,16 @@ public struct WeightsFile: Sendable {
         guard size >= magic.count, Array(preamble.bytes[0..<magic.count]) == magic else {
             throw .notAWeightsFile
         }
-        var r = ByteReader(bytes: preamble.bytes)
-        r.offset = magic.count
-        let version = try r.u32("format version")
+        var p = ByteReader(bytes: preamble.bytes)
+        p.offset = magic.count
+        let version = try p.u32("format version")
         guard version == WeightsFile.version else {
             throw .unsupportedVersion(found: version, supported: WeightsFile.version)
         }
-        _ = try r.u32("preamble")
-        let headerLength = try r.u64("header length")
-        let headerCRC = try r.u32("header checksum")
-        _ = try r.u32("preamble")
+        _ = try p.u32("preamble")
+        let headerLength = try p.u64("header length")
+        let headerCRC = try p.u32("header checksum")
+        _ = try p.u32("preamble")
         guard headerLength <= UInt64(Int.max - preambleSize) else {
             throw .malformed("header length \(headerLength) is impossible")
         }
@@ -100,9 +124,19 @@ public struct WeightsFile: Sendable {
             throw .checksumMismatch(what: "header", stored: headerCRC, computed: computed)
         }
 
-        r = ByteReader(bytes: header.bytes)
+        var r = ByteReader(bytes: header.bytes)
         r.offset = preambleSize
         r.limit = headerEnd
+        let config = try parseConfig(&r)
+        let entries = try parseTensorTable(&r)
+        guard r.offset == headerEnd else {
+            throw .malformed("\(headerEnd - r.offset) unexplained bytes at the end of the header")
+        }
+        return Header(config: config, entries: entries, end: headerEnd)
+    }
+
+    /// The configuration entries: unique keys, known value kinds.
+    private static func parseConfig(_ r: inout ByteReader) throws(WeightsError) -> [(key: String, value: ConfigValue)] {
         let configCount = try r.u32("config count")
         guard configCount <= maxConfigEntries else { throw .malformed("\(configCount) config entries (limit \(maxConfigEntries))") }
         var config: [(key: String, value: ConfigValue)] = []
@@ -117,11 +151,15 @@ public struct WeightsFile: Sendable {
             default: throw .badConfig(key: key, reason: "unknown value kind \(kind)")
             }
         }
+        return config
+    }
 
-        struct Entry { var name: String; var dtype: DType; var shape: [Int]; var offset: Int; var size: Int; var crc: UInt32 }
+    /// The tensor table: unique names, known dtypes, shapes whose element count cannot
+    /// overflow, data sizes that match the shapes, aligned offsets.
+    private static func parseTensorTable(_ r: inout ByteReader) throws(WeightsError) -> [TensorEntry] {
         let tensorCount = try r.u32("tensor count")
         guard tensorCount <= maxTensors else { throw .malformed("\(tensorCount) tensors (limit \(maxTensors))") }
-        var entries: [Entry] = []
+        var entries: [TensorEntry] = []
         var names = Set<String>()
         for _ in 0..<tensorCount {
             let name = try r.string("tensor name")
@@ -153,12 +191,19 @@ public struct WeightsFile: Sendable {
                 throw .badTensor(name: name, reason: "data offset \(offset) is not \(alignment)-byte aligned")
             }
             guard offset <= UInt64(Int.max / 2) else { throw .badTensor(name: name, reason: "data offset \(offset) is impossible") }
-            entries.append(Entry(name: name, dtype: dtype, shape: shape, offset: Int(offset), size: expectedSize, crc: crc))
+            entries.append(TensorEntry(name: name, dtype: dtype, shape: shape, offset: Int(offset), size: expectedSize, crc: crc))
         }
-        guard r.offset == headerEnd else {
-            throw .malformed("\(headerEnd - r.offset) unexplained bytes at the end of the header")
-        }
+        return entries
+    }
 
+    // MARK: Reading: validate
+
+    /// Checks that the tensors' data regions lie in the file without overlapping, that
+    /// all padding is zero and that nothing follows the last tensor; returns where the
+    /// data starts.
+    private static func validateLayout(_ header: Header, _ source: WeightsSource) throws(WeightsError) -> Int {
+        let size = source.size
+        let headerEnd = header.end, entries = header.entries
         let dataStart = align(headerEnd)
         var end = dataStart
         guard let chunk = FallibleBuffer(count: 1 << 16) else { throw .outOfMemory(what: "reading", bytes: 1 << 16) }
@@ -192,7 +237,14 @@ public struct WeightsFile: Sendable {
         guard fileEnd == size else {
             throw .malformed("\(size - fileEnd) trailing bytes after the last tensor")
         }
+        return dataStart
+    }
 
+    // MARK: Reading: decode
+
+    /// Reads, checksums and decodes every tensor to float32, refusing non-finite values.
+    private static func decodeTensors(_ entries: [TensorEntry], dataStart: Int,
+                              _ source: WeightsSource) throws(WeightsError) -> [(name: String, tensor: Tensor)] {
         // The layout fits the file, so every count below is bounded by its size. The float
         // tensors are Swift arrays, whose failed allocation would abort: their total (plus
         // the buffer float16 data is read into) is first taken from malloc, which can fail,
@@ -237,7 +289,7 @@ public struct WeightsFile: Sendable {
             }
             tensors.append((e.name, Tensor(shape: e.shape, data: values)))
         }
-        return WeightsFile(config: config, tensors: tensors)
+        return tensors
     }
 
     // MARK: Writing

@@ -302,11 +302,53 @@ public struct Renderer: Sendable {
 
     /// Renders both illuminations.
     public func render() -> LinearRender {
+        var pixels = primaryPass()
+        let nodes = smoothed(sampledNodes())
+        let visibility = interpolatedVisibility(nodes, key: pixels.key)
+        let bounce = flashColour * (scene.flash.bounce * pixels.meanFlashIrradiance / Float.pi)
+        compose(&pixels, visibility: visibility, bounce: bounce)
+        if quality.antialias {
+            supersampleEdges(&pixels, edges: edgeMap(pixels), visibility: visibility, bounce: bounce)
+        }
+        return LinearRender(width: width, height: height, flash: pixels.flash, ambient: pixels.ambient,
+                            depth: pixels.depth, primitive: pixels.prim, flashVisibility: pixels.fvis)
+    }
+
+    /// Per-pixel buffers of a render, filled by the primary pass and finished by the later ones.
+    private struct PixelBuffers {
+        /// Radiance, interleaved RGB.
+        var flash: [Float]
+        var ambient: [Float]
+        var depth: [Float]
+        var prim: [Int32]
+        /// Surface key at the pixel centre (-1: none): which pixels and nodes may share samples.
+        var key: [Int32]
+        var fvis: [Float]
+        var nor: [Vec3]
+        var albedo: [Vec3]
+        /// Unshadowed radiance from each area light, light-major (`j * np + i`).
+        var lightRad: [Vec3]
+        /// Mean direct flash irradiance over the pixels that hit something (sets the flash bounce).
+        var meanFlashIrradiance: Float
+    }
+
+    /// Soft-shadow and AO visibilities on the coarse grid of shading nodes: per node,
+    /// one value per area light, then AO.
+    private struct NodeGrid {
+        var columns: Int
+        var rows: Int
+        var key: [Int32]
+        var vis: [Float]
+    }
+
+    // MARK: Pass 1
+
+    /// Primary rays, direct flash, unshadowed ambient terms.
+    private func primaryPass() -> PixelBuffers {
         let w = width, h = height, np = w * h
         let nl = scene.ambient.lights.count
-        let ks = max(1, quality.shadowSamples), ka = max(1, quality.occlusionSamples)
         var flash = [Float](repeating: 0, count: np * 3)
-        var ambient = [Float](repeating: 0, count: np * 3)
+        let ambient = [Float](repeating: 0, count: np * 3)
         var depth = [Float](repeating: .infinity, count: np)
         var prim = [Int32](repeating: -1, count: np)
         var key = [Int32](repeating: -1, count: np)
@@ -316,8 +358,6 @@ public struct Renderer: Sendable {
         var lightRad = [Vec3](repeating: .zero, count: np * max(nl, 1))
         var flashIrradianceSum: Double = 0
         var hits = 0
-
-        // Pass 1: primary rays, direct flash, unshadowed ambient terms.
         for y in 0..<h {
             for x in 0..<w {
                 let i = y * w + x
@@ -333,10 +373,22 @@ public struct Renderer: Sendable {
                 for j in 0..<nl { lightRad[j * np + i] = lightTerm(s, j).0 }
             }
         }
+        let meanFlashE = hits > 0 ? Float(flashIrradianceSum / Double(hits)) : 0
+        return PixelBuffers(flash: flash, ambient: ambient, depth: depth, prim: prim, key: key, fvis: fvis,
+                            nor: nor, albedo: albedo, lightRad: lightRad, meanFlashIrradiance: meanFlashE)
+    }
 
-        // Pass 2: soft shadows and AO on a coarse grid (one node per 4×4
-        // pixels, many stratified samples each), interpolated bilinearly over
-        // nodes on the same smooth surface; traced per pixel where no node matches.
+    // MARK: Pass 2
+
+    // Soft shadows and AO on a coarse grid (one node per 4×4 pixels, many stratified
+    // samples each), interpolated bilinearly over nodes on the same smooth surface;
+    // traced per pixel where no node matches.
+
+    /// Traces every node's light and AO samples.
+    private func sampledNodes() -> NodeGrid {
+        let w = width, h = height
+        let nl = scene.ambient.lights.count
+        let ks = max(1, quality.shadowSamples), ka = max(1, quality.occlusionSamples)
         let step = Renderer.nodeSpacing
         let gw = (w + step - 1) / step, gh = (h + step - 1) / step, nn = gw * gh
         let planes = nl + 1 // lights, then AO
@@ -359,8 +411,16 @@ public struct Renderer: Sendable {
                 nodeVis[n * planes + nl] = occlusion(s, first: 0, stride: 1, count: ka, seed: seed &+ 77)
             }
         }
-        // Tent-filter the node values over nodes of the same surface (3×3):
-        // trades a little softness for 4–9× less sampling noise.
+        return NodeGrid(columns: gw, rows: gh, key: nodeKey, vis: nodeVis)
+    }
+
+    /// Tent-filters the node values over nodes of the same surface (3×3):
+    /// trades a little softness for 4–9× less sampling noise.
+    private func smoothed(_ nodes: NodeGrid) -> NodeGrid {
+        let nl = scene.ambient.lights.count
+        let gw = nodes.columns, gh = nodes.rows
+        let planes = nl + 1
+        let nodeKey = nodes.key, nodeVis = nodes.vis
         var smoothed = nodeVis
         for gy in 0..<gh {
             for gx in 0..<gw {
@@ -391,7 +451,20 @@ public struct Renderer: Sendable {
                 if nl > 3 { smoothed[o + 3] = acc.3 * r }
             }
         }
-        nodeVis = smoothed
+        return NodeGrid(columns: gw, rows: gh, key: nodeKey, vis: smoothed)
+    }
+
+    /// Per-pixel visibilities, plane-major (light j at `j * np + i`, AO at `nl * np + i`):
+    /// bilinear over the four surrounding nodes on the pixel's surface, else the nearest
+    /// such node one ring further out, else traced at the pixel.
+    private func interpolatedVisibility(_ nodes: NodeGrid, key: [Int32]) -> [Float] {
+        let w = width, h = height, np = w * h
+        let nl = scene.ambient.lights.count
+        let ks = max(1, quality.shadowSamples), ka = max(1, quality.occlusionSamples)
+        let step = Renderer.nodeSpacing
+        let gw = nodes.columns, gh = nodes.rows
+        let planes = nl + 1
+        let nodeKey = nodes.key, nodeVis = nodes.vis
         var filtered = [Float](repeating: 1, count: np * planes)
         var values = (Float(0), Float(0), Float(0), Float(0), Float(0))
         for y in 0..<h {
@@ -448,81 +521,99 @@ public struct Renderer: Sendable {
                 if nl > 3 { filtered[3 * np + i] = values.3 * r }
             }
         }
+        return filtered
+    }
 
-        // Pass 3: compose ambient, add flash bounce.
-        let meanFlashE = hits > 0 ? Float(flashIrradianceSum / Double(hits)) : 0
-        let bounce = flashColour * (scene.flash.bounce * meanFlashE / Float.pi)
-        for i in 0..<np where prim[i] >= 0 {
+    // MARK: Pass 3
+
+    /// Composes the ambient image and adds the flash bounce.
+    private func compose(_ pixels: inout PixelBuffers, visibility filtered: [Float], bounce: Vec3) {
+        let np = width * height
+        let nl = scene.ambient.lights.count
+        for i in 0..<np where pixels.prim[i] >= 0 {
             let ao = filtered[nl * np + i]
-            var a = albedo[i] * environment(nor[i]) * (ao / Float.pi)
-            for j in 0..<nl { a += lightRad[j * np + i] * filtered[j * np + i] }
-            ambient[3 * i] = a.x; ambient[3 * i + 1] = a.y; ambient[3 * i + 2] = a.z
-            let b = albedo[i] * bounce * ao
-            flash[3 * i] += b.x; flash[3 * i + 1] += b.y; flash[3 * i + 2] += b.z
+            var a = pixels.albedo[i] * environment(pixels.nor[i]) * (ao / Float.pi)
+            for j in 0..<nl { a += pixels.lightRad[j * np + i] * filtered[j * np + i] }
+            pixels.ambient[3 * i] = a.x; pixels.ambient[3 * i + 1] = a.y; pixels.ambient[3 * i + 2] = a.z
+            let b = pixels.albedo[i] * bounce * ao
+            pixels.flash[3 * i] += b.x; pixels.flash[3 * i + 1] += b.y; pixels.flash[3 * i + 2] += b.z
         }
+    }
 
-        // Pass 4: 2×2 supersampling of edge pixels (geometry or flash shadow).
-        if quality.antialias {
-            // 1: flash-shadow boundary only (re-shade the flash), 2: geometry edge (re-shade both).
-            var edge = [UInt8](repeating: 0, count: np)
-            for y in 0..<h {
-                for x in 0..<w {
-                    let i = y * w + x
-                    for dir in 0..<2 {
-                        let xx = x + (1 - dir), yy = y + dir
-                        guard xx < w, yy < h else { continue }
-                        let k = yy * w + xx
-                        var e: UInt8 = prim[k] != prim[i] ? 2 : 0
-                        if e == 0, prim[i] >= 0, nor[k].dot(nor[i]) < 0.7 || abs(depth[k] - depth[i]) > 0.05 * depth[i] { e = 2 }
-                        if e == 0, fvis[k] != fvis[i] { e = 1 }
-                        edge[i] = max(edge[i], e); edge[k] = max(edge[k], e)
-                    }
-                }
-            }
-            // The centre sample (already shaded) plus three more on a rotated grid.
-            let offsets: [(Float, Float)] = [(0.15, 0.35), (0.65, 0.15), (0.85, 0.65), (0.35, 0.85)]
-            for y in 0..<h {
-                for x in 0..<w where edge[y * w + x] > 0 {
-                    let i = y * w + x
-                    let geometry = edge[i] == 2
-                    var f = Vec3(flash[3 * i], flash[3 * i + 1], flash[3 * i + 2])
-                    var a = Vec3(ambient[3 * i], ambient[3 * i + 1], ambient[3 * i + 2])
-                    var v = fvis[i]
-                    for (k, (ox, oy)) in offsets.enumerated() where k != (x + 2 * y) & 3 {
-                        guard let s = surface(px: Float(x) + ox, py: Float(y) + oy) else { continue }
-                        let (fr, fv) = flashTerm(s)
-                        v += fv
-                        guard geometry else { // same surface: only the flash changes
-                            f += fr * fv + s.albedo * bounce * filtered[nl * np + i]
-                            a += Vec3(ambient[3 * i], ambient[3 * i + 1], ambient[3 * i + 2])
-                            continue
-                        }
-                        // Reuse the filtered visibilities of a neighbouring pixel on the same surface.
-                        var src = -1
-                        search: for (dx, dy) in neighbourOrder {
-                            let xx = x + dx, yy = y + dy
-                            guard xx >= 0, xx < w, yy >= 0, yy < h else { continue }
-                            let n = yy * w + xx
-                            if key[n] == s.hit.surfaceKey { src = n; break search }
-                        }
-                        let ao = src >= 0 ? filtered[nl * np + src] : occlusion(s, first: 0, stride: 1, count: ka, seed: UInt32(truncatingIfNeeded: i))
-                        f += fr * fv + s.albedo * bounce * ao
-                        a += s.albedo * environment(s.n) * (ao / Float.pi)
-                        for j in 0..<nl {
-                            let (r, L) = lightTerm(s, j)
-                            guard r.maxComponent > 0 else { continue }
-                            a += r * (src >= 0 ? filtered[j * np + src]
-                                               : lightVisibility(s, j, L: L, first: 0, stride: 1, count: ks, seed: UInt32(truncatingIfNeeded: i)))
-                        }
-                    }
-                    f = f * 0.25; a = a * 0.25 // 1 centre + 3 new samples
-                    flash[3 * i] = f.x; flash[3 * i + 1] = f.y; flash[3 * i + 2] = f.z
-                    ambient[3 * i] = a.x; ambient[3 * i + 1] = a.y; ambient[3 * i + 2] = a.z
-                    fvis[i] = v * 0.25
+    // MARK: Pass 4
+
+    // 2×2 supersampling of edge pixels (geometry or flash shadow).
+
+    /// Per pixel: 0 inside a surface, 1 on a flash-shadow boundary only (re-shade the
+    /// flash), 2 on a geometry edge (re-shade both).
+    private func edgeMap(_ pixels: PixelBuffers) -> [UInt8] {
+        let w = width, h = height, np = w * h
+        let prim = pixels.prim, nor = pixels.nor, depth = pixels.depth, fvis = pixels.fvis
+        var edge = [UInt8](repeating: 0, count: np)
+        for y in 0..<h {
+            for x in 0..<w {
+                let i = y * w + x
+                for dir in 0..<2 {
+                    let xx = x + (1 - dir), yy = y + dir
+                    guard xx < w, yy < h else { continue }
+                    let k = yy * w + xx
+                    var e: UInt8 = prim[k] != prim[i] ? 2 : 0
+                    if e == 0, prim[i] >= 0, nor[k].dot(nor[i]) < 0.7 || abs(depth[k] - depth[i]) > 0.05 * depth[i] { e = 2 }
+                    if e == 0, fvis[k] != fvis[i] { e = 1 }
+                    edge[i] = max(edge[i], e); edge[k] = max(edge[k], e)
                 }
             }
         }
-        return LinearRender(width: w, height: h, flash: flash, ambient: ambient, depth: depth, primitive: prim,
-                            flashVisibility: fvis)
+        return edge
+    }
+
+    /// Re-shades the edge pixels with three more samples each.
+    private func supersampleEdges(_ pixels: inout PixelBuffers, edges edge: [UInt8], visibility filtered: [Float], bounce: Vec3) {
+        let w = width, h = height, np = w * h
+        let nl = scene.ambient.lights.count
+        let ks = max(1, quality.shadowSamples), ka = max(1, quality.occlusionSamples)
+        let key = pixels.key
+        // The centre sample (already shaded) plus three more on a rotated grid.
+        let offsets: [(Float, Float)] = [(0.15, 0.35), (0.65, 0.15), (0.85, 0.65), (0.35, 0.85)]
+        for y in 0..<h {
+            for x in 0..<w where edge[y * w + x] > 0 {
+                let i = y * w + x
+                let geometry = edge[i] == 2
+                var f = Vec3(pixels.flash[3 * i], pixels.flash[3 * i + 1], pixels.flash[3 * i + 2])
+                var a = Vec3(pixels.ambient[3 * i], pixels.ambient[3 * i + 1], pixels.ambient[3 * i + 2])
+                var v = pixels.fvis[i]
+                for (k, (ox, oy)) in offsets.enumerated() where k != (x + 2 * y) & 3 {
+                    guard let s = surface(px: Float(x) + ox, py: Float(y) + oy) else { continue }
+                    let (fr, fv) = flashTerm(s)
+                    v += fv
+                    guard geometry else { // same surface: only the flash changes
+                        f += fr * fv + s.albedo * bounce * filtered[nl * np + i]
+                        a += Vec3(pixels.ambient[3 * i], pixels.ambient[3 * i + 1], pixels.ambient[3 * i + 2])
+                        continue
+                    }
+                    // Reuse the filtered visibilities of a neighbouring pixel on the same surface.
+                    var src = -1
+                    search: for (dx, dy) in neighbourOrder {
+                        let xx = x + dx, yy = y + dy
+                        guard xx >= 0, xx < w, yy >= 0, yy < h else { continue }
+                        let n = yy * w + xx
+                        if key[n] == s.hit.surfaceKey { src = n; break search }
+                    }
+                    let ao = src >= 0 ? filtered[nl * np + src] : occlusion(s, first: 0, stride: 1, count: ka, seed: UInt32(truncatingIfNeeded: i))
+                    f += fr * fv + s.albedo * bounce * ao
+                    a += s.albedo * environment(s.n) * (ao / Float.pi)
+                    for j in 0..<nl {
+                        let (r, L) = lightTerm(s, j)
+                        guard r.maxComponent > 0 else { continue }
+                        a += r * (src >= 0 ? filtered[j * np + src]
+                                           : lightVisibility(s, j, L: L, first: 0, stride: 1, count: ks, seed: UInt32(truncatingIfNeeded: i)))
+                    }
+                }
+                f = f * 0.25; a = a * 0.25 // 1 centre + 3 new samples
+                pixels.flash[3 * i] = f.x; pixels.flash[3 * i + 1] = f.y; pixels.flash[3 * i + 2] = f.z
+                pixels.ambient[3 * i] = a.x; pixels.ambient[3 * i + 1] = a.y; pixels.ambient[3 * i + 2] = a.z
+                pixels.fvis[i] = v * 0.25
+            }
+        }
     }
 }

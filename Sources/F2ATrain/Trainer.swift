@@ -300,12 +300,6 @@ public final class Trainer: @unchecked Sendable {
 
     static func fmt(_ v: Double, _ digits: Int = 4) -> String { String(format: "%.\(digits)f", v) }
 
-    static func duration(_ s: Double) -> String {
-        guard s.isFinite, s >= 0 else { return "?" }
-        let t = Int(s)
-        return t >= 3600 ? String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) : String(format: "%dm%02ds", t / 60, t % 60)
-    }
-
     /// Trains until `config.steps` (or until `shouldStop` returns true),
     /// logging, validating and checkpointing as configured. Writes a final
     /// checkpoint when it stops.
@@ -336,7 +330,7 @@ public final class Trainer: @unchecked Sendable {
                 let gan = discriminator == nil ? "" : " adv \(Self.fmt(adv, 3)) D \(Self.fmt(dl, 3))"
                 log("step \(step)/\(total) ep \(Self.fmt(source.epoch(afterSteps: step), 1)) | rec \(Self.fmt(rec))\(gan) | "
                     + "\(Self.fmt(sps, 2)) samples/s | fwd \(Self.fmt(window.forward / n * 1000, 0)) bwd \(Self.fmt(window.backward / n * 1000, 0)) "
-                    + "opt \(Self.fmt(window.optimiser / n * 1000, 0)) data \(Self.fmt(window.data / n * 1000, 0)) ms | ETA \(Self.duration(eta))")
+                    + "opt \(Self.fmt(window.optimiser / n * 1000, 0)) data \(Self.fmt(window.data / n * 1000, 0)) ms | ETA \(Readable.duration(seconds: eta, .compact))")
                 appendLog("{\"type\":\"train\",\"step\":\(step),\"epoch\":\(Self.fmt(source.epoch(afterSteps: step), 3)),\"rec\":\(rec),\"adv\":\(adv),\"d\":\(dl),"
                           + "\"samples_per_s\":\(Self.fmt(sps, 3)),\"forward_ms\":\(Self.fmt(window.forward / n * 1000, 1)),\"backward_ms\":\(Self.fmt(window.backward / n * 1000, 1)),"
                           + "\"optimiser_ms\":\(Self.fmt(window.optimiser / n * 1000, 1)),\"data_ms\":\(Self.fmt(window.data / n * 1000, 1)),\"time\":\(Int(Date().timeIntervalSince1970))}", file: "log.jsonl")

@@ -3,8 +3,8 @@
 
 Drives the built binary on small images made with the vips command-line tools
 (64x48 and smaller, so the whole file runs in well under a minute on 2 cores).
-Standard library only. Prints one line per check and a final "N passed, M failed";
-exits 1 on any failure.
+Standard library only. Prints one line per check and a final "batch: N passed, M failed"
+(Tests/lib/checks.py); exits 1 on any failure.
 
 Usage: test_batch.py [F2A] [WEIGHTS]   (defaults: build/bin/f2a, weights/default.f2aw)
 """
@@ -18,26 +18,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 F2A = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build/bin/f2a")
 MODEL = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else os.path.join(ROOT, "weights/default.f2aw")
-W = tempfile.mkdtemp(prefix="f2a-batch-test-")
-passed = failed = 0
+sys.path.insert(0, os.path.join(ROOT, "Tests", "lib"))
+from checks import check, finish, workdir  # noqa: E402
 
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok    {name}")
-    else:
-        failed += 1
-        print(f"FAIL  {name}")
-        for line in str(detail).strip().splitlines()[-8:]:
-            print(f"      {line}")
+W = workdir("f2a-batch-test-")
 
 
 def run(*args, stdin=None, env=None, cwd=W, timeout=60):
@@ -477,6 +466,4 @@ tty = b"".join(chunks).decode(errors="replace")
 check("terminal: progress bar with done/total, images/s, ETA, failures",
       "7/7" in tty and "img/s" in tty and "ETA" in tty and "failed 2" in tty and "\r" in tty, tty[-300:])
 
-shutil.rmtree(W, ignore_errors=True)
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(finish("batch"))

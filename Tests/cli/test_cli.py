@@ -5,8 +5,8 @@ Standard input and output (`-`), --format, the terminal refusals, the progress l
 terminal, --quiet, eval --names/--split, numbers as people read them, and guided mode streamed
 from the file against the whole-image path (F2A_NO_STREAM=1) on 8- and 16-bit, alpha, CMYK,
 grey and EXIF-rotated inputs, standard input and output, and a truncated JPEG. Small images made
-with the vips tools; standard library only. Prints one line per check and "N passed, M failed";
-exits 1 on any failure.
+with the vips tools; standard library only. Prints one line per check and "cli: N passed, M failed"
+(Tests/lib/checks.py); exits 1 on any failure.
 
 Usage: test_cli.py [F2A] [WEIGHTS]   (defaults: build/bin/f2a, weights/default.f2aw)
 """
@@ -17,25 +17,14 @@ import select
 import shutil
 import subprocess
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 F2A = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build/bin/f2a")
 MODEL = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else os.path.join(ROOT, "weights/default.f2aw")
-W = tempfile.mkdtemp(prefix="f2a-cli-test-")
-passed = failed = 0
+sys.path.insert(0, os.path.join(ROOT, "Tests", "lib"))
+from checks import check, finish, workdir  # noqa: E402
 
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok    {name}", flush=True)
-    else:
-        failed += 1
-        print(f"FAIL  {name}", flush=True)
-        for line in str(detail).strip().splitlines()[-8:]:
-            print(f"      {line}")
+W = workdir("f2a-cli-test-")
 
 
 def env(**extra):
@@ -268,6 +257,4 @@ check("eval --quiet: the header, the mean and the comparison, no row per pair",
       r.returncode == 0 and rows(r) == [] and b"mean (4 pairs)" in r.stdout and b"better than" in r.stdout,
       r.stdout)
 
-shutil.rmtree(W, ignore_errors=True)
-print(f"cli: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(finish("cli"))

@@ -11,14 +11,13 @@ under any address-space limit f2a finishes promptly (no OpenBLAS retry loop);
 a PNG bomb is refused from its header; an SVG cannot pull in a sibling file; a file name that is
 not UTF-8 is a failure of its own; a multi-page image is refused, not cut to its first page.
 Uses only the python3 standard library and the vips CLI. Prints one line per check and
-"N passed, M failed"; exits 1 on any failure.
+"reliability: N passed, M failed" (Tests/lib/checks.py); exits 1 on any failure.
 """
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,22 +25,11 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT,
 F2A = os.path.join(BUILD, "bin", "f2a")
 F2A_TRAIN = os.path.join(BUILD, "bin", "f2a-train")
 MODEL = os.path.join(BUILD, "share", "flash2ambient", "weights", "default.f2aw")
-W = tempfile.mkdtemp(prefix="f2a-reliability-")
+sys.path.insert(0, os.path.join(ROOT, "Tests", "lib"))
+from checks import check, finish, workdir  # noqa: E402
+
+W = workdir("f2a-reliability-")
 TIMEOUT = 60
-
-passed = failed = 0
-
-
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok    {name}", flush=True)
-    else:
-        failed += 1
-        print(f"FAIL  {name}", flush=True)
-        for line in str(detail).strip().splitlines()[-8:]:
-            print(f"      {line}")
 
 
 def env():
@@ -562,25 +550,21 @@ def test_pages():
 
 
 def main():
-    try:
-        test_inputs_never_overwritten()
-        test_trainer_inputs_never_overwritten()
-        test_trainer_best_at_step_0()
-        test_special_files()
-        test_settings()
-        test_model_setting()
-        test_exit_codes()
-        test_leftovers()
-        test_weights_memory()
-        test_address_space_ladder()
-        test_decompression_bombs()
-        test_untrusted_loaders()
-        test_names()
-        test_pages()
-    finally:
-        shutil.rmtree(W, ignore_errors=True)
-    print(f"reliability: {passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    test_inputs_never_overwritten()
+    test_trainer_inputs_never_overwritten()
+    test_trainer_best_at_step_0()
+    test_special_files()
+    test_settings()
+    test_model_setting()
+    test_exit_codes()
+    test_leftovers()
+    test_weights_memory()
+    test_address_space_ladder()
+    test_decompression_bombs()
+    test_untrusted_loaders()
+    test_names()
+    test_pages()
+    return finish("reliability")
 
 
 if __name__ == "__main__":

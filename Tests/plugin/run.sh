@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the libvips operation "flash2ambient" (plugin/), run by `make test-plugin`.
 # Uses the build tree only: VIPSHOME=build/vipshome, build/bin/f2a, build/lib.
-# Prints one line per check and a final "N passed, M failed"; exits 1 on failures.
+# Prints one line per check and a final "plugin: N passed, M failed" (Tests/lib/checks.sh); exits 1
+# on failures. The work directory is removed unless a check failed.
 # F2A_SKIP_PYVIPS=1 skips the pyvips part (it needs PyPI the first time).
 set -u
 
@@ -10,19 +11,11 @@ BUILD="${BUILD:-$ROOT/build}"
 [[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
 export VIPSHOME="$BUILD/vipshome"
 unset F2A_MODEL
-W="$BUILD/plugin-test"
-rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 1
 F2A="$BUILD/bin/f2a"
 MODEL="$BUILD/share/flash2ambient/weights/default.f2aw"
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok    $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL  $*"; }
-check() { # check NAME COMMAND...: pass when COMMAND succeeds
-	local name="$1"; shift
-	if "$@" >"$W/last.log" 2>&1; then pass "$name"; else fail "$name"; sed 's/^/      /' "$W/last.log" | tail -5; fi
-}
+. "$ROOT/Tests/lib/checks.sh"
+checks_workdir f2a-test-plugin
+cd "$W" || exit 1
 
 # "width height bands format coding interpretation" of an image file
 layout() {
@@ -85,7 +78,7 @@ for f in in-srgb.jpg in-srgb.png in-srgb-icc.jpg in-rgb16.png in-rgb16.tif in-bw
 	in-rgba16.png in-1x1.png in-3x5.png in-1x1a.png in-5band.v; do
 	out="out-${f#in-}"
 	if ! vips flash2ambient "$f" "$out" >run.log 2>&1; then
-		fail "$f: vips flash2ambient failed"; sed 's/^/      /' run.log | tail -3; continue
+		fail "$f: vips flash2ambient failed" run.log; continue
 	fi
 	a="$(layout "$f")"; b="$(layout "$out")"
 	if [ "$a" = "$b" ]; then pass "$f -> $out: same layout ($a)"; else fail "$f -> $out: layout '$a' became '$b'"; fi
@@ -119,7 +112,7 @@ for f in in-srgb.png in-srgb.jpg in-rgba.png in-photo.jpg; do
 		d="$(maxdiff "f2a-${f#in-}.png" "vips-${f#in-}.png")"
 		if [ "$d" -le 1 ] 2>/dev/null; then pass "$f: equals f2a apply (max diff $d/255)"; else fail "$f: differs from f2a apply by $d/255"; fi
 	else
-		fail "$f: f2a apply / vips flash2ambient failed"; sed 's/^/      /' f2a.log | tail -3
+		fail "$f: f2a apply / vips flash2ambient failed" f2a.log
 	fi
 done
 # one conversion for both (Sources/CVipsConvert): CMYK, CMYK + alpha and extra bands give f2a apply
@@ -136,7 +129,7 @@ for f in in-cmyk.jpg in-cmyk.tif in-cmyka.tif in-5band.tif; do
 			fail "$f: in '$a', f2a apply '$b', vips flash2ambient '$c', max diff ${d:-?}"
 		fi
 	else
-		fail "$f: f2a apply / vips flash2ambient failed"; sed 's/^/      /' f2a.log | tail -3
+		fail "$f: f2a apply / vips flash2ambient failed" f2a.log
 	fi
 done
 check "in-cmyka.tif: alpha band bit-exact through f2a apply" same_band in-cmyka.tif f2a-cmyka.tif 4
@@ -153,7 +146,7 @@ for spec in "in-srgb.png guided --working-size 48" "in-wide.png tiled --tile-siz
 		d="$(maxdiff "f2a-$mode.png" "vips-$mode.png")"
 		if [ "$d" -le 1 ] 2>/dev/null; then pass "$f --mode $mode $*: equals f2a apply (max diff $d/255)"; else fail "$f --mode $mode: differs from f2a apply by $d/255"; fi
 	else
-		fail "$f --mode $mode: f2a apply / vips flash2ambient failed"; sed 's/^/      /' f2a.log | tail -3
+		fail "$f --mode $mode: f2a apply / vips flash2ambient failed" f2a.log
 	fi
 done
 set --
@@ -172,19 +165,9 @@ if [ "$d" -le 1 ] 2>/dev/null; then pass "guided, 12 MP: equals f2a apply (max d
 if "$F2A" apply in-rgb16.png f2a-rgb16.png >f2a.log 2>&1; then
 	d="$(maxdiff f2a-rgb16.png out-rgb16.png)"
 	if [ "$d" -le 257 ] 2>/dev/null; then pass "in-rgb16.png: equals f2a apply (max diff $d/65535)"; else fail "in-rgb16.png: differs from f2a apply by $d/65535"; fi
-else fail "in-rgb16.png: f2a apply failed"; fi
+else fail "in-rgb16.png: f2a apply failed" f2a.log; fi
 
 # --- options, errors, progress -----------------------------------------------------------
-# expect_error NAME PATTERN COMMAND...: non-zero exit < 128 and PATTERN in the output
-expect_error() {
-	local name="$1" pattern="$2"; shift 2
-	"$@" >err.log 2>&1; local rc=$?
-	if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qiE "$pattern" err.log; then
-		pass "$name (exit $rc: $(grep -iE "$pattern" err.log | head -1 | cut -c1-110))"
-	else
-		fail "$name (exit $rc)"; sed 's/^/      /' err.log | tail -5
-	fi
-}
 head -c 4000 "$MODEL" > truncated.f2aw
 printf 'this is not a weights file\n' > text.f2aw
 : > empty.jpg
@@ -214,7 +197,7 @@ if ${CC:-cc} -std=gnu11 -Wall -Wextra -Werror -o example "$ROOT/examples/vips/fl
 	check "C example without the module fails cleanly" bash -c \
 		"out=\$(VIPSHOME=$W/no-such-home ./example in-srgb.png x.png 2>&1); rc=\$?; [ \$rc -ne 0 ] && [ \$rc -lt 128 ] && echo \"\$out\" | grep -q 'not installed'"
 else
-	fail "examples/vips/flash2ambient_example.c compiles"; sed 's/^/      /' cc.log | tail -5
+	fail "examples/vips/flash2ambient_example.c compiles" cc.log
 fi
 
 # --- install / uninstall into a DESTDIR (the whole install and the tarball: packaging/test-dist.sh) ---
@@ -249,14 +232,12 @@ else
 	fi
 	if [ -f "$VENV/.stamp" ]; then
 		"$VENV/bin/python" "$ROOT/Tests/plugin/test_pyvips.py" "$VIPSHOME" "$W" >py.log 2>&1
+		rc=$?
 		cat py.log
-		passed=$((passed + $(grep -c '^ok ' py.log)))
-		failed=$((failed + $(grep -c '^FAIL ' py.log)))
-		grep -qE '^(ok|FAIL) ' py.log || fail "pyvips test produced no results"
+		checks_count_output pyvips py.log $rc
 	else
-		fail "pyvips venv ($VENV): pip install $PYVIPS failed"; sed 's/^/      /' venv.log | tail -5
+		fail "pyvips venv ($VENV): pip install $PYVIPS failed" venv.log
 	fi
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_summary plugin

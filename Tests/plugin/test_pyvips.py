@@ -1,7 +1,7 @@
 """pyvips (from PyPI) calling the flash2ambient operation.
 
 usage: test_pyvips.py VIPSHOME WORKDIR   (WORKDIR holds run.sh's test inputs)
-Prints "ok ..." / "FAIL ..." lines; run.sh counts them.
+Prints one line per check (Tests/lib/checks.py) and "pyvips: N passed, M failed"; run.sh counts them.
 """
 import os
 import subprocess
@@ -11,19 +11,14 @@ import threading
 os.environ["VIPSHOME"] = sys.argv[1]  # before the import: libvips reads it in vips_init()
 import pyvips  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from checks import attempt, finish  # noqa: E402
+
 # No operation cache: cached loads would hand the same VipsImage (and its signal
 # handlers, whose Python callbacks are gone) from one check to the next.
 pyvips.cache_set_max(0)
 work = sys.argv[2]
 os.chdir(work)
-
-
-def check(name, fn):
-    try:
-        detail = fn()
-        print(f"ok    pyvips: {name}" + (f" ({detail})" if detail else ""))
-    except Exception as e:  # noqa: BLE001 - report and go on
-        print(f"FAIL  pyvips: {name}: {type(e).__name__}: {e}")
 
 
 def same_pixels(a, b):
@@ -135,11 +130,8 @@ def threads():
     return "4 concurrent calls"
 
 
-check("image.flash2ambient(strength=0.8) on RGBA", rgba)
-check("16-bit RGBA", sixteen_bit)
-check("modes", modes)
-check("metadata", metadata)
-check("progress signals", progress)
-check("kill cancels", cancel)
-check("bad model raises pyvips.Error", bad_model)
-check("threads", threads)
+for name, fn in (("image.flash2ambient(strength=0.8) on RGBA", rgba), ("16-bit RGBA", sixteen_bit),
+                 ("modes", modes), ("metadata", metadata), ("progress signals", progress), ("kill cancels", cancel),
+                 ("bad model raises pyvips.Error", bad_model), ("threads", threads)):
+    attempt(f"pyvips: {name}", fn)
+sys.exit(finish("pyvips"))

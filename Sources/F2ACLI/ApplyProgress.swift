@@ -3,32 +3,6 @@ import Foundation
 import Glibc
 #endif
 
-/// Numbers as people read them in messages: three significant digits and a unit
-/// (`37.5 ms`, `1.77 GFLOP`), never the nine digits of a Double or a Duration.
-enum Readable {
-    /// `value` with `digits` significant digits, without an exponent: 1.769996288 → "1.77",
-    /// 37.548 → "37.5", 110.4 → "110", 0.012345 → "0.0123", 123456 → "123456".
-    static func significant(_ value: Double, digits: Int = 3) -> String {
-        guard value.isFinite, value != 0 else { return value.isFinite ? "0" : "\(value)" }
-        let magnitude = Int(floor(log10(abs(value))))
-        let decimals = max(0, digits - 1 - magnitude)
-        return String(format: "%.\(decimals)f", value)
-    }
-
-    /// 0.037548533 → "37.5 ms", 1.5 → "1.50 s", 75.2 → "1 min 15 s".
-    static func seconds(_ s: Double) -> String {
-        if s < 1 { return significant(s * 1000) + " ms" }
-        if s < 60 { return significant(s) + " s" }
-        let whole = Int(s.rounded())
-        return whole < 3600 ? "\(whole / 60) min \(whole % 60) s" : "\(whole / 3600) h \(whole / 60 % 60) min"
-    }
-
-    static func duration(_ d: Duration) -> String {
-        let (s, attoseconds) = d.components
-        return seconds(Double(s) + Double(attoseconds) * 1e-18)
-    }
-}
-
 /// The progress line of `f2a apply` on a terminal, redrawn in place on stderr from the
 /// generator's progress callbacks: a tiled 12 MP photo is otherwise silent for 10 s.
 /// Drawn only once a run has taken a quarter of a second, so quick runs print nothing.
