@@ -86,8 +86,10 @@ public struct GeneratorConfig: Equatable, Sendable {
     // MARK: Layers
 
     /// One parameterised layer of the network, in evaluation order.
+    /// The raw values of `Kind` and `Input` are the names `f2a info --layers` prints,
+    /// which the ONNX exporter (tools/onnx/f2a_to_onnx.py) reads.
     public struct Layer: Equatable, Sendable {
-        public enum Kind: Equatable, Sendable {
+        public enum Kind: String, Equatable, Sendable {
             /// 3x3 convolution, padding 1, ReLU.
             case conv3x3
             /// 2x2 stride-2 transposed convolution (weight [in, out, 2, 2]) or, for
@@ -97,7 +99,7 @@ public struct GeneratorConfig: Equatable, Sendable {
             case output
         }
         /// What the layer reads: the U-Net's wiring.
-        public enum Input: Equatable, Sendable {
+        public enum Input: String, Equatable, Sendable {
             /// The previous layer's output (the network's input for the first layer).
             case previous
             /// The previous layer's output max-pooled 2x2: the first conv of encoder block
@@ -159,10 +161,13 @@ public struct GeneratorConfig: Equatable, Sendable {
         }
     }
 
+    /// Shape of a layer's bias tensor.
+    public func biasShape(_ layer: Layer) -> [Int] { [layer.outChannels] }
+
     /// Every parameter tensor of this configuration, in canonical order, with
     /// its shape: the names used by the weights file, the trainer and the ONNX converter.
     public var parameterShapes: [(name: String, shape: [Int])] {
-        layers.flatMap { [("\($0.name).weight", weightShape($0)), ("\($0.name).bias", [$0.outChannels])] }
+        layers.flatMap { [("\($0.name).weight", weightShape($0)), ("\($0.name).bias", biasShape($0))] }
     }
 
     public var parameterCount: Int {

@@ -2,14 +2,17 @@
 """End-to-end tests of f2a apply, eval and info as a user drives them (run by `make test-cli`).
 
 Standard input and output (`-`), --format, the terminal refusals, the progress line on a
-terminal, --quiet, eval --names/--split, numbers as people read them, and guided mode streamed
-from the file against the whole-image path (F2A_NO_STREAM=1) on 8- and 16-bit, alpha, CMYK,
+terminal, --quiet, eval --names/--split, numbers as people read them, info --layers (the layer
+list as JSON), and guided mode streamed from the file against the whole-image path
+(F2A_NO_STREAM=1) on 8- and 16-bit, alpha, CMYK,
 grey and EXIF-rotated inputs, standard input and output, and a truncated JPEG. Small images made
 with the vips tools; standard library only. Prints one line per check and "cli: N passed, M failed"
 (Tests/lib/checks.py); exits 1 on any failure.
 
 Usage: test_cli.py [F2A] [WEIGHTS]   (defaults: build/bin/f2a, weights/default.f2aw)
 """
+import json
+import math
 import os
 import pty
 import re
@@ -140,6 +143,28 @@ r = subprocess.run([F2A, "info", MODEL], cwd=W, env=env(), capture_output=True, 
 cost = re.search(r"cost: +([\d.]+) GFLOP", r.stdout)
 check("info: the cost in GFLOP with 3 significant digits", cost is not None
       and len(cost.group(1).replace(".", "").lstrip("0")) <= 3, r.stdout)
+params = re.search(r"parameters: +(\d+) in (\d+) tensors", r.stdout)
+r = subprocess.run([F2A, "info", "--layers", MODEL], cwd=W, env=env(), capture_output=True, text=True, timeout=60)
+try:
+    described = json.loads(r.stdout)
+except ValueError as e:
+    described = {"layers": [], "error": str(e)}
+layers = described["layers"]
+# VGG-16's blocks (2, 2, 3, 3, 3 convs), then the decoder back up levels 4 to 1, as in GeneratorConfig.
+convs = {1: 2, 2: 2, 3: 3, 4: 3, 5: 3}
+expected = ([f"enc{b}.conv{j}" for b in range(1, 6) for j in range(1, convs[b] + 1)]
+            + [n for b in range(4, 0, -1) for n in [f"dec{b}.up"] + [f"dec{b}.conv{j}" for j in range(1, convs[b] + 1)]]
+            + ["final"])
+check(f"info --layers: the shipped model's {len(expected)} layers (13 encoder, 14 decoder, final) in order",
+      r.returncode == 0 and [layer["name"] for layer in layers] == expected, r.stdout + r.stderr)
+check("info --layers: pooled before enc2-5, the skip at each decoder level's first conv",
+      [layer["name"] for layer in layers if layer["input"] == "pooled"] == [f"enc{b}.conv1" for b in range(2, 6)]
+      and [layer["name"] for layer in layers if layer["input"] == "withSkip"] == [f"dec{b}.conv1" for b in range(4, 0, -1)]
+      and [layer["kind"] for layer in layers].count("upsample") == 4 and layers[-1]["kind"] == "output", r.stdout)
+check("info --layers: the weight and bias shapes add up to info's parameter and tensor counts",
+      params is not None and 2 * len(layers) == int(params.group(2))
+      and sum(math.prod(layer["weight"]) + math.prod(layer["bias"]) for layer in layers) == int(params.group(1)),
+      r.stdout)
 r = f2a("apply", "in.jpg", "x.jpg", "--quality", "500")
 check("a range in words, not Swift's 0...100", b"from 0 to 100" in r.stderr and b"..." not in r.stderr, r.stderr)
 r = f2a("apply", "in.jpg", "no-such-dir/x.jpg")
