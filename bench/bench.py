@@ -316,30 +316,21 @@ def gflop(info, height, width):
 
 
 def layer_list(config, h, w):
-    """The progress steps of Generator.forward, in order: (name, shape text, GFLOP)."""
-    out, hh, ww, cin, sizes = [], h, w, 3, []
-    for b in range(1, config.levels + 1):
-        if b > 1:
-            hh, ww = hh // 2, ww // 2
-        sizes.append((hh, ww))
-        for j in range(1, config.conv_count(b) + 1):
-            c = config.enc_channels(b)
-            name = f"enc{b}.conv{j}" + (f" (+pool{b - 1})" if b > 1 and j == 1 else "")
-            out.append((name, f"{cin}->{c} 3x3 @{hh}x{ww}", 2 * 9 * cin * c * hh * ww / 1e9))
-            cin = c
-    for b in range(config.levels - 1, 0, -1):
-        bh, bw = sizes[b - 1]
-        c = config.dec_channels(b)
-        if config.upsample == "transpose":
-            out.append((f"dec{b}.up", f"{cin}->{c} convT2x2 @{bh}x{bw}", 2 * cin * c * bh * bw / 1e9))
+    """The progress steps of Generator.forward, in order: (name, shape text, GFLOP), one per entry
+    of the layer list that `f2a info --layers` prints (config.layers, from load_generator)."""
+    out = []
+    for layer in config.layers:
+        lh, lw = h >> (layer.level - 1), w >> (layer.level - 1)
+        cin, c = layer.in_channels, layer.out_channels
+        if layer.kind == "conv3x3":
+            name = layer.name + {"pooled": f" (+pool{layer.level - 1})", "withSkip": " (concat)"}.get(layer.input, "")
+            out.append((name, f"{cin}->{c} 3x3 @{lh}x{lw}", 2 * 9 * cin * c * lh * lw / 1e9))
+        elif layer.kind == "upsample" and config.upsample == "transpose":
+            out.append((layer.name, f"{cin}->{c} convT2x2 @{lh}x{lw}", 2 * cin * c * lh * lw / 1e9))
+        elif layer.kind == "upsample":
+            out.append((layer.name, f"{cin}->{c} 1x1+unpool @{lh}x{lw}", 2 * cin * c * lh * lw / 4e9))
         else:
-            out.append((f"dec{b}.up", f"{cin}->{c} 1x1+unpool @{bh}x{bw}", 2 * cin * c * bh * bw / 4e9))
-        cin = c + config.enc_channels(b)
-        for j in range(1, config.conv_count(b) + 1):
-            out.append((f"dec{b}.conv{j}" + (" (concat)" if j == 1 else ""), f"{cin}->{c} 3x3 @{bh}x{bw}",
-                        2 * 9 * cin * c * bh * bw / 1e9))
-            cin = c
-    out.append(("final", f"{cin}->3 1x1 @{h}x{w}", 2 * cin * 3 * h * w / 1e9))
+            out.append((layer.name, f"{cin}->{c} 1x1 @{lh}x{lw}", 2 * cin * c * lh * lw / 1e9))
     return out
 
 
@@ -502,7 +493,7 @@ def prepare_model(f2a, shipped_weights, shipped, key, out):
             cmd += ["--formulation", shipped["formulation"]]
         sh(cmd)
     onnx_path = os.path.join(out, f"{'shipped' if key == 'default' else 'random'}-{tag}.onnx")
-    config, tensors = f2a_to_onnx.load_generator(weights)
+    config, tensors = f2a_to_onnx.load_generator(weights, f2a)
     onnx.save(f2a_to_onnx.build_onnx(config, tensors), onnx_path)
     return {"key": key, "weights": weights, "onnx": onnx_path, "config": config, "info": model_info(f2a, weights)}
 

@@ -4,7 +4,8 @@
 #
 #   make import-vgg        build/import_vgg/vgg16-hed.f2aw (f16, ratio-log; see tools/import_vgg/README.md)
 #   make test-import-vgg   Tests/import_vgg/test_import_hed.py on the downloaded h5 (about 15 s);
-#                          also loads the result with build/bin/f2a if that exists (no Swift build here)
+#                          with build/bin/f2a if that exists (no Swift build here): its layer list
+#                          checks the tensor set and drives the numpy forward, and it loads the result
 
 IMPORT_VGG_DIR  := $(BUILD)/import_vgg
 IMPORT_VGG_VENV := $(IMPORT_VGG_DIR)/venv

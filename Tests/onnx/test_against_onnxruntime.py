@@ -11,11 +11,13 @@ image run (a) through f2a_apply_f32 with padded row strides and default
 params (strength 1), and (b) padded in numpy with the library's centred
 reflect padding, through onnxruntime, and cropped back. The two must agree to
 MAX_DIFF. The numpy float64 reference of the converter checks the ONNX
-graph independently (column ref-ort). A few C-ABI and reader checks follow.
+graph independently (column ref-ort). A few C-ABI and reader checks follow,
+and checks of the layer list the converter takes from `f2a info --layers`.
 Prints a table and a final line "N passed, M failed"; exits 1 on any failure.
 """
 
 import ctypes
+import dataclasses
 import os
 import subprocess
 import sys
@@ -152,6 +154,49 @@ class Lib:
 
 
 # --------------------------------------------------------------------------
+# The layer list from `f2a info --layers` against the file's tensors
+
+
+def layer_checks(tmp, good, f2a, record):
+    """The converter takes the network's layers from f2a and holds the file's tensors to them."""
+    sys.path.insert(0, os.path.join(ROOT, "tools", "import_vgg"))
+    from f2aw_writer import serialize
+
+    config, tensors = f2a_to_onnx.load_generator(good, f2a)
+    names = [layer.name for layer in config.layers]
+    ok = (names[0] == "enc1.conv1" and names[-1] == "final" and len(tensors) == 2 * len(names)
+          and {layer.kind for layer in config.layers} == {"conv3x3", "upsample", "output"})
+    record(ok)
+    print(f"layer list from f2a info --layers: {len(names)} layers, {names[0]} ... {names[-1]}  "
+          f"{'ok' if ok else 'FAIL'}")
+
+    def refused(label, run, want):
+        try:
+            run()
+            msg = None
+        except f2a_to_onnx.F2AWError as e:
+            msg = str(e)
+        ok = msg is not None and all(w in msg for w in want)
+        record(ok)
+        print(f"{label}: {msg!r:.110}  {'ok' if ok else 'FAIL'}")
+
+    # A layer list that disagrees with the file (as if f2a and the file were of different
+    # versions): the error names the tensor and both shapes.
+    first = config.layers[0]
+    wrong = (dataclasses.replace(first, weight=(first.out_channels + 1, *first.weight[1:])),) + config.layers[1:]
+    refused("tensor shape against the layer list", lambda: f2a_to_onnx.check_tensors(wrong, tensors),
+            ["enc1.conv1.weight", str(list(first.weight)), str([first.out_channels + 1, *first.weight[1:]])])
+    # A file that is well formed but that the Swift library refuses: f2a's reason comes through.
+    raw_config, raw_tensors, _ = f2a_to_onnx.read_f2aw(good)
+    missing = os.path.join(tmp, "no-final-bias.f2aw")
+    with open(missing, "wb") as f:
+        f.write(serialize(list(raw_config.items()), [(k, v) for k, v in raw_tensors.items() if k != "final.bias"]))
+    refused("tensor missing (f2a info refuses)", lambda: f2a_to_onnx.load_generator(missing, f2a),
+            ["f2a info", "final.bias"])
+    refused("no f2a", lambda: f2a_to_onnx.load_generator(good, os.path.join(tmp, "no-such-f2a")), ["--f2a"])
+
+
+# --------------------------------------------------------------------------
 
 
 def main():
@@ -196,10 +241,10 @@ def main():
             # Convert through the CLI once, through the module otherwise.
             if ci == 0:
                 subprocess.run([sys.executable, os.path.join(ROOT, "tools", "onnx", "f2a_to_onnx.py"),
-                                weights, onnx_path], check=True, stdout=subprocess.DEVNULL)
-                config, tensors = f2a_to_onnx.load_generator(weights)
+                                weights, onnx_path, "--f2a", f2a], check=True, stdout=subprocess.DEVNULL)
+                config, tensors = f2a_to_onnx.load_generator(weights, f2a)
             else:
-                config, tensors = f2a_to_onnx.load_generator(weights)
+                config, tensors = f2a_to_onnx.load_generator(weights, f2a)
                 import onnx
                 onnx.save(f2a_to_onnx.build_onnx(config, tensors), onnx_path)
             session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
@@ -235,7 +280,7 @@ def main():
         # N*C*H*W, not per plane as in PyTorch and the Swift engine): vs the reference
         print()
         for ci in (1, 3):  # the unpool cases at widths 0.25 and 0.125
-            config, tensors = f2a_to_onnx.load_generator(os.path.join(tmp, f"case{ci}.f2aw"))
+            config, tensors = f2a_to_onnx.load_generator(os.path.join(tmp, f"case{ci}.f2aw"), f2a)
             session = ort.InferenceSession(os.path.join(tmp, f"case{ci}.onnx"), opts,
                                            providers=["CPUExecutionProvider"])
             x = np.random.default_rng(77).random((2, 3, 32, 48), dtype=np.float32)
@@ -272,7 +317,7 @@ def main():
             if model:
                 lib.lib.f2a_model_free(model)
             try:
-                f2a_to_onnx.load_generator(path)
+                f2a_to_onnx.load_generator(path, f2a)
                 py_msg = None
             except f2a_to_onnx.F2AWError as e:
                 py_msg = str(e)
@@ -280,6 +325,7 @@ def main():
             record(ok)
             print(f"corrupt file ({label}): f2a_model_load -> {status} (want {F2A_ERR_FORMAT}) "
                   f"'{msg[-70:]}'; python reader: {py_msg!r:.70}  {'ok' if ok else 'FAIL'}")
+        layer_checks(tmp, good, f2a, record)
         status, model, msg = lib.load(os.path.join(tmp, "does-not-exist.f2aw"))
         ok = status == F2A_ERR_IO and model is None and len(msg) > 0
         record(ok)

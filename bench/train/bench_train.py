@@ -88,14 +88,14 @@ def load_line():
 # PyTorch networks, built from f2a-train's parameter files
 
 
-def build_generator(path, frozen_blocks):
+def build_generator(path, frozen_blocks, f2a):
     """The U-Net of Sources/F2AModel/GeneratorConfig.swift from a weights file's tensors."""
     import torch
     from torch import nn
     import torch.nn.functional as F
     from f2a_to_onnx import load_generator
 
-    config, tensors = load_generator(path)
+    config, tensors = load_generator(path, f2a)
     if config.upsample != "transpose":
         raise SystemExit(f"{path}: upsample '{config.upsample}' is not mirrored here (only transpose)")
     name_re = re.compile(r"^(?:(enc|dec)(\d+)\.(?:conv(\d+)|(up))|(final))\.(weight|bias)$")
@@ -213,7 +213,7 @@ def torch_worker(args):
     torch = torch_setup(args.threads)
     import torch.nn.functional as F
 
-    G, gconfig, _ = build_generator(os.path.join(args.models, "generator.f2aw"), args.freeze_encoder_blocks)
+    G, gconfig, _ = build_generator(os.path.join(args.models, "generator.f2aw"), args.freeze_encoder_blocks, args.f2a)
     d_path = os.path.join(args.models, "discriminator.f2aw")
     D, d_channels = build_discriminator(d_path) if os.path.exists(d_path) else (None, 0)
     optG = torch.optim.Adam([p for p in G.parameters() if p.requires_grad], lr=LR, betas=BETAS)
@@ -287,7 +287,7 @@ def torch_check(args):
     import numpy as np
     from f2a_to_onnx import reference_forward
 
-    G, config, tensors = build_generator(os.path.join(args.models, "generator.f2aw"), args.freeze_encoder_blocks)
+    G, config, tensors = build_generator(os.path.join(args.models, "generator.f2aw"), args.freeze_encoder_blocks, args.f2a)
     size = 2 * config.size_multiple
     flash = np.random.default_rng(3).random((1, 3, size, size), dtype=np.float32)
     with torch.no_grad():
@@ -370,7 +370,9 @@ def main():
         models = os.path.join(out, "models", c["name"])
         shutil.rmtree(models, ignore_errors=True)
         subprocess.run([f2a_train, "bench", *bench_args, "--write-models", models], check=True, stdout=subprocess.DEVNULL)
-        worker_args = ["--models", models, "--freeze-encoder-blocks", str(c["freeze_encoder_blocks"]),
+        # f2a only lists the generator's layers (f2a info --layers), outside the timed steps.
+        worker_args = ["--models", models, "--f2a", os.path.join(args.build, "bin", "f2a"),
+                       "--freeze-encoder-blocks", str(c["freeze_encoder_blocks"]),
                        "--reconstruction", c["reconstruction"], "--threads", str(args.threads)]
         check = run_json([*me, "torch-check", *worker_args], "torch-check")
         print(f"\n## {c['title']}\n{describe(c)}; PyTorch generator = numpy reference to "
@@ -421,6 +423,7 @@ def main():
 def worker_main(argv):
     ap = argparse.ArgumentParser(prog=f"bench_train.py {argv[0]}")
     ap.add_argument("--models", required=True)
+    ap.add_argument("--f2a", required=True)
     ap.add_argument("--freeze-encoder-blocks", type=int, default=0)
     ap.add_argument("--reconstruction", default="l1")
     ap.add_argument("--threads", type=int, default=2)

@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
 """Convert a flash2ambient weights file (.f2aw) to an ONNX model.
 
-    python tools/onnx/f2a_to_onnx.py IN.f2aw OUT.onnx [--opset 17] [--static HxW]
+    python tools/onnx/f2a_to_onnx.py IN.f2aw OUT.onnx [--opset 17] [--static HxW] [--f2a build/bin/f2a]
 
-This file holds three things, each usable on its own:
+This file holds three things:
 
 * ``read_f2aw(path)``: an independent reader of the ``.f2aw`` format
   (docs/WEIGHTS_FORMAT.md), written from the specification and not from the
   Swift reader. It verifies magic, version, header length, header CRC-32,
   limits, alignment, overlapping regions, truncation, trailing bytes, every
   tensor's CRC-32 and finiteness, and raises ``F2AWError`` otherwise.
-* ``Config`` / ``load_generator(path)``: the generator configuration and a
-  check that the tensor set equals the configuration's exactly
-  (mirror of ``GeneratorConfig.parameterShapes``).
+* ``load_generator(path)``: the file's configuration (``Config``), and the
+  layer list of the Swift library (``GeneratorConfig.layers``, printed by
+  ``f2a info --layers``) with each layer's weight and bias shapes checked
+  against the file's tensors. The network is described once, in Swift; this
+  converter does not derive channels or shapes itself.
 * ``build_onnx(config, tensors)``: the ONNX graph (opset >= 13) with the
-  semantics of ``Generator.forward`` in Sources/F2AModel/Generator.swift, and
-  ``reference_forward(config, tensors, x)``: a plain numpy (float64) forward
-  pass, a third implementation used by the tests to check the other two.
+  semantics of ``Generator.forward`` in Sources/F2AModel/Generator.swift,
+  built by walking the layer list, and ``reference_forward(config, tensors,
+  x)``: a plain numpy (float64) forward pass over the same list, a third
+  implementation of the kernels used by the tests to check the other two.
 
 ONNX model interface
     input  ``flash``   float32 [N, 3, H, W], RGB in [0, 1], H and W multiples
@@ -28,12 +31,15 @@ N, H and W are dynamic unless --static is given.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import struct
+import subprocess
 import sys
 import zlib
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -206,13 +212,48 @@ def read_f2aw(path: str):
 
 
 # --------------------------------------------------------------------------
-# Configuration (mirror of Sources/F2AModel/GeneratorConfig.swift)
+# Configuration stored in the file, and the layer list of the Swift library
 
-VGG_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_F2A = os.path.join(ROOT, "build", "bin", "f2a")
+
+KINDS = ("conv3x3", "upsample", "output")
+INPUTS = ("previous", "pooled", "withSkip")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One entry of GeneratorConfig.layers (Sources/F2AModel/GeneratorConfig.swift), as
+    `f2a info --layers` prints it: the network is described once, in Swift."""
+    name: str               # parameters "<name>.weight" and "<name>.bias"
+    kind: str               # conv3x3 | upsample | output
+    input: str              # previous | pooled (max-pool 2x2 first) | withSkip (concat the level's skip)
+    in_channels: int
+    out_channels: int
+    level: int              # resolution level of the output, 1 = full size
+    padding: int
+    weight: Tuple[int, ...]
+    bias: Tuple[int, ...]
+
+    @staticmethod
+    def from_json(obj) -> "Layer":
+        try:
+            layer = Layer(name=str(obj["name"]), kind=obj["kind"], input=obj["input"],
+                          in_channels=int(obj["in"]), out_channels=int(obj["out"]), level=int(obj["level"]),
+                          padding=int(obj["padding"]), weight=tuple(int(d) for d in obj["weight"]),
+                          bias=tuple(int(d) for d in obj["bias"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise F2AWError(f"f2a info --layers: malformed layer {obj!r} ({type(e).__name__}: {e})") from None
+        if layer.kind not in KINDS or layer.input not in INPUTS:
+            raise F2AWError(f"f2a info --layers: layer '{layer.name}' has kind '{layer.kind}', "
+                            f"input '{layer.input}' (this converter knows {KINDS}, {INPUTS})")
+        return layer
 
 
 @dataclass(frozen=True)
 class Config:
+    """The file's configuration entries, checked here independently of the Swift reader, and
+    (from `load_generator`) the layer list and input multiple that the Swift library derives."""
     width: float = 0.25
     decoder_width: Optional[float] = None   # None: the same as width
     levels: int = 5
@@ -220,50 +261,8 @@ class Config:
     activation: str = "sigmoid"     # sigmoid | tanh
     formulation: str = "rgb"        # rgb | ratio-log
     description: str = ""
-
-    @staticmethod
-    def _scaled(block: int, multiplier: float) -> int:
-        # Swift's Double.rounded() rounds half away from zero (not to even).
-        return max(1, int(math.floor(VGG_BLOCKS[block - 1][0] * multiplier + 0.5)))
-
-    def enc_channels(self, block: int) -> int:
-        return self._scaled(block, self.width)
-
-    def dec_channels(self, block: int) -> int:
-        return self._scaled(block, self.width if self.decoder_width is None else self.decoder_width)
-
-    def conv_count(self, block: int) -> int:
-        return VGG_BLOCKS[block - 1][1]
-
-    @property
-    def size_multiple(self) -> int:
-        return 1 << (self.levels - 1)
-
-    def parameter_shapes(self) -> List[Tuple[str, List[int]]]:
-        out: List[Tuple[str, List[int]]] = []
-
-        def conv(name, cin, cout, k):
-            out.append((f"{name}.weight", [cout, cin, k, k]))
-            out.append((f"{name}.bias", [cout]))
-
-        cin = 3
-        for b in range(1, self.levels + 1):
-            for j in range(1, self.conv_count(b) + 1):
-                conv(f"enc{b}.conv{j}", cin, self.enc_channels(b), 3)
-                cin = self.enc_channels(b)
-        for b in range(self.levels - 1, 0, -1):
-            d = self.dec_channels(b)
-            if self.upsample == "transpose":
-                out.append((f"dec{b}.up.weight", [cin, d, 2, 2]))
-                out.append((f"dec{b}.up.bias", [d]))
-            else:
-                conv(f"dec{b}.up", cin, d, 1)
-            cin = d + self.enc_channels(b)
-            for j in range(1, self.conv_count(b) + 1):
-                conv(f"dec{b}.conv{j}", cin, d, 3)
-                cin = d
-        conv("final", cin, 3, 1)
-        return out
+    layers: Tuple[Layer, ...] = ()
+    size_multiple: int = 0          # H and W must be multiples of it
 
     @staticmethod
     def from_file(config: Dict[str, object]) -> "Config":
@@ -295,34 +294,58 @@ class Config:
         if not (math.isfinite(decoder_width) and 0 < decoder_width <= 4):
             raise F2AWError(f"config 'decoder_width': {decoder_width} is outside (0, 4]")
         desc = config.get("description", "")
-        result = Config(width=width, decoder_width=decoder_width, levels=levels,
-                        upsample=string("upsample", ["transpose", "unpool"]),
-                        activation=string("activation", ["sigmoid", "tanh"]),
-                        formulation=string("formulation", ["rgb", "ratio-log"]),
-                        description=desc if isinstance(desc, str) else "")
-        # As GeneratorConfig.inconsistency: unpooling reuses the encoder's indices per channel.
-        if result.upsample == "unpool" and any(result.enc_channels(b) != result.dec_channels(b)
-                                               for b in range(1, levels + 1)):
-            raise F2AWError(f"config 'decoder_width': {decoder_width} differs from width {width}, "
-                            "which unpool upsampling cannot do")
-        return result
+        return Config(width=width, decoder_width=decoder_width, levels=levels,
+                      upsample=string("upsample", ["transpose", "unpool"]),
+                      activation=string("activation", ["sigmoid", "tanh"]),
+                      formulation=string("formulation", ["rgb", "ratio-log"]),
+                      description=desc if isinstance(desc, str) else "")
 
 
-def load_generator(path: str) -> Tuple[Config, Dict[str, np.ndarray]]:
-    """Reads a weights file and checks its tensors against its configuration."""
+def describe_layers(path: str, f2a: str = DEFAULT_F2A) -> Dict[str, object]:
+    """`f2a info --layers PATH` parsed: the configuration the graph needs and the layer list.
+    A file the Swift library refuses (e.g. a missing tensor, or unpool with a decoder narrower
+    than the encoder) raises F2AWError with f2a's reason."""
+    if not os.path.exists(f2a):
+        raise F2AWError(f"{f2a} not found: build it (make all) or pass its path (--f2a)")
+    r = subprocess.run([f2a, "info", "--layers", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        reason = r.stderr.strip().removeprefix("Error: ") or f"exit status {r.returncode}"
+        raise F2AWError(f"f2a info refused it: {reason}")
+    try:
+        described = json.loads(r.stdout)
+        described["layers"] = tuple(Layer.from_json(obj) for obj in described["layers"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise F2AWError(f"f2a info --layers printed no layer list ({type(e).__name__}: {e})") from None
+    return described
+
+
+def check_tensors(layers, tensors: Dict[str, np.ndarray]) -> None:
+    """The file's tensors are exactly the layers' weights and biases, with their shapes."""
+    expected = [(f"{layer.name}.{part}", list(getattr(layer, part))) for layer in layers for part in ("weight", "bias")]
+    for key, shape in expected:
+        if key not in tensors:
+            raise F2AWError(f"missing tensor '{key}' (the layer list expects shape {shape})")
+        if list(tensors[key].shape) != shape:
+            raise F2AWError(f"tensor '{key}' has shape {list(tensors[key].shape)}, the layer list expects {shape}")
+    known = {key for key, _ in expected}
+    for key, t in tensors.items():
+        if key not in known:
+            raise F2AWError(f"unexpected tensor '{key}' with shape {list(t.shape)}")
+
+
+def load_generator(path: str, f2a: str = DEFAULT_F2A) -> Tuple[Config, Dict[str, np.ndarray]]:
+    """Reads a weights file, takes its layer list from `f2a info --layers` and checks the
+    tensors against it. The file is read here first, so that a damaged file is reported by
+    this reader whatever f2a says."""
     raw_config, tensors, _ = read_f2aw(path)
     config = Config.from_file(raw_config)
-    expected = config.parameter_shapes()
-    for name, shape in expected:
-        if name not in tensors:
-            raise F2AWError(f"missing tensor '{name}' (expected shape {shape})")
-        if list(tensors[name].shape) != shape:
-            raise F2AWError(f"tensor '{name}' has shape {list(tensors[name].shape)}, expected {shape}")
-    known = {n for n, _ in expected}
-    for name, t in tensors.items():
-        if name not in known:
-            raise F2AWError(f"unexpected tensor '{name}' with shape {list(t.shape)}")
-    return config, tensors
+    described = describe_layers(path, f2a)
+    for key in ("levels", "upsample", "activation", "formulation"):
+        if described.get(key) != getattr(config, key):
+            raise F2AWError(f"config '{key}': the file says {getattr(config, key)!r}, "
+                            f"f2a info --layers says {described.get(key)!r}")
+    check_tensors(described["layers"], tensors)
+    return replace(config, layers=described["layers"], size_multiple=int(described["size_multiple"])), tensors
 
 
 # --------------------------------------------------------------------------
@@ -331,19 +354,16 @@ def load_generator(path: str) -> Tuple[Config, Dict[str, np.ndarray]]:
 
 def build_onnx(config: Config, tensors: Dict[str, np.ndarray], opset: int = 17,
                static_hw: Tuple[int, int] | None = None):
-    """The generator as an ONNX ModelProto (see the module docstring)."""
+    """The generator as an ONNX ModelProto (see the module docstring), node by node from
+    config.layers."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     if opset < 13:
         raise ValueError("opset must be >= 13 (Clip with tensor bounds, MaxUnpool with output_shape)")
+    if not config.layers:
+        raise ValueError("config has no layer list: use load_generator")
     nodes, inits = [], []
-    counter = [0]
-
-    def fresh(prefix):
-        counter[0] += 1
-        return f"{prefix}_{counter[0]}"
-
     made = set()
 
     def const(name, value):
@@ -357,65 +377,62 @@ def build_onnx(config: Config, tensors: Dict[str, np.ndarray], opset: int = 17,
         inits.append(numpy_helper.from_array(np.ascontiguousarray(tensors[name], dtype=np.float32), name))
         return name
 
-    def node(op, inputs, n_out=1, name=None, **attrs):
-        name = name or fresh(op)
+    def node(op, inputs, name, n_out=1, **attrs):
         outs = [f"{name}_out{i}" if n_out > 1 else f"{name}_out" for i in range(n_out)]
         nodes.append(helper.make_node(op, inputs, outs, name=name, **attrs))
         return outs if n_out > 1 else outs[0]
 
-    def conv(x, layer, pad, relu=True):
-        k = tensors[f"{layer}.weight"].shape[2]
-        y = node("Conv", [x, param(f"{layer}.weight"), param(f"{layer}.bias")], name=layer,
-                 kernel_shape=[k, k], pads=[pad] * 4, strides=[1, 1])
-        return node("Relu", [y], name=f"{layer}.relu") if relu else y
+    def weights(layer):
+        return [param(f"{layer.name}.weight"), param(f"{layer.name}.bias")]
+
+    def conv(x, layer):
+        k = list(layer.weight[2:])
+        return node("Conv", [x, *weights(layer)], layer.name, kernel_shape=k, pads=[layer.padding] * 4, strides=[1, 1])
 
     two = lambda: const("c_two", 2.0)
     one = lambda: const("c_one", 1.0)
+    unpool = config.upsample == "unpool"
 
     # Network input centred on zero: 2F - 1.
-    x = node("Sub", [node("Mul", ["flash", two()], name="scale"), one()], name="center")
-    skips, indices = [], []
-    for b in range(1, config.levels + 1):
-        if b > 1:
-            skips.append(x)
-            if config.upsample == "unpool":
+    x = node("Sub", [node("Mul", ["flash", two()], "scale"), one()], "center")
+    skips, indices = {}, {}   # by level
+    for layer in config.layers:
+        if layer.input == "pooled":
+            b = layer.level - 1
+            skips[b] = x
+            if unpool:
                 # ONNX MaxPool indices are flat over N*C*H*W (PyTorch: per plane);
                 # MaxUnpool consumes the same convention, so the pair is consistent.
-                x, idx = node("MaxPool", [x], n_out=2, name=f"pool{b - 1}",
-                              kernel_shape=[2, 2], strides=[2, 2])
-                indices.append(idx)
+                x, indices[b] = node("MaxPool", [x], f"pool{b}", n_out=2, kernel_shape=[2, 2], strides=[2, 2])
             else:
-                x = node("MaxPool", [x], name=f"pool{b - 1}", kernel_shape=[2, 2], strides=[2, 2])
-                indices.append(None)
-        for j in range(1, config.conv_count(b) + 1):
-            x = conv(x, f"enc{b}.conv{j}", 1)
-    for b in range(config.levels - 1, 0, -1):
-        skip = skips[b - 1]
-        if config.upsample == "transpose":
-            y = node("ConvTranspose", [x, param(f"dec{b}.up.weight"), param(f"dec{b}.up.bias")],
-                     name=f"dec{b}.up", kernel_shape=[2, 2], strides=[2, 2])
-            x = node("Relu", [y], name=f"dec{b}.up.relu")
-        else:
-            x = conv(x, f"dec{b}.up", 0)
-            shape = node("Shape", [skip], name=f"dec{b}.skip_shape")
-            x = node("MaxUnpool", [x, indices[b - 1], shape], name=f"dec{b}.unpool",
+                x = node("MaxPool", [x], f"pool{b}", kernel_shape=[2, 2], strides=[2, 2])
+        elif layer.input == "withSkip":
+            x = node("Concat", [x, skips[layer.level]], f"concat{layer.level}", axis=1)
+        if layer.kind == "conv3x3":
+            x = node("Relu", [conv(x, layer)], f"{layer.name}.relu")
+        elif layer.kind == "upsample" and not unpool:
+            k = list(layer.weight[2:])
+            y = node("ConvTranspose", [x, *weights(layer)], layer.name, kernel_shape=k, strides=k)
+            x = node("Relu", [y], f"{layer.name}.relu")
+        elif layer.kind == "upsample":
+            # 1x1 conv at the pooled size, then each channel back where its encoder maximum was.
+            y = node("Relu", [conv(x, layer)], f"{layer.name}.relu")
+            shape = node("Shape", [skips[layer.level]], f"{layer.name}.skip_shape")
+            x = node("MaxUnpool", [y, indices[layer.level], shape], f"unpool{layer.level}",
                      kernel_shape=[2, 2], strides=[2, 2])
-        x = node("Concat", [x, skip], name=f"dec{b}.concat", axis=1)
-        for j in range(1, config.conv_count(b) + 1):
-            x = conv(x, f"dec{b}.conv{j}", 1)
-    x = conv(x, "final", 0, relu=False)
-    if config.activation == "sigmoid":
-        x = node("Sigmoid", [x], name="final.sigmoid")
-    else:
-        x = node("Tanh", [x], name="final.tanh")
-        x = node("Mul", [node("Add", [x, one()], name="tanh_plus1"), const("c_half", 0.5)], name="tanh_half")
+        else:
+            x = conv(x, layer)
+            if config.activation == "sigmoid":
+                x = node("Sigmoid", [x], f"{layer.name}.sigmoid")
+            else:
+                x = node("Tanh", [x], f"{layer.name}.tanh")
+                x = node("Mul", [node("Add", [x, one()], "tanh_plus1"), const("c_half", 0.5)], "tanh_half")
     if config.formulation == "ratio-log":
         # A = clamp((F + 1) * 2^(2r - 1) - 1, 0, 1), F the unscaled input.
-        e = node("Sub", [node("Mul", [x, two()], name="ratio_x2"), one()], name="ratio_exp")
-        g = node("Pow", [two(), e], name="ratio_gain")
-        a = node("Mul", [node("Add", ["flash", one()], name="flash_plus1"), g], name="ratio_mul")
-        x = node("Clip", [node("Sub", [a, one()], name="ratio_minus1"), const("c_zero", 0.0), one()],
-                 name="ratio_clip")
+        e = node("Sub", [node("Mul", [x, two()], "ratio_x2"), one()], "ratio_exp")
+        g = node("Pow", [two(), e], "ratio_gain")
+        a = node("Mul", [node("Add", ["flash", one()], "flash_plus1"), g], "ratio_mul")
+        x = node("Clip", [node("Sub", [a, one()], "ratio_minus1"), const("c_zero", 0.0), one()], "ratio_clip")
     nodes.append(helper.make_node("Identity", [x], ["ambient"], name="output"))
 
     n, h, w = ("N", "H", "W") if static_hw is None else (1, *static_hw)
@@ -479,31 +496,35 @@ def _convt(x, w, b):
 
 
 def reference_forward(config: Config, tensors: Dict[str, np.ndarray], flash: np.ndarray) -> np.ndarray:
-    """Generator.forward in numpy (float64): flash [N,3,H,W] in [0,1] → ambient."""
+    """Generator.forward in numpy (float64): flash [N,3,H,W] in [0,1] → ambient.
+
+    A reference for the kernels (pooling indices, padding, transposed conv, decode), not for
+    the wiring: it walks the same config.layers as build_onnx, whose shapes the file's tensors
+    have been checked against."""
+    if not config.layers:
+        raise ValueError("config has no layer list: use load_generator")
     p = {k: v.astype(np.float64) for k, v in tensors.items()}
     relu = lambda v: np.maximum(v, 0)
     f = flash.astype(np.float64)
     x = 2 * f - 1
-    skips, idxs = [], []
-    for b in range(1, config.levels + 1):
-        if b > 1:
-            skips.append(x)
-            x, idx = _pool(x)
-            idxs.append(idx)
-        for j in range(1, config.conv_count(b) + 1):
-            x = relu(_conv(x, p[f"enc{b}.conv{j}.weight"], p[f"enc{b}.conv{j}.bias"], 1))
-    for b in range(config.levels - 1, 0, -1):
-        skip = skips[b - 1]
-        if config.upsample == "transpose":
-            x = relu(_convt(x, p[f"dec{b}.up.weight"], p[f"dec{b}.up.bias"]))
+    skips, idxs = {}, {}
+    for layer in config.layers:
+        w, b = p[f"{layer.name}.weight"], p[f"{layer.name}.bias"]
+        if layer.input == "pooled":
+            skips[layer.level - 1] = x
+            x, idxs[layer.level - 1] = _pool(x)
+        elif layer.input == "withSkip":
+            x = np.concatenate([x, skips[layer.level]], axis=1)
+        if layer.kind == "conv3x3":
+            x = relu(_conv(x, w, b, layer.padding))
+        elif layer.kind == "upsample" and config.upsample == "transpose":
+            x = relu(_convt(x, w, b))
+        elif layer.kind == "upsample":
+            skip = skips[layer.level]
+            x = _unpool(relu(_conv(x, w, b, layer.padding)), idxs[layer.level], skip.shape[2], skip.shape[3])
         else:
-            x = relu(_conv(x, p[f"dec{b}.up.weight"], p[f"dec{b}.up.bias"], 0))
-            x = _unpool(x, idxs[b - 1], skip.shape[2], skip.shape[3])
-        x = np.concatenate([x, skip], axis=1)
-        for j in range(1, config.conv_count(b) + 1):
-            x = relu(_conv(x, p[f"dec{b}.conv{j}.weight"], p[f"dec{b}.conv{j}.bias"], 1))
-    x = _conv(x, p["final.weight"], p["final.bias"], 0)
-    x = 1 / (1 + np.exp(-x)) if config.activation == "sigmoid" else (np.tanh(x) + 1) / 2
+            x = _conv(x, w, b, layer.padding)
+            x = 1 / (1 + np.exp(-x)) if config.activation == "sigmoid" else (np.tanh(x) + 1) / 2
     if config.formulation == "ratio-log":
         x = np.clip((f + 1) * np.exp2(2 * x - 1) - 1, 0, 1)
     return x
@@ -519,9 +540,11 @@ def main(argv=None) -> int:
     ap.add_argument("output", help="ONNX model to write")
     ap.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 13; default 17)")
     ap.add_argument("--static", metavar="HxW", help="fix the input size (default: dynamic N, H, W)")
+    ap.add_argument("--f2a", default=DEFAULT_F2A,
+                    help="the f2a tool that lists the layers (default: build/bin/f2a in this repository)")
     args = ap.parse_args(argv)
     try:
-        config, tensors = load_generator(args.input)
+        config, tensors = load_generator(args.input, args.f2a)
     except F2AWError as e:
         print(f"f2a_to_onnx: {args.input}: {e}", file=sys.stderr)
         return 1
