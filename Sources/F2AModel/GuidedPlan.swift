@@ -22,10 +22,11 @@ public final class GuidedPlan: @unchecked Sendable {
     let guided: GuidedFilter
     let downscaler: AreaDownscaler
     private(set) var rowsAdded = 0
-    /// 12 planes of workingWidth × workingHeight after `finish`: A (3×3, row-major by output channel), then b.
-    private(set) var coefficients: [[Float]] = []
-    /// Horizontal bilinear sampling positions (pixel centres aligned), shared by all rows.
-    let xs: [(Int, Int, Float)]
+    /// 12 planes of workingWidth × workingHeight after `finish`, one after the other:
+    /// A (3×3, row-major by output channel), then b. Set by the tests too.
+    var coefficients: [Float] = []
+    /// Horizontal sampling positions of the photo's columns (`bilinearPositions`), shared by all rows.
+    let columns: [Int32], columnWeights: [Float]
 
     public enum StateError: Error, Equatable {
         case tooManyRows(expected: Int, got: Int)
@@ -51,12 +52,7 @@ public final class GuidedPlan: @unchecked Sendable {
         strength = options.strength
         guided = options.guided
         downscaler = AreaDownscaler(width: width, height: height, toWidth: workingWidth, toHeight: workingHeight)
-        let (w, W) = (workingWidth, width)
-        xs = (0..<W).map { X -> (Int, Int, Float) in
-            let u = min(max((Double(X) + 0.5) * Double(w) / Double(W) - 0.5, 0), Double(w - 1))
-            let x0 = Int(u)
-            return (x0, min(x0 + 1, w - 1), Float(u - Double(x0)))
-        }
+        (columns, columnWeights) = bilinearPositions(samples: workingWidth, count: width)
     }
 
     /// Feeds the next `count` rows of the photo (3 floats per pixel, `width`
@@ -85,7 +81,7 @@ public final class GuidedPlan: @unchecked Sendable {
                 }
             }
         } catch { throw .cancelled }
-        coefficients = guided.coefficients(guide: small, target: network, width: w, height: h)
+        coefficients = Array(guided.coefficients(guide: small, target: network, width: w, height: h).joined())
         downscaler.release()
         if let progress, !progress(1) { throw .cancelled }
     }
@@ -101,40 +97,15 @@ public final class GuidedPlan: @unchecked Sendable {
         guard x >= 0, y >= 0, rectWidth >= 0, rectHeight >= 0, x + rectWidth <= width, y + rectHeight <= height else {
             throw .outOfBounds
         }
-        guard rectWidth > 0 else { return }
-        let (w, h, H) = (workingWidth, workingHeight, height)
-        // Coefficient columns this rectangle touches: interpolated per row
-        // only over that span.
-        let c0 = xs[x].0, c1 = xs[x + rectWidth - 1].1
-        let span = c1 - c0 + 1
-        var line = [Float](repeating: 0, count: 12 * span)
-        let strength = self.strength
-        coefficients.withUnsafeBufferPointer { planes in
-            line.withUnsafeMutableBufferPointer { l in
-                for Y in y..<(y + rectHeight) {
-                    let v = min(max((Double(Y) + 0.5) * Double(h) / Double(H) - 0.5, 0), Double(h - 1))
-                    let y0 = Int(v), y1 = min(y0 + 1, h - 1), fy = Float(v - Double(y0))
-                    for k in 0..<12 {
-                        planes[k].withUnsafeBufferPointer { p in
-                            for i in 0..<span {
-                                l[k * span + i] = p[y0 * w + c0 + i] * (1 - fy) + p[y1 * w + c0 + i] * fy
-                            }
-                        }
-                    }
-                    let src = input + (Y - y) * inputRowStride, dst = output + (Y - y) * outputRowStride
-                    for X in x..<(x + rectWidth) {
-                        let (x0, x1, fx) = xs[X]
-                        let i0 = x0 - c0, i1 = x1 - c0
-                        @inline(__always) func at(_ k: Int) -> Float { l[k * span + i0] * (1 - fx) + l[k * span + i1] * fx }
-                        let o = 3 * (X - x)
-                        let r = Generator.sanitize(src[o]), g = Generator.sanitize(src[o + 1]), b = Generator.sanitize(src[o + 2])
-                        let a0 = at(0) * r + at(1) * g + at(2) * b + at(9)
-                        let a1 = at(3) * r + at(4) * g + at(5) * b + at(10)
-                        let a2 = at(6) * r + at(7) * g + at(8) * b + at(11)
-                        dst[o] = min(max(r + strength * (a0 - r), 0), 1)
-                        dst[o + 1] = min(max(g + strength * (a1 - g), 0), 1)
-                        dst[o + 2] = min(max(b + strength * (a2 - b), 0), 1)
-                    }
+        guard rectWidth > 0, rectHeight > 0 else { return }
+        coefficients.withUnsafeBufferPointer { c in
+            columns.withUnsafeBufferPointer { cols in
+                columnWeights.withUnsafeBufferPointer { weights in
+                    guidedMap(coefficients: c.baseAddress!, workingWidth: workingWidth, workingHeight: workingHeight,
+                              columns: cols.baseAddress!, weights: weights.baseAddress!, photoHeight: height,
+                              strength: strength, input: input, inputRowStride: inputRowStride,
+                              output: output, outputRowStride: outputRowStride,
+                              x: x, y: y, width: rectWidth, height: rectHeight)
                 }
             }
         }
