@@ -18,8 +18,10 @@ public final class StreamedImage {
     public let width: Int
     public let height: Int
     public var hasAlpha: Bool { f2aio_has_alpha(handle) != 0 }
+    /// The size of the rows `readRows` delivers: the image's, unless `shrinkFirstPass` shrank them.
+    public private(set) var firstPassSize: (width: Int, height: Int)
 
-    /// Rows of interleaved RGB float [0, 1], `width` pixels each, `rowStride` floats apart.
+    /// Rows of interleaved RGB float [0, 1], `firstPassSize.width` pixels each, `rowStride` floats apart.
     public typealias RowSink = (_ rows: UnsafePointer<Float>, _ rowStride: Int, _ count: Int) throws -> Void
     /// Writes the output of the rectangle (x, y, width, height) from the input's pixels
     /// there (interleaved RGB float, rows `inputRowStride` / `outputRowStride` floats apart).
@@ -59,9 +61,25 @@ public final class StreamedImage {
         handle = h
         width = w
         height = ht
+        firstPassSize = (w, ht)
     }
 
     deinit { f2aio_free(handle) }
+
+    /// Lets pass 1 (`readRows`) read the image shrunk on load where its decoder makes a
+    /// smaller copy for a fraction of the cost of the whole (JPEG: DCT scaling by 2, 4 or 8;
+    /// WebP), at the largest such factor that keeps it at least `minimum`; other formats
+    /// keep their own size. Returns the size `readRows` will deliver (`firstPassSize`).
+    /// At most once, before `readRows`; `name` names the input in libvips's errors.
+    public func shrinkFirstPass(toAtLeast minimum: (width: Int, height: Int),
+                                named name: String) throws -> (width: Int, height: Int) {
+        var w: Int32 = 0, h: Int32 = 0
+        guard f2aio_stream_shrink(handle, Int32(minimum.width), Int32(minimum.height), &w, &h) == 0 else {
+            throw ImageIO.lastError("cannot read \(name)")
+        }
+        firstPassSize = (Int(w), Int(h))
+        return firstPassSize
+    }
 
     /// Pass 1, once: every row to `sink`, top to bottom, one call at a time (on a libvips
     /// thread while this one waits). An error `sink` throws stops the pass and is rethrown

@@ -5,7 +5,10 @@ import F2ACore
 ///
 /// 1. `addRows` receives the image top to bottom and area-averages it into a
 ///    working-size copy (`workingWidth` × `workingHeight`, long side
-///    `ApplyOptions.workingSize`, or the photo's own size if smaller);
+///    `ApplyOptions.workingSize`, or the photo's own size if smaller). The
+///    image may be a smaller copy of the photo (`sourceWidth` ×
+///    `sourceHeight`, at least `smallestSource`): a decoder that shrinks on
+///    load makes it for a fraction of the cost of decoding the photo;
 /// 2. `finish` runs the network on that copy and fits the guided filter's
 ///    per-pixel affine colour transform (12 planes at working size);
 /// 3. `apply` maps any rectangle of the full-resolution image through the
@@ -16,6 +19,8 @@ import F2ACore
 /// full-resolution image is never held.
 public final class GuidedPlan: @unchecked Sendable {
     public let width: Int, height: Int
+    /// The size of the image pass 1 is fed (`addRows`): the photo's, or a smaller copy's.
+    public let sourceWidth: Int, sourceHeight: Int
     public let workingWidth: Int, workingHeight: Int
     public let strength: Float
     let generator: Generator
@@ -44,22 +49,44 @@ public final class GuidedPlan: @unchecked Sendable {
         return (max(1, Int((Double(width) * scale).rounded())), max(1, Int((Double(height) * scale).rounded())))
     }
 
-    public init(generator: Generator, width: Int, height: Int, options: ApplyOptions) {
+    /// The smallest copy of a width × height photo that pass 1 may be fed instead
+    /// of the photo: twice the working size on both axes, or the photo's own
+    /// size if that is smaller. Twice, so that each working-size pixel still
+    /// averages several pixels of the copy: a copy shrunk on load differs from
+    /// the photo by how the decoder scaled it (JPEG: the low frequencies of
+    /// each DCT block), and the average over 2 × 2 or more of its pixels all
+    /// but hides that.
+    public static func smallestSource(width: Int, height: Int, options: ApplyOptions) -> (width: Int, height: Int) {
+        let (w, h) = workingSize(width: width, height: height, workingSize: options.workingSize)
+        return (min(width, 2 * w), min(height, 2 * h))
+    }
+
+    /// A plan for a width × height photo, pass 1 fed the photo itself or, with
+    /// `source`, a copy of that size (from `smallestSource` up to the photo's).
+    public init(generator: Generator, width: Int, height: Int, source: (width: Int, height: Int)? = nil,
+                options: ApplyOptions) {
         precondition(width >= 1 && height >= 1)
         self.generator = generator
         self.width = width; self.height = height
         (workingWidth, workingHeight) = GuidedPlan.workingSize(width: width, height: height, workingSize: options.workingSize)
+        (sourceWidth, sourceHeight) = source ?? (width, height)
+        let smallest = GuidedPlan.smallestSource(width: width, height: height, options: options)
+        precondition(sourceWidth >= smallest.width && sourceWidth <= width
+                     && sourceHeight >= smallest.height && sourceHeight <= height,
+                     "pass 1's image \(sourceWidth)x\(sourceHeight) is not between \(smallest.width)x\(smallest.height) and the photo's \(width)x\(height)")
         strength = options.strength
         guided = options.guided
-        downscaler = AreaDownscaler(width: width, height: height, toWidth: workingWidth, toHeight: workingHeight)
+        downscaler = AreaDownscaler(width: sourceWidth, height: sourceHeight, toWidth: workingWidth, toHeight: workingHeight)
         (columns, columnWeights) = bilinearPositions(samples: workingWidth, count: width)
     }
 
-    /// Feeds the next `count` rows of the photo (3 floats per pixel, `width`
-    /// pixels per row, rows `rowStride` floats apart).
+    /// Feeds the next `count` rows of pass 1's image (3 floats per pixel,
+    /// `sourceWidth` pixels per row, rows `rowStride` floats apart).
     public func addRows(_ rows: UnsafePointer<Float>, rowStride: Int, count: Int) throws(StateError) {
         guard coefficients.isEmpty else { throw .alreadyFinished }
-        guard rowsAdded + count <= height else { throw .tooManyRows(expected: height, got: rowsAdded + count) }
+        guard rowsAdded + count <= sourceHeight else {
+            throw .tooManyRows(expected: sourceHeight, got: rowsAdded + count)
+        }
         for r in 0..<count { downscaler.add(row: rows + r * rowStride, index: rowsAdded + r) }
         rowsAdded += count
     }
@@ -68,7 +95,7 @@ public final class GuidedPlan: @unchecked Sendable {
     /// Progress runs 0 → 1; returning false cancels.
     public func finish(progress: ((Double) -> Bool)? = nil) throws(GuidedPlanError) {
         guard coefficients.isEmpty else { throw .state(.alreadyFinished) }
-        guard rowsAdded == height else { throw .state(.incomplete(expected: height, got: rowsAdded)) }
+        guard rowsAdded == sourceHeight else { throw .state(.incomplete(expected: sourceHeight, got: rowsAdded)) }
         let (w, h) = (workingWidth, workingHeight)
         let small = downscaler.output
         var network = [Float](repeating: 0, count: w * h * 3)

@@ -62,6 +62,7 @@ void f2aio_free_buffer(void *data);
  * whole image is never held as float (nor, for most inputs, decoded at once):
  *
  *   f2aio_open_stream / f2aio_open_stream_buffer   header only, like f2aio_open
+ *   f2aio_stream_shrink (optional)                 pass 1 may read the image shrunk on load
  *   f2aio_stream_rows                              pass 1: the RGB float rows, top to bottom
  *   f2aio_stream_save_like(_buffer)                pass 2: the input decoded again, every
  *                                                  region mapped, saved like f2aio_save_like
@@ -76,7 +77,16 @@ f2aio_image *f2aio_open_stream(const char *path);
  *  f2aio_open_buffer does (decoded from it twice, freed with the image). */
 f2aio_image *f2aio_open_stream_buffer(void *data, size_t length);
 
-/** Gets `count` rows of interleaved RGB float [0, 1], the image's width each, rows
+/**
+ * Lets pass 1 read the image shrunk on load, where its loader decodes at a fraction of the
+ * size for a fraction of the cost (JPEG: DCT scaling by 2, 4 or 8; WebP: libwebp's
+ * rescaler): at the largest such factor that keeps it at least min_width x min_height, its
+ * own size otherwise. *width and *height get the size of the rows f2aio_stream_rows will
+ * deliver. Once at most, before f2aio_stream_rows. Returns 0 on success.
+ */
+int f2aio_stream_shrink(f2aio_image *image, int min_width, int min_height, int *width, int *height);
+
+/** Gets `count` rows of interleaved RGB float [0, 1], the first pass's width each, rows
  *  `row_stride` floats apart; rows arrive in order, top to bottom, one call at a time
  *  (not necessarily on the calling thread). */
 typedef int (*f2aio_rows_fn)(void *user, const float *rows, size_t row_stride, int count);
