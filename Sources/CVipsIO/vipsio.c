@@ -611,6 +611,7 @@ static int reopen(f2aio_image *image) {
 
 typedef struct {
     f2aio_map_fn fn;
+    f2aio_map8_fn fn8;
     void *user;
 } region_map;
 
@@ -628,97 +629,47 @@ static int map_region(VipsRegion *out, void *seq, void *a, void *b, gboolean *st
                    VIPS_REGION_LSKIP(out) / sizeof(float), r->left, r->top, r->width, r->height) ? -1 : 0;
 }
 
-/* 8-bit sRGB sources, 3 bands (most JPEGs): the source's uchar pixels go to the map and
- * back by f2aconv's arithmetic done here, region by region, instead of as three libvips
- * passes over float pixels (linear to float, linear back, cast to uchar), which cost more
- * than the guided map itself on a large photo. The same values: to the model u * (float)
- * (1 / 255.) as vips_linear1 computes it; back (uchar) clip(v * 255.f + .5f, 0, 255) as
- * vips_linear1 then vips_cast do (the tests compare with the whole-image path, which takes
- * libvips's route, for equality). */
+/* 8-bit sRGB sources, 3 bands (most JPEGs): the map gets the source's bytes and writes
+ * the output's (f2aio_map8_fn), converting on the fly as f2aconv would, instead of three
+ * libvips passes over float pixels (linear to float, linear back, cast to uchar), which
+ * cost more than the map itself on a large photo. */
 static int is_srgb8(VipsImage *source) {
     return source->Coding == VIPS_CODING_NONE && source->BandFmt == VIPS_FORMAT_UCHAR && source->Bands == 3 &&
            vips_image_guess_interpretation(source) == VIPS_INTERPRETATION_sRGB;
 }
 
-typedef struct {
-    VipsRegion *in;
-    float *buffer; /* the region's input floats, then its output floats */
-    size_t capacity;
-} srgb8_sequence;
-
-static void *srgb8_start(VipsImage *out, void *a, void *b) {
-    (void) out;
-    (void) b;
-    srgb8_sequence *seq = g_new0(srgb8_sequence, 1);
-    seq->in = vips_region_new((VipsImage *) a);
-    return seq;
-}
-
-static int srgb8_stop(void *vseq, void *a, void *b) {
-    (void) a;
-    (void) b;
-    srgb8_sequence *seq = vseq;
-    VIPS_UNREF(seq->in);
-    g_free(seq->buffer);
-    g_free(seq);
-    return 0;
-}
-
-#pragma clang fp contract(off) /* libvips's arithmetic: separate roundings */
-static int srgb8_region(VipsRegion *out, void *vseq, void *a, void *b, gboolean *stop) {
+static int map8_region(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop) {
     (void) a;
     (void) stop;
-    srgb8_sequence *seq = vseq;
+    VipsRegion *in = (VipsRegion *) seq;
     region_map *map = (region_map *) b;
     VipsRect *r = &out->valid;
-    if (vips_region_prepare(seq->in, r)) return -1;
-    size_t n = (size_t) r->width * 3, count = n * r->height;
-    if (seq->capacity < 2 * count) {
-        g_free(seq->buffer);
-        seq->buffer = g_new(float, 2 * count);
-        seq->capacity = 2 * count;
-    }
-    float *in = seq->buffer, *mapped = seq->buffer + count;
-    const float scale = (float) (1.0 / 255.0);
-    for (int y = 0; y < r->height; y++) {
-        const VipsPel *p = VIPS_REGION_ADDR(seq->in, r->left, r->top + y);
-        float *q = in + y * n;
-        for (size_t i = 0; i < n; i++) q[i] = scale * (float) p[i];
-    }
-    if (map->fn(map->user, in, n, mapped, n, r->left, r->top, r->width, r->height)) return -1;
-    for (int y = 0; y < r->height; y++) {
-        const float *p = mapped + y * n;
-        VipsPel *q = VIPS_REGION_ADDR(out, r->left, r->top + y);
-        for (size_t i = 0; i < n; i++) {
-            float t = p[i] * 255.0f;
-            t = t + 0.5f;
-            q[i] = t <= 0 ? 0 : (t >= 255 ? 255 : (VipsPel) t);
-        }
-    }
-    return 0;
+    if (vips_region_prepare(in, r)) return -1;
+    return map->fn8(map->user, VIPS_REGION_ADDR(in, r->left, r->top), VIPS_REGION_LSKIP(in),
+                    VIPS_REGION_ADDR(out, r->left, r->top), VIPS_REGION_LSKIP(out), r->left, r->top, r->width,
+                    r->height) ? -1 : 0;
 }
-#pragma clang fp contract(on)
 
 /* The second pass as an image like the source, computed as it is written. */
-static VipsImage *mapped_like_source(f2aio_image *image, f2aio_map_fn fn, void *user) {
+static VipsImage *mapped_like_source(f2aio_image *image, f2aio_map_fn fn, f2aio_map8_fn fn8, void *user) {
     if (reopen(image)) return NULL;
     /* Owned by the mapped image: libvips's operation cache may keep the images made
      * from it alive after the save (the map is never called again then). */
     region_map *map = g_new(region_map, 1);
     map->fn = fn;
+    map->fn8 = fn8;
     map->user = user;
     VipsImage *mapped = vips_image_new();
     g_object_set_data_full(G_OBJECT(mapped), "f2a-region-map", map, g_free);
-    int srgb8 = is_srgb8(image->source);
-    VipsImage *in = srgb8 ? image->source : image->pending;
+    int bytes = fn8 && is_srgb8(image->source);
+    VipsImage *in = bytes ? image->source : image->pending;
     /* No margins: each output pixel needs only its own input pixel. */
     if (vips_image_pipelinev(mapped, VIPS_DEMAND_STYLE_THINSTRIP, in, NULL) ||
-        (srgb8 ? vips_image_generate(mapped, srgb8_start, srgb8_region, srgb8_stop, in, map)
-               : vips_image_generate(mapped, vips_start_one, map_region, vips_stop_one, in, map))) {
+        vips_image_generate(mapped, vips_start_one, bytes ? map8_region : map_region, vips_stop_one, in, map)) {
         g_object_unref(mapped);
         return NULL;
     }
-    if (!srgb8) {
+    if (!bytes) {
         VipsImage *final = like(image->source, mapped);
         g_object_unref(mapped);
         return final;
@@ -738,19 +689,20 @@ static void release_pipeline(f2aio_image *image) {
     if (image->sequential) VIPS_UNREF(image->source);
 }
 
-int f2aio_stream_save_like(f2aio_image *image, f2aio_map_fn fn, void *user, const char *path, int quality) {
-    VipsImage *final = mapped_like_source(image, fn, user);
+int f2aio_stream_save_like(f2aio_image *image, f2aio_map_fn fn, f2aio_map8_fn fn8, void *user, const char *path,
+                           int quality) {
+    VipsImage *final = mapped_like_source(image, fn, fn8, user);
     int status = final ? save_atomically(final, path, quality) : -1;
     VIPS_UNREF(final);
     release_pipeline(image);
     return status;
 }
 
-int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, void *user, const char *suffix, int quality,
-                                  void **data, size_t *length) {
+int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, f2aio_map8_fn fn8, void *user,
+                                  const char *suffix, int quality, void **data, size_t *length) {
     *data = NULL;
     *length = 0;
-    VipsImage *final = mapped_like_source(image, fn, user);
+    VipsImage *final = mapped_like_source(image, fn, fn8, user);
     int status = final ? save_to_buffer(final, suffix, quality, data, length) : -1;
     VIPS_UNREF(final);
     release_pipeline(image);

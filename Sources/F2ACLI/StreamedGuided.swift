@@ -54,4 +54,12 @@ extension GuidedPlan {
                       x: x, y: y, width: width, height: height)
         }
     }
+
+    /// `regionMap` on the bytes of an 8-bit photo, converted as the float route would.
+    var regionMap8: StreamedImage.RegionMap8 {
+        { [self] input, inputRowStride, output, outputRowStride, x, y, width, height in
+            try apply(input, inputRowStride: inputRowStride, to: output, outputRowStride: outputRowStride,
+                      x: x, y: y, width: width, height: height)
+        }
+    }
 }

@@ -32,3 +32,17 @@ public func guidedMap(coefficients: UnsafePointer<Float>, workingWidth: Int, wor
         coefficients, Int32(workingWidth), Int32(workingHeight), columns, weights, Int32(photoHeight), strength,
         input, inputRowStride, output, outputRowStride, Int32(x), Int32(y), Int32(width), Int32(height))
 }
+
+/// `guidedMap` on 8-bit pixels (strides in bytes): each value u goes to the map as
+/// u · Float(1 / 255.0) and back as UInt8(clamp(v · 255 + 0.5, 0, 255)), truncated, with
+/// separate roundings, which is what libvips's vips_linear1 and vips_cast compute: equal,
+/// value for value, to converting, `guidedMap`, converting back.
+public func guidedMap8(coefficients: UnsafePointer<Float>, workingWidth: Int, workingHeight: Int,
+                       columns: UnsafePointer<Int32>, weights: UnsafePointer<Float>, photoHeight: Int,
+                       strength: Float, input: UnsafePointer<UInt8>, inputRowStride: Int,
+                       output: UnsafeMutablePointer<UInt8>, outputRowStride: Int,
+                       x: Int, y: Int, width: Int, height: Int, portable: Bool = false) {
+    (portable ? f2a_guided_map_u8_portable : f2a_guided_map_u8)(
+        coefficients, Int32(workingWidth), Int32(workingHeight), columns, weights, Int32(photoHeight), strength,
+        input, inputRowStride, output, outputRowStride, Int32(x), Int32(y), Int32(width), Int32(height))
+}

@@ -125,14 +125,39 @@ public final class GuidedPlan: @unchecked Sendable {
             throw .outOfBounds
         }
         guard rectWidth > 0, rectHeight > 0 else { return }
+        withTables { c, cols, weights in
+            guidedMap(coefficients: c, workingWidth: workingWidth, workingHeight: workingHeight,
+                      columns: cols, weights: weights, photoHeight: height, strength: strength,
+                      input: input, inputRowStride: inputRowStride, output: output, outputRowStride: outputRowStride,
+                      x: x, y: y, width: rectWidth, height: rectHeight)
+        }
+    }
+
+    /// `apply` on 8-bit pixels (strides in bytes): each value u is mapped as u · Float(1 / 255.0)
+    /// and comes back as UInt8(clamp(v · 255 + 0.5, 0, 255)), truncated; the conversions libvips
+    /// makes (`vips_linear1`, `vips_cast`), so an 8-bit photo's output equals the float path's
+    /// through them, with no float copy of the photo.
+    public func apply(_ input: UnsafePointer<UInt8>, inputRowStride: Int,
+                      to output: UnsafeMutablePointer<UInt8>, outputRowStride: Int,
+                      x: Int, y: Int, width rectWidth: Int, height rectHeight: Int) throws(StateError) {
+        guard !coefficients.isEmpty else { throw .notFinished }
+        guard x >= 0, y >= 0, rectWidth >= 0, rectHeight >= 0, x + rectWidth <= width, y + rectHeight <= height else {
+            throw .outOfBounds
+        }
+        guard rectWidth > 0, rectHeight > 0 else { return }
+        withTables { c, cols, weights in
+            guidedMap8(coefficients: c, workingWidth: workingWidth, workingHeight: workingHeight,
+                       columns: cols, weights: weights, photoHeight: height, strength: strength,
+                       input: input, inputRowStride: inputRowStride, output: output, outputRowStride: outputRowStride,
+                       x: x, y: y, width: rectWidth, height: rectHeight)
+        }
+    }
+
+    private func withTables(_ body: (UnsafePointer<Float>, UnsafePointer<Int32>, UnsafePointer<Float>) -> Void) {
         coefficients.withUnsafeBufferPointer { c in
             columns.withUnsafeBufferPointer { cols in
                 columnWeights.withUnsafeBufferPointer { weights in
-                    guidedMap(coefficients: c.baseAddress!, workingWidth: workingWidth, workingHeight: workingHeight,
-                              columns: cols.baseAddress!, weights: weights.baseAddress!, photoHeight: height,
-                              strength: strength, input: input, inputRowStride: inputRowStride,
-                              output: output, outputRowStride: outputRowStride,
-                              x: x, y: y, width: rectWidth, height: rectHeight)
+                    body(c.baseAddress!, cols.baseAddress!, weights.baseAddress!)
                 }
             }
         }

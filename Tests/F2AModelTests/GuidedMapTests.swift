@@ -125,6 +125,78 @@ struct GuidedMapTests {
         }
     }
 
+    /// libvips's conversions of an 8-bit value to the map's float and back (vips_linear1,
+    /// vips_cast), which the byte kernel must reproduce exactly.
+    static func toFloat(_ u: UInt8) -> Float { Float(u) * Float(1.0 / 255.0) }
+    static func toByte(_ v: Float) -> UInt8 {
+        var t = v * 255
+        t = t + 0.5
+        return t <= 0 ? 0 : (t >= 255 ? 255 : UInt8(t))
+    }
+
+    @Test("The byte kernel equals converting, the float kernel, converting back, value for value",
+          arguments: [(1, 1, 16), (7, 5, 2), (13, 11, 13), (129, 5, 128), (300, 17, 32), (4266, 2, 192)])
+    func bytesEqualFloats(_ W: Int, _ H: Int, _ working: Int) throws {
+        var rng = SplitMix64(seed: UInt64(W * 31 + H))
+        for strength: Float in [0, 0.6, 1] {
+            let plan = Self.plan(W, H, working: working, strength: strength, rng: &rng)
+            var rects = [(0, 0, W, H), (W - 1, H - 1, 1, 1)]
+            for _ in 0..<4 {
+                let x = Int.random(in: 0..<W, using: &rng), y = Int.random(in: 0..<H, using: &rng)
+                rects.append((x, y, Int.random(in: 1...(W - x), using: &rng), Int.random(in: 1...(H - y), using: &rng)))
+            }
+            for (x, y, rw, rh) in rects {
+                let stride = 3 * rw + Int.random(in: 0...5, using: &rng)
+                let bytes = (0..<(stride * rh)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                var want = [Float](repeating: 0, count: stride * rh)
+                try bytes.map(Self.toFloat).withUnsafeBufferPointer { i in
+                    try want.withUnsafeMutableBufferPointer { o in
+                        try plan.apply(i.baseAddress!, inputRowStride: stride, to: o.baseAddress!, outputRowStride: stride,
+                                       x: x, y: y, width: rw, height: rh)
+                    }
+                }
+                var got = [UInt8](repeating: 7, count: stride * rh)
+                try bytes.withUnsafeBufferPointer { i in
+                    try got.withUnsafeMutableBufferPointer { o in
+                        try plan.apply(i.baseAddress!, inputRowStride: stride, to: o.baseAddress!, outputRowStride: stride,
+                                       x: x, y: y, width: rw, height: rh)
+                    }
+                }
+                var bad = 0
+                for r in 0..<rh {
+                    for i in 0..<(3 * rw) where got[r * stride + i] != Self.toByte(want[r * stride + i]) { bad += 1 }
+                    #expect(got[(r * stride + 3 * rw)..<((r + 1) * stride)].allSatisfy { $0 == 7 })
+                }
+                #expect(bad == 0, "\(W)x\(H) working \(working), strength \(strength), rect \(rw)x\(rh) at (\(x), \(y)): \(bad) bytes differ")
+            }
+        }
+    }
+
+    @Test("The portable byte kernel stays within one code of the vectorised one")
+    func portableBytes() throws {
+        var rng = SplitMix64(seed: 9)
+        let (W, H) = (301, 7)
+        let plan = Self.plan(W, H, working: 40, strength: 0.6, rng: &rng)
+        let bytes = (0..<(3 * W * H)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        var outputs: [[UInt8]] = []
+        for portable in [false, true] {
+            var out = [UInt8](repeating: 0, count: bytes.count)
+            bytes.withUnsafeBufferPointer { i in
+                plan.coefficients.withUnsafeBufferPointer { c in
+                    out.withUnsafeMutableBufferPointer { o in
+                        guidedMap8(coefficients: c.baseAddress!, workingWidth: plan.workingWidth,
+                                   workingHeight: plan.workingHeight, columns: plan.columns, weights: plan.columnWeights,
+                                   photoHeight: H, strength: 0.6, input: i.baseAddress!, inputRowStride: 3 * W,
+                                   output: o.baseAddress!, outputRowStride: 3 * W, x: 0, y: 0, width: W, height: H,
+                                   portable: portable)
+                    }
+                }
+            }
+            outputs.append(out)
+        }
+        #expect(zip(outputs[0], outputs[1]).allSatisfy { abs(Int($0) - Int($1)) <= 1 })
+    }
+
     @Test("GuidedPlan.apply runs the kernel, in place too")
     func planApplyInPlace() throws {
         var rng = SplitMix64(seed: 3)

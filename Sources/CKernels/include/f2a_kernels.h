@@ -115,10 +115,24 @@ void f2a_guided_map(const float *coefficients, int w, int h, const int *columns,
                     float strength, const float *in, size_t in_stride, float *out, size_t out_stride, int left,
                     int top, int width, int height);
 
-/** f2a_guided_map without AVX2/FMA: what it runs on other CPUs (for the tests). */
+/**
+ * f2a_guided_map on 8-bit pixels (strides in bytes): each value u goes to the
+ * map as u * (float) (1 / 255.) and back as (uchar) clamp(v * 255.f + .5f, 0,
+ * 255), truncated, with separate roundings: what libvips's vips_linear1 to
+ * float and back, then vips_cast to uchar, compute. Equal, value for value,
+ * to converting, f2a_guided_map, converting back.
+ */
+void f2a_guided_map_u8(const float *coefficients, int w, int h, const int *columns, const float *weights, int H,
+                       float strength, const unsigned char *in, size_t in_stride, unsigned char *out,
+                       size_t out_stride, int left, int top, int width, int height);
+
+/** f2a_guided_map(_u8) without AVX2/FMA: what they run on other CPUs (for the tests). */
 void f2a_guided_map_portable(const float *coefficients, int w, int h, const int *columns, const float *weights,
                              int H, float strength, const float *in, size_t in_stride, float *out,
                              size_t out_stride, int left, int top, int width, int height);
+void f2a_guided_map_u8_portable(const float *coefficients, int w, int h, const int *columns, const float *weights,
+                                int H, float strength, const unsigned char *in, size_t in_stride,
+                                unsigned char *out, size_t out_stride, int left, int top, int width, int height);
 
 /** out[i] = a x[i] + b for i < n. */
 void f2a_affine(const float *x, long n, float a, float b, float *out, int threads);

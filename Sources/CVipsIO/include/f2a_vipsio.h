@@ -98,12 +98,21 @@ int f2aio_stream_rows(f2aio_image *image, f2aio_rows_fn fn, void *user);
  *  at once, for rectangles in any order. */
 typedef int (*f2aio_map_fn)(void *user, const float *in, size_t in_stride, float *out, size_t out_stride,
                             int left, int top, int width, int height);
-/** Pass 2, once, after pass 1: the image through `fn`, saved to `path` as f2aio_save_like
- *  saves (interpretation, band format, extra bands, metadata; temporary file then rename). */
-int f2aio_stream_save_like(f2aio_image *image, f2aio_map_fn fn, void *user, const char *path, int quality);
+/** f2aio_map_fn on 8-bit pixels (strides in bytes), for 3-band 8-bit sRGB images: the input's
+ *  bytes in, the output's bytes out, converted as the float route converts them
+ *  (u * (float) (1 / 255.) to the map, (uchar) clamp(v * 255.f + .5f, 0, 255) back, truncated,
+ *  separate roundings), so either map gives the same output. */
+typedef int (*f2aio_map8_fn)(void *user, const unsigned char *in, size_t in_stride, unsigned char *out,
+                             size_t out_stride, int left, int top, int width, int height);
+/** Pass 2, once, after pass 1: the image through `fn` (or `fn8`, when not NULL and the image
+ *  is 3-band 8-bit sRGB: no float copy of the photo then), saved to `path` as
+ *  f2aio_save_like saves (interpretation, band format, extra bands, metadata; temporary
+ *  file then rename). */
+int f2aio_stream_save_like(f2aio_image *image, f2aio_map_fn fn, f2aio_map8_fn fn8, void *user, const char *path,
+                           int quality);
 /** Pass 2 encoded in memory, as f2aio_save_like_buffer. */
-int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, void *user, const char *suffix, int quality,
-                                  void **data, size_t *length);
+int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, f2aio_map8_fn fn8, void *user,
+                                  const char *suffix, int quality, void **data, size_t *length);
 
 /** Puts `message` in the error buffer (for callbacks that fail). */
 void f2aio_set_error(const char *message);
