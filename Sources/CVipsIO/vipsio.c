@@ -509,10 +509,12 @@ static int feed_rows(VipsRegion *region, VipsRect *area, void *a) {
 
 static shrink_kind shrink_kind_of(VipsImage *source) {
     const char *loader = NULL;
-    if (!vips_image_get_typeof(source, VIPS_META_LOADER) || vips_image_get_string(source, VIPS_META_LOADER, &loader)) {
-        vips_error_clear();
+    /* The type checked first, so that get_string cannot fail: the error buffer is shared by
+     * every thread of the process. */
+    GType type = vips_image_get_typeof(source, VIPS_META_LOADER);
+    if ((type != VIPS_TYPE_REF_STRING && type != G_TYPE_STRING) ||
+        vips_image_get_string(source, VIPS_META_LOADER, &loader))
         return SHRINK_NONE;
-    }
     return g_str_has_prefix(loader, "jpegload") ? SHRINK_JPEG
          : g_str_has_prefix(loader, "webpload") ? SHRINK_WEBP : SHRINK_NONE;
 }

@@ -11,7 +11,9 @@ import Glibc
 /// `f2a batch` run by default) against the whole-image path (`DecodedImage` +
 /// `Generator.apply`), on the bundled example with the shipped model. Tests/cli checks the
 /// command line's two paths on more kinds of input (16-bit, alpha, CMYK, grey, EXIF rotation).
-@Suite("Streamed guided mode")
+// Serialized: libvips keeps one error buffer for the whole process, so a test that takes its
+// error (the callback's) could take another's libvips reason running beside it.
+@Suite("Streamed guided mode", .serialized)
 struct StreamedApplyTests {
     static let root = ShippedModelTests.root
     static let flash = "\(root)/examples/flash.jpg"
