@@ -48,6 +48,7 @@ struct f2aio_image {
     f2aio_bytes *bytes;
     int sequential; /* the loader reads once, top to bottom: the second pass opens the input again */
     int rows_read;  /* the first pass is done */
+    VipsImage *first_pass; /* the first pass's RGB float pipeline when shrunk on load (f2aio_stream_shrink) */
 };
 
 /* Images handed to the tools are untrusted uploads as often as photographs: the loaders
@@ -85,8 +86,9 @@ const char *f2aio_take_error(void) {
     return message;
 }
 
-/* Sets image's source and pending pipeline (and their size) from a loader's image. */
-static int build_pipeline(f2aio_image *image, VipsImage *loaded) {
+/* A loader's image as the tools see it: *source the autorotated, decoded source (metadata,
+ * alpha, formats) and *rgb its colour as RGB float (lazy); new references. */
+static int model_pipeline(VipsImage *loaded, VipsImage **source, VipsImage **rgb) {
     VipsObject *scope = VIPS_OBJECT(vips_image_new());
     VipsImage **t = (VipsImage **) vips_object_local_array(scope, 3);
     int status = -1;
@@ -103,19 +105,25 @@ static int build_pipeline(f2aio_image *image, VipsImage *loaded) {
         in = t[2];
     }
     /* The conversion the vips operation makes too (Sources/CVipsConvert). */
-    VipsImage *rgb;
-    if (f2aconv_to_model(in, &rgb)) goto done;
-
-    image->source = in;
+    if (f2aconv_to_model(in, rgb)) goto done;
+    *source = in;
     g_object_ref(in);
-    image->pending = rgb;
-    image->width = rgb->Xsize;
-    image->height = rgb->Ysize;
-    image->has_extra_bands = f2aconv_colour_bands(in) < in->Bands;
     status = 0;
 done:
     g_object_unref(scope);
     return status;
+}
+
+/* Sets image's source and pending pipeline (and their size) from a loader's image. */
+static int build_pipeline(f2aio_image *image, VipsImage *loaded) {
+    VipsImage *source, *rgb;
+    if (model_pipeline(loaded, &source, &rgb)) return -1;
+    image->source = source;
+    image->pending = rgb;
+    image->width = rgb->Xsize;
+    image->height = rgb->Ysize;
+    image->has_extra_bands = f2aconv_colour_bands(source) < source->Bands;
+    return 0;
 }
 
 static f2aio_image *from_vips(VipsImage *loaded) {
@@ -190,15 +198,45 @@ static f2aio_bytes *bytes_new(void *data, size_t length) {
     return bytes;
 }
 
-/* A loader on `bytes` (or on `path` when bytes is NULL); the loader's image holds a
- * reference to the bytes until it closes. */
-static VipsImage *load(const char *path, f2aio_bytes *bytes, VipsAccess access) {
-    if (!bytes)
-        return vips_image_new_from_file(path, "access", access, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
-    VipsImage *loaded = vips_image_new_from_buffer(bytes->data, bytes->length, "", "access", access,
-                                                   "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
-    if (loaded) g_signal_connect(loaded, "postclose", G_CALLBACK(bytes_unref_on_close), bytes_ref(bytes));
+/* The loaders that decode at a fraction of the size for a fraction of the cost. */
+typedef enum { SHRINK_NONE, SHRINK_JPEG, SHRINK_WEBP } shrink_kind;
+
+/* A loader on `bytes` (or on `path` when bytes is NULL), shrinking by `factor` when
+ * `kind` is not SHRINK_NONE; the loader's image holds a reference to the bytes until it
+ * closes. */
+static VipsImage *load_shrunk(const char *path, f2aio_bytes *bytes, VipsAccess access, shrink_kind kind,
+                              int factor) {
+    VipsImage *loaded = NULL;
+    int failed;
+    switch (kind) {
+    case SHRINK_JPEG: /* DCT scaling: each output pixel from the block's low frequencies only */
+        failed = bytes ? vips_jpegload_buffer(bytes->data, bytes->length, &loaded, "shrink", factor, "access", access,
+                                              "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL)
+                       : vips_jpegload(path, &loaded, "shrink", factor, "access", access,
+                                       "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+        break;
+    case SHRINK_WEBP: /* libwebp's rescaler, area-averaging while it decodes */
+        failed = bytes ? vips_webpload_buffer(bytes->data, bytes->length, &loaded, "scale", 1.0 / factor,
+                                              "access", access, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL)
+                       : vips_webpload(path, &loaded, "scale", 1.0 / factor, "access", access,
+                                       "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+        break;
+    default:
+        loaded = bytes ? vips_image_new_from_buffer(bytes->data, bytes->length, "", "access", access,
+                                                    "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL)
+                       : vips_image_new_from_file(path, "access", access, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+        failed = loaded == NULL;
+    }
+    if (failed) {
+        VIPS_UNREF(loaded);
+        return NULL;
+    }
+    if (bytes) g_signal_connect(loaded, "postclose", G_CALLBACK(bytes_unref_on_close), bytes_ref(bytes));
     return loaded;
+}
+
+static VipsImage *load(const char *path, f2aio_bytes *bytes, VipsAccess access) {
+    return load_shrunk(path, bytes, access, SHRINK_NONE, 1);
 }
 
 f2aio_image *f2aio_open_buffer(void *data, size_t length) {
@@ -216,6 +254,7 @@ float *f2aio_pixels(f2aio_image *image) { return image->rgb; }
 void f2aio_free(f2aio_image *image) {
     if (!image) return;
     g_free(image->rgb);
+    VIPS_UNREF(image->first_pass);
     VIPS_UNREF(image->pending);
     VIPS_UNREF(image->source);
     g_free(image->path);
@@ -468,15 +507,72 @@ static int feed_rows(VipsRegion *region, VipsRect *area, void *a) {
                     VIPS_REGION_LSKIP(region) / sizeof(float), area->height) ? -1 : 0;
 }
 
+static shrink_kind shrink_kind_of(VipsImage *source) {
+    const char *loader = NULL;
+    /* The type checked first, so that get_string cannot fail: the error buffer is shared by
+     * every thread of the process. */
+    GType type = vips_image_get_typeof(source, VIPS_META_LOADER);
+    if ((type != VIPS_TYPE_REF_STRING && type != G_TYPE_STRING) ||
+        vips_image_get_string(source, VIPS_META_LOADER, &loader))
+        return SHRINK_NONE;
+    return g_str_has_prefix(loader, "jpegload") ? SHRINK_JPEG
+         : g_str_has_prefix(loader, "webpload") ? SHRINK_WEBP : SHRINK_NONE;
+}
+
+int f2aio_stream_shrink(f2aio_image *image, int min_width, int min_height, int *width, int *height) {
+    *width = image->width;
+    *height = image->height;
+    if (image->rows_read || !image->pending || image->first_pass || !image->source) {
+        vips_error("f2a", "the first pass can be shrunk only once, before it is read");
+        return -1;
+    }
+    shrink_kind kind = shrink_kind_of(image->source);
+    if (kind == SHRINK_NONE) return 0;
+    /* Rows the EXIF orientation reorders need random access to the shrunk image too. */
+    VipsAccess access = image->sequential ? VIPS_ACCESS_SEQUENTIAL : VIPS_ACCESS_RANDOM;
+    for (int factor = 8; factor >= 2; factor /= 2) {
+        /* The loaders round the shrunk size up at most: skip what cannot be large enough
+         * without opening the file again. */
+        if ((image->width + factor - 1) / factor < min_width || (image->height + factor - 1) / factor < min_height)
+            continue;
+        VipsImage *loaded = load_shrunk(image->path, image->bytes, access, kind, factor);
+        if (!loaded) return -1;
+        VipsImage *source, *rgb;
+        int status = model_pipeline(loaded, &source, &rgb);
+        g_object_unref(loaded);
+        if (status) return -1;
+        g_object_unref(source);
+        if (rgb->Xsize < min_width || rgb->Ysize < min_height || rgb->Xsize > image->width ||
+            rgb->Ysize > image->height) {
+            g_object_unref(rgb);
+            continue;
+        }
+        image->first_pass = rgb;
+        *width = rgb->Xsize;
+        *height = rgb->Ysize;
+        /* The full-size loader is then only for the second pass: a sequential one is
+         * opened again then, so close it now. */
+        if (image->sequential) {
+            VIPS_UNREF(image->pending);
+            VIPS_UNREF(image->source);
+        }
+        return 0;
+    }
+    return 0;
+}
+
 int f2aio_stream_rows(f2aio_image *image, f2aio_rows_fn fn, void *user) {
-    if (image->rows_read || !image->pending) {
+    VipsImage *in = image->first_pass ? image->first_pass : image->pending;
+    if (image->rows_read || !in) {
         vips_error("f2a", "the image's rows were read already");
         return -1;
     }
     rows_sink sink = { fn, user };
-    int status = vips_sink_disc(image->pending, feed_rows, &sink);
+    int status = vips_sink_disc(in, feed_rows, &sink);
     if (status == 0) image->rows_read = 1;
-    if (image->sequential) {
+    if (image->first_pass)
+        VIPS_UNREF(image->first_pass);
+    else if (image->sequential) {
         /* Spent: the second pass decodes the input again. Dropping the loader now closes
          * the file and frees the decoder before the network runs. */
         VIPS_UNREF(image->pending);
@@ -517,6 +613,7 @@ static int reopen(f2aio_image *image) {
 
 typedef struct {
     f2aio_map_fn fn;
+    f2aio_map8_fn fn8;
     void *user;
 } region_map;
 
@@ -534,23 +631,56 @@ static int map_region(VipsRegion *out, void *seq, void *a, void *b, gboolean *st
                    VIPS_REGION_LSKIP(out) / sizeof(float), r->left, r->top, r->width, r->height) ? -1 : 0;
 }
 
+/* 8-bit sRGB sources, 3 bands (most JPEGs): the map gets the source's bytes and writes
+ * the output's (f2aio_map8_fn), converting on the fly as f2aconv would, instead of three
+ * libvips passes over float pixels (linear to float, linear back, cast to uchar), which
+ * cost more than the map itself on a large photo. */
+static int is_srgb8(VipsImage *source) {
+    return source->Coding == VIPS_CODING_NONE && source->BandFmt == VIPS_FORMAT_UCHAR && source->Bands == 3 &&
+           vips_image_guess_interpretation(source) == VIPS_INTERPRETATION_sRGB;
+}
+
+static int map8_region(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop) {
+    (void) a;
+    (void) stop;
+    VipsRegion *in = (VipsRegion *) seq;
+    region_map *map = (region_map *) b;
+    VipsRect *r = &out->valid;
+    if (vips_region_prepare(in, r)) return -1;
+    return map->fn8(map->user, VIPS_REGION_ADDR(in, r->left, r->top), VIPS_REGION_LSKIP(in),
+                    VIPS_REGION_ADDR(out, r->left, r->top), VIPS_REGION_LSKIP(out), r->left, r->top, r->width,
+                    r->height) ? -1 : 0;
+}
+
 /* The second pass as an image like the source, computed as it is written. */
-static VipsImage *mapped_like_source(f2aio_image *image, f2aio_map_fn fn, void *user) {
+static VipsImage *mapped_like_source(f2aio_image *image, f2aio_map_fn fn, f2aio_map8_fn fn8, void *user) {
     if (reopen(image)) return NULL;
     /* Owned by the mapped image: libvips's operation cache may keep the images made
      * from it alive after the save (the map is never called again then). */
     region_map *map = g_new(region_map, 1);
     map->fn = fn;
+    map->fn8 = fn8;
     map->user = user;
     VipsImage *mapped = vips_image_new();
     g_object_set_data_full(G_OBJECT(mapped), "f2a-region-map", map, g_free);
+    int bytes = fn8 && is_srgb8(image->source);
+    VipsImage *in = bytes ? image->source : image->pending;
     /* No margins: each output pixel needs only its own input pixel. */
-    if (vips_image_pipelinev(mapped, VIPS_DEMAND_STYLE_THINSTRIP, image->pending, NULL) ||
-        vips_image_generate(mapped, vips_start_one, map_region, vips_stop_one, image->pending, map)) {
+    if (vips_image_pipelinev(mapped, VIPS_DEMAND_STYLE_THINSTRIP, in, NULL) ||
+        vips_image_generate(mapped, vips_start_one, bytes ? map8_region : map_region, vips_stop_one, in, map)) {
         g_object_unref(mapped);
         return NULL;
     }
-    VipsImage *final = like(image->source, mapped);
+    if (!bytes) {
+        VipsImage *final = like(image->source, mapped);
+        g_object_unref(mapped);
+        return final;
+    }
+    /* What like() makes of the float output of an 8-bit sRGB source. */
+    VipsImage *final = NULL;
+    if (vips_copy(mapped, &final, "interpretation", VIPS_INTERPRETATION_sRGB, "xres", image->source->Xres,
+                  "yres", image->source->Yres, NULL) == 0)
+        f2aconv_copy_metadata(image->source, final);
     g_object_unref(mapped);
     return final;
 }
@@ -561,19 +691,20 @@ static void release_pipeline(f2aio_image *image) {
     if (image->sequential) VIPS_UNREF(image->source);
 }
 
-int f2aio_stream_save_like(f2aio_image *image, f2aio_map_fn fn, void *user, const char *path, int quality) {
-    VipsImage *final = mapped_like_source(image, fn, user);
+int f2aio_stream_save_like(f2aio_image *image, f2aio_map_fn fn, f2aio_map8_fn fn8, void *user, const char *path,
+                           int quality) {
+    VipsImage *final = mapped_like_source(image, fn, fn8, user);
     int status = final ? save_atomically(final, path, quality) : -1;
     VIPS_UNREF(final);
     release_pipeline(image);
     return status;
 }
 
-int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, void *user, const char *suffix, int quality,
-                                  void **data, size_t *length) {
+int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, f2aio_map8_fn fn8, void *user,
+                                  const char *suffix, int quality, void **data, size_t *length) {
     *data = NULL;
     *length = 0;
-    VipsImage *final = mapped_like_source(image, fn, user);
+    VipsImage *final = mapped_like_source(image, fn, fn8, user);
     int status = final ? save_to_buffer(final, suffix, quality, data, length) : -1;
     VIPS_UNREF(final);
     release_pipeline(image);

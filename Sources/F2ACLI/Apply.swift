@@ -99,10 +99,10 @@ struct Apply: ParsableCommand {
             if writesStandardOutput {
                 progress.show("writing to standard output")
                 try image.write(to: 1, named: "standard output", suffix: (format ?? .jpeg).suffixes[0], quality: quality,
-                                mapping: plan.regionMap)
+                                mapping: plan.regionMap, bytes: plan.regionMap8)
             } else {
                 progress.show("writing \(output)")
-                try image.save(to: output, quality: quality, mapping: plan.regionMap)
+                try image.save(to: output, quality: quality, mapping: plan.regionMap, bytes: plan.regionMap8)
             }
         } else {
             let checkDecoding = { (width: Int, height: Int) throws in

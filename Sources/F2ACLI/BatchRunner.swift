@@ -223,7 +223,9 @@ final class BatchRunner: @unchecked Sendable {
         let plan = try StreamedGuided.read(image, named: "'\(item.input)'", generator: generator,
                                            options: settings.options, reading: { [self] _ in !stopping })
         try StreamedGuided.finish(plan, progress: { [self] _ in !stopping })
-        try whileSaving(item) { try image.save(to: item.output, quality: settings.quality, mapping: plan.regionMap) }
+        try whileSaving(item) {
+            try image.save(to: item.output, quality: settings.quality, mapping: plan.regionMap, bytes: plan.regionMap8)
+        }
     }
 
     private func processWhole(_ item: BatchItem, opened: ((width: Int, height: Int)) -> Void) throws {

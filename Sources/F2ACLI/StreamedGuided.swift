@@ -8,8 +8,11 @@ import Glibc
 /// to a `GuidedPlan`, which area-averages them to working size; the network runs on that
 /// copy; pass 2 maps every region of the photo through the plan while the output is encoded.
 /// The photo is never held as float: a 12 MP JPEG takes a tenth of the memory of the
-/// whole-image path, with the same pixels (`GuidedPlan` computes what `Generator.apply` does
-/// in guided mode, bit for bit).
+/// whole-image path. Where the decoder shrinks on load (JPEG, WebP) pass 1 reads a copy of
+/// at least `GuidedPlan.smallestSource` instead of the photo, for a fraction of the decoding
+/// time; the output then differs from the whole-image path's by the decoder's scaling (a few
+/// 8-bit codes at most). Otherwise the pixels are the same (`GuidedPlan` computes what
+/// `Generator.apply` does in guided mode, bit for bit).
 enum StreamedGuided {
     /// F2A_NO_STREAM=1 takes the whole-image path in guided mode too: a switch for the tests
     /// (Tests/cli), which check that both give the same output. Not a user setting.
@@ -19,12 +22,15 @@ enum StreamedGuided {
     /// returning false cancels (throws `Cancelled`).
     static func read(_ image: StreamedImage, named name: String, generator: Generator, options: ApplyOptions,
                      reading: ((Double) -> Bool)? = nil) throws -> GuidedPlan {
-        let plan = GuidedPlan(generator: generator, width: image.width, height: image.height, options: options)
+        let smallest = GuidedPlan.smallestSource(width: image.width, height: image.height, options: options)
+        let source = try image.shrinkFirstPass(toAtLeast: smallest, named: name)
+        let plan = GuidedPlan(generator: generator, width: image.width, height: image.height, source: source,
+                              options: options)
         var read = 0
         try image.readRows(named: name) { rows, stride, count in
             try plan.addRows(rows, rowStride: stride, count: count)
             read += count
-            if let reading, !reading(Double(read) / Double(image.height)) { throw Cancelled() }
+            if let reading, !reading(Double(read) / Double(source.height)) { throw Cancelled() }
         }
         return plan
     }
@@ -43,6 +49,14 @@ enum StreamedGuided {
 extension GuidedPlan {
     /// Pass 2 as a streamed image's region map (any thread, any rectangle).
     var regionMap: StreamedImage.RegionMap {
+        { [self] input, inputRowStride, output, outputRowStride, x, y, width, height in
+            try apply(input, inputRowStride: inputRowStride, to: output, outputRowStride: outputRowStride,
+                      x: x, y: y, width: width, height: height)
+        }
+    }
+
+    /// `regionMap` on the bytes of an 8-bit photo, converted as the float route would.
+    var regionMap8: StreamedImage.RegionMap8 {
         { [self] input, inputRowStride, output, outputRowStride, x, y, width, height in
             try apply(input, inputRowStride: inputRowStride, to: output, outputRowStride: outputRowStride,
                       x: x, y: y, width: width, height: height)

@@ -18,8 +18,10 @@ public final class StreamedImage {
     public let width: Int
     public let height: Int
     public var hasAlpha: Bool { f2aio_has_alpha(handle) != 0 }
+    /// The size of the rows `readRows` delivers: the image's, unless `shrinkFirstPass` shrank them.
+    public private(set) var firstPassSize: (width: Int, height: Int)
 
-    /// Rows of interleaved RGB float [0, 1], `width` pixels each, `rowStride` floats apart.
+    /// Rows of interleaved RGB float [0, 1], `firstPassSize.width` pixels each, `rowStride` floats apart.
     public typealias RowSink = (_ rows: UnsafePointer<Float>, _ rowStride: Int, _ count: Int) throws -> Void
     /// Writes the output of the rectangle (x, y, width, height) from the input's pixels
     /// there (interleaved RGB float, rows `inputRowStride` / `outputRowStride` floats apart).
@@ -27,6 +29,13 @@ public final class StreamedImage {
     public typealias RegionMap = @Sendable (_ input: UnsafePointer<Float>, _ inputRowStride: Int,
                                             _ output: UnsafeMutablePointer<Float>, _ outputRowStride: Int,
                                             _ x: Int, _ y: Int, _ width: Int, _ height: Int) throws -> Void
+    /// `RegionMap` on 8-bit pixels (strides in bytes), for 3-band 8-bit sRGB images: the input's
+    /// bytes in, the output's out, converted as the float route converts them (value u is
+    /// u · Float(1 / 255.0) to a map; UInt8(clamp(v · 255 + 0.5, 0, 255)), truncated, back), so
+    /// that either map gives the same output.
+    public typealias RegionMap8 = @Sendable (_ input: UnsafePointer<UInt8>, _ inputRowStride: Int,
+                                             _ output: UnsafeMutablePointer<UInt8>, _ outputRowStride: Int,
+                                             _ x: Int, _ y: Int, _ width: Int, _ height: Int) throws -> Void
 
     /// Opens any format libvips reads, header only (applying the EXIF orientation to the
     /// size). `beforeDecoding` gets the upright width and height and may refuse them before
@@ -59,9 +68,25 @@ public final class StreamedImage {
         handle = h
         width = w
         height = ht
+        firstPassSize = (w, ht)
     }
 
     deinit { f2aio_free(handle) }
+
+    /// Lets pass 1 (`readRows`) read the image shrunk on load where its decoder makes a
+    /// smaller copy for a fraction of the cost of the whole (JPEG: DCT scaling by 2, 4 or 8;
+    /// WebP), at the largest such factor that keeps it at least `minimum`; other formats
+    /// keep their own size. Returns the size `readRows` will deliver (`firstPassSize`).
+    /// At most once, before `readRows`; `name` names the input in libvips's errors.
+    public func shrinkFirstPass(toAtLeast minimum: (width: Int, height: Int),
+                                named name: String) throws -> (width: Int, height: Int) {
+        var w: Int32 = 0, h: Int32 = 0
+        guard f2aio_stream_shrink(handle, Int32(minimum.width), Int32(minimum.height), &w, &h) == 0 else {
+            throw ImageIO.lastError("cannot read \(name)")
+        }
+        firstPassSize = (Int(w), Int(h))
+        return firstPassSize
+    }
 
     /// Pass 1, once: every row to `sink`, top to bottom, one call at a time (on a libvips
     /// thread while this one waits). An error `sink` throws stops the pass and is rethrown
@@ -81,13 +106,15 @@ public final class StreamedImage {
     }
 
     /// Pass 2, once, after `readRows`: the input decoded again, mapped region by region
-    /// through `map` and saved to `path` (format from its suffix) like `DecodedImage.save`.
-    /// Errors thrown by `map` are rethrown as they are; no file is left behind on failure.
-    public func save(to path: String, quality: Int = 0, mapping map: @escaping RegionMap) throws {
-        let context = Callback(map)
+    /// through `map` (or `map8` where the image is 3-band 8-bit sRGB: no float copy of it then)
+    /// and saved to `path` (format from its suffix) like `DecodedImage.save`. Errors thrown by
+    /// the map are rethrown as they are; no file is left behind on failure.
+    public func save(to path: String, quality: Int = 0, mapping map: @escaping RegionMap,
+                     bytes map8: RegionMap8? = nil) throws {
+        let context = Callback(Maps(float: map, bytes: map8))
         let status = withExtendedLifetime(context) {
-            f2aio_stream_save_like(handle, Self.mapTrampoline, Unmanaged.passUnretained(context).toOpaque(),
-                                   path, Int32(quality))
+            f2aio_stream_save_like(handle, Self.mapTrampoline, map8 == nil ? nil : Self.map8Trampoline,
+                                   Unmanaged.passUnretained(context).toOpaque(), path, Int32(quality))
         }
         try context.check(status, "cannot write image '\(path)'")
     }
@@ -95,13 +122,14 @@ public final class StreamedImage {
     /// Like `save(to:quality:mapping:)`, encoded in memory in the format of `suffix` and
     /// written to `fd` (standard output); `name` names `fd` in errors.
     public func write(to fd: Int32, named name: String, suffix: String, quality: Int = 0,
-                      mapping map: @escaping RegionMap) throws {
-        let context = Callback(map)
+                      mapping map: @escaping RegionMap, bytes map8: RegionMap8? = nil) throws {
+        let context = Callback(Maps(float: map, bytes: map8))
         var data: UnsafeMutableRawPointer?
         var length = 0
         let status = withExtendedLifetime(context) {
-            f2aio_stream_save_like_buffer(handle, Self.mapTrampoline, Unmanaged.passUnretained(context).toOpaque(),
-                                          suffix, Int32(quality), &data, &length)
+            f2aio_stream_save_like_buffer(handle, Self.mapTrampoline, map8 == nil ? nil : Self.map8Trampoline,
+                                          Unmanaged.passUnretained(context).toOpaque(), suffix, Int32(quality),
+                                          &data, &length)
         }
         defer { if let data { f2aio_free_buffer(data) } }
         try context.check(status, "cannot encode the image for \(name)")
@@ -109,10 +137,22 @@ public final class StreamedImage {
         try writeAll(data, length: length, to: fd, named: name)
     }
 
+    private struct Maps {
+        let float: RegionMap
+        let bytes: RegionMap8?
+    }
+
     private static let mapTrampoline: f2aio_map_fn = { user, input, inStride, output, outStride, x, y, w, h in
-        let context = Unmanaged<Callback<RegionMap>>.fromOpaque(user!).takeUnretainedValue()
+        let context = Unmanaged<Callback<Maps>>.fromOpaque(user!).takeUnretainedValue()
         return context.call {
-            try context.body(input!, Int(inStride), output!, Int(outStride), Int(x), Int(y), Int(w), Int(h))
+            try context.body.float(input!, Int(inStride), output!, Int(outStride), Int(x), Int(y), Int(w), Int(h))
+        }
+    }
+
+    private static let map8Trampoline: f2aio_map8_fn = { user, input, inStride, output, outStride, x, y, w, h in
+        let context = Unmanaged<Callback<Maps>>.fromOpaque(user!).takeUnretainedValue()
+        return context.call {
+            try context.body.bytes!(input!, Int(inStride), output!, Int(outStride), Int(x), Int(y), Int(w), Int(h))
         }
     }
 }

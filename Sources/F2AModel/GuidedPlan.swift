@@ -5,7 +5,10 @@ import F2ACore
 ///
 /// 1. `addRows` receives the image top to bottom and area-averages it into a
 ///    working-size copy (`workingWidth` × `workingHeight`, long side
-///    `ApplyOptions.workingSize`, or the photo's own size if smaller);
+///    `ApplyOptions.workingSize`, or the photo's own size if smaller). The
+///    image may be a smaller copy of the photo (`sourceWidth` ×
+///    `sourceHeight`, at least `smallestSource`): a decoder that shrinks on
+///    load makes it for a fraction of the cost of decoding the photo;
 /// 2. `finish` runs the network on that copy and fits the guided filter's
 ///    per-pixel affine colour transform (12 planes at working size);
 /// 3. `apply` maps any rectangle of the full-resolution image through the
@@ -16,16 +19,19 @@ import F2ACore
 /// full-resolution image is never held.
 public final class GuidedPlan: @unchecked Sendable {
     public let width: Int, height: Int
+    /// The size of the image pass 1 is fed (`addRows`): the photo's, or a smaller copy's.
+    public let sourceWidth: Int, sourceHeight: Int
     public let workingWidth: Int, workingHeight: Int
     public let strength: Float
     let generator: Generator
     let guided: GuidedFilter
     let downscaler: AreaDownscaler
     private(set) var rowsAdded = 0
-    /// 12 planes of workingWidth × workingHeight after `finish`: A (3×3, row-major by output channel), then b.
-    private(set) var coefficients: [[Float]] = []
-    /// Horizontal bilinear sampling positions (pixel centres aligned), shared by all rows.
-    let xs: [(Int, Int, Float)]
+    /// 12 planes of workingWidth × workingHeight after `finish`, one after the other:
+    /// A (3×3, row-major by output channel), then b. Set by the tests too.
+    var coefficients: [Float] = []
+    /// Horizontal sampling positions of the photo's columns (`bilinearPositions`), shared by all rows.
+    let columns: [Int32], columnWeights: [Float]
 
     public enum StateError: Error, Equatable {
         case tooManyRows(expected: Int, got: Int)
@@ -43,27 +49,44 @@ public final class GuidedPlan: @unchecked Sendable {
         return (max(1, Int((Double(width) * scale).rounded())), max(1, Int((Double(height) * scale).rounded())))
     }
 
-    public init(generator: Generator, width: Int, height: Int, options: ApplyOptions) {
+    /// The smallest copy of a width × height photo that pass 1 may be fed instead
+    /// of the photo: twice the working size on both axes, or the photo's own
+    /// size if that is smaller. Twice, so that each working-size pixel still
+    /// averages several pixels of the copy: a copy shrunk on load differs from
+    /// the photo by how the decoder scaled it (JPEG: the low frequencies of
+    /// each DCT block), and the average over 2 × 2 or more of its pixels all
+    /// but hides that.
+    public static func smallestSource(width: Int, height: Int, options: ApplyOptions) -> (width: Int, height: Int) {
+        let (w, h) = workingSize(width: width, height: height, workingSize: options.workingSize)
+        return (min(width, 2 * w), min(height, 2 * h))
+    }
+
+    /// A plan for a width × height photo, pass 1 fed the photo itself or, with
+    /// `source`, a copy of that size (from `smallestSource` up to the photo's).
+    public init(generator: Generator, width: Int, height: Int, source: (width: Int, height: Int)? = nil,
+                options: ApplyOptions) {
         precondition(width >= 1 && height >= 1)
         self.generator = generator
         self.width = width; self.height = height
         (workingWidth, workingHeight) = GuidedPlan.workingSize(width: width, height: height, workingSize: options.workingSize)
+        (sourceWidth, sourceHeight) = source ?? (width, height)
+        let smallest = GuidedPlan.smallestSource(width: width, height: height, options: options)
+        precondition(sourceWidth >= smallest.width && sourceWidth <= width
+                     && sourceHeight >= smallest.height && sourceHeight <= height,
+                     "pass 1's image \(sourceWidth)x\(sourceHeight) is not between \(smallest.width)x\(smallest.height) and the photo's \(width)x\(height)")
         strength = options.strength
         guided = options.guided
-        downscaler = AreaDownscaler(width: width, height: height, toWidth: workingWidth, toHeight: workingHeight)
-        let (w, W) = (workingWidth, width)
-        xs = (0..<W).map { X -> (Int, Int, Float) in
-            let u = min(max((Double(X) + 0.5) * Double(w) / Double(W) - 0.5, 0), Double(w - 1))
-            let x0 = Int(u)
-            return (x0, min(x0 + 1, w - 1), Float(u - Double(x0)))
-        }
+        downscaler = AreaDownscaler(width: sourceWidth, height: sourceHeight, toWidth: workingWidth, toHeight: workingHeight)
+        (columns, columnWeights) = bilinearPositions(samples: workingWidth, count: width)
     }
 
-    /// Feeds the next `count` rows of the photo (3 floats per pixel, `width`
-    /// pixels per row, rows `rowStride` floats apart).
+    /// Feeds the next `count` rows of pass 1's image (3 floats per pixel,
+    /// `sourceWidth` pixels per row, rows `rowStride` floats apart).
     public func addRows(_ rows: UnsafePointer<Float>, rowStride: Int, count: Int) throws(StateError) {
         guard coefficients.isEmpty else { throw .alreadyFinished }
-        guard rowsAdded + count <= height else { throw .tooManyRows(expected: height, got: rowsAdded + count) }
+        guard rowsAdded + count <= sourceHeight else {
+            throw .tooManyRows(expected: sourceHeight, got: rowsAdded + count)
+        }
         for r in 0..<count { downscaler.add(row: rows + r * rowStride, index: rowsAdded + r) }
         rowsAdded += count
     }
@@ -72,7 +95,7 @@ public final class GuidedPlan: @unchecked Sendable {
     /// Progress runs 0 → 1; returning false cancels.
     public func finish(progress: ((Double) -> Bool)? = nil) throws(GuidedPlanError) {
         guard coefficients.isEmpty else { throw .state(.alreadyFinished) }
-        guard rowsAdded == height else { throw .state(.incomplete(expected: height, got: rowsAdded)) }
+        guard rowsAdded == sourceHeight else { throw .state(.incomplete(expected: sourceHeight, got: rowsAdded)) }
         let (w, h) = (workingWidth, workingHeight)
         let small = downscaler.output
         var network = [Float](repeating: 0, count: w * h * 3)
@@ -85,7 +108,7 @@ public final class GuidedPlan: @unchecked Sendable {
                 }
             }
         } catch { throw .cancelled }
-        coefficients = guided.coefficients(guide: small, target: network, width: w, height: h)
+        coefficients = Array(guided.coefficients(guide: small, target: network, width: w, height: h).joined())
         downscaler.release()
         if let progress, !progress(1) { throw .cancelled }
     }
@@ -101,40 +124,40 @@ public final class GuidedPlan: @unchecked Sendable {
         guard x >= 0, y >= 0, rectWidth >= 0, rectHeight >= 0, x + rectWidth <= width, y + rectHeight <= height else {
             throw .outOfBounds
         }
-        guard rectWidth > 0 else { return }
-        let (w, h, H) = (workingWidth, workingHeight, height)
-        // Coefficient columns this rectangle touches: interpolated per row
-        // only over that span.
-        let c0 = xs[x].0, c1 = xs[x + rectWidth - 1].1
-        let span = c1 - c0 + 1
-        var line = [Float](repeating: 0, count: 12 * span)
-        let strength = self.strength
-        coefficients.withUnsafeBufferPointer { planes in
-            line.withUnsafeMutableBufferPointer { l in
-                for Y in y..<(y + rectHeight) {
-                    let v = min(max((Double(Y) + 0.5) * Double(h) / Double(H) - 0.5, 0), Double(h - 1))
-                    let y0 = Int(v), y1 = min(y0 + 1, h - 1), fy = Float(v - Double(y0))
-                    for k in 0..<12 {
-                        planes[k].withUnsafeBufferPointer { p in
-                            for i in 0..<span {
-                                l[k * span + i] = p[y0 * w + c0 + i] * (1 - fy) + p[y1 * w + c0 + i] * fy
-                            }
-                        }
-                    }
-                    let src = input + (Y - y) * inputRowStride, dst = output + (Y - y) * outputRowStride
-                    for X in x..<(x + rectWidth) {
-                        let (x0, x1, fx) = xs[X]
-                        let i0 = x0 - c0, i1 = x1 - c0
-                        @inline(__always) func at(_ k: Int) -> Float { l[k * span + i0] * (1 - fx) + l[k * span + i1] * fx }
-                        let o = 3 * (X - x)
-                        let r = Generator.sanitize(src[o]), g = Generator.sanitize(src[o + 1]), b = Generator.sanitize(src[o + 2])
-                        let a0 = at(0) * r + at(1) * g + at(2) * b + at(9)
-                        let a1 = at(3) * r + at(4) * g + at(5) * b + at(10)
-                        let a2 = at(6) * r + at(7) * g + at(8) * b + at(11)
-                        dst[o] = min(max(r + strength * (a0 - r), 0), 1)
-                        dst[o + 1] = min(max(g + strength * (a1 - g), 0), 1)
-                        dst[o + 2] = min(max(b + strength * (a2 - b), 0), 1)
-                    }
+        guard rectWidth > 0, rectHeight > 0 else { return }
+        withTables { c, cols, weights in
+            guidedMap(coefficients: c, workingWidth: workingWidth, workingHeight: workingHeight,
+                      columns: cols, weights: weights, photoHeight: height, strength: strength,
+                      input: input, inputRowStride: inputRowStride, output: output, outputRowStride: outputRowStride,
+                      x: x, y: y, width: rectWidth, height: rectHeight)
+        }
+    }
+
+    /// `apply` on 8-bit pixels (strides in bytes): each value u is mapped as u · Float(1 / 255.0)
+    /// and comes back as UInt8(clamp(v · 255 + 0.5, 0, 255)), truncated; the conversions libvips
+    /// makes (`vips_linear1`, `vips_cast`), so an 8-bit photo's output equals the float path's
+    /// through them, with no float copy of the photo.
+    public func apply(_ input: UnsafePointer<UInt8>, inputRowStride: Int,
+                      to output: UnsafeMutablePointer<UInt8>, outputRowStride: Int,
+                      x: Int, y: Int, width rectWidth: Int, height rectHeight: Int) throws(StateError) {
+        guard !coefficients.isEmpty else { throw .notFinished }
+        guard x >= 0, y >= 0, rectWidth >= 0, rectHeight >= 0, x + rectWidth <= width, y + rectHeight <= height else {
+            throw .outOfBounds
+        }
+        guard rectWidth > 0, rectHeight > 0 else { return }
+        withTables { c, cols, weights in
+            guidedMap8(coefficients: c, workingWidth: workingWidth, workingHeight: workingHeight,
+                       columns: cols, weights: weights, photoHeight: height, strength: strength,
+                       input: input, inputRowStride: inputRowStride, output: output, outputRowStride: outputRowStride,
+                       x: x, y: y, width: rectWidth, height: rectHeight)
+        }
+    }
+
+    private func withTables(_ body: (UnsafePointer<Float>, UnsafePointer<Int32>, UnsafePointer<Float>) -> Void) {
+        coefficients.withUnsafeBufferPointer { c in
+            columns.withUnsafeBufferPointer { cols in
+                columnWeights.withUnsafeBufferPointer { weights in
+                    body(c.baseAddress!, cols.baseAddress!, weights.baseAddress!)
                 }
             }
         }

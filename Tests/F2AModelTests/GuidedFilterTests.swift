@@ -136,6 +136,49 @@ struct GuidedFilterTests {
         #expect(mismatches == 0, "\(mismatches) of \(whole.count) values differ")
     }
 
+    @Test("The smallest copy pass 1 may read: twice the working size, at most the photo's")
+    func smallestSource() {
+        let options = ApplyOptions(mode: .guided, workingSize: 256)
+        #expect(GuidedPlan.smallestSource(width: 3024, height: 4032, options: options) == (384, 512))
+        #expect(GuidedPlan.smallestSource(width: 540, height: 720, options: options) == (384, 512))
+        #expect(GuidedPlan.smallestSource(width: 300, height: 200, options: options) == (300, 200))
+        #expect(GuidedPlan.smallestSource(width: 3, height: 2000, options: options) == (2, 512))
+    }
+
+    @Test("A plan fed a half-size area average maps the photo as one fed the photo", arguments: [(96, 64, 24), (90, 61, 20)])
+    func fedSmallerCopy(_ W: Int, _ H: Int, _ working: Int) throws {
+        let g = try Generator(file: WeightsFile.randomlyInitialised(GeneratorConfig(width: 0.0625, levels: 2), seed: 11))
+        let img = texture(W, H)
+        let options = ApplyOptions(mode: .guided, strength: 0.8, workingSize: working)
+        let (sw, sh) = ((W + 1) / 2, (H + 1) / 2)
+        let half = img.withUnsafeBufferPointer { i in
+            areaDownscale(RGBImageView(base: i.baseAddress!, width: W, height: H, rowStride: 3 * W), width: sw, height: sh)
+        }
+        var outputs: [[Float]] = []
+        for (source, pixels) in [((W, H), img), ((sw, sh), half)] {
+            let plan = GuidedPlan(generator: g, width: W, height: H, source: source, options: options)
+            #expect(plan.sourceWidth == source.0 && plan.sourceHeight == source.1)
+            try pixels.withUnsafeBufferPointer { p in
+                #expect(throws: GuidedPlan.StateError.tooManyRows(expected: source.1, got: source.1 + 1)) {
+                    try plan.addRows(p.baseAddress!, rowStride: 3 * source.0, count: source.1 + 1)
+                }
+                try plan.addRows(p.baseAddress!, rowStride: 3 * source.0, count: source.1)
+            }
+            try plan.finish()
+            var out = [Float](repeating: 0, count: img.count)
+            try img.withUnsafeBufferPointer { i in
+                try out.withUnsafeMutableBufferPointer { o in
+                    try plan.apply(i.baseAddress!, inputRowStride: 3 * W, to: o.baseAddress!, outputRowStride: 3 * W,
+                                   x: 0, y: 0, width: W, height: H)
+                }
+            }
+            outputs.append(out)
+        }
+        // Where the halves tile the working pixels exactly (even sizes) only rounding differs.
+        let worst = zip(outputs[0], outputs[1]).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst < (W % 2 == 0 && H % 2 == 0 ? 1e-4 : 0.05), "largest difference \(worst)")
+    }
+
     @Test("A plan refuses rows after finishing and finishing with rows missing")
     func planStateErrors() throws {
         let g = try Generator(file: WeightsFile.randomlyInitialised(GeneratorConfig(width: 0.0625, levels: 1), seed: 2))

@@ -159,9 +159,17 @@ check "guided streams a 12 MP photo within max_mb=200 (tiled refused)" bash -c \
 VIPS_CONCURRENCY=8 vips flash2ambient in-12mp.jpg g8.png >/dev/null 2>&1
 check "guided, 12 MP: VIPS_CONCURRENCY=8 equals VIPS_CONCURRENCY=1" bash -c \
 	'VIPS_CONCURRENCY=1 vips flash2ambient in-12mp.jpg gc1.png && [ "$(vips max g8.png)" ] && cmp -s gc1.png g8.png'
-"$F2A" apply in-12mp.jpg f2a-12mp.png >/dev/null 2>&1
+F2A_NO_STREAM=1 "$F2A" apply in-12mp.jpg f2a-12mp.png >/dev/null 2>&1
 d="$(maxdiff f2a-12mp.png g1.png)"
-if [ "$d" -le 1 ] 2>/dev/null; then pass "guided, 12 MP: equals f2a apply (max diff $d/255)"; else fail "guided, 12 MP: differs from f2a apply by $d/255"; fi
+if [ "$d" -le 1 ] 2>/dev/null; then pass "guided, 12 MP: equals f2a apply's whole-image path (max diff $d/255)"; else fail "guided, 12 MP: differs from f2a apply's whole-image path by $d/255"; fi
+# f2a apply streams and reads a large JPEG's pass 1 shrunk on load (the operation gets an
+# image, not a file, so it cannot): close, not equal. Measured max 9/255, mean 0.06/255.
+"$F2A" apply in-12mp.jpg f2a-12mp-st.png >/dev/null 2>&1
+d="$(maxdiff f2a-12mp-st.png g1.png)"
+m="$(vips avg "$W/a.v" 2>/dev/null)"
+if [ "$d" -le 16 ] 2>/dev/null && awk -v m="$m" 'BEGIN { exit !(m != "" && m <= 0.5) }'; then
+	pass "guided, 12 MP: within 16/255 (mean 0.5/255) of f2a apply, pass 1 shrunk on load (max $d, mean $m)"
+else fail "guided, 12 MP: f2a apply with pass 1 shrunk on load differs by max $d, mean $m (/255)"; fi
 if "$F2A" apply in-rgb16.png f2a-rgb16.png >f2a.log 2>&1; then
 	d="$(maxdiff f2a-rgb16.png out-rgb16.png)"
 	if [ "$d" -le 257 ] 2>/dev/null; then pass "in-rgb16.png: equals f2a apply (max diff $d/65535)"; else fail "in-rgb16.png: differs from f2a apply by $d/65535"; fi

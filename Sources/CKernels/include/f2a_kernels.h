@@ -91,6 +91,49 @@ void f2a_blend_rgb(const float *in, size_t in_stride, const float *planes, int p
                    int top, int left, int width, int height, float strength, float *out, size_t out_stride,
                    int threads);
 
+/**
+ * Bilinear sampling positions of N pixels from n samples (n <= N), pixel
+ * centres aligned, clamped at the edges: pixel X lies between sample
+ * first[X] and min(first[X] + 1, n - 1), `weight[X]` of the way to the
+ * second. What f2a_guided_map expects for the photo's columns.
+ */
+void f2a_guided_positions(int n, int N, int *first, float *weight);
+
+/**
+ * Guided mode's map (F2AModel's GuidedPlan) of the rectangle (left, top,
+ * width, height) of a photo H rows high: each pixel of `in` (interleaved
+ * RGB, clamped to [0, 1], NaN as 0) through the affine colour transform
+ * bilinearly upsampled from `coefficients` (12 planes of w x h, w <= the
+ * photo's width, h <= H: A row-major by output channel, then b), blended
+ * with the input by `strength` and clamped to [0, 1]. Columns sample at
+ * columns/weights (from f2a_guided_positions(w, photo width), indexed by
+ * the photo's column), rows at the same positions for h and H. out may
+ * alias in (same stride). Strides in floats. Single-threaded: callers
+ * split the photo. Results differ from the plain loop only by rounding.
+ */
+void f2a_guided_map(const float *coefficients, int w, int h, const int *columns, const float *weights, int H,
+                    float strength, const float *in, size_t in_stride, float *out, size_t out_stride, int left,
+                    int top, int width, int height);
+
+/**
+ * f2a_guided_map on 8-bit pixels (strides in bytes): each value u goes to the
+ * map as u * (float) (1 / 255.) and back as (uchar) clamp(v * 255.f + .5f, 0,
+ * 255), truncated, with separate roundings: what libvips's vips_linear1 to
+ * float and back, then vips_cast to uchar, compute. Equal, value for value,
+ * to converting, f2a_guided_map, converting back.
+ */
+void f2a_guided_map_u8(const float *coefficients, int w, int h, const int *columns, const float *weights, int H,
+                       float strength, const unsigned char *in, size_t in_stride, unsigned char *out,
+                       size_t out_stride, int left, int top, int width, int height);
+
+/** f2a_guided_map(_u8) without AVX2/FMA: what they run on other CPUs (for the tests). */
+void f2a_guided_map_portable(const float *coefficients, int w, int h, const int *columns, const float *weights,
+                             int H, float strength, const float *in, size_t in_stride, float *out,
+                             size_t out_stride, int left, int top, int width, int height);
+void f2a_guided_map_u8_portable(const float *coefficients, int w, int h, const int *columns, const float *weights,
+                                int H, float strength, const unsigned char *in, size_t in_stride,
+                                unsigned char *out, size_t out_stride, int left, int top, int width, int height);
+
 /** out[i] = a x[i] + b for i < n. */
 void f2a_affine(const float *x, long n, float a, float b, float *out, int threads);
 

@@ -62,6 +62,7 @@ void f2aio_free_buffer(void *data);
  * whole image is never held as float (nor, for most inputs, decoded at once):
  *
  *   f2aio_open_stream / f2aio_open_stream_buffer   header only, like f2aio_open
+ *   f2aio_stream_shrink (optional)                 pass 1 may read the image shrunk on load
  *   f2aio_stream_rows                              pass 1: the RGB float rows, top to bottom
  *   f2aio_stream_save_like(_buffer)                pass 2: the input decoded again, every
  *                                                  region mapped, saved like f2aio_save_like
@@ -76,7 +77,16 @@ f2aio_image *f2aio_open_stream(const char *path);
  *  f2aio_open_buffer does (decoded from it twice, freed with the image). */
 f2aio_image *f2aio_open_stream_buffer(void *data, size_t length);
 
-/** Gets `count` rows of interleaved RGB float [0, 1], the image's width each, rows
+/**
+ * Lets pass 1 read the image shrunk on load, where its loader decodes at a fraction of the
+ * size for a fraction of the cost (JPEG: DCT scaling by 2, 4 or 8; WebP: libwebp's
+ * rescaler): at the largest such factor that keeps it at least min_width x min_height, its
+ * own size otherwise. *width and *height get the size of the rows f2aio_stream_rows will
+ * deliver. Once at most, before f2aio_stream_rows. Returns 0 on success.
+ */
+int f2aio_stream_shrink(f2aio_image *image, int min_width, int min_height, int *width, int *height);
+
+/** Gets `count` rows of interleaved RGB float [0, 1], the first pass's width each, rows
  *  `row_stride` floats apart; rows arrive in order, top to bottom, one call at a time
  *  (not necessarily on the calling thread). */
 typedef int (*f2aio_rows_fn)(void *user, const float *rows, size_t row_stride, int count);
@@ -88,12 +98,21 @@ int f2aio_stream_rows(f2aio_image *image, f2aio_rows_fn fn, void *user);
  *  at once, for rectangles in any order. */
 typedef int (*f2aio_map_fn)(void *user, const float *in, size_t in_stride, float *out, size_t out_stride,
                             int left, int top, int width, int height);
-/** Pass 2, once, after pass 1: the image through `fn`, saved to `path` as f2aio_save_like
- *  saves (interpretation, band format, extra bands, metadata; temporary file then rename). */
-int f2aio_stream_save_like(f2aio_image *image, f2aio_map_fn fn, void *user, const char *path, int quality);
+/** f2aio_map_fn on 8-bit pixels (strides in bytes), for 3-band 8-bit sRGB images: the input's
+ *  bytes in, the output's bytes out, converted as the float route converts them
+ *  (u * (float) (1 / 255.) to the map, (uchar) clamp(v * 255.f + .5f, 0, 255) back, truncated,
+ *  separate roundings), so either map gives the same output. */
+typedef int (*f2aio_map8_fn)(void *user, const unsigned char *in, size_t in_stride, unsigned char *out,
+                             size_t out_stride, int left, int top, int width, int height);
+/** Pass 2, once, after pass 1: the image through `fn` (or `fn8`, when not NULL and the image
+ *  is 3-band 8-bit sRGB: no float copy of the photo then), saved to `path` as
+ *  f2aio_save_like saves (interpretation, band format, extra bands, metadata; temporary
+ *  file then rename). */
+int f2aio_stream_save_like(f2aio_image *image, f2aio_map_fn fn, f2aio_map8_fn fn8, void *user, const char *path,
+                           int quality);
 /** Pass 2 encoded in memory, as f2aio_save_like_buffer. */
-int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, void *user, const char *suffix, int quality,
-                                  void **data, size_t *length);
+int f2aio_stream_save_like_buffer(f2aio_image *image, f2aio_map_fn fn, f2aio_map8_fn fn8, void *user,
+                                  const char *suffix, int quality, void **data, size_t *length);
 
 /** Puts `message` in the error buffer (for callbacks that fail). */
 void f2aio_set_error(const char *message);
