@@ -384,7 +384,16 @@ def snapshot(build, out):
     for d in ("bin", "lib", "share/flash2ambient/weights"):
         os.makedirs(os.path.join(snap, d), exist_ok=True)
     shutil.copy2(os.path.join(build, "bin", "f2a"), os.path.join(snap, "bin", "f2a"))
-    shutil.copy2(os.path.join(build, "lib", "libflash2ambient.so"), os.path.join(snap, "lib", "libflash2ambient.so"))
+    # The library and its SONAME link (libflash2ambient.so.0, what the module is linked against).
+    for name in sorted(os.listdir(os.path.join(build, "lib"))):
+        if name.startswith("libflash2ambient.so"):
+            src, dst = os.path.join(build, "lib", name), os.path.join(snap, "lib", name)
+            if os.path.lexists(dst):
+                os.remove(dst)
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), dst)
+            else:
+                shutil.copy2(src, dst)
     weights = os.path.join(build, "share", "flash2ambient", "weights", "default.f2aw")
     if not os.path.exists(weights):
         weights = os.path.join(ROOT, "weights", "default.f2aw")
