@@ -120,11 +120,7 @@ public final class GuidedPlan: @unchecked Sendable {
     public func apply(_ input: UnsafePointer<Float>, inputRowStride: Int,
                       to output: UnsafeMutablePointer<Float>, outputRowStride: Int,
                       x: Int, y: Int, width rectWidth: Int, height rectHeight: Int) throws(StateError) {
-        guard !coefficients.isEmpty else { throw .notFinished }
-        guard x >= 0, y >= 0, rectWidth >= 0, rectHeight >= 0, x + rectWidth <= width, y + rectHeight <= height else {
-            throw .outOfBounds
-        }
-        guard rectWidth > 0, rectHeight > 0 else { return }
+        guard try isNonEmptyRectangle(x: x, y: y, width: rectWidth, height: rectHeight) else { return }
         withTables { c, cols, weights in
             guidedMap(coefficients: c, workingWidth: workingWidth, workingHeight: workingHeight,
                       columns: cols, weights: weights, photoHeight: height, strength: strength,
@@ -140,17 +136,23 @@ public final class GuidedPlan: @unchecked Sendable {
     public func apply(_ input: UnsafePointer<UInt8>, inputRowStride: Int,
                       to output: UnsafeMutablePointer<UInt8>, outputRowStride: Int,
                       x: Int, y: Int, width rectWidth: Int, height rectHeight: Int) throws(StateError) {
-        guard !coefficients.isEmpty else { throw .notFinished }
-        guard x >= 0, y >= 0, rectWidth >= 0, rectHeight >= 0, x + rectWidth <= width, y + rectHeight <= height else {
-            throw .outOfBounds
-        }
-        guard rectWidth > 0, rectHeight > 0 else { return }
+        guard try isNonEmptyRectangle(x: x, y: y, width: rectWidth, height: rectHeight) else { return }
         withTables { c, cols, weights in
             guidedMap8(coefficients: c, workingWidth: workingWidth, workingHeight: workingHeight,
                        columns: cols, weights: weights, photoHeight: height, strength: strength,
                        input: input, inputRowStride: inputRowStride, output: output, outputRowStride: outputRowStride,
                        x: x, y: y, width: rectWidth, height: rectHeight)
         }
+    }
+
+    /// Both `apply`s' preconditions: the plan is finished and the rectangle lies in the photo;
+    /// false for an empty one (nothing to map).
+    private func isNonEmptyRectangle(x: Int, y: Int, width rectWidth: Int, height rectHeight: Int) throws(StateError) -> Bool {
+        guard !coefficients.isEmpty else { throw .notFinished }
+        guard x >= 0, y >= 0, rectWidth >= 0, rectHeight >= 0, x + rectWidth <= width, y + rectHeight <= height else {
+            throw .outOfBounds
+        }
+        return rectWidth > 0 && rectHeight > 0
     }
 
     private func withTables(_ body: (UnsafePointer<Float>, UnsafePointer<Int32>, UnsafePointer<Float>) -> Void) {
