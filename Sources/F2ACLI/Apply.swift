@@ -82,10 +82,11 @@ struct Apply: ParsableCommand {
         let name = readsStandardInput ? "standard input" : "'\(input)'"
         var size = (width: 0, height: 0)
         let loaded: ContinuousClock.Instant, inferred: ContinuousClock.Instant
+        // The same size check before either path decodes a pixel.
+        let checkSize = { (width: Int, height: Int) throws in
+            try generator.checkBeforeDecoding(width: width, height: height, options: options)
+        }
         if apply.streams {
-            let checkSize = { (width: Int, height: Int) throws in
-                try generator.checkBeforeDecoding(width: width, height: height, options: options)
-            }
             let image = readsStandardInput
                 ? try StreamedImage(readingToEndOf: 0, named: "standard input", limit: try MemoryBudget.available(),
                                     beforeDecoding: checkSize)
@@ -105,13 +106,10 @@ struct Apply: ParsableCommand {
                 try image.save(to: output, quality: quality, mapping: plan.regionMap, bytes: plan.regionMap8)
             }
         } else {
-            let checkDecoding = { (width: Int, height: Int) throws in
-                try generator.checkBeforeDecoding(width: width, height: height, options: options)
-            }
             let image = readsStandardInput
                 ? try DecodedImage(readingToEndOf: 0, named: "standard input", limit: try MemoryBudget.available(),
-                                   beforeDecoding: checkDecoding)
-                : try DecodedImage(path: input, beforeDecoding: checkDecoding)
+                                   beforeDecoding: checkSize)
+                : try DecodedImage(path: input, beforeDecoding: checkSize)
             size = (image.width, image.height)
             loaded = clock.now
             // Again with the decoded pixels taken: under ulimit -v they count against what is left.
