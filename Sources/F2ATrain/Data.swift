@@ -1,6 +1,7 @@
 import F2ACore
 import F2AImage
 import F2AModel
+import F2ASynth
 import Foundation
 
 /// One flash/ambient pair on disk.
@@ -157,6 +158,29 @@ public struct Augmentation: Codable, Sendable, Equatable {
     public var scaleMin: Double
     public var scaleMax: Double
     public var flip: Bool
+    /// Half-width, in stops, of a random exposure change applied to both
+    /// images of a sample in linear light (a camera metering the same scene
+    /// differently); 0: none.
+    public var exposureJitter: Double = 0
+    /// Half-width, in stops, of a random gain per channel applied to both
+    /// images (a different camera white balance); 0: none.
+    public var colourJitter: Double = 0
+
+    public init(crop: Int, scaleMin: Double, scaleMax: Double, flip: Bool, exposureJitter: Double = 0, colourJitter: Double = 0) {
+        self.crop = crop; self.scaleMin = scaleMin; self.scaleMax = scaleMax; self.flip = flip
+        self.exposureJitter = exposureJitter; self.colourJitter = colourJitter
+    }
+
+    /// Per-channel linear gains for one sample, or nil when both jitters are
+    /// off (then nothing is drawn, so the random stream is as before).
+    func photometricGains(_ rng: inout SplitMix64) -> [Float]? {
+        guard exposureJitter > 0 || colourJitter > 0 else { return nil }
+        let e = exposureJitter > 0 ? Double.random(in: -exposureJitter...exposureJitter, using: &rng) : 0
+        return (0..<3).map { _ in
+            let c = colourJitter > 0 ? Double.random(in: -colourJitter...colourJitter, using: &rng) : 0
+            return Float(pow(2, e + c))
+        }
+    }
 }
 
 /// A training batch: flash and ambient as [B, 3, crop, crop].
@@ -291,6 +315,18 @@ public final class BatchSource: @unchecked Sendable {
         }
         fill(p.flash, &flash)
         fill(p.ambient, &ambient)
+        // Both images get the same gains, so the flash-to-ambient relation
+        // the model learns is unchanged; values pushed above 1 clip, as a
+        // sensor would.
+        if let gains = augmentation.photometricGains(&rng) {
+            for ch in 0..<3 {
+                let g = gains[ch], range = (base + ch * plane)..<(base + (ch + 1) * plane)
+                for i in range {
+                    flash.data[i] = ColourSpace.encode(min(ColourSpace.decode(flash.data[i]) * g, 1))
+                    ambient.data[i] = ColourSpace.encode(min(ColourSpace.decode(ambient.data[i]) * g, 1))
+                }
+            }
+        }
     }
 }
 

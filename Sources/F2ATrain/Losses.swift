@@ -49,6 +49,40 @@ public enum Losses {
         return (total / Double(p.count), g)
     }
 
+    /// Squared error that does not count the output's overall brightness:
+    /// per sample, the output is first scaled by the gain s = ⟨p, t⟩ / ⟨p, p⟩
+    /// (clamped to ¼…4) that best matches the target, the sRGB counterpart
+    /// of EA-PSNR's one gain in linear light. A share `anchor` of plain
+    /// squared error keeps the output's exposure near the target's, which the
+    /// scaled term alone leaves free. Returns mean over elements of
+    /// (1 − anchor)·(s·p − t)² + anchor·(p − t)² and its gradient; s is
+    /// treated as optimal, so its own derivative drops out (exactly where
+    /// it is not clamped).
+    public static func exposureFreeMSE(_ p: Tensor, _ t: Tensor, anchor: Float) -> (Double, Tensor) {
+        precondition(p.shape == t.shape)
+        var g = Tensor(zeros: p.shape)
+        let n = Float(p.count), per = p.count / p.n
+        var total = 0.0
+        p.data.withUnsafeBufferPointer { pp in
+            t.data.withUnsafeBufferPointer { tp in
+                g.data.withUnsafeMutableBufferPointer { gp in
+                    for b in 0..<p.n {
+                        let r = (b * per)..<((b + 1) * per)
+                        var pt = 0.0, ppSum = 0.0
+                        for i in r { pt += Double(pp[i] * tp[i]); ppSum += Double(pp[i] * pp[i]) }
+                        let s = Float(ppSum > 0 ? min(max(pt / ppSum, 0.25), 4) : 1)
+                        for i in r {
+                            let d = pp[i] - tp[i], ds = s * pp[i] - tp[i]
+                            total += Double((1 - anchor) * ds * ds + anchor * d * d)
+                            gp[i] = 2 * ((1 - anchor) * s * ds + anchor * d) / n
+                        }
+                    }
+                }
+            }
+        }
+        return (total / Double(p.count), g)
+    }
+
     /// Binary cross-entropy with logits against a constant label, mean over
     /// all elements, in the stable form max(x, 0) − x·z + log(1 + e^−|x|).
     /// Gradient (σ(x) − z) / count.

@@ -16,6 +16,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var scaleMin: Double = 1.0
     public var scaleMax: Double = 1.25
     public var flip: Bool = true
+    /// Random exposure change of both images, ± stops in linear light (`Augmentation`).
+    public var exposureJitter: Double = 0
+    /// Random per-channel gain of both images, ± stops (`Augmentation`).
+    public var colourJitter: Double = 0
     /// Scale each training target's exposure to its flash image's
     /// (`ImagePair.exposureMatched`); validation keeps the real targets.
     public var matchExposure: Bool = false
@@ -62,7 +66,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     // Losses
     /// "l1" or "attention-l1" (the seed's attention-guided L1) on the image
     /// for rgb models, MSE on the log ratio for ratio-log models; or "mse":
-    /// squared error on the output image for either formulation.
+    /// squared error on the output image for either formulation; or
+    /// "exposure-free-mse": the same after the best gain per sample
+    /// (`Losses.exposureFreeMSE`).
     public var reconstruction: String = "l1"
     public var reconstructionWeight: Double = 100
     public var adversarialWeight: Double = 1
@@ -106,10 +112,15 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         guard ["conditional", "unconditional", "none"].contains(discriminator) else {
             throw .config("discriminator '\(discriminator)' is not conditional, unconditional or none")
         }
-        guard ["l1", "attention-l1", "mse"].contains(reconstruction) else { throw .config("reconstruction '\(reconstruction)' is not l1, attention-l1 or mse") }
+        guard ["l1", "attention-l1", "mse", "exposure-free-mse"].contains(reconstruction) else {
+            throw .config("reconstruction '\(reconstruction)' is not l1, attention-l1, mse or exposure-free-mse")
+        }
         guard crop > 0, crop % (1 << (levels - 1)) == 0 else { throw .config("crop \(crop) must be a positive multiple of \(1 << (levels - 1))") }
         guard batch > 0, steps >= 0 else { throw .config("batch and steps must be positive") }
         guard scaleMin > 0, scaleMax >= scaleMin else { throw .config("need 0 < scaleMin <= scaleMax") }
+        guard (0...4).contains(exposureJitter), (0...4).contains(colourJitter) else {
+            throw .config("exposureJitter and colourJitter must lie in 0 to 4 stops")
+        }
         guard (0...1).contains(synthRatio) else { throw .config("synthRatio \(synthRatio) is outside [0, 1]") }
         guard (0...levels).contains(freezeEncoderBlocks) else {
             throw .config("freezeEncoderBlocks \(freezeEncoderBlocks) is outside 0 to \(levels) (the encoder's blocks)")

@@ -80,7 +80,8 @@ public final class Trainer: @unchecked Sendable {
         adamG = Adam(for: generator.params, beta1: Float(config.beta1), beta2: Float(config.beta2))
         generatorLRScales = Self.learningRateScales(names: generator.params.names, config: config)
         source = try BatchSource(pairs: train, batchSize: config.batch,
-                                 augmentation: Augmentation(crop: config.crop, scaleMin: config.scaleMin, scaleMax: config.scaleMax, flip: config.flip),
+                                 augmentation: Augmentation(crop: config.crop, scaleMin: config.scaleMin, scaleMax: config.scaleMax, flip: config.flip,
+                                                             exposureJitter: config.exposureJitter, colourJitter: config.colourJitter),
                                  seed: config.seed, syntheticRatio: config.synthRatio, synthetic: synthetic,
                                  matchExposure: config.matchExposure, asShotRatio: config.asShotRatio, asShot: config.asShot)
         validationPairs = validation
@@ -183,6 +184,12 @@ public final class Trainer: @unchecked Sendable {
         if config.reconstruction == "mse" {
             // Squared error on the decoded image: the objective PSNR measures.
             var (l, g) = Losses.mse(fake, batch.ambient)
+            Pointwise.affine(&g, w, 0)
+            dOutput = g; st.reconstruction = l
+        } else if config.reconstruction == "exposure-free-mse" {
+            // FAID's ambient exposure is not predictable from the flash image; exposure-matched
+            // targets remove most of it, this removes what is left from the objective (EA-PSNR's).
+            var (l, g) = Losses.exposureFreeMSE(fake, batch.ambient, anchor: 0.1)
             Pointwise.affine(&g, w, 0)
             dOutput = g; st.reconstruction = l
         } else if generator.config.formulation == .ratioLog {

@@ -121,6 +121,8 @@ struct Train: ParsableCommand {
     @Option(help: defaulted("Random scale range, min.", defaults.scaleMin)) var scaleMin: Double?
     @Option(help: defaulted("Random scale range, max.", defaults.scaleMax)) var scaleMax: Double?
     @Flag(help: defaulted("Disable horizontal flips.", defaults.flip ? "flips on" : "flips off")) var noFlip = false
+    @Option(help: defaulted("Random exposure change of both images of a sample, ± stops in linear light.", defaults.exposureJitter)) var exposureJitter: Double?
+    @Option(help: defaulted("Random gain per colour channel of both images (white balance), ± stops.", defaults.colourJitter)) var colourJitter: Double?
     @Flag(help: defaulted("Train towards ambient images scaled to the flash image's exposure (validation keeps the real ones).",
                           defaults.matchExposure ? "on" : "off"))
     var matchExposure = false
@@ -136,7 +138,7 @@ struct Train: ParsableCommand {
     @Option(help: defaulted("Discriminator width (base filters 64·w).", defaults.discWidth)) var discWidth: Double?
     @Option(help: defaulted("Discriminator norm: instance, batch or none.", defaults.discNorm.rawValue)) var discNorm: String?
     @Option(help: defaulted("l1 or attention-l1 (rgb: on the image; ratio-log: MSE on the log ratio either way), "
-                            + "or mse (on the output image).", defaults.reconstruction))
+                            + "mse (on the output image) or exposure-free-mse (the same after the best gain per sample).", defaults.reconstruction))
     var reconstruction: String?
     @Option(help: defaulted("Weight of the reconstruction loss (pix2pix λ = 100).", defaults.reconstructionWeight))
     var recWeight: Double?
@@ -177,6 +179,8 @@ struct Train: ParsableCommand {
         if let scaleMin { c.scaleMin = scaleMin }
         if let scaleMax { c.scaleMax = scaleMax }
         if noFlip { c.flip = false }
+        if let exposureJitter { c.exposureJitter = exposureJitter }
+        if let colourJitter { c.colourJitter = colourJitter }
         if matchExposure { c.matchExposure = true }
         if let batch { c.batch = batch }
         if let steps { c.steps = steps }
@@ -374,7 +378,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Encoder levels, 1 to 5.") var levels = 5
     @Option(help: "Encoder blocks 1...N frozen (as f2a-train train --freeze-encoder-blocks).") var freezeEncoderBlocks = 0
     @Option(help: "rgb or ratio-log.") var formulation = "rgb"
-    @Option(help: "l1, attention-l1 or mse (as f2a-train train).") var reconstruction = "l1"
+    @Option(help: "l1, attention-l1, mse or exposure-free-mse (as f2a-train train).") var reconstruction = "l1"
     @Option var crop = 128
     @Option var batch = 8
     @Option(help: "Timed steps per width (after one warm-up step).") var steps = 3

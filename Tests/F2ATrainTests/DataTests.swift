@@ -1,6 +1,7 @@
 import F2ACore
 import F2AImage
 import F2AModel
+import F2ASynth
 import Foundation
 import Testing
 @testable import F2ATrain
@@ -87,6 +88,41 @@ struct DataTests {
         var c = TrainConfig()
         c.data = []
         expectDataError("no data directory") { _ = try Trainer.loadData(c, log: { _ in }) }
+    }
+
+    @Test("photometric jitter: both images get the same gain per channel, within the range; off draws nothing")
+    func photometricJitter() throws {
+        let pairs = (0..<2).map { syntheticPair("p\($0)", width: 40, height: 30, seed: UInt64($0)) }
+        let plain = try BatchSource(pairs: pairs, batchSize: 3, augmentation: Augmentation(crop: 16, scaleMin: 1, scaleMax: 1.2, flip: true), seed: 9)
+        let off = try BatchSource(pairs: pairs, batchSize: 3, augmentation: Augmentation(crop: 16, scaleMin: 1, scaleMax: 1.2, flip: true,
+                                                                                          exposureJitter: 0, colourJitter: 0), seed: 9)
+        #expect(plain.batch(step: 4).flash == off.batch(step: 4).flash)
+        let jittered = try BatchSource(pairs: pairs, batchSize: 3, augmentation: Augmentation(crop: 16, scaleMin: 1, scaleMax: 1.2, flip: true,
+                                                                                               exposureJitter: 1, colourJitter: 0.25), seed: 9)
+        let a = plain.batch(step: 4), b = jittered.batch(step: 4)
+        #expect(a.flash != b.flash)
+        let plane = 16 * 16
+        var gains: Set<Int> = []
+        for s in 0..<3 {
+            for ch in 0..<3 {
+                // The same crop (gains are drawn after it), scaled in linear light: one gain per
+                // channel and sample, shared by flash and ambient, wherever nothing clipped.
+                var ratios: [Double] = []
+                for i in 0..<plane {
+                    let k = (s * 3 + ch) * plane + i
+                    for (x, y) in [(a.flash.data[k], b.flash.data[k]), (a.ambient.data[k], b.ambient.data[k])]
+                    where x > 0.05 && y < 0.99 {
+                        ratios.append(Double(ColourSpace.decode(y) / ColourSpace.decode(x)))
+                    }
+                }
+                #expect(ratios.count > plane / 2)
+                let g = ratios.reduce(0, +) / Double(ratios.count)
+                #expect(ratios.allSatisfy { abs($0 / g - 1) < 1e-3 })
+                #expect(g >= pow(2, -1.25) * 0.999 && g <= pow(2, 1.25) * 1.001, "gain \(g)")
+                gains.insert(Int((log2(g) * 1000).rounded()))
+            }
+        }
+        #expect(gains.count == 9)
     }
 
     @Test("batches are deterministic per step; crops without scaling copy pixels exactly")

@@ -272,6 +272,16 @@ struct GradientCheckTests {
         let (_, gm) = Losses.mse(p, t)
         let nm = numericGradient(&p.data, eps: 1e-3) { Losses.mse(Tensor(shape: p.shape, data: $0), t).0 }
         #expect(nmse(gm.data, nm) < 1e-4)
+        // Exposure-free MSE on image-like values (a gain inside the clamp), anchored and not.
+        let image = Tensor(shape: p.shape, data: p.data.map { 0.5 + 0.4 * $0 })
+        var target = image
+        for i in target.data.indices { target.data[i] = 0.8 * image.data[i] + 0.05 * t.data[i] }
+        for anchor: Float in [0, 0.1, 1] {
+            var q = image
+            let (_, ge) = Losses.exposureFreeMSE(q, target, anchor: anchor)
+            let ne = numericGradient(&q.data, eps: 1e-3) { Losses.exposureFreeMSE(Tensor(shape: q.shape, data: $0), target, anchor: anchor).0 }
+            #expect(nmse(ge.data, ne) < 1e-4, "anchor \(anchor)")
+        }
         var logits = R.tensor([2, 1, 3, 3], scale: 30) // includes large |x| (stable form)
         for z: Float in [0, 1] {
             let (l, gb) = Losses.bceWithLogits(logits, target: z)
