@@ -97,13 +97,14 @@ struct Apply: ParsableCommand {
             loaded = clock.now
             try StreamedGuided.finish(plan, progress: progress.model)
             inferred = clock.now
+            let destination = writesStandardOutput ? "standard output" : output
+            let (map, map8) = plan.regionMaps(counting: MappedPixels(total: image.width * image.height,
+                                                                     report: progress.writing(to: destination)))
             if writesStandardOutput {
-                progress.show("writing to standard output")
                 try image.write(to: 1, named: "standard output", suffix: (format ?? .jpeg).suffixes[0], quality: quality,
-                                mapping: plan.regionMap, bytes: plan.regionMap8)
+                                mapping: map, bytes: map8)
             } else {
-                progress.show("writing \(output)")
-                try image.save(to: output, quality: quality, mapping: plan.regionMap, bytes: plan.regionMap8)
+                try image.save(to: output, quality: quality, mapping: map, bytes: map8)
             }
         } else {
             let image = readsStandardInput

@@ -1,5 +1,6 @@
 import F2AImage
 import F2AModel
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,7 +47,40 @@ enum StreamedGuided {
     }
 }
 
+/// Pixels of pass 2 mapped so far, for its progress: libvips maps regions on its worker
+/// threads while the encoder writes, so the count is shared under a lock.
+final class MappedPixels: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = 0
+    private let total: Int
+    private let report: @Sendable (Double) -> Void
+
+    /// `report` gets the fraction mapped, from whichever thread mapped the last region.
+    init(total: Int, report: @escaping @Sendable (Double) -> Void) {
+        self.total = max(total, 1); self.report = report
+    }
+
+    func add(_ count: Int) {
+        lock.lock(); defer { lock.unlock() }
+        done += count
+        report(Double(done) / Double(total))
+    }
+}
+
 extension GuidedPlan {
+    /// `regionMap` and `regionMap8`, each region counted into `mapped`.
+    func regionMaps(counting mapped: MappedPixels) -> (StreamedImage.RegionMap, StreamedImage.RegionMap8) {
+        let float = regionMap, bytes = regionMap8
+        return ({ input, inputRowStride, output, outputRowStride, x, y, width, height in
+                    try float(input, inputRowStride, output, outputRowStride, x, y, width, height)
+                    mapped.add(width * height)
+                },
+                { input, inputRowStride, output, outputRowStride, x, y, width, height in
+                    try bytes(input, inputRowStride, output, outputRowStride, x, y, width, height)
+                    mapped.add(width * height)
+                })
+    }
+
     /// Pass 2 as a streamed image's region map (any thread, any rectangle).
     var regionMap: StreamedImage.RegionMap {
         { [self] input, inputRowStride, output, outputRowStride, x, y, width, height in
