@@ -17,7 +17,9 @@
 # Environment: DATA (pair directories held out in turn; default faid32 and
 # faid-extra20 beside the repository), EXTRA (pair directories always trained
 # on, never held out; default none), K (folds, default 4), FOLDS (the folds to
-# run, e.g. "0" for a quick comparison; default all), F2A_THREADS.
+# run, e.g. "0" for a quick comparison; default all), SUBSET (train on a fixed
+# random draw of N of the fold's training pairs, for a learning curve; EXTRA is
+# still added whole), F2A_THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/crossval}
@@ -52,9 +54,23 @@ for fold in "${folds[@]}"; do
     done
   done
   [ -d "$dir/pairsasshot" ] || $bin/f2a-train as-shot --pairs "$dir/pairsnative" --out "$dir/pairsasshot" > /dev/null
+  foldargs=("${datargs[@]}")
+  if [ -n "${SUBSET:-}" ]; then
+    # One directory of links: the held-out pairs and SUBSET of the others, drawn by shuf
+    # from a constant random source so that the draw is the same every time.
+    mkdir -p "$dir/data/flash" "$dir/data/ambient"
+    mapfile -t drawn < <(for n in "${names[@]}"; do printf '%s\n' " ${held[*]} " | grep -q " $n " || echo "${path[$n]}/flash/$n.png"; done \
+                         | sort | shuf -n "$SUBSET" --random-source=<(yes))
+    for f in "${drawn[@]}" "${held[@]/#/held:}"; do
+      case $f in held:*) n=${f#held:}; f=${path[$n]}/flash/$n.png ;; esac
+      ln -sfn "$(realpath "$f")" "$dir/data/flash/$(basename "$f")"
+      ln -sfn "$(realpath "${f%/flash/*}/ambient/$(basename "$f")")" "$dir/data/ambient/$(basename "$f")"
+    done
+    foldargs=(--data "$dir/data"); for d in "${extra[@]}"; do foldargs+=(--data "$d"); done
+  fi
   if [ ! -f "$dir/model.f2aw" ]; then
-    echo "fold $fold: holding out ${held[*]}"
-    $bin/f2a-train train --config weights/recipe.json "${datargs[@]}" --out "$dir/run" \
+    echo "fold $fold: holding out ${held[*]}${SUBSET:+; training on $SUBSET of the others}"
+    $bin/f2a-train train --config weights/recipe.json "${foldargs[@]}" --out "$dir/run" \
       --val-names "$(IFS=,; echo "${held[*]}")" --steps "$steps" \
       --validate-every "$steps" --log-every 100 --threads "$threads" "$@" $([ -f "$dir/run/checkpoint" ] && echo --resume)
     $bin/f2a-train export "$dir/run" "$dir/model.f2aw.tmp" --f16
