@@ -139,6 +139,46 @@ public func f2a_guide_apply_f32(_ guide: OpaquePointer?,
 }
 
 @c @implementation
+public func f2a_guide_apply_u8(_ guide: OpaquePointer?,
+                               _ input: UnsafePointer<UInt8>?, _ inStride: Int,
+                               _ output: UnsafeMutablePointer<UInt8>?, _ outStride: Int,
+                               _ x: Int32, _ y: Int32, _ width: Int32, _ height: Int32) -> f2a_status {
+    let function = "f2a_guide_apply_u8"
+    guard let guide else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): guide is NULL") }
+    guard let input else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): in is NULL") }
+    guard let output else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out is NULL") }
+    let plan = guideBox(guide).plan
+    guard x >= 0, y >= 0, width >= 1, height >= 1,
+          Int(x) + Int(width) <= plan.width, Int(y) + Int(height) <= plan.height else {
+        return fail(F2A_ERR_INVALID_ARGUMENT,
+                    "\(function): rectangle \(width)x\(height) at (\(x), \(y)) is not inside the \(plan.width)x\(plan.height) photo")
+    }
+    let rowBytes = 3 * Int(width)
+    guard inStride >= rowBytes, outStride >= rowBytes else {
+        return fail(F2A_ERR_INVALID_ARGUMENT,
+                    "\(function): strides (in \(inStride), out \(outStride)) must be at least width*3 = \(rowBytes) bytes")
+    }
+    guard inStride.multipliedReportingOverflow(by: Int(height)).overflow == false,
+          outStride.multipliedReportingOverflow(by: Int(height)).overflow == false else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): stride x height overflows")
+    }
+    if let status = checkOverlap(function, input: input, inStride: inStride, output: output, outStride: outStride,
+                                 rowBytes: rowBytes, height: Int(height)) {
+        return status
+    }
+    do {
+        try plan.apply(input, inputRowStride: inStride, to: output, outputRowStride: outStride,
+                       x: Int(x), y: Int(y), width: Int(width), height: Int(height))
+    } catch {
+        switch error {
+        case .notFinished: return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): call f2a_guide_finish first")
+        default: return fail(F2A_ERR_INTERNAL, "\(function): \(error)")
+        }
+    }
+    return F2A_OK
+}
+
+@c @implementation
 public func f2a_guide_free(_ guide: OpaquePointer?) {
     guard let guide else { return }
     Unmanaged<GuideBox>.fromOpaque(UnsafeRawPointer(guide)).release()

@@ -287,7 +287,8 @@ f2a_status f2a_apply_u8(const f2a_model *model,
  *   f2a_guide_finish     runs the network at params.working_size (at most
  *                        the photo's own size)
  *   f2a_guide_apply_f32  any rectangle, any order, from any number of
- *                        threads at once (the plan is read-only by then)
+ *                        threads at once (the plan is read-only by then);
+ *                        f2a_guide_apply_u8 on 8-bit sRGB pixels
  *   f2a_guide_free
  *
  * The output equals f2a_apply_f32 with F2A_MODE_GUIDED (or AUTO) on the whole
@@ -343,6 +344,24 @@ f2a_status f2a_guide_apply_f32(const f2a_guide *guide,
                                const float *in, size_t in_stride,
                                float *out, size_t out_stride,
                                int32_t x, int32_t y, int32_t width, int32_t height);
+
+/**
+ * f2a_guide_apply_f32 on 8-bit interleaved sRGB (3 bytes per pixel), with no
+ * float copy of the pixels: each value u is read as u * (float) (1 / 255.0)
+ * and each result v written as (uint8_t) clamp(v * 255 + 0.5, 0, 255),
+ * truncated; the conversions libvips makes between uchar and float
+ * (vips_linear1, vips_cast), so the output equals converting the bytes to
+ * float, f2a_guide_apply_f32 and converting back. Strides are in bytes,
+ * >= width*3; `in` and `out` as for f2a_guide_apply_f32 (the same buffer
+ * with equal strides, else not overlapping). Thread-safe on a finished
+ * plan; runs on the calling thread.
+ * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL pointers, bad strides,
+ *         overlapping buffers, rectangle outside the photo, plan not finished).
+ */
+f2a_status f2a_guide_apply_u8(const f2a_guide *guide,
+                              const uint8_t *in, size_t in_stride,
+                              uint8_t *out, size_t out_stride,
+                              int32_t x, int32_t y, int32_t width, int32_t height);
 
 /** Release a plan. Accepts NULL. */
 void f2a_guide_free(f2a_guide *guide);
