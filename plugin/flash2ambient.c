@@ -233,21 +233,74 @@ vips_flash2ambient_check_file(const char *domain, VipsImage *in,
 	return result;
 }
 
+/* in's file opened again, sequentially, at the fail_on level; shrunk on
+ * load by `factor` (JPEG's DCT scaling, libwebp's rescaler) when it is
+ * above 1. NULL, with no error, when it cannot be opened.
+ */
+static VipsImage *
+vips_flash2ambient_load(const char *filename, const char *loader,
+	VipsFailOn fail_on, int factor)
+{
+	VipsImage *image = NULL;
+
+	vips_error_freeze();
+	if (factor == 1)
+		image = vips_image_new_from_file(filename,
+			"access", VIPS_ACCESS_SEQUENTIAL,
+			"fail_on", fail_on,
+			NULL);
+	else if (g_str_has_prefix(loader, "jpegload")) {
+		if (vips_jpegload(filename, &image, "shrink", factor,
+			"access", VIPS_ACCESS_SEQUENTIAL,
+			"fail_on", fail_on,
+			NULL))
+			image = NULL;
+	}
+	else if (vips_webpload(filename, &image, "scale", 1.0 / factor,
+		"access", VIPS_ACCESS_SEQUENTIAL,
+		"fail_on", fail_on,
+		NULL))
+		image = NULL;
+	vips_error_thaw();
+
+	return image;
+}
+
+/* again has in's layout (bands, format, coding, interpretation).
+ */
+static gboolean
+vips_flash2ambient_same_layout(VipsImage *in, VipsImage *again)
+{
+	return again->Bands == in->Bands &&
+		again->BandFmt == in->BandFmt &&
+		again->Coding == in->Coding &&
+		again->Type == in->Type;
+}
+
 /* Where in comes straight from a file loader: a second, independent reading
- * of that file (sequential, at the fail_on level), for guided mode's first
+ * of that file (sequential, at the fail_on level) for guided mode's first
  * pass, so that neither pass needs the input held in memory and the
  * operation's memory does not grow with the photo. NULL, with no error,
  * when in is not from a file or the file does not read back as in: a
  * loader option may have changed what it gives (shrink, scale, page, n,
  * autorotate...), and then the header differs; a multi-page file is never
  * read again, since which page in holds is not known.
+ *
+ * Pass 1 only feeds the network's working-size copy, so a JPEG or WebP is
+ * read shrunk on load, at the largest factor (8, 4, 2) that keeps it at
+ * least f2a_guide_min_source(): as f2a apply reads it (vipsio.c), for a
+ * fraction of the decoding.
  */
 static VipsImage *
-vips_flash2ambient_reopen(VipsImage *in, VipsFailOn fail_on)
+vips_flash2ambient_reopen(VipsImage *in, VipsFailOn fail_on,
+	const f2a_params *params)
 {
 	const char *loader;
 	const char *again_loader;
 	VipsImage *again;
+	int32_t min_width;
+	int32_t min_height;
+	int factor;
 
 	if (!in->filename ||
 		vips_image_get_typeof(in, VIPS_META_LOADER) == 0 ||
@@ -258,13 +311,8 @@ vips_flash2ambient_reopen(VipsImage *in, VipsFailOn fail_on)
 	/* A file that does not open now is reported by
 	 * vips_flash2ambient_check_file() on the fallback path.
 	 */
-	vips_error_freeze();
-	again = vips_image_new_from_file(in->filename,
-		"access", VIPS_ACCESS_SEQUENTIAL,
-		"fail_on", fail_on,
-		NULL);
-	vips_error_thaw();
-	if (!again)
+	if (!(again = vips_flash2ambient_load(in->filename, loader, fail_on,
+		1)))
 		return NULL;
 
 	if (vips_image_get_typeof(again, VIPS_META_LOADER) == 0 ||
@@ -273,10 +321,7 @@ vips_flash2ambient_reopen(VipsImage *in, VipsFailOn fail_on)
 		strcmp(loader, again_loader) != 0 ||
 		again->Xsize != in->Xsize ||
 		again->Ysize != in->Ysize ||
-		again->Bands != in->Bands ||
-		again->BandFmt != in->BandFmt ||
-		again->Coding != in->Coding ||
-		again->Type != in->Type ||
+		!vips_flash2ambient_same_layout(in, again) ||
 		vips_image_get_n_pages(again) != 1 ||
 		vips_image_get_n_pages(in) != 1 ||
 		vips_image_get_page_height(in) != in->Ysize ||
@@ -284,6 +329,34 @@ vips_flash2ambient_reopen(VipsImage *in, VipsFailOn fail_on)
 			vips_image_get_orientation(in)) {
 		g_object_unref(again);
 		return NULL;
+	}
+
+	if ((!g_str_has_prefix(loader, "jpegload") &&
+		!g_str_has_prefix(loader, "webpload")) ||
+		f2a_guide_min_source(in->Xsize, in->Ysize, params,
+			&min_width, &min_height))
+		return again;
+
+	for (factor = 8; factor >= 2; factor /= 2) {
+		VipsImage *shrunk;
+
+		/* The loaders round the shrunk size up at most.
+		 */
+		if ((in->Xsize + factor - 1) / factor < min_width ||
+			(in->Ysize + factor - 1) / factor < min_height)
+			continue;
+		if (!(shrunk = vips_flash2ambient_load(in->filename, loader,
+			fail_on, factor)))
+			break;
+		if (shrunk->Xsize >= min_width &&
+			shrunk->Ysize >= min_height &&
+			shrunk->Xsize <= in->Xsize &&
+			shrunk->Ysize <= in->Ysize &&
+			vips_flash2ambient_same_layout(in, shrunk)) {
+			g_object_unref(again);
+			return shrunk;
+		}
+		g_object_unref(shrunk);
 	}
 
 	return again;
@@ -387,7 +460,8 @@ vips_flash2ambient_build(VipsObject *object)
 	 */
 	again = NULL;
 	if (mode == F2A_MODE_GUIDED &&
-		(again = vips_flash2ambient_reopen(f2a->in, f2a->fail_on)))
+		(again = vips_flash2ambient_reopen(f2a->in, f2a->fail_on,
+			&params)))
 		vips_object_local(object, again);
 	copy = mode != F2A_MODE_GUIDED ||
 		(!again && vips_image_is_sequential(f2a->in));

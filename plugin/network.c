@@ -165,9 +165,9 @@ vips_flash2ambient_is_srgb8(VipsImage *image)
 			VIPS_INTERPRETATION_sRGB;
 }
 
-/* Pass 1 and the network: `first` (3-band float sRGB, the photo's size)
- * read once, top to bottom, into a new plan, which f2a_guide_finish() then
- * completes. `first_is_file`: first is a second reading of the input's file,
+/* Pass 1 and the network: `first` (3-band float sRGB of the photo `in`, at
+ * its size or shrunk on load to at least f2a_guide_min_source()) read once,
+ * top to bottom, into a new plan, which f2a_guide_finish() then completes. `first_is_file`: first is a second reading of the input's file,
  * so a decoder failure there means the file is damaged (the check
  * vips_flash2ambient_check_file() would otherwise make).
  */
@@ -184,8 +184,12 @@ vips_flash2ambient_guide(const char *domain, const f2a_model *model,
 	*out_guide = NULL;
 	run.progress = vips_flash2ambient_progress_cb;
 	run.progress_user_data = &progress;
-	if (f2a_guide_begin(model, first->Xsize, first->Ysize, &run,
-		&feed.guide) != F2A_OK) {
+	if ((first->Xsize == in->Xsize && first->Ysize == in->Ysize ?
+		f2a_guide_begin(model, in->Xsize, in->Ysize, &run,
+			&feed.guide) :
+		f2a_guide_begin_source(model, in->Xsize, in->Ysize,
+			first->Xsize, first->Ysize, &run,
+			&feed.guide)) != F2A_OK) {
 		vips_error(domain, "%s", f2a_last_error());
 		return -1;
 	}

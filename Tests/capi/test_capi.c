@@ -524,6 +524,61 @@ static void test_guide_u8(f2a_model *m) {
     CHECK(f2a_guide_apply_u8(NULL, px, 3, out, 3, 0, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "u8 NULL guide");
     CHECK(f2a_guide_apply_u8(g, px, SIZE_MAX / 2, out, 3, 0, 0, 1, 4) == F2A_ERR_INVALID_ARGUMENT, "u8 stride overflow");
     f2a_guide_free(g);
+
+    /* Pass 1 fed a smaller copy (a decoder's shrink on load): the bounds of
+     * f2a_guide_min_source, the photo's own size equal to f2a_guide_begin,
+     * a half-size copy close to it. */
+    int32_t mw = 0, mh = 0;
+    CHECK(f2a_guide_min_source(UW, UH, &p, &mw, &mh) == F2A_OK && mw == 128 && mh == 32,
+          "min source of %dx%d at 64: %dx%d", UW, UH, mw, mh);
+    CHECK(f2a_guide_min_source(UW, UH, &p, NULL, &mh) == F2A_ERR_INVALID_ARGUMENT, "min source NULL out");
+    CHECK(f2a_guide_min_source(0, UH, &p, &mw, &mh) == F2A_ERR_INVALID_ARGUMENT, "min source zero width");
+    CHECK(f2a_guide_min_source(UW, UH, &p, &mw, &mh) == F2A_OK, "min source again");
+    g = (f2a_guide *) 1;
+    CHECK(f2a_guide_begin_source(m, UW, UH, mw - 1, mh, &p, &g) == F2A_ERR_INVALID_ARGUMENT && g == NULL,
+          "source below the minimum");
+    CHECK(strstr(f2a_last_error(), "f2a_guide_min_source") != NULL, "message: %s", f2a_last_error());
+    CHECK(f2a_guide_begin_source(m, UW, UH, UW + 1, UH, &p, &g) == F2A_ERR_INVALID_ARGUMENT, "source above the photo");
+    CHECK(f2a_guide_begin_source(NULL, UW, UH, UW, UH, &p, &g) == F2A_ERR_INVALID_ARGUMENT, "source NULL model");
+    CHECK(f2a_guide_begin_source(m, UW, UH, UW, UH, &p, &g) == F2A_OK, "source = photo: %s", f2a_last_error());
+    CHECK(f2a_guide_add_rows(g, rgb, (size_t) UW * 12, UH) == F2A_OK && f2a_guide_finish(g) == F2A_OK, "source = photo rows");
+    CHECK(f2a_guide_apply_u8(g, bytes, UW * 3, inplace, UW * 3, 0, 0, UW, UH) == F2A_OK &&
+          memcmp(inplace, expect, (size_t) UW * UH * 3) == 0, "source = photo equals f2a_guide_begin");
+    f2a_guide_free(g);
+    enum { SW = (UW + 1) / 2, SH = (UH + 1) / 2 };
+    float *half = malloc((size_t) SW * SH * 3 * sizeof(float));
+    for (int y = 0; y < SH; y++)
+        for (int x = 0; x < SW; x++)
+            for (int c = 0; c < 3; c++) {
+                int x1 = 2 * x + 1 < UW ? 2 * x + 1 : UW - 1, y1 = 2 * y + 1 < UH ? 2 * y + 1 : UH - 1;
+                half[((size_t) y * SW + x) * 3 + c] =
+                    (rgb[((size_t) 2 * y * UW + 2 * x) * 3 + c] + rgb[((size_t) 2 * y * UW + x1) * 3 + c] +
+                     rgb[((size_t) y1 * UW + 2 * x) * 3 + c] + rgb[((size_t) y1 * UW + x1) * 3 + c]) / 4;
+            }
+    CHECK(f2a_guide_begin_source(m, UW, UH, SW, SH, &p, &g) == F2A_OK, "half source: %s", f2a_last_error());
+    CHECK(f2a_guide_add_rows(g, half, (size_t) SW * 12 - 4, 1) == F2A_ERR_INVALID_ARGUMENT, "half source short stride");
+    CHECK(f2a_guide_add_rows(g, half, (size_t) SW * 12, SH) == F2A_OK, "half source rows: %s", f2a_last_error());
+    CHECK(f2a_guide_add_rows(g, half, (size_t) SW * 12, 1) == F2A_ERR_INVALID_ARGUMENT, "half source: a row too many");
+    CHECK(f2a_guide_finish(g) == F2A_OK, "half source finish: %s", f2a_last_error());
+    CHECK(f2a_guide_apply_u8(g, bytes, UW * 3, inplace, UW * 3, 0, 0, UW, UH) == F2A_OK, "half source map");
+    /* The smooth part (left half, away from the noise): a photo's case. The noise
+     * averages differently over the half-size copy's 2x2 blocks (mean 4.7/255 over all). */
+    int worst = 0;
+    double total = 0;
+    for (int y = 0; y < UH; y++)
+        for (int x = 0; x < UW; x++)
+            for (int c = 0; c < 3; c++) {
+                size_t i = ((size_t) y * UW + x) * 3 + c;
+                int d = abs((int) inplace[i] - (int) expect[i]);
+                total += d;
+                if (x < UW / 2 - 24 && d > worst) worst = d;
+            }
+    CHECK(worst <= 8, "half source close to the whole photo's (smooth part max %d, "
+          "mean %.2f /255)", worst, total / (3.0 * UW * UH));
+    printf("note: half-size pass 1 vs the whole photo: smooth part max %d/255, mean over all %.2f/255\n", worst,
+           total / (3.0 * UW * UH));
+    free(half);
+    f2a_guide_free(g);
 done:
     free(bytes); free(out); free(expect); free(inplace); free(rgb); free(mapped);
 }
