@@ -14,8 +14,8 @@
  *
  * Guided mode (what auto runs) streams in two passes and holds nothing per
  * pixel: pass 1 reads in's file a second time where in comes straight from
- * a file loader (else in itself, when it is not sequential), pass 2 reads
- * in; an 8-bit sRGB source is mapped on its bytes (f2a_guide_apply_u8)
+ * a file loader (a JPEG or WebP shrunk on load, as f2a apply reads it; else
+ * in itself, when it is not sequential), pass 2 reads in; an 8-bit sRGB source is mapped on its bytes (f2a_guide_apply_u8)
  * with no float conversion. Full and tiled mode, and guided mode on a
  * sequential input from elsewhere, copy the decoded input to memory first
  * (one pass over in, so sequential inputs work).
