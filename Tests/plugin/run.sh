@@ -171,6 +171,10 @@ m="$(vips avg "$W/a.v" 2>/dev/null)"
 if [ "$d" -le 16 ] 2>/dev/null && awk -v m="$m" 'BEGIN { exit !(m != "" && m <= 0.5) }'; then
 	pass "guided, 12 MP: within 16/255 (mean 0.5/255) of f2a apply's whole-image path (max $d, mean $m)"
 else fail "guided, 12 MP: f2a apply's whole-image path differs by max $d, mean $m (/255)"; fi
+head -c $(( $(stat -c %s in-12mp.jpg) / 2 )) in-12mp.jpg > truncated-12mp.jpg
+expect_error "truncated 12 MP JPEG: pass 1, shrunk on load, is the fail_on check" 'damaged or truncated' \
+	vips flash2ambient truncated-12mp.jpg x.png
+check "truncated 12 MP JPEG: fail_on=none processes it" vips flash2ambient truncated-12mp.jpg x.png --fail-on none
 vips copy in-12mp.jpg in-12mp.v >/dev/null 2>&1
 check "guided, 12 MP: a .v file (read again at full size) equals f2a apply's whole-image path (max 1/255)" bash -c \
 	"$(declare -f maxdiff); W=$W; vips flash2ambient in-12mp.v g-v.png && [ \"\$(maxdiff f2a-12mp.png g-v.png)\" -le 1 ]"
