@@ -6,11 +6,19 @@
  *
  * The pipeline built in _build():
  *
- *   in -> decode (LABQ/RAD) -> copy to memory ("source": one pass over in,
- *   so sequential inputs work) -> the model's float sRGB (colour bands only)
- *   -> the network (network.c, in the mode the library resolves) -> back to
- *   source's interpretation and band format with its alpha/extra bands
- *   re-attached -> re-encode LABQ/RAD -> in's header and metadata -> out
+ *   in -> decode (LABQ/RAD) ("source") -> the model's float sRGB (colour
+ *   bands only) -> the network (network.c, in the mode the library
+ *   resolves) -> back to source's interpretation and band format with its
+ *   alpha/extra bands re-attached -> re-encode LABQ/RAD -> in's header and
+ *   metadata -> out
+ *
+ * Guided mode (what auto runs) streams in two passes and holds nothing per
+ * pixel: pass 1 reads in's file a second time where in comes straight from
+ * a file loader (a JPEG or WebP shrunk on load, as f2a apply reads it; else
+ * in itself, when it is not sequential), pass 2 reads in; an 8-bit sRGB source is mapped on its bytes (f2a_guide_apply_u8)
+ * with no float conversion. Full and tiled mode, and guided mode on a
+ * sequential input from elsewhere, copy the decoded input to memory first
+ * (one pass over in, so sequential inputs work).
  *
  * The conversions to and from the model's pixels are f2a's own
  * (Sources/CVipsConvert, compiled into both), so `vips flash2ambient` and
@@ -30,6 +38,8 @@
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
+
+#include <string.h>
 
 #include <vips/vips.h>
 
@@ -102,17 +112,18 @@ vips_flash2ambient_check_input(const char *domain, VipsImage *in)
 }
 
 /* What the operation holds itself besides the library's own allocations:
- * the decoded copy of the input, and in full and tiled mode the whole
- * image as float (tiled writes a second one, see network.c). Guided mode
- * streams, with nothing per pixel held as float.
+ * the decoded copy of the input when it makes one (`copy`), and in full and
+ * tiled mode the whole image as float (tiled writes a second one, see
+ * network.c). Guided mode streams, with nothing per pixel held as float,
+ * and without the copy when it can read the input twice.
  */
 static guint64
-vips_flash2ambient_own_bytes(VipsImage *in, f2a_mode mode)
+vips_flash2ambient_own_bytes(VipsImage *in, f2a_mode mode, gboolean copy)
 {
 	guint64 pixels = VIPS_IMAGE_N_PELS(in);
 	/* LABQ and RAD decode to 3 floats per pixel.
 	 */
-	guint64 source = in->Coding == VIPS_CODING_NONE ?
+	guint64 source = !copy ? 0 : in->Coding == VIPS_CODING_NONE ?
 		VIPS_IMAGE_SIZEOF_PEL(in) : 12;
 
 	switch (mode) {
@@ -131,24 +142,23 @@ vips_flash2ambient_own_bytes(VipsImage *in, f2a_mode mode)
  * would exceed the limit: max_mb, else $F2A_VIPS_MAX_MB through the
  * library's parser (so it accepts and refuses exactly what
  * $F2A_MAX_MEMORY_MB does; an invalid value is an error, not the default),
- * else half the physical memory. The mode and the estimate are the
- * library's; sets the mode it resolves.
+ * else half the physical memory. The estimate is the library's, for the
+ * mode it resolved; `copy`: the operation holds a decoded copy of the input.
  */
 static int
 vips_flash2ambient_check_memory(const char *domain, VipsFlash2Ambient *f2a,
-	const f2a_model *model, const f2a_params *params, f2a_mode *mode)
+	const f2a_model *model, const f2a_params *params, f2a_mode mode,
+	gboolean copy)
 {
 	VipsImage *in = f2a->in;
 	uint64_t need;
 	uint64_t limit;
 
-	if (f2a_resolve_mode(model, in->Xsize, in->Ysize, params, mode) ||
-		f2a_estimate_bytes(model, in->Xsize, in->Ysize, params,
-			&need)) {
+	if (f2a_estimate_bytes(model, in->Xsize, in->Ysize, params, &need)) {
 		vips_error(domain, "%s", f2a_last_error());
 		return -1;
 	}
-	need += vips_flash2ambient_own_bytes(in, *mode);
+	need += vips_flash2ambient_own_bytes(in, mode, copy);
 
 	if (f2a->max_mb > 0)
 		limit = (uint64_t) f2a->max_mb << 20;
@@ -165,9 +175,9 @@ vips_flash2ambient_check_memory(const char *domain, VipsFlash2Ambient *f2a,
 			G_GUINT64_FORMAT " MiB (%s, set max_mb or "
 			"$F2A_VIPS_MAX_MB, or downsize first)"),
 			in->Xsize, in->Ysize,
-			vips_enum_nick(vips_flash2ambient_mode_get_type(), *mode),
+			vips_enum_nick(vips_flash2ambient_mode_get_type(), mode),
 			(guint64) need >> 20, (guint64) limit >> 20,
-			*mode == F2A_MODE_GUIDED ?
+			mode == F2A_MODE_GUIDED ?
 				_("lower working_size") :
 				_("use mode=guided"));
 		return -1;
@@ -221,6 +231,135 @@ vips_flash2ambient_check_file(const char *domain, VipsImage *in,
 			in->filename, loader);
 
 	return result;
+}
+
+/* in's file opened again, sequentially, at the fail_on level; shrunk on
+ * load by `factor` (JPEG's DCT scaling, libwebp's rescaler) when it is
+ * above 1. NULL, with no error, when it cannot be opened.
+ */
+static VipsImage *
+vips_flash2ambient_load(const char *filename, const char *loader,
+	VipsFailOn fail_on, int factor)
+{
+	VipsImage *image = NULL;
+
+	vips_error_freeze();
+	if (factor == 1)
+		image = vips_image_new_from_file(filename,
+			"access", VIPS_ACCESS_SEQUENTIAL,
+			"fail_on", fail_on,
+			NULL);
+	else if (g_str_has_prefix(loader, "jpegload")) {
+		if (vips_jpegload(filename, &image, "shrink", factor,
+			"access", VIPS_ACCESS_SEQUENTIAL,
+			"fail_on", fail_on,
+			NULL))
+			image = NULL;
+	}
+	else if (vips_webpload(filename, &image, "scale", 1.0 / factor,
+		"access", VIPS_ACCESS_SEQUENTIAL,
+		"fail_on", fail_on,
+		NULL))
+		image = NULL;
+	vips_error_thaw();
+
+	return image;
+}
+
+/* again has in's layout (bands, format, coding, interpretation).
+ */
+static gboolean
+vips_flash2ambient_same_layout(VipsImage *in, VipsImage *again)
+{
+	return again->Bands == in->Bands &&
+		again->BandFmt == in->BandFmt &&
+		again->Coding == in->Coding &&
+		again->Type == in->Type;
+}
+
+/* Where in comes straight from a file loader: a second, independent reading
+ * of that file (sequential, at the fail_on level) for guided mode's first
+ * pass, so that neither pass needs the input held in memory and the
+ * operation's memory does not grow with the photo. NULL, with no error,
+ * when in is not from a file or the file does not read back as in: a
+ * loader option may have changed what it gives (shrink, scale, page, n,
+ * autorotate...), and then the header differs; a multi-page file is never
+ * read again, since which page in holds is not known.
+ *
+ * Pass 1 only feeds the network's working-size copy, so a JPEG or WebP is
+ * read shrunk on load, at the largest factor (8, 4, 2) that keeps it at
+ * least f2a_guide_min_source(): as f2a apply reads it (vipsio.c), for a
+ * fraction of the decoding.
+ */
+static VipsImage *
+vips_flash2ambient_reopen(VipsImage *in, VipsFailOn fail_on,
+	const f2a_params *params)
+{
+	const char *loader;
+	const char *again_loader;
+	VipsImage *again;
+	int32_t min_width;
+	int32_t min_height;
+	int factor;
+
+	if (!in->filename ||
+		vips_image_get_typeof(in, VIPS_META_LOADER) == 0 ||
+		vips_image_get_string(in, VIPS_META_LOADER, &loader) ||
+		!g_file_test(in->filename, G_FILE_TEST_IS_REGULAR))
+		return NULL;
+
+	/* A file that does not open now is reported by
+	 * vips_flash2ambient_check_file() on the fallback path.
+	 */
+	if (!(again = vips_flash2ambient_load(in->filename, loader, fail_on,
+		1)))
+		return NULL;
+
+	if (vips_image_get_typeof(again, VIPS_META_LOADER) == 0 ||
+		vips_image_get_string(again, VIPS_META_LOADER,
+			&again_loader) ||
+		strcmp(loader, again_loader) != 0 ||
+		again->Xsize != in->Xsize ||
+		again->Ysize != in->Ysize ||
+		!vips_flash2ambient_same_layout(in, again) ||
+		vips_image_get_n_pages(again) != 1 ||
+		vips_image_get_n_pages(in) != 1 ||
+		vips_image_get_page_height(in) != in->Ysize ||
+		vips_image_get_orientation(again) !=
+			vips_image_get_orientation(in)) {
+		g_object_unref(again);
+		return NULL;
+	}
+
+	if ((!g_str_has_prefix(loader, "jpegload") &&
+		!g_str_has_prefix(loader, "webpload")) ||
+		f2a_guide_min_source(in->Xsize, in->Ysize, params,
+			&min_width, &min_height))
+		return again;
+
+	for (factor = 8; factor >= 2; factor /= 2) {
+		VipsImage *shrunk;
+
+		/* The loaders round the shrunk size up at most.
+		 */
+		if ((in->Xsize + factor - 1) / factor < min_width ||
+			(in->Ysize + factor - 1) / factor < min_height)
+			continue;
+		if (!(shrunk = vips_flash2ambient_load(in->filename, loader,
+			fail_on, factor)))
+			break;
+		if (shrunk->Xsize >= min_width &&
+			shrunk->Ysize >= min_height &&
+			shrunk->Xsize <= in->Xsize &&
+			shrunk->Ysize <= in->Ysize &&
+			vips_flash2ambient_same_layout(in, shrunk)) {
+			g_object_unref(again);
+			return shrunk;
+		}
+		g_object_unref(shrunk);
+	}
+
+	return again;
 }
 
 /* image as in was: the same coding, the interpretation label (when the
@@ -278,12 +417,15 @@ vips_flash2ambient_build(VipsObject *object)
 	const f2a_model *model;
 	f2a_params params;
 	f2a_mode mode;
+	VipsImage *again;
 	VipsImage *decoded;
 	VipsImage *source;
+	VipsImage *first;
 	VipsImage *rgb;
 	VipsImage *ambient;
 	VipsImage *restored;
 	VipsImage *result;
+	gboolean copy;
 
 	if (VIPS_OBJECT_CLASS(vips_flash2ambient_parent_class)->build(object))
 		return -1;
@@ -303,33 +445,100 @@ vips_flash2ambient_build(VipsObject *object)
 	params.mode = (f2a_mode) f2a->mode;
 	params.working_size = f2a->working_size;
 	params.tile_size = f2a->tile_size;
+	if (f2a_resolve_mode(model, f2a->in->Xsize, f2a->in->Ysize, &params,
+		&mode)) {
+		vips_error(domain, "%s", f2a_last_error());
+		return -1;
+	}
+
+	/* Guided mode reads the input twice: pass 1 for the network's
+	 * working-size copy, pass 2 for the output. Pass 1 reads the input's
+	 * file again where it can (it then also makes the fail_on check), or
+	 * the input itself when that can be read twice (not sequential);
+	 * only a sequential input from elsewhere is copied to memory. Full
+	 * and tiled mode hold the whole image anyway and read one copy.
+	 */
+	again = NULL;
+	if (mode == F2A_MODE_GUIDED &&
+		(again = vips_flash2ambient_reopen(f2a->in, f2a->fail_on,
+			&params)))
+		vips_object_local(object, again);
+	copy = mode != F2A_MODE_GUIDED ||
+		(!again && vips_image_is_sequential(f2a->in));
+
 	if (vips_flash2ambient_check_memory(domain, f2a, model, &params,
-		&mode) ||
-		vips_flash2ambient_check_file(domain, f2a->in, f2a->fail_on))
+		mode, copy) ||
+		(!again && vips_flash2ambient_check_file(domain, f2a->in,
+			f2a->fail_on)))
 		return -1;
 
-	/* Every later step reads this one copy of the decoded input, so a
-	 * sequential input is read only once.
-	 */
 	if (vips_image_decode(f2a->in, &decoded))
 		return -1;
 	vips_object_local(object, decoded);
-	if (!(source = vips_image_copy_memory(decoded)))
-		return -1;
-	vips_object_local(object, source);
+	if (copy) {
+		/* Every later step reads this one copy of the decoded
+		 * input, so a sequential input is read only once.
+		 */
+		if (!(source = vips_image_copy_memory(decoded)))
+			return -1;
+		vips_object_local(object, source);
+	}
+	else
+		source = decoded;
 
-	if (f2aconv_to_model(source, &rgb))
-		return -1;
-	vips_object_local(object, rgb);
+	if (mode == F2A_MODE_GUIDED) {
+		VipsImage *pass1;
+		f2a_guide *guide;
 
-	if (vips_flash2ambient_run(domain, model, f2a->in, rgb, mode, &params,
-		&ambient))
-		return -1;
-	vips_object_local(object, ambient);
+		if (again) {
+			if (vips_image_decode(again, &pass1))
+				return -1;
+			vips_object_local(object, pass1);
+		}
+		else
+			pass1 = source;
+		if (f2aconv_to_model(pass1, &first))
+			return -1;
+		vips_object_local(object, first);
+		if (vips_flash2ambient_guide(domain, model, f2a->in, first,
+			again != NULL, &params, &guide))
+			return -1;
 
-	if (f2aconv_from_model(source, ambient, &restored))
-		return -1;
-	vips_object_local(object, restored);
+		if (vips_flash2ambient_is_srgb8(source)) {
+			/* The bytes through f2a_guide_apply_u8(): the
+			 * output f2aconv_from_model() would make of the
+			 * float route, with no float copy.
+			 */
+			if (vips_flash2ambient_guided_map(source, guide,
+				&restored))
+				return -1;
+			vips_object_local(object, restored);
+		}
+		else {
+			if (f2aconv_to_model(source, &rgb))
+				return -1;
+			vips_object_local(object, rgb);
+			if (vips_flash2ambient_guided_map(rgb, guide,
+				&ambient))
+				return -1;
+			vips_object_local(object, ambient);
+			if (f2aconv_from_model(source, ambient, &restored))
+				return -1;
+			vips_object_local(object, restored);
+		}
+	}
+	else {
+		if (f2aconv_to_model(source, &rgb))
+			return -1;
+		vips_object_local(object, rgb);
+		if (vips_flash2ambient_run(domain, model, f2a->in, rgb,
+			mode, &params, &ambient))
+			return -1;
+		vips_object_local(object, ambient);
+		if (f2aconv_from_model(source, ambient, &restored))
+			return -1;
+		vips_object_local(object, restored);
+	}
 
 	if (vips_flash2ambient_like_input(f2a->in, restored, &result))
 		return -1;

@@ -1,14 +1,17 @@
 /* The network side of the operation: loaded models, and the two ways the
- * float sRGB image goes through the network in the mode the library
- * resolved (f2a_resolve_mode()):
+ * image goes through the network in the mode the library resolved
+ * (f2a_resolve_mode()):
  *
- *   guided      streamed, nothing per pixel is held as float: one pass of
- *               vips_sink_disc() feeds the float rows to f2a_guide_add_rows()
- *               (the library area-averages them to working size), the
- *               network runs once in f2a_guide_finish(), and the output is
- *               an ordinary lazy image whose regions f2a_guide_apply_f32()
- *               computes on vips's worker threads, like any point operation
- *               (no margins: each output pixel needs only its input pixel)
+ *   guided      streamed, nothing per pixel is held: pass 1
+ *               (vips_flash2ambient_guide()) feeds float rows to
+ *               f2a_guide_add_rows() with vips_sink_disc() (the library
+ *               area-averages them to working size) and runs the network
+ *               once in f2a_guide_finish(); pass 2
+ *               (vips_flash2ambient_guided_map()) is an ordinary lazy image
+ *               whose regions f2a_guide_apply_f32(), or f2a_guide_apply_u8()
+ *               on the bytes of an 8-bit sRGB image, computes on vips's
+ *               worker threads, like any point operation (no margins: each
+ *               output pixel needs only its input pixel)
  *   full/tiled  the float image is rendered to memory and handed to
  *               f2a_apply_f32() whole
  *
@@ -80,17 +83,24 @@ vips_flash2ambient_model_get(const char *domain, const char *path)
 	return model;
 }
 
-/* vips_sink_disc() hands over strips top to bottom, as the plan needs.
+/* Pass 1's sink. vips_sink_disc() hands over strips top to bottom, as the
+ * plan needs; a failure here is the plan's, not the decoder's.
  */
+typedef struct _VipsFlash2AmbientFeed {
+	f2a_guide *guide;
+	gboolean failed;
+} VipsFlash2AmbientFeed;
+
 static int
 vips_flash2ambient_feed(VipsRegion *region, VipsRect *area, void *a)
 {
-	f2a_guide *guide = (f2a_guide *) a;
+	VipsFlash2AmbientFeed *feed = (VipsFlash2AmbientFeed *) a;
 
-	if (f2a_guide_add_rows(guide,
+	if (f2a_guide_add_rows(feed->guide,
 		(const float *) VIPS_REGION_ADDR(region, area->left, area->top),
 		VIPS_REGION_LSKIP(region), area->height) != F2A_OK) {
 		vips_error("flash2ambient", "%s", f2a_last_error());
+		feed->failed = TRUE;
 		return -1;
 	}
 
@@ -120,50 +130,124 @@ vips_flash2ambient_guided_gen(VipsRegion *out_region,
 	return 0;
 }
 
-/* The plan is owned by the output image and freed with it.
+/* The same on the bytes of an 8-bit sRGB image: no float copy of it.
  */
 static int
-vips_flash2ambient_guided(const char *domain, const f2a_model *model,
-	VipsImage *in, VipsImage *rgb, f2a_params *params, VipsImage **out)
+vips_flash2ambient_guided_gen_u8(VipsRegion *out_region,
+	void *seq, void *a, void *b, gboolean *stop)
+{
+	VipsRegion *ir = (VipsRegion *) seq;
+	const f2a_guide *guide = (const f2a_guide *) b;
+	VipsRect *r = &out_region->valid;
+
+	if (vips_region_prepare(ir, r))
+		return -1;
+	if (f2a_guide_apply_u8(guide,
+		VIPS_REGION_ADDR(ir, r->left, r->top),
+		VIPS_REGION_LSKIP(ir),
+		VIPS_REGION_ADDR(out_region, r->left, r->top),
+		VIPS_REGION_LSKIP(out_region),
+		r->left, r->top, r->width, r->height) != F2A_OK) {
+		vips_error("flash2ambient", "%s", f2a_last_error());
+		return -1;
+	}
+
+	return 0;
+}
+
+gboolean
+vips_flash2ambient_is_srgb8(VipsImage *image)
+{
+	return image->Coding == VIPS_CODING_NONE &&
+		image->BandFmt == VIPS_FORMAT_UCHAR &&
+		image->Bands == 3 &&
+		vips_image_guess_interpretation(image) ==
+			VIPS_INTERPRETATION_sRGB;
+}
+
+/* Pass 1 and the network: `first` (3-band float sRGB of the photo `in`, at
+ * its size or shrunk on load to at least f2a_guide_min_source()) read once,
+ * top to bottom, into a new plan, which f2a_guide_finish() then completes. `first_is_file`: first is a second reading of the input's file,
+ * so a decoder failure there means the file is damaged (the check
+ * vips_flash2ambient_check_file() would otherwise make).
+ */
+int
+vips_flash2ambient_guide(const char *domain, const f2a_model *model,
+	VipsImage *in, VipsImage *first, gboolean first_is_file,
+	const f2a_params *params, f2a_guide **out_guide)
 {
 	VipsFlash2AmbientProgress progress;
-	f2a_guide *guide;
+	VipsFlash2AmbientFeed feed = { NULL, FALSE };
+	f2a_params run = *params;
 	f2a_status status;
 
-	params->progress = vips_flash2ambient_progress_cb;
-	params->progress_user_data = &progress;
-	if (f2a_guide_begin(model, rgb->Xsize, rgb->Ysize, params, &guide) !=
-		F2A_OK) {
+	*out_guide = NULL;
+	run.progress = vips_flash2ambient_progress_cb;
+	run.progress_user_data = &progress;
+	if ((first->Xsize == in->Xsize && first->Ysize == in->Ysize ?
+		f2a_guide_begin(model, in->Xsize, in->Ysize, &run,
+			&feed.guide) :
+		f2a_guide_begin_source(model, in->Xsize, in->Ysize,
+			first->Xsize, first->Ysize, &run,
+			&feed.guide)) != F2A_OK) {
 		vips_error(domain, "%s", f2a_last_error());
 		return -1;
 	}
 
-	if (vips_sink_disc(rgb, vips_flash2ambient_feed, guide)) {
-		f2a_guide_free(guide);
+	if (vips_sink_disc(first, vips_flash2ambient_feed, &feed)) {
+		const char *loader;
+
+		if (first_is_file && !feed.failed &&
+			!vips_image_get_string(first, VIPS_META_LOADER, &loader))
+			vips_error(domain, "\"%s\" is damaged or truncated "
+				"(%s failed; fail_on=none skips this check)",
+				in->filename, loader);
+		f2a_guide_free(feed.guide);
 		return -1;
 	}
 
 	g_mutex_lock(&apply_lock);
 	vips_flash2ambient_progress_begin(&progress, in);
-	status = f2a_guide_finish(guide);
+	status = f2a_guide_finish(feed.guide);
 	vips_flash2ambient_progress_end(&progress, status);
 	g_mutex_unlock(&apply_lock);
 	if (status != F2A_OK) {
 		vips_error(domain, "%s", f2a_last_error());
-		f2a_guide_free(guide);
+		f2a_guide_free(feed.guide);
 		return -1;
 	}
+
+	*out_guide = feed.guide;
+	return 0;
+}
+
+/* Pass 2: `source` mapped through the finished plan, region by region on
+ * vips's worker threads like any point operation (no margins: each output
+ * pixel needs only its own input pixel). `source` is 3-band float sRGB, or
+ * 8-bit sRGB (vips_flash2ambient_is_srgb8()), mapped on its bytes into an
+ * 8-bit sRGB output. The output owns the plan and frees it.
+ */
+int
+vips_flash2ambient_guided_map(VipsImage *source, f2a_guide *guide,
+	VipsImage **out)
+{
+	gboolean bytes = source->BandFmt == VIPS_FORMAT_UCHAR;
 
 	*out = vips_image_new();
 	g_object_set_data_full(G_OBJECT(*out), "flash2ambient-guide",
 		guide, (GDestroyNotify) f2a_guide_free);
-	if (vips_image_pipelinev(*out, VIPS_DEMAND_STYLE_THINSTRIP, rgb, NULL) ||
+	if (vips_image_pipelinev(*out, VIPS_DEMAND_STYLE_THINSTRIP, source,
+		NULL) ||
 		vips_image_generate(*out,
-			vips_start_one, vips_flash2ambient_guided_gen,
-			vips_stop_one, rgb, guide)) {
+			vips_start_one, bytes ?
+				vips_flash2ambient_guided_gen_u8 :
+				vips_flash2ambient_guided_gen,
+			vips_stop_one, source, guide)) {
 		VIPS_UNREF(*out);
 		return -1;
 	}
+	if (bytes)
+		(*out)->Type = VIPS_INTERPRETATION_sRGB;
 
 	return 0;
 }
@@ -239,8 +323,9 @@ vips_flash2ambient_whole(const char *domain, const f2a_model *model,
 }
 
 /* The network's output for the float sRGB image `rgb` (3 bands, [0, 1]) in
- * the resolved `mode`, as a new 3-band float image. Progress is reported
- * on behalf of `in`, the operation's input.
+ * full or tiled mode, as a new 3-band float image held in memory. Progress
+ * is reported on behalf of `in`, the operation's input. (Guided mode
+ * streams: vips_flash2ambient_guide() and vips_flash2ambient_guided_map().)
  */
 int
 vips_flash2ambient_run(const char *domain, const f2a_model *model,
@@ -249,7 +334,6 @@ vips_flash2ambient_run(const char *domain, const f2a_model *model,
 {
 	f2a_params run = *params;
 
-	return mode == F2A_MODE_GUIDED ?
-		vips_flash2ambient_guided(domain, model, in, rgb, &run, out) :
-		vips_flash2ambient_whole(domain, model, in, rgb, mode, &run, out);
+	return vips_flash2ambient_whole(domain, model, in, rgb, mode, &run,
+		out);
 }

@@ -15,6 +15,12 @@ GType vips_flash2ambient_get_type(void);
 /* network.c */
 const f2a_model *vips_flash2ambient_model_get(const char *domain,
 	const char *path);
+gboolean vips_flash2ambient_is_srgb8(VipsImage *image);
+int vips_flash2ambient_guide(const char *domain, const f2a_model *model,
+	VipsImage *in, VipsImage *first, gboolean first_is_file,
+	const f2a_params *params, f2a_guide **out_guide);
+int vips_flash2ambient_guided_map(VipsImage *source, f2a_guide *guide,
+	VipsImage **out);
 int vips_flash2ambient_run(const char *domain, const f2a_model *model,
 	VipsImage *in, VipsImage *rgb, f2a_mode mode, const f2a_params *params,
 	VipsImage **out);

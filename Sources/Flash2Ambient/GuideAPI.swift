@@ -30,7 +30,38 @@ func guideBox(_ guide: OpaquePointer) -> GuideBox {
 public func f2a_guide_begin(_ model: OpaquePointer?, _ width: Int32, _ height: Int32,
                             _ params: UnsafePointer<f2a_params>?,
                             _ outGuide: UnsafeMutablePointer<OpaquePointer?>?) -> f2a_status {
-    let function = "f2a_guide_begin"
+    beginGuide("f2a_guide_begin", model, width, height, source: nil, params, outGuide)
+}
+
+@c @implementation
+public func f2a_guide_begin_source(_ model: OpaquePointer?, _ width: Int32, _ height: Int32,
+                                   _ sourceWidth: Int32, _ sourceHeight: Int32,
+                                   _ params: UnsafePointer<f2a_params>?,
+                                   _ outGuide: UnsafeMutablePointer<OpaquePointer?>?) -> f2a_status {
+    beginGuide("f2a_guide_begin_source", model, width, height, source: (sourceWidth, sourceHeight), params, outGuide)
+}
+
+@c @implementation
+public func f2a_guide_min_source(_ width: Int32, _ height: Int32, _ params: UnsafePointer<f2a_params>?,
+                                 _ outWidth: UnsafeMutablePointer<Int32>?,
+                                 _ outHeight: UnsafeMutablePointer<Int32>?) -> f2a_status {
+    let function = "f2a_guide_min_source"
+    guard let outWidth, let outHeight else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out_width or out_height is NULL")
+    }
+    if let status = checkImageSize(function, width, height) { return status }
+    guard let p = validParams(params, function) else { return F2A_ERR_INVALID_ARGUMENT }
+    let smallest = GuidedPlan.smallestSource(width: Int(width), height: Int(height), options: applyOptions(p))
+    outWidth.pointee = Int32(smallest.width)
+    outHeight.pointee = Int32(smallest.height)
+    return F2A_OK
+}
+
+/// f2a_guide_begin and f2a_guide_begin_source: a plan for a width x height photo whose
+/// pass 1 is fed the photo, or a copy of `source` size (GuidedPlan.smallestSource up to the photo's).
+private func beginGuide(_ function: String, _ model: OpaquePointer?, _ width: Int32, _ height: Int32,
+                        source: (Int32, Int32)?, _ params: UnsafePointer<f2a_params>?,
+                        _ outGuide: UnsafeMutablePointer<OpaquePointer?>?) -> f2a_status {
     guard let outGuide else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out_guide is NULL") }
     outGuide.pointee = nil
     guard let model else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): model is NULL") }
@@ -39,10 +70,22 @@ public func f2a_guide_begin(_ model: OpaquePointer?, _ width: Int32, _ height: I
     let owner = box(model)
     var options = applyOptions(p)
     options.mode = .guided
+    var sourceSize: (width: Int, height: Int)? = nil
+    if let source {
+        let (sw, sh) = source
+        let smallest = GuidedPlan.smallestSource(width: Int(width), height: Int(height), options: options)
+        guard Int(sw) >= smallest.width, Int(sw) <= Int(width), Int(sh) >= smallest.height, Int(sh) <= Int(height) else {
+            return fail(F2A_ERR_INVALID_ARGUMENT,
+                        "\(function): source \(sw)x\(sh) is not between \(smallest.width)x\(smallest.height) "
+                        + "(f2a_guide_min_source) and the photo's \(width)x\(height)")
+        }
+        sourceSize = (Int(sw), Int(sh))
+    }
     let needed = owner.generator.estimatedPeakBytes(width: Int(width), height: Int(height), options: options)
     let (w, h) = GuidedPlan.workingSize(width: Int(width), height: Int(height), workingSize: options.workingSize)
     if let status = checkMemory(function, needed: needed, what: "working size \(w)x\(h)") { return status }
-    let plan = GuidedPlan(generator: owner.generator, width: Int(width), height: Int(height), options: options)
+    let plan = GuidedPlan(generator: owner.generator, width: Int(width), height: Int(height), source: sourceSize,
+                          options: options)
     outGuide.pointee = OpaquePointer(Unmanaged.passRetained(GuideBox(plan: plan, model: owner, params: p)).toOpaque())
     return F2A_OK
 }
@@ -55,10 +98,10 @@ public func f2a_guide_add_rows(_ guide: OpaquePointer?, _ rows: UnsafePointer<Fl
     guard let rows else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): rows is NULL") }
     let plan = guideBox(guide).plan
     guard count >= 0 else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): count \(count) is negative") }
-    let rowBytes = 12 * plan.width
+    let rowBytes = 12 * plan.sourceWidth
     guard stride >= rowBytes, stride % 4 == 0, Int(bitPattern: rows) % 4 == 0 else {
         return fail(F2A_ERR_INVALID_ARGUMENT,
-                    "\(function): stride \(stride) must be a multiple of 4 and at least width*12 = \(rowBytes) bytes, rows 4-byte aligned")
+                    "\(function): stride \(stride) must be a multiple of 4 and at least the source width*12 = \(rowBytes) bytes, rows 4-byte aligned")
     }
     do {
         try plan.addRows(rows, rowStride: stride / 4, count: Int(count))
@@ -128,6 +171,46 @@ public func f2a_guide_apply_f32(_ guide: OpaquePointer?,
     }
     do {
         try plan.apply(input, inputRowStride: inStride / 4, to: output, outputRowStride: outStride / 4,
+                       x: Int(x), y: Int(y), width: Int(width), height: Int(height))
+    } catch {
+        switch error {
+        case .notFinished: return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): call f2a_guide_finish first")
+        default: return fail(F2A_ERR_INTERNAL, "\(function): \(error)")
+        }
+    }
+    return F2A_OK
+}
+
+@c @implementation
+public func f2a_guide_apply_u8(_ guide: OpaquePointer?,
+                               _ input: UnsafePointer<UInt8>?, _ inStride: Int,
+                               _ output: UnsafeMutablePointer<UInt8>?, _ outStride: Int,
+                               _ x: Int32, _ y: Int32, _ width: Int32, _ height: Int32) -> f2a_status {
+    let function = "f2a_guide_apply_u8"
+    guard let guide else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): guide is NULL") }
+    guard let input else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): in is NULL") }
+    guard let output else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out is NULL") }
+    let plan = guideBox(guide).plan
+    guard x >= 0, y >= 0, width >= 1, height >= 1,
+          Int(x) + Int(width) <= plan.width, Int(y) + Int(height) <= plan.height else {
+        return fail(F2A_ERR_INVALID_ARGUMENT,
+                    "\(function): rectangle \(width)x\(height) at (\(x), \(y)) is not inside the \(plan.width)x\(plan.height) photo")
+    }
+    let rowBytes = 3 * Int(width)
+    guard inStride >= rowBytes, outStride >= rowBytes else {
+        return fail(F2A_ERR_INVALID_ARGUMENT,
+                    "\(function): strides (in \(inStride), out \(outStride)) must be at least width*3 = \(rowBytes) bytes")
+    }
+    guard inStride.multipliedReportingOverflow(by: Int(height)).overflow == false,
+          outStride.multipliedReportingOverflow(by: Int(height)).overflow == false else {
+        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): stride x height overflows")
+    }
+    if let status = checkOverlap(function, input: input, inStride: inStride, output: output, outStride: outStride,
+                                 rowBytes: rowBytes, height: Int(height)) {
+        return status
+    }
+    do {
+        try plan.apply(input, inputRowStride: inStride, to: output, outputRowStride: outStride,
                        x: Int(x), y: Int(y), width: Int(width), height: Int(height))
     } catch {
         switch error {

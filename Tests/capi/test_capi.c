@@ -466,6 +466,123 @@ done:
     free(img); free(whole); free(parts);
 }
 
+/* f2a_guide_apply_u8: bytes in and out, equal to converting them to float as
+ * libvips does (u * (float) (1 / 255.0)), f2a_guide_apply_f32, and back
+ * ((uint8_t) clamp(v * 255 + 0.5, 0, 255), truncated, no fused multiply-add),
+ * on odd rectangles, in place, and its argument checks. */
+static uint8_t to_byte(float v) {
+    volatile float t = v * 255.0f;
+    t = t + 0.5f;
+    return t <= 0 ? 0 : (t >= 255 ? 255 : (uint8_t) t);
+}
+
+static void test_guide_u8(f2a_model *m) {
+    enum { UW = 301, UH = 77 };
+    uint8_t *bytes = malloc((size_t) UW * UH * 3), *out = calloc((size_t) UW * UH * 3, 1);
+    uint8_t *expect = malloc((size_t) UW * UH * 3), *inplace = malloc((size_t) UW * UH * 3);
+    float *rgb = malloc((size_t) UW * UH * 3 * sizeof(float)), *mapped = malloc((size_t) UW * UH * 3 * sizeof(float));
+    for (size_t i = 0; i < (size_t) UW * UH * 3; i++) bytes[i] = (uint8_t) ((i * 2654435761u) >> 13);
+    for (int y = 0; y < UH; y++) /* a smooth part, so the network's output varies too */
+        for (int x = 0; x < UW / 2; x++)
+            for (int c = 0; c < 3; c++) bytes[((size_t) y * UW + x) * 3 + c] = (uint8_t) ((x * (c + 1) + 3 * y) & 255);
+    for (size_t i = 0; i < (size_t) UW * UH * 3; i++) rgb[i] = (float) bytes[i] * (float) (1.0 / 255.0);
+    f2a_params p = f2a_default_params();
+    p.working_size = 64;
+    p.strength = 0.8f;
+    f2a_guide *g = NULL;
+    CHECK(f2a_guide_begin(m, UW, UH, &p, &g) == F2A_OK && g, "u8 begin: %s", f2a_last_error());
+    if (!g) goto done;
+    uint8_t px[3] = { 1, 2, 3 };
+    CHECK(f2a_guide_apply_u8(g, px, 3, px, 3, 0, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "u8 apply before finish");
+    CHECK(f2a_guide_add_rows(g, rgb, (size_t) UW * 12, UH) == F2A_OK, "u8 rows");
+    CHECK(f2a_guide_finish(g) == F2A_OK, "u8 finish: %s", f2a_last_error());
+    CHECK(f2a_guide_apply_f32(g, rgb, (size_t) UW * 12, mapped, (size_t) UW * 12, 0, 0, UW, UH) == F2A_OK, "f32 map");
+    for (size_t i = 0; i < (size_t) UW * UH * 3; i++) expect[i] = to_byte(mapped[i]);
+    f2a_status st = F2A_OK;
+    for (int y = 0; y < UH && st == F2A_OK; y += 5)
+        for (int x = 0, step = 3; x < UW && st == F2A_OK; x += step, step = step * 5 % 83 + 1) {
+            int w = x + step <= UW ? step : UW - x, h = y + 5 <= UH ? 5 : UH - y;
+            size_t o = ((size_t) y * UW + x) * 3;
+            st = f2a_guide_apply_u8(g, bytes + o, UW * 3, out + o, UW * 3, x, y, w, h);
+        }
+    CHECK(st == F2A_OK, "u8 rectangles: %s", f2a_last_error());
+    size_t differ = 0;
+    for (size_t i = 0; i < (size_t) UW * UH * 3; i++) differ += out[i] != expect[i];
+    CHECK(differ == 0, "u8 equals the f32 map converted (%zu values differ)", differ);
+    memcpy(inplace, bytes, (size_t) UW * UH * 3);
+    CHECK(f2a_guide_apply_u8(g, inplace, UW * 3, inplace, UW * 3, 0, 0, UW, UH) == F2A_OK, "u8 in place");
+    CHECK(memcmp(inplace, expect, (size_t) UW * UH * 3) == 0, "u8 in place equals");
+    CHECK(f2a_guide_apply_u8(g, bytes, UW * 3, bytes + 3, UW * 3, 0, 0, 10, 2) == F2A_ERR_INVALID_ARGUMENT,
+          "u8 partly overlapping");
+    CHECK(strstr(f2a_last_error(), "f2a_guide_apply_u8") != NULL, "u8 message: %s", f2a_last_error());
+    CHECK(f2a_guide_apply_u8(g, px, 2, out, 3, 0, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "u8 short stride");
+    CHECK(f2a_guide_apply_u8(g, px, 3, out, 3, UW, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "u8 x outside");
+    CHECK(f2a_guide_apply_u8(g, px, 3, out, 3, 0, UH - 1, 1, 2) == F2A_ERR_INVALID_ARGUMENT, "u8 y + h outside");
+    CHECK(f2a_guide_apply_u8(g, px, 3, out, 3, 0, 0, 0, 1) == F2A_ERR_INVALID_ARGUMENT, "u8 zero width");
+    CHECK(f2a_guide_apply_u8(g, NULL, 3, out, 3, 0, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "u8 NULL in");
+    CHECK(f2a_guide_apply_u8(g, px, 3, NULL, 3, 0, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "u8 NULL out");
+    CHECK(f2a_guide_apply_u8(NULL, px, 3, out, 3, 0, 0, 1, 1) == F2A_ERR_INVALID_ARGUMENT, "u8 NULL guide");
+    CHECK(f2a_guide_apply_u8(g, px, SIZE_MAX / 2, out, 3, 0, 0, 1, 4) == F2A_ERR_INVALID_ARGUMENT, "u8 stride overflow");
+    f2a_guide_free(g);
+
+    /* Pass 1 fed a smaller copy (a decoder's shrink on load): the bounds of
+     * f2a_guide_min_source, the photo's own size equal to f2a_guide_begin,
+     * a half-size copy close to it. */
+    int32_t mw = 0, mh = 0;
+    CHECK(f2a_guide_min_source(UW, UH, &p, &mw, &mh) == F2A_OK && mw == 128 && mh == 32,
+          "min source of %dx%d at 64: %dx%d", UW, UH, mw, mh);
+    CHECK(f2a_guide_min_source(UW, UH, &p, NULL, &mh) == F2A_ERR_INVALID_ARGUMENT, "min source NULL out");
+    CHECK(f2a_guide_min_source(0, UH, &p, &mw, &mh) == F2A_ERR_INVALID_ARGUMENT, "min source zero width");
+    CHECK(f2a_guide_min_source(UW, UH, &p, &mw, &mh) == F2A_OK, "min source again");
+    g = (f2a_guide *) 1;
+    CHECK(f2a_guide_begin_source(m, UW, UH, mw - 1, mh, &p, &g) == F2A_ERR_INVALID_ARGUMENT && g == NULL,
+          "source below the minimum");
+    CHECK(strstr(f2a_last_error(), "f2a_guide_min_source") != NULL, "message: %s", f2a_last_error());
+    CHECK(f2a_guide_begin_source(m, UW, UH, UW + 1, UH, &p, &g) == F2A_ERR_INVALID_ARGUMENT, "source above the photo");
+    CHECK(f2a_guide_begin_source(NULL, UW, UH, UW, UH, &p, &g) == F2A_ERR_INVALID_ARGUMENT, "source NULL model");
+    CHECK(f2a_guide_begin_source(m, UW, UH, UW, UH, &p, &g) == F2A_OK, "source = photo: %s", f2a_last_error());
+    CHECK(f2a_guide_add_rows(g, rgb, (size_t) UW * 12, UH) == F2A_OK && f2a_guide_finish(g) == F2A_OK, "source = photo rows");
+    CHECK(f2a_guide_apply_u8(g, bytes, UW * 3, inplace, UW * 3, 0, 0, UW, UH) == F2A_OK &&
+          memcmp(inplace, expect, (size_t) UW * UH * 3) == 0, "source = photo equals f2a_guide_begin");
+    f2a_guide_free(g);
+    enum { SW = (UW + 1) / 2, SH = (UH + 1) / 2 };
+    float *half = malloc((size_t) SW * SH * 3 * sizeof(float));
+    for (int y = 0; y < SH; y++)
+        for (int x = 0; x < SW; x++)
+            for (int c = 0; c < 3; c++) {
+                int x1 = 2 * x + 1 < UW ? 2 * x + 1 : UW - 1, y1 = 2 * y + 1 < UH ? 2 * y + 1 : UH - 1;
+                half[((size_t) y * SW + x) * 3 + c] =
+                    (rgb[((size_t) 2 * y * UW + 2 * x) * 3 + c] + rgb[((size_t) 2 * y * UW + x1) * 3 + c] +
+                     rgb[((size_t) y1 * UW + 2 * x) * 3 + c] + rgb[((size_t) y1 * UW + x1) * 3 + c]) / 4;
+            }
+    CHECK(f2a_guide_begin_source(m, UW, UH, SW, SH, &p, &g) == F2A_OK, "half source: %s", f2a_last_error());
+    CHECK(f2a_guide_add_rows(g, half, (size_t) SW * 12 - 4, 1) == F2A_ERR_INVALID_ARGUMENT, "half source short stride");
+    CHECK(f2a_guide_add_rows(g, half, (size_t) SW * 12, SH) == F2A_OK, "half source rows: %s", f2a_last_error());
+    CHECK(f2a_guide_add_rows(g, half, (size_t) SW * 12, 1) == F2A_ERR_INVALID_ARGUMENT, "half source: a row too many");
+    CHECK(f2a_guide_finish(g) == F2A_OK, "half source finish: %s", f2a_last_error());
+    CHECK(f2a_guide_apply_u8(g, bytes, UW * 3, inplace, UW * 3, 0, 0, UW, UH) == F2A_OK, "half source map");
+    /* The smooth part (left half, away from the noise): a photo's case. The noise
+     * averages differently over the half-size copy's 2x2 blocks (mean 4.7/255 over all). */
+    int worst = 0;
+    double total = 0;
+    for (int y = 0; y < UH; y++)
+        for (int x = 0; x < UW; x++)
+            for (int c = 0; c < 3; c++) {
+                size_t i = ((size_t) y * UW + x) * 3 + c;
+                int d = abs((int) inplace[i] - (int) expect[i]);
+                total += d;
+                if (x < UW / 2 - 24 && d > worst) worst = d;
+            }
+    CHECK(worst <= 8, "half source close to the whole photo's (smooth part max %d, "
+          "mean %.2f /255)", worst, total / (3.0 * UW * UH));
+    printf("note: half-size pass 1 vs the whole photo: smooth part max %d/255, mean over all %.2f/255\n", worst,
+           total / (3.0 * UW * UH));
+    free(half);
+    f2a_guide_free(g);
+done:
+    free(bytes); free(out); free(expect); free(inplace); free(rgb); free(mapped);
+}
+
 struct worker { f2a_model *model; float *out; f2a_status status; };
 enum { W = 24, H = 19, THREADS = 4, REPEATS = 5 };
 
@@ -601,6 +718,7 @@ int main(int argc, char **argv) {
         test_progress(m);
         test_threads(m);
         test_guide(m);
+        test_guide_u8(m);
         f2a_model_free(m);
     }
     printf("capi: %d passed, %d failed\n", passed, failed);

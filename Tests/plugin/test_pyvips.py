@@ -102,6 +102,43 @@ def cancel():
     raise AssertionError("not cancelled")
 
 
+def input_paths():
+    """Guided mode reads its input twice without holding it: pass 1 reads the input's file
+    again (a sequential load), or the input itself when it is not sequential; a sequential
+    input from elsewhere, or a file that does not read back as the input (a page of a
+    multi-page file, a loader option), is copied to memory first. Every way gives the pixels
+    of the input held in memory."""
+    ref = pyvips.Image.new_from_file("big.jpg").copy_memory().flash2ambient()
+    with open("big.jpg", "rb") as f:
+        data = f.read()
+    ways = {
+        "file, sequential": pyvips.Image.new_from_file("big.jpg", access="sequential"),
+        "file, random": pyvips.Image.new_from_file("big.jpg"),
+        "pipeline, random": pyvips.Image.new_from_file("big.jpg").copy(interpretation="srgb"),
+        "pipeline, sequential": pyvips.Image.new_from_file("big.jpg", access="sequential").copy(),
+        "buffer, sequential": pyvips.Image.new_from_buffer(data, "", access="sequential"),
+    }
+    for name, im in ways.items():
+        assert same_pixels(im.flash2ambient(), ref), name
+    # page 1 of 2: the file read again would give page 0
+    a = pyvips.Image.new_from_file("big.jpg")
+    b = a.flip("horizontal")
+    two = a.join(b, "vertical").copy()
+    two.set_type(pyvips.GValue.gint_type, "page-height", a.height)
+    two.write_to_file("two-pages.tif")
+    page1 = pyvips.Image.new_from_file("two-pages.tif", page=1, access="sequential")
+    assert same_pixels(page1.flash2ambient(), b.copy_memory().flash2ambient()), "page 1"
+    # autorotate: the same size (a square), other pixels than the file read plainly
+    side = min(a.width, a.height)
+    sq = a.crop(0, 0, side, side).copy()
+    sq.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    sq.write_to_file("square-o6.jpg")
+    rot = pyvips.Image.new_from_file("square-o6.jpg", autorotate=True, access="sequential")
+    want = pyvips.Image.new_from_file("square-o6.jpg", autorotate=True).copy_memory()
+    assert same_pixels(rot.flash2ambient(), want.flash2ambient()), "autorotate"
+    return f"{len(ways)} ways, a page of two, autorotate: the same pixels"
+
+
 def bad_model():
     im = pyvips.Image.new_from_file("in-srgb.png")
     try:
@@ -131,7 +168,7 @@ def threads():
 
 
 for name, fn in (("image.flash2ambient(strength=0.8) on RGBA", rgba), ("16-bit RGBA", sixteen_bit),
-                 ("modes", modes), ("metadata", metadata), ("progress signals", progress), ("kill cancels", cancel),
+                 ("modes", modes), ("input read twice or copied", input_paths), ("metadata", metadata), ("progress signals", progress), ("kill cancels", cancel),
                  ("bad model raises pyvips.Error", bad_model), ("threads", threads)):
     attempt(f"pyvips: {name}", fn)
 sys.exit(finish("pyvips"))

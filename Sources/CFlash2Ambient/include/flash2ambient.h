@@ -287,12 +287,18 @@ f2a_status f2a_apply_u8(const f2a_model *model,
  *   f2a_guide_finish     runs the network at params.working_size (at most
  *                        the photo's own size)
  *   f2a_guide_apply_f32  any rectangle, any order, from any number of
- *                        threads at once (the plan is read-only by then)
+ *                        threads at once (the plan is read-only by then);
+ *                        f2a_guide_apply_u8 on 8-bit sRGB pixels
  *   f2a_guide_free
  *
  * The output equals f2a_apply_f32 with F2A_MODE_GUIDED (or AUTO) on the whole
  * image bit for bit, at every size (photos smaller than working_size run
  * the network at their own size).
+ * Pass 1 may also be fed a smaller copy of the photo (f2a_guide_begin_source,
+ * at least f2a_guide_min_source): one a decoder makes for a fraction of the
+ * cost while it decodes (JPEG's DCT scaling, libwebp's rescaler), as f2a
+ * apply does. The output then differs from the whole image's by how the
+ * decoder scaled (a few 8-bit codes at most).
  * Memory: the network at working size plus 48 bytes per working-size pixel;
  * nothing per full-resolution pixel.
  */
@@ -315,8 +321,36 @@ f2a_status f2a_guide_begin(const f2a_model *model, int32_t width, int32_t height
                            const f2a_params *params, f2a_guide **out_guide);
 
 /**
+ * The smallest copy of a width x height photo that pass 1 may be fed
+ * instead of the photo (f2a_guide_begin_source): twice the working size
+ * on both axes (params->working_size, long side), or the photo's own size
+ * where that is smaller, so that each working-size pixel still averages
+ * several of the copy's.
+ * @param params      NULL for f2a_default_params()
+ * @param out_width, out_height  receive the size on F2A_OK
+ * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL out_width or out_height,
+ *         an image smaller than 1x1 or larger than 2^30 pixels, invalid params).
+ */
+f2a_status f2a_guide_min_source(int32_t width, int32_t height, const f2a_params *params,
+                                int32_t *out_width, int32_t *out_height);
+
+/**
+ * f2a_guide_begin for a width x height photo whose pass 1 is fed a smaller
+ * copy of it: f2a_guide_add_rows then takes source_height rows of
+ * source_width pixels. The copy must cover the whole photo (a scaled
+ * decode), between f2a_guide_min_source and the photo's own size on each
+ * axis; pass 2 (f2a_guide_apply_*) maps the photo itself.
+ * @return F2A_OK, F2A_ERR_INVALID_ARGUMENT (as f2a_guide_begin, or a source
+ *         size outside that range) or F2A_ERR_OUT_OF_MEMORY.
+ */
+f2a_status f2a_guide_begin_source(const f2a_model *model, int32_t width, int32_t height,
+                                  int32_t source_width, int32_t source_height,
+                                  const f2a_params *params, f2a_guide **out_guide);
+
+/**
  * Feed the next `count` rows of the photo: interleaved RGB floats as for
- * f2a_apply_f32, `width` pixels per row, rows `stride` bytes apart.
+ * f2a_apply_f32, `width` pixels per row (source_width after
+ * f2a_guide_begin_source), rows `stride` bytes apart.
  * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL pointers, bad stride,
  *         more rows than the photo has, plan already finished).
  */
@@ -343,6 +377,24 @@ f2a_status f2a_guide_apply_f32(const f2a_guide *guide,
                                const float *in, size_t in_stride,
                                float *out, size_t out_stride,
                                int32_t x, int32_t y, int32_t width, int32_t height);
+
+/**
+ * f2a_guide_apply_f32 on 8-bit interleaved sRGB (3 bytes per pixel), with no
+ * float copy of the pixels: each value u is read as u * (float) (1 / 255.0)
+ * and each result v written as (uint8_t) clamp(v * 255 + 0.5, 0, 255),
+ * truncated; the conversions libvips makes between uchar and float
+ * (vips_linear1, vips_cast), so the output equals converting the bytes to
+ * float, f2a_guide_apply_f32 and converting back. Strides are in bytes,
+ * >= width*3; `in` and `out` as for f2a_guide_apply_f32 (the same buffer
+ * with equal strides, else not overlapping). Thread-safe on a finished
+ * plan; runs on the calling thread.
+ * @return F2A_OK or F2A_ERR_INVALID_ARGUMENT (NULL pointers, bad strides,
+ *         overlapping buffers, rectangle outside the photo, plan not finished).
+ */
+f2a_status f2a_guide_apply_u8(const f2a_guide *guide,
+                              const uint8_t *in, size_t in_stride,
+                              uint8_t *out, size_t out_stride,
+                              int32_t x, int32_t y, int32_t width, int32_t height);
 
 /** Release a plan. Accepts NULL. */
 void f2a_guide_free(f2a_guide *guide);
