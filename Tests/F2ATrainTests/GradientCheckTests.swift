@@ -402,5 +402,15 @@ struct GradientCheckTests {
         let dx2 = d.backward(c, dLogits: r, parameterGradients: false)
         #expect(dx2 == dx)
         #expect(d.params.grads == before)
+        // The image channels' gradient only is those channels of the full one; without any
+        // input gradient the parameter gradients are those of the full backward pass.
+        let image = d.backward(c, dLogits: r, parameterGradients: false, inputGradient: 3..<6)!
+        let reference = splitChannels(dx, first: 3).1
+        #expect(image.shape == reference.shape)
+        #expect(zip(image.data, reference.data).map { abs($0 - $1) }.max()! <= 1e-5 * max(1, dx.data.map(abs).max()!))
+        #expect(d.params.grads == before)
+        d.params.zeroGrads()
+        #expect(d.backward(c, dLogits: r, parameterGradients: true, inputGradient: nil) == nil)
+        #expect(d.params.grads == before)
     }
 }
