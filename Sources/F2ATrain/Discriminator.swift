@@ -84,6 +84,17 @@ public final class PatchDiscriminator: @unchecked Sendable {
     /// Backward from d logits; accumulates parameter gradients when
     /// `parameterGradients`, returns d input.
     public func backward(_ cache: Cache, dLogits: Tensor, parameterGradients: Bool = true) -> Tensor {
+        backward(cache, dLogits: dLogits, parameterGradients: parameterGradients, inputGradient: 0..<inputChannels)!
+    }
+
+    /// Backward from d logits; accumulates parameter gradients when `parameterGradients`
+    /// and returns the gradient with respect to the input channels `inputGradient`
+    /// ([N, inputGradient.count, H, W]), or nil (and skips the first layer's input
+    /// gradient) when that is nil: training the discriminator needs no input gradient,
+    /// the generator's adversarial term only that of the image channels.
+    public func backward(_ cache: Cache, dLogits: Tensor, parameterGradients: Bool, inputGradient: Range<Int>?) -> Tensor? {
+        precondition(inputGradient.map { !$0.isEmpty && $0.lowerBound >= 0 && $0.upperBound <= inputChannels } ?? true,
+                     "discriminator input gradient of channels \(inputGradient!) of \(inputChannels)")
         var d = dLogits
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[i]
@@ -102,13 +113,21 @@ public final class PatchDiscriminator: @unchecked Sendable {
             }
             let wi = params.id("D.conv\(i).weight"), bi = params.id("D.conv\(i).bias")
             let weight = params.values[wi]
+            // Below the first layer every input gradient is needed; of the first, `inputGradient`'s.
+            let range = i == 0 ? inputGradient : 0..<l.geometry.inChannels
+            let dx: Tensor?
             if parameterGradients {
-                d = params.withGrad(wi) { dW in params.withGrad(bi) { dB in
-                    conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: true, workspace: ws)!
+                dx = params.withGrad(wi) { dW in params.withGrad(bi) { dB in
+                    conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: range != nil,
+                                   inputGradientChannels: range?.count, inputGradientFrom: range?.lowerBound ?? 0, workspace: ws)
                 } }
             } else {
-                d = conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: nil, dB: nil, inputGradient: true, workspace: ws)!
+                guard let range else { return nil }
+                dx = conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: nil, dB: nil, inputGradient: true,
+                                    inputGradientChannels: range.count, inputGradientFrom: range.lowerBound, workspace: ws)
             }
+            guard let dx else { return nil }
+            d = dx
         }
         return d
     }

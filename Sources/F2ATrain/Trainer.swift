@@ -155,15 +155,63 @@ public final class Trainer: @unchecked Sendable {
         return img
     }
 
-    /// d loss / d image from d loss / d (discriminator input).
-    func imageGradient(_ dInput: Tensor, attention: Tensor?) -> Tensor {
-        var d = config.discriminator == "conditional" ? splitChannels(dInput, first: 3).1 : dInput
+    /// The channels of the discriminator's input that hold the image (after the flash
+    /// in a conditional discriminator's).
+    var imageChannels: Range<Int> { config.discriminator == "conditional" ? 3..<6 : 0..<3 }
+
+    /// d loss / d image from d loss / d (the image channels of the discriminator input).
+    func imageGradient(_ dImageChannels: Tensor, attention: Tensor?) -> Tensor {
+        var d = dImageChannels
         Pointwise.affine(&d, 2, 0)
         if let attention {
             let plane = d.h * d.w
             for i in d.data.indices { d.data[i] *= attention.data[(i / (3 * plane)) * plane + i % plane] }
         }
         return d
+    }
+
+    /// The discriminator's loss ½ [BCE(D(fake), 0) + BCE(D(real), 1)] on the
+    /// discriminator inputs of a batch; accumulates its parameter gradients. Instance
+    /// norm (or none) keeps every sample's statistics to itself, so fake and real go
+    /// through as one batch of 2N; batch norm's statistics are per batch, so they go
+    /// through separately, as PyTorch's pix2pix does. No input gradient is computed.
+    func discriminatorGradients(_ D: PatchDiscriminator, fake fakeIn: Tensor, real realIn: Tensor, stats st: inout StepStats) -> Double {
+        var t0 = now()
+        let n = fakeIn.n
+        if D.norm != .batch {
+            let c = D.forward(concatBatch(fakeIn, realIn))
+            let (logitsF, logitsR) = splitBatch(c.logits, first: n)
+            var (lf, gf) = Losses.bceWithLogits(logitsF, target: 0)
+            var (lr, gr) = Losses.bceWithLogits(logitsR, target: 1)
+            st.forward += now() - t0; t0 = now()
+            Pointwise.affine(&gf, 0.5, 0); Pointwise.affine(&gr, 0.5, 0)
+            _ = D.backward(c, dLogits: concatBatch(gf, gr), parameterGradients: true, inputGradient: nil)
+            st.backward += now() - t0
+            return 0.5 * (lf + lr)
+        }
+        let cf = D.forward(fakeIn)
+        var (lf, gf) = Losses.bceWithLogits(cf.logits, target: 0)
+        let cr = D.forward(realIn)
+        var (lr, gr) = Losses.bceWithLogits(cr.logits, target: 1)
+        st.forward += now() - t0; t0 = now()
+        Pointwise.affine(&gf, 0.5, 0); Pointwise.affine(&gr, 0.5, 0)
+        _ = D.backward(cf, dLogits: gf, parameterGradients: true, inputGradient: nil)
+        _ = D.backward(cr, dLogits: gr, parameterGradients: true, inputGradient: nil)
+        st.backward += now() - t0
+        return 0.5 * (lf + lr)
+    }
+
+    /// The generator's adversarial loss BCE(D(fake), 1) and `weight` × its gradient with
+    /// respect to the image channels of the discriminator input (no parameter gradients).
+    func adversarialGradient(_ D: PatchDiscriminator, fake fakeIn: Tensor, weight: Float, stats st: inout StepStats) -> (Double, Tensor) {
+        var t0 = now()
+        let cg = D.forward(fakeIn)
+        var (lg, gg) = Losses.bceWithLogits(cg.logits, target: 1)
+        st.forward += now() - t0; t0 = now()
+        Pointwise.affine(&gg, weight, 0)
+        let dIn = D.backward(cg, dLogits: gg, parameterGradients: false, inputGradient: imageChannels)!
+        st.backward += now() - t0
+        return (lg, dIn)
     }
 
     /// One optimisation step (discriminator, then generator) on a batch.
@@ -208,27 +256,15 @@ public final class Trainer: @unchecked Sendable {
             let fakeIn = discriminatorInput(flash: batch.flash, image: fake, attention: dAtt)
             let realIn = discriminatorInput(flash: batch.flash, image: batch.ambient, attention: dAtt)
             // Discriminator: ½ [BCE(D(x, G(x)), 0) + BCE(D(x, y), 1)].
-            t0 = now()
             D.params.zeroGrads()
-            let cf = D.forward(fakeIn)
-            var (lf, gf) = Losses.bceWithLogits(cf.logits, target: 0)
-            let cr = D.forward(realIn)
-            var (lr, gr) = Losses.bceWithLogits(cr.logits, target: 1)
-            st.forward += now() - t0; t0 = now()
-            Pointwise.affine(&gf, 0.5, 0); Pointwise.affine(&gr, 0.5, 0)
-            _ = D.backward(cf, dLogits: gf)
-            _ = D.backward(cr, dLogits: gr)
-            st.discriminator = 0.5 * (lf + lr)
-            st.backward += now() - t0; t0 = now()
+            st.discriminator = discriminatorGradients(D, fake: fakeIn, real: realIn, stats: &st)
+            t0 = now()
             adamD!.step(D.params, lr: lrD)
-            st.optimiser += now() - t0; t0 = now()
+            st.optimiser += now() - t0
             // Generator's adversarial term against the updated discriminator.
-            let cg = D.forward(fakeIn)
-            var (lg, gg) = Losses.bceWithLogits(cg.logits, target: 1)
-            st.forward += now() - t0; t0 = now()
+            let (lg, dIn) = adversarialGradient(D, fake: fakeIn, weight: Float(config.adversarialWeight), stats: &st)
             st.adversarial = lg
-            Pointwise.affine(&gg, Float(config.adversarialWeight), 0)
-            let dIn = D.backward(cg, dLogits: gg, parameterGradients: false)
+            t0 = now()
             let dImg = imageGradient(dIn, attention: dAtt)
             if dOutput == nil { dOutput = dImg } else { Pointwise.add(&dOutput!, dImg) }
             st.backward += now() - t0

@@ -386,6 +386,7 @@ struct Bench: ParsableCommand {
     @Option var discWidth = 0.5
     @Option(help: "OpenBLAS threads.") var threads: Int?
     @Flag(help: "One JSON line per width instead of the table.") var json = false
+    @Flag(help: "After each table row, every GEMM shape of the timed steps: calls and time per step, slowest first.") var gemmShapes = false
     @Option(help: ArgumentHelp("Write DIR/generator.f2aw (and DIR/discriminator.f2aw) with the initial parameters of this setup, then stop.",
                                discussion: "For bench/train/bench_train.py, which builds the same networks in PyTorch from them. Needs a single --width."))
     var writeModels: String?
@@ -417,6 +418,16 @@ struct Bench: ParsableCommand {
         for w in width {
             let r = try BenchRunner.run(setup(width: w), steps: steps, profileGemm: !json)
             log(json ? BenchRunner.json(r) : BenchRunner.tableRow(r))
+            if gemmShapes && !json {
+                let n = Double(r.stepSeconds.count)
+                for (shape, v) in GemmProfile.calls.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+                    let flops = 2 * Double(shape.m * shape.n * shape.k) * Double(v.count)
+                    log("  " + (shape.transA ? "Aᵀ" : "A ") + (shape.transB ? "Bᵀ" : "B ")
+                        + String(format: " m %5d n %6d k %5d beta %.0f: %4.1f calls, %7.1f ms, %6.1f GFLOP/s per step",
+                                 shape.m, shape.n, shape.k, shape.beta,
+                               Double(v.count) / n, v.seconds / n * 1000, flops / v.seconds / 1e9))
+                }
+            }
         }
     }
 }

@@ -89,9 +89,13 @@ struct GradientCheckTests {
         (2, 5, 3, 4, 4, 1, 1, 0, 4096),   // 1x1, batched
         (2, 5, 3, 4, 4, 1, 1, 0, 1),      // 1x1, direct
         (1, 2, 2, 5, 5, 3, 2, 0, 4096),   // no padding, stride 2
+        (2, 3, 1, 6, 5, 4, 1, 1, 4096),   // PatchGAN logits: one output channel, direct
+        (2, 4, 1, 9, 8, 4, 2, 1, 4096),   // one output channel, stride 2
+        (2, 2, 1, 5, 6, 3, 2, 0, 4096),   // one output channel, no padding
+        (3, 3, 2, 11, 10, 4, 2, 1, 1),    // stride 2, one image per GEMM
     ]
 
-    @Test("conv2d: input, weight and bias gradients", arguments: 0..<7)
+    @Test("conv2d: input, weight and bias gradients", arguments: 0..<11)
     func conv(_ caseIndex: Int) {
         let c = Self.convCases[caseIndex]
         var R = Rand(UInt64(100 + caseIndex))
@@ -123,6 +127,20 @@ struct GradientCheckTests {
         for i in 0..<c.n { for j in 0..<(first * plane) { worst = max(worst, abs(part.data[i * first * plane + j] - dx.data[i * c.cin * plane + j])) } }
         #expect(worst <= 1e-5 * max(1, dx.data.map(abs).max()!))
         #expect(dB2 == dB)
+        // The same for the last channels (the image half of a conditional discriminator's input).
+        if c.cin >= 2 {
+            let from = c.cin / 2, count = c.cin - from
+            let last = conv2dBackward(x, dy: r, weight: w, g, dW: nil, dB: nil, inputGradient: true, inputGradientChannels: count,
+                                      inputGradientFrom: from, workspace: ws, columnTarget: c.target)!
+            #expect(last.shape == [c.n, count, c.h, c.w])
+            var worstLast: Float = 0
+            for i in 0..<c.n {
+                for j in 0..<(count * plane) {
+                    worstLast = max(worstLast, abs(last.data[i * count * plane + j] - dx.data[(i * c.cin + from) * plane + j]))
+                }
+            }
+            #expect(worstLast <= 1e-5 * max(1, dx.data.map(abs).max()!))
+        }
     }
 
     @Test("3x3 forward and input gradient on the engine match im2col + sgemm",
@@ -151,11 +169,12 @@ struct GradientCheckTests {
     @Test("conv2d forward matches F2ACore.Conv2d")
     func convMatchesCore() {
         var R = Rand(7)
-        for (k, s, p) in [(3, 1, 1), (4, 2, 1), (1, 1, 0)] {
-            let core = Conv2d(weight: R.tensor([5, 3, k, k]), bias: R.tensor([5]), stride: s, padding: p)
+        // The 1-output cases take the direct path (the PatchGAN's logits).
+        for (k, s, p, o) in [(3, 1, 1, 5), (4, 2, 1, 5), (1, 1, 0, 5), (4, 1, 1, 1), (4, 2, 1, 1), (3, 2, 0, 1)] {
+            let core = Conv2d(weight: R.tensor([o, 3, k, k]), bias: R.tensor([o]), stride: s, padding: p)
             let x = R.tensor([3, 3, 10, 12])
             let ours = conv2dForward(x, weight: core.weight.data, bias: core.bias.data,
-                                     ConvGeometry(3, 5, kernel: k, stride: s, padding: p), workspace: Workspace())
+                                     ConvGeometry(3, o, kernel: k, stride: s, padding: p), workspace: Workspace())
             let ref = core(x)
             #expect(ours.shape == ref.shape)
             // 3x3 stride-1 convs take the Winograd F(4x4,3x3) path in F2ACore, whose transforms
@@ -392,6 +411,16 @@ struct GradientCheckTests {
         let before = d.params.grads
         let dx2 = d.backward(c, dLogits: r, parameterGradients: false)
         #expect(dx2 == dx)
+        #expect(d.params.grads == before)
+        // The image channels' gradient only is those channels of the full one; without any
+        // input gradient the parameter gradients are those of the full backward pass.
+        let image = d.backward(c, dLogits: r, parameterGradients: false, inputGradient: 3..<6)!
+        let reference = splitChannels(dx, first: 3).1
+        #expect(image.shape == reference.shape)
+        #expect(zip(image.data, reference.data).map { abs($0 - $1) }.max()! <= 1e-5 * max(1, dx.data.map(abs).max()!))
+        #expect(d.params.grads == before)
+        d.params.zeroGrads()
+        #expect(d.backward(c, dLogits: r, parameterGradients: true, inputGradient: nil) == nil)
         #expect(d.params.grads == before)
     }
 }

@@ -211,3 +211,58 @@ struct TrainingTests {
         }
     }
 }
+
+@Suite("Discriminator step")
+struct DiscriminatorStepTests {
+    /// A trainer's discriminator step against the plain sequence it replaces: D on the
+    /// fake and real inputs separately, each backward pass with its full input gradient.
+    @Test("batched discriminator pass and image-only input gradient equal separate passes",
+          arguments: [("conditional", NormKind.instance), ("conditional", .batch), ("unconditional", .instance), ("conditional", .none)])
+    func matchesSeparatePasses(_ kind: String, _ norm: NormKind) throws {
+        var c = tinyConfig(steps: 1, adversarial: true)
+        c.discriminator = kind; c.discNorm = norm
+        let t = try Trainer(config: c, train: [syntheticPair("a", width: 40, height: 40, seed: 1)], validation: [], runDir: nil)
+        let D = try #require(t.discriminator)
+        var R = Rand(5)
+        let channels = kind == "conditional" ? 6 : 3
+        let fakeIn = R.tensor([3, channels, 36, 32]), realIn = R.tensor([3, channels, 36, 32])
+
+        D.params.zeroGrads()
+        var st = StepStats()
+        let loss = t.discriminatorGradients(D, fake: fakeIn, real: realIn, stats: &st)
+        let grads = D.params.grads
+
+        D.params.zeroGrads()
+        let cf = D.forward(fakeIn), cr = D.forward(realIn)
+        var (lf, gf) = Losses.bceWithLogits(cf.logits, target: 0)
+        var (lr, gr) = Losses.bceWithLogits(cr.logits, target: 1)
+        Pointwise.affine(&gf, 0.5, 0); Pointwise.affine(&gr, 0.5, 0)
+        _ = D.backward(cf, dLogits: gf)
+        _ = D.backward(cr, dLogits: gr)
+        let referenceLoss = 0.5 * (lf + lr)
+        #expect(abs(loss - referenceLoss) <= 1e-6 * max(1, abs(referenceLoss)), "\(loss) vs \(referenceLoss)")
+        // Per tensor within 1e-4 of its largest gradient, plus 1e-5 of the largest overall:
+        // a conv bias under instance norm has a gradient of 0 up to rounding, and the last
+        // bias's is a sum of terms of ±0.25 that nearly cancel.
+        let overall = D.params.grads.map { $0.map(abs).max()! }.max()!
+        for i in grads.indices {
+            let scale = D.params.grads[i].map(abs).max()!
+            let worst = zip(grads[i], D.params.grads[i]).map { abs($0 - $1) }.max()!
+            #expect(worst <= 1e-4 * scale + 1e-5 * overall, "\(D.params.names[i]): \(worst) of \(scale)")
+        }
+
+        // The generator's adversarial term: image channels only, no parameter gradients.
+        D.params.zeroGrads()
+        let (lg, dImage) = t.adversarialGradient(D, fake: fakeIn, weight: 0.7, stats: &st)
+        #expect(D.params.grads.allSatisfy { $0.allSatisfy { $0 == 0 } })
+        let cg = D.forward(fakeIn)
+        var (lgRef, gg) = Losses.bceWithLogits(cg.logits, target: 1)
+        Pointwise.affine(&gg, 0.7, 0)
+        let full = D.backward(cg, dLogits: gg, parameterGradients: false)
+        let reference = channels == 6 ? splitChannels(full, first: 3).1 : full
+        #expect(lg == lgRef)
+        #expect(dImage.shape == reference.shape)
+        let scale = max(1e-6, reference.data.map(abs).max()!)
+        #expect(zip(dImage.data, reference.data).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
+    }
+}

@@ -10,6 +10,7 @@ public func conv2dForward(_ x: Tensor, weight: [Float], bias: [Float], _ g: Conv
                           workspace ws: Workspace, columnTarget: Int = gemmColumnTarget) -> Tensor {
     precondition(x.rank == 4 && x.c == g.inChannels, "conv2dForward: input \(x.shape.shapeDescription) for \(g)")
     precondition(weight.count == g.outChannels * g.columnRows && bias.count == g.outChannels)
+    if g.outChannels == 1 && !g.pointwise { return singleOutputConvForward(x, weight: weight, bias: bias[0], g) }
     let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
     var y = Tensor(zeros: [x.n, g.outChannels, oh, ow])
     let outPlane = g.outChannels * ohw, kk = g.columnRows
@@ -56,19 +57,26 @@ public func conv2dForward(_ x: Tensor, weight: [Float], bias: [Float], _ g: Conv
 /// Backward of `conv2dForward`: accumulates dW and dB (if given) and returns
 /// dx when `inputGradient` is true.
 ///
-/// `inputGradientChannels` c limits the input gradient to the first c input channels
-/// (a decoder conv whose other inputs are a frozen encoder's skip): dx is [N, c, H, W].
+/// `inputGradientChannels` c limits the input gradient to c input channels from
+/// `inputGradientFrom` on (a decoder conv whose other inputs are a frozen encoder's
+/// skip; the image half of a conditional discriminator's input): dx is [N, c, H, W].
 public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGeometry,
                            dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
-                           inputGradient: Bool, inputGradientChannels: Int? = nil,
+                           inputGradient: Bool, inputGradientChannels: Int? = nil, inputGradientFrom: Int = 0,
                            workspace ws: Workspace, columnTarget: Int = gemmColumnTarget) -> Tensor? {
     let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
     precondition(dy.shape == [x.n, g.outChannels, oh, ow], "conv2dBackward: dy \(dy.shape.shapeDescription)")
     let outPlane = g.outChannels * ohw, kk = g.columnRows, oc = g.outChannels
-    let dxChannels = inputGradientChannels ?? x.c
-    precondition((1...x.c).contains(dxChannels), "conv2dBackward: input gradient of \(dxChannels) of \(x.c) channels")
-    // Column rows are channel-major, so the first channels' rows come first.
+    let dxFirst = inputGradientFrom, dxChannels = inputGradientChannels ?? (x.c - dxFirst)
+    precondition(dxFirst >= 0 && dxChannels >= 1 && dxFirst + dxChannels <= x.c,
+                 "conv2dBackward: input gradient of channels \(dxFirst)..<\(dxFirst + dxChannels) of \(x.c)")
+    if oc == 1 && !g.pointwise {
+        return singleOutputConvBackward(x, dy: dy, weight: weight, g, dW: dW, dB: dB,
+                                        inputGradient: inputGradient ? dxFirst..<(dxFirst + dxChannels) : nil)
+    }
+    // Column rows are channel-major, so the rows of channels dxFirst..< are contiguous.
     let inPlane = dxChannels * x.h * x.w, kkDx = dxChannels * g.kernel * g.kernel
+    let wOffset = dxFirst * g.kernel * g.kernel
     var dx = inputGradient ? Tensor(zeros: [x.n, dxChannels, x.h, x.w]) : Tensor(zeros: [0])
     let group = groupSize(ohw, x.n, columnTarget)
     x.data.withUnsafeBufferPointer { xb in
@@ -111,11 +119,11 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
                             if inputGradient {
                                 let dxp = dxb.baseAddress!
                                 if direct {
-                                    sgemm(transA: true, m: kkDx, n: ohw, k: oc, a: wp, lda: kk, b: dyg, ldb: ohw,
+                                    sgemm(transA: true, m: kkDx, n: ohw, k: oc, a: wp + wOffset, lda: kk, b: dyg, ldb: ohw,
                                           c: dxp + b0 * inPlane, ldc: ohw)
                                 } else {
                                     ws.withBuffer(2, count: kkDx * cols) { dcol in
-                                        sgemm(transA: true, m: kkDx, n: cols, k: oc, a: wp, lda: kk, b: dyg, ldb: cols,
+                                        sgemm(transA: true, m: kkDx, n: cols, k: oc, a: wp + wOffset, lda: kk, b: dyg, ldb: cols,
                                               c: dcol, ldc: cols)
                                         for j in 0..<cnt {
                                             let dst = dxp + (b0 + j) * inPlane
@@ -138,4 +146,126 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
         }
     }
     return inputGradient ? dx : nil
+}
+
+// MARK: Single output channel
+
+// A convolution to one channel (the PatchGAN's logits) as im2col + sgemm is a GEMV
+// over a column matrix kernel² times the input (a 4x4 conv of 256 channels: 3 MB per
+// image, written, read once and, backwards, written and scattered again); run directly
+// it touches the input once per kernel tap and no column matrix at all.
+
+/// Output positions o in 0..<outSize whose input position o·stride − padding + tap lies
+/// in 0..<inSize.
+@inline(__always)
+func validOutputRange(tap: Int, stride s: Int, padding p: Int, inSize: Int, outSize: Int) -> Range<Int> {
+    let a = p - tap                    // input = o·s − a
+    let lo = a > 0 ? (a + s - 1) / s : 0
+    let top = inSize - 1 + a
+    let hi = top < 0 ? 0 : min(outSize, top / s + 1)
+    return min(lo, hi)..<hi
+}
+
+/// Calls body(plane offset, row offset into the input plane, output row, valid output columns,
+/// input column of output column 0) for every tap (c, ky, kx) with its weight index and
+/// every output row whose input row is inside the image.
+@inline(__always)
+func forEachTapRow(_ g: ConvGeometry, channels: Range<Int>, height: Int, width: Int, outH: Int, outW: Int,
+                   _ body: (_ c: Int, _ weightIndex: Int, _ inRow: Int, _ outRow: Int, _ cols: Range<Int>, _ shift: Int) -> Void) {
+    let k = g.kernel, s = g.stride, p = g.padding
+    for c in channels {
+        for ky in 0..<k {
+            let rows = validOutputRange(tap: ky, stride: s, padding: p, inSize: height, outSize: outH)
+            for kx in 0..<k {
+                let cols = validOutputRange(tap: kx, stride: s, padding: p, inSize: width, outSize: outW)
+                let wi = (c * k + ky) * k + kx
+                for oy in rows { body(c, wi, oy * s - p + ky, oy, cols, kx - p) }
+            }
+        }
+    }
+}
+
+/// conv2dForward for one output channel, computed directly (no column matrix).
+func singleOutputConvForward(_ x: Tensor, weight: [Float], bias: Float, _ g: ConvGeometry) -> Tensor {
+    let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
+    let inPlane = x.h * x.w, c = x.c, s = g.stride, width = x.w
+    var y = Tensor(zeros: [x.n, 1, oh, ow])
+    x.data.withUnsafeBufferPointer { xb in
+        weight.withUnsafeBufferPointer { wb in
+            y.data.withUnsafeMutableBufferPointer { yb in
+                let xp = xb.baseAddress!, wp = wb.baseAddress!, yp = yb.baseAddress!
+                parallelChunks(x.n, work: x.n * g.columnRows * ohw) { images in
+                    for b in images {
+                        let out = yp + b * ohw, img = xp + b * c * inPlane
+                        out.update(repeating: bias, count: ohw)
+                        forEachTapRow(g, channels: 0..<c, height: x.h, width: width, outH: oh, outW: ow) { ch, wi, iy, oy, cols, shift in
+                            let w = wp[wi], src = img + ch * inPlane + iy * width + shift, dst = out + oy * ow
+                            if s == 1 { for ox in cols { dst[ox] += w * src[ox] } } else { for ox in cols { dst[ox] += w * src[ox * s] } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return y
+}
+
+/// conv2dBackward for one output channel, computed directly: accumulates dW and dB (if
+/// given) and returns the gradient of the input channels `inputGradient` (nil: none).
+func singleOutputConvBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGeometry,
+                              dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
+                              inputGradient: Range<Int>?) -> Tensor? {
+    let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
+    let inPlane = x.h * x.w, c = x.c, s = g.stride, width = x.w, kk = g.kernel * g.kernel
+    var dx = Tensor(zeros: inputGradient.map { [x.n, $0.count, x.h, x.w] } ?? [0])
+    x.data.withUnsafeBufferPointer { xb in
+        dy.data.withUnsafeBufferPointer { db in
+            weight.withUnsafeBufferPointer { wb in
+                dx.data.withUnsafeMutableBufferPointer { dxb in
+                    let xp = xb.baseAddress!, dyp = db.baseAddress!, wp = wb.baseAddress!
+                    if let dB {
+                        var t: Float = 0
+                        for b in 0..<x.n {
+                            var sum: Float = 0
+                            for i in 0..<ohw { sum += dyp[b * ohw + i] }
+                            t += sum
+                        }
+                        dB[0] += t
+                    }
+                    if let dW {
+                        // Disjoint channels per chunk; each tap sums over images in order.
+                        parallelChunks(c, work: x.n * g.columnRows * ohw) { channels in
+                            var acc = [Float](repeating: 0, count: channels.count * kk)
+                            acc.withUnsafeMutableBufferPointer { ab in
+                                let a = ab.baseAddress! - channels.lowerBound * kk
+                                for b in 0..<x.n {
+                                    let img = xp + b * c * inPlane, d = dyp + b * ohw
+                                    forEachTapRow(g, channels: channels, height: x.h, width: width, outH: oh, outW: ow) { ch, wi, iy, oy, cols, shift in
+                                        let src = img + ch * inPlane + iy * width + shift, dr = d + oy * ow
+                                        var sum: Float = 0
+                                        if s == 1 { for ox in cols { sum += dr[ox] * src[ox] } } else { for ox in cols { sum += dr[ox] * src[ox * s] } }
+                                        a[wi] += sum
+                                    }
+                                }
+                            }
+                            for i in 0..<acc.count { dW[channels.lowerBound * kk + i] += acc[i] }
+                        }
+                    }
+                    if let range = inputGradient {
+                        let dxp = dxb.baseAddress!, dc = range.count
+                        parallelChunks(x.n, work: x.n * dc * kk * ohw) { images in
+                            for b in images {
+                                let dst0 = dxp + b * dc * inPlane - range.lowerBound * inPlane, d = dyp + b * ohw
+                                forEachTapRow(g, channels: range, height: x.h, width: width, outH: oh, outW: ow) { ch, wi, iy, oy, cols, shift in
+                                    let w = wp[wi], dst = dst0 + ch * inPlane + iy * width + shift, dr = d + oy * ow
+                                    if s == 1 { for ox in cols { dst[ox] += w * dr[ox] } } else { for ox in cols { dst[ox * s] += w * dr[ox] } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return inputGradient == nil ? nil : dx
 }

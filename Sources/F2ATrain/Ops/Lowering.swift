@@ -76,8 +76,62 @@ func im2colFull(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: 
                 kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
                 col: UnsafeMutablePointer<Float>, ld: Int) {
     parallelChunks(channels, work: channels * kernel * kernel * outH * outW) { range in
-        im2col(src, channels: range, height: height, width: width, kernel: kernel, stride: stride,
-               padding: padding, outRows: 0..<outH, outWidth: outW, into: col, ld: ld)
+        if stride == 1 {
+            im2col(src, channels: range, height: height, width: width, kernel: kernel, stride: stride,
+                   padding: padding, outRows: 0..<outH, outWidth: outW, into: col, ld: ld)
+        } else {
+            im2colStrided(src, channels: range, height: height, width: width, kernel: kernel, stride: stride,
+                          padding: padding, outH: outH, outW: outW, into: col, ld: ld)
+        }
+    }
+}
+
+/// F2ACore's `im2col` for stride > 1 with the padding handled per row and tap
+/// instead of per element: the PatchGAN's 4x4 stride-2 layers.
+func im2colStrided(_ src: UnsafePointer<Float>, channels: Range<Int>, height: Int, width: Int,
+                   kernel: Int, stride s: Int, padding: Int, outH: Int, outW: Int,
+                   into col: UnsafeMutablePointer<Float>, ld: Int) {
+    var row = col + channels.lowerBound * kernel * kernel * ld
+    for c in channels {
+        let plane = src + c * height * width
+        for ky in 0..<kernel {
+            let rows = validOutputRange(tap: ky, stride: s, padding: padding, inSize: height, outSize: outH)
+            for kx in 0..<kernel {
+                let cols = validOutputRange(tap: kx, stride: s, padding: padding, inSize: width, outSize: outW)
+                let shift = kx - padding
+                if rows.lowerBound > 0 { row.update(repeating: 0, count: rows.lowerBound * outW) }
+                for oy in rows {
+                    let out = row + oy * outW, line = plane + (oy * s - padding + ky) * width + shift
+                    if cols.lowerBound > 0 { out.update(repeating: 0, count: cols.lowerBound) }
+                    for ox in cols { out[ox] = line[ox * s] }
+                    if cols.upperBound < outW { (out + cols.upperBound).update(repeating: 0, count: outW - cols.upperBound) }
+                }
+                if rows.upperBound < outH { (row + rows.upperBound * outW).update(repeating: 0, count: (outH - rows.upperBound) * outW) }
+                row += ld
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2colStrided`: dst += col2im(col).
+func col2imStrided(_ col: UnsafePointer<Float>, ld: Int, channels: Range<Int>, height: Int, width: Int,
+                   kernel: Int, stride s: Int, padding: Int, outH: Int, outW: Int,
+                   addingInto dst: UnsafeMutablePointer<Float>) {
+    var row = col + channels.lowerBound * kernel * kernel * ld
+    for c in channels {
+        let plane = dst + c * height * width
+        for ky in 0..<kernel {
+            let rows = validOutputRange(tap: ky, stride: s, padding: padding, inSize: height, outSize: outH)
+            for kx in 0..<kernel {
+                let cols = validOutputRange(tap: kx, stride: s, padding: padding, inSize: width, outSize: outW)
+                let shift = kx - padding
+                for oy in rows {
+                    let v = row + oy * outW, line = plane + (oy * s - padding + ky) * width + shift
+                    for ox in cols { line[ox * s] += v[ox] }
+                }
+                row += ld
+            }
+        }
     }
 }
 
@@ -107,7 +161,12 @@ func col2imAdd(_ col: UnsafePointer<Float>, ld: Int, channels: Int, height: Int,
                kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
                dst: UnsafeMutablePointer<Float>) {
     parallelChunks(channels, work: channels * kernel * kernel * outH * outW) { range in
-        col2im(col, ld: ld, channels: range, height: height, width: width, kernel: kernel, stride: stride,
-               padding: padding, outRows: 0..<outH, outWidth: outW, addingInto: dst)
+        if stride == 1 {
+            col2im(col, ld: ld, channels: range, height: height, width: width, kernel: kernel, stride: stride,
+                   padding: padding, outRows: 0..<outH, outWidth: outW, addingInto: dst)
+        } else {
+            col2imStrided(col, ld: ld, channels: range, height: height, width: width, kernel: kernel, stride: stride,
+                          padding: padding, outH: outH, outW: outW, addingInto: dst)
+        }
     }
 }
