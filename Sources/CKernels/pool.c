@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* A persistent pool of worker threads shared by every kernel call.
  *
@@ -21,7 +22,9 @@
  * items on its own thread. */
 
 #define MAX_THREADS 16
-#define SPIN_CYCLES 60000ULL /* ~25 us of spinning before sleeping */
+#define CYCLES_PER_US 2400ULL /* TSC ticks, roughly (2.3-2.5 GHz on the machines measured) */
+#define SPIN_CYCLES (25 * CYCLES_PER_US) /* ~25 us of spinning before sleeping */
+#define HELD_SPIN_US 1000 /* while held (f2a_pool_hold); $F2A_POOL_HOLD_US overrides, 0: off */
 #define ITEM_BITS 20         /* items per dispatch < 2^20 (larger jobs are split) */
 #define GEN_SHIFT (2 * ITEM_BITS)
 #define ITEM_MASK ((1ULL << ITEM_BITS) - 1)
@@ -38,6 +41,12 @@ static int nworkers; /* started so far; guarded by caller_lock */
  * for sleeping workers to acknowledge a job before publishing the next. */
 static _Atomic unsigned long long state;
 static _Atomic int done_items;
+/* f2a_pool_hold: while > 0, idle workers keep polling (yielding) for up to
+ * HELD_SPIN_US before they sleep; hold_epoch (guarded by sleep_lock) counts
+ * the holds begun. */
+static _Atomic int holds;
+static unsigned hold_epoch;
+static _Atomic unsigned long long held_spin_cycles; /* 0 until the first hold; 1: holding off */
 /* Published with the state word; read only after claiming an item of that job. */
 static f2a_task_fn job_fn;
 static void *job_ctx;
@@ -84,9 +93,21 @@ static void *worker(void *arg) {
         long spins = 0;
         while ((g = job_generation(atomic_load_explicit(&state, memory_order_acquire))) == seen) {
             if (cycles() - t0 < SPIN_CYCLES && ++spins < 1000000) { cpu_relax(); continue; }
+            if (atomic_load_explicit(&holds, memory_order_relaxed) > 0 &&
+                cycles() - t0 < atomic_load_explicit(&held_spin_cycles, memory_order_relaxed) && ++spins < 10000000) {
+                /* Held: stay runnable, but let whatever else is runnable here (the caller, when the
+                 * two share a core) go first: a pure spin cost +50 % CPU and wall at 256x192 when
+                 * the pass had one core to itself. */
+                sched_yield();
+                continue;
+            }
             pthread_mutex_lock(&sleep_lock);
-            while (job_generation(atomic_load(&state)) == seen) pthread_cond_wait(&wake, &sleep_lock);
+            unsigned epoch = hold_epoch; /* a new hold wakes us too */
+            while (job_generation(atomic_load(&state)) == seen && hold_epoch == epoch)
+                pthread_cond_wait(&wake, &sleep_lock);
             pthread_mutex_unlock(&sleep_lock);
+            t0 = cycles();
+            spins = 0;
         }
         seen = g;
         /* job_threads belongs to job g if an item of g is still unclaimed;
@@ -142,4 +163,30 @@ void f2a_parallel(f2a_task_fn fn, void *ctx, int items, int threads) {
         wait_for_items(n);
     }
     pthread_mutex_unlock(&caller_lock);
+}
+
+/* Between the dispatches of a forward pass a worker used to run out of its
+ * spin (25 us) while the caller finished its last item (a Winograd band
+ * takes up to ~0.5 ms), go to sleep and need a wake-up for the next layer:
+ * on this VM (2 vCPUs) the issue-19 bench saw ~1.05 cores busy at 512^2,
+ * width 0.125, though the items split evenly (a per-item CPU profile of the
+ * pass models 1.96 cores). While held, a worker polls for ~1 ms (spinning
+ * 25 us, then yielding), longer than any item of the narrow models plus the
+ * glue between layers, so it stays awake through a pass on an idle machine;
+ * yielding lets the caller run first where the two share a core, and a wait
+ * longer than that (a loaded machine) still ends in sleep. The first hold
+ * also wakes the sleeping workers, so they are up by the first layer. */
+void f2a_pool_hold(int delta) {
+    if (atomic_fetch_add(&holds, delta) == 0 && delta > 0) {
+        pthread_mutex_lock(&sleep_lock);
+        if (!atomic_load_explicit(&held_spin_cycles, memory_order_relaxed)) {
+            const char *env = getenv("F2A_POOL_HOLD_US");
+            long us = env ? atol(env) : HELD_SPIN_US;
+            atomic_store_explicit(&held_spin_cycles, us > 0 ? (unsigned long long) us * CYCLES_PER_US : 1,
+                                  memory_order_relaxed);
+        }
+        hold_epoch++;
+        pthread_cond_broadcast(&wake);
+        pthread_mutex_unlock(&sleep_lock);
+    }
 }

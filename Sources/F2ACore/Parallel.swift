@@ -35,3 +35,13 @@ private struct ChunkedJob {
         body((count * chunk / chunks)..<(count * (chunk + 1) / chunks))
     }
 }
+
+/// Runs `body` with the thread pool's workers kept awake between dispatches
+/// (`f2a_pool_hold`): for a sequence of parallel steps with short serial work
+/// in between, such as a forward pass, so that no step waits for a sleeping
+/// worker to be woken and scheduled. Nests.
+public func withThreadPoolHeld<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+    f2a_pool_hold(1)
+    defer { f2a_pool_hold(-1) }
+    return try body()
+}

@@ -86,6 +86,11 @@ public struct Generator: Sendable {
     ///   return false to cancel (throws `Cancelled`).
     /// - Returns: the ambient estimate, [N, 3, H, W] in [0, 1].
     public func forward(_ flash: Tensor, progress: ((Double) -> Bool)? = nil) throws(Cancelled) -> Tensor {
+        // The pool's workers stay awake between the layers (see f2a_pool_hold).
+        try withThreadPoolHeld { () throws(Cancelled) -> Tensor in try forwardLayers(flash, progress: progress) }
+    }
+
+    private func forwardLayers(_ flash: Tensor, progress: ((Double) -> Bool)?) throws(Cancelled) -> Tensor {
         precondition(flash.rank == 4 && flash.c == 3, "forward expects [N, 3, H, W], got \(flash.shape.shapeDescription)")
         precondition(flash.h % config.sizeMultiple == 0 && flash.w % config.sizeMultiple == 0,
                      "forward expects H and W multiples of \(config.sizeMultiple), got \(flash.h)x\(flash.w)")

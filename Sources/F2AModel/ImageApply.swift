@@ -27,6 +27,14 @@ extension Generator {
     ///   - strength: 0 returns the input, 1 the generator output.
     public func apply(_ input: RGBImageView, to output: UnsafeMutablePointer<Float>, outputRowStride: Int,
                       strength: Float = 1, progress: ((Double) -> Bool)? = nil) throws(Cancelled) {
+        // One hold over the layout conversion, the pass and the blend (see f2a_pool_hold).
+        try withThreadPoolHeld { () throws(Cancelled) in
+            try applyHeld(input, to: output, outputRowStride: outputRowStride, strength: strength, progress: progress)
+        }
+    }
+
+    private func applyHeld(_ input: RGBImageView, to output: UnsafeMutablePointer<Float>, outputRowStride: Int,
+                           strength: Float, progress: ((Double) -> Bool)?) throws(Cancelled) {
         var flash = Generator.padded(input, multiple: config.sizeMultiple)
         var result = try forward(flash.tensor, progress: progress)
         defer { Tensor.recycle(&result); Tensor.recycle(&flash.tensor) }

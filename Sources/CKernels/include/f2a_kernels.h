@@ -22,6 +22,14 @@ typedef void (*f2a_task_fn)(void *ctx, int item, int thread);
  */
 void f2a_parallel(f2a_task_fn fn, void *ctx, int items, int threads);
 
+/**
+ * delta +1: keep the pool's idle workers polling (~1 ms before they sleep) until
+ * the matching -1, and wake the sleeping ones now; holds nest and may come
+ * from several threads. For a sequence of dispatches with serial work in
+ * between (a forward pass), so that no dispatch waits for a worker to wake.
+ */
+void f2a_pool_hold(int delta);
+
 /** Floats needed by f2a_conv3x3_pack for a [cout, cin, 3, 3] weight. */
 size_t f2a_conv3x3_packed_count(int cout, int cin);
 
