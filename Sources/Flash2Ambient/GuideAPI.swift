@@ -138,12 +138,15 @@ public func f2a_guide_finish(_ guide: OpaquePointer?) -> f2a_status {
     }
 }
 
-@c @implementation
-public func f2a_guide_apply_f32(_ guide: OpaquePointer?,
-                                _ input: UnsafePointer<Float>?, _ inStride: Int,
-                                _ output: UnsafeMutablePointer<Float>?, _ outStride: Int,
-                                _ x: Int32, _ y: Int32, _ width: Int32, _ height: Int32) -> f2a_status {
-    let function = "f2a_guide_apply_f32"
+/// The checks of both region entry points, in one order and one wording: pointers, a
+/// rectangle inside the photo, strides of at least a row of `pixelBytes`-byte pixels (for
+/// floats also 4-byte multiples and aligned buffers), no overflow, no partial overlap. Then
+/// `map` runs on the plan; its errors become statuses.
+private func applyRegion(_ function: String, _ guide: OpaquePointer?,
+                         _ input: UnsafeRawPointer?, _ inStride: Int, _ output: UnsafeMutableRawPointer?, _ outStride: Int,
+                         _ x: Int32, _ y: Int32, _ width: Int32, _ height: Int32, pixelBytes: Int,
+                         _ map: (GuidedPlan, UnsafeRawPointer, UnsafeMutableRawPointer) throws(GuidedPlan.StateError) -> Void)
+    -> f2a_status {
     guard let guide else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): guide is NULL") }
     guard let input else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): in is NULL") }
     guard let output else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out is NULL") }
@@ -154,24 +157,30 @@ public func f2a_guide_apply_f32(_ guide: OpaquePointer?,
         return fail(F2A_ERR_INVALID_ARGUMENT,
                     "\(function): rectangle \(width)x\(height) at (\(x), \(y)) is not inside the \(plan.width)x\(plan.height) photo")
     }
-    let rowBytes = 12 * Int(width)
-    guard inStride >= rowBytes, outStride >= rowBytes, inStride % 4 == 0, outStride % 4 == 0,
-          Int(bitPattern: input) % 4 == 0, Int(bitPattern: output) % 4 == 0 else {
-        return fail(F2A_ERR_INVALID_ARGUMENT,
-                    "\(function): strides (in \(inStride), out \(outStride)) must be multiples of 4 and at least "
-                    + "width*12 = \(rowBytes) bytes, buffers 4-byte aligned")
+    let rowBytes = pixelBytes * Int(width)
+    if pixelBytes == 12 {
+        guard inStride >= rowBytes, outStride >= rowBytes, inStride % 4 == 0, outStride % 4 == 0,
+              Int(bitPattern: input) % 4 == 0, Int(bitPattern: output) % 4 == 0 else {
+            return fail(F2A_ERR_INVALID_ARGUMENT,
+                        "\(function): strides (in \(inStride), out \(outStride)) must be multiples of 4 and at least "
+                        + "width*12 = \(rowBytes) bytes, buffers 4-byte aligned")
+        }
+    } else {
+        guard inStride >= rowBytes, outStride >= rowBytes else {
+            return fail(F2A_ERR_INVALID_ARGUMENT,
+                        "\(function): strides (in \(inStride), out \(outStride)) must be at least width*\(pixelBytes) = \(rowBytes) bytes")
+        }
     }
     guard inStride.multipliedReportingOverflow(by: Int(height)).overflow == false,
           outStride.multipliedReportingOverflow(by: Int(height)).overflow == false else {
         return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): stride x height overflows")
     }
-    if let status = checkOverlap(function, input: input, inStride: inStride, output: output, outStride: outStride,
-                                 rowBytes: rowBytes, height: Int(height)) {
+    if let status = checkOverlap(function, input: input, inStride: inStride, output: UnsafeRawPointer(output),
+                                 outStride: outStride, rowBytes: rowBytes, height: Int(height)) {
         return status
     }
     do {
-        try plan.apply(input, inputRowStride: inStride / 4, to: output, outputRowStride: outStride / 4,
-                       x: Int(x), y: Int(y), width: Int(width), height: Int(height))
+        try map(plan, input, output)
     } catch {
         switch error {
         case .notFinished: return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): call f2a_guide_finish first")
@@ -182,43 +191,29 @@ public func f2a_guide_apply_f32(_ guide: OpaquePointer?,
 }
 
 @c @implementation
+public func f2a_guide_apply_f32(_ guide: OpaquePointer?,
+                                _ input: UnsafePointer<Float>?, _ inStride: Int,
+                                _ output: UnsafeMutablePointer<Float>?, _ outStride: Int,
+                                _ x: Int32, _ y: Int32, _ width: Int32, _ height: Int32) -> f2a_status {
+    applyRegion("f2a_guide_apply_f32", guide, input.map(UnsafeRawPointer.init), inStride,
+                output.map(UnsafeMutableRawPointer.init), outStride, x, y, width, height, pixelBytes: 12) { plan, i, o throws(GuidedPlan.StateError) in
+        try plan.apply(i.assumingMemoryBound(to: Float.self), inputRowStride: inStride / 4,
+                       to: o.assumingMemoryBound(to: Float.self), outputRowStride: outStride / 4,
+                       x: Int(x), y: Int(y), width: Int(width), height: Int(height))
+    }
+}
+
+@c @implementation
 public func f2a_guide_apply_u8(_ guide: OpaquePointer?,
                                _ input: UnsafePointer<UInt8>?, _ inStride: Int,
                                _ output: UnsafeMutablePointer<UInt8>?, _ outStride: Int,
                                _ x: Int32, _ y: Int32, _ width: Int32, _ height: Int32) -> f2a_status {
-    let function = "f2a_guide_apply_u8"
-    guard let guide else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): guide is NULL") }
-    guard let input else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): in is NULL") }
-    guard let output else { return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): out is NULL") }
-    let plan = guideBox(guide).plan
-    guard x >= 0, y >= 0, width >= 1, height >= 1,
-          Int(x) + Int(width) <= plan.width, Int(y) + Int(height) <= plan.height else {
-        return fail(F2A_ERR_INVALID_ARGUMENT,
-                    "\(function): rectangle \(width)x\(height) at (\(x), \(y)) is not inside the \(plan.width)x\(plan.height) photo")
-    }
-    let rowBytes = 3 * Int(width)
-    guard inStride >= rowBytes, outStride >= rowBytes else {
-        return fail(F2A_ERR_INVALID_ARGUMENT,
-                    "\(function): strides (in \(inStride), out \(outStride)) must be at least width*3 = \(rowBytes) bytes")
-    }
-    guard inStride.multipliedReportingOverflow(by: Int(height)).overflow == false,
-          outStride.multipliedReportingOverflow(by: Int(height)).overflow == false else {
-        return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): stride x height overflows")
-    }
-    if let status = checkOverlap(function, input: input, inStride: inStride, output: output, outStride: outStride,
-                                 rowBytes: rowBytes, height: Int(height)) {
-        return status
-    }
-    do {
-        try plan.apply(input, inputRowStride: inStride, to: output, outputRowStride: outStride,
+    applyRegion("f2a_guide_apply_u8", guide, input.map(UnsafeRawPointer.init), inStride,
+                output.map(UnsafeMutableRawPointer.init), outStride, x, y, width, height, pixelBytes: 3) { plan, i, o throws(GuidedPlan.StateError) in
+        try plan.apply(i.assumingMemoryBound(to: UInt8.self), inputRowStride: inStride,
+                       to: o.assumingMemoryBound(to: UInt8.self), outputRowStride: outStride,
                        x: Int(x), y: Int(y), width: Int(width), height: Int(height))
-    } catch {
-        switch error {
-        case .notFinished: return fail(F2A_ERR_INVALID_ARGUMENT, "\(function): call f2a_guide_finish first")
-        default: return fail(F2A_ERR_INTERNAL, "\(function): \(error)")
-        }
     }
-    return F2A_OK
 }
 
 @c @implementation
