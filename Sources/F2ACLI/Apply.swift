@@ -97,7 +97,7 @@ struct Apply: ParsableCommand {
             loaded = clock.now
             try StreamedGuided.finish(plan, progress: progress.model)
             inferred = clock.now
-            let destination = writesStandardOutput ? "standard output" : output
+            let destination = writesStandardOutput ? "to standard output" : output
             let (map, map8) = plan.regionMaps(counting: MappedPixels(total: image.width * image.height,
                                                                      report: progress.writing(to: destination)))
             if writesStandardOutput {

@@ -50,7 +50,7 @@ final class ApplyProgress: @unchecked Sendable {
     }
 
     /// For pass 2 of streamed guided mode (the photo mapped while it is encoded): the fraction
-    /// of its pixels mapped, from any thread.
+    /// of its pixels mapped, from any thread. `destination`: a path, or "to standard output".
     func writing(to destination: String) -> @Sendable (Double) -> Void {
         show("writing \(destination)")
         return { [self] fraction in show("writing \(destination) \(Int((100 * fraction).rounded(.down))) %") }

@@ -138,6 +138,12 @@ check(f"apply of a {megapixels:.0f} MP JPEG in the default mode on a terminal: "
       f"pass 2 counts up to 100 % ({len(percents)} updates)",
       rc == 0 and len(percents) >= 3 and percents == sorted(percents) and percents[-1] == 100
       and shown.endswith("\r\x1b[K"), shown[-300:])
+with open(p("huge-stdout.jpg"), "wb") as sink:
+    rc, shown = on_terminal(["apply", "huge.jpg", "-"], stdout=sink)
+percents = [int(m) for m in re.findall(r"writing to standard output (\d+) %", shown)]
+check(f"the same to standard output (a file): 'writing to standard output' counts up to 100 % ({len(percents)} updates)",
+      rc == 0 and len(percents) >= 3 and percents == sorted(percents) and percents[-1] == 100
+      and os.path.getsize(p("huge-stdout.jpg")) > 0, shown[-300:])
 rc, shown = on_terminal(["apply", "big.jpg", "tiled-q.jpg", "--mode", "tiled", "--tile-size", "256", "-q"])
 check("apply --quiet on a terminal: nothing shown", rc == 0 and shown == "", shown[-200:])
 r = f2a("apply", "big.jpg", "tiled-pipe.jpg", "--mode", "tiled", "--tile-size", "256")
