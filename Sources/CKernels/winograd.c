@@ -50,11 +50,6 @@ static int block_rows(int cout) {
     return 4 * round_up(cout, MK_ROWS) >= 5 * round_up(cout, MK_ROWS4) ? MK_ROWS4 : MK_ROWS;
 }
 
-int f2a_kernels_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
 size_t f2a_conv3x3_packed_count(int cout, int cin) {
     return (size_t) NXI * (size_t) round_up(cout, block_rows(cout)) * (size_t) cin;
 }

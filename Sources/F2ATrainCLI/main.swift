@@ -261,7 +261,7 @@ struct Train: ParsableCommand {
         let gc = try cfg.generatorConfig
         log("generator: \(gc.summary), \(trainer.generator.params.count) parameters; "
             + (trainer.discriminator.map { "discriminator: \(cfg.discriminator) PatchGAN, \($0.params.count) parameters" } ?? "no discriminator"))
-        log("training \(cfg.steps) steps, batch \(cfg.batch), crop \(cfg.crop), \(String(format: "%.1f", trainer.source.epoch(afterSteps: cfg.steps))) epochs, OpenBLAS threads \(blasThreadCount)")
+        log("training \(cfg.steps) steps, batch \(cfg.batch), crop \(cfg.crop), \(String(format: "%.1f", trainer.source.epoch(afterSteps: cfg.steps))) epochs, OpenBLAS threads \(blasThreadCount), kernels \(BLASKernels.choice.description)")
         installStopHandlers()
         if trainer.step == 0 { try trainer.validateAndReport(log: log) }
         try trainer.run(shouldStop: { stopRequested != 0 }, log: log)
@@ -413,6 +413,7 @@ struct Bench: ParsableCommand {
         if !json {
             print("Times per step in ms; data is built on a background thread during training (shown: its cost when built inline).")
             print("GEMM in step: time inside sgemm during the steps; GEMM alone: the same calls timed standalone (median of 3).")
+            print("OpenBLAS kernels: \(BLASKernels.choice.description), threads \(blasThreadCount).")
             print(BenchRunner.tableHeader)
         }
         for w in width {

@@ -390,6 +390,8 @@ def main():
                          ("discriminator_parameters", "discriminator parameters")):
                 if f[k] != t[k]:
                     raise SystemExit(f"{c['name']}: {v} differ: f2a-train {f[k]}, PyTorch {t[k]}")
+            if r == 0 and not results:
+                print(f"f2a-train's OpenBLAS kernels: {f.get('blas_kernels', '?')}", flush=True)
             runs["f2a-train"].append(f)
             runs["pytorch"].append(t)
             print(f"  round {r + 1}: f2a-train {f['median_step_ms']:.0f} ms/step {f['samples_per_s']:.2f} samples/s, "

@@ -9,6 +9,9 @@
 /** 1 if this CPU runs the AVX2/FMA kernels, else 0 (callers fall back to GEMM). */
 int f2a_kernels_available(void);
 
+/** 1 if this CPU and its OS run AVX-512 F, CD, BW, DQ and VL (OpenBLAS's SkylakeX kernels), else 0. */
+int f2a_cpu_has_avx512(void);
+
 /** One work item: `thread` (0 ..< threads) identifies the calling thread. */
 typedef void (*f2a_task_fn)(void *ctx, int item, int thread);
 
