@@ -2,6 +2,10 @@
  * OS's consent (XCR0), so a feature reported here also has its registers saved. */
 #include "f2a_kernels.h"
 
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
 int f2a_kernels_available(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -12,4 +16,22 @@ int f2a_cpu_has_avx512(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx512vl");
+}
+
+/* -1 until first asked. */
+static atomic_int avx512_blocks = -1;
+
+int f2a_kernels_avx512(void) {
+    int v = atomic_load_explicit(&avx512_blocks, memory_order_relaxed);
+    if (v >= 0) return v;
+    const char *env = getenv("F2A_AVX512");
+    v = f2a_cpu_has_avx512() && !(env && strcmp(env, "0") == 0);
+    atomic_store_explicit(&avx512_blocks, v, memory_order_relaxed);
+    return v;
+}
+
+int f2a_kernels_set_avx512(int enable) {
+    int previous = f2a_kernels_avx512();
+    atomic_store_explicit(&avx512_blocks, enable && f2a_cpu_has_avx512(), memory_order_relaxed);
+    return previous;
 }

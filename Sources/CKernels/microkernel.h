@@ -1,4 +1,4 @@
-/* The AVX2/FMA GEMM register block shared by the 3x3 (winograd.c) and the
+/* The AVX2/FMA (and AVX-512) GEMM register blocks shared by the 3x3 (winograd.c) and the
  * 2x2 transposed (upsample.c) convolutions. Internal to CKernels. */
 #ifndef F2A_MICROKERNEL_H
 #define F2A_MICROKERNEL_H
@@ -51,6 +51,69 @@ static inline void gemm_4x16(int K, const float *u, const float *v, float *m, si
     _mm256_storeu_ps(m, c10); _mm256_storeu_ps(m + 8, c11); m += ldm;
     _mm256_storeu_ps(m, c20); _mm256_storeu_ps(m + 8, c21); m += ldm;
     _mm256_storeu_ps(m, c30); _mm256_storeu_ps(m + 8, c31);
+}
+
+/* The AVX-512 form of both blocks, on CPUs that have it (f2a_kernels_avx512()): one
+ * 16-lane vector is one panel row, so a call takes two adjacent panels (v and v + 16 K,
+ * written to m and m + 16) to keep 12 (8) accumulators in flight: per k two vector loads
+ * and 6 (4) broadcasts for 12 (8) FMAs of twice the AVX2 width. Same sums in the same
+ * order per element as gemm_6x16 / gemm_4x16, so the results are bit-identical. */
+__attribute__((target("avx512f"), unused))
+static inline void gemm_6x16x2(int K, const float *u, const float *v, float *m, size_t ldm) {
+    const float *v2 = v + (size_t) K * MK_COLS;
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int k = 0; k < K; k++, u += MK_ROWS, v += MK_COLS, v2 += MK_COLS) {
+        __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v2), w;
+        w = _mm512_set1_ps(u[0]); c00 = _mm512_fmadd_ps(w, v0, c00); c01 = _mm512_fmadd_ps(w, v1, c01);
+        w = _mm512_set1_ps(u[1]); c10 = _mm512_fmadd_ps(w, v0, c10); c11 = _mm512_fmadd_ps(w, v1, c11);
+        w = _mm512_set1_ps(u[2]); c20 = _mm512_fmadd_ps(w, v0, c20); c21 = _mm512_fmadd_ps(w, v1, c21);
+        w = _mm512_set1_ps(u[3]); c30 = _mm512_fmadd_ps(w, v0, c30); c31 = _mm512_fmadd_ps(w, v1, c31);
+        w = _mm512_set1_ps(u[4]); c40 = _mm512_fmadd_ps(w, v0, c40); c41 = _mm512_fmadd_ps(w, v1, c41);
+        w = _mm512_set1_ps(u[5]); c50 = _mm512_fmadd_ps(w, v0, c50); c51 = _mm512_fmadd_ps(w, v1, c51);
+    }
+    _mm512_storeu_ps(m, c00); _mm512_storeu_ps(m + 16, c01); m += ldm;
+    _mm512_storeu_ps(m, c10); _mm512_storeu_ps(m + 16, c11); m += ldm;
+    _mm512_storeu_ps(m, c20); _mm512_storeu_ps(m + 16, c21); m += ldm;
+    _mm512_storeu_ps(m, c30); _mm512_storeu_ps(m + 16, c31); m += ldm;
+    _mm512_storeu_ps(m, c40); _mm512_storeu_ps(m + 16, c41); m += ldm;
+    _mm512_storeu_ps(m, c50); _mm512_storeu_ps(m + 16, c51);
+}
+
+__attribute__((target("avx512f"), unused))
+static inline void gemm_4x16x2(int K, const float *u, const float *v, float *m, size_t ldm) {
+    const float *v2 = v + (size_t) K * MK_COLS;
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (int k = 0; k < K; k++, u += MK_ROWS4, v += MK_COLS, v2 += MK_COLS) {
+        __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v2), w;
+        w = _mm512_set1_ps(u[0]); c00 = _mm512_fmadd_ps(w, v0, c00); c01 = _mm512_fmadd_ps(w, v1, c01);
+        w = _mm512_set1_ps(u[1]); c10 = _mm512_fmadd_ps(w, v0, c10); c11 = _mm512_fmadd_ps(w, v1, c11);
+        w = _mm512_set1_ps(u[2]); c20 = _mm512_fmadd_ps(w, v0, c20); c21 = _mm512_fmadd_ps(w, v1, c21);
+        w = _mm512_set1_ps(u[3]); c30 = _mm512_fmadd_ps(w, v0, c30); c31 = _mm512_fmadd_ps(w, v1, c31);
+    }
+    _mm512_storeu_ps(m, c00); _mm512_storeu_ps(m + 16, c01); m += ldm;
+    _mm512_storeu_ps(m, c10); _mm512_storeu_ps(m + 16, c11); m += ldm;
+    _mm512_storeu_ps(m, c20); _mm512_storeu_ps(m + 16, c21); m += ldm;
+    _mm512_storeu_ps(m, c30); _mm512_storeu_ps(m + 16, c31);
+}
+
+/* M[rows x cols] = U[rows x K] V[K x cols] for a block of `rows` (MK_ROWS or MK_ROWS4)
+ * output rows over `cols` (a multiple of MK_COLS) columns stored as consecutive [K][16]
+ * panels: the AVX-512 blocks on pairs of panels when `wide`, the AVX2 ones otherwise
+ * and for an odd last panel. */
+__attribute__((unused))
+static inline void gemm_panels(int rows, int wide, int K, const float *u, const float *v, float *m,
+                               size_t ldm, int cols) {
+    int t = 0;
+    if (wide)
+        for (; t + 2 * MK_COLS <= cols; t += 2 * MK_COLS) {
+            if (rows == MK_ROWS4) gemm_4x16x2(K, u, v + (size_t) t * K, m + t, ldm);
+            else gemm_6x16x2(K, u, v + (size_t) t * K, m + t, ldm);
+        }
+    for (; t < cols; t += MK_COLS) {
+        if (rows == MK_ROWS4) gemm_4x16(K, u, v + (size_t) t * K, m + t, ldm);
+        else gemm_6x16(K, u, v + (size_t) t * K, m + t, ldm);
+    }
 }
 
 #endif

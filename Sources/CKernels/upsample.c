@@ -58,10 +58,9 @@ static void run_block(void *ctx, int item, int thread) {
             memcpy(d, src, (size_t) m * sizeof(float));
             memset(d + m, 0, (size_t) (MK_COLS - m) * sizeof(float));
         }
+    const int wide = f2a_kernels_avx512();
     for (int g = 0; g < j->rowsp / MK_ROWS; g++)
-        for (int b = 0; b < PB / MK_COLS; b++)
-            gemm_6x16(j->cin, j->U + (size_t) g * j->cin * MK_ROWS, V + (size_t) b * j->cin * MK_COLS,
-                      M + (size_t) g * MK_ROWS * PB + b * MK_COLS, PB);
+        gemm_panels(MK_ROWS, wide, j->cin, j->U + (size_t) g * j->cin * MK_ROWS, V, M + (size_t) g * MK_ROWS * PB, PB, PB);
     const __m256 zero = _mm256_setzero_ps();
     const int y0 = p0 / j->w, x0 = p0 % j->w; /* divisions once per item, not per vector */
     for (int o = 0; o < j->cout; o++) {

@@ -93,6 +93,7 @@ struct plan {
     int relu;
     float *out;
     int threads;
+    int wide; /* the AVX-512 GEMM blocks (f2a_kernels_avx512) */
     /* Tiling: th rows of tiles, ngroups groups of 8 tiles per row; a band
      * is R tile rows x Gc groups (the last ones may be cut short). */
     int th, ngroups, R, Gc, bands_x, nbands;
@@ -215,10 +216,7 @@ static void gemm_block(const struct plan *p, const float *V, float *M, int xi, i
     const float *u = p->U + ((size_t) xi * p->groups + cg) * p->cin * p->cg;
     const float *v = V + (size_t) xi * p->vstride;
     float *m = M + (size_t) xi * p->mstride + (size_t) cg * p->cg * p->tbp;
-    if (p->cg == MK_ROWS4)
-        for (int t = 0; t < tiles; t += TG) gemm_4x16(p->cin, u, v + (size_t) t * p->cin, m + t, p->tbp);
-    else
-        for (int t = 0; t < tiles; t += TG) gemm_6x16(p->cin, u, v + (size_t) t * p->cin, m + t, p->tbp);
+    gemm_panels(p->cg, p->wide, p->cin, u, v, m, p->tbp, tiles);
 }
 
 /* Output transform of one tile row of one output channel, + bias, ReLU. */
@@ -327,6 +325,7 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
     p.relu = relu;
     p.out = out;
     p.threads = threads;
+    p.wide = f2a_kernels_avx512();
     p.th = (height + 3) / 4;
     p.ngroups = ((width + 3) / 4 + 7) / 8;
 

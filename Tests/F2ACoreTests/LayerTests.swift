@@ -1,5 +1,6 @@
 import Testing
 @testable import F2ACore
+import CKernels
 
 struct ConvCase: CustomStringConvertible, Sendable {
     let n: Int, cin: Int, cout: Int, h: Int, w: Int, k: Int, stride: Int, padding: Int
@@ -209,3 +210,46 @@ import Glibc
 func Foundation_exp(_ x: Double) -> Double { Glibc.exp(x) }
 func Foundation_tanh(_ x: Double) -> Double { Glibc.tanh(x) }
 #endif
+
+@Suite("AVX-512 GEMM blocks")
+struct WideKernelTests {
+    /// Runs `body` with the AVX-512 blocks off, then on (where the CPU has them).
+    static func bothWays<T>(_ body: () -> T) -> (narrow: T, wide: T) {
+        let previous = f2a_kernels_set_avx512(0)
+        defer { _ = f2a_kernels_set_avx512(previous) }
+        let narrow = body()
+        _ = f2a_kernels_set_avx512(1)
+        #expect(f2a_kernels_avx512() == f2a_cpu_has_avx512())
+        return (narrow, body())
+    }
+
+    static func differing(_ a: Tensor, _ b: Tensor) -> Int {
+        a.shape == b.shape ? zip(a.data, b.data).count { $0.bitPattern != $1.bitPattern } : -1
+    }
+
+    /// Same sums in the same order per element: bit-identical, not merely close. On a CPU
+    /// without AVX-512 both runs take the AVX2 blocks (the naive-loop tests cover those).
+    @Test("3x3 convolution: the same bits with and without them", arguments: [
+        ConvCase(cin: 19, cout: 8, h: 30, w: 70, k: 3, padding: 1),    // 4-row block, odd last panel
+        ConvCase(cin: 19, cout: 13, h: 7, w: 37, k: 3, padding: 1),    // 6-row block
+        ConvCase(cin: 130, cout: 131, h: 19, w: 45, k: 3, padding: 1), // shared bands
+    ])
+    func conv3x3(_ c: ConvCase) {
+        let conv = Conv2d(weight: randomTensor([c.cout, c.cin, 3, 3], seed: 41, scale: 0.1),
+                          bias: randomTensor([c.cout], seed: 42), padding: 1)
+        let x = randomTensor([c.n, c.cin, c.h, c.w], seed: 43)
+        let (narrow, wide) = Self.bothWays { conv(x, activation: .relu) }
+        #expect(Self.differing(narrow, wide) == 0)
+        #expect(LayerTests.winogradClose(wide, { var e = naiveConv2d(x, weight: conv.weight, bias: conv.bias, stride: 1, padding: 1)
+            Activation.relu.apply(&e); return e }()))
+    }
+
+    @Test("2x2 transposed convolution: the same bits with and without them")
+    func convTranspose() {
+        let t = ConvTranspose2d(weight: randomTensor([37, 11, 2, 2], seed: 44), bias: randomTensor([11], seed: 45))
+        let x = randomTensor([1, 37, 9, 23], seed: 46)
+        let (narrow, wide) = Self.bothWays { t(x) }
+        #expect(Self.differing(narrow, wide) == 0)
+        #expect(maxAbsDifference(wide, naiveConvTranspose2x2(x, weight: t.weight, bias: t.bias)) < 1e-4)
+    }
+}
