@@ -97,10 +97,32 @@ static inline void gemm_4x16x2(int K, const float *u, const float *v, float *m, 
     _mm512_storeu_ps(m, c30); _mm512_storeu_ps(m + 16, c31);
 }
 
+/* One 6-row panel in 16-lane vectors, for an odd last panel: only 6 accumulators, so
+ * FMA latency bounds it, still at 1.5 times the lanes per cycle of gemm_6x16. */
+__attribute__((target("avx512f"), unused))
+static inline void gemm_6x16_avx512(int K, const float *u, const float *v, float *m, size_t ldm) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    for (int k = 0; k < K; k++, u += MK_ROWS, v += MK_COLS) {
+        __m512 v0 = _mm512_loadu_ps(v);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(u[0]), v0, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(u[1]), v0, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(u[2]), v0, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(u[3]), v0, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(u[4]), v0, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(u[5]), v0, c5);
+    }
+    _mm512_storeu_ps(m, c0); m += ldm;
+    _mm512_storeu_ps(m, c1); m += ldm;
+    _mm512_storeu_ps(m, c2); m += ldm;
+    _mm512_storeu_ps(m, c3); m += ldm;
+    _mm512_storeu_ps(m, c4); m += ldm;
+    _mm512_storeu_ps(m, c5);
+}
+
 /* M[rows x cols] = U[rows x K] V[K x cols] for a block of `rows` (MK_ROWS or MK_ROWS4)
  * output rows over `cols` (a multiple of MK_COLS) columns stored as consecutive [K][16]
- * panels: the AVX-512 blocks on pairs of panels when `wide`, the AVX2 ones otherwise
- * and for an odd last panel. */
+ * panels: the AVX-512 blocks on pairs of panels when `wide` (and on an odd last panel of
+ * 6 rows), the AVX2 ones otherwise. */
 __attribute__((unused))
 static inline void gemm_panels(int rows, int wide, int K, const float *u, const float *v, float *m,
                                size_t ldm, int cols) {
@@ -112,6 +134,7 @@ static inline void gemm_panels(int rows, int wide, int K, const float *u, const 
         }
     for (; t < cols; t += MK_COLS) {
         if (rows == MK_ROWS4) gemm_4x16(K, u, v + (size_t) t * K, m + t, ldm);
+        else if (wide) gemm_6x16_avx512(K, u, v + (size_t) t * K, m + t, ldm);
         else gemm_6x16(K, u, v + (size_t) t * K, m + t, ldm);
     }
 }
