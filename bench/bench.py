@@ -594,10 +594,11 @@ def part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results):
     peak = fma_peak(snap)
     peak2 = peak.get(FMA_PEAK_THREADS)
     if peak:
-        print(f"   FMA peak measured now (bench/fma_peak.c, fp32 AVX2 FMA, best of 5 x 0.25 s): "
+        lanes = 16 if "avx512f" in cpu_flags() else 8
+        print(f"   FMA peak measured now (bench/fma_peak.c, fp32 {lanes}-lane FMA ({'AVX-512' if lanes == 16 else 'AVX2'}), best of 5 x 0.25 s): "
               + ", ".join(f"{t} thread{'s' if t > 1 else ''} {g:.1f} GFLOP/s" for t, g in sorted(peak.items()))
               + f"; '% peak' below is against the {FMA_PEAK_THREADS}-thread figure "
-              f"(/work/shared/notes/performance-anchors.md: 96 per core, 192 for 2 threads)")
+              f"(/work/shared/notes/performance-anchors.md, an AVX2 machine: 96 per core, 192 for 2 threads)")
         one = peak.get(1)
         if peak2 and one and FMA_PEAK_THREADS > 1 and peak2 < 1.6 * one:
             print(f"   note: the {FMA_PEAK_THREADS}-thread peak is only {peak2 / one:.2f}x the 1-thread one: the "
