@@ -1,5 +1,6 @@
 #include "f2a_startup.h"
 
+#include <limits.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,3 +60,8 @@ __attribute__((section(".preinit_array"), used))
 static void (*const f2a_startup_entry)(int, char **, char **) = f2a_startup;
 
 int f2a_startup_adapted(void) { return adapted; }
+
+void f2a_retain_freed_blocks(void) {
+    mallopt(M_MMAP_THRESHOLD, INT_MAX);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CToolStartup
 import F2ACore
 import F2AImage
 import F2AModel
@@ -214,6 +215,7 @@ struct Train: ParsableCommand {
 
     func work() throws {
         if let threads { blasThreadCount = threads }
+        f2a_retain_freed_blocks()
         let fm = FileManager.default
         let ckPath = (out as NSString).appendingPathComponent("checkpoint")
         var cfg = TrainConfig()
@@ -406,6 +408,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if let threads { blasThreadCount = threads }
+        f2a_retain_freed_blocks()
         if let writeModels {
             for path in try BenchRunner.writeModels(setup(width: width[0]), directory: writeModels) { print("wrote \(path)") }
             return
