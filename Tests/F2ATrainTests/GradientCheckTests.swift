@@ -93,9 +93,11 @@ struct GradientCheckTests {
         (2, 4, 1, 9, 8, 4, 2, 1, 4096),   // one output channel, stride 2
         (2, 2, 1, 5, 6, 3, 2, 0, 4096),   // one output channel, no padding
         (3, 3, 2, 11, 10, 4, 2, 1, 1),    // stride 2, one image per GEMM
+        (2, 3, 11, 5, 37, 3, 1, 1, 4096), // 3x3 same, direct weight gradient: 2 channel blocks, a 5-pixel tail
+        (1, 2, 9, 1, 17, 3, 1, 1, 4096),  // one row: only kernel row 1 sees the image
     ]
 
-    @Test("conv2d: input, weight and bias gradients", arguments: 0..<11)
+    @Test("conv2d: input, weight and bias gradients", arguments: 0..<13)
     func conv(_ caseIndex: Int) {
         let c = Self.convCases[caseIndex]
         var R = Rand(UInt64(100 + caseIndex))
@@ -422,5 +424,47 @@ struct GradientCheckTests {
         d.params.zeroGrads()
         #expect(d.backward(c, dLogits: r, parameterGradients: true, inputGradient: nil) == nil)
         #expect(d.params.grads == before)
+    }
+}
+
+@Suite("3x3 weight gradient: direct kernel")
+struct DirectWeightGradientTests {
+    /// Against a float64 correlation in plain loops, at sizes the trainer uses (many
+    /// 16-pixel vectors per row, 8-channel blocks and a partial one, several images).
+    /// On a CPU without AVX-512 the kernel declines and conv2dBackward's GEMM path is
+    /// what is checked.
+    @Test("Matches naive loops", arguments: [(2, 8, 8, 32, 48), (3, 5, 13, 9, 70), (1, 16, 24, 2, 129)])
+    func naive(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
+        var R = Rand(UInt64(7 + n * cin + w))
+        let x = R.tensor([n, cin, h, w]), dy = R.tensor([n, cout, h, w])
+        let g = ConvGeometry(cin, cout, kernel: 3, stride: 1, padding: 1)
+        var dW = [Float](repeating: 0.5, count: cout * cin * 9), dB = [Float](repeating: 0, count: cout)
+        _ = conv2dBackward(x, dy: dy, weight: [Float](repeating: 0, count: dW.count), g, dW: &dW, dB: &dB,
+                           inputGradient: false, workspace: Workspace())
+        var worst = 0.0, scale = 0.0
+        for o in 0..<cout {
+            for c in 0..<cin {
+                for ky in 0..<3 {
+                    for kx in 0..<3 {
+                        var s = 0.0
+                        for b in 0..<n {
+                            for y in 0..<h {
+                                let sy = y + ky - 1
+                                guard sy >= 0 && sy < h else { continue }
+                                for xx in 0..<w {
+                                    let sx = xx + kx - 1
+                                    guard sx >= 0 && sx < w else { continue }
+                                    s += Double(dy.data[((b * cout + o) * h + y) * w + xx]) * Double(x.data[((b * cin + c) * h + sy) * w + sx])
+                                }
+                            }
+                        }
+                        // dW started at 0.5: the gradient is accumulated, not stored.
+                        worst = max(worst, abs(Double(dW[((o * cin + c) * 3 + ky) * 3 + kx]) - 0.5 - s))
+                        scale = max(scale, abs(s))
+                    }
+                }
+            }
+        }
+        #expect(worst <= 1e-5 * max(1, scale), "worst \(worst) of \(scale)")
     }
 }

@@ -48,6 +48,16 @@ size_t f2a_conv3x3_packed_count(int cout, int cin);
 void f2a_conv3x3_pack(const float *weight, int cout, int cin, float *packed);
 
 /**
+ * Weight gradient of a 3x3 convolution (stride 1, zero padding 1), computed directly
+ * (weight_grad.c): dw[cout][cin][3][3] += the correlation of dy [n, cout, height, width]
+ * with x [n, cin, height, width]. Needs the AVX-512 blocks (f2a_kernels_avx512()):
+ * returns -1 without them (the caller lowers to a GEMM instead), -2 if scratch memory
+ * could not be allocated, else 0.
+ */
+int f2a_conv3x3_weight_grad(const float *x, const float *dy, int n, int cin, int cout, int height, int width,
+                            float *dw, int threads);
+
+/**
  * 3x3 convolution, stride 1, zero padding 1, bias, optional ReLU
  * (Winograd F(4x4, 3x3); see winograd.c).
  *

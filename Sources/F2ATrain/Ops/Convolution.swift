@@ -70,6 +70,15 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
     let dxFirst = inputGradientFrom, dxChannels = inputGradientChannels ?? (x.c - dxFirst)
     precondition(dxFirst >= 0 && dxChannels >= 1 && dxFirst + dxChannels <= x.c,
                  "conv2dBackward: input gradient of channels \(dxFirst)..<\(dxFirst + dxChannels) of \(x.c)")
+    // A 3x3 same convolution's weight gradient has a direct kernel (no column matrix).
+    if let dW, g.kernel == 3 && g.stride == 1 && g.padding == 1 && oc > 1,
+       EngineConvolution.weightGradient(x, dy: dy, into: dW) {
+        if let dB { addBiasGradient(dy, into: dB) }
+        guard inputGradient else { return nil }
+        return conv2dBackward(x, dy: dy, weight: weight, g, dW: nil, dB: nil, inputGradient: true,
+                              inputGradientChannels: inputGradientChannels, inputGradientFrom: inputGradientFrom,
+                              workspace: ws, columnTarget: columnTarget)
+    }
     if oc == 1 && !g.pointwise {
         return singleOutputConvBackward(x, dy: dy, weight: weight, g, dW: dW, dB: dB,
                                         inputGradient: inputGradient ? dxFirst..<(dxFirst + dxChannels) : nil)
@@ -84,16 +93,7 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
             weight.withUnsafeBufferPointer { wb in
                 dx.data.withUnsafeMutableBufferPointer { dxb in
                     let xp = xb.baseAddress!, dyp = db.baseAddress!, wp = wb.baseAddress!
-                    if let dB {
-                        for b in 0..<x.n {
-                            for o in 0..<oc {
-                                let p = dyp + b * outPlane + o * ohw
-                                var s: Float = 0
-                                for i in 0..<ohw { s += p[i] }
-                                dB[o] += s
-                            }
-                        }
-                    }
+                    if let dB { addBiasGradient(dy, into: dB) }
                     var b0 = 0
                     while b0 < x.n {
                         let cnt = min(group, x.n - b0), cols = cnt * ohw
@@ -146,6 +146,21 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
         }
     }
     return inputGradient ? dx : nil
+}
+
+/// dB[o] += the sum of dy [N, out, h, w] over images and pixels of channel o.
+func addBiasGradient(_ dy: Tensor, into dB: UnsafeMutablePointer<Float>) {
+    let plane = dy.h * dy.w
+    dy.data.withUnsafeBufferPointer { db in
+        for b in 0..<dy.n {
+            for o in 0..<dy.c {
+                let p = db.baseAddress! + (b * dy.c + o) * plane
+                var s: Float = 0
+                for i in 0..<plane { s += p[i] }
+                dB[o] += s
+            }
+        }
+    }
 }
 
 // MARK: Single output channel

@@ -1,11 +1,13 @@
+import CKernels
 import F2ACore
 
 /// The trainer's 3x3 convolutions (stride 1, padding 1) on the inference engine's
 /// kernels (Winograd F(4x4, 3x3) with AVX2/FMA, im2col + BLAS otherwise), which run
 /// the narrow layers of small models several times faster than the trainer's im2col
 /// + sgemm. The backward-data pass is itself such a convolution: dX = conv(dY, W′)
-/// with W′[c, o] = W[o, c] rotated by 180°. The weight gradient stays in
-/// `conv2dBackward` (Ops/Convolution.swift), which has no engine counterpart.
+/// with W′[c, o] = W[o, c] rotated by 180°. The weight gradient has a direct kernel of
+/// its own on AVX-512 CPUs (`weightGradient`); elsewhere `conv2dBackward`
+/// (Ops/Convolution.swift) lowers it to a GEMM.
 ///
 /// The engine packs the weights on every call: they change every step, and packing
 /// costs one pass over them, far less than the convolution.
@@ -16,6 +18,23 @@ enum EngineConvolution {
                      "EngineConvolution.forward: input \(x.shape.shapeDescription), weight \(shape.shapeDescription)")
         let conv = Conv2d(weight: Tensor(shape: shape, data: weight), bias: Tensor(shape: [shape[0]], data: bias), padding: 1)
         return conv(x, activation: relu ? .relu : .identity)
+    }
+
+    /// Accumulates the weight gradient of a 3x3 conv (stride 1, padding 1) into dW
+    /// ([out, in, 3, 3]) from its input x [N, in, H, W] and output gradient dy
+    /// [N, out, H, W], with the direct kernel (CKernels/weight_grad.c). Returns false,
+    /// leaving dW as it was, where that kernel does not run (no AVX-512, or no memory for
+    /// its two rows per thread): the caller then lowers to a GEMM.
+    static func weightGradient(_ x: Tensor, dy: Tensor, into dW: UnsafeMutablePointer<Float>) -> Bool {
+        precondition(x.rank == 4 && dy.rank == 4 && x.n == dy.n && x.h == dy.h && x.w == dy.w,
+                     "EngineConvolution.weightGradient: x \(x.shape.shapeDescription), dy \(dy.shape.shapeDescription)")
+        let status = x.data.withUnsafeBufferPointer { xp in
+            dy.data.withUnsafeBufferPointer { dp in
+                f2a_conv3x3_weight_grad(xp.baseAddress!, dp.baseAddress!, Int32(x.n), Int32(x.c), Int32(dy.c),
+                                        Int32(x.h), Int32(x.w), dW, Int32(Conv2d.threadCount))
+            }
+        }
+        return status == 0
     }
 
     /// The gradient with respect to the first `channels` input channels of a 3x3 conv
