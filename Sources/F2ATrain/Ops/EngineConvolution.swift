@@ -20,12 +20,22 @@ enum EngineConvolution {
         return conv(x, activation: relu ? .relu : .identity)
     }
 
+    /// Layers with more input × output channels than this lower their weight gradient to a
+    /// GEMM even where the direct kernel runs. The kernel streams its 8 output channels'
+    /// dY from memory once per input channel and kernel row and measured 75–94 GFLOP/s on
+    /// 2 threads at every trainer shape (8 images, 8×8 to 512×512 channels); OpenBLAS's
+    /// GEMM reaches 15–30 GFLOP/s at 8 output channels, 40–70 at 16, 87–112 at 32 × 32
+    /// and 180–250 from 64 × 64 on (f2a-train bench --gemm-shapes, AVX-512 machine).
+    static let directWeightGradientMaxChannelProduct = 32 * 32
+
     /// Accumulates the weight gradient of a 3x3 conv (stride 1, padding 1) into dW
     /// ([out, in, 3, 3]) from its input x [N, in, H, W] and output gradient dy
     /// [N, out, H, W], with the direct kernel (CKernels/weight_grad.c). Returns false,
-    /// leaving dW as it was, where that kernel does not run (no AVX-512, or no memory for
-    /// its two rows per thread): the caller then lowers to a GEMM.
+    /// leaving dW as it was, where that kernel does not run or would be slower (no
+    /// AVX-512, wide layers, no memory for its two rows per thread): the caller then
+    /// lowers to a GEMM.
     static func weightGradient(_ x: Tensor, dy: Tensor, into dW: UnsafeMutablePointer<Float>) -> Bool {
+        guard x.c * dy.c <= directWeightGradientMaxChannelProduct else { return false }
         precondition(x.rank == 4 && dy.rank == 4 && x.n == dy.n && x.h == dy.h && x.w == dy.w,
                      "EngineConvolution.weightGradient: x \(x.shape.shapeDescription), dy \(dy.shape.shapeDescription)")
         let status = x.data.withUnsafeBufferPointer { xp in
