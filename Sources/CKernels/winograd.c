@@ -267,10 +267,11 @@ static void output_row(const struct plan *p, const struct band *bd, const float 
  * A 16-lane vector holds the 16 tiles of one V panel row, two 8-tile
  * groups A and B adjacent in the image, so the input transform writes each
  * position xi with one 64-byte store and the output transform reads M with
- * one 64-byte load. The 64 image columns of A and B as 4 x 16 floats
- * a[j] = A[0..15], A[16..31], B[0..15], B[16..31], transposed 4x4 inside
- * each 128-bit lane like gather8x4 (transpose4x4_16), put the panel's tile
- * 4j + k in lane 4k + j: tiles (0,4,8,12, 1,5,9,13, 2,6,10,14, 3,7,11,15).
+ * one 64-byte load. The 64 image columns of A and B (from column 1 of
+ * A's first tile) as 4 x 16 floats a[j] = A[0..15], A[16..31], B[0..15],
+ * B[16..31], transposed 4x4 inside each 128-bit lane like gather8x4
+ * (transpose4x4_16), put the panel's tile 4j + k in lane 4k + j: tiles
+ * (0,4,8,12, 1,5,9,13, 2,6,10,14, 3,7,11,15).
  * The output transform undoes it with the same transpose (a 4x4 transpose
  * is its own inverse); the GEMM keeps lanes apart, so no shuffle is spent
  * on the order in between either. With AVX-512 every group goes this way,
