@@ -29,7 +29,9 @@
  * vector lane, gathered and scattered with an in-register 8x4 transpose.
  * Lane order inside a vector is tiles (0,2,4,6,1,3,5,7) - whatever the
  * transpose gives; the GEMM keeps lanes apart and the output transform
- * undoes the same permutation, so no shuffle is spent on fixing it.
+ * undoes the same permutation, so no shuffle is spent on fixing it. On
+ * CPUs with AVX-512 they take 16 tiles at once instead, one whole V panel
+ * row (input_row_wide, output_row_wide; their own lane order, see there).
  *
  * The image is processed in bands (rectangles of tiles) so that V and M
  * stay bounded: either each thread runs whole bands on its own (small
@@ -260,6 +262,187 @@ static void output_row(const struct plan *p, const struct band *bd, const float 
     }
 }
 
+/* The transforms in 16-lane vectors, on CPUs with AVX-512 (p->wide).
+ *
+ * A 16-lane vector holds the 16 tiles of one V panel row, two 8-tile
+ * groups A and B adjacent in the image, so the input transform writes each
+ * position xi with one 64-byte store and the output transform reads M with
+ * one 64-byte load. The 64 image columns of A and B (from column 1 of
+ * A's first tile) as 4 x 16 floats a[j] = A[0..15], A[16..31], B[0..15],
+ * B[16..31], transposed 4x4 inside each 128-bit lane like gather8x4
+ * (transpose4x4_16), put the panel's tile 4j + k in lane 4k + j: tiles
+ * (0,4,8,12, 1,5,9,13, 2,6,10,14, 3,7,11,15).
+ * The output transform undoes it with the same transpose (a 4x4 transpose
+ * is its own inverse); the GEMM keeps lanes apart, so no shuffle is spent
+ * on the order in between either. With AVX-512 every group goes this way,
+ * so the 8-lane order (0,2,4,6,1,3,5,7) never meets this one in a panel.
+ *
+ * A group alone in its panel row (the last of a band row with an odd
+ * count, or the first of a row when a band row has an odd count and the
+ * panel row began on the row above) is transformed together with its
+ * image neighbour on the other side, and only its own 8 lanes are stored
+ * (masks 0x3333 and 0xCCCC: j = 0, 1 or j = 2, 3): the other half of that
+ * panel row belongs to another call, or to no tile.
+ *
+ * They read the input planes directly: masked loads give the zeros of the
+ * padding and past the image's right edge (masked-off lanes are not read,
+ * so their addresses may lie outside the plane), which the 8-lane path gets
+ * by copying rows into a zero-bordered stage (stage_rows: its memcpy was
+ * 12 % of a narrow model's time). Per tile the operations and their order
+ * are those of the 8-lane path, so both give the same bits. */
+
+__attribute__((target("avx512f"), always_inline))
+static inline void bt6_16(const __m512 d[6], __m512 o[6]) {
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
+    o[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
+    o[1] = _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
+    o[2] = _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
+    o[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[3], d[1]), _mm512_sub_ps(d[4], d[2]));
+    o[4] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[1], d[3]), _mm512_sub_ps(d[4], d[2]));
+    o[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
+}
+
+__attribute__((target("avx512f"), always_inline))
+static inline void at6_16(const __m512 m[6], __m512 o[4]) {
+    __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
+    __m512 c = _mm512_add_ps(m[3], m[4]), d = _mm512_sub_ps(m[3], m[4]);
+    o[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), c);
+    o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2), d, b);
+    o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4), c, a);
+    o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8), d, b), m[5]);
+}
+
+/* c[m] lane 4k + j = a[j] lane 4k + m: a 4x4 transpose in each 128-bit lane. */
+__attribute__((target("avx512f"), always_inline))
+static inline void transpose4x4_16(const __m512 a[4], __m512 c[4]) {
+    __m512 t0 = _mm512_unpacklo_ps(a[0], a[1]), t1 = _mm512_unpackhi_ps(a[0], a[1]);
+    __m512 t2 = _mm512_unpacklo_ps(a[2], a[3]), t3 = _mm512_unpackhi_ps(a[2], a[3]);
+    c[0] = _mm512_shuffle_ps(t0, t2, 0x44);
+    c[1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+    c[2] = _mm512_shuffle_ps(t1, t3, 0x44);
+    c[3] = _mm512_shuffle_ps(t1, t3, 0xEE);
+}
+
+/* The lanes of 16 floats from column x on that lie in [0, width). */
+static inline __mmask16 cols_in(int x, int width) {
+    int lo = x < 0 ? -x : 0, hi = width - x < 16 ? width - x : 16;
+    return hi <= lo ? 0 : (__mmask16) ((0xFFFFu >> (16 - hi)) & (0xFFFFu << lo));
+}
+
+/* Input transform of one panel row of tiles of channel `plane`, tile row
+ * ty: A's columns start at image column xs, B's at xs + 32 (column 1 of
+ * their first tile; column 0 is the padding column left of it). `keep`
+ * masks the lanes stored.
+ *
+ * The 4 x 16 floats from xs on, transposed, are columns 1-4 of the tiles;
+ * columns 0 and 5 are the neighbouring tiles' columns 4 and 1 (a lane
+ * rotation, one two-source permute each, taking the panel's outer
+ * neighbours from the lines either side) instead of another transpose of
+ * the same floats shifted by 4: 6 loads and 10 shuffles a row, not 8 and
+ * 14, and the shuffle port is shared with half the FP arithmetic. */
+__attribute__((target("avx512f")))
+static void input_panel(const struct plan *p, const float *plane, int ty, int xs, float *v, __mmask16 keep) {
+    const size_t xi_stride = p->vstride;
+    const int x[6] = { xs - 16, xs, xs + 16, xs + 32, xs + 48, xs + 64 };
+    __mmask16 cm[6];
+    for (int i = 0; i < 6; i++) cm[i] = cols_in(x[i], p->width);
+    cm[0] &= 0x8000; /* column xs - 1 */
+    cm[5] &= 0x0001; /* column xs + 64 */
+    /* Lane 4k + j is tile T = 4j + k. Column 0 of T is column 4 of T - 1
+     * (lane l - 4, or 11 + l for k = 0, lane 0 from xs - 1); column 5 is
+     * column 1 of T + 1 (lane l + 4, or l - 11 for k = 3, lane 15 from xs + 64). */
+    const __m512i left = _mm512_set_epi32(11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 14, 13, 12, 31);
+    const __m512i right = _mm512_set_epi32(16, 3, 2, 1, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4);
+    __m512 h[6][6];
+    for (int k = 0; k < 6; k++) {
+        int y = 4 * ty - 1 + k, inside = y >= 0 && y < p->height;
+        const float *row = plane + (size_t) (inside ? y : 0) * p->width;
+        __m512 a[6], d[6];
+        for (int i = 0; i < 6; i++) a[i] = _mm512_maskz_loadu_ps(inside ? cm[i] : 0, row + x[i]);
+        transpose4x4_16(a + 1, d + 1);
+        d[5] = _mm512_permutex2var_ps(d[1], right, a[5]);
+        d[0] = _mm512_permutex2var_ps(d[4], left, a[0]);
+        bt6_16(d, h[k]);
+    }
+    for (int j = 0; j < 6; j++) {
+        __m512 col[6] = { h[0][j], h[1][j], h[2][j], h[3][j], h[4][j], h[5][j] }, o[6];
+        bt6_16(col, o);
+        for (int i = 0; i < 6; i++) _mm512_mask_storeu_ps(v + (size_t) (i * 6 + j) * xi_stride, keep, o[i]);
+    }
+}
+
+/* input_row in 16-lane vectors. Group g of band row `row` is group
+ * q = row Gc + g of the band, in panel row q / 2, half q % 2. */
+__attribute__((target("avx512f")))
+static void input_row_wide(const struct plan *p, const struct band *bd, float *V, int ci, int row) {
+    const float *plane = p->planes[ci];
+    int ty = bd->ty0 + row;
+    for (int g = 0; g < bd->gcount;) {
+        int q = row * p->Gc + g, x = 32 * (bd->g0 + g);
+        float *v = V + ((size_t) (q / 2) * p->cin + ci) * TG;
+        if (q % 2 == 0 && g + 1 < bd->gcount) {
+            input_panel(p, plane, ty, x, v, 0xFFFF);
+            g += 2;
+        } else {
+            /* Lanes 4k + j with j = 0, 1 (first half) or 2, 3 (second). */
+            if (q % 2) input_panel(p, plane, ty, x - 32, v, 0xCCCC);
+            else input_panel(p, plane, ty, x, v, 0x3333);
+            g += 1;
+        }
+    }
+}
+
+/* Output transform of one panel row of tiles (m: M row of output channel
+ * co at the panel's first tile), + bias, ReLU; stores group A's 32 columns
+ * from image column xa if halves & 1, B's (from xa + 32) if halves & 2.
+ * For a group alone in its panel row the other half may be tiles past the
+ * band's end whose V was never written: transformed, never stored. */
+__attribute__((target("avx512f")))
+static void output_panel(const struct plan *p, const float *m, int co, int ty, int xa, int halves) {
+    const size_t xi_stride = p->mstride;
+    const __m512 bias = _mm512_set1_ps(p->bias[co]), zero = _mm512_setzero_ps();
+    __m512 s[6][4], y[4][4];
+    for (int i = 0; i < 6; i++) {
+        __m512 r[6];
+        for (int j = 0; j < 6; j++) r[j] = _mm512_loadu_ps(m + (size_t) (i * 6 + j) * xi_stride);
+        at6_16(r, s[i]);
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512 col[6] = { s[0][c], s[1][c], s[2][c], s[3][c], s[4][c], s[5][c] }, o[4];
+        at6_16(col, o);
+        for (int r = 0; r < 4; r++) {
+            o[r] = _mm512_add_ps(o[r], bias);
+            y[r][c] = p->relu ? _mm512_max_ps(o[r], zero) : o[r];
+        }
+    }
+    __mmask16 cm[4];
+    for (int i = 0; i < 4; i++) cm[i] = halves & (1 << (i / 2)) ? cols_in(xa + 16 * i, p->width) : 0;
+    for (int r = 0; r < 4 && 4 * ty + r < p->height; r++) {
+        __m512 a[4];
+        transpose4x4_16(y[r], a);
+        float *dst = p->out + ((size_t) co * p->height + 4 * ty + r) * p->width + xa;
+        for (int i = 0; i < 4; i++) _mm512_mask_storeu_ps(dst + 16 * i, cm[i], a[i]);
+    }
+}
+
+/* output_row in 16-lane vectors, over the panel rows input_row_wide wrote. */
+__attribute__((target("avx512f")))
+static void output_row_wide(const struct plan *p, const struct band *bd, const float *M, int co, int row) {
+    int ty = bd->ty0 + row;
+    for (int g = 0; g < bd->gcount;) {
+        int q = row * p->Gc + g, x = 32 * (bd->g0 + g);
+        const float *m = M + (size_t) co * p->tbp + (size_t) (q / 2) * TG;
+        if (q % 2 == 0 && g + 1 < bd->gcount) {
+            output_panel(p, m, co, ty, x, 3);
+            g += 2;
+        } else {
+            if (q % 2) output_panel(p, m, co, ty, x - 32, 2);
+            else output_panel(p, m, co, ty, x, 1);
+            g += 1;
+        }
+    }
+}
+
 static int band_tiles(const struct plan *p, const struct band *bd) {
     return round_up(((bd->rows - 1) * p->Gc + bd->gcount) * 8, TG);
 }
@@ -272,19 +455,26 @@ static void run_band(void *ctx, int b, int thread) {
     float *M = V + (size_t) NXI * p->vstride;
     float *stage = p->stages + (size_t) thread * p->stage_floats;
     for (int ci = 0; ci < p->cin; ci++)
-        for (int r = 0; r < bd.rows; r++) input_row(p, &bd, V, stage, ci, r);
+        for (int r = 0; r < bd.rows; r++) {
+            if (p->wide) input_row_wide(p, &bd, V, ci, r);
+            else input_row(p, &bd, V, stage, ci, r);
+        }
     int tiles = band_tiles(p, &bd);
     for (int xi = 0; xi < NXI; xi++)
         for (int cg = 0; cg < p->groups; cg++) gemm_block(p, V, M, xi, cg, tiles);
     for (int co = 0; co < p->cout; co++)
-        for (int r = 0; r < bd.rows; r++) output_row(p, &bd, M, co, r);
+        for (int r = 0; r < bd.rows; r++) {
+            if (p->wide) output_row_wide(p, &bd, M, co, r);
+            else output_row(p, &bd, M, co, r);
+        }
 }
 
 /* The three phases of a shared band, one work item each. */
 static void phase_input(void *ctx, int item, int thread) {
     const struct plan *p = ctx;
     struct band bd = band_of(p, p->band);
-    input_row(p, &bd, p->slots, p->stages + (size_t) thread * p->stage_floats, item / bd.rows, item % bd.rows);
+    if (p->wide) input_row_wide(p, &bd, p->slots, item / bd.rows, item % bd.rows);
+    else input_row(p, &bd, p->slots, p->stages + (size_t) thread * p->stage_floats, item / bd.rows, item % bd.rows);
 }
 
 static void phase_gemm(void *ctx, int item, int thread) {
@@ -299,7 +489,9 @@ static void phase_output(void *ctx, int item, int thread) {
     (void) thread;
     const struct plan *p = ctx;
     struct band bd = band_of(p, p->band);
-    output_row(p, &bd, p->slots + (size_t) NXI * p->vstride, item / bd.rows, item % bd.rows);
+    const float *M = p->slots + (size_t) NXI * p->vstride;
+    if (p->wide) output_row_wide(p, &bd, M, item / bd.rows, item % bd.rows);
+    else output_row(p, &bd, M, item / bd.rows, item % bd.rows);
 }
 
 int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,

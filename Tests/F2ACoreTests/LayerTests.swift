@@ -229,10 +229,21 @@ struct WideKernelTests {
 
     /// Same sums in the same order per element: bit-identical, not merely close. On a CPU
     /// without AVX-512 both runs take the AVX2 blocks (the naive-loop tests cover those).
+    /// The 16-lane transforms take two 8-tile groups (32 px each) of a band row per vector, or
+    /// a group alone in its half of a V panel row: the last of an odd count, or with an odd
+    /// count per band row and 2+ band rows the first of every other row. Band shapes below
+    /// are those at 2 threads (this machine); other thread counts still cross most of them.
     @Test("3x3 convolution: the same bits with and without them", arguments: [
         ConvCase(cin: 19, cout: 8, h: 30, w: 70, k: 3, padding: 1),    // 4-row block, odd last panel
         ConvCase(cin: 19, cout: 13, h: 7, w: 37, k: 3, padding: 1),    // 6-row block
         ConvCase(cin: 130, cout: 131, h: 19, w: 45, k: 3, padding: 1), // shared bands
+        ConvCase(cin: 8, cout: 8, h: 64, w: 256, k: 3, padding: 1),    // 8 groups a row, all paired
+        ConvCase(cin: 5, cout: 7, h: 33, w: 96, k: 3, padding: 1),     // 3 groups: the last alone
+        ConvCase(cin: 4, cout: 4, h: 17, w: 129, k: 3, padding: 1),    // bands of 3 groups + 2, 1 px past 128
+        ConvCase(cin: 3, cout: 5, h: 1, w: 200, k: 3, padding: 1),     // 1-row image, 4 bands across
+        ConvCase(cin: 6, cout: 9, h: 23, w: 1, k: 3, padding: 1),      // 1 group a row: alone in either half
+        ConvCase(n: 2, cin: 12, cout: 12, h: 40, w: 33, k: 3, padding: 1), // a 1-px second group
+        ConvCase(cin: 131, cout: 133, h: 5, w: 200, k: 3, padding: 1), // shared, 7 groups, 2 rows: both halves alone
     ])
     func conv3x3(_ c: ConvCase) {
         let conv = Conv2d(weight: randomTensor([c.cout, c.cin, 3, 3], seed: 41, scale: 0.1),
@@ -242,6 +253,26 @@ struct WideKernelTests {
         #expect(Self.differing(narrow, wide) == 0)
         #expect(LayerTests.winogradClose(wide, { var e = naiveConv2d(x, weight: conv.weight, bias: conv.bias, stride: 1, padding: 1)
             Activation.relu.apply(&e); return e }()))
+        // Without ReLU: negative outputs, so a lane stored from the wrong tile cannot hide as 0.
+        let (narrowLinear, wideLinear) = Self.bothWays { conv(x) }
+        #expect(Self.differing(narrowLinear, wideLinear) == 0)
+    }
+
+    /// The input transform reads each source of a skip concatenation in place; the reference
+    /// is the same convolution of the concatenated tensor, which must give the same bits.
+    @Test("3x3 convolution of a skip concatenation: the same bits with and without them", arguments: [
+        (5, 11, 9, 64, 96),    // 3 groups a row, 2-row bands: pairs, and groups alone in either half
+        (1, 2, 3, 1, 33),      // 1-row image, a 1-px second group
+        (66, 66, 133, 5, 200), // shared bands, 7 groups a row
+    ])
+    func conv3x3Concat(_ ca: Int, _ cb: Int, _ cout: Int, _ h: Int, _ w: Int) {
+        let conv = Conv2d(weight: randomTensor([cout, ca + cb, 3, 3], seed: 47, scale: 0.1),
+                          bias: randomTensor([cout], seed: 48), padding: 1)
+        let a = randomTensor([2, ca, h, w], seed: 49), b = randomTensor([2, cb, h, w], seed: 50)
+        let (narrow, wide) = Self.bothWays { conv(concatenating: [a, b], activation: .relu) }
+        #expect(Self.differing(narrow, wide) == 0)
+        let whole = concatChannels(a, b)
+        #expect(Self.differing(wide, Self.bothWays { conv(whole, activation: .relu) }.wide) == 0)
     }
 
     @Test("2x2 transposed convolution: the same bits with and without them")
