@@ -15,63 +15,92 @@
  * columns for OpenBLAS to reach more than 15-30 GFLOP/s, after writing and reading a
  * 9x copy of the input.
  *
- * Here one work item is (input channel ci, block of 8 output channels, kernel row ky):
- * 24 accumulators (8 channels x 3 kernel columns) of 16 pixels each stay in registers
- * while the item walks every row of every image; per 16 pixels it loads 3 shifted input
- * vectors and 8 dY vectors for 24 FMAs. The shifted loads read a copy of the input row
- * with a zero on either side (the padding) and zeros past its end, so no load needs a
- * bounds test; dY's last partial vector is a masked load (zero lanes contribute 0).
- * Items write disjoint dW entries: no reduction between threads, and the sum over
- * pixels has the same order whatever the thread count. */
+ * The register block: 8 output channels x 3 kernel columns, 24 accumulators of 16
+ * pixels; per 16 pixels 3 shifted input vectors and 8 dY vectors are loaded for 24
+ * FMAs. Masked loads give the padding and the right edge (masked-off lanes are not
+ * read, so their addresses may lie outside the plane).
+ *
+ * The reuse: one work item is a block of 8 output channels x 8 input channels over a
+ * share of the images. It walks the images in bands of rows whose 8 dY rows fit in L1
+ * (32 KB), and runs every (input channel, kernel row) of its block over the band, the
+ * block's 8 x 3 x 24 accumulators parked in a per-thread buffer between them. So dY
+ * comes from memory once per 8 input channels; a first version that streamed it once
+ * per (input channel, kernel row) was bound by memory at 75-94 GFLOP/s.
+ *
+ * Items write disjoint parts of a per-share partial gradient, summed into dW share by
+ * share at the end: no races, and for a given share count the same order of sums. */
 
 #define CO_BLOCK 8
+#define CI_BLOCK 8
+#define ACC_VECTORS (CI_BLOCK * 3 * CO_BLOCK * 3)
 
 struct job {
     const float *x, *dy;
-    int n, cin, cout, h, w, co_blocks;
-    float *dw;
-    float *scratch; /* per thread: the padded row, then a row of zeros; only row[1..w] is ever written */
-    size_t row_floats;
+    int n, cin, cout, h, w;
+    int co_blocks, ci_blocks, shares, band;
+    float *partial;           /* [shares][cout][cin][3][3] */
+    __m512 *acc;              /* per thread: ACC_VECTORS */
+    __mmask16 *masks;         /* per 16-pixel vector v: the lanes in the row from x0 - 1, x0, x0 + 1 */
 };
+
+/* The lanes of 16 floats from column x on that lie in [0, width). */
+static inline __mmask16 cols_in(int x, int width) {
+    int lo = x < 0 ? -x : 0, hi = width - x < 16 ? width - x : 16;
+    return hi <= lo ? 0 : (__mmask16) ((0xFFFFu >> (16 - hi)) & (0xFFFFu << lo));
+}
 
 __attribute__((target("avx512f")))
 static void run_item(void *ctx, int item, int thread) {
     const struct job *j = ctx;
-    const int ky = item % 3, cb = item / 3 % j->co_blocks, ci = item / 3 / j->co_blocks;
+    const int share = item % j->shares, gb = item / j->shares % j->ci_blocks, cb = item / j->shares / j->ci_blocks;
     const int w = j->w, h = j->h, hw = h * w, vec = (w + 15) / 16;
     const int co0 = cb * CO_BLOCK, nco = j->cout - co0 < CO_BLOCK ? j->cout - co0 : CO_BLOCK;
-    /* The padded row: [0, X row (w floats), 0 ...] with room for the last vector's +2;
-     * then zeros, the dY of channels past cout in the last block. */
-    float *row = j->scratch + (size_t) thread * 2 * j->row_floats, *zero = row + j->row_floats;
-    const __mmask16 tail = (__mmask16) (w % 16 ? (1u << (w % 16)) - 1 : 0xFFFF);
-    __m512 acc[CO_BLOCK][3];
-    for (int c = 0; c < CO_BLOCK; c++) acc[c][0] = acc[c][1] = acc[c][2] = _mm512_setzero_ps();
-    for (int b = 0; b < j->n; b++) {
-        const float *xplane = j->x + ((size_t) b * j->cin + ci) * hw;
+    const int ci0 = gb * CI_BLOCK, nci = j->cin - ci0 < CI_BLOCK ? j->cin - ci0 : CI_BLOCK;
+    const int b0 = j->n * share / j->shares, b1 = j->n * (share + 1) / j->shares;
+    __m512 *acc = j->acc + (size_t) thread * ACC_VECTORS;
+    for (int i = 0; i < ACC_VECTORS; i++) acc[i] = _mm512_setzero_ps();
+    for (int b = b0; b < b1; b++) {
         const float *dyb = j->dy + ((size_t) b * j->cout + co0) * hw;
-        for (int y = 0; y < h; y++) {
-            const int sy = y + ky - 1;
-            if (sy < 0 || sy >= h) continue;
-            memcpy(row + 1, xplane + (size_t) sy * w, (size_t) w * sizeof(float));
-            const float *d[CO_BLOCK];
-            for (int c = 0; c < CO_BLOCK; c++) d[c] = c < nco ? dyb + (size_t) c * hw + (size_t) y * w : zero;
-            for (int v = 0; v < vec; v++) {
-                const int x0 = 16 * v;
-                const __mmask16 m = v == vec - 1 ? tail : 0xFFFF;
-                const __m512 x0v = _mm512_loadu_ps(row + x0), x1v = _mm512_loadu_ps(row + x0 + 1),
-                             x2v = _mm512_loadu_ps(row + x0 + 2);
-                for (int c = 0; c < CO_BLOCK; c++) {
-                    const __m512 g = _mm512_maskz_loadu_ps(m, d[c] + x0);
-                    acc[c][0] = _mm512_fmadd_ps(g, x0v, acc[c][0]);
-                    acc[c][1] = _mm512_fmadd_ps(g, x1v, acc[c][1]);
-                    acc[c][2] = _mm512_fmadd_ps(g, x2v, acc[c][2]);
+        for (int y0 = 0; y0 < h; y0 += j->band) {
+            const int y1 = y0 + j->band < h ? y0 + j->band : h;
+            for (int ci = 0; ci < nci; ci++) {
+                const float *xplane = j->x + ((size_t) b * j->cin + ci0 + ci) * hw;
+                for (int ky = 0; ky < 3; ky++) {
+                    __m512 *a = acc + (ci * 3 + ky) * CO_BLOCK * 3, r[CO_BLOCK][3];
+                    for (int c = 0; c < CO_BLOCK; c++)
+                        for (int k = 0; k < 3; k++) r[c][k] = a[c * 3 + k];
+                    for (int y = y0; y < y1; y++) {
+                        const int sy = y + ky - 1;
+                        if (sy < 0 || sy >= h) continue;
+                        const float *xr = xplane + (size_t) sy * w, *dr = dyb + (size_t) y * w;
+                        for (int v = 0; v < vec; v++) {
+                            const int x0 = 16 * v;
+                            const __mmask16 *mv = j->masks + 3 * v, m = mv[1];
+                            const __m512 x0v = _mm512_maskz_loadu_ps(mv[0], xr + x0 - 1);
+                            const __m512 x1v = _mm512_maskz_loadu_ps(m, xr + x0);
+                            const __m512 x2v = _mm512_maskz_loadu_ps(mv[2], xr + x0 + 1);
+                            for (int c = 0; c < CO_BLOCK; c++) {
+                                const __m512 g = c < nco ? _mm512_maskz_loadu_ps(m, dr + (size_t) c * hw + x0)
+                                                         : _mm512_setzero_ps();
+                                r[c][0] = _mm512_fmadd_ps(g, x0v, r[c][0]);
+                                r[c][1] = _mm512_fmadd_ps(g, x1v, r[c][1]);
+                                r[c][2] = _mm512_fmadd_ps(g, x2v, r[c][2]);
+                            }
+                        }
+                    }
+                    for (int c = 0; c < CO_BLOCK; c++)
+                        for (int k = 0; k < 3; k++) a[c * 3 + k] = r[c][k];
                 }
             }
         }
     }
-    for (int c = 0; c < nco; c++)
-        for (int kx = 0; kx < 3; kx++)
-            j->dw[(((size_t) (co0 + c) * j->cin + ci) * 3 + ky) * 3 + kx] += _mm512_reduce_add_ps(acc[c][kx]);
+    float *part = j->partial + (size_t) share * j->cout * j->cin * 9;
+    for (int ci = 0; ci < nci; ci++)
+        for (int ky = 0; ky < 3; ky++)
+            for (int c = 0; c < nco; c++)
+                for (int kx = 0; kx < 3; kx++)
+                    part[(((size_t) (co0 + c) * j->cin + ci0 + ci) * 3 + ky) * 3 + kx] =
+                        _mm512_reduce_add_ps(acc[((ci * 3 + ky) * CO_BLOCK + c) * 3 + kx]);
 }
 
 int f2a_conv3x3_weight_grad(const float *x, const float *dy, int n, int cin, int cout, int height, int width,
@@ -80,11 +109,29 @@ int f2a_conv3x3_weight_grad(const float *x, const float *dy, int n, int cin, int
     if (n <= 0 || cin <= 0 || cout <= 0 || height <= 0 || width <= 0) return 0;
     if (threads < 1) threads = 1;
     if (threads > 16) threads = 16;
-    struct job j = { x, dy, n, cin, cout, height, width, (cout + CO_BLOCK - 1) / CO_BLOCK, dw, NULL,
-                     (size_t) (width + 15) / 16 * 16 + 32 };
-    j.scratch = calloc(j.row_floats * 2 * (size_t) threads, sizeof(float));
-    if (!j.scratch) return -2;
-    f2a_parallel(run_item, &j, cin * j.co_blocks * 3, threads);
-    free(j.scratch);
+    struct job j = { x, dy, n, cin, cout, height, width, (cout + CO_BLOCK - 1) / CO_BLOCK,
+                     (cin + CI_BLOCK - 1) / CI_BLOCK, 1, 1, NULL, NULL, NULL };
+    /* Enough items for every thread twice over: split the images into shares when the
+     * channel blocks alone are too few (the narrow layers). */
+    int blocks = j.co_blocks * j.ci_blocks;
+    j.shares = (2 * threads + blocks - 1) / blocks;
+    if (j.shares > n) j.shares = n;
+    /* The band's 8 dY rows fill at most 32 KB of L1. */
+    j.band = 1024 / width > 1 ? 1024 / width : 1;
+    size_t wsize = (size_t) j.shares * cout * cin * 9;
+    int vec = (width + 15) / 16;
+    j.partial = malloc(wsize * sizeof(float));
+    j.acc = aligned_alloc(64, (size_t) threads * ACC_VECTORS * sizeof(__m512));
+    j.masks = malloc((size_t) vec * 3 * sizeof(__mmask16));
+    if (!j.partial || !j.acc || !j.masks) { free(j.partial); free(j.acc); free(j.masks); return -2; }
+    for (int v = 0; v < vec; v++)
+        for (int k = 0; k < 3; k++) j.masks[3 * v + k] = cols_in(16 * v + k - 1, width);
+    f2a_parallel(run_item, &j, blocks * j.shares, threads);
+    size_t per = (size_t) cout * cin * 9;
+    for (int s = 0; s < j.shares; s++)
+        for (size_t i = 0; i < per; i++) dw[i] += j.partial[s * per + i];
+    free(j.partial);
+    free(j.acc);
+    free(j.masks);
     return 0;
 }

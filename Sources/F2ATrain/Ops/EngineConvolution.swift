@@ -21,12 +21,12 @@ enum EngineConvolution {
     }
 
     /// Layers with more input × output channels than this lower their weight gradient to a
-    /// GEMM even where the direct kernel runs. The kernel streams its 8 output channels'
-    /// dY from memory once per input channel and kernel row and measured 75–94 GFLOP/s on
-    /// 2 threads at every trainer shape (8 images, 8×8 to 512×512 channels); OpenBLAS's
-    /// GEMM reaches 15–30 GFLOP/s at 8 output channels, 40–70 at 16, 87–112 at 32 × 32
-    /// and 180–250 from 64 × 64 on (f2a-train bench --gemm-shapes, AVX-512 machine).
-    static let directWeightGradientMaxChannelProduct = 32 * 32
+    /// GEMM even where the direct kernel runs. Measured on 2 threads (AVX-512 machine, 8
+    /// images): the kernel 130–200 GFLOP/s at every trainer shape from 3 → 8 channels at
+    /// 128² to 512 → 512 at 16²; OpenBLAS's GEMM, im2col not counted, 15–30 GFLOP/s at 8
+    /// output channels, 40–70 at 16, 87–112 at 32 × 32, 127–182 at 64 × 64 and 225–250
+    /// from 128 × 128 on (f2a-train bench --gemm-shapes).
+    static let directWeightGradientMaxChannelProduct = 64 * 64
 
     /// Accumulates the weight gradient of a 3x3 conv (stride 1, padding 1) into dW
     /// ([out, in, 3, 3]) from its input x [N, in, H, W] and output gradient dy
