@@ -1,5 +1,6 @@
 import CKernels
 import COpenBLAS
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,14 +12,19 @@ import Glibc
 /// falls back to "Prescott", SSE3 kernels: measured on such a machine, a 256×2048×3600
 /// GEMM ran at 60 GFLOP/s on 2 threads, 155 with the Haswell (AVX2) kernels and 250–270
 /// with the SkylakeX (AVX-512) ones, and a PatchGAN training step took 1444 ms instead of
-/// 747. So before the first GEMM, when the CPU runs better kernels than OpenBLAS chose, it
-/// is asked to choose again: `OPENBLAS_CORETYPE`, which OpenBLAS reads only in
-/// `gotoblas_dynamic_init`, is set for that one call and removed again.
+/// 747. So when the CPU runs better kernels than OpenBLAS chose, it is asked to choose
+/// again: `OPENBLAS_CORETYPE`, which OpenBLAS reads only in `gotoblas_dynamic_init`, is set
+/// for that one call and removed again. It happens once, before this process's first GEMM
+/// (`sgemm` reads `choice`; a lazy static, so the process's other GEMMs wait for it).
 ///
-/// A user's own `OPENBLAS_CORETYPE` is always kept. Builds of OpenBLAS without dynamic
-/// kernel selection (no `gotoblas_dynamic_init`) are left as they are.
+/// While the table is replaced, a GEMM that bypasses `sgemm` on another thread would find
+/// none. The tools own their process; the library does not (a libvips host may use the same
+/// OpenBLAS), so the C API calls `keepOpenBLASChoice()` before its first model is loaded,
+/// and its forward pass runs on its own kernels anyway. A user's own `OPENBLAS_CORETYPE` is
+/// always kept. Builds of OpenBLAS without dynamic kernel selection (no
+/// `gotoblas_dynamic_init`) are left as they are.
 public enum BLASKernels {
-    /// The outcome, settled once, before this process's first GEMM (`sgemm` asks for it).
+    /// Which kernels run, and what they replaced.
     public struct Choice: Sendable, Equatable {
         /// OpenBLAS's name of the kernels in use ("SkylakeX", "Haswell", "Zen", ...).
         public let core: String
@@ -31,7 +37,14 @@ public enum BLASKernels {
         }
     }
 
+    /// The outcome, settled the first time it is read.
     public static let choice: Choice = choose()
+
+    private static let mayReplace = Atomic<Bool>(true)
+
+    /// Leaves OpenBLAS's own choice in place in this process, for code running inside a
+    /// host (the C API). Without effect once `choice` is settled.
+    public static func keepOpenBLASChoice() { mayReplace.store(false, ordering: .relaxed) }
 
     /// Kernel sets at least as fast as `target` on a CPU that runs `target`'s instructions.
     static func isAtLeast(_ core: String, _ target: String) -> Bool {
@@ -55,7 +68,7 @@ public enum BLASKernels {
 
     private static func choose() -> Choice {
         let chosen = currentCore
-        guard getenv("OPENBLAS_CORETYPE") == nil, let target = bestForThisCPU,
+        guard mayReplace.load(ordering: .relaxed), getenv("OPENBLAS_CORETYPE") == nil, let target = bestForThisCPU,
               !isAtLeast(chosen, target),
               // RTLD_DEFAULT (a null handle in glibc): the OpenBLAS this process linked.
               let quit = dlsym(nil, "gotoblas_dynamic_quit"), let initialise = dlsym(nil, "gotoblas_dynamic_init")

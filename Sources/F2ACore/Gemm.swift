@@ -18,7 +18,7 @@ public func sgemm(transA: Bool = false, transB: Bool = false,
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
         return
     }
-    _ = BLASKernels.choice  // OpenBLAS's kernels settled before its first GEMM
+    _ = BLASKernels.choice  // settled (once, thread-safely) before this process's first GEMM
     let call = {
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans,

@@ -1,4 +1,5 @@
 import CFlash2Ambient
+import F2ACore
 import F2AModel
 #if canImport(Glibc)
 import Glibc
@@ -133,6 +134,8 @@ func checkImageSize(_ function: String, _ width: Int32, _ height: Int32) -> f2a_
 public func f2a_model_load(_ path: UnsafePointer<CChar>?, _ outModel: UnsafeMutablePointer<OpaquePointer?>?) -> f2a_status {
     guard let outModel else { return fail(F2A_ERR_INVALID_ARGUMENT, "f2a_model_load: out_model is NULL") }
     outModel.pointee = nil
+    // Every model's GEMMs come after its load; the host may share this OpenBLAS.
+    BLASKernels.keepOpenBLASChoice()
     let file = String(cString: path ?? f2a_default_model_path()!)
     do {
         let generator = try Generator(file: WeightsFile.read(path: file))
