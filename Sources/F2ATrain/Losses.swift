@@ -83,6 +83,39 @@ public enum Losses {
         return (total / Double(p.count), g)
     }
 
+    /// `exposureFreeMSE` of the two images box-averaged over `factor` × `factor` blocks
+    /// ([N, C, H, W] → [N, C, H/factor, W/factor]; H and W multiples of `factor`): the
+    /// error in the large-scale distribution of light, which the oracle analysis in the
+    /// model card puts the headroom in, without the fine detail the guided filter takes
+    /// from the photo anyway. Returns the loss and its gradient with respect to `p`
+    /// (each pixel 1/factor² of its block's).
+    public static func coarseExposureFreeMSE(_ p: Tensor, _ t: Tensor, factor f: Int, anchor: Float) -> (Double, Tensor) {
+        precondition(p.shape == t.shape && f >= 1 && p.h % f == 0 && p.w % f == 0,
+                     "coarseExposureFreeMSE: \(p.shape.shapeDescription) by \(f)")
+        let (h, w) = (p.h / f, p.w / f)
+        func pool(_ x: Tensor) -> Tensor {
+            var y = Tensor(zeros: [x.n, x.c, h, w])
+            let scale = 1 / Float(f * f)
+            for plane in 0..<(x.n * x.c) {
+                for yy in 0..<(h * f) {
+                    for xx in 0..<(w * f) {
+                        y.data[(plane * h + yy / f) * w + xx / f] += x.data[(plane * x.h + yy) * x.w + xx] * scale
+                    }
+                }
+            }
+            return y
+        }
+        let (loss, gc) = exposureFreeMSE(pool(p), pool(t), anchor: anchor)
+        var g = Tensor(zeros: p.shape)
+        let scale = 1 / Float(f * f)
+        for plane in 0..<(p.n * p.c) {
+            for yy in 0..<p.h {
+                for xx in 0..<p.w { g.data[(plane * p.h + yy) * p.w + xx] = gc.data[(plane * h + yy / f) * w + xx / f] * scale }
+            }
+        }
+        return (loss, g)
+    }
+
     /// Binary cross-entropy with logits against a constant label, mean over
     /// all elements, in the stable form max(x, 0) − x·z + log(1 + e^−|x|).
     /// Gradient (σ(x) − z) / count.

@@ -71,6 +71,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// (`Losses.exposureFreeMSE`).
     public var reconstruction: String = "l1"
     public var reconstructionWeight: Double = 100
+    /// Weight of an added `Losses.coarseExposureFreeMSE` on 8 × 8 blocks (with
+    /// "exposure-free-mse" only; 0: none).
+    public var coarseReconstructionWeight: Double = 0
     public var adversarialWeight: Double = 1
     /// Multiply the discriminator's image input by the attention map (seed option).
     public var attentionToDiscriminator: Bool = false
@@ -114,6 +117,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         }
         guard ["l1", "attention-l1", "mse", "exposure-free-mse"].contains(reconstruction) else {
             throw .config("reconstruction '\(reconstruction)' is not l1, attention-l1, mse or exposure-free-mse")
+        }
+        guard coarseReconstructionWeight == 0 || (reconstruction == "exposure-free-mse" && coarseReconstructionWeight > 0 && crop % 8 == 0) else {
+            throw .config("coarseReconstructionWeight needs reconstruction exposure-free-mse, a positive weight and a crop that is a multiple of 8")
         }
         guard crop > 0, crop % (1 << (levels - 1)) == 0 else { throw .config("crop \(crop) must be a positive multiple of \(1 << (levels - 1))") }
         guard batch > 0, steps >= 0 else { throw .config("batch and steps must be positive") }

@@ -239,6 +239,11 @@ public final class Trainer: @unchecked Sendable {
             // targets remove most of it, this removes what is left from the objective (EA-PSNR's).
             var (l, g) = Losses.exposureFreeMSE(fake, batch.ambient, anchor: 0.1)
             Pointwise.affine(&g, w, 0)
+            if config.coarseReconstructionWeight > 0 {
+                var (_, gc) = Losses.coarseExposureFreeMSE(fake, batch.ambient, factor: 8, anchor: 0.1)
+                Pointwise.affine(&gc, Float(config.coarseReconstructionWeight), 0)
+                Pointwise.add(&g, gc)
+            }
             dOutput = g; st.reconstruction = l
         } else if generator.config.formulation == .ratioLog {
             var (l, g) = Losses.mse(cache.raw, Losses.ratioTarget(ambient: batch.ambient, flash: batch.flash))

@@ -143,6 +143,9 @@ struct Train: ParsableCommand {
     var reconstruction: String?
     @Option(help: defaulted("Weight of the reconstruction loss (pix2pix λ = 100).", defaults.reconstructionWeight))
     var recWeight: Double?
+    @Option(help: defaulted("Weight of an added exposure-free squared error on 8x8 block means (with --reconstruction "
+                            + "exposure-free-mse; 0: none).", defaults.coarseReconstructionWeight))
+    var coarseWeight: Double?
     @Option(help: defaulted("Weight of the adversarial loss (0 disables the discriminator).", defaults.adversarialWeight))
     var advWeight: Double?
     @Flag(help: defaulted("Multiply the discriminator's image input by the attention map.",
@@ -194,6 +197,7 @@ struct Train: ParsableCommand {
         if let discNorm { guard let n = NormKind(rawValue: discNorm) else { throw ValidationError("--disc-norm: instance, batch or none") }; c.discNorm = n }
         if let reconstruction { c.reconstruction = reconstruction }
         if let recWeight { c.reconstructionWeight = recWeight }
+        if let coarseWeight { c.coarseReconstructionWeight = coarseWeight }
         if let advWeight { c.adversarialWeight = advWeight }
         if attentionToDiscriminator { c.attentionToDiscriminator = true }
         if let synthRatio { c.synthRatio = synthRatio }

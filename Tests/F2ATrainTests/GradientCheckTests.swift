@@ -303,6 +303,27 @@ struct GradientCheckTests {
             let ne = numericGradient(&q.data, eps: 1e-3) { Losses.exposureFreeMSE(Tensor(shape: q.shape, data: $0), target, anchor: anchor).0 }
             #expect(nmse(ge.data, ne) < 1e-4, "anchor \(anchor)")
         }
+        // Its coarse form on 2x2 block means: finite differences, and the plain loss of the
+        // pooled images (computed here by hand) as its value.
+        do {
+            let big = Tensor(shape: [2, 3, 4, 6], data: R.array(144).map { 0.5 + 0.3 * $0 })
+            var bigTarget = big
+            for i in bigTarget.data.indices { bigTarget.data[i] = 0.7 * big.data[i] + 0.1 * Float(i % 7) / 7 }
+            var q = big
+            let (lc, gc) = Losses.coarseExposureFreeMSE(q, bigTarget, factor: 2, anchor: 0.1)
+            let nc = numericGradient(&q.data, eps: 1e-3) { Losses.coarseExposureFreeMSE(Tensor(shape: q.shape, data: $0), bigTarget, factor: 2, anchor: 0.1).0 }
+            #expect(nmse(gc.data, nc) < 1e-4)
+            func pooled(_ x: Tensor) -> Tensor {
+                var y = Tensor(zeros: [2, 3, 2, 3])
+                for pl in 0..<6 { for yy in 0..<2 { for xx in 0..<3 {
+                    var s: Float = 0
+                    for dy in 0..<2 { for dx in 0..<2 { s += x.data[(pl * 4 + 2 * yy + dy) * 6 + 2 * xx + dx] } }
+                    y.data[(pl * 2 + yy) * 3 + xx] = s / 4
+                } } }
+                return y
+            }
+            #expect(abs(lc - Losses.exposureFreeMSE(pooled(big), pooled(bigTarget), anchor: 0.1).0) < 1e-9)
+        }
         var logits = R.tensor([2, 1, 3, 3], scale: 30) // includes large |x| (stable form)
         for z: Float in [0, 1] {
             let (l, gb) = Losses.bceWithLogits(logits, target: z)
