@@ -1,5 +1,6 @@
 /* The AVX2/FMA (and AVX-512) GEMM register blocks shared by the 3x3 (winograd.c) and the
- * 2x2 transposed (upsample.c) convolutions. Internal to CKernels. */
+ * 2x2 transposed (upsample.c) convolutions, and the edge mask of 16-lane accesses.
+ * Internal to CKernels. */
 #ifndef F2A_MICROKERNEL_H
 #define F2A_MICROKERNEL_H
 
@@ -117,6 +118,14 @@ static inline void gemm_6x16_avx512(int K, const float *u, const float *v, float
     _mm512_storeu_ps(m, c3); m += ldm;
     _mm512_storeu_ps(m, c4); m += ldm;
     _mm512_storeu_ps(m, c5);
+}
+
+/* The lanes of 16 floats from column x on that lie in [0, width): the mask of a
+ * 16-lane load or store at the image's edges (winograd.c, weight_grad.c). */
+__attribute__((unused))
+static inline __mmask16 cols_in(int x, int width) {
+    int lo = x < 0 ? -x : 0, hi = width - x < 16 ? width - x : 16;
+    return hi <= lo ? 0 : (__mmask16) ((0xFFFFu >> (16 - hi)) & (0xFFFFu << lo));
 }
 
 /* M[rows x cols] = U[rows x K] V[K x cols] for a block of `rows` (MK_ROWS or MK_ROWS4)

@@ -1,4 +1,5 @@
 #include "f2a_kernels.h"
+#include "microkernel.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
@@ -42,12 +43,6 @@ struct job {
     __m512 *acc;              /* per thread: ACC_VECTORS */
     __mmask16 *masks;         /* per 16-pixel vector v: the lanes in the row from x0 - 1, x0, x0 + 1 */
 };
-
-/* The lanes of 16 floats from column x on that lie in [0, width). */
-static inline __mmask16 cols_in(int x, int width) {
-    int lo = x < 0 ? -x : 0, hi = width - x < 16 ? width - x : 16;
-    return hi <= lo ? 0 : (__mmask16) ((0xFFFFu >> (16 - hi)) & (0xFFFFu << lo));
-}
 
 __attribute__((target("avx512f")))
 static void run_item(void *ctx, int item, int thread) {

@@ -323,12 +323,6 @@ static inline void transpose4x4_16(const __m512 a[4], __m512 c[4]) {
     c[3] = _mm512_shuffle_ps(t1, t3, 0xEE);
 }
 
-/* The lanes of 16 floats from column x on that lie in [0, width). */
-static inline __mmask16 cols_in(int x, int width) {
-    int lo = x < 0 ? -x : 0, hi = width - x < 16 ? width - x : 16;
-    return hi <= lo ? 0 : (__mmask16) ((0xFFFFu >> (16 - hi)) & (0xFFFFu << lo));
-}
-
 /* Input transform of one panel row of tiles of channel `plane`, tile row
  * ty: A's columns start at image column xs, B's at xs + 32 (column 1 of
  * their first tile; column 0 is the padding column left of it). `keep`
