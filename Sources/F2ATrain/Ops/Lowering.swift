@@ -113,25 +113,15 @@ func im2colStrided(_ src: UnsafePointer<Float>, channels: Range<Int>, height: In
     }
 }
 
-/// The adjoint of `im2colStrided`: dst += col2im(col).
+/// The adjoint of `im2colStrided`: dst += col2im(col). Column row (c, ky, kx) is tap
+/// `weightIndex` of `forEachTapRow`, which visits them in the order they are stored.
 func col2imStrided(_ col: UnsafePointer<Float>, ld: Int, channels: Range<Int>, height: Int, width: Int,
                    kernel: Int, stride s: Int, padding: Int, outH: Int, outW: Int,
                    addingInto dst: UnsafeMutablePointer<Float>) {
-    var row = col + channels.lowerBound * kernel * kernel * ld
-    for c in channels {
-        let plane = dst + c * height * width
-        for ky in 0..<kernel {
-            let rows = validOutputRange(tap: ky, stride: s, padding: padding, inSize: height, outSize: outH)
-            for kx in 0..<kernel {
-                let cols = validOutputRange(tap: kx, stride: s, padding: padding, inSize: width, outSize: outW)
-                let shift = kx - padding
-                for oy in rows {
-                    let v = row + oy * outW, line = plane + (oy * s - padding + ky) * width + shift
-                    for ox in cols { line[ox * s] += v[ox] }
-                }
-                row += ld
-            }
-        }
+    let g = ConvGeometry(channels.upperBound, 1, kernel: kernel, stride: s, padding: padding)
+    forEachTapRow(g, channels: channels, height: height, width: width, outH: outH, outW: outW) { c, wi, iy, oy, cols, shift in
+        let v = col + wi * ld + oy * outW, line = dst + (c * height + iy) * width + shift
+        for ox in cols { line[ox * s] += v[ox] }
     }
 }
 
