@@ -54,7 +54,7 @@ public struct Conv2d: Sendable {
         guard count > 0 else { packed = []; return }
         let (cout, cin) = (Int32(weight.shape[0]), Int32(weight.shape[1]))
         packed = [Float](unsafeUninitializedCapacity: count) { p, n in
-            weight.data.withUnsafeBufferPointer { f2a_conv3x3_pack($0.baseAddress!, cout, cin, p.baseAddress!) }
+            weight.data.withUnsafeBufferPointer { f2a_conv3x3_pack($0.baseAddress!, cout, cin, p.baseAddress!, Int32(Conv2d.threadCount)) }
             n = count
         }
     }

@@ -106,6 +106,49 @@ struct LayerTests {
         #expect(maxAbsDifference(y, naiveConvTranspose2x2(x, weight: weight, bias: bias)) < 1e-4)
     }
 
+    /// U = G g Gᵀ of F(4x4, 3x3) in float64, laid out as winograd.c documents it:
+    /// U[xi][cout padded to groups of `rows`][cin][rows], padding rows zero.
+    static func referencePack(_ w: Tensor, rows: Int) -> [Float] {
+        let g: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                             [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+        let cout = w.shape[0], cin = w.shape[1], groups = (cout + rows - 1) / rows, xiStride = groups * rows * cin
+        var u = [Float](repeating: 0, count: 36 * xiStride)
+        for o in 0..<cout {
+            for c in 0..<cin {
+                for i in 0..<6 {
+                    for j in 0..<6 {
+                        var s = 0.0
+                        for a in 0..<3 {
+                            for b in 0..<3 { s += g[i][a] * Double(w.data[((o * cin + c) * 3 + a) * 3 + b]) * g[j][b] }
+                        }
+                        u[(i * 6 + j) * xiStride + ((o / rows) * cin + c) * rows + o % rows] = Float(s)
+                    }
+                }
+            }
+        }
+        return u
+    }
+
+    @Test("3x3 weights packed for Winograd: G g Gᵀ in the documented layout, the same on 1 and 2 threads",
+          arguments: [(8, 3, 4), (13, 19, 6), (7, 5, 4), (131, 130, 6), (256, 96, 6)])
+    func winogradPack(_ cout: Int, _ cin: Int, _ rows: Int) throws {
+        try #require(simdKernelsAvailable)
+        let w = randomTensor([cout, cin, 3, 3], seed: 41)
+        let count = Int(f2a_conv3x3_packed_count(Int32(cout), Int32(cin)))
+        #expect(count == 36 * ((cout + rows - 1) / rows * rows) * cin)
+        func pack(_ threads: Int32) -> [Float] {
+            [Float](unsafeUninitializedCapacity: count) { p, n in
+                p.initialize(repeating: .nan)
+                w.data.withUnsafeBufferPointer { f2a_conv3x3_pack($0.baseAddress!, Int32(cout), Int32(cin), p.baseAddress!, threads) }
+                n = count
+            }
+        }
+        let one = pack(1), two = pack(2), reference = Self.referencePack(w, rows: rows)
+        #expect(one == two)
+        // float64 in both: only the last rounding to float may differ.
+        #expect(zip(one, reference).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) })
+    }
+
     @Test("A Conv2d is ready when constructed: a 3x3 same convolution is packed for the kernel")
     func convPackedAtInit() {
         let conv = Conv2d(weight: randomTensor([4, 3, 3, 3], seed: 33), bias: randomTensor([4], seed: 34), padding: 1)

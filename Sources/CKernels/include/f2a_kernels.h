@@ -44,8 +44,9 @@ void f2a_pool_hold(int delta);
 /** Floats needed by f2a_conv3x3_pack for a [cout, cin, 3, 3] weight. */
 size_t f2a_conv3x3_packed_count(int cout, int cin);
 
-/** Transforms [cout, cin, 3, 3] weights into the kernel's Winograd layout. */
-void f2a_conv3x3_pack(const float *weight, int cout, int cin, float *packed);
+/** Transforms [cout, cin, 3, 3] weights into the kernel's Winograd layout,
+ *  on up to `threads` threads of the pool. */
+void f2a_conv3x3_pack(const float *weight, int cout, int cin, float *packed, int threads);
 
 /**
  * Weight gradient of a 3x3 convolution (stride 1, zero padding 1), computed directly
