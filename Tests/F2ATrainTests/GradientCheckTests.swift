@@ -448,13 +448,14 @@ struct GradientCheckTests {
     }
 }
 
-@Suite("3x3 weight gradient: direct kernel")
+@Suite("3x3 weight gradient: direct kernel and Winograd domain")
 struct DirectWeightGradientTests {
     /// Against a float64 correlation in plain loops, at sizes the trainer uses (many
     /// 16-pixel vectors per row, 8-channel blocks and a partial one, several images).
     /// On a CPU without AVX-512 the kernel declines and conv2dBackward's GEMM path is
-    /// what is checked.
-    @Test("Matches naive loops", arguments: [(2, 8, 8, 32, 48), (3, 5, 13, 9, 70), (1, 16, 24, 2, 129)])
+    /// what is checked. The last case is wider than the direct kernel takes
+    /// (`directWeightGradientMaxChannelProduct`): the Winograd domain.
+    @Test("Matches naive loops", arguments: [(2, 8, 8, 32, 48), (3, 5, 13, 9, 70), (1, 16, 24, 2, 129), (2, 70, 66, 6, 10)])
     func naive(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
         var R = Rand(UInt64(7 + n * cin + w))
         let x = R.tensor([n, cin, h, w]), dy = R.tensor([n, cout, h, w])
@@ -462,6 +463,31 @@ struct DirectWeightGradientTests {
         var dW = [Float](repeating: 0.5, count: cout * cin * 9), dB = [Float](repeating: 0, count: cout)
         _ = conv2dBackward(x, dy: dy, weight: [Float](repeating: 0, count: dW.count), g, dW: &dW, dB: &dB,
                            inputGradient: false, workspace: Workspace())
+        let (worst, scale) = Self.naiveError(x, dy, dW)
+        #expect(worst <= 1e-5 * max(1, scale), "worst \(worst) of \(scale)")
+    }
+
+    /// Tiles cut by the image's edges (sizes not multiples of 4, a 1-pixel row), several
+    /// images, and chunks of tiles smaller than the image (their GEMMs accumulate).
+    @Test("Winograd domain matches naive loops, in one chunk of tiles and in many",
+          arguments: [(2, 5, 7, 9, 13), (3, 3, 2, 1, 17), (1, 9, 12, 17, 16)])
+    func winograd(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
+        var R = Rand(UInt64(11 + n * cin + w))
+        let x = R.tensor([n, cin, h, w]), dy = R.tensor([n, cout, h, w])
+        for chunk in [nil, 16] {
+            var dW = [Float](repeating: 0.5, count: cout * cin * 9)
+            dW.withUnsafeMutableBufferPointer {
+                EngineConvolution.winogradWeightGradient(x, dy: dy, into: $0.baseAddress!, chunkTiles: chunk)
+            }
+            let (worst, scale) = Self.naiveError(x, dy, dW)
+            #expect(worst <= 1e-5 * max(1, scale), "chunk \(chunk ?? 0): worst \(worst) of \(scale)")
+        }
+    }
+
+    /// The largest difference between dW − 0.5 (dW started at 0.5: the gradient is
+    /// accumulated, not stored) and the float64 correlation, and that correlation's largest magnitude.
+    static func naiveError(_ x: Tensor, _ dy: Tensor, _ dW: [Float]) -> (Double, Double) {
+        let n = x.n, cin = x.c, cout = dy.c, h = x.h, w = x.w
         var worst = 0.0, scale = 0.0
         for o in 0..<cout {
             for c in 0..<cin {
@@ -479,13 +505,12 @@ struct DirectWeightGradientTests {
                                 }
                             }
                         }
-                        // dW started at 0.5: the gradient is accumulated, not stored.
                         worst = max(worst, abs(Double(dW[((o * cin + c) * 3 + ky) * 3 + kx]) - 0.5 - s))
                         scale = max(scale, abs(s))
                     }
                 }
             }
         }
-        #expect(worst <= 1e-5 * max(1, scale), "worst \(worst) of \(scale)")
+        return (worst, scale)
     }
 }

@@ -59,6 +59,22 @@ int f2a_conv3x3_weight_grad(const float *x, const float *dy, int n, int cin, int
                             float *dw, int threads);
 
 /**
+ * The same weight gradient in the Winograd domain of F(4x4, 3x3), in three steps
+ * around the caller's 36 GEMMs (weight_grad_winograd.c):
+ *   v[xi][ci][t]  = B^T d B of input tile tile0 + t          (f2a_winograd_dw_input)
+ *   dm[xi][co][t] = A g A^T of output-gradient tile tile0 + t (f2a_winograd_dw_gradient)
+ *   du[xi][co][ci] = sum over tiles of dm[xi][co][t] v[xi][ci][t]    (the caller)
+ *   dw[co][ci] += G^T du[co][ci] G                           (f2a_winograd_dw_finish)
+ * Rows hold ld >= tiles floats. Tiles: f2a_winograd_tiles(n, height, width) in all.
+ */
+int f2a_winograd_tiles(int n, int height, int width);
+void f2a_winograd_dw_input(const float *x, int n, int cin, int height, int width, int tile0, int tiles,
+                           float *v, int ld, int threads);
+void f2a_winograd_dw_gradient(const float *dy, int n, int cout, int height, int width, int tile0, int tiles,
+                              float *dm, int ld, int threads);
+void f2a_winograd_dw_finish(const float *du, int cout, int cin, float *dw, int threads);
+
+/**
  * 3x3 convolution, stride 1, zero padding 1, bias, optional ReLU
  * (Winograd F(4x4, 3x3); see winograd.c).
  *

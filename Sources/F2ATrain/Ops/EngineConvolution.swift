@@ -5,9 +5,10 @@ import F2ACore
 /// kernels (Winograd F(4x4, 3x3) with AVX2/FMA, im2col + BLAS otherwise), which run
 /// the narrow layers of small models several times faster than the trainer's im2col
 /// + sgemm. The backward-data pass is itself such a convolution: dX = conv(dY, W′)
-/// with W′[c, o] = W[o, c] rotated by 180°. The weight gradient has a direct kernel of
-/// its own on AVX-512 CPUs (`weightGradient`); elsewhere `conv2dBackward`
-/// (Ops/Convolution.swift) lowers it to a GEMM.
+/// with W′[c, o] = W[o, c] rotated by 180°. The weight gradient (`weightGradient`) has
+/// a direct kernel for narrow layers on AVX-512 CPUs and goes through the Winograd
+/// domain for wide ones; elsewhere `conv2dBackward` (Ops/Convolution.swift) lowers it
+/// to a GEMM.
 ///
 /// The engine packs the weights on every call: they change every step, and packing
 /// costs one pass over them, far less than the convolution.
@@ -20,24 +21,30 @@ enum EngineConvolution {
         return conv(x, activation: relu ? .relu : .identity)
     }
 
-    /// Layers with more input × output channels than this lower their weight gradient to a
-    /// GEMM even where the direct kernel runs. Measured on 2 threads (AVX-512 machine, 8
-    /// images): the kernel 130–200 GFLOP/s at every trainer shape from 3 → 8 channels at
-    /// 128² to 512 → 512 at 16²; OpenBLAS's GEMM, im2col not counted, 15–30 GFLOP/s at 8
-    /// output channels, 40–70 at 16, 87–112 at 32 × 32, 127–182 at 64 × 64 and 225–250
-    /// from 128 × 128 on (f2a-train bench --gemm-shapes).
+    /// Layers with more input × output channels than this take their weight gradient
+    /// through the Winograd domain even where the direct kernel runs. Measured on 2
+    /// threads (AVX-512 machine, 8 images): the kernel 130–200 GFLOP/s at every trainer
+    /// shape from 3 → 8 channels at 128² to 512 → 512 at 16²; OpenBLAS's GEMM, im2col
+    /// not counted, 15–30 GFLOP/s at 8 output channels, 40–70 at 16, 87–112 at 32 × 32,
+    /// 127–182 at 64 × 64 and 225–250 from 128 × 128 on (f2a-train bench --gemm-shapes),
+    /// so the wide layers went to im2col + GEMM until the Winograd domain's 4× fewer
+    /// multiplies beat both (width 1.0: 2864–2948 → 2651–2705 ms per step). Limits of
+    /// 128² and 512² channels instead of 64² measured the same or slower.
     static let directWeightGradientMaxChannelProduct = 64 * 64
 
     /// Accumulates the weight gradient of a 3x3 conv (stride 1, padding 1) into dW
     /// ([out, in, 3, 3]) from its input x [N, in, H, W] and output gradient dy
-    /// [N, out, H, W], with the direct kernel (CKernels/weight_grad.c). Returns false,
-    /// leaving dW as it was, where that kernel does not run or would be slower (no
-    /// AVX-512, wide layers, no memory for its two rows per thread): the caller then
-    /// lowers to a GEMM.
+    /// [N, out, H, W]: wide layers in the Winograd domain (`winogradWeightGradient`),
+    /// narrow ones with the direct kernel (CKernels/weight_grad.c). Returns false,
+    /// leaving dW as it was, where that kernel does not run (no AVX-512, no memory for
+    /// its two rows per thread): the caller then lowers to a GEMM.
     static func weightGradient(_ x: Tensor, dy: Tensor, into dW: UnsafeMutablePointer<Float>) -> Bool {
-        guard x.c * dy.c <= directWeightGradientMaxChannelProduct else { return false }
         precondition(x.rank == 4 && dy.rank == 4 && x.n == dy.n && x.h == dy.h && x.w == dy.w,
                      "EngineConvolution.weightGradient: x \(x.shape.shapeDescription), dy \(dy.shape.shapeDescription)")
+        guard x.c * dy.c <= directWeightGradientMaxChannelProduct else {
+            winogradWeightGradient(x, dy: dy, into: dW)
+            return true
+        }
         let status = x.data.withUnsafeBufferPointer { xp in
             dy.data.withUnsafeBufferPointer { dp in
                 f2a_conv3x3_weight_grad(xp.baseAddress!, dp.baseAddress!, Int32(x.n), Int32(x.c), Int32(dy.c),
@@ -45,6 +52,51 @@ enum EngineConvolution {
             }
         }
         return status == 0
+    }
+
+    /// Floats of the transformed tiles (input and output gradient together) per chunk of
+    /// `winogradWeightGradient`: 32 MB, so that a wide layer's tiles are not all held at
+    /// once (128 channels at 64², batch 8: 2048 tiles, 75 MB).
+    static let winogradChunkFloats = 8 << 20
+
+    /// `weightGradient` in the Winograd domain of F(4x4, 3x3) (CKernels/weight_grad_winograd.c):
+    /// per chunk of tiles, the input and output-gradient tiles are transformed and
+    /// dU[xi] += dM[xi] · V[xi]ᵀ is one GEMM [out × tiles] × [tiles × in] per transform
+    /// position xi, 36 multiplies per tile and channel pair where im2col + GEMM does 144;
+    /// then dW += Gᵀ dU G.
+    /// `chunkTiles` overrides the tiles per chunk (tests).
+    static func winogradWeightGradient(_ x: Tensor, dy: Tensor, into dW: UnsafeMutablePointer<Float>, chunkTiles: Int? = nil) {
+        let cin = x.c, cout = dy.c, threads = Int32(Conv2d.threadCount)
+        let tiles = Int(f2a_winograd_tiles(Int32(x.n), Int32(x.h), Int32(x.w)))
+        let chunk = min(tiles, chunkTiles ?? max(16, winogradChunkFloats / (36 * (cin + cout)) / 16 * 16))
+        var du = [Float](repeating: 0, count: 36 * cout * cin)
+        var v = [Float](repeating: 0, count: 36 * cin * chunk), dm = [Float](repeating: 0, count: 36 * cout * chunk)
+        x.data.withUnsafeBufferPointer { xp in
+            dy.data.withUnsafeBufferPointer { dp in
+                v.withUnsafeMutableBufferPointer { vp in
+                    dm.withUnsafeMutableBufferPointer { mp in
+                        du.withUnsafeMutableBufferPointer { up in
+                            var t0 = 0
+                            while t0 < tiles {
+                                let count = min(chunk, tiles - t0)
+                                f2a_winograd_dw_input(xp.baseAddress!, Int32(x.n), Int32(cin), Int32(x.h), Int32(x.w),
+                                                      Int32(t0), Int32(count), vp.baseAddress!, Int32(chunk), threads)
+                                f2a_winograd_dw_gradient(dp.baseAddress!, Int32(x.n), Int32(cout), Int32(x.h), Int32(x.w),
+                                                         Int32(t0), Int32(count), mp.baseAddress!, Int32(chunk), threads)
+                                for xi in 0..<36 {
+                                    sgemm(transB: true, m: cout, n: cin, k: count,
+                                          a: mp.baseAddress! + xi * cout * chunk, lda: chunk,
+                                          b: vp.baseAddress! + xi * cin * chunk, ldb: chunk,
+                                          beta: t0 == 0 ? 0 : 1, c: up.baseAddress! + xi * cout * cin, ldc: cin)
+                                }
+                                t0 += count
+                            }
+                            f2a_winograd_dw_finish(up.baseAddress!, Int32(cout), Int32(cin), dW, threads)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The gradient with respect to the first `channels` input channels of a 3x3 conv

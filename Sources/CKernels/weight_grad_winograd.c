@@ -1,0 +1,191 @@
+#include "f2a_kernels.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* Weight gradient of a 3x3 convolution (stride 1, zero padding 1) in the Winograd
+ * domain of F(4x4, 3x3), for the wide layers (128-512 channels) where the direct
+ * kernel (weight_grad.c) does not beat a GEMM.
+ *
+ * The forward pass computes each 4x4 output tile as Y = A^T [U (.) V] A with
+ * U = G g G^T (the weights) and V = B^T d B (the tile's 6x6 input). It is linear in U,
+ * so with dM = A dY A^T (the tile's 4x4 output gradient, 6x6 after the transform)
+ *
+ *     dU[xi][co][ci] = sum over tiles of dM[co][xi] * V[ci][xi]     (36 GEMMs)
+ *     dW[co][ci]     = G^T dU[co][ci] G                             (3x3 per pair)
+ *
+ * Per tile and channel pair that is 36 multiplies instead of the 144 of the im2col
+ * GEMM (9 taps x 16 pixels), for the price of transforming each input and output
+ * gradient channel once per tile. The GEMMs are the caller's (the trainer's BLAS):
+ * these functions only transform, in the layouts they need:
+ *
+ *   V[xi][c][t], dM[xi][c][t]   t = tile - tile0, rows of ld floats
+ *   dU[xi][cout][cin]
+ *
+ * Tiles are numbered (image, tile row, tile column) over the padded grid of
+ * ceil(h / 4) x ceil(w / 4) tiles; parts of a tile outside the image read zeros (the
+ * padding, and output positions that do not exist). */
+
+/* Lavin's F(4x4, 3x3), interpolation points 0, +-1, +-2, infinity (winograd.c). */
+static const double G[6][3] = {
+    { 1.0 / 4, 0, 0 },
+    { -1.0 / 6, -1.0 / 6, -1.0 / 6 },
+    { -1.0 / 6, 1.0 / 6, -1.0 / 6 },
+    { 1.0 / 24, 1.0 / 12, 1.0 / 6 },
+    { 1.0 / 24, -1.0 / 12, 1.0 / 6 },
+    { 0, 0, 1 },
+};
+
+/* Tiles transformed side by side: one vector lane each, and one run of LANES floats
+ * per transform position stored (consecutive tiles are consecutive in v and dm). */
+#define LANES 16
+
+/* B^T applied to 6 rows of LANES values (d[k * ds + lane]), into r[k * rs + lane]. */
+static inline void bt6(const float *d, size_t ds, float *r, size_t rs) {
+    for (int l = 0; l < LANES; l++) {
+        const float d0 = d[l], d1 = d[ds + l], d2 = d[2 * ds + l], d3 = d[3 * ds + l], d4 = d[4 * ds + l],
+                    d5 = d[5 * ds + l];
+        r[l] = 4 * d0 - 5 * d2 + d4;
+        r[rs + l] = -4 * d1 - 4 * d2 + d3 + d4;
+        r[2 * rs + l] = 4 * d1 - 4 * d2 - d3 + d4;
+        r[3 * rs + l] = -2 * d1 - d2 + 2 * d3 + d4;
+        r[4 * rs + l] = 2 * d1 - d2 - 2 * d3 + d4;
+        r[5 * rs + l] = 4 * d1 - 5 * d3 + d5;
+    }
+}
+
+/* A (6x4, the transpose of the output transform A^T) applied to 4 rows of LANES values. */
+static inline void a4(const float *g, size_t gs, float *r, size_t rs) {
+    for (int l = 0; l < LANES; l++) {
+        const float g0 = g[l], g1 = g[gs + l], g2 = g[2 * gs + l], g3 = g[3 * gs + l];
+        r[l] = g0;
+        r[rs + l] = g0 + g1 + g2 + g3;
+        r[2 * rs + l] = g0 - g1 + g2 - g3;
+        r[3 * rs + l] = g0 + 2 * g1 + 4 * g2 + 8 * g3;
+        r[4 * rs + l] = g0 - 2 * g1 + 4 * g2 - 8 * g3;
+        r[5 * rs + l] = g3;
+    }
+}
+
+struct tiles_job {
+    const float *src; /* [n][channels][h][w] */
+    int channels, h, w, th, tw, tile0, tiles, ld;
+    size_t xi_stride;
+    float *out;
+};
+
+/* Lanes of size x size patches: lane l holds tile t0 + l's patch from (4 ty + offset,
+ * 4 tx + offset) of channel c, zeros outside the plane; lanes past the last tile repeat
+ * it (computed, never stored). p[(i * size + j) * LANES + lane]. */
+static void load_patches(const struct tiles_job *j, int c, int t0, int n, int size, int offset, float *p) {
+    const int per_image = j->th * j->tw, h = j->h, w = j->w;
+    for (int l = 0; l < LANES; l++) {
+        const int tile = j->tile0 + t0 + (l < n ? l : n - 1), img = tile / per_image;
+        const int y0 = tile % per_image / j->tw * 4 + offset, x0 = tile % j->tw * 4 + offset;
+        const float *plane = j->src + ((size_t) img * j->channels + c) * h * w;
+        if (y0 >= 0 && x0 >= 0 && y0 + size <= h && x0 + size <= w) {
+            for (int i = 0; i < size; i++)
+                for (int k = 0; k < size; k++) p[(i * size + k) * LANES + l] = plane[(size_t) (y0 + i) * w + x0 + k];
+            continue;
+        }
+        for (int i = 0; i < size; i++)
+            for (int k = 0; k < size; k++) {
+                const int y = y0 + i, x = x0 + k;
+                p[(i * size + k) * LANES + l] = y >= 0 && y < h && x >= 0 && x < w ? plane[(size_t) y * w + x] : 0.0f;
+            }
+    }
+}
+
+static void store_runs(const struct tiles_job *j, int c, int t0, int n, const float *r) {
+    float *out = j->out + (size_t) c * j->ld + t0;
+    if (n == LANES) /* a constant size: inlined vector stores, not a call per run */
+        for (int xi = 0; xi < 36; xi++) memcpy(out + (size_t) xi * j->xi_stride, r + xi * LANES, LANES * sizeof(float));
+    else
+        for (int xi = 0; xi < 36; xi++) memcpy(out + (size_t) xi * j->xi_stride, r + xi * LANES, (size_t) n * sizeof(float));
+}
+
+static void input_channel(void *ctx, int c, int thread) {
+    (void) thread;
+    const struct tiles_job *j = ctx;
+    for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
+        const int n = j->tiles - t0 < LANES ? j->tiles - t0 : LANES;
+        float d[36 * LANES], rows[36 * LANES], r[36 * LANES];
+        load_patches(j, c, t0, n, 6, -1, d);
+        for (int i = 0; i < 6; i++) bt6(d + 6 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* d B by rows */
+        for (int k = 0; k < 6; k++) bt6(rows + k * LANES, 6 * LANES, r + k * LANES, 6 * LANES); /* B^T (d B) */
+        store_runs(j, c, t0, n, r);
+    }
+}
+
+static void gradient_channel(void *ctx, int c, int thread) {
+    (void) thread;
+    const struct tiles_job *j = ctx;
+    for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
+        const int n = j->tiles - t0 < LANES ? j->tiles - t0 : LANES;
+        float g[16 * LANES], rows[24 * LANES], r[36 * LANES];
+        load_patches(j, c, t0, n, 4, 0, g);
+        for (int i = 0; i < 4; i++) a4(g + 4 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* g A^T: 4 x 6 */
+        for (int k = 0; k < 6; k++) a4(rows + k * LANES, 6 * LANES, r + k * LANES, 6 * LANES);  /* A (g A^T) */
+        store_runs(j, c, t0, n, r);
+    }
+}
+
+static void transform(f2a_task_fn fn, const float *src, int n, int channels, int h, int w, int tile0, int tiles,
+                      float *out, int ld, int threads) {
+    const int th = (h + 3) / 4, tw = (w + 3) / 4;
+    (void) n;
+    struct tiles_job job = { src, channels, h, w, th, tw, tile0, tiles, ld, (size_t) channels * ld, out };
+    f2a_parallel(fn, &job, channels, threads);
+}
+
+int f2a_winograd_tiles(int n, int height, int width) {
+    return n * ((height + 3) / 4) * ((width + 3) / 4);
+}
+
+void f2a_winograd_dw_input(const float *x, int n, int cin, int height, int width, int tile0, int tiles,
+                           float *v, int ld, int threads) {
+    transform(input_channel, x, n, cin, height, width, tile0, tiles, v, ld, threads);
+}
+
+void f2a_winograd_dw_gradient(const float *dy, int n, int cout, int height, int width, int tile0, int tiles,
+                              float *dm, int ld, int threads) {
+    transform(gradient_channel, dy, n, cout, height, width, tile0, tiles, dm, ld, threads);
+}
+
+struct finish_job {
+    const float *du;
+    int cout, cin;
+    float *dw;
+};
+
+/* One output channel: LANES input channels side by side (contiguous in every dU[xi]). */
+static void finish_channel(void *ctx, int co, int thread) {
+    (void) thread;
+    const struct finish_job *j = ctx;
+    const size_t xi_stride = (size_t) j->cout * j->cin;
+    float g[6][3];
+    for (int p = 0; p < 6; p++)
+        for (int a = 0; a < 3; a++) g[p][a] = (float) G[p][a];
+    for (int ci0 = 0; ci0 < j->cin; ci0 += LANES) {
+        const int n = j->cin - ci0 < LANES ? j->cin - ci0 : LANES;
+        float u[36][LANES] = { { 0 } }, t[3][6][LANES] = { { { 0 } } }, d[9][LANES] = { { 0 } };
+        for (int xi = 0; xi < 36; xi++)
+            for (int l = 0; l < n; l++) u[xi][l] = j->du[xi * xi_stride + (size_t) co * j->cin + ci0 + l];
+        for (int a = 0; a < 3; a++) /* G^T dU */
+            for (int q = 0; q < 6; q++)
+                for (int p = 0; p < 6; p++)
+                    for (int l = 0; l < LANES; l++) t[a][q][l] += g[p][a] * u[6 * p + q][l];
+        for (int a = 0; a < 3; a++) /* (G^T dU) G */
+            for (int b = 0; b < 3; b++)
+                for (int q = 0; q < 6; q++)
+                    for (int l = 0; l < LANES; l++) d[3 * a + b][l] += t[a][q][l] * g[q][b];
+        float *dw = j->dw + ((size_t) co * j->cin + ci0) * 9;
+        for (int l = 0; l < n; l++)
+            for (int k = 0; k < 9; k++) dw[9 * l + k] += d[k][l];
+    }
+}
+
+void f2a_winograd_dw_finish(const float *du, int cout, int cin, float *dw, int threads) {
+    struct finish_job job = { du, cout, cin, dw };
+    f2a_parallel(finish_channel, &job, cout, threads);
+}
