@@ -27,9 +27,12 @@ enum EngineConvolution {
     /// shape from 3 → 8 channels at 128² to 512 → 512 at 16²; OpenBLAS's GEMM, im2col
     /// not counted, 15–30 GFLOP/s at 8 output channels, 40–70 at 16, 87–112 at 32 × 32,
     /// 127–182 at 64 × 64 and 225–250 from 128 × 128 on (f2a-train bench --gemm-shapes),
-    /// so the wide layers went to im2col + GEMM until the Winograd domain's 4× fewer
-    /// multiplies beat both (width 1.0: 2864–2948 → 2651–2705 ms per step). Limits of
-    /// 128² and 512² channels instead of 64² measured the same or slower.
+    /// so the wide layers went to im2col + GEMM (limits of 128² and 512² channels measured
+    /// the same or slower) until the Winograd domain's 4× fewer multiplies beat both
+    /// (width 1.0: 2864–2948 → 2651–2705 ms per step). With it, limits of 32² and 16²
+    /// (more layers in the Winograd domain) measured the same or slower: width 1.0
+    /// 2800/2427 ms per step at 64², 2539/2577 at 32², 2651/2681 at 16²; width 0.125
+    /// 92/88, 95/91, 112/107 ms.
     static let directWeightGradientMaxChannelProduct = 64 * 64
 
     /// Accumulates the weight gradient of a 3x3 conv (stride 1, padding 1) into dW
