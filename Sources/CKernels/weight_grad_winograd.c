@@ -1,4 +1,5 @@
 #include "f2a_kernels.h"
+#include "winograd_f43.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -24,17 +25,8 @@
  *
  * Tiles are numbered (image, tile row, tile column) over the padded grid of
  * ceil(h / 4) x ceil(w / 4) tiles; parts of a tile outside the image read zeros (the
- * padding, and output positions that do not exist). */
-
-/* Lavin's F(4x4, 3x3), interpolation points 0, +-1, +-2, infinity (winograd.c). */
-static const double G[6][3] = {
-    { 1.0 / 4, 0, 0 },
-    { -1.0 / 6, -1.0 / 6, -1.0 / 6 },
-    { -1.0 / 6, 1.0 / 6, -1.0 / 6 },
-    { 1.0 / 24, 1.0 / 12, 1.0 / 6 },
-    { 1.0 / 24, -1.0 / 12, 1.0 / 6 },
-    { 0, 0, 1 },
-};
+ * padding, and output positions that do not exist). The transforms are those of
+ * Lavin's F(4x4, 3x3) (winograd_f43.h). */
 
 /* Tiles transformed side by side: one vector lane each, and one run of LANES floats
  * per transform position stored (consecutive tiles are consecutive in v and dm). */
@@ -165,7 +157,7 @@ static void finish_channel(void *ctx, int co, int thread) {
     const size_t xi_stride = (size_t) j->cout * j->cin;
     float g[6][3];
     for (int p = 0; p < 6; p++)
-        for (int a = 0; a < 3; a++) g[p][a] = (float) G[p][a];
+        for (int a = 0; a < 3; a++) g[p][a] = (float) f2a_winograd_g[p][a];
     for (int ci0 = 0; ci0 < j->cin; ci0 += LANES) {
         const int n = j->cin - ci0 < LANES ? j->cin - ci0 : LANES;
         float u[36][LANES] = { { 0 } }, t[3][6][LANES] = { { { 0 } } }, d[9][LANES] = { { 0 } };

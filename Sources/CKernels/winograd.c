@@ -1,4 +1,5 @@
 #include "f2a_kernels.h"
+#include "winograd_f43.h"
 #include "microkernel.h"
 #include "workspace.h"
 
@@ -56,16 +57,6 @@ size_t f2a_conv3x3_packed_count(int cout, int cin) {
     return (size_t) NXI * (size_t) round_up(cout, block_rows(cout)) * (size_t) cin;
 }
 
-/* G of F(4x4, 3x3) with interpolation points 0, +-1, +-2, infinity. */
-static const double G[6][3] = {
-    { 1.0 / 4, 0, 0 },
-    { -1.0 / 6, -1.0 / 6, -1.0 / 6 },
-    { -1.0 / 6, 1.0 / 6, -1.0 / 6 },
-    { 1.0 / 24, 1.0 / 12, 1.0 / 6 },
-    { 1.0 / 24, -1.0 / 12, 1.0 / 6 },
-    { 0, 0, 1 },
-};
-
 #define PACK_LANES 16 /* weights transformed at once: one 64-byte run per xi row */
 
 struct pack_job {
@@ -87,6 +78,7 @@ __attribute__((target("avx2,fma")))
 static void pack_group(void *ctx, int group, int thread) {
     (void) thread;
     const struct pack_job *job = ctx;
+    const double (*const G)[3] = f2a_winograd_g;
     const int cg = job->cg, cin = job->cin, rows = cin * cg;
     float *base = job->packed + (size_t) group * rows;
     for (int j0 = 0; j0 < rows; j0 += PACK_LANES) {
