@@ -154,25 +154,10 @@ func addBiasGradient(_ dy: Tensor, into dB: UnsafeMutablePointer<Float>) {
     dy.data.withUnsafeBufferPointer { db in
         for b in 0..<dy.n {
             for o in 0..<dy.c {
-                dB[o] += planeSum(db.baseAddress! + (b * dy.c + o) * plane, count: plane)
+                dB[o] += Float(laneSum(db.baseAddress! + (b * dy.c + o) * plane, plane))
             }
         }
     }
-}
-
-/// The sum of count floats in 16 lanes (a scalar sum in order does not vectorise: it
-/// was 2.3 % of a width-0.25 training step), lanes added in a fixed order.
-@inline(__always)
-func planeSum(_ p: UnsafePointer<Float>, count: Int) -> Float {
-    var lanes = SIMD16<Float>(repeating: 0)
-    var i = 0
-    while i + 16 <= count {
-        lanes += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
-        i += 16
-    }
-    var s = lanes.sum()
-    while i < count { s += p[i]; i += 1 }
-    return s
 }
 
 // MARK: Single output channel

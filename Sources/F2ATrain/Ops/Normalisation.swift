@@ -46,12 +46,11 @@ public func normForward(_ x: Tensor, kind: NormKind, gamma: [Float], beta: [Floa
                     parallelChunks(groups.count, work: 3 * x.count) { range in
                         for gi in range {
                             var s = 0.0
-                            for si in 0..<groups.segments { let o = groups.offset(gi, si); for i in 0..<plane { s += Double(xp[o + i]) } }
+                            for si in 0..<groups.segments { s += laneSum(xp + groups.offset(gi, si), plane) }
                             let mean = s / groups.size
                             var v = 0.0
                             for si in 0..<groups.segments {
-                                let o = groups.offset(gi, si)
-                                for i in 0..<plane { let d = Double(xp[o + i]) - mean; v += d * d }
+                                v += laneSquaredDeviation(xp + groups.offset(gi, si), plane, from: Float(mean))
                             }
                             let invStd = Float(1 / (v / groups.size + Double(eps)).squareRoot())
                             ip[gi] = invStd
@@ -92,7 +91,8 @@ public func normBackward(_ dy: Tensor, cache: NormCache, kind: NormKind, gamma: 
                             var sdy = 0.0, sdyh = 0.0
                             for si in 0..<groups.segments {
                                 let o = groups.offset(gi, si)
-                                for i in 0..<plane { sdy += Double(dp[o + i]); sdyh += Double(dp[o + i] * hp[o + i]) }
+                                sdy += laneSum(dp + o, plane)
+                                sdyh += laneDot(dp + o, hp + o, plane)
                             }
                             sp[2 * gi] = sdy; sp[2 * gi + 1] = sdyh
                             // dxhat = gamma·dy; dx = invStd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat))
@@ -115,3 +115,4 @@ public func normBackward(_ dy: Tensor, cache: NormCache, kind: NormKind, gamma: 
     }
     return dx
 }
+
