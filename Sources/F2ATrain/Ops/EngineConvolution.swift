@@ -72,8 +72,10 @@ enum EngineConvolution {
         let cin = x.c, cout = dy.c, threads = Int32(Conv2d.threadCount)
         let tiles = Int(f2a_winograd_tiles(Int32(x.n), Int32(x.h), Int32(x.w)))
         let chunk = min(tiles, chunkTiles ?? max(16, winogradChunkFloats / (36 * (cin + cout)) / 16 * 16))
-        var du = [Float](repeating: 0, count: 36 * cout * cin)
-        var v = [Float](repeating: 0, count: 36 * cin * chunk), dm = [Float](repeating: 0, count: 36 * cout * chunk)
+        // No zero fill (37 MB of dU alone at 512 × 512 channels): the transforms write every
+        // tile column the GEMMs read, and the first chunk's GEMMs store dU with beta 0.
+        func scratch(_ count: Int) -> [Float] { [Float](unsafeUninitializedCapacity: count) { _, n in n = count } }
+        var du = scratch(36 * cout * cin), v = scratch(36 * cin * chunk), dm = scratch(36 * cout * chunk)
         x.data.withUnsafeBufferPointer { xp in
             dy.data.withUnsafeBufferPointer { dp in
                 v.withUnsafeMutableBufferPointer { vp in
