@@ -235,15 +235,7 @@ func singleOutputConvBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: Con
             weight.withUnsafeBufferPointer { wb in
                 dx.data.withUnsafeMutableBufferPointer { dxb in
                     let xp = xb.baseAddress!, dyp = db.baseAddress!, wp = wb.baseAddress!
-                    if let dB {
-                        var t: Float = 0
-                        for b in 0..<x.n {
-                            var sum: Float = 0
-                            for i in 0..<ohw { sum += dyp[b * ohw + i] }
-                            t += sum
-                        }
-                        dB[0] += t
-                    }
+                    if let dB { addBiasGradient(dy, into: dB) }
                     if let dW {
                         // Disjoint channels per chunk; each tap sums over images in order.
                         parallelChunks(c, work: x.n * g.columnRows * ohw) { channels in

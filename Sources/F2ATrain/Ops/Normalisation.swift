@@ -115,4 +115,3 @@ public func normBackward(_ dy: Tensor, cache: NormCache, kind: NormKind, gamma: 
     }
     return dx
 }
-
