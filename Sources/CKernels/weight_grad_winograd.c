@@ -122,10 +122,9 @@ static void gradient_channel(void *ctx, int c, int thread) {
     }
 }
 
-static void transform(f2a_task_fn fn, const float *src, int n, int channels, int h, int w, int tile0, int tiles,
+static void transform(f2a_task_fn fn, const float *src, int channels, int h, int w, int tile0, int tiles,
                       float *out, int ld, int threads) {
     const int th = (h + 3) / 4, tw = (w + 3) / 4;
-    (void) n;
     struct tiles_job job = { src, channels, h, w, th, tw, tile0, tiles, ld, (size_t) channels * ld, out };
     f2a_parallel(fn, &job, channels, threads);
 }
@@ -134,14 +133,14 @@ int f2a_winograd_tiles(int n, int height, int width) {
     return n * ((height + 3) / 4) * ((width + 3) / 4);
 }
 
-void f2a_winograd_dw_input(const float *x, int n, int cin, int height, int width, int tile0, int tiles,
+void f2a_winograd_dw_input(const float *x, int cin, int height, int width, int tile0, int tiles,
                            float *v, int ld, int threads) {
-    transform(input_channel, x, n, cin, height, width, tile0, tiles, v, ld, threads);
+    transform(input_channel, x, cin, height, width, tile0, tiles, v, ld, threads);
 }
 
-void f2a_winograd_dw_gradient(const float *dy, int n, int cout, int height, int width, int tile0, int tiles,
+void f2a_winograd_dw_gradient(const float *dy, int cout, int height, int width, int tile0, int tiles,
                               float *dm, int ld, int threads) {
-    transform(gradient_channel, dy, n, cout, height, width, tile0, tiles, dm, ld, threads);
+    transform(gradient_channel, dy, cout, height, width, tile0, tiles, dm, ld, threads);
 }
 
 struct finish_job {

@@ -68,9 +68,11 @@ int f2a_conv3x3_weight_grad(const float *x, const float *dy, int n, int cin, int
  * Rows hold ld >= tiles floats. Tiles: f2a_winograd_tiles(n, height, width) in all.
  */
 int f2a_winograd_tiles(int n, int height, int width);
-void f2a_winograd_dw_input(const float *x, int n, int cin, int height, int width, int tile0, int tiles,
+/* Tiles are numbered across the images (image, tile row, tile column), so the
+ * transforms need no image count: x and dy hold at least the images tile0 + tiles reach. */
+void f2a_winograd_dw_input(const float *x, int cin, int height, int width, int tile0, int tiles,
                            float *v, int ld, int threads);
-void f2a_winograd_dw_gradient(const float *dy, int n, int cout, int height, int width, int tile0, int tiles,
+void f2a_winograd_dw_gradient(const float *dy, int cout, int height, int width, int tile0, int tiles,
                               float *dm, int ld, int threads);
 void f2a_winograd_dw_finish(const float *du, int cout, int cin, float *dw, int threads);
 

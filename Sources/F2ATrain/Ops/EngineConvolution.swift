@@ -84,9 +84,9 @@ enum EngineConvolution {
                             var t0 = 0
                             while t0 < tiles {
                                 let count = min(chunk, tiles - t0)
-                                f2a_winograd_dw_input(xp.baseAddress!, Int32(x.n), Int32(cin), Int32(x.h), Int32(x.w),
+                                f2a_winograd_dw_input(xp.baseAddress!, Int32(cin), Int32(x.h), Int32(x.w),
                                                       Int32(t0), Int32(count), vp.baseAddress!, Int32(chunk), threads)
-                                f2a_winograd_dw_gradient(dp.baseAddress!, Int32(x.n), Int32(cout), Int32(x.h), Int32(x.w),
+                                f2a_winograd_dw_gradient(dp.baseAddress!, Int32(cout), Int32(x.h), Int32(x.w),
                                                          Int32(t0), Int32(count), mp.baseAddress!, Int32(chunk), threads)
                                 for xi in 0..<36 {
                                     sgemm(transB: true, m: cout, n: cin, k: count,
