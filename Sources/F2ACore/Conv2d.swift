@@ -20,7 +20,7 @@ func withBasePointers<R>(_ sources: [Tensor], image: Int, _ body: ([UnsafePointe
 /// Parameters are named as in the checkpoint: `weight` [out, in, k, k] and
 /// `bias` [out]. 3x3 convolutions with stride 1 and padding 1 (almost all of
 /// the network) run as Winograd F(4x4, 3x3) in CKernels when the CPU has
-/// AVX2/FMA. Everything else lowers a band of output rows at a time to a
+/// AVX2/FMA (a batch of small images as one `BatchMosaic`). Everything else lowers a band of output rows at a time to a
 /// column matrix (im2col) and multiplies it with the weight matrix through
 /// BLAS, so the scratch memory stays bounded whatever the image size.
 public struct Conv2d: Sendable {
@@ -79,6 +79,9 @@ public struct Conv2d: Sendable {
         precondition(sources.allSatisfy { $0.rank == 4 && $0.n == n && $0.h == h && $0.w == w }
                      && sources.reduce(0, { $0 + $1.c }) == inChannels,
                      "Conv2d expects \(inChannels) input channels, got \(sources.map { $0.shape.shapeDescription })")
+        if let mosaic = BatchMosaic(images: n, height: h, width: w) {
+            return self(mosaic: mosaic, sources, activation: activation)
+        }
         let channels = sources.map { Int32($0.c) }
         let outPlane = outChannels * h * w
         var y = Tensor(shape: [n, outChannels, h, w]) { yp in
@@ -90,6 +93,27 @@ public struct Conv2d: Sendable {
                     precondition(status == 0, "Conv2d: out of memory for the 3x3 kernel's workspace")
                 }
             }
+        }
+        if activation != .relu && activation != .identity { activation.apply(&y) }
+        return y
+    }
+
+    /// `callAsFunction(concatenating:)` on a batch of small images run as one mosaic image.
+    private func callAsFunction(mosaic: BatchMosaic, _ sources: [Tensor], activation: Activation) -> Tensor {
+        let input = mosaic.pack(sources)
+        let mh = mosaic.mosaicHeight, mw = mosaic.mosaicWidth
+        var output = [Float](unsafeUninitializedCapacity: outChannels * mh * mw) { _, n in n = outChannels * mh * mw }
+        input.withUnsafeBufferPointer { ip in
+            output.withUnsafeMutableBufferPointer { op in
+                var base: UnsafePointer<Float>? = ip.baseAddress!
+                var channels = Int32(inChannels)
+                let status = f2a_conv3x3(&base, &channels, 1, Int32(mh), Int32(mw), packed, bias.data, Int32(outChannels),
+                                         activation == .relu ? 1 : 0, op.baseAddress!, Int32(Conv2d.threadCount))
+                precondition(status == 0, "Conv2d: out of memory for the 3x3 kernel's workspace")
+            }
+        }
+        var y = Tensor(shape: [mosaic.images, outChannels, mosaic.height, mosaic.width]) { yp in
+            output.withUnsafeBufferPointer { mosaic.unpack($0.baseAddress!, channels: outChannels, into: yp.baseAddress!) }
         }
         if activation != .relu && activation != .identity { activation.apply(&y) }
         return y

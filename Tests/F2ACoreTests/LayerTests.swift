@@ -65,6 +65,38 @@ struct LayerTests {
         #expect(Self.winogradClose(conv(concatenating: [a, b], activation: .relu), expected))
     }
 
+    @Test("A batch of small images runs as one mosaic, every image as if alone", arguments: [
+        (5, 7, 9), (8, 8, 8), (3, 1, 1), (7, 32, 32), (2, 1, 30),
+    ])
+    func convMosaic(_ n: Int, _ h: Int, _ w: Int) throws {
+        let mosaic = try #require(BatchMosaic(images: n, height: h, width: w))
+        #expect(mosaic.columns * mosaic.rows >= n && (mosaic.columns - 1) * mosaic.rows < n)
+        let conv = Conv2d(weight: randomTensor([6, 7, 3, 3], seed: 28), bias: randomTensor([6], seed: 29), padding: 1)
+        // Inputs far from zero at every image edge: a pixel read across a gutter from the
+        // neighbouring image would show.
+        let a = affine(randomTensor([n, 4, h, w], seed: 30), scale: 1, shift: 3)
+        let b = affine(randomTensor([n, 3, h, w], seed: 31), scale: 1, shift: -3)
+        let expected = naiveConv2d(concatChannels(a, b), weight: conv.weight, bias: conv.bias, stride: 1, padding: 1)
+        #expect(Self.winogradClose(conv(concatenating: [a, b]), expected))
+    }
+
+    @Test("Mosaic layout: fewer tile slots than image by image, zero gutters, exact round trip")
+    func mosaicLayout() throws {
+        let m = try #require(BatchMosaic(images: 8, height: 8, width: 8))
+        func slots(_ h: Int, _ w: Int) -> Int { ((w + 3) / 4 + 7) / 8 * 8 * ((h + 3) / 4) }
+        #expect(slots(m.mosaicHeight, m.mosaicWidth) * 2 <= 8 * slots(8, 8))
+        #expect(BatchMosaic(images: 1, height: 8, width: 8) == nil)
+        #expect(BatchMosaic(images: 8, height: 64, width: 64) == nil)
+        let x = affine(randomTensor([8, 2, 8, 8], seed: 32), scale: 0, shift: 1)   // all ones: the mosaic's zeros are exactly its gutters
+        let packed = m.pack([x])
+        #expect(packed.filter { $0 == 1 }.count == x.count)
+        #expect(packed.count == 2 * m.mosaicHeight * m.mosaicWidth)
+        let y = randomTensor([8, 2, 8, 8], seed: 33)
+        var back = [Float](repeating: .nan, count: y.count)
+        m.pack([y]).withUnsafeBufferPointer { p in back.withUnsafeMutableBufferPointer { m.unpack(p.baseAddress!, channels: 2, into: $0.baseAddress!) } }
+        #expect(back == y.data)
+    }
+
     @Test("Conv2d splits large images into row bands without changing the result")
     func convBanding() {
         // 64·9·oh·ow floats exceed the column budget so the forward pass must band.
