@@ -10,48 +10,47 @@ public func conv2dForward(_ x: Tensor, weight: [Float], bias: [Float], _ g: Conv
                           workspace ws: Workspace, columnTarget: Int = gemmColumnTarget) -> Tensor {
     precondition(x.rank == 4 && x.c == g.inChannels, "conv2dForward: input \(x.shape.shapeDescription) for \(g)")
     precondition(weight.count == g.outChannels * g.columnRows && bias.count == g.outChannels)
-    if g.outChannels == 1 && !g.pointwise { return singleOutputConvForward(x, weight: weight, bias: bias[0], g) }
+    if g.outChannels == 1 && !g.pointwise { return singleOutputConvForward(x, weight: weight, bias: bias[0], g, workspace: ws) }
     let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
-    var y = Tensor(zeros: [x.n, g.outChannels, oh, ow])
     let outPlane = g.outChannels * ohw, kk = g.columnRows
     let group = groupSize(ohw, x.n, columnTarget)
-    x.data.withUnsafeBufferPointer { xb in
-        weight.withUnsafeBufferPointer { wb in
-            y.data.withUnsafeMutableBufferPointer { yb in
-                let xp = xb.baseAddress!, wp = wb.baseAddress!, yp = yb.baseAddress!
-                var b0 = 0
-                while b0 < x.n {
-                    let cnt = min(group, x.n - b0), cols = cnt * ohw
-                    ws.withBuffer(0, count: g.pointwise && cnt == 1 ? 0 : kk * cols) { col in
-                        let bsrc = lowerImages(xp, shape: x.shape, images: b0..<(b0 + cnt), geometry: g, into: col)
-                        if cnt == 1 {
-                            sgemm(m: g.outChannels, n: ohw, k: kk, a: wp, lda: kk, b: bsrc, ldb: ohw,
-                                  c: yp + b0 * outPlane, ldc: ohw)
-                        } else {
-                            ws.withBuffer(1, count: g.outChannels * cols) { tmp in
-                                sgemm(m: g.outChannels, n: cols, k: kk, a: wp, lda: kk, b: bsrc, ldb: cols, c: tmp, ldc: cols)
-                                for j in 0..<cnt {
-                                    for o in 0..<g.outChannels {
-                                        (yp + (b0 + j) * outPlane + o * ohw).update(from: tmp + o * cols + j * ohw, count: ohw)
+    // Every element of y is written once with its bias: a lone image's GEMM adds onto its
+    // bias planes (beta 1 costs OpenBLAS what beta 0's zeroing of C does), a group's GEMM
+    // result is copied out plane by plane with the bias added on the way.
+    return Tensor(shape: [x.n, g.outChannels, oh, ow]) { yb in
+        x.data.withUnsafeBufferPointer { xb in
+            weight.withUnsafeBufferPointer { wb in
+                bias.withUnsafeBufferPointer { bb in
+                    let xp = xb.baseAddress!, wp = wb.baseAddress!, yp = yb.baseAddress!, bp = bb.baseAddress!
+                    var b0 = 0
+                    while b0 < x.n {
+                        let cnt = min(group, x.n - b0), cols = cnt * ohw
+                        ws.withBuffer(0, count: g.pointwise && cnt == 1 ? 0 : kk * cols) { col in
+                            let bsrc = lowerImages(xp, shape: x.shape, images: b0..<(b0 + cnt), geometry: g, into: col)
+                            if cnt == 1 {
+                                let dst = yp + b0 * outPlane
+                                for o in 0..<g.outChannels { (dst + o * ohw).update(repeating: bp[o], count: ohw) }
+                                sgemm(m: g.outChannels, n: ohw, k: kk, a: wp, lda: kk, b: bsrc, ldb: ohw, beta: 1, c: dst, ldc: ohw)
+                            } else {
+                                ws.withBuffer(1, count: g.outChannels * cols) { tmp in
+                                    sgemm(m: g.outChannels, n: cols, k: kk, a: wp, lda: kk, b: bsrc, ldb: cols, c: tmp, ldc: cols)
+                                    parallelChunks(cnt * g.outChannels, work: cnt * outPlane) { planes in
+                                        for p in planes {
+                                            let (j, o) = p.quotientAndRemainder(dividingBy: g.outChannels)
+                                            let src = tmp + o * cols + j * ohw, dst = yp + (b0 + j) * outPlane + o * ohw
+                                            let v = bp[o]
+                                            for i in 0..<ohw { dst[i] = src[i] + v }
+                                        }
                                     }
                                 }
                             }
                         }
-                    }
-                    b0 += cnt
-                }
-                bias.withUnsafeBufferPointer { bb in
-                    for b in 0..<x.n {
-                        for o in 0..<g.outChannels {
-                            let v = bb[o], p = yp + b * outPlane + o * ohw
-                            for i in 0..<ohw { p[i] += v }
-                        }
+                        b0 += cnt
                     }
                 }
             }
         }
     }
-    return y
 }
 
 /// Backward of `conv2dForward`: accumulates dW and dB (if given) and returns
@@ -81,7 +80,7 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
     }
     if oc == 1 && !g.pointwise {
         return singleOutputConvBackward(x, dy: dy, weight: weight, g, dW: dW, dB: dB,
-                                        inputGradient: inputGradient ? dxFirst..<(dxFirst + dxChannels) : nil)
+                                        inputGradient: inputGradient ? dxFirst..<(dxFirst + dxChannels) : nil, workspace: ws)
     }
     // Column rows are channel-major, so the rows of channels dxFirst..< are contiguous.
     let inPlane = dxChannels * x.h * x.w, kkDx = dxChannels * g.kernel * g.kernel
@@ -164,8 +163,12 @@ func addBiasGradient(_ dy: Tensor, into dB: UnsafeMutablePointer<Float>) {
 
 // A convolution to one channel (the PatchGAN's logits) as im2col + sgemm is a GEMV
 // over a column matrix kernel² times the input (a 4x4 conv of 256 channels: 3 MB per
-// image, written, read once and, backwards, written and scattered again); run directly
-// it touches the input once per kernel tap and no column matrix at all.
+// image, written, read once and, backwards, written and scattered again). Instead the
+// channel sum goes first, as a GEMM into one plane per kernel tap at the input's
+// resolution ("tap planes", kernel² × H × W), and the taps are then shifted into
+// place: the GEMMs have the kernel² rows a GEMV lacks, and nothing is kernel² times the
+// input. Backwards the output gradient is shifted into tap planes, and the weight and
+// input gradients are GEMMs against them.
 
 /// Output positions o in 0..<outSize whose input position o·stride − padding + tap lies
 /// in 0..<inSize.
@@ -197,73 +200,61 @@ func forEachTapRow(_ g: ConvGeometry, channels: Range<Int>, height: Int, width: 
     }
 }
 
-/// conv2dForward for one output channel, computed directly (no column matrix).
-func singleOutputConvForward(_ x: Tensor, weight: [Float], bias: Float, _ g: ConvGeometry) -> Tensor {
+/// conv2dForward for one output channel: per image, tap planes T = Wᵀ X ([k² × C] ×
+/// [C × H·W]), then y = bias + the sum of each tap's plane shifted to the output.
+func singleOutputConvForward(_ x: Tensor, weight: [Float], bias: Float, _ g: ConvGeometry, workspace ws: Workspace) -> Tensor {
     let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
-    let inPlane = x.h * x.w, c = x.c, s = g.stride, width = x.w
-    var y = Tensor(zeros: [x.n, 1, oh, ow])
-    x.data.withUnsafeBufferPointer { xb in
-        weight.withUnsafeBufferPointer { wb in
-            y.data.withUnsafeMutableBufferPointer { yb in
-                let xp = xb.baseAddress!, wp = wb.baseAddress!, yp = yb.baseAddress!
-                parallelChunks(x.n, work: x.n * g.columnRows * ohw) { images in
-                    for b in images {
-                        let out = yp + b * ohw, img = xp + b * c * inPlane
+    let hw = x.h * x.w, c = x.c, s = g.stride, width = x.w, taps = g.kernel * g.kernel
+    return Tensor(shape: [x.n, 1, oh, ow]) { yb in
+        x.data.withUnsafeBufferPointer { xb in
+            weight.withUnsafeBufferPointer { wb in
+                ws.withBuffer(0, count: taps * hw) { t in
+                    for b in 0..<x.n {
+                        sgemm(transA: true, m: taps, n: hw, k: c, a: wb.baseAddress!, lda: taps, b: xb.baseAddress! + b * c * hw, ldb: hw,
+                              c: t, ldc: hw)
+                        let out = yb.baseAddress! + b * ohw
                         out.update(repeating: bias, count: ohw)
-                        forEachTapRow(g, channels: 0..<c, height: x.h, width: width, outH: oh, outW: ow) { ch, wi, iy, oy, cols, shift in
-                            let w = wp[wi], src = img + ch * inPlane + iy * width + shift, dst = out + oy * ow
-                            if s == 1 { for ox in cols { dst[ox] += w * src[ox] } } else { for ox in cols { dst[ox] += w * src[ox * s] } }
+                        forEachTapRow(g, channels: 0..<1, height: x.h, width: width, outH: oh, outW: ow) { _, tap, iy, oy, cols, shift in
+                            let src = t + tap * hw + iy * width + shift, dst = out + oy * ow
+                            for ox in cols { dst[ox] += src[ox * s] }
                         }
                     }
                 }
             }
         }
     }
-    return y
 }
 
-/// conv2dBackward for one output channel, computed directly: accumulates dW and dB (if
-/// given) and returns the gradient of the input channels `inputGradient` (nil: none).
+/// conv2dBackward for one output channel: accumulates dW and dB (if given) and returns
+/// the gradient of the input channels `inputGradient` (nil: none). Per image, the output
+/// gradient shifted into tap planes S [k² × H·W] gives dW += X Sᵀ and dX = W S.
 func singleOutputConvBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGeometry,
                               dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
-                              inputGradient: Range<Int>?) -> Tensor? {
+                              inputGradient: Range<Int>?, workspace ws: Workspace) -> Tensor? {
     let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
-    let inPlane = x.h * x.w, c = x.c, s = g.stride, width = x.w, kk = g.kernel * g.kernel
-    var dx = Tensor(zeros: inputGradient.map { [x.n, $0.count, x.h, x.w] } ?? [0])
+    let hw = x.h * x.w, c = x.c, s = g.stride, width = x.w, taps = g.kernel * g.kernel
+    if let dB { addBiasGradient(dy, into: dB) }
+    let dc = inputGradient?.count ?? 0
+    var dx = Tensor(shape: inputGradient == nil ? [0] : [x.n, dc, x.h, x.w]) { _ in }
     x.data.withUnsafeBufferPointer { xb in
         dy.data.withUnsafeBufferPointer { db in
             weight.withUnsafeBufferPointer { wb in
                 dx.data.withUnsafeMutableBufferPointer { dxb in
-                    let xp = xb.baseAddress!, dyp = db.baseAddress!, wp = wb.baseAddress!
-                    if let dB { addBiasGradient(dy, into: dB) }
-                    if let dW {
-                        // Disjoint channels per chunk; each tap sums over images in order.
-                        parallelChunks(c, work: x.n * g.columnRows * ohw) { channels in
-                            var acc = [Float](repeating: 0, count: channels.count * kk)
-                            acc.withUnsafeMutableBufferPointer { ab in
-                                let a = ab.baseAddress! - channels.lowerBound * kk
-                                for b in 0..<x.n {
-                                    let img = xp + b * c * inPlane, d = dyp + b * ohw
-                                    forEachTapRow(g, channels: channels, height: x.h, width: width, outH: oh, outW: ow) { ch, wi, iy, oy, cols, shift in
-                                        let src = img + ch * inPlane + iy * width + shift, dr = d + oy * ow
-                                        var sum: Float = 0
-                                        if s == 1 { for ox in cols { sum += dr[ox] * src[ox] } } else { for ox in cols { sum += dr[ox] * src[ox * s] } }
-                                        a[wi] += sum
-                                    }
-                                }
+                    ws.withBuffer(0, count: taps * hw) { t in
+                        for b in 0..<x.n {
+                            t.update(repeating: 0, count: taps * hw)
+                            let d = db.baseAddress! + b * ohw
+                            forEachTapRow(g, channels: 0..<1, height: x.h, width: width, outH: oh, outW: ow) { _, tap, iy, oy, cols, shift in
+                                let dst = t + tap * hw + iy * width + shift, src = d + oy * ow
+                                for ox in cols { dst[ox * s] = src[ox] }
                             }
-                            for i in 0..<acc.count { dW[channels.lowerBound * kk + i] += acc[i] }
-                        }
-                    }
-                    if let range = inputGradient {
-                        let dxp = dxb.baseAddress!, dc = range.count
-                        parallelChunks(x.n, work: x.n * dc * kk * ohw) { images in
-                            for b in images {
-                                let dst0 = dxp + b * dc * inPlane - range.lowerBound * inPlane, d = dyp + b * ohw
-                                forEachTapRow(g, channels: range, height: x.h, width: width, outH: oh, outW: ow) { ch, wi, iy, oy, cols, shift in
-                                    let w = wp[wi], dst = dst0 + ch * inPlane + iy * width + shift, dr = d + oy * ow
-                                    if s == 1 { for ox in cols { dst[ox] += w * dr[ox] } } else { for ox in cols { dst[ox * s] += w * dr[ox] } }
-                                }
+                            if let dW {
+                                sgemm(transB: true, m: c, n: taps, k: hw, a: xb.baseAddress! + b * c * hw, lda: hw, b: t, ldb: hw,
+                                      beta: 1, c: dW, ldc: taps)
+                            }
+                            if let range = inputGradient {
+                                sgemm(m: dc, n: hw, k: taps, a: wb.baseAddress! + range.lowerBound * taps, lda: taps, b: t, ldb: hw,
+                                      c: dxb.baseAddress! + b * dc * hw, ldc: hw)
                             }
                         }
                     }
