@@ -77,6 +77,33 @@ void f2a_winograd_dw_gradient(const float *dy, int cout, int height, int width, 
 void f2a_winograd_dw_finish(const float *du, int cout, int cin, float *dw, int threads);
 
 /**
+ * 4x4 convolution, stride 1, zero padding pad, by Winograd F(3x3, 4x4), as transforms
+ * around the caller's 36 GEMMs per chunk of tiles (winograd_k4.c):
+ *   u[xi][co][ci]  = G g G^T                                  (f2a_wk4_weights)
+ *   v[xi][ci][t]   = B^T d B of input tile tile0 + t           (f2a_wk4_input)
+ *   m[xi][co][t]   = sum over ci of u[xi][co][ci] v[xi][ci][t]  (the caller)
+ *   y             <- A^T m A + bias, the tiles' valid pixels    (f2a_wk4_output)
+ *   dm[xi][co][t]  = A dy A^T of output tile tile0 + t         (f2a_wk4_output_grad)
+ *   du, dv         = dm v^T, u^T dm                            (the caller)
+ *   dw[co][ci]    += G^T du G                                  (f2a_wk4_weight_grad_finish)
+ *   dx            += B dv B^T, overlapping tiles added         (f2a_wk4_input_grad)
+ * Tiles: f2a_wk4_tiles(n, out_h, out_w) in all, numbered (image, tile row, tile column)
+ * over 3x3 output tiles; x, dx [n][c][h][w], y, dy [n][cout][out_h][out_w] (out = in + 2 pad - 3).
+ * Rows of v, m, dm, dv hold ld >= tiles floats. bias may be NULL.
+ */
+int f2a_wk4_tiles(int n, int out_h, int out_w);
+void f2a_wk4_weights(const float *w, int cout, int cin, float *u, int threads);
+void f2a_wk4_input(const float *x, int c, int h, int w, int pad, int out_h, int out_w, int tile0, int tiles,
+                   float *v, int ld, int threads);
+void f2a_wk4_output(const float *m, int cout, int out_h, int out_w, int tile0, int tiles, int ld,
+                    const float *bias, float *y, int threads);
+void f2a_wk4_output_grad(const float *dy, int cout, int out_h, int out_w, int tile0, int tiles,
+                         float *dm, int ld, int threads);
+void f2a_wk4_input_grad(const float *dv, int c, int h, int w, int pad, int out_h, int out_w, int tile0, int tiles,
+                        int ld, float *dx, int threads);
+void f2a_wk4_weight_grad_finish(const float *du, int cout, int cin, float *dw, int threads);
+
+/**
  * 3x3 convolution, stride 1, zero padding 1, bias, optional ReLU
  * (Winograd F(4x4, 3x3); see winograd.c).
  *

@@ -11,6 +11,7 @@ public func conv2dForward(_ x: Tensor, weight: [Float], bias: [Float], _ g: Conv
     precondition(x.rank == 4 && x.c == g.inChannels, "conv2dForward: input \(x.shape.shapeDescription) for \(g)")
     precondition(weight.count == g.outChannels * g.columnRows && bias.count == g.outChannels)
     if g.outChannels == 1 && !g.pointwise { return singleOutputConvForward(x, weight: weight, bias: bias[0], g, workspace: ws) }
+    if Winograd4x4.applies(g) { return Winograd4x4.forward(x, weight: weight, bias: bias, g, workspace: ws) }
     let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
     let outPlane = g.outChannels * ohw, kk = g.columnRows
     let group = groupSize(ohw, x.n, columnTarget)
@@ -77,6 +78,10 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
         return conv2dBackward(x, dy: dy, weight: weight, g, dW: nil, dB: nil, inputGradient: true,
                               inputGradientChannels: inputGradientChannels, inputGradientFrom: inputGradientFrom,
                               workspace: ws, columnTarget: columnTarget)
+    }
+    if Winograd4x4.applies(g) {
+        return Winograd4x4.backward(x, dy: dy, weight: weight, g, dW: dW, dB: dB,
+                                    inputGradient: inputGradient ? dxFirst..<(dxFirst + dxChannels) : nil, workspace: ws)
     }
     if oc == 1 && !g.pointwise {
         return singleOutputConvBackward(x, dy: dy, weight: weight, g, dW: dW, dB: dB,

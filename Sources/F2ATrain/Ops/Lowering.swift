@@ -12,8 +12,8 @@ import F2ACore
 public final class Workspace: @unchecked Sendable {
     // Raw allocations (not Swift arrays) so that nested buffers can be held
     // at the same time without exclusivity conflicts.
-    private var pointers: [UnsafeMutablePointer<Float>?] = [nil, nil, nil]
-    private var capacities = [0, 0, 0]
+    private var pointers = [UnsafeMutablePointer<Float>?](repeating: nil, count: 5)
+    private var capacities = [Int](repeating: 0, count: 5)
     public init() {}
     deinit { for p in pointers { p?.deallocate() } }
 

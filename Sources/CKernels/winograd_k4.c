@@ -1,0 +1,327 @@
+#include "f2a_kernels.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* 4x4 convolution, stride 1 (the PatchGAN's last two layers), by Winograd F(3x3, 4x4):
+ * each 3x3 output tile from a 6x6 input tile with 36 multiplies per channel pair
+ * instead of 144.
+ *
+ * F(3x3, 4x4) uses the same six points (0, 1, -1, 2, -2, inf) as F(4x4, 3x3): the
+ * input transform B^T is Lavin's, A^T is the first three rows of F(4x4, 3x3)'s (with
+ * the point at infinity in the last row), G is F(4x4, 3x3)'s G with a fourth power.
+ * Checked in numpy against direct correlation to 1e-14.
+ *
+ *   forward   V = B^T d B,  M[xi] = U[xi] V[xi] (GEMM),  y = A^T M A + bias
+ *   backward  dM = A dy A^T,  dU[xi] += dM[xi] V[xi]^T,  dV[xi] = U[xi]^T dM[xi] (GEMMs),
+ *             dw += G^T dU G,  dx += B dV B^T (overlapping tiles add up)
+ *
+ * As in weight_grad_winograd.c the GEMMs are the caller's (the trainer's BLAS); these
+ * functions transform, in the layouts
+ *
+ *   U[xi][cout][cin], dU the same
+ *   V[xi][c][t], M[xi][c][t], dM, dV     t = tile - tile0, rows of ld floats
+ *
+ * Tiles are numbered (image, tile row, tile column) over ceil(oh / 3) x ceil(ow / 3)
+ * tiles of each output plane; tile (ty, tx) reads input rows 3 ty - pad ... + 5 (zeros
+ * outside the plane). Each function splits its channels over the thread pool: every
+ * channel's planes are written by one thread, so the overlapping tiles of dx add up
+ * without races. */
+
+#define LANES 16
+
+struct k4_job {
+    const float *src;
+    float *dst;
+    const float *bias;
+    int channels, h, w, pad, oh, ow, th, tw, tile0, tiles, ld;
+    size_t xi_stride;
+};
+
+static struct k4_job job_of(const float *src, float *dst, int channels, int h, int w, int pad, int oh, int ow,
+                            int tile0, int tiles, int ld) {
+    struct k4_job j = { src, dst, NULL, channels, h, w, pad, oh, ow, (oh + 2) / 3, (ow + 2) / 3, tile0, tiles, ld,
+                        (size_t) channels * ld };
+    return j;
+}
+
+/* Image and top-left corner of tile t0 + lane (lanes past the last tile repeat it:
+ * computed, never stored). */
+static void tile_origin(const struct k4_job *j, int t0, int n, int lane, int *img, int *y0, int *x0) {
+    const int per_image = j->th * j->tw, tile = j->tile0 + t0 + (lane < n ? lane : n - 1);
+    *img = tile / per_image;
+    *y0 = tile % per_image / j->tw * 3;
+    *x0 = tile % j->tw * 3;
+}
+
+/* size x size patches of plane c (of planes h x w), from each tile's corner + offset, zeros
+ * outside: p[(i * size + k) * LANES + lane]. */
+static void load_patches(const struct k4_job *j, int c, int t0, int n, int size, int offset, int h, int w, float *p) {
+    for (int l = 0; l < LANES; l++) {
+        int img, y0, x0;
+        tile_origin(j, t0, n, l, &img, &y0, &x0);
+        y0 += offset;
+        x0 += offset;
+        const float *plane = j->src + ((size_t) img * j->channels + c) * h * w;
+        if (y0 >= 0 && x0 >= 0 && y0 + size <= h && x0 + size <= w) {
+            for (int i = 0; i < size; i++)
+                for (int k = 0; k < size; k++) p[(i * size + k) * LANES + l] = plane[(size_t) (y0 + i) * w + x0 + k];
+            continue;
+        }
+        for (int i = 0; i < size; i++)
+            for (int k = 0; k < size; k++) {
+                const int y = y0 + i, x = x0 + k;
+                p[(i * size + k) * LANES + l] = y >= 0 && y < h && x >= 0 && x < w ? plane[(size_t) y * w + x] : 0.0f;
+            }
+    }
+}
+
+/* The 36 runs of tiles t0 ... t0 + n of channel c, from (load) or to (store) a
+ * transform-domain array. */
+static void load_runs(const struct k4_job *j, const float *src, int c, int t0, int n, float *r) {
+    const float *in = src + (size_t) c * j->ld + t0;
+    for (int xi = 0; xi < 36; xi++) {
+        memcpy(r + xi * LANES, in + (size_t) xi * j->xi_stride, (size_t) n * sizeof(float));
+        for (int l = n; l < LANES; l++) r[xi * LANES + l] = 0.0f;
+    }
+}
+
+static void store_runs(const struct k4_job *j, int c, int t0, int n, const float *r) {
+    float *out = j->dst + (size_t) c * j->ld + t0;
+    for (int xi = 0; xi < 36; xi++) memcpy(out + (size_t) xi * j->xi_stride, r + xi * LANES, (size_t) n * sizeof(float));
+}
+
+/* The 1-D transforms on LANES tiles at once: 6 (or 3) rows of LANES values d[k * ds + lane]
+ * into r[k * rs + lane]. */
+
+/* B^T d (6 -> 6) */
+static inline void bt6(const float *d, size_t ds, float *r, size_t rs) {
+    for (int l = 0; l < LANES; l++) {
+        const float d0 = d[l], d1 = d[ds + l], d2 = d[2 * ds + l], d3 = d[3 * ds + l], d4 = d[4 * ds + l],
+                    d5 = d[5 * ds + l];
+        r[l] = 4 * d0 - 5 * d2 + d4;
+        r[rs + l] = -4 * d1 - 4 * d2 + d3 + d4;
+        r[2 * rs + l] = 4 * d1 - 4 * d2 - d3 + d4;
+        r[3 * rs + l] = -2 * d1 - d2 + 2 * d3 + d4;
+        r[4 * rs + l] = 2 * d1 - d2 - 2 * d3 + d4;
+        r[5 * rs + l] = 4 * d1 - 5 * d3 + d5;
+    }
+}
+
+/* B v (6 -> 6), the adjoint of bt6 */
+static inline void b6(const float *v, size_t vs, float *r, size_t rs) {
+    for (int l = 0; l < LANES; l++) {
+        const float v0 = v[l], v1 = v[vs + l], v2 = v[2 * vs + l], v3 = v[3 * vs + l], v4 = v[4 * vs + l],
+                    v5 = v[5 * vs + l];
+        r[l] = 4 * v0;
+        r[rs + l] = -4 * v1 + 4 * v2 - 2 * v3 + 2 * v4 + 4 * v5;
+        r[2 * rs + l] = -5 * v0 - 4 * v1 - 4 * v2 - v3 - v4;
+        r[3 * rs + l] = v1 - v2 + 2 * v3 - 2 * v4 - 5 * v5;
+        r[4 * rs + l] = v0 + v1 + v2 + v3 + v4;
+        r[5 * rs + l] = v5;
+    }
+}
+
+/* A^T m (6 -> 3) */
+static inline void at3(const float *m, size_t ms, float *r, size_t rs) {
+    for (int l = 0; l < LANES; l++) {
+        const float m0 = m[l], m1 = m[ms + l], m2 = m[2 * ms + l], m3 = m[3 * ms + l], m4 = m[4 * ms + l],
+                    m5 = m[5 * ms + l];
+        r[l] = m0 + m1 + m2 + m3 + m4;
+        r[rs + l] = m1 - m2 + 2 * m3 - 2 * m4;
+        r[2 * rs + l] = m1 + m2 + 4 * m3 + 4 * m4 + m5;
+    }
+}
+
+/* A g (3 -> 6), the adjoint of at3 */
+static inline void a3(const float *g, size_t gs, float *r, size_t rs) {
+    for (int l = 0; l < LANES; l++) {
+        const float g0 = g[l], g1 = g[gs + l], g2 = g[2 * gs + l];
+        r[l] = g0;
+        r[rs + l] = g0 + g1 + g2;
+        r[2 * rs + l] = g0 - g1 + g2;
+        r[3 * rs + l] = g0 + 2 * g1 + 4 * g2;
+        r[4 * rs + l] = g0 - 2 * g1 + 4 * g2;
+        r[5 * rs + l] = g2;
+    }
+}
+
+static void input_channel(void *ctx, int c, int thread) {
+    (void) thread;
+    const struct k4_job *j = ctx;
+    for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
+        const int n = j->tiles - t0 < LANES ? j->tiles - t0 : LANES;
+        float d[36 * LANES], rows[36 * LANES], r[36 * LANES];
+        load_patches(j, c, t0, n, 6, -j->pad, j->h, j->w, d);
+        for (int i = 0; i < 6; i++) bt6(d + 6 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* d B by rows */
+        for (int k = 0; k < 6; k++) bt6(rows + k * LANES, 6 * LANES, r + k * LANES, 6 * LANES); /* B^T (d B) */
+        store_runs(j, c, t0, n, r);
+    }
+}
+
+static void output_grad_channel(void *ctx, int c, int thread) {
+    (void) thread;
+    const struct k4_job *j = ctx;
+    for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
+        const int n = j->tiles - t0 < LANES ? j->tiles - t0 : LANES;
+        float g[9 * LANES], rows[18 * LANES], r[36 * LANES];
+        load_patches(j, c, t0, n, 3, 0, j->oh, j->ow, g);
+        for (int i = 0; i < 3; i++) a3(g + 3 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* g A^T: 3 x 6 */
+        for (int k = 0; k < 6; k++) a3(rows + k * LANES, 6 * LANES, r + k * LANES, 6 * LANES);  /* A (g A^T) */
+        store_runs(j, c, t0, n, r);
+    }
+}
+
+static void output_channel(void *ctx, int c, int thread) {
+    (void) thread;
+    const struct k4_job *j = ctx;
+    const float bias = j->bias ? j->bias[c] : 0.0f;
+    for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
+        const int n = j->tiles - t0 < LANES ? j->tiles - t0 : LANES;
+        float m[36 * LANES], rows[18 * LANES], y[9 * LANES];
+        load_runs(j, j->src, c, t0, n, m);
+        for (int i = 0; i < 6; i++) at3(m + 6 * i * LANES, LANES, rows + 3 * i * LANES, LANES); /* M A: 6 x 3 */
+        for (int k = 0; k < 3; k++) at3(rows + k * LANES, 3 * LANES, y + k * LANES, 3 * LANES); /* A^T (M A) */
+        for (int l = 0; l < n; l++) {
+            int img, y0, x0;
+            tile_origin(j, t0, n, l, &img, &y0, &x0);
+            float *plane = j->dst + ((size_t) img * j->channels + c) * j->oh * j->ow;
+            for (int i = 0; i < 3 && y0 + i < j->oh; i++)
+                for (int k = 0; k < 3 && x0 + k < j->ow; k++)
+                    plane[(size_t) (y0 + i) * j->ow + x0 + k] = y[(3 * i + k) * LANES + l] + bias;
+        }
+    }
+}
+
+static void input_grad_channel(void *ctx, int c, int thread) {
+    (void) thread;
+    const struct k4_job *j = ctx;
+    for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
+        const int n = j->tiles - t0 < LANES ? j->tiles - t0 : LANES;
+        float v[36 * LANES], rows[36 * LANES], d[36 * LANES];
+        load_runs(j, j->src, c, t0, n, v);
+        for (int i = 0; i < 6; i++) b6(v + 6 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* dV B^T by rows */
+        for (int k = 0; k < 6; k++) b6(rows + k * LANES, 6 * LANES, d + k * LANES, 6 * LANES); /* B (dV B^T) */
+        for (int l = 0; l < n; l++) {
+            int img, y0, x0;
+            tile_origin(j, t0, n, l, &img, &y0, &x0);
+            y0 -= j->pad;
+            x0 -= j->pad;
+            float *plane = j->dst + ((size_t) img * j->channels + c) * j->h * j->w;
+            for (int i = 0; i < 6; i++) {
+                const int y = y0 + i;
+                if (y < 0 || y >= j->h) continue;
+                for (int k = 0; k < 6; k++) {
+                    const int x = x0 + k;
+                    if (x >= 0 && x < j->w) plane[(size_t) y * j->w + x] += d[(6 * i + k) * LANES + l];
+                }
+            }
+        }
+    }
+}
+
+int f2a_wk4_tiles(int n, int out_h, int out_w) {
+    return n * ((out_h + 2) / 3) * ((out_w + 2) / 3);
+}
+
+void f2a_wk4_input(const float *x, int c, int h, int w, int pad, int out_h, int out_w, int tile0, int tiles,
+                   float *v, int ld, int threads) {
+    struct k4_job j = job_of(x, v, c, h, w, pad, out_h, out_w, tile0, tiles, ld);
+    f2a_parallel(input_channel, &j, c, threads);
+}
+
+void f2a_wk4_output_grad(const float *dy, int cout, int out_h, int out_w, int tile0, int tiles,
+                         float *dm, int ld, int threads) {
+    struct k4_job j = job_of(dy, dm, cout, 0, 0, 0, out_h, out_w, tile0, tiles, ld);
+    f2a_parallel(output_grad_channel, &j, cout, threads);
+}
+
+void f2a_wk4_output(const float *m, int cout, int out_h, int out_w, int tile0, int tiles, int ld,
+                    const float *bias, float *y, int threads) {
+    struct k4_job j = job_of(m, y, cout, 0, 0, 0, out_h, out_w, tile0, tiles, ld);
+    j.bias = bias;
+    f2a_parallel(output_channel, &j, cout, threads);
+}
+
+void f2a_wk4_input_grad(const float *dv, int c, int h, int w, int pad, int out_h, int out_w, int tile0, int tiles,
+                        int ld, float *dx, int threads) {
+    struct k4_job j = job_of(dv, dx, c, h, w, pad, out_h, out_w, tile0, tiles, ld);
+    f2a_parallel(input_grad_channel, &j, c, threads);
+}
+
+/* G g (4 -> 6) */
+static inline void g6(const float *g, size_t gs, float *r, size_t rs) {
+    for (int l = 0; l < LANES; l++) {
+        const float g0 = g[l], g1 = g[gs + l], g2 = g[2 * gs + l], g3 = g[3 * gs + l];
+        r[l] = g0 * (1.0f / 4);
+        r[rs + l] = (g0 + g1 + g2 + g3) * (-1.0f / 6);
+        r[2 * rs + l] = (g0 - g1 + g2 - g3) * (-1.0f / 6);
+        r[3 * rs + l] = g0 * (1.0f / 24) + g1 * (1.0f / 12) + g2 * (1.0f / 6) + g3 * (1.0f / 3);
+        r[4 * rs + l] = g0 * (1.0f / 24) - g1 * (1.0f / 12) + g2 * (1.0f / 6) - g3 * (1.0f / 3);
+        r[5 * rs + l] = g3;
+    }
+}
+
+/* G^T u (6 -> 4), the adjoint of g6 */
+static inline void gt4(const float *u, size_t us, float *r, size_t rs) {
+    for (int l = 0; l < LANES; l++) {
+        const float u0 = u[l], u1 = u[us + l], u2 = u[2 * us + l], u3 = u[3 * us + l], u4 = u[4 * us + l],
+                    u5 = u[5 * us + l];
+        r[l] = u0 * (1.0f / 4) - (u1 + u2) * (1.0f / 6) + (u3 + u4) * (1.0f / 24);
+        r[rs + l] = (u2 - u1) * (1.0f / 6) + (u3 - u4) * (1.0f / 12);
+        r[2 * rs + l] = (u3 + u4 - u1 - u2) * (1.0f / 6);
+        r[3 * rs + l] = (u2 - u1) * (1.0f / 6) + (u3 - u4) * (1.0f / 3) + u5;
+    }
+}
+
+struct weights_job {
+    const float *src;
+    float *dst;
+    int cout, cin;
+};
+
+/* U[xi][co][ci] = G g G^T for one output channel, LANES input channels at a time. */
+static void weights_channel(void *ctx, int co, int thread) {
+    (void) thread;
+    const struct weights_job *j = ctx;
+    const size_t xi_stride = (size_t) j->cout * j->cin;
+    for (int ci0 = 0; ci0 < j->cin; ci0 += LANES) {
+        const int n = j->cin - ci0 < LANES ? j->cin - ci0 : LANES;
+        float g[16 * LANES] = { 0 }, rows[24 * LANES], u[36 * LANES];
+        const float *w = j->src + ((size_t) co * j->cin + ci0) * 16;
+        for (int l = 0; l < n; l++)
+            for (int k = 0; k < 16; k++) g[k * LANES + l] = w[16 * l + k];
+        for (int a = 0; a < 4; a++) g6(g + 4 * a * LANES, LANES, rows + 6 * a * LANES, LANES); /* g G^T: 4 x 6 */
+        for (int q = 0; q < 6; q++) g6(rows + q * LANES, 6 * LANES, u + q * LANES, 6 * LANES); /* G (g G^T) */
+        float *out = j->dst + (size_t) co * j->cin + ci0;
+        for (int xi = 0; xi < 36; xi++) memcpy(out + xi * xi_stride, u + xi * LANES, (size_t) n * sizeof(float));
+    }
+}
+
+void f2a_wk4_weights(const float *w, int cout, int cin, float *u, int threads) {
+    struct weights_job j = { w, u, cout, cin };
+    f2a_parallel(weights_channel, &j, cout, threads);
+}
+
+/* dw[co][ci] += G^T dU[co][ci] G for one output channel, LANES input channels at a time. */
+static void finish_channel(void *ctx, int co, int thread) {
+    (void) thread;
+    const struct weights_job *j = ctx;
+    const size_t xi_stride = (size_t) j->cout * j->cin;
+    for (int ci0 = 0; ci0 < j->cin; ci0 += LANES) {
+        const int n = j->cin - ci0 < LANES ? j->cin - ci0 : LANES;
+        float u[36 * LANES] = { 0 }, rows[24 * LANES], d[16 * LANES];
+        const float *du = j->src + (size_t) co * j->cin + ci0;
+        for (int xi = 0; xi < 36; xi++) memcpy(u + xi * LANES, du + xi * xi_stride, (size_t) n * sizeof(float));
+        for (int p = 0; p < 6; p++) gt4(u + 6 * p * LANES, LANES, rows + 4 * p * LANES, LANES); /* dU G: 6 x 4 */
+        for (int b = 0; b < 4; b++) gt4(rows + b * LANES, 4 * LANES, d + b * LANES, 4 * LANES); /* G^T (dU G) */
+        float *dw = j->dst + ((size_t) co * j->cin + ci0) * 16;
+        for (int l = 0; l < n; l++)
+            for (int k = 0; k < 16; k++) dw[16 * l + k] += d[k * LANES + l];
+    }
+}
+
+void f2a_wk4_weight_grad_finish(const float *du, int cout, int cin, float *dw, int threads) {
+    struct weights_job j = { du, dw, cout, cin };
+    f2a_parallel(finish_channel, &j, cout, threads);
+}

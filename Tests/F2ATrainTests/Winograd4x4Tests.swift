@@ -1,0 +1,100 @@
+import Testing
+@testable import F2ATrain
+import F2ACore
+
+/// The F(3x3, 4x4) path of 4x4 stride-1 convolutions against float64 correlation in
+/// plain loops: forward, weight gradient (accumulated onto dW), input gradient of all
+/// input channels and of a range of them. The finite-difference checks
+/// (GradientCheckTests) cover tiny shapes; these use the channel counts of 16-lane
+/// groups and a partial one, output sizes that are not multiples of the 3x3 tile, and
+/// chunks of tiles smaller than one image (their GEMMs and dx scatters accumulate).
+@Suite("4x4 stride-1 convolution in the Winograd domain")
+struct Winograd4x4Tests {
+    struct Case: CustomStringConvertible, Sendable {
+        let n: Int, cin: Int, cout: Int, h: Int, w: Int, padding: Int
+        var description: String { "n\(n) \(cin)->\(cout) \(h)x\(w) p\(padding)" }
+    }
+
+    @Test("Forward, weight and input gradients match naive loops, in one chunk of tiles and in many", arguments: [
+        Case(n: 2, cin: 20, cout: 19, h: 16, w: 13, padding: 1),   // the PatchGAN's layer, channels cut down
+        Case(n: 3, cin: 3, cout: 5, h: 7, w: 9, padding: 1),
+        Case(n: 1, cin: 17, cout: 2, h: 4, w: 4, padding: 0),     // one tile, cut to 1x1
+        Case(n: 2, cin: 4, cout: 33, h: 11, w: 5, padding: 2),
+    ])
+    func naive(_ c: Case) {
+        var R = Rand(UInt64(31 + c.cin * c.w))
+        let g = ConvGeometry(c.cin, c.cout, kernel: 4, stride: 1, padding: c.padding)
+        #expect(Winograd4x4.applies(g))
+        let x = R.tensor([c.n, c.cin, c.h, c.w])
+        let weight = R.array(c.cout * c.cin * 16, scale: 0.5), bias = R.array(c.cout, scale: 0.5)
+        let oh = g.outSize(c.h), ow = g.outSize(c.w)
+        let dy = R.tensor([c.n, c.cout, oh, ow])
+        let (y64, dW64, dx64) = Self.reference(x, weight, bias, dy, g)
+        for chunk in [nil, 2] {
+            let ws = Workspace()
+            let y = Winograd4x4.forward(x, weight: weight, bias: bias, g, workspace: ws, chunkTiles: chunk)
+            #expect(y.shape == [c.n, c.cout, oh, ow])
+            #expect(Self.relativeError(y.data, y64) < 1e-5, "chunk \(chunk ?? 0) y")
+            var dW = [Float](repeating: 0.5, count: weight.count), dB = [Float](repeating: 0, count: c.cout)
+            let dx = Winograd4x4.backward(x, dy: dy, weight: weight, g, dW: &dW, dB: &dB, inputGradient: 0..<c.cin,
+                                          workspace: ws, chunkTiles: chunk)!
+            #expect(Self.relativeError(dW.map { $0 - 0.5 }, dW64) < 1e-5, "chunk \(chunk ?? 0) dW")
+            #expect(Self.relativeError(dx.data, dx64) < 1e-5, "chunk \(chunk ?? 0) dx")
+            // The last input channels only, without parameter gradients.
+            let from = c.cin / 2
+            let part = Winograd4x4.backward(x, dy: dy, weight: weight, g, dW: nil, dB: nil, inputGradient: from..<c.cin,
+                                            workspace: ws, chunkTiles: chunk)!
+            #expect(part.shape == [c.n, c.cin - from, c.h, c.w])
+            let plane = c.h * c.w
+            var expected: [Double] = []
+            for b in 0..<c.n {
+                let lo = (b * c.cin + from) * plane, hi = (b + 1) * c.cin * plane
+                expected += dx64[lo..<hi]
+            }
+            #expect(Self.relativeError(part.data, expected) < 1e-5, "chunk \(chunk ?? 0) dx of channels \(from)...")
+        }
+    }
+
+    /// Largest difference relative to the reference's largest magnitude.
+    static func relativeError(_ got: [Float], _ expected: [Double]) -> Double {
+        precondition(got.count == expected.count)
+        let scale = max(1, expected.map(abs).max() ?? 0)
+        return zip(got, expected).map { abs(Double($0) - $1) }.max()! / scale
+    }
+
+    /// y = correlation + bias, dW = Σ dy ⊗ x, dx = Σ W dy, all in float64.
+    static func reference(_ x: Tensor, _ weight: [Float], _ bias: [Float], _ dy: Tensor, _ g: ConvGeometry)
+        -> (y: [Double], dW: [Double], dx: [Double]) {
+        let n = x.n, cin = x.c, cout = g.outChannels, h = x.h, w = x.w, p = g.padding
+        let oh = g.outSize(h), ow = g.outSize(w)
+        var y = [Double](repeating: 0, count: n * cout * oh * ow)
+        var dW = [Double](repeating: 0, count: weight.count), dx = [Double](repeating: 0, count: x.count)
+        for b in 0..<n {
+            for o in 0..<cout {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        let yi = ((b * cout + o) * oh + oy) * ow + ox
+                        var s = Double(bias[o])
+                        let d = Double(dy.data[yi])
+                        for c in 0..<cin {
+                            for ky in 0..<4 {
+                                let iy = oy + ky - p
+                                guard iy >= 0 && iy < h else { continue }
+                                for kx in 0..<4 {
+                                    let ix = ox + kx - p
+                                    guard ix >= 0 && ix < w else { continue }
+                                    let xi = ((b * cin + c) * h + iy) * w + ix, wi = ((o * cin + c) * 4 + ky) * 4 + kx
+                                    s += Double(weight[wi]) * Double(x.data[xi])
+                                    dW[wi] += d * Double(x.data[xi])
+                                    dx[xi] += d * Double(weight[wi])
+                                }
+                            }
+                        }
+                        y[yi] = s
+                    }
+                }
+            }
+        }
+        return (y, dW, dx)
+    }
+}
