@@ -8,6 +8,13 @@ import F2ACore
 ///
 /// The weights are transformed on every call (they change every step; 36 · out · in
 /// floats, a small fraction of the layer's work).
+///
+/// The stride-2 layers stay on im2col + GEMM: as a 2x2 convolution over the input's four
+/// phases by F(5x5, 2x2) (same points, 36 multiplies per 25 outputs instead of 100) they
+/// measured slower in every layer (width 0.25 + PatchGAN ×0.5, crop 128: forward of the
+/// 3 stride-2 layers 9/13/11 → 12/14/15 ms per step, step 378–413 → 408–447 ms): 5x5
+/// tiles waste up to 56 % of a 16² output, and the transforms cost more than the GEMM
+/// work they save at 6–128 channels.
 enum Winograd4x4 {
     static func applies(_ g: ConvGeometry) -> Bool { g.kernel == 4 && g.stride == 1 && g.outChannels > 1 }
 
