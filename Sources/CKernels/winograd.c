@@ -510,6 +510,16 @@ static void phase_output(void *ctx, int item, int thread) {
     else output_row(p, &bd, M, item / bd.rows, item % bd.rows);
 }
 
+/* See the plan's band sizes in f2a_conv3x3. */
+#define SHARED_LIMIT_DEFAULT ((size_t) 10 << 20)
+static _Thread_local size_t shared_limit_override;
+
+size_t f2a_conv3x3_set_shared_limit(size_t bytes) {
+    size_t previous = shared_limit_override;
+    shared_limit_override = bytes;
+    return previous;
+}
+
 int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
                 int height, int width, const float *packed, const float *bias,
                 int cout, int relu, float *out, int threads) {
@@ -544,11 +554,15 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
      * synchronisation) while U is small enough to stay in L3 for both
      * threads; for a bigger U the threads share each band of >= 256 tiles,
      * so U is read once per 256 tiles. At least 4 bands per thread so that
-     * both cores finish together. */
+     * both cores finish together. The limit between the two, measured on the
+     * Xeon of the 2026-12-06 benchmarks (width 1.0, f2a-bench, median pass):
+     * 2 MB (128 x 128 channels shared) 0.215-0.228 s at 256^2, 0.91-0.93 s at
+     * 512^2; 4 MB 0.202-0.215 / 0.87-0.89; 10 MB (up to 256 x 256 private)
+     * 0.190-0.203 / 0.81-0.84; 20 and 40 MB the same as 10 at 512^2. */
     size_t per_tile = (size_t) NXI * (size_t) (p.cin + p.coutp); /* floats of V + M per tile */
     size_t u_bytes = (size_t) NXI * p.cin * p.coutp * sizeof(float);
     int total = p.th * p.ngroups * 8, target;
-    p.shared = threads > 1 && u_bytes > ((size_t) 2 << 20);
+    p.shared = threads > 1 && u_bytes > (shared_limit_override ? shared_limit_override : SHARED_LIMIT_DEFAULT);
     if (!p.shared) {
         target = (int) (((size_t) 1 << 18) / per_tile);
         if (target < 64) target = 64;

@@ -37,6 +37,11 @@ struct LayerTests {
         #expect(maxAbsDifference(conv(x, activation: .relu), relu) < 1e-4)
     }
 
+    /// Weights above this size (in the Winograd domain) take the shared-band mode in these
+    /// tests, so that channel counts that keep the naive references quick reach it (the
+    /// default limit is 10 MB: 36 · 280 · 270 floats).
+    static let sharedLimit = 2 << 20
+
     /// Winograd's rounding error grows with the number of terms: compare
     /// relative to the output's magnitude (the naive reference is float64).
     static func winogradClose(_ got: Tensor, _ expected: Tensor) -> Bool {
@@ -46,9 +51,11 @@ struct LayerTests {
 
     @Test("3x3 kernel: many bands per thread, and bands shared by all threads (big weights)", arguments: [
         ConvCase(cin: 64, cout: 64, h: 72, w: 100, k: 3, padding: 1),   // U small: a band per thread
-        ConvCase(cin: 130, cout: 131, h: 19, w: 45, k: 3, padding: 1),  // U > 2 MB: shared bands
+        ConvCase(cin: 130, cout: 131, h: 19, w: 45, k: 3, padding: 1),  // U > 2 MB: shared bands (limit below)
     ])
     func convBands(_ c: ConvCase) {
+        let previous = f2a_conv3x3_set_shared_limit(Self.sharedLimit)
+        defer { _ = f2a_conv3x3_set_shared_limit(previous) }
         let conv = Conv2d(weight: randomTensor([c.cout, c.cin, 3, 3], seed: 21, scale: 0.1),
                           bias: randomTensor([c.cout], seed: 22), padding: 1)
         let x = randomTensor([c.n, c.cin, c.h, c.w], seed: 23)
@@ -292,6 +299,9 @@ struct WideKernelTests {
     static func bothWays<T>(_ body: () -> T) -> (narrow: T, wide: T) {
         let previous = f2a_kernels_set_avx512(0)
         defer { _ = f2a_kernels_set_avx512(previous) }
+        // The "shared bands" cases below are sized for this limit.
+        let limit = f2a_conv3x3_set_shared_limit(LayerTests.sharedLimit)
+        defer { _ = f2a_conv3x3_set_shared_limit(limit) }
         let narrow = body()
         _ = f2a_kernels_set_avx512(1)
         #expect(f2a_kernels_avx512() == f2a_cpu_has_avx512())

@@ -104,6 +104,14 @@ void f2a_wk4_input_grad(const float *dv, int c, int h, int w, int pad, int out_h
 void f2a_wk4_weight_grad_finish(const float *du, int cout, int cin, float *dw, int threads);
 
 /**
+ * Weights of more than this many bytes in the Winograd domain (36 cin cout floats) make
+ * f2a_conv3x3 share each band of tiles between its threads instead of giving each thread
+ * bands of its own (winograd.c). Sets it for calls from the calling thread only (0: the
+ * default, 10 MB) and returns the previous setting: for tests of both modes at small sizes.
+ */
+size_t f2a_conv3x3_set_shared_limit(size_t bytes);
+
+/**
  * 3x3 convolution, stride 1, zero padding 1, bias, optional ReLU
  * (Winograd F(4x4, 3x3); see winograd.c).
  *
