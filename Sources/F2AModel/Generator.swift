@@ -94,6 +94,7 @@ public struct Generator: Sendable {
         precondition(flash.rank == 4 && flash.c == 3, "forward expects [N, 3, H, W], got \(flash.shape.shapeDescription)")
         precondition(flash.h % config.sizeMultiple == 0 && flash.w % config.sizeMultiple == 0,
                      "forward expects H and W multiples of \(config.sizeMultiple), got \(flash.h)x\(flash.w)")
+        Tensor.beginPass(signature: flash.shape + config.layers.map(\.outChannels))
         let total = Double(layerCount)
         var done = 0.0
         func step() throws(Cancelled) {

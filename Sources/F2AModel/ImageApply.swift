@@ -102,7 +102,8 @@ extension Generator {
 
     /// The whole width x height image through the network (full mode): the padded input
     /// and output, every skip tensor, and the widest decoder step (upsampled tensor,
-    /// zero-bordered conv input copy and conv output at full resolution), plus fixed slack.
+    /// zero-bordered conv input copy and conv output at full resolution), plus the recycled
+    /// storage that may be held beside them.
     public func estimatedPeakBytes(width: Int, height: Int) -> Int {
         let m = config.sizeMultiple
         let ph = (height + m - 1) / m * m, pw = (width + m - 1) / m * m
@@ -115,6 +116,6 @@ extension Generator {
         // first decoder conv's upsampled input and scratch beside the skip.
         let widest = config.layers.filter { $0.level == 1 }.map(\.outChannels).max() ?? 3
         floats += Double(2 * widest + 3 * config.decoderChannels(1)) * pixels
-        return Int(floats * 4) + (64 << 20)
+        return Int(floats * 4) + Tensor.recycledStorageSlackBytes
     }
 }

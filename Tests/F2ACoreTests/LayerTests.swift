@@ -259,6 +259,27 @@ struct LayerTests {
         #expect(b.shape == [1, 1, 5, 3] && b.data == (0..<15).map(Float.init))
     }
 
+    @Test("Recycled storage: kept across passes of one signature, all but the slack given back before another")
+    func poolSignatures() throws {
+        let pool = StoragePool(), block = 8 << 20   // 32 MB each
+        pool.beginPass([1, 3, 512, 512])
+        for _ in 0..<3 {
+            var a = [Float](repeating: 0, count: block)
+            pool.give(&a)
+            #expect(a.isEmpty)
+        }
+        #expect(pool.bytes == 3 * block * 4)
+        #expect(3 * block * 4 > StoragePool.missLimit)
+        pool.beginPass([1, 3, 512, 512])
+        #expect(pool.bytes == 3 * block * 4, "the same signature keeps everything")
+        pool.beginPass([1, 3, 256, 256])
+        #expect(pool.bytes <= StoragePool.missLimit && pool.bytes > 0, "another gives back down to the slack")
+        let kept = pool.bytes / (block * 4)
+        for _ in 0..<kept { #expect(try #require(pool.take(block)).count == block) }
+        #expect(pool.take(block) == nil)
+        #expect(pool.bytes == 0)
+    }
+
     @Test("Channel concatenation keeps both inputs in order")
     func concat() {
         let a = randomTensor([2, 2, 3, 3], seed: 11), b = randomTensor([2, 3, 3, 3], seed: 12)

@@ -53,12 +53,15 @@ for w in widths {
         var x = Tensor(zeros: [1, 3, s, s])
         for i in x.data.indices { x.data[i] = Float(i % 255) / 255 }
         let gflop = config.flops(height: s, width: s) / 1e9
-        _ = try g.forward(x)
+        // The output's storage goes back to the pool, as f2a_apply's does (ImageApply).
+        var y = try g.forward(x)
+        Tensor.recycle(&y)
         var times: [Double] = []
         for _ in 0..<runs {
             let t0 = now()
-            _ = try g.forward(x)
+            y = try g.forward(x)
             times.append(now() - t0)
+            Tensor.recycle(&y)
         }
         let m = median(times)
         print(String(format: "%5.3f %5d %7.2f %10.4f %9.1f", w, s, gflop, m, gflop / m))
@@ -67,7 +70,7 @@ for w in widths {
             for _ in 0..<layerRuns {
                 var last = now(), lastCPU = cpuNow()
                 var i = 0
-                _ = try g.forward(x) { _ in
+                y = try g.forward(x) { _ in
                     let t = now(), c = cpuNow()
                     if i == steps.count { steps.append([]); cpuSteps.append([]) }
                     steps[i].append(t - last)
@@ -75,6 +78,7 @@ for w in widths {
                     last = t; lastCPU = c; i += 1
                     return true
                 }
+                Tensor.recycle(&y)
             }
             for (i, ts) in steps.enumerated() {
                 let line = String(format: "  step %2d %8.2f ms", i, median(ts) * 1000)
