@@ -1,5 +1,6 @@
 #include "f2a_kernels.h"
 #include "winograd_f43.h"
+#include "winograd_lanes.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -26,25 +27,7 @@
  * Tiles are numbered (image, tile row, tile column) over the padded grid of
  * ceil(h / 4) x ceil(w / 4) tiles; parts of a tile outside the image read zeros (the
  * padding, and output positions that do not exist). The transforms are those of
- * Lavin's F(4x4, 3x3) (winograd_f43.h). */
-
-/* Tiles transformed side by side: one vector lane each, and one run of LANES floats
- * per transform position stored (consecutive tiles are consecutive in v and dm). */
-#define LANES 16
-
-/* B^T applied to 6 rows of LANES values (d[k * ds + lane]), into r[k * rs + lane]. */
-static inline void bt6(const float *d, size_t ds, float *r, size_t rs) {
-    for (int l = 0; l < LANES; l++) {
-        const float d0 = d[l], d1 = d[ds + l], d2 = d[2 * ds + l], d3 = d[3 * ds + l], d4 = d[4 * ds + l],
-                    d5 = d[5 * ds + l];
-        r[l] = 4 * d0 - 5 * d2 + d4;
-        r[rs + l] = -4 * d1 - 4 * d2 + d3 + d4;
-        r[2 * rs + l] = 4 * d1 - 4 * d2 - d3 + d4;
-        r[3 * rs + l] = -2 * d1 - d2 + 2 * d3 + d4;
-        r[4 * rs + l] = 2 * d1 - d2 - 2 * d3 + d4;
-        r[5 * rs + l] = 4 * d1 - 5 * d3 + d5;
-    }
-}
+ * Lavin's F(4x4, 3x3) (G in winograd_f43.h, B^T in winograd_lanes.h). */
 
 /* A (6x4, the transpose of the output transform A^T) applied to 4 rows of LANES values. */
 static inline void a4(const float *g, size_t gs, float *r, size_t rs) {
@@ -88,24 +71,15 @@ static void load_patches(const struct tiles_job *j, int c, int t0, int n, int si
     }
 }
 
-static void store_runs(const struct tiles_job *j, int c, int t0, int n, const float *r) {
-    float *out = j->out + (size_t) c * j->ld + t0;
-    if (n == LANES) /* a constant size: inlined vector stores, not a call per run */
-        for (int xi = 0; xi < 36; xi++) memcpy(out + (size_t) xi * j->xi_stride, r + xi * LANES, LANES * sizeof(float));
-    else
-        for (int xi = 0; xi < 36; xi++) memcpy(out + (size_t) xi * j->xi_stride, r + xi * LANES, (size_t) n * sizeof(float));
-}
-
 static void input_channel(void *ctx, int c, int thread) {
     (void) thread;
     const struct tiles_job *j = ctx;
     for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
         const int n = j->tiles - t0 < LANES ? j->tiles - t0 : LANES;
-        float d[36 * LANES], rows[36 * LANES], r[36 * LANES];
+        float d[36 * LANES], r[36 * LANES];
         load_patches(j, c, t0, n, 6, -1, d);
-        for (int i = 0; i < 6; i++) bt6(d + 6 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* d B by rows */
-        for (int k = 0; k < 6; k++) bt6(rows + k * LANES, 6 * LANES, r + k * LANES, 6 * LANES); /* B^T (d B) */
-        store_runs(j, c, t0, n, r);
+        bt6_tiles(d, r);
+        store_runs(j->out + (size_t) c * j->ld + t0, j->xi_stride, n, r);
     }
 }
 
@@ -118,7 +92,7 @@ static void gradient_channel(void *ctx, int c, int thread) {
         load_patches(j, c, t0, n, 4, 0, g);
         for (int i = 0; i < 4; i++) a4(g + 4 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* g A^T: 4 x 6 */
         for (int k = 0; k < 6; k++) a4(rows + k * LANES, 6 * LANES, r + k * LANES, 6 * LANES);  /* A (g A^T) */
-        store_runs(j, c, t0, n, r);
+        store_runs(j->out + (size_t) c * j->ld + t0, j->xi_stride, n, r);
     }
 }
 

@@ -1,9 +1,10 @@
 #include "f2a_kernels.h"
+#include "winograd_lanes.h"
 
 #include <stddef.h>
 #include <string.h>
 
-/* 4x4 convolution, stride 1 (the PatchGAN's last two layers), by Winograd F(3x3, 4x4):
+/* 4x4 convolution, stride 1 (the PatchGAN's C512 layer), by Winograd F(3x3, 4x4):
  * each 3x3 output tile from a 6x6 input tile with 36 multiplies per channel pair
  * instead of 144.
  *
@@ -27,8 +28,6 @@
  * outside the plane). Each function splits its channels over the thread pool: every
  * channel's planes are written by one thread, so the overlapping tiles of dx add up
  * without races. */
-
-#define LANES 16
 
 struct k4_job {
     const float *src;
@@ -76,8 +75,8 @@ static void load_patches(const struct k4_job *j, int c, int t0, int n, int size,
     }
 }
 
-/* The 36 runs of tiles t0 ... t0 + n of channel c, from (load) or to (store) a
- * transform-domain array. */
+/* The 36 runs of tiles t0 ... t0 + n of channel c from a transform-domain array, zeros
+ * in the lanes past n. */
 static void load_runs(const struct k4_job *j, const float *src, int c, int t0, int n, float *r) {
     const float *in = src + (size_t) c * j->ld + t0;
     for (int xi = 0; xi < 36; xi++) {
@@ -86,27 +85,8 @@ static void load_runs(const struct k4_job *j, const float *src, int c, int t0, i
     }
 }
 
-static void store_runs(const struct k4_job *j, int c, int t0, int n, const float *r) {
-    float *out = j->dst + (size_t) c * j->ld + t0;
-    for (int xi = 0; xi < 36; xi++) memcpy(out + (size_t) xi * j->xi_stride, r + xi * LANES, (size_t) n * sizeof(float));
-}
-
-/* The 1-D transforms on LANES tiles at once: 6 (or 3) rows of LANES values d[k * ds + lane]
- * into r[k * rs + lane]. */
-
-/* B^T d (6 -> 6) */
-static inline void bt6(const float *d, size_t ds, float *r, size_t rs) {
-    for (int l = 0; l < LANES; l++) {
-        const float d0 = d[l], d1 = d[ds + l], d2 = d[2 * ds + l], d3 = d[3 * ds + l], d4 = d[4 * ds + l],
-                    d5 = d[5 * ds + l];
-        r[l] = 4 * d0 - 5 * d2 + d4;
-        r[rs + l] = -4 * d1 - 4 * d2 + d3 + d4;
-        r[2 * rs + l] = 4 * d1 - 4 * d2 - d3 + d4;
-        r[3 * rs + l] = -2 * d1 - d2 + 2 * d3 + d4;
-        r[4 * rs + l] = 2 * d1 - d2 - 2 * d3 + d4;
-        r[5 * rs + l] = 4 * d1 - 5 * d3 + d5;
-    }
-}
+/* The 1-D transforms on LANES tiles at once (besides winograd_lanes.h's bt6): 6 (or 3) rows
+ * of LANES values d[k * ds + lane] into r[k * rs + lane]. */
 
 /* B v (6 -> 6), the adjoint of bt6 */
 static inline void b6(const float *v, size_t vs, float *r, size_t rs) {
@@ -151,11 +131,10 @@ static void input_channel(void *ctx, int c, int thread) {
     const struct k4_job *j = ctx;
     for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
         const int n = j->tiles - t0 < LANES ? j->tiles - t0 : LANES;
-        float d[36 * LANES], rows[36 * LANES], r[36 * LANES];
+        float d[36 * LANES], r[36 * LANES];
         load_patches(j, c, t0, n, 6, -j->pad, j->h, j->w, d);
-        for (int i = 0; i < 6; i++) bt6(d + 6 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* d B by rows */
-        for (int k = 0; k < 6; k++) bt6(rows + k * LANES, 6 * LANES, r + k * LANES, 6 * LANES); /* B^T (d B) */
-        store_runs(j, c, t0, n, r);
+        bt6_tiles(d, r);
+        store_runs(j->dst + (size_t) c * j->ld + t0, j->xi_stride, n, r);
     }
 }
 
@@ -168,7 +147,7 @@ static void output_grad_channel(void *ctx, int c, int thread) {
         load_patches(j, c, t0, n, 3, 0, j->oh, j->ow, g);
         for (int i = 0; i < 3; i++) a3(g + 3 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* g A^T: 3 x 6 */
         for (int k = 0; k < 6; k++) a3(rows + k * LANES, 6 * LANES, r + k * LANES, 6 * LANES);  /* A (g A^T) */
-        store_runs(j, c, t0, n, r);
+        store_runs(j->dst + (size_t) c * j->ld + t0, j->xi_stride, n, r);
     }
 }
 
