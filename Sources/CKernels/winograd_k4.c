@@ -62,16 +62,7 @@ static void load_patches(const struct k4_job *j, int c, int t0, int n, int size,
         y0 += offset;
         x0 += offset;
         const float *plane = j->src + ((size_t) img * j->channels + c) * h * w;
-        if (y0 >= 0 && x0 >= 0 && y0 + size <= h && x0 + size <= w) {
-            for (int i = 0; i < size; i++)
-                for (int k = 0; k < size; k++) p[(i * size + k) * LANES + l] = plane[(size_t) (y0 + i) * w + x0 + k];
-            continue;
-        }
-        for (int i = 0; i < size; i++)
-            for (int k = 0; k < size; k++) {
-                const int y = y0 + i, x = x0 + k;
-                p[(i * size + k) * LANES + l] = y >= 0 && y < h && x >= 0 && x < w ? plane[(size_t) y * w + x] : 0.0f;
-            }
+        gather_patch(plane, h, w, y0, x0, size, l, p);
     }
 }
 

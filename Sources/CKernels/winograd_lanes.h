@@ -27,6 +27,21 @@ static inline void bt6(const float *d, size_t ds, float *r, size_t rs) {
     }
 }
 
+/* Lane `lane` of size x size patches: the patch of `plane` (h x w) from (y0, x0), zeros
+ * outside the plane, into p[(i * size + k) * LANES + lane]. */
+static inline void gather_patch(const float *plane, int h, int w, int y0, int x0, int size, int lane, float *p) {
+    if (y0 >= 0 && x0 >= 0 && y0 + size <= h && x0 + size <= w) {
+        for (int i = 0; i < size; i++)
+            for (int k = 0; k < size; k++) p[(i * size + k) * LANES + lane] = plane[(size_t) (y0 + i) * w + x0 + k];
+        return;
+    }
+    for (int i = 0; i < size; i++)
+        for (int k = 0; k < size; k++) {
+            const int y = y0 + i, x = x0 + k;
+            p[(i * size + k) * LANES + lane] = y >= 0 && y < h && x >= 0 && x < w ? plane[(size_t) y * w + x] : 0.0f;
+        }
+}
+
 /* V = B^T d B of LANES 6x6 patches, d[(i * 6 + k) * LANES + lane] into r in the same
  * layout (r[xi * LANES + lane], xi = 6 i + k: one run per transform position). */
 static inline void bt6_tiles(const float *d, float *r) {
