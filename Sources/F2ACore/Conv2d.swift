@@ -20,9 +20,10 @@ func withBasePointers<R>(_ sources: [Tensor], image: Int, _ body: ([UnsafePointe
 /// Parameters are named as in the checkpoint: `weight` [out, in, k, k] and
 /// `bias` [out]. 3x3 convolutions with stride 1 and padding 1 (almost all of
 /// the network) run as Winograd F(4x4, 3x3) in CKernels when the CPU has
-/// AVX2/FMA (a batch of small images as one `BatchMosaic`). Everything else lowers a band of output rows at a time to a
-/// column matrix (im2col) and multiplies it with the weight matrix through
-/// BLAS, so the scratch memory stays bounded whatever the image size.
+/// AVX2/FMA, a batch of small images as one `BatchMosaic`. Everything else
+/// lowers a band of output rows at a time to a column matrix (im2col) and
+/// multiplies it with the weight matrix through BLAS, so the scratch memory
+/// stays bounded whatever the image size.
 public struct Conv2d: Sendable {
     public let weight: Tensor
     public let bias: Tensor
@@ -87,15 +88,21 @@ public struct Conv2d: Sendable {
         var y = Tensor(shape: [n, outChannels, h, w]) { yp in
             for b in 0..<n {
                 withBasePointers(sources, image: b) { bases in
-                    let status = f2a_conv3x3(bases, channels, Int32(sources.count), Int32(h), Int32(w), packed, bias.data,
-                                             Int32(outChannels), activation == .relu ? 1 : 0,
-                                             yp.baseAddress! + b * outPlane, Int32(Conv2d.threadCount))
-                    precondition(status == 0, "Conv2d: out of memory for the 3x3 kernel's workspace")
+                    run3x3(bases, channels, height: h, width: w, relu: activation == .relu, into: yp.baseAddress! + b * outPlane)
                 }
             }
         }
         if activation != .relu && activation != .identity { activation.apply(&y) }
         return y
+    }
+
+    /// The 3x3 kernel on one image, the channel concatenation of `bases` (`channels` planes
+    /// each): out [outChannels, height, width].
+    private func run3x3(_ bases: [UnsafePointer<Float>?], _ channels: [Int32], height: Int, width: Int, relu: Bool,
+                        into out: UnsafeMutablePointer<Float>) {
+        let status = f2a_conv3x3(bases, channels, Int32(bases.count), Int32(height), Int32(width), packed, bias.data,
+                                 Int32(outChannels), relu ? 1 : 0, out, Int32(Conv2d.threadCount))
+        precondition(status == 0, "Conv2d: out of memory for the 3x3 kernel's workspace")
     }
 
     /// `callAsFunction(concatenating:)` on a batch of small images run as one mosaic image.
@@ -105,11 +112,8 @@ public struct Conv2d: Sendable {
         var output = [Float](unsafeUninitializedCapacity: outChannels * mh * mw) { _, n in n = outChannels * mh * mw }
         input.withUnsafeBufferPointer { ip in
             output.withUnsafeMutableBufferPointer { op in
-                var base: UnsafePointer<Float>? = ip.baseAddress!
-                var channels = Int32(inChannels)
-                let status = f2a_conv3x3(&base, &channels, 1, Int32(mh), Int32(mw), packed, bias.data, Int32(outChannels),
-                                         activation == .relu ? 1 : 0, op.baseAddress!, Int32(Conv2d.threadCount))
-                precondition(status == 0, "Conv2d: out of memory for the 3x3 kernel's workspace")
+                run3x3([ip.baseAddress!], [Int32(inChannels)], height: mh, width: mw, relu: activation == .relu,
+                       into: op.baseAddress!)
             }
         }
         var y = Tensor(shape: [mosaic.images, outChannels, mosaic.height, mosaic.width]) { yp in
