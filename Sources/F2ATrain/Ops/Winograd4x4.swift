@@ -86,7 +86,7 @@ enum Winograd4x4 {
                 dx.data.withUnsafeMutableBufferPointer { dxb in
                     ws.withBuffer(3, count: 36 * cout * cin) { u in
                         ws.withBuffer(4, count: dW == nil ? 0 : 36 * cout * cin) { du in
-                            ws.withBuffer(0, count: 36 * max(cin, rc) * chunk) { v in
+                            ws.withBuffer(0, count: 36 * cin * chunk) { v in
                                 ws.withBuffer(1, count: 36 * cout * chunk) { dm in
                                     if inputGradient != nil { transformedWeights(weight, g, into: u) }
                                     var t0 = 0
