@@ -45,21 +45,18 @@ static inline void a4(const float *g, size_t gs, float *r, size_t rs) {
 struct tiles_job {
     const float *src; /* [n][channels][h][w] */
     int channels, h, w, th, tw, tile0, tiles, ld;
+    int wide;         /* lane_gathers_wide */
     size_t xi_stride;
     float *out;
 };
 
 /* Lanes of size x size patches: lane l holds tile t0 + l's patch from (4 ty + offset,
- * 4 tx + offset) of channel c, zeros outside the plane; lanes past the last tile repeat
- * it (computed, never stored). p[(i * size + j) * LANES + lane]. */
+ * 4 tx + offset) of channel c, zeros outside the plane and in lanes past the last tile.
+ * p[(i * size + j) * LANES + lane]. */
 static void load_patches(const struct tiles_job *j, int c, int t0, int n, int size, int offset, float *p) {
-    const int per_image = j->th * j->tw, h = j->h, w = j->w;
-    for (int l = 0; l < LANES; l++) {
-        const int tile = j->tile0 + t0 + (l < n ? l : n - 1), img = tile / per_image;
-        const int y0 = tile % per_image / j->tw * 4 + offset, x0 = tile % j->tw * 4 + offset;
-        const float *plane = j->src + ((size_t) img * j->channels + c) * h * w;
-        gather_patch(plane, h, w, y0, x0, size, l, p);
-    }
+    const struct lane_patches lp = lanes_of_tiles(j->src, j->channels, c, j->h, j->w, j->th, j->tw, 4, offset,
+                                                  j->tile0 + t0, n);
+    gather_lanes_fast(&lp, j->h, j->w, size, j->wide, p);
 }
 
 static void input_channel(void *ctx, int c, int thread) {
@@ -70,7 +67,7 @@ static void input_channel(void *ctx, int c, int thread) {
         float d[36 * LANES], r[36 * LANES];
         load_patches(j, c, t0, n, 6, -1, d);
         bt6_tiles(d, r);
-        store_runs(j->out + (size_t) c * j->ld + t0, j->xi_stride, n, r);
+        store_runs_fast(j->out + (size_t) c * j->ld + t0, j->xi_stride, n, r, j->wide);
     }
 }
 
@@ -83,14 +80,15 @@ static void gradient_channel(void *ctx, int c, int thread) {
         load_patches(j, c, t0, n, 4, 0, g);
         for (int i = 0; i < 4; i++) a4(g + 4 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* g A^T: 4 x 6 */
         for (int k = 0; k < 6; k++) a4(rows + k * LANES, 6 * LANES, r + k * LANES, 6 * LANES);  /* A (g A^T) */
-        store_runs(j->out + (size_t) c * j->ld + t0, j->xi_stride, n, r);
+        store_runs_fast(j->out + (size_t) c * j->ld + t0, j->xi_stride, n, r, j->wide);
     }
 }
 
 static void transform(f2a_task_fn fn, const float *src, int channels, int h, int w, int tile0, int tiles,
                       float *out, int ld, int threads) {
-    const int th = (h + 3) / 4, tw = (w + 3) / 4;
-    struct tiles_job job = { src, channels, h, w, th, tw, tile0, tiles, ld, (size_t) channels * ld, out };
+    const int th = (h + 3) / 4, tw = (w + 3) / 4, images = (tile0 + tiles + th * tw - 1) / (th * tw);
+    struct tiles_job job = { src, channels, h, w, th, tw, tile0, tiles, ld, lane_gathers_wide(images, channels, h, w),
+                             (size_t) channels * ld, out };
     f2a_parallel(fn, &job, channels, threads);
 }
 

@@ -34,46 +34,23 @@ struct k4_job {
     float *dst;
     const float *bias;
     int channels, h, w, pad, oh, ow, th, tw, tile0, tiles, ld;
+    int wide; /* lane_gathers_wide, for planes of the input's size or the output's, whichever is larger */
     size_t xi_stride;
 };
 
 static struct k4_job job_of(const float *src, float *dst, int channels, int h, int w, int pad, int oh, int ow,
                             int tile0, int tiles, int ld) {
-    struct k4_job j = { src, dst, NULL, channels, h, w, pad, oh, ow, (oh + 2) / 3, (ow + 2) / 3, tile0, tiles, ld,
-                        (size_t) channels * ld };
+    const int th = (oh + 2) / 3, tw = (ow + 2) / 3, images = (tile0 + tiles - 1) / (th * tw) + 1;
+    struct k4_job j = { src, dst, NULL, channels, h, w, pad, oh, ow, th, tw, tile0, tiles, ld,
+                        lane_gathers_wide(images, channels, h > oh ? h : oh, w > ow ? w : ow), (size_t) channels * ld };
     return j;
 }
 
-/* Image and top-left corner of tile t0 + lane (lanes past the last tile repeat it:
- * computed, never stored). */
-static void tile_origin(const struct k4_job *j, int t0, int n, int lane, int *img, int *y0, int *x0) {
-    const int per_image = j->th * j->tw, tile = j->tile0 + t0 + (lane < n ? lane : n - 1);
-    *img = tile / per_image;
-    *y0 = tile % per_image / j->tw * 3;
-    *x0 = tile % j->tw * 3;
-}
-
 /* size x size patches of plane c (of planes h x w), from each tile's corner + offset, zeros
- * outside: p[(i * size + k) * LANES + lane]. */
+ * outside and in lanes past the last tile: p[(i * size + k) * LANES + lane]. */
 static void load_patches(const struct k4_job *j, int c, int t0, int n, int size, int offset, int h, int w, float *p) {
-    for (int l = 0; l < LANES; l++) {
-        int img, y0, x0;
-        tile_origin(j, t0, n, l, &img, &y0, &x0);
-        y0 += offset;
-        x0 += offset;
-        const float *plane = j->src + ((size_t) img * j->channels + c) * h * w;
-        gather_patch(plane, h, w, y0, x0, size, l, p);
-    }
-}
-
-/* The 36 runs of tiles t0 ... t0 + n of channel c from a transform-domain array, zeros
- * in the lanes past n. */
-static void load_runs(const struct k4_job *j, const float *src, int c, int t0, int n, float *r) {
-    const float *in = src + (size_t) c * j->ld + t0;
-    for (int xi = 0; xi < 36; xi++) {
-        memcpy(r + xi * LANES, in + (size_t) xi * j->xi_stride, (size_t) n * sizeof(float));
-        for (int l = n; l < LANES; l++) r[xi * LANES + l] = 0.0f;
-    }
+    const struct lane_patches lp = lanes_of_tiles(j->src, j->channels, c, h, w, j->th, j->tw, 3, offset, j->tile0 + t0, n);
+    gather_lanes_fast(&lp, h, w, size, j->wide, p);
 }
 
 /* The 1-D transforms on LANES tiles at once (besides winograd_lanes.h's bt6): 6 (or 3) rows
@@ -125,7 +102,7 @@ static void input_channel(void *ctx, int c, int thread) {
         float d[36 * LANES], r[36 * LANES];
         load_patches(j, c, t0, n, 6, -j->pad, j->h, j->w, d);
         bt6_tiles(d, r);
-        store_runs(j->dst + (size_t) c * j->ld + t0, j->xi_stride, n, r);
+        store_runs_fast(j->dst + (size_t) c * j->ld + t0, j->xi_stride, n, r, j->wide);
     }
 }
 
@@ -138,7 +115,7 @@ static void output_grad_channel(void *ctx, int c, int thread) {
         load_patches(j, c, t0, n, 3, 0, j->oh, j->ow, g);
         for (int i = 0; i < 3; i++) a3(g + 3 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* g A^T: 3 x 6 */
         for (int k = 0; k < 6; k++) a3(rows + k * LANES, 6 * LANES, r + k * LANES, 6 * LANES);  /* A (g A^T) */
-        store_runs(j->dst + (size_t) c * j->ld + t0, j->xi_stride, n, r);
+        store_runs_fast(j->dst + (size_t) c * j->ld + t0, j->xi_stride, n, r, j->wide);
     }
 }
 
@@ -149,13 +126,13 @@ static void output_channel(void *ctx, int c, int thread) {
     for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
         const int n = j->tiles - t0 < LANES ? j->tiles - t0 : LANES;
         float m[36 * LANES], rows[18 * LANES], y[9 * LANES];
-        load_runs(j, j->src, c, t0, n, m);
+        load_runs_fast(j->src + (size_t) c * j->ld + t0, j->xi_stride, n, m, j->wide);
         for (int i = 0; i < 6; i++) at3(m + 6 * i * LANES, LANES, rows + 3 * i * LANES, LANES); /* M A: 6 x 3 */
         for (int k = 0; k < 3; k++) at3(rows + k * LANES, 3 * LANES, y + k * LANES, 3 * LANES); /* A^T (M A) */
-        for (int l = 0; l < n; l++) {
-            int img, y0, x0;
-            tile_origin(j, t0, n, l, &img, &y0, &x0);
-            float *plane = j->dst + ((size_t) img * j->channels + c) * j->oh * j->ow;
+        struct tile_walk t = tile_walk_at(j->tile0 + t0, j->th, j->tw);
+        for (int l = 0; l < n; l++, tile_walk_next(&t)) {
+            const int y0 = 3 * t.ty, x0 = 3 * t.tx;
+            float *plane = j->dst + ((size_t) t.img * j->channels + c) * j->oh * j->ow;
             for (int i = 0; i < 3 && y0 + i < j->oh; i++)
                 for (int k = 0; k < 3 && x0 + k < j->ow; k++)
                     plane[(size_t) (y0 + i) * j->ow + x0 + k] = y[(3 * i + k) * LANES + l] + bias;
@@ -169,15 +146,13 @@ static void input_grad_channel(void *ctx, int c, int thread) {
     for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
         const int n = j->tiles - t0 < LANES ? j->tiles - t0 : LANES;
         float v[36 * LANES], rows[36 * LANES], d[36 * LANES];
-        load_runs(j, j->src, c, t0, n, v);
+        load_runs_fast(j->src + (size_t) c * j->ld + t0, j->xi_stride, n, v, j->wide);
         for (int i = 0; i < 6; i++) b6(v + 6 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* dV B^T by rows */
         for (int k = 0; k < 6; k++) b6(rows + k * LANES, 6 * LANES, d + k * LANES, 6 * LANES); /* B (dV B^T) */
-        for (int l = 0; l < n; l++) {
-            int img, y0, x0;
-            tile_origin(j, t0, n, l, &img, &y0, &x0);
-            y0 -= j->pad;
-            x0 -= j->pad;
-            float *plane = j->dst + ((size_t) img * j->channels + c) * j->h * j->w;
+        struct tile_walk t = tile_walk_at(j->tile0 + t0, j->th, j->tw);
+        for (int l = 0; l < n; l++, tile_walk_next(&t)) {
+            const int y0 = 3 * t.ty - j->pad, x0 = 3 * t.tx - j->pad;
+            float *plane = j->dst + ((size_t) t.img * j->channels + c) * j->h * j->w;
             for (int i = 0; i < 6; i++) {
                 const int y = y0 + i;
                 if (y < 0 || y >= j->h) continue;

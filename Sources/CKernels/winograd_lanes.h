@@ -1,6 +1,9 @@
 #ifndef F2A_WINOGRAD_LANES_H
 #define F2A_WINOGRAD_LANES_H
 
+#include "f2a_kernels.h"
+
+#include <immintrin.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -42,6 +45,105 @@ static inline void gather_patch(const float *plane, int h, int w, int y0, int x0
         }
 }
 
+/* Where the patches of up to LANES tiles lie: lane l < n reads the plane at first +
+ * offset[l] (in floats) from row y[l], column x[l] (-1 and the like: the padding). As
+ * offsets from one pointer, the lanes' patch positions are one AVX-512 gather each. */
+struct lane_patches {
+    const float *first;
+    int n, y[LANES], x[LANES];
+    ptrdiff_t offset[LANES];
+};
+
+/* Tiles numbered (image, tile row, tile column) over th x tw tiles per image, walked one
+ * at a time: an integer division per tile and lane cost as much as the transform. */
+struct tile_walk {
+    int img, ty, tx, th, tw;
+};
+
+static inline struct tile_walk tile_walk_at(int tile, int th, int tw) {
+    struct tile_walk t = { tile / (th * tw), tile % (th * tw) / tw, tile % tw, th, tw };
+    return t;
+}
+
+static inline void tile_walk_next(struct tile_walk *t) {
+    if (++t->tx == t->tw) {
+        t->tx = 0;
+        if (++t->ty == t->th) { t->ty = 0; t->img++; }
+    }
+}
+
+/* The lanes of tiles tile ... tile + n - 1 (n <= LANES) of channel c of `src`
+ * ([images][channels][h][w]), each patch from the tile's corner (step * ty, step * tx) +
+ * offset. */
+static inline struct lane_patches lanes_of_tiles(const float *src, int channels, int c, int h, int w, int th, int tw,
+                                                 int step, int offset, int tile, int n) {
+    struct tile_walk t = tile_walk_at(tile, th, tw);
+    const int img0 = t.img;
+    const size_t image = (size_t) channels * h * w;
+    struct lane_patches lp = { src + img0 * image + (size_t) c * h * w, n, { 0 }, { 0 }, { 0 } };
+    for (int l = 0; l < n; l++, tile_walk_next(&t)) {
+        lp.offset[l] = (ptrdiff_t) ((t.img - img0) * image);
+        lp.y[l] = step * t.ty + offset;
+        lp.x[l] = step * t.tx + offset;
+    }
+    return lp;
+}
+
+/* The patches of the lanes as scalar gathers, zeros outside the planes and in the lanes
+ * past n. */
+static inline void gather_lanes(const struct lane_patches *lp, int h, int w, int size, float *p) {
+    for (int l = 0; l < LANES; l++) {
+        if (l < lp->n) {
+            gather_patch(lp->first + lp->offset[l], h, w, lp->y[l], lp->x[l], size, l, p);
+        } else {
+            for (int e = 0; e < size * size; e++) p[e * LANES + l] = 0.0f;
+        }
+    }
+}
+
+/* gather_lanes with one masked hardware gather per patch position instead of a load and
+ * a store per float. A lane's bounds become masks (its rows i and columns k inside the
+ * plane), so masked-off lanes read nothing and come out zero: the same values as
+ * gather_lanes, bit for bit. */
+__attribute__((target("avx512f")))
+static inline void gather_lanes_avx512(const struct lane_patches *lp, int h, int w, int size, float *p) {
+    const __mmask16 live = lp->n >= LANES ? 0xFFFF : (__mmask16) ((1u << lp->n) - 1);
+    /* The offsets fit in 32 bits where this runs (lane_gathers_wide). */
+    const __m512i off = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_loadu_si512(lp->offset))),
+                                           _mm512_cvtepi64_epi32(_mm512_loadu_si512(lp->offset + 8)), 1);
+    const __m512i y = _mm512_loadu_si512(lp->y), x = _mm512_loadu_si512(lp->x);
+    const __m512i hv = _mm512_set1_epi32(h), wv = _mm512_set1_epi32(w), zero = _mm512_setzero_si512();
+    __mmask16 cols[6];
+    for (int k = 0; k < size; k++) {
+        const __m512i xk = _mm512_add_epi32(x, _mm512_set1_epi32(k));
+        cols[k] = _mm512_mask_cmpge_epi32_mask(live, xk, zero) & _mm512_cmplt_epi32_mask(xk, wv);
+    }
+    /* Row i of lane l starts at offset[l] + (y[l] + i) * w + x[l]. */
+    __m512i row = _mm512_add_epi32(off, _mm512_add_epi32(_mm512_mullo_epi32(y, wv), x));
+    for (int i = 0; i < size; i++, row = _mm512_add_epi32(row, wv)) {
+        const __m512i yi = _mm512_add_epi32(y, _mm512_set1_epi32(i));
+        const __mmask16 inside = _mm512_cmpge_epi32_mask(yi, zero) & _mm512_cmplt_epi32_mask(yi, hv);
+        for (int k = 0; k < size; k++) {
+            const __m512i at = _mm512_add_epi32(row, _mm512_set1_epi32(k));
+            _mm512_storeu_ps(p + (i * size + k) * LANES,
+                             _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside & cols[k], at, lp->first, 4));
+        }
+    }
+}
+
+/* Whether the *_fast functions below may take their AVX-512 paths for a batch of `images`
+ * images of `planes_per_image` planes of h x w: the CPU runs them (f2a_kernels_avx512), and
+ * every lane's offset (struct lane_patches) fits in 32 bits. */
+static inline int lane_gathers_wide(int images, int planes_per_image, int h, int w) {
+    return f2a_kernels_avx512() && (double) images * planes_per_image * h * w < (double) (1u << 30);
+}
+
+/* gather_lanes, with the AVX-512 gathers where `wide` (lane_gathers_wide). */
+static inline void gather_lanes_fast(const struct lane_patches *lp, int h, int w, int size, int wide, float *p) {
+    if (wide) gather_lanes_avx512(lp, h, w, size, p);
+    else gather_lanes(lp, h, w, size, p);
+}
+
 /* V = B^T d B of LANES 6x6 patches, d[(i * 6 + k) * LANES + lane] into r in the same
  * layout (r[xi * LANES + lane], xi = 6 i + k: one run per transform position). */
 static inline void bt6_tiles(const float *d, float *r) {
@@ -52,10 +154,41 @@ static inline void bt6_tiles(const float *d, float *r) {
 
 /* The 36 runs r[xi * LANES ...] of n <= LANES tiles, to out + xi * xi_stride. */
 static inline void store_runs(float *out, size_t xi_stride, int n, const float *r) {
-    if (n == LANES) /* a constant size: inlined vector stores, not a call per run */
-        for (int xi = 0; xi < 36; xi++) memcpy(out + (size_t) xi * xi_stride, r + xi * LANES, LANES * sizeof(float));
-    else
-        for (int xi = 0; xi < 36; xi++) memcpy(out + (size_t) xi * xi_stride, r + xi * LANES, (size_t) n * sizeof(float));
+    for (int xi = 0; xi < 36; xi++) memcpy(out + (size_t) xi * xi_stride, r + xi * LANES, (size_t) n * sizeof(float));
+}
+
+/* The adjoint: r[xi * LANES + lane] from in + xi * xi_stride, zeros in the lanes past n. */
+static inline void load_runs(const float *in, size_t xi_stride, int n, float *r) {
+    for (int xi = 0; xi < 36; xi++) {
+        memcpy(r + xi * LANES, in + (size_t) xi * xi_stride, (size_t) n * sizeof(float));
+        for (int l = n; l < LANES; l++) r[xi * LANES + l] = 0.0f;
+    }
+}
+
+/* store_runs and load_runs as one masked vector access per run. The compiler turns their
+ * copies into a library call per run (36 per group of tiles, a quarter of a transform's
+ * time), even where n is LANES. */
+__attribute__((target("avx512f")))
+static void store_runs_avx512(float *out, size_t xi_stride, int n, const float *r) {
+    const __mmask16 live = n >= LANES ? 0xFFFF : (__mmask16) ((1u << n) - 1);
+    for (int xi = 0; xi < 36; xi++) _mm512_mask_storeu_ps(out + (size_t) xi * xi_stride, live, _mm512_loadu_ps(r + xi * LANES));
+}
+
+__attribute__((target("avx512f")))
+static void load_runs_avx512(const float *in, size_t xi_stride, int n, float *r) {
+    const __mmask16 live = n >= LANES ? 0xFFFF : (__mmask16) ((1u << n) - 1);
+    for (int xi = 0; xi < 36; xi++) _mm512_storeu_ps(r + xi * LANES, _mm512_maskz_loadu_ps(live, in + (size_t) xi * xi_stride));
+}
+
+/* store_runs and load_runs with the vector accesses where `wide` (lane_gathers_wide). */
+static inline void store_runs_fast(float *out, size_t xi_stride, int n, const float *r, int wide) {
+    if (wide) store_runs_avx512(out, xi_stride, n, r);
+    else store_runs(out, xi_stride, n, r);
+}
+
+static inline void load_runs_fast(const float *in, size_t xi_stride, int n, float *r, int wide) {
+    if (wide) load_runs_avx512(in, xi_stride, n, r);
+    else load_runs(in, xi_stride, n, r);
 }
 
 #endif

@@ -1,3 +1,4 @@
+import CKernels
 import F2ACore
 import F2AModel
 import Testing
@@ -482,6 +483,31 @@ struct DirectWeightGradientTests {
             let (worst, scale) = Self.naiveError(x, dy, dW)
             #expect(worst <= 1e-5 * max(1, scale), "chunk \(chunk ?? 0): worst \(worst) of \(scale)")
         }
+    }
+
+    /// The transforms' AVX-512 gathers and run stores against their scalar versions: the
+    /// same floats, so the same gradient bit for bit. Lanes span images (12 tiles per
+    /// image), tiles are cut by every edge, the last group of tiles is partial. On a CPU
+    /// without AVX-512 both runs take the scalar path.
+    @Test("Winograd domain: the AVX-512 transform paths give the scalar paths' gradient bit for bit")
+    func winogradWideNarrow() {
+        var R = Rand(29)
+        let x = R.tensor([3, 5, 9, 13]), dy = R.tensor([3, 7, 9, 13])
+        func gradient() -> [Float] {
+            var dW = [Float](repeating: 0.5, count: 7 * 5 * 9)
+            dW.withUnsafeMutableBufferPointer {
+                EngineConvolution.winogradWeightGradient(x, dy: dy, into: $0.baseAddress!, chunkTiles: 16)
+            }
+            return dW
+        }
+        let previous = f2a_kernels_set_avx512(0)
+        defer { _ = f2a_kernels_set_avx512(previous) }
+        let narrow = gradient()
+        _ = f2a_kernels_set_avx512(1)
+        let wide = gradient()
+        #expect(zip(narrow, wide).allSatisfy { $0.bitPattern == $1.bitPattern })
+        let (worst, scale) = Self.naiveError(x, dy, wide)
+        #expect(worst <= 1e-5 * max(1, scale), "worst \(worst) of \(scale)")
     }
 
     /// The largest difference between dW − 0.5 (dW started at 0.5: the gradient is

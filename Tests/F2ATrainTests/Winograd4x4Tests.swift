@@ -1,3 +1,4 @@
+import CKernels
 import Testing
 @testable import F2ATrain
 import F2ACore
@@ -53,6 +54,31 @@ struct Winograd4x4Tests {
             }
             #expect(Self.relativeError(part.data, expected) < 1e-5, "chunk \(chunk ?? 0) dx of channels \(from)...")
         }
+    }
+
+    /// The transforms' AVX-512 gathers and run loads and stores against their scalar
+    /// versions: forward and backward give the same floats bit for bit. On a CPU without
+    /// AVX-512 both runs take the scalar path.
+    @Test("The AVX-512 transform paths give the scalar paths' results bit for bit")
+    func wideNarrow() {
+        var R = Rand(37)
+        let g = ConvGeometry(6, 9, kernel: 4, stride: 1, padding: 1)
+        let x = R.tensor([3, 6, 10, 11]), weight = R.array(9 * 6 * 16, scale: 0.5), bias = R.array(9, scale: 0.5)
+        let dy = R.tensor([3, 9, g.outSize(10), g.outSize(11)])
+        func run() -> [Float] {
+            let ws = Workspace()
+            let y = Winograd4x4.forward(x, weight: weight, bias: bias, g, workspace: ws, chunkTiles: 20)
+            var dW = [Float](repeating: 0, count: weight.count), dB = [Float](repeating: 0, count: 9)
+            let dx = Winograd4x4.backward(x, dy: dy, weight: weight, g, dW: &dW, dB: &dB, inputGradient: 0..<6,
+                                          workspace: ws, chunkTiles: 20)!
+            return y.data + dW + dx.data
+        }
+        let previous = f2a_kernels_set_avx512(0)
+        defer { _ = f2a_kernels_set_avx512(previous) }
+        let narrow = run()
+        _ = f2a_kernels_set_avx512(1)
+        let wide = run()
+        #expect(narrow.count == wide.count && zip(narrow, wide).allSatisfy { $0.bitPattern == $1.bitPattern })
     }
 
     /// Largest difference relative to the reference's largest magnitude.
