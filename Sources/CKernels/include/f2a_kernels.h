@@ -26,10 +26,10 @@ typedef void (*f2a_task_fn)(void *ctx, int item, int thread);
 /**
  * Runs fn(ctx, i, thread) for i in 0 ..< items on up to `threads` threads
  * (at most 16) of a persistent pool, the caller included; returns when all
- * are done. Items are handed out one at a time. A call made while another is
- * in progress (from another thread, or nested: from inside an item, whose
- * thread the pool already holds) runs all its items on the caller. The one
- * pool of the library: F2ACore's parallelFor runs on it too.
+ * are done. Items are claimed in shrinking runs (pool.c). A call made while
+ * another is in progress (from another thread, or nested: from inside an
+ * item, whose thread the pool already holds) runs all its items on the
+ * caller. The one pool of the library: F2ACore's parallelFor runs on it too.
  */
 void f2a_parallel(f2a_task_fn fn, void *ctx, int items, int threads);
 
