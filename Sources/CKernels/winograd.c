@@ -115,6 +115,7 @@ struct plan {
     int cin, cout, coutp, cg, groups, height, width; /* cg: block_rows(cout) */
     const float *U, *bias;
     int relu;
+    const float *gate; /* NULL, or [cout][height][width]: outputs where it is not > 0 are 0 */
     float *out;
     int threads;
     int wide; /* the AVX-512 GEMM blocks (f2a_kernels_avx512) */
@@ -256,7 +257,7 @@ static void gemm_block(const struct plan *p, const float *V, float *M, int xi, i
     else gemm_8x16_avx512(p->cin, u, u + K * p->cg, vt, mt, mt + (size_t) p->cg * p->tbp, p->tbp);
 }
 
-/* Output transform of one tile row of one output channel, + bias, ReLU. */
+/* Output transform of one tile row of one output channel, + bias, ReLU, gate. */
 __attribute__((target("avx2,fma")))
 static void output_row(const struct plan *p, const struct band *bd, const float *M, int co, int row) {
     const size_t xi_stride = p->mstride;
@@ -284,7 +285,15 @@ static void output_row(const struct plan *p, const struct band *bd, const float 
         for (int r = 0; r < 4 && 4 * ty + r < p->height; r++) {
             __m256 a[4];
             scatter8x4(y[r], a);
-            float *dst = p->out + ((size_t) co * p->height + 4 * ty + r) * p->width + x;
+            const size_t at = ((size_t) co * p->height + 4 * ty + r) * p->width + x;
+            float *dst = p->out + at;
+            if (p->gate) {
+                float edge[32] = { 0 };
+                const float *g = p->gate + at;
+                if (n < 32) g = memcpy(edge, g, (size_t) n * sizeof(float));
+                for (int q = 0; q < 4; q++)
+                    a[q] = _mm256_and_ps(a[q], _mm256_cmp_ps(_mm256_loadu_ps(g + 8 * q), zero, _CMP_GT_OQ));
+            }
             if (n == 32) {
                 _mm256_storeu_ps(dst, a[0]); _mm256_storeu_ps(dst + 8, a[1]);
                 _mm256_storeu_ps(dst + 16, a[2]); _mm256_storeu_ps(dst + 24, a[3]);
@@ -449,7 +458,13 @@ static void output_panel(const struct plan *p, const float *m, int co, int ty, i
     for (int r = 0; r < 4 && 4 * ty + r < p->height; r++) {
         __m512 a[4];
         transpose4x4_16(y[r], a);
-        float *dst = p->out + ((size_t) co * p->height + 4 * ty + r) * p->width + xa;
+        const size_t at = ((size_t) co * p->height + 4 * ty + r) * p->width + xa;
+        float *dst = p->out + at;
+        if (p->gate)
+            for (int i = 0; i < 4; i++) {
+                const __m512 g = _mm512_maskz_loadu_ps(cm[i], p->gate + at + 16 * i);
+                a[i] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(g, zero, _CMP_GT_OQ), a[i]);
+            }
         for (int i = 0; i < 4; i++) _mm512_mask_storeu_ps(dst + 16 * i, cm[i], a[i]);
     }
 }
@@ -535,7 +550,7 @@ size_t f2a_conv3x3_set_shared_limit(size_t bytes) {
 
 int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
                 int height, int width, const float *packed, const float *bias,
-                int cout, int relu, float *out, int threads) {
+                int cout, int relu, const float *gate, float *out, int threads) {
     struct plan p = { 0 };
     for (int s = 0; s < nsrc; s++) p.cin += src_channels[s];
     if (height <= 0 || width <= 0 || cout <= 0) return 0;
@@ -554,6 +569,7 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
     p.U = packed;
     p.bias = bias;
     p.relu = relu;
+    p.gate = gate;
     p.out = out;
     p.threads = threads;
     p.wide = f2a_kernels_avx512();

@@ -27,3 +27,12 @@ public enum Activation: String, Sendable, CaseIterable {
         t.data.withUnsafeMutableBufferPointer { apply($0) }
     }
 }
+
+extension Activation {
+    /// x[i] = gate[i] > 0 ? x[i] : 0 for i in 0..<count (a NaN gate gives 0 too): the
+    /// backward of a ReLU whose output is `gate`. `Conv2d`'s `gate:` applies the same rule
+    /// as it stores its output; the trainer's ReLU backward applies it by chunks.
+    public static func reluGate(_ x: UnsafeMutablePointer<Float>, by gate: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] = gate[i] > 0 ? x[i] : 0 }
+    }
+}

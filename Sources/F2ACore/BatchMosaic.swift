@@ -69,14 +69,20 @@ struct BatchMosaic {
         return out
     }
 
-    /// The images of a mosaic of `channels` planes, as [N, channels, H, W].
-    func unpack(_ mosaic: UnsafePointer<Float>, channels: Int, into out: UnsafeMutablePointer<Float>) {
+    /// The images of a mosaic of `channels` planes, as [N, channels, H, W]; where `gate`
+    /// (the same shape) is given, y = gate > 0 ? y : 0 on the way (`Activation.reluGate`).
+    func unpack(_ mosaic: UnsafePointer<Float>, channels: Int, gate: UnsafePointer<Float>? = nil,
+                into out: UnsafeMutablePointer<Float>) {
         let plane = mosaicHeight * mosaicWidth
         for k in 0..<images {
             for c in 0..<channels {
                 let src = mosaic + c * plane + origin(k)
-                let dst = out + ((k * channels + c) * height) * width
-                for y in 0..<height { (dst + y * width).update(from: src + y * mosaicWidth, count: width) }
+                let at = ((k * channels + c) * height) * width
+                for y in 0..<height {
+                    let row = at + y * width
+                    (out + row).update(from: src + y * mosaicWidth, count: width)
+                    if let gate { Activation.reluGate(out + row, by: gate + row, count: width) }
+                }
             }
         }
     }

@@ -71,56 +71,84 @@ public struct Conv2d: Sendable {
     /// y = activation(conv(concat(sources)) + bias): the channel concatenation
     /// of `sources` ([N, c_i, H, W] each) is the input, without materialising it
     /// when the 3x3 kernel applies.
-    public func callAsFunction(concatenating sources: [Tensor], activation: Activation = .identity) -> Tensor {
+    ///
+    /// `gate` ([N, out, H', W'], or nil): afterwards y = gate > 0 ? y : 0 elementwise
+    /// (`Activation.reluGate`), in the 3x3 kernel's store where it runs: the trainer's input
+    /// gradient through the ReLU whose output is `gate`, without a pass of its own.
+    public func callAsFunction(concatenating sources: [Tensor], activation: Activation = .identity,
+                               gate: Tensor? = nil) -> Tensor {
         precondition(!sources.isEmpty)
         guard !packed.isEmpty else {
-            return self(sources.dropFirst().reduce(sources[0]) { concatChannels($0, $1) }, activation: activation)
+            return self(sources.dropFirst().reduce(sources[0]) { concatChannels($0, $1) }, activation: activation, gate: gate)
         }
         let n = sources[0].n, h = sources[0].h, w = sources[0].w
         precondition(sources.allSatisfy { $0.rank == 4 && $0.n == n && $0.h == h && $0.w == w }
                      && sources.reduce(0, { $0 + $1.c }) == inChannels,
                      "Conv2d expects \(inChannels) input channels, got \(sources.map { $0.shape.shapeDescription })")
+        precondition(gate.map { $0.shape == [n, outChannels, h, w] } ?? true,
+                     "Conv2d: gate \(gate?.shape.shapeDescription ?? "") for output [\(n), \(outChannels), \(h), \(w)]")
+        // The kernel stores relu(conv + bias) and gates it; other activations come after the store.
+        let fused = activation == .relu || activation == .identity
+        var y: Tensor
         if let mosaic = BatchMosaic(images: n, height: h, width: w) {
-            return self(mosaic: mosaic, sources, activation: activation)
-        }
-        let channels = sources.map { Int32($0.c) }
-        let outPlane = outChannels * h * w
-        var y = Tensor(shape: [n, outChannels, h, w]) { yp in
-            for b in 0..<n {
-                withBasePointers(sources, image: b) { bases in
-                    run3x3(bases, channels, height: h, width: w, relu: activation == .relu, into: yp.baseAddress! + b * outPlane)
+            y = self(mosaic: mosaic, sources, relu: activation == .relu, gate: fused ? gate : nil)
+        } else {
+            let channels = sources.map { Int32($0.c) }
+            let outPlane = outChannels * h * w
+            y = Tensor(shape: [n, outChannels, h, w]) { yp in
+                for b in 0..<n {
+                    withBasePointers(sources, image: b) { bases in
+                        withGatePointer(fused ? gate : nil, offset: b * outPlane) { gp in
+                            run3x3(bases, channels, height: h, width: w, relu: activation == .relu, gate: gp,
+                                   into: yp.baseAddress! + b * outPlane)
+                        }
+                    }
                 }
             }
         }
-        if activation != .relu && activation != .identity { activation.apply(&y) }
+        if !fused {
+            activation.apply(&y)
+            if let gate { Self.applyGate(&y, gate) }
+        }
         return y
     }
 
     /// The 3x3 kernel on one image, the channel concatenation of `bases` (`channels` planes
-    /// each): out [outChannels, height, width].
+    /// each): out [outChannels, height, width], gated by `gate` (same shape) if given.
     private func run3x3(_ bases: [UnsafePointer<Float>?], _ channels: [Int32], height: Int, width: Int, relu: Bool,
-                        into out: UnsafeMutablePointer<Float>) {
+                        gate: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
         let status = f2a_conv3x3(bases, channels, Int32(bases.count), Int32(height), Int32(width), packed, bias.data,
-                                 Int32(outChannels), relu ? 1 : 0, out, Int32(Conv2d.threadCount))
+                                 Int32(outChannels), relu ? 1 : 0, gate, out, Int32(Conv2d.threadCount))
         precondition(status == 0, "Conv2d: out of memory for the 3x3 kernel's workspace")
     }
 
-    /// `callAsFunction(concatenating:)` on a batch of small images run as one mosaic image.
-    private func callAsFunction(mosaic: BatchMosaic, _ sources: [Tensor], activation: Activation) -> Tensor {
+    /// `callAsFunction(concatenating:)` on a batch of small images run as one mosaic image;
+    /// the gate is applied as the images are cut out of the mosaic.
+    private func callAsFunction(mosaic: BatchMosaic, _ sources: [Tensor], relu: Bool, gate: Tensor?) -> Tensor {
         let input = mosaic.pack(sources)
         let mh = mosaic.mosaicHeight, mw = mosaic.mosaicWidth
         var output = [Float](unsafeUninitializedCapacity: outChannels * mh * mw) { _, n in n = outChannels * mh * mw }
         input.withUnsafeBufferPointer { ip in
             output.withUnsafeMutableBufferPointer { op in
-                run3x3([ip.baseAddress!], [Int32(inChannels)], height: mh, width: mw, relu: activation == .relu,
+                run3x3([ip.baseAddress!], [Int32(inChannels)], height: mh, width: mw, relu: relu, gate: nil,
                        into: op.baseAddress!)
             }
         }
-        var y = Tensor(shape: [mosaic.images, outChannels, mosaic.height, mosaic.width]) { yp in
-            output.withUnsafeBufferPointer { mosaic.unpack($0.baseAddress!, channels: outChannels, into: yp.baseAddress!) }
+        return Tensor(shape: [mosaic.images, outChannels, mosaic.height, mosaic.width]) { yp in
+            output.withUnsafeBufferPointer { op in
+                withGatePointer(gate, offset: 0) { gp in
+                    mosaic.unpack(op.baseAddress!, channels: outChannels, gate: gp, into: yp.baseAddress!)
+                }
+            }
         }
-        if activation != .relu && activation != .identity { activation.apply(&y) }
-        return y
+    }
+
+    /// y = gate > 0 ? y : 0 (same shapes) as a pass of its own, where the kernel does not apply it.
+    static func applyGate(_ y: inout Tensor, _ gate: Tensor) {
+        precondition(y.shape == gate.shape, "Conv2d: gate \(gate.shape.shapeDescription) for output \(y.shape.shapeDescription)")
+        y.data.withUnsafeMutableBufferPointer { yp in
+            gate.data.withUnsafeBufferPointer { Activation.reluGate(yp.baseAddress!, by: $0.baseAddress!, count: yp.count) }
+        }
     }
 
     /// Threads of the 3x3 kernel: one per online CPU (at most 16).
@@ -135,10 +163,11 @@ public struct Conv2d: Sendable {
     static let columnBudget = 4 << 20
 
     /// y = activation(conv(x) + bias). x: [N, in, H, W] → [N, out, H', W'].
-    public func callAsFunction(_ x: Tensor, activation: Activation = .identity) -> Tensor {
+    /// `gate`: as in `callAsFunction(concatenating:activation:gate:)`.
+    public func callAsFunction(_ x: Tensor, activation: Activation = .identity, gate: Tensor? = nil) -> Tensor {
         precondition(x.rank == 4 && x.c == inChannels,
                      "Conv2d expects [N, \(inChannels), H, W], got \(x.shape.shapeDescription)")
-        if !packed.isEmpty { return self(concatenating: [x], activation: activation) }
+        if !packed.isEmpty { return self(concatenating: [x], activation: activation, gate: gate) }
         let oh = outputSize(x.h), ow = outputSize(x.w)
         var y = Tensor(zeros: [x.n, outChannels, max(oh, 0), max(ow, 0)])
         guard oh > 0, ow > 0 else { return y }
@@ -180,8 +209,15 @@ public struct Conv2d: Sendable {
             }
         }
         addBias(&y, bias, activation: activation)
+        if let gate { Self.applyGate(&y, gate) }
         return y
     }
+}
+
+/// body(gate's storage from `offset` on), or body(nil) without a gate.
+private func withGatePointer<R>(_ gate: Tensor?, offset: Int, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let gate else { return body(nil) }
+    return gate.data.withUnsafeBufferPointer { body($0.baseAddress! + offset) }
 }
 
 /// Lowers output rows `outRows` of a convolution to column-matrix rows

@@ -203,9 +203,10 @@ public final class TrainableGenerator: @unchecked Sendable {
 
     /// Accumulates layer i's parameter gradients for output gradient dy and returns its
     /// input gradient (of the first `inputGradientChannels` channels only, if given),
-    /// or nil without `inputGradient`.
+    /// or nil without `inputGradient`. With `gate` (`reluBelow`) the input gradient has been
+    /// through that ReLU too.
     private func convBackward(layer i: Int, _ rec: LayerRecord, _ dy: Tensor, inputGradient: Bool = true,
-                              inputGradientChannels: Int? = nil) -> Tensor? {
+                              inputGradientChannels: Int? = nil, gate: Tensor? = nil) -> Tensor? {
         let (w, b) = layerParameters[i]
         let s = params.shapes[w]
         let padding = config.padding(layers[i])
@@ -219,8 +220,24 @@ public final class TrainableGenerator: @unchecked Sendable {
                                inputGradientChannels: inputGradientChannels, workspace: ws)
             }
         }
-        guard engine, inputGradient else { return dx }
-        return EngineConvolution.inputGradient(dy, weight: weight, shape: s, channels: inputGradientChannels ?? s[1])
+        guard engine, inputGradient else {
+            guard var dx, let gate else { return dx }
+            Pointwise.reluBackward(&dx, output: gate)
+            return dx
+        }
+        return EngineConvolution.inputGradient(dy, weight: weight, shape: s, channels: inputGradientChannels ?? s[1],
+                                               gate: gate)
+    }
+
+    /// The ReLU output 3x3 conv i reads as its input, where its input gradient can go
+    /// through that ReLU in the 3x3 kernel's store (`Conv2d`'s `gate:`) rather than in a
+    /// pass of its own: i reads the layer below as it is (not pooled, not beside a skip) and
+    /// that layer is a trainable 3x3 conv: 14 of the 27 ReLUs (of the convs and the
+    /// upsamplings) of the 5-level generator.
+    private func reluBelow(_ i: Int, _ cache: Cache) -> Tensor? {
+        guard i > 0, layers[i].kind == .conv3x3, layers[i].input == .previous, layers[i - 1].kind == .conv3x3,
+              let below = cache.records[i - 1] else { return nil }
+        return below.output
     }
 
     /// Accumulates parameter gradients for a loss whose gradient with respect
@@ -242,11 +259,16 @@ public final class TrainableGenerator: @unchecked Sendable {
         }
         // The gradients of the skips, by level, from the decoder convs that read them.
         var dSkips = [Tensor?](repeating: nil, count: config.levels)
+        // Whether d has already been through the ReLU of the layer it is the output gradient
+        // of (`reluBelow`: gated as the layer above computed it).
+        var gated = false
         for i in layers.indices.reversed() {
             let layer = layers[i]
             // Nothing flows into the frozen blocks, and no layer needs the gradient of their output.
             if isFrozen(layer) { break }
             let rec = cache.records[i]!
+            let below = reluBelow(i, cache)
+            defer { gated = below != nil }
             switch layer.kind {
             case .output:
                 // through the output activation to the pre-activation z
@@ -259,21 +281,22 @@ public final class TrainableGenerator: @unchecked Sendable {
                 }
                 d = convBackward(layer: i, rec, d)!
             case .conv3x3 where !layer.isEncoder:
-                Pointwise.reluBackward(&d, output: rec.output)
+                if !gated { Pointwise.reluBackward(&d, output: rec.output) }
                 // The first conv of a level reads [upsampled, skip]; a frozen block's skip needs no gradient.
                 let skipFrozen = layer.level <= frozen
                 let upChannels = config.decoderChannels(layer.level)
-                d = convBackward(layer: i, rec, d, inputGradientChannels: layer.input == .withSkip && skipFrozen ? upChannels : nil)!
+                d = convBackward(layer: i, rec, d, inputGradientChannels: layer.input == .withSkip && skipFrozen ? upChannels : nil,
+                                 gate: below)!
                 if layer.input == .withSkip && !skipFrozen {
                     let (up, dSkip) = splitChannels(d, first: upChannels)
                     d = up
                     dSkips[layer.level] = dSkip
                 }
             case .conv3x3:
-                Pointwise.reluBackward(&d, output: rec.output)
+                if !gated { Pointwise.reluBackward(&d, output: rec.output) }
                 // The network's input and a frozen block's output need no gradient.
                 let readsFixed = layer.level == frozen + 1 && (i == 0 || layer.input == .pooled)
-                if let dx = convBackward(layer: i, rec, d, inputGradient: !readsFixed) { d = dx }
+                if let dx = convBackward(layer: i, rec, d, inputGradient: !readsFixed, gate: below) { d = dx }
                 if layer.input == .pooled && !readsFixed {
                     let b = layer.level
                     let skip = cache.skips[b - 2]
@@ -286,7 +309,7 @@ public final class TrainableGenerator: @unchecked Sendable {
                 switch config.upsample {
                 case .transpose:
                     var du = d
-                    Pointwise.reluBackward(&du, output: rec.output)
+                    if !gated { Pointwise.reluBackward(&du, output: rec.output) }
                     let weight = params.values[w]
                     d = params.withGrad(w) { dW in
                         params.withGrad(b) { dB in

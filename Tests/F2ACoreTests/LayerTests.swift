@@ -63,6 +63,34 @@ struct LayerTests {
         #expect(Self.winogradClose(conv(x), expected))
     }
 
+    /// A gate for an output of [n, cout, h, w]: values in [-1, 1] with exact zeros and NaNs
+    /// among them (neither lets the output through).
+    static func gate(_ n: Int, _ cout: Int, _ h: Int, _ w: Int, seed: UInt64) -> Tensor {
+        var g = randomTensor([n, cout, h, w], seed: seed)
+        for i in stride(from: 0, to: g.count, by: 7) { g.data[i] = 0 }
+        for i in stride(from: 3, to: g.count, by: 11) { g.data[i] = .nan }
+        return g
+    }
+
+    /// The trainer's input gradient through a ReLU (`gate:`): in the kernel's store for a
+    /// lone image (edges not multiples of the tile or the group), in the unpacking of a
+    /// mosaic for a batch of small ones. Where the gate is not positive the output is exactly 0.
+    @Test("A gate zeroes the outputs where it is not positive, in the kernel's store and from a mosaic",
+          arguments: [(1, 5, 7, 19, 37), (8, 6, 9, 8, 8), (2, 3, 4, 33, 40)])
+    func convGate(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
+        let conv = Conv2d(weight: randomTensor([cout, cin, 3, 3], seed: 61), bias: randomTensor([cout], seed: 62), padding: 1)
+        let x = randomTensor([n, cin, h, w], seed: 63), gate = Self.gate(n, cout, h, w, seed: 64)
+        #expect((BatchMosaic(images: n, height: h, width: w) != nil) == (n == 8))
+        for activation in [Activation.identity, .relu] {
+            var expected = naiveConv2d(x, weight: conv.weight, bias: conv.bias, stride: 1, padding: 1)
+            activation.apply(&expected)
+            for i in expected.data.indices where !(gate.data[i] > 0) { expected.data[i] = 0 }
+            let got = conv(x, activation: activation, gate: gate)
+            #expect(Self.winogradClose(got, expected), "\(activation)")
+            #expect(got.data.indices.allSatisfy { gate.data[$0] > 0 || got.data[$0].bitPattern == 0 }, "\(activation)")
+        }
+    }
+
     @Test("3x3 kernel reads a skip concatenation in place", arguments: [(5, 11, 9, 13, 17), (1, 2, 3, 1, 33)])
     func convConcat(_ ca: Int, _ cb: Int, _ cout: Int, _ h: Int, _ w: Int) {
         let conv = Conv2d(weight: randomTensor([cout, ca + cb, 3, 3], seed: 24), bias: randomTensor([cout], seed: 25), padding: 1)
@@ -363,6 +391,20 @@ struct WideKernelTests {
         // Without ReLU: negative outputs, so a lane stored from the wrong tile cannot hide as 0.
         let (narrowLinear, wideLinear) = Self.bothWays { conv(x) }
         #expect(Self.differing(narrowLinear, wideLinear) == 0)
+    }
+
+    /// The gate in the 16-lane and the 8-lane output transforms: the same bits.
+    @Test("3x3 convolution with a gate: the same bits with and without them", arguments: [
+        ConvCase(cin: 7, cout: 9, h: 22, w: 70, k: 3, padding: 1),
+        ConvCase(cin: 131, cout: 133, h: 5, w: 37, k: 3, padding: 1), // shared bands
+    ])
+    func conv3x3Gate(_ c: ConvCase) {
+        let conv = Conv2d(weight: randomTensor([c.cout, c.cin, 3, 3], seed: 65, scale: 0.1),
+                          bias: randomTensor([c.cout], seed: 66), padding: 1)
+        let x = randomTensor([c.n, c.cin, c.h, c.w], seed: 67), gate = LayerTests.gate(c.n, c.cout, c.h, c.w, seed: 68)
+        let (narrow, wide) = Self.bothWays { conv(x, gate: gate) }
+        #expect(Self.differing(narrow, wide) == 0)
+        #expect(wide.data.indices.allSatisfy { gate.data[$0] > 0 || wide.data[$0].bitPattern == 0 })
     }
 
     /// The input transform reads each source of a skip concatenation in place; the reference

@@ -118,12 +118,15 @@ size_t f2a_conv3x3_set_shared_limit(size_t bytes);
  * The input is the channel concatenation of `nsrc` tensors (a U-Net skip
  * concatenation costs nothing): source s has src_channels[s] planes of
  * height x width at srcs[s]. out: [cout, height, width], fully written.
+ * gate: NULL, or [cout, height, width]: where gate is not > 0 (NaN included)
+ * the output is 0, in the same pass (the trainer's input gradient through
+ * the ReLU whose output is gate). Must not overlap out.
  * `threads` >= 1 threads of the pool (at most 16).
  * Returns 0, or -1 if its workspace could not be allocated.
  */
 int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
                 int height, int width, const float *packed, const float *bias,
-                int cout, int relu, float *out, int threads);
+                int cout, int relu, const float *gate, float *out, int threads);
 
 /** Floats needed by f2a_convT2x2_pack for a [cin, cout, 2, 2] weight. */
 size_t f2a_convT2x2_packed_count(int cin, int cout);

@@ -105,8 +105,10 @@ enum EngineConvolution {
     }
 
     /// The gradient with respect to the first `channels` input channels of a 3x3 conv
-    /// whose output gradient is dy: [N, out, H, W] → [N, channels, H, W].
-    static func inputGradient(_ dy: Tensor, weight: [Float], shape: [Int], channels: Int) -> Tensor {
+    /// whose output gradient is dy: [N, out, H, W] → [N, channels, H, W]. With `gate` (the
+    /// ReLU output that was this conv's input, [N, channels, H, W]) it is the gradient
+    /// through that ReLU as well, gated in the kernel's store instead of a pass of its own.
+    static func inputGradient(_ dy: Tensor, weight: [Float], shape: [Int], channels: Int, gate: Tensor? = nil) -> Tensor {
         let cout = shape[0], cin = shape[1]
         precondition(shape.count == 4 && shape[2] == 3 && shape[3] == 3 && dy.c == cout && (1...cin).contains(channels),
                      "EngineConvolution.inputGradient: dy \(dy.shape.shapeDescription), weight \(shape.shapeDescription)")
@@ -123,6 +125,6 @@ enum EngineConvolution {
         }
         let conv = Conv2d(weight: Tensor(shape: [channels, cout, 3, 3], data: rotated),
                           bias: Tensor(zeros: [channels]), padding: 1)
-        return conv(dy)
+        return conv(dy, gate: gate)
     }
 }

@@ -9,11 +9,15 @@ public enum Pointwise {
     public static func relu(_ t: inout Tensor) {
         t.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = max(p[i], 0) } }
     }
-    /// dy *= (y > 0), y the ReLU output.
+    /// dy *= (y > 0), y the ReLU output (F2ACore's `Activation.reluGate`, by chunks on the
+    /// thread pool; `Conv2d`'s `gate:` applies the same in its store).
     public static func reluBackward(_ dy: inout Tensor, output y: Tensor) {
+        precondition(dy.count == y.count, "reluBackward: dy \(dy.shape.shapeDescription), y \(y.shape.shapeDescription)")
         y.data.withUnsafeBufferPointer { yp in
             dy.data.withUnsafeMutableBufferPointer { d in
-                elementChunks(d.count) { r in for i in r { d[i] = yp[i] > 0 ? d[i] : 0 } }
+                elementChunks(d.count) { r in
+                    Activation.reluGate(d.baseAddress! + r.lowerBound, by: yp.baseAddress! + r.lowerBound, count: r.count)
+                }
             }
         }
     }
