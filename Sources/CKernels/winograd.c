@@ -98,7 +98,15 @@ static void pack_group(void *ctx, int group, int thread) {
                 float run[PACK_LANES];
                 for (int l = 0; l < PACK_LANES; l++)
                     run[l] = (float) (gg[i][0][l] * G[k][0] + gg[i][1][l] * G[k][1] + gg[i][2][l] * G[k][2]);
-                memcpy(base + (size_t) (i * 6 + k) * job->xi_stride + j0, run, (size_t) lanes * sizeof(float));
+                float *dst = base + (size_t) (i * 6 + k) * job->xi_stride + j0;
+                /* Vector stores for a full run: the compiler makes every memcpy here a library
+                 * call, the constant-size ones included (36 per 16 weights). */
+                if (lanes == PACK_LANES) {
+                    _mm256_storeu_ps(dst, _mm256_loadu_ps(run));
+                    _mm256_storeu_ps(dst + 8, _mm256_loadu_ps(run + 8));
+                } else {
+                    memcpy(dst, run, (size_t) lanes * sizeof(float));
+                }
             }
     }
 }
