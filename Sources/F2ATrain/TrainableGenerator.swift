@@ -167,11 +167,12 @@ public final class TrainableGenerator: @unchecked Sendable {
                 var y: Tensor
                 switch config.upsample {
                 case .transpose:
-                    y = convTranspose2x2Forward(x, weight: params.values[w], bias: params.values[b], outChannels: layer.outChannels)
+                    y = convTranspose2x2Forward(x, weight: params.values[w], bias: params.values[b], outChannels: layer.outChannels,
+                                                relu: true)
                 case .unpool:
                     y = conv(x, layer: i)
+                    Pointwise.relu(&y)
                 }
-                Pointwise.relu(&y)
                 records[i] = LayerRecord(input: x, output: y)
                 if config.upsample == .unpool {
                     let skip = skips[layer.level - 1]

@@ -5,24 +5,15 @@ import F2ACore
 
 // MARK: Transposed convolution 2x2 stride 2
 
-/// y = convT(x) + bias; weight [in, out, 2, 2]. F2ACore.ConvTranspose2d's BLAS path
-/// itself, so the trainer and the library without AVX2/FMA compute alike.
-public func convTranspose2x2Forward(_ x: Tensor, weight: [Float], bias: [Float], outChannels oc: Int) -> Tensor {
-    let cin = x.c, h = x.h, w = x.w
-    precondition(weight.count == cin * oc * 4 && bias.count == oc)
-    var y = Tensor(zeros: [x.n, oc, 2 * h, 2 * w])
-    x.data.withUnsafeBufferPointer { xp in
-        weight.withUnsafeBufferPointer { wp in
-            bias.withUnsafeBufferPointer { bp in
-                y.data.withUnsafeMutableBufferPointer { yp in
-                    convTranspose2x2BLAS(xp.baseAddress!, batch: x.n, inChannels: cin, height: h, width: w,
-                                         weight: wp.baseAddress!, bias: bp.baseAddress!, outChannels: oc,
-                                         into: yp.baseAddress!)
-                }
-            }
-        }
-    }
-    return y
+/// y = convT(x) + bias, and ReLU if `relu`; weight [in, out, 2, 2]. F2ACore's
+/// ConvTranspose2d: the inference engine's kernel (GEMM, scatter, bias and ReLU fused, on
+/// the thread pool) where the CPU runs it, as in the exported model's forward pass;
+/// packing the weights, which change every step, is one pass over them.
+public func convTranspose2x2Forward(_ x: Tensor, weight: [Float], bias: [Float], outChannels oc: Int,
+                                    relu: Bool = false) -> Tensor {
+    precondition(weight.count == x.c * oc * 4 && bias.count == oc)
+    let layer = ConvTranspose2d(weight: Tensor(shape: [x.c, oc, 2, 2], data: weight), bias: Tensor(shape: [oc], data: bias))
+    return layer(x, activation: relu ? .relu : .identity)
 }
 
 public func convTranspose2x2Backward(_ x: Tensor, dy: Tensor, weight: [Float], outChannels oc: Int,
