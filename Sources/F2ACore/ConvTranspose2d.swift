@@ -76,7 +76,7 @@ public struct ConvTranspose2d: Sendable {
 
 /// y = convT2x2(x) + bias, stride 2, by BLAS: per image one GEMM
 /// [out·4, H·W] = weightᵀ · x, then `convTranspose2x2Scatter`. The layer's path
-/// without AVX2/FMA and the trainer's forward pass (so the two agree exactly).
+/// without AVX2/FMA.
 /// x: [batch, in, H, W], weight [in, out, 2, 2], y: [batch, out, 2H, 2W], fully written.
 package func convTranspose2x2BLAS(_ x: UnsafePointer<Float>, batch: Int, inChannels cin: Int, height h: Int, width w: Int,
                                   weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, outChannels oc: Int,

@@ -67,13 +67,14 @@ public final class PatchDiscriminator: @unchecked Sendable {
             cache.inputs.append(x)
             var y = conv2dForward(x, weight: params["D.conv\(i).weight"], bias: params["D.conv\(i).bias"], l.geometry, workspace: ws)
             if l.norm {
-                let (n, nc) = normForward(y, kind: norm, gamma: params["D.norm\(i).gamma"], beta: params["D.norm\(i).beta"])
+                let (n, nc) = normForward(y, kind: norm, gamma: params["D.norm\(i).gamma"], beta: params["D.norm\(i).beta"],
+                                          leakySlope: l.activation ? Self.slope : nil)
                 cache.norms.append(nc)
                 y = n
             } else {
                 cache.norms.append(nil)
+                if l.activation { Pointwise.leakyRelu(&y, slope: Self.slope) }
             }
-            if l.activation { Pointwise.leakyRelu(&y, slope: Self.slope) }
             cache.outputs.append(y)
             x = y
         }

@@ -31,16 +31,20 @@ struct NormGroups {
 
 /// Instance norm (statistics per sample and channel) or batch norm
 /// (statistics per channel over the batch, training mode), with affine
-/// gamma/beta, eps 1e-5, biased variance. The statistics groups run in
-/// parallel, each summed in the same order as on one thread.
-public func normForward(_ x: Tensor, kind: NormKind, gamma: [Float], beta: [Float], eps: Float = 1e-5) -> (Tensor, NormCache) {
+/// gamma/beta, eps 1e-5, biased variance, then LeakyReLU with `leakySlope` if
+/// given (in the same pass: the discriminator's norm + LeakyReLU). The statistics
+/// groups run in parallel, each summed in the same order as on one thread. Both
+/// outputs are written whole, so neither is zero-filled first.
+public func normForward(_ x: Tensor, kind: NormKind, gamma: [Float], beta: [Float], eps: Float = 1e-5,
+                        leakySlope: Float? = nil) -> (Tensor, NormCache) {
     precondition(kind != .none && gamma.count == x.c && beta.count == x.c)
     let groups = NormGroups(kind, x), plane = groups.plane
-    var y = Tensor(zeros: x.shape), xhat = Tensor(zeros: x.shape)
+    var xhat = Tensor(zeros: [0])
     var inv = [Float](repeating: 0, count: groups.count)
-    x.data.withUnsafeBufferPointer { xb in
-        xhat.data.withUnsafeMutableBufferPointer { hb in
-            y.data.withUnsafeMutableBufferPointer { yb in
+    let slope = leakySlope ?? 1
+    let y = Tensor(shape: x.shape) { yb in
+        xhat = Tensor(shape: x.shape) { hb in
+            x.data.withUnsafeBufferPointer { xb in
                 inv.withUnsafeMutableBufferPointer { ib in
                     let xp = xb.baseAddress!, hp = hb.baseAddress!, yp = yb.baseAddress!, ip = ib.baseAddress!
                     parallelChunks(groups.count, work: 3 * x.count) { range in
@@ -61,7 +65,8 @@ public func normForward(_ x: Tensor, kind: NormKind, gamma: [Float], beta: [Floa
                                 for i in 0..<plane {
                                     let h = (xp[o + i] - m) * invStd
                                     hp[o + i] = h
-                                    yp[o + i] = ga * h + be
+                                    let v = ga * h + be
+                                    yp[o + i] = v < 0 ? v * slope : v   // Pointwise.leakyRelu's rule
                                 }
                             }
                         }
@@ -76,13 +81,12 @@ public func normForward(_ x: Tensor, kind: NormKind, gamma: [Float], beta: [Floa
 public func normBackward(_ dy: Tensor, cache: NormCache, kind: NormKind, gamma: [Float],
                          dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>) -> Tensor {
     let groups = NormGroups(kind, dy), plane = groups.plane
-    var dx = Tensor(zeros: dy.shape)
     // Per group Σdy and Σdy·xhat, added into dGamma and dBeta afterwards in group order
     // (instance norm's groups share a channel's gamma).
     var sums = [Double](repeating: 0, count: 2 * groups.count)
-    dy.data.withUnsafeBufferPointer { db in
-        cache.xhat.data.withUnsafeBufferPointer { hb in
-            dx.data.withUnsafeMutableBufferPointer { xb in
+    let dx = Tensor(shape: dy.shape) { xb in
+        dy.data.withUnsafeBufferPointer { db in
+            cache.xhat.data.withUnsafeBufferPointer { hb in
                 sums.withUnsafeMutableBufferPointer { sb in
                     let dp = db.baseAddress!, hp = hb.baseAddress!, xp = xb.baseAddress!, sp = sb.baseAddress!
                     parallelChunks(groups.count, work: 3 * dy.count) { range in
