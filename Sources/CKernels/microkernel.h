@@ -120,45 +120,39 @@ static inline void gemm_6x16_avx512(int K, const float *u, const float *v, float
     _mm512_storeu_ps(m, c5);
 }
 
-/* An odd last panel of two neighbouring blocks at once (u0, u1: their packed rows; m0,
- * m1: their output rows): 12 (8) accumulators where one block alone has 6 (4), which
- * leaves gemm_6x16_avx512 bound by the FMA latency. Per k one vector load and 12 (8)
- * broadcasts. Same sums in the same order as the blocks one at a time. */
+/* An odd last panel of two neighbouring blocks of `rows` rows at once (u0, u1: their
+ * packed rows; m0, m1: their output rows): 12 (8) accumulators where one block alone has
+ * 6 (4), which leaves gemm_6x16_avx512 bound by the FMA latency. Per k one vector load and
+ * 2 x rows broadcasts. Same sums in the same order as the blocks one at a time. `rows` is a
+ * constant where it is called, so the accumulators stay in registers. */
+__attribute__((target("avx512f"), always_inline, unused))
+static inline void gemm_pair_x16_avx512(const int rows, int K, const float *u0, const float *u1, const float *v,
+                                        float *m0, float *m1, size_t ldm) {
+    __m512 a[MK_ROWS], b[MK_ROWS];
+    for (int r = 0; r < rows; r++) a[r] = b[r] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++, u0 += rows, u1 += rows, v += MK_COLS) {
+        const __m512 x = _mm512_loadu_ps(v);
+        for (int r = 0; r < rows; r++) {
+            a[r] = _mm512_fmadd_ps(_mm512_set1_ps(u0[r]), x, a[r]);
+            b[r] = _mm512_fmadd_ps(_mm512_set1_ps(u1[r]), x, b[r]);
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        _mm512_storeu_ps(m0 + r * ldm, a[r]);
+        _mm512_storeu_ps(m1 + r * ldm, b[r]);
+    }
+}
+
 __attribute__((target("avx512f"), unused))
 static inline void gemm_12x16_avx512(int K, const float *u0, const float *u1, const float *v, float *m0, float *m1,
                                      size_t ldm) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
-    __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0;
-    for (int k = 0; k < K; k++, u0 += MK_ROWS, u1 += MK_ROWS, v += MK_COLS) {
-        const __m512 x = _mm512_loadu_ps(v);
-        a0 = _mm512_fmadd_ps(_mm512_set1_ps(u0[0]), x, a0); b0 = _mm512_fmadd_ps(_mm512_set1_ps(u1[0]), x, b0);
-        a1 = _mm512_fmadd_ps(_mm512_set1_ps(u0[1]), x, a1); b1 = _mm512_fmadd_ps(_mm512_set1_ps(u1[1]), x, b1);
-        a2 = _mm512_fmadd_ps(_mm512_set1_ps(u0[2]), x, a2); b2 = _mm512_fmadd_ps(_mm512_set1_ps(u1[2]), x, b2);
-        a3 = _mm512_fmadd_ps(_mm512_set1_ps(u0[3]), x, a3); b3 = _mm512_fmadd_ps(_mm512_set1_ps(u1[3]), x, b3);
-        a4 = _mm512_fmadd_ps(_mm512_set1_ps(u0[4]), x, a4); b4 = _mm512_fmadd_ps(_mm512_set1_ps(u1[4]), x, b4);
-        a5 = _mm512_fmadd_ps(_mm512_set1_ps(u0[5]), x, a5); b5 = _mm512_fmadd_ps(_mm512_set1_ps(u1[5]), x, b5);
-    }
-    _mm512_storeu_ps(m0, a0); _mm512_storeu_ps(m0 + ldm, a1); _mm512_storeu_ps(m0 + 2 * ldm, a2);
-    _mm512_storeu_ps(m0 + 3 * ldm, a3); _mm512_storeu_ps(m0 + 4 * ldm, a4); _mm512_storeu_ps(m0 + 5 * ldm, a5);
-    _mm512_storeu_ps(m1, b0); _mm512_storeu_ps(m1 + ldm, b1); _mm512_storeu_ps(m1 + 2 * ldm, b2);
-    _mm512_storeu_ps(m1 + 3 * ldm, b3); _mm512_storeu_ps(m1 + 4 * ldm, b4); _mm512_storeu_ps(m1 + 5 * ldm, b5);
+    gemm_pair_x16_avx512(MK_ROWS, K, u0, u1, v, m0, m1, ldm);
 }
 
 __attribute__((target("avx512f"), unused))
 static inline void gemm_8x16_avx512(int K, const float *u0, const float *u1, const float *v, float *m0, float *m1,
                                     size_t ldm) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    for (int k = 0; k < K; k++, u0 += MK_ROWS4, u1 += MK_ROWS4, v += MK_COLS) {
-        const __m512 x = _mm512_loadu_ps(v);
-        a0 = _mm512_fmadd_ps(_mm512_set1_ps(u0[0]), x, a0); b0 = _mm512_fmadd_ps(_mm512_set1_ps(u1[0]), x, b0);
-        a1 = _mm512_fmadd_ps(_mm512_set1_ps(u0[1]), x, a1); b1 = _mm512_fmadd_ps(_mm512_set1_ps(u1[1]), x, b1);
-        a2 = _mm512_fmadd_ps(_mm512_set1_ps(u0[2]), x, a2); b2 = _mm512_fmadd_ps(_mm512_set1_ps(u1[2]), x, b2);
-        a3 = _mm512_fmadd_ps(_mm512_set1_ps(u0[3]), x, a3); b3 = _mm512_fmadd_ps(_mm512_set1_ps(u1[3]), x, b3);
-    }
-    _mm512_storeu_ps(m0, a0); _mm512_storeu_ps(m0 + ldm, a1); _mm512_storeu_ps(m0 + 2 * ldm, a2);
-    _mm512_storeu_ps(m0 + 3 * ldm, a3);
-    _mm512_storeu_ps(m1, b0); _mm512_storeu_ps(m1 + ldm, b1); _mm512_storeu_ps(m1 + 2 * ldm, b2);
-    _mm512_storeu_ps(m1 + 3 * ldm, b3);
+    gemm_pair_x16_avx512(MK_ROWS4, K, u0, u1, v, m0, m1, ldm);
 }
 
 /* The lanes of 16 floats from column x on that lie in [0, width): the mask of a
