@@ -214,6 +214,30 @@ struct TrainingTests {
 
 @Suite("Discriminator step")
 struct DiscriminatorStepTests {
+    /// The column matrices the forward pass keeps (`keepColumns`) are the ones the backward
+    /// pass would lower again: the same gradients bit for bit. 6 images of 64² make the
+    /// first layer's GEMMs two groups of images (4 + 2) and the second one group.
+    @Test("kept column matrices give the discriminator's gradients bit for bit", arguments: [NormKind.instance, .batch])
+    func keptColumns(_ norm: NormKind) throws {
+        var c = tinyConfig(steps: 1, adversarial: true)
+        c.discriminator = "conditional"; c.discNorm = norm
+        let t = try Trainer(config: c, train: [syntheticPair("a", width: 40, height: 40, seed: 1)], validation: [], runDir: nil)
+        let D = try #require(t.discriminator)
+        var R = Rand(9)
+        let x = R.tensor([6, 6, 64, 64]), r = R.tensor([6, 1, 6, 6])
+        func gradients(keep: Bool) -> [[Float]] {
+            D.params.zeroGrads()
+            let cache = D.forward(x, keepColumns: keep)
+            #expect(cache.logits.shape == r.shape)
+            #expect(cache.columns.contains { $0 != nil } == keep)
+            _ = D.backward(cache, dLogits: r, parameterGradients: true, inputGradient: nil)
+            return D.params.grads
+        }
+        let plain = gradients(keep: false), kept = gradients(keep: true)
+        #expect(plain.count == kept.count)
+        for (a, b) in zip(plain, kept) { #expect(a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }) }
+    }
+
     /// A trainer's discriminator step against the plain sequence it replaces: D on the
     /// fake and real inputs separately, each backward pass with its full input gradient.
     @Test("batched discriminator pass and image-only input gradient equal separate passes",
