@@ -169,13 +169,13 @@ static inline void load_runs(const float *in, size_t xi_stride, int n, float *r)
  * copies into a library call per run (36 per group of tiles, a quarter of a transform's
  * time), even where n is LANES. */
 __attribute__((target("avx512f")))
-static void store_runs_avx512(float *out, size_t xi_stride, int n, const float *r) {
+static inline void store_runs_avx512(float *out, size_t xi_stride, int n, const float *r) {
     const __mmask16 live = n >= LANES ? 0xFFFF : (__mmask16) ((1u << n) - 1);
     for (int xi = 0; xi < 36; xi++) _mm512_mask_storeu_ps(out + (size_t) xi * xi_stride, live, _mm512_loadu_ps(r + xi * LANES));
 }
 
 __attribute__((target("avx512f")))
-static void load_runs_avx512(const float *in, size_t xi_stride, int n, float *r) {
+static inline void load_runs_avx512(const float *in, size_t xi_stride, int n, float *r) {
     const __mmask16 live = n >= LANES ? 0xFFFF : (__mmask16) ((1u << n) - 1);
     for (int xi = 0; xi < 36; xi++) _mm512_storeu_ps(r + xi * LANES, _mm512_maskz_loadu_ps(live, in + (size_t) xi * xi_stride));
 }
