@@ -5,22 +5,21 @@ import F2ACore
 
 // MARK: Concatenation
 
-/// Splits a channel-concatenated gradient back into its two parts.
+/// Splits a channel-concatenated gradient back into its two parts (copied whole, so
+/// neither part is zero-filled first).
 public func splitChannels(_ t: Tensor, first: Int) -> (Tensor, Tensor) {
     let second = t.c - first, plane = t.h * t.w
-    var a = Tensor(zeros: [t.n, first, t.h, t.w]), b = Tensor(zeros: [t.n, second, t.h, t.w])
-    t.data.withUnsafeBufferPointer { s in
-        a.data.withUnsafeMutableBufferPointer { ap in
-            b.data.withUnsafeMutableBufferPointer { bp in
-                for i in 0..<t.n {
-                    let src = s.baseAddress! + i * t.c * plane
-                    if first > 0 { (ap.baseAddress! + i * first * plane).update(from: src, count: first * plane) }
-                    if second > 0 { (bp.baseAddress! + i * second * plane).update(from: src + first * plane, count: second * plane) }
+    func part(_ from: Int, _ channels: Int) -> Tensor {
+        Tensor(shape: [t.n, channels, t.h, t.w]) { out in
+            t.data.withUnsafeBufferPointer { s in
+                for i in 0..<t.n where channels > 0 {
+                    (out.baseAddress! + i * channels * plane).update(from: s.baseAddress! + (i * t.c + from) * plane,
+                                                                    count: channels * plane)
                 }
             }
         }
     }
-    return (a, b)
+    return (part(0, first), part(first, second))
 }
 
 /// [a; b] along the batch dimension (a and b of the same shape but for the batch).

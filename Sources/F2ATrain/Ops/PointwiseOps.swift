@@ -60,10 +60,12 @@ public enum Pointwise {
     public static func affine(_ t: inout Tensor, _ a: Float, _ b: Float) {
         t.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = a * p[i] + b } }
     }
+    /// a += b (same shapes), by chunks on the thread pool: the skip gradients it adds are
+    /// full-resolution activations.
     public static func add(_ a: inout Tensor, _ b: Tensor) {
-        precondition(a.shape == b.shape)
+        precondition(a.shape == b.shape, "add: \(a.shape.shapeDescription) and \(b.shape.shapeDescription)")
         b.data.withUnsafeBufferPointer { bp in
-            a.data.withUnsafeMutableBufferPointer { ap in for i in ap.indices { ap[i] += bp[i] } }
+            a.data.withUnsafeMutableBufferPointer { ap in elementChunks(ap.count) { r in for i in r { ap[i] += bp[i] } } }
         }
     }
 }
