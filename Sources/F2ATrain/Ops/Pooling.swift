@@ -13,14 +13,13 @@ public func maxPoolBackward(_ dy: Tensor, indices: [Int32], inputHeight: Int, in
 
 /// Gradient of `maxUnpool2d`: gathers the gradient at every recorded index.
 public func maxUnpoolBackward(_ dy: Tensor, indices: [Int32], pooledHeight: Int, pooledWidth: Int) -> Tensor {
-    var dx = Tensor(zeros: [dy.n, dy.c, pooledHeight, pooledWidth])
     let inPlane = pooledHeight * pooledWidth, outPlane = dy.h * dy.w
-    dy.data.withUnsafeBufferPointer { d in
-        dx.data.withUnsafeMutableBufferPointer { o in
+    // Every element gathered: no zero fill first.
+    return Tensor(shape: [dy.n, dy.c, pooledHeight, pooledWidth]) { o in
+        dy.data.withUnsafeBufferPointer { d in
             for p in 0..<(dy.n * dy.c) {
                 for i in 0..<inPlane { o[p * inPlane + i] = d[p * outPlane + Int(indices[p * inPlane + i])] }
             }
         }
     }
-    return dx
 }
