@@ -309,9 +309,9 @@ public final class TrainableGenerator: @unchecked Sendable {
                 let (w, b) = layerParameters[i]
                 switch config.upsample {
                 case .transpose:
-                    var du = d
-                    if !gated { Pointwise.reluBackward(&du, output: rec.output) }
-                    let weight = params.values[w]
+                    // Through the ReLU in d's own storage: a copy to mutate would duplicate it.
+                    if !gated { Pointwise.reluBackward(&d, output: rec.output) }
+                    let du = d, weight = params.values[w]
                     d = params.withGrad(w) { dW in
                         params.withGrad(b) { dB in
                             convTranspose2x2Backward(rec.input, dy: du, weight: weight, outChannels: layer.outChannels, dW: dW, dB: dB)
