@@ -110,6 +110,7 @@ struct finish_job {
     const float *du;
     int cout, cin;
     float *dw;
+    int wide; /* f2a_kernels_avx512: the runs' vector loads */
 };
 
 /* One output channel: LANES input channels side by side (contiguous in every dU[xi]). */
@@ -122,9 +123,8 @@ static void finish_channel(void *ctx, int co, int thread) {
         for (int a = 0; a < 3; a++) g[p][a] = (float) f2a_winograd_g[p][a];
     for (int ci0 = 0; ci0 < j->cin; ci0 += LANES) {
         const int n = j->cin - ci0 < LANES ? j->cin - ci0 : LANES;
-        float u[36][LANES] = { { 0 } }, t[3][6][LANES] = { { { 0 } } }, d[9][LANES] = { { 0 } };
-        for (int xi = 0; xi < 36; xi++)
-            for (int l = 0; l < n; l++) u[xi][l] = j->du[xi * xi_stride + (size_t) co * j->cin + ci0 + l];
+        float u[36][LANES], t[3][6][LANES] = { { { 0 } } }, d[9][LANES] = { { 0 } };
+        load_runs_fast(j->du + (size_t) co * j->cin + ci0, xi_stride, n, &u[0][0], j->wide);
         for (int a = 0; a < 3; a++) /* G^T dU */
             for (int q = 0; q < 6; q++)
                 for (int p = 0; p < 6; p++)
@@ -140,6 +140,6 @@ static void finish_channel(void *ctx, int co, int thread) {
 }
 
 void f2a_winograd_dw_finish(const float *du, int cout, int cin, float *dw, int threads) {
-    struct finish_job job = { du, cout, cin, dw };
+    struct finish_job job = { du, cout, cin, dw, f2a_kernels_avx512() };
     f2a_parallel(finish_channel, &job, cout, threads);
 }

@@ -223,6 +223,7 @@ struct weights_job {
     const float *src;
     float *dst;
     int cout, cin;
+    int wide; /* f2a_kernels_avx512: the runs' vector accesses */
 };
 
 /* U[xi][co][ci] = G g G^T for one output channel, LANES input channels at a time. */
@@ -239,12 +240,12 @@ static void weights_channel(void *ctx, int co, int thread) {
         for (int a = 0; a < 4; a++) g6(g + 4 * a * LANES, LANES, rows + 6 * a * LANES, LANES); /* g G^T: 4 x 6 */
         for (int q = 0; q < 6; q++) g6(rows + q * LANES, 6 * LANES, u + q * LANES, 6 * LANES); /* G (g G^T) */
         float *out = j->dst + (size_t) co * j->cin + ci0;
-        for (int xi = 0; xi < 36; xi++) memcpy(out + xi * xi_stride, u + xi * LANES, (size_t) n * sizeof(float));
+        store_runs_fast(out, xi_stride, n, u, j->wide);
     }
 }
 
 void f2a_wk4_weights(const float *w, int cout, int cin, float *u, int threads) {
-    struct weights_job j = { w, u, cout, cin };
+    struct weights_job j = { w, u, cout, cin, f2a_kernels_avx512() };
     f2a_parallel(weights_channel, &j, cout, threads);
 }
 
@@ -255,9 +256,8 @@ static void finish_channel(void *ctx, int co, int thread) {
     const size_t xi_stride = (size_t) j->cout * j->cin;
     for (int ci0 = 0; ci0 < j->cin; ci0 += LANES) {
         const int n = j->cin - ci0 < LANES ? j->cin - ci0 : LANES;
-        float u[36 * LANES] = { 0 }, rows[24 * LANES], d[16 * LANES];
-        const float *du = j->src + (size_t) co * j->cin + ci0;
-        for (int xi = 0; xi < 36; xi++) memcpy(u + xi * LANES, du + xi * xi_stride, (size_t) n * sizeof(float));
+        float u[36 * LANES], rows[24 * LANES], d[16 * LANES];
+        load_runs_fast(j->src + (size_t) co * j->cin + ci0, xi_stride, n, u, j->wide);
         for (int p = 0; p < 6; p++) gt4(u + 6 * p * LANES, LANES, rows + 4 * p * LANES, LANES); /* dU G: 6 x 4 */
         for (int b = 0; b < 4; b++) gt4(rows + b * LANES, 4 * LANES, d + b * LANES, 4 * LANES); /* G^T (dU G) */
         float *dw = j->dst + ((size_t) co * j->cin + ci0) * 16;
@@ -267,6 +267,6 @@ static void finish_channel(void *ctx, int co, int thread) {
 }
 
 void f2a_wk4_weight_grad_finish(const float *du, int cout, int cin, float *dw, int threads) {
-    struct weights_job j = { du, dw, cout, cin };
+    struct weights_job j = { du, dw, cout, cin, f2a_kernels_avx512() };
     f2a_parallel(finish_channel, &j, cout, threads);
 }
