@@ -55,33 +55,29 @@ public final class PatchDiscriminator: @unchecked Sendable {
         var inputs: [Tensor] = []        // conv inputs
         var norms: [NormCache?] = []
         var outputs: [Tensor] = []       // post-activation outputs
-        /// The column matrices of the im2col layers, where the forward pass kept them.
-        var columns: [[Float]?] = []
+        /// The stride-2 layers' input phases (`PhaseConvolution`), where the forward pass kept them.
+        var phases: [[Float]?] = []
         public var logits: Tensor
     }
 
     /// x: [N, inputChannels, H, W] (already scaled to [−1, 1]) → patch logits [N, 1, h, w].
-    /// `keepColumns`: for a backward pass with parameter gradients, keep the im2col layers'
-    /// column matrices (`conv2dForward`'s `columns:`; the input's size times 4 per stride-2
-    /// layer) so that it need not lower the inputs again.
-    public func forward(_ input: Tensor, keepColumns: Bool = false) -> Cache {
+    /// `keepPhases`: for a backward pass with parameter gradients, keep the stride-2 layers'
+    /// input phases (about their inputs' size) so that it need not split the inputs again.
+    public func forward(_ input: Tensor, keepPhases: Bool = false) -> Cache {
         precondition(input.c == inputChannels, "discriminator expects \(inputChannels) channels, got \(input.c)")
         var x = input
         var cache = Cache(logits: Tensor(zeros: [0]))
         for (i, l) in layers.enumerated() {
             cache.inputs.append(x)
             var y: Tensor
-            if keepColumns && keepsColumns(l.geometry) {
-                let count = columnCount(x, l.geometry)
-                var kept = [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
-                y = kept.withUnsafeMutableBufferPointer {
-                    conv2dForward(x, weight: params["D.conv\(i).weight"], bias: params["D.conv\(i).bias"], l.geometry, workspace: ws,
-                                  columns: $0.baseAddress!)
-                }
-                cache.columns.append(kept)
+            if keepPhases && PhaseConvolution.applies(l.geometry) {
+                let (out, phases) = PhaseConvolution.forward(x, weight: params["D.conv\(i).weight"], bias: params["D.conv\(i).bias"],
+                                                             l.geometry)
+                y = out
+                cache.phases.append(phases)
             } else {
                 y = conv2dForward(x, weight: params["D.conv\(i).weight"], bias: params["D.conv\(i).bias"], l.geometry, workspace: ws)
-                cache.columns.append(nil)
+                cache.phases.append(nil)
             }
             if l.norm {
                 let (n, nc) = normForward(y, kind: norm, gamma: params["D.norm\(i).gamma"], beta: params["D.norm\(i).beta"],
@@ -136,11 +132,9 @@ public final class PatchDiscriminator: @unchecked Sendable {
             let dx: Tensor?
             if parameterGradients {
                 dx = params.withGrad(wi) { dW in params.withGrad(bi) { dB in
-                    withColumns(cache.columns[i]) { columns in
-                        conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: range != nil,
-                                       inputGradientChannels: range?.count, inputGradientFrom: range?.lowerBound ?? 0, workspace: ws,
-                                       columns: columns)
-                    }
+                    conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: range != nil,
+                                   inputGradientChannels: range?.count, inputGradientFrom: range?.lowerBound ?? 0, workspace: ws,
+                                   phases: cache.phases[i])
                 } }
             } else {
                 guard let range else { return nil }
@@ -152,10 +146,4 @@ public final class PatchDiscriminator: @unchecked Sendable {
         }
         return d
     }
-}
-
-/// body(kept columns' storage), or body(nil) where none were kept.
-private func withColumns<R>(_ kept: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
-    guard let kept else { return body(nil) }
-    return kept.withUnsafeBufferPointer { body($0.baseAddress!) }
 }

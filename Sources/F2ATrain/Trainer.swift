@@ -179,7 +179,7 @@ public final class Trainer: @unchecked Sendable {
         var t0 = now()
         let n = fakeIn.n
         if D.norm != .batch {
-            let c = D.forward(concatBatch(fakeIn, realIn), keepColumns: true)
+            let c = D.forward(concatBatch(fakeIn, realIn), keepPhases: true)
             let (logitsF, logitsR) = splitBatch(c.logits, first: n)
             var (lf, gf) = Losses.bceWithLogits(logitsF, target: 0)
             var (lr, gr) = Losses.bceWithLogits(logitsR, target: 1)
@@ -189,9 +189,9 @@ public final class Trainer: @unchecked Sendable {
             st.backward += now() - t0
             return 0.5 * (lf + lr)
         }
-        let cf = D.forward(fakeIn, keepColumns: true)
+        let cf = D.forward(fakeIn, keepPhases: true)
         var (lf, gf) = Losses.bceWithLogits(cf.logits, target: 0)
-        let cr = D.forward(realIn, keepColumns: true)
+        let cr = D.forward(realIn, keepPhases: true)
         var (lr, gr) = Losses.bceWithLogits(cr.logits, target: 1)
         st.forward += now() - t0; t0 = now()
         Pointwise.affine(&gf, 0.5, 0); Pointwise.affine(&gr, 0.5, 0)

@@ -93,12 +93,13 @@ struct GradientCheckTests {
         (2, 3, 1, 6, 5, 4, 1, 1, 4096),   // PatchGAN logits: one output channel, direct
         (2, 4, 1, 9, 8, 4, 2, 1, 4096),   // one output channel, stride 2
         (2, 2, 1, 5, 6, 3, 2, 0, 4096),   // one output channel, no padding
-        (3, 3, 2, 11, 10, 4, 2, 1, 1),    // stride 2, one image per GEMM
+        (3, 3, 2, 11, 10, 4, 2, 1, 1),    // 4x4 stride 2: GEMMs over the input's phases, odd sizes
+        (2, 5, 3, 8, 6, 4, 2, 1, 4096),   // the same, even sizes
         (2, 3, 11, 5, 37, 3, 1, 1, 4096), // 3x3 same, direct weight gradient: 2 channel blocks, a 5-pixel tail
         (1, 2, 9, 1, 17, 3, 1, 1, 4096),  // one row: only kernel row 1 sees the image
     ]
 
-    @Test("conv2d: input, weight and bias gradients", arguments: 0..<13)
+    @Test("conv2d: input, weight and bias gradients", arguments: 0..<14)
     func conv(_ caseIndex: Int) {
         let c = Self.convCases[caseIndex]
         var R = Rand(UInt64(100 + caseIndex))

@@ -214,11 +214,10 @@ struct TrainingTests {
 
 @Suite("Discriminator step")
 struct DiscriminatorStepTests {
-    /// The column matrices the forward pass keeps (`keepColumns`) are the ones the backward
-    /// pass would lower again: the same gradients bit for bit. 6 images of 64² make the
-    /// first layer's GEMMs two groups of images (4 + 2) and the second one group.
-    @Test("kept column matrices give the discriminator's gradients bit for bit", arguments: [NormKind.instance, .batch])
-    func keptColumns(_ norm: NormKind) throws {
+    /// The input phases the forward pass keeps (`keepPhases`) are the ones the backward pass
+    /// would make again: the same gradients bit for bit, and only the stride-2 layers keep any.
+    @Test("kept input phases give the discriminator's gradients bit for bit", arguments: [NormKind.instance, .batch])
+    func keptPhases(_ norm: NormKind) throws {
         var c = tinyConfig(steps: 1, adversarial: true)
         c.discriminator = "conditional"; c.discNorm = norm
         let t = try Trainer(config: c, train: [syntheticPair("a", width: 40, height: 40, seed: 1)], validation: [], runDir: nil)
@@ -227,9 +226,9 @@ struct DiscriminatorStepTests {
         let x = R.tensor([6, 6, 64, 64]), r = R.tensor([6, 1, 6, 6])
         func gradients(keep: Bool) -> [[Float]] {
             D.params.zeroGrads()
-            let cache = D.forward(x, keepColumns: keep)
+            let cache = D.forward(x, keepPhases: keep)
             #expect(cache.logits.shape == r.shape)
-            #expect(cache.columns.contains { $0 != nil } == keep)
+            #expect(cache.phases.map { $0 != nil } == D.layers.map { keep && PhaseConvolution.applies($0.geometry) })
             _ = D.backward(cache, dLogits: r, parameterGradients: true, inputGradient: nil)
             return D.params.grads
         }

@@ -30,17 +30,17 @@ struct Winograd4x4Tests {
         let weight = R.array(c.cout * c.cin * 16, scale: 0.5), bias = R.array(c.cout, scale: 0.5)
         let oh = g.outSize(c.h), ow = g.outSize(c.w)
         let dy = R.tensor([c.n, c.cout, oh, ow])
-        let (y64, dW64, dx64) = Self.reference(x, weight, bias, dy, g)
+        let (y64, dW64, dx64) = ConvolutionReference.correlation(x, weight, bias, dy, g)
         for chunk in [nil, 2] {
             let ws = Workspace()
             let y = Winograd4x4.forward(x, weight: weight, bias: bias, g, workspace: ws, chunkTiles: chunk)
             #expect(y.shape == [c.n, c.cout, oh, ow])
-            #expect(Self.relativeError(y.data, y64) < 1e-5, "chunk \(chunk ?? 0) y")
+            #expect(ConvolutionReference.relativeError(y.data, y64) < 1e-5, "chunk \(chunk ?? 0) y")
             var dW = [Float](repeating: 0.5, count: weight.count), dB = [Float](repeating: 0, count: c.cout)
             let dx = Winograd4x4.backward(x, dy: dy, weight: weight, g, dW: &dW, dB: &dB, inputGradient: 0..<c.cin,
                                           workspace: ws, chunkTiles: chunk)!
-            #expect(Self.relativeError(dW.map { $0 - 0.5 }, dW64) < 1e-5, "chunk \(chunk ?? 0) dW")
-            #expect(Self.relativeError(dx.data, dx64) < 1e-5, "chunk \(chunk ?? 0) dx")
+            #expect(ConvolutionReference.relativeError(dW.map { $0 - 0.5 }, dW64) < 1e-5, "chunk \(chunk ?? 0) dW")
+            #expect(ConvolutionReference.relativeError(dx.data, dx64) < 1e-5, "chunk \(chunk ?? 0) dx")
             // The last input channels only, without parameter gradients.
             let from = c.cin / 2
             let part = Winograd4x4.backward(x, dy: dy, weight: weight, g, dW: nil, dB: nil, inputGradient: from..<c.cin,
@@ -52,7 +52,7 @@ struct Winograd4x4Tests {
                 let lo = (b * c.cin + from) * plane, hi = (b + 1) * c.cin * plane
                 expected += dx64[lo..<hi]
             }
-            #expect(Self.relativeError(part.data, expected) < 1e-5, "chunk \(chunk ?? 0) dx of channels \(from)...")
+            #expect(ConvolutionReference.relativeError(part.data, expected) < 1e-5, "chunk \(chunk ?? 0) dx of channels \(from)...")
         }
     }
 
@@ -79,48 +79,5 @@ struct Winograd4x4Tests {
         _ = f2a_kernels_set_avx512(1)
         let wide = run()
         #expect(narrow.count == wide.count && zip(narrow, wide).allSatisfy { $0.bitPattern == $1.bitPattern })
-    }
-
-    /// Largest difference relative to the reference's largest magnitude.
-    static func relativeError(_ got: [Float], _ expected: [Double]) -> Double {
-        precondition(got.count == expected.count)
-        let scale = max(1, expected.map(abs).max() ?? 0)
-        return zip(got, expected).map { abs(Double($0) - $1) }.max()! / scale
-    }
-
-    /// y = correlation + bias, dW = Σ dy ⊗ x, dx = Σ W dy, all in float64.
-    static func reference(_ x: Tensor, _ weight: [Float], _ bias: [Float], _ dy: Tensor, _ g: ConvGeometry)
-        -> (y: [Double], dW: [Double], dx: [Double]) {
-        let n = x.n, cin = x.c, cout = g.outChannels, h = x.h, w = x.w, p = g.padding
-        let oh = g.outSize(h), ow = g.outSize(w)
-        var y = [Double](repeating: 0, count: n * cout * oh * ow)
-        var dW = [Double](repeating: 0, count: weight.count), dx = [Double](repeating: 0, count: x.count)
-        for b in 0..<n {
-            for o in 0..<cout {
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        let yi = ((b * cout + o) * oh + oy) * ow + ox
-                        var s = Double(bias[o])
-                        let d = Double(dy.data[yi])
-                        for c in 0..<cin {
-                            for ky in 0..<4 {
-                                let iy = oy + ky - p
-                                guard iy >= 0 && iy < h else { continue }
-                                for kx in 0..<4 {
-                                    let ix = ox + kx - p
-                                    guard ix >= 0 && ix < w else { continue }
-                                    let xi = ((b * cin + c) * h + iy) * w + ix, wi = ((o * cin + c) * 4 + ky) * 4 + kx
-                                    s += Double(weight[wi]) * Double(x.data[xi])
-                                    dW[wi] += d * Double(x.data[xi])
-                                    dx[xi] += d * Double(weight[wi])
-                                }
-                            }
-                        }
-                        y[yi] = s
-                    }
-                }
-            }
-        }
-        return (y, dW, dx)
     }
 }

@@ -5,32 +5,14 @@ import F2ACore
 
 // MARK: Convolution
 
-/// Whether `conv2dForward` lowers x to a column matrix for geometry g, which it can then
-/// keep for the weight gradient (`columns:`): convolutions to several channels that are
-/// not pointwise and not in the Winograd domain (`Winograd4x4`).
-func keepsColumns(_ g: ConvGeometry) -> Bool {
-    !g.pointwise && g.outChannels > 1 && !Winograd4x4.applies(g)
-}
-
-/// Floats of the column matrices `conv2dForward` keeps for x ([N, in, H, W]) in `columns:`.
-func columnCount(_ x: Tensor, _ g: ConvGeometry) -> Int {
-    g.columnRows * x.n * g.outSize(x.h) * g.outSize(x.w)
-}
-
 /// y = conv(x) + bias (no activation). x: [N, in, H, W].
-///
-/// `columns` (`columnCount` floats, where `keepsColumns(g)`): the column matrices are
-/// written there, group after group, instead of into the workspace, so that the weight
-/// gradient (`conv2dBackward`'s `columns:`) need not lower x again. The PatchGAN's
-/// stride-2 layers lowered their input twice per step, 8.5 ms of a width-0.25 step.
 public func conv2dForward(_ x: Tensor, weight: [Float], bias: [Float], _ g: ConvGeometry,
-                          workspace ws: Workspace, columnTarget: Int = gemmColumnTarget,
-                          columns: UnsafeMutablePointer<Float>? = nil) -> Tensor {
+                          workspace ws: Workspace, columnTarget: Int = gemmColumnTarget) -> Tensor {
     precondition(x.rank == 4 && x.c == g.inChannels, "conv2dForward: input \(x.shape.shapeDescription) for \(g)")
     precondition(weight.count == g.outChannels * g.columnRows && bias.count == g.outChannels)
-    precondition(columns == nil || keepsColumns(g), "conv2dForward: no column matrix to keep for \(g)")
     if g.outChannels == 1 && !g.pointwise { return singleOutputConvForward(x, weight: weight, bias: bias[0], g, workspace: ws) }
     if Winograd4x4.applies(g) { return Winograd4x4.forward(x, weight: weight, bias: bias, g, workspace: ws) }
+    if PhaseConvolution.applies(g) { return PhaseConvolution.forward(x, weight: weight, bias: bias, g).y }
     let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
     let outPlane = g.outChannels * ohw, kk = g.columnRows
     let group = groupSize(ohw, x.n, columnTarget)
@@ -45,8 +27,7 @@ public func conv2dForward(_ x: Tensor, weight: [Float], bias: [Float], _ g: Conv
                     var b0 = 0
                     while b0 < x.n {
                         let cnt = min(group, x.n - b0), cols = cnt * ohw
-                        ws.withBuffer(0, count: g.pointwise && cnt == 1 || columns != nil ? 0 : kk * cols) { scratch in
-                            let col = columns.map { $0 + b0 * kk * ohw } ?? scratch
+                        ws.withBuffer(0, count: g.pointwise && cnt == 1 ? 0 : kk * cols) { col in
                             let bsrc = lowerImages(xp, shape: x.shape, images: b0..<(b0 + cnt), geometry: g, into: col)
                             if cnt == 1 {
                                 let dst = yp + b0 * outPlane
@@ -80,12 +61,12 @@ public func conv2dForward(_ x: Tensor, weight: [Float], bias: [Float], _ g: Conv
 /// `inputGradientChannels` c limits the input gradient to c input channels from
 /// `inputGradientFrom` on (a decoder conv whose other inputs are a frozen encoder's
 /// skip; the image half of a conditional discriminator's input): dx is [N, c, H, W].
-/// `columns`: the column matrices the forward pass kept for this x (same `columnTarget`).
+/// `phases`: what `PhaseConvolution.forward` returned with y for this x, where it applies.
 public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGeometry,
                            dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
                            inputGradient: Bool, inputGradientChannels: Int? = nil, inputGradientFrom: Int = 0,
                            workspace ws: Workspace, columnTarget: Int = gemmColumnTarget,
-                           columns: UnsafePointer<Float>? = nil) -> Tensor? {
+                           phases: [Float]? = nil) -> Tensor? {
     let oh = g.outSize(x.h), ow = g.outSize(x.w), ohw = oh * ow
     precondition(dy.shape == [x.n, g.outChannels, oh, ow], "conv2dBackward: dy \(dy.shape.shapeDescription)")
     let outPlane = g.outChannels * ohw, kk = g.columnRows, oc = g.outChannels
@@ -104,6 +85,10 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
     if Winograd4x4.applies(g) {
         return Winograd4x4.backward(x, dy: dy, weight: weight, g, dW: dW, dB: dB,
                                     inputGradient: inputGradient ? dxFirst..<(dxFirst + dxChannels) : nil, workspace: ws)
+    }
+    if PhaseConvolution.applies(g) {
+        return PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: dW, dB: dB,
+                                         inputGradient: inputGradient ? dxFirst..<(dxFirst + dxChannels) : nil, phases: phases)
     }
     if oc == 1 && !g.pointwise {
         return singleOutputConvBackward(x, dy: dy, weight: weight, g, dW: dW, dB: dB,
@@ -135,9 +120,8 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
                                 dyg = UnsafePointer(gbuf)
                             }
                             let direct = g.pointwise && cnt == 1
-                            if dW != nil { ws.withBuffer(0, count: direct || columns != nil ? 0 : kk * cols) { col in
-                                let xcol = columns.map { $0 + b0 * kk * ohw }
-                                    ?? lowerImages(xp, shape: x.shape, images: b0..<(b0 + cnt), geometry: g, into: col)
+                            if dW != nil { ws.withBuffer(0, count: direct ? 0 : kk * cols) { col in
+                                let xcol = lowerImages(xp, shape: x.shape, images: b0..<(b0 + cnt), geometry: g, into: col)
                                 if let dW {
                                     sgemm(transB: true, m: oc, n: kk, k: cols, a: dyg, lda: cols, b: xcol, ldb: cols,
                                           beta: 1, c: dW, ldc: kk)

@@ -1,0 +1,234 @@
+import F2ACore
+
+/// 4x4 stride-2 convolutions with padding 1 (the PatchGAN's downsampling layers) as GEMMs
+/// over the phases of the padded input, without im2col's column matrix.
+///
+/// Split the zero-padded input (x with one zero row and column on every side) into its
+/// four phases: channel 4c + 2·py + px holds padded[c][2i + py][2j + px] (`phases`). Kernel
+/// tap (2a + py, 2b + px) then reads phase (py, px) at (i + a, j + b), so
+///
+///     y[o][i][j] = bias[o] + Σ over a, b in {0, 1} of (W_ab · P)[o] at (i + a, j + b)
+///
+/// with W_ab [out × 4·in] the taps (2a + py, 2b + px) (`shiftWeights`). With the phases
+/// of all images side by side, P [4·in × images·ph·pw], P shifted by (a, b) is P itself
+/// from column a·pw + b on, so each term is one GEMM reading P in place. Outputs are
+/// computed on the ph × pw phase grid of every image; the last row and column of each
+/// are not outputs and are dropped. Backwards, dY goes onto the same grid (zero off the
+/// outputs): dP (shifted) += W_abᵀ · dY and dW_ab = dY · (P shifted)ᵀ.
+///
+/// im2col wrote a column matrix 4x the input for every pass with a strided gather, and
+/// col2im scattered one back: in the width-0.25 + PatchGAN ×0.5 bench (crop 128, batch 8)
+/// as much time as the GEMMs of these layers. P is the input's size plus its padding.
+enum PhaseConvolution {
+    static func applies(_ g: ConvGeometry) -> Bool {
+        g.kernel == 4 && g.stride == 2 && g.padding == 1 && g.outChannels > 1
+    }
+
+    /// Rows (columns) of a phase of the padded input of an image of n rows (columns).
+    @inline(__always) static func phaseSize(_ n: Int) -> Int { (n + 3) / 2 }
+
+    /// The grid of x's phases: columns of P per image and in all.
+    private struct Grid {
+        let ph: Int, pw: Int, plane: Int, columns: Int
+        /// Columns of the GEMMs: the shifted reads of the last one end at P's last column,
+        /// and every output lies before it.
+        var gemmColumns: Int { columns - pw - 1 }
+        init(_ x: Tensor) {
+            ph = PhaseConvolution.phaseSize(x.h); pw = PhaseConvolution.phaseSize(x.w)
+            plane = ph * pw; columns = x.n * plane
+        }
+        /// Column offset of the shift s = 2a + b.
+        func offset(_ s: Int) -> Int { (s >> 1) * pw + (s & 1) }
+    }
+
+    /// x [N, C, H, W] → P [4C, N · ph · pw] (see the type's comment).
+    static func phases(_ x: Tensor) -> [Float] {
+        let h = x.h, w = x.w, grid = Grid(x), ph = grid.ph, pw = grid.pw, cols = grid.columns
+        return [Float](unsafeUninitializedCapacity: 4 * x.c * cols) { out, count in
+            count = 4 * x.c * cols
+            let dst = out.baseAddress!
+            x.data.withUnsafeBufferPointer { xb in
+                let src = xb.baseAddress!
+                parallelChunks(4 * x.c, work: 4 * x.c * cols) { rows in
+                    for r in rows {
+                        let c = r >> 2, py = (r >> 1) & 1, px = r & 1
+                        // Phase row i is padded row 2i + py, input row 2i + py − 1; columns alike:
+                        // phase columns j0..<j1 lie inside the input.
+                        let j0 = 1 - px, j1 = (w - px) / 2 + 1
+                        for b in 0..<x.n {
+                            let plane = src + (b * x.c + c) * h * w, d = dst + r * cols + b * grid.plane
+                            for i in 0..<ph {
+                                let line = d + i * pw, y = 2 * i + py - 1
+                                guard y >= 0 && y < h else { line.update(repeating: 0, count: pw); continue }
+                                let input = plane + y * w + j0   // line[j] = input column 2j + px − 1
+                                if j0 > 0 { line[0] = 0 }
+                                for j in j0..<j1 { line[j] = input[2 * (j - j0)] }
+                                if j1 < pw { (line + j1).update(repeating: 0, count: pw - j1) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// W [out, in, 4, 4] → [out × 16·in]: W_ab, for the shift s = 2a + b, is columns
+    /// s·4·in ..< (s + 1)·4·in (a matrix of leading dimension 16·in).
+    static func shiftWeights(_ weight: [Float], _ g: ConvGeometry) -> [Float] {
+        var out = [Float](repeating: 0, count: weight.count)
+        forEachTap(g) { w, s in out[s] = weight[w] }
+        return out
+    }
+
+    /// body(index into W [out, in, 4, 4], index of the same tap in `shiftWeights`' layout).
+    @inline(__always) private static func forEachTap(_ g: ConvGeometry, _ body: (Int, Int) -> Void) {
+        let k = 4 * g.inChannels
+        for o in 0..<g.outChannels {
+            for c in 0..<g.inChannels {
+                for ky in 0..<4 {
+                    for kx in 0..<4 {
+                        let shift = (ky >> 1) * 2 + (kx >> 1), column = 4 * c + (ky & 1) * 2 + (kx & 1)
+                        body(((o * g.inChannels + c) * 4 + ky) * 4 + kx, (o * 4 + shift) * k + column)
+                    }
+                }
+            }
+        }
+    }
+
+    /// y = conv(x) + bias, x: [N, in, H, W] → [N, out, ⌊H/2⌋, ⌊W/2⌋], and x's phases (for
+    /// `backward`'s `phases:`).
+    static func forward(_ x: Tensor, weight: [Float], bias: [Float], _ g: ConvGeometry) -> (y: Tensor, phases: [Float]) {
+        let grid = Grid(x), cols = grid.columns, pw = grid.pw
+        let oh = g.outSize(x.h), ow = g.outSize(x.w), o = g.outChannels, k = 4 * g.inChannels
+        let p = phases(x), wab = shiftWeights(weight, g)
+        var ext = [Float](unsafeUninitializedCapacity: o * cols) { _, c in c = o * cols }
+        p.withUnsafeBufferPointer { pb in
+            wab.withUnsafeBufferPointer { wb in
+                ext.withUnsafeMutableBufferPointer { eb in
+                    for s in 0..<4 {
+                        sgemm(m: o, n: grid.gemmColumns, k: k, a: wb.baseAddress! + s * k, lda: 4 * k,
+                              b: pb.baseAddress! + grid.offset(s), ldb: cols, beta: s == 0 ? 0 : 1,
+                              c: eb.baseAddress!, ldc: cols)
+                    }
+                }
+            }
+        }
+        let y = Tensor(shape: [x.n, o, oh, ow]) { yb in
+            ext.withUnsafeBufferPointer { eb in
+                bias.withUnsafeBufferPointer { bb in
+                    let e = eb.baseAddress!, y = yb.baseAddress!, bp = bb.baseAddress!
+                    parallelChunks(x.n * o, work: x.n * o * oh * ow) { planes in
+                        for q in planes {
+                            let (b, oc) = q.quotientAndRemainder(dividingBy: o)
+                            let src = e + oc * cols + b * grid.plane, dst = y + q * oh * ow, v = bp[oc]
+                            for i in 0..<oh { for j in 0..<ow { dst[i * ow + j] = src[i * pw + j] + v } }
+                        }
+                    }
+                }
+            }
+        }
+        return (y, p)
+    }
+
+    /// Backward of `forward`: accumulates dW and dB (if given) and returns the gradient of
+    /// the input channels `inputGradient` ([N, inputGradient.count, H, W]), or nil.
+    /// `phases`: x's phases as `forward` returned them (made again from x if nil).
+    static func backward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGeometry,
+                         dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
+                         inputGradient: Range<Int>?, phases kept: [Float]? = nil) -> Tensor? {
+        let grid = Grid(x), cols = grid.columns, pw = grid.pw, n = grid.gemmColumns
+        let oh = g.outSize(x.h), ow = g.outSize(x.w), o = g.outChannels, k = 4 * g.inChannels
+        precondition(dy.shape == [x.n, o, oh, ow], "PhaseConvolution.backward: dy \(dy.shape.shapeDescription)")
+        precondition(kept.map { $0.count == k * cols } ?? true, "PhaseConvolution.backward: phases of another input")
+        if let dB { addBiasGradient(dy, into: dB) }
+        // dY on the phase grid, zero off the outputs.
+        var dext = [Float](repeating: 0, count: o * cols)
+        dext.withUnsafeMutableBufferPointer { eb in
+            dy.data.withUnsafeBufferPointer { db in
+                let e = eb.baseAddress!, d = db.baseAddress!
+                parallelChunks(x.n * o, work: x.n * o * oh * ow) { planes in
+                    for q in planes {
+                        let (b, oc) = q.quotientAndRemainder(dividingBy: o)
+                        let dst = e + oc * cols + b * grid.plane, src = d + q * oh * ow
+                        for i in 0..<oh { (dst + i * pw).update(from: src + i * ow, count: ow) }
+                    }
+                }
+            }
+        }
+        if let dW {
+            let p = kept ?? phases(x)
+            var shifted = [Float](unsafeUninitializedCapacity: 4 * o * k) { _, c in c = 4 * o * k }
+            p.withUnsafeBufferPointer { pb in
+                dext.withUnsafeBufferPointer { eb in
+                    shifted.withUnsafeMutableBufferPointer { wb in
+                        weightGradient(dext: eb.baseAddress!, phases: pb.baseAddress!, grid, outChannels: o, k: k,
+                                       into: wb.baseAddress!)
+                    }
+                }
+            }
+            forEachTap(g) { w, s in dW[w] += shifted[s] }
+        }
+        guard let range = inputGradient else { return nil }
+        let rows = 4 * range.count
+        var dp = [Float](repeating: 0, count: rows * cols)
+        shiftWeights(weight, g).withUnsafeBufferPointer { wb in
+            dext.withUnsafeBufferPointer { eb in
+                dp.withUnsafeMutableBufferPointer { pb in
+                    for s in 0..<4 {
+                        sgemm(transA: true, m: rows, n: n, k: o, a: wb.baseAddress! + s * k + 4 * range.lowerBound, lda: 4 * k,
+                              b: eb.baseAddress!, ldb: cols, beta: 1, c: pb.baseAddress! + grid.offset(s), ldc: cols)
+                    }
+                }
+            }
+        }
+        // dx is dP at the input's places (the padding dropped).
+        let h = x.h, w = x.w
+        return Tensor(shape: [x.n, range.count, h, w]) { xb in
+            dp.withUnsafeBufferPointer { pb in
+                let src = pb.baseAddress!, dst = xb.baseAddress!
+                parallelChunks(range.count * x.n, work: range.count * x.n * h * w) { planes in
+                    for q in planes {
+                        let (b, c) = q.quotientAndRemainder(dividingBy: range.count)
+                        for y in 0..<h {
+                            // Input row y is padded row y + 1: phase (y + 1) & 1, phase row (y + 1) >> 1;
+                            // even input columns are in phase column px = 1, odd ones in px = 0.
+                            let py = (y + 1) & 1, i = (y + 1) >> 1, line = dst + (q * h + y) * w
+                            let odd = src + (4 * c + 2 * py) * cols + b * grid.plane + i * pw, even = odd + cols
+                            for j in 0..<(w / 2) { line[2 * j] = even[j]; line[2 * j + 1] = odd[j + 1] }
+                            if w & 1 == 1 { line[w - 1] = even[w / 2] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dW in `shiftWeights`' layout [out × 4k]: dW_s = dY · (P shifted by s)ᵀ, over chunks of
+    /// columns. The four shifted views of a chunk are copied one above the other (contiguous
+    /// runs of P's rows) so that one GEMM [out × chunk] · [chunk × 4k] takes them all,
+    /// im2col's shape. One GEMM per shift over all the columns ([out × 4·in] results,
+    /// thousands of columns deep) ran at a fraction of the speed: too few rows and columns
+    /// for the threads to share.
+    private static func weightGradient(dext: UnsafePointer<Float>, phases p: UnsafePointer<Float>, _ grid: Grid,
+                                       outChannels o: Int, k: Int, into dW: UnsafeMutablePointer<Float>) {
+        let n = grid.gemmColumns, cols = grid.columns
+        let chunk = min(n, max(1024, gemmColumnTarget))
+        var stacked = [Float](unsafeUninitializedCapacity: 4 * k * chunk) { _, c in c = 4 * k * chunk }
+        stacked.withUnsafeMutableBufferPointer { sb in
+            let st = sb.baseAddress!
+            var q0 = 0
+            while q0 < n {
+                let count = min(chunk, n - q0)
+                parallelChunks(4 * k, work: 4 * k * count) { rows in
+                    for r in rows {
+                        let (s, c) = r.quotientAndRemainder(dividingBy: k)
+                        (st + r * count).update(from: p + c * cols + q0 + grid.offset(s), count: count)
+                    }
+                }
+                sgemm(transB: true, m: o, n: 4 * k, k: count, a: dext + q0, lda: cols, b: st, ldb: count,
+                      beta: q0 == 0 ? 0 : 1, c: dW, ldc: 4 * k)
+                q0 += count
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Testing
+@testable import F2ATrain
+import F2ACore
+
+/// The phase GEMMs of 4x4 stride-2 convolutions (`PhaseConvolution`) against float64
+/// correlation in plain loops (`ConvolutionReference`): forward, weight gradient
+/// (accumulated onto dW), bias gradient, input gradient of all input channels and of the
+/// last ones (the image half of a conditional discriminator's input). Even and odd
+/// sizes (an odd size's last phase row or column is half padding), one-row outputs, and
+/// channel counts around a 16-lane vector. The finite-difference checks
+/// (GradientCheckTests) cover the same path at tiny shapes.
+@Suite("4x4 stride-2 convolution as GEMMs over the input's phases")
+struct PhaseConvolutionTests {
+    struct Case: CustomStringConvertible, Sendable {
+        let n: Int, cin: Int, cout: Int, h: Int, w: Int
+        var description: String { "n\(n) \(cin)->\(cout) \(h)x\(w)" }
+    }
+
+    @Test("Forward, weight, bias and input gradients match naive loops", arguments: [
+        Case(n: 3, cin: 6, cout: 16, h: 16, w: 12),   // the PatchGAN's first layer, cut down
+        Case(n: 2, cin: 17, cout: 9, h: 11, w: 9),    // odd sizes
+        Case(n: 1, cin: 4, cout: 3, h: 2, w: 7),      // one output row
+        Case(n: 2, cin: 3, cout: 33, h: 5, w: 4),
+    ])
+    func naive(_ c: Case) {
+        var R = Rand(UInt64(71 + c.cin * c.h))
+        let g = ConvGeometry(c.cin, c.cout, kernel: 4, stride: 2, padding: 1)
+        #expect(PhaseConvolution.applies(g))
+        let x = R.tensor([c.n, c.cin, c.h, c.w])
+        let weight = R.array(c.cout * c.cin * 16, scale: 0.5), bias = R.array(c.cout, scale: 0.5)
+        let oh = g.outSize(c.h), ow = g.outSize(c.w)
+        let dy = R.tensor([c.n, c.cout, oh, ow])
+        let (y64, dW64, dx64) = ConvolutionReference.correlation(x, weight, bias, dy, g)
+        let (y, phases) = PhaseConvolution.forward(x, weight: weight, bias: bias, g)
+        #expect(y.shape == [c.n, c.cout, oh, ow])
+        #expect(ConvolutionReference.relativeError(y.data, y64) < 1e-5, "y")
+
+        var dW = [Float](repeating: 0.5, count: weight.count), dB = [Float](repeating: 0.25, count: c.cout)
+        let dx = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: &dW, dB: &dB, inputGradient: 0..<c.cin,
+                                           phases: phases)!
+        #expect(dx.shape == x.shape)
+        #expect(ConvolutionReference.relativeError(dW.map { $0 - 0.5 }, dW64) < 1e-5, "dW")
+        #expect(ConvolutionReference.relativeError(dx.data, dx64) < 1e-5, "dx")
+        var dB64 = [Double](repeating: 0, count: c.cout)
+        for b in 0..<c.n { for o in 0..<c.cout { for i in 0..<(oh * ow) { dB64[o] += Double(dy.data[(b * c.cout + o) * oh * ow + i]) } } }
+        #expect(ConvolutionReference.relativeError(dB.map { $0 - 0.25 }, dB64) < 1e-5, "dB")
+
+        // The phases made again from x give the kept ones' gradient bit for bit.
+        var dW2 = [Float](repeating: 0.5, count: weight.count)
+        _ = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: &dW2, dB: nil, inputGradient: nil)
+        #expect(zip(dW, dW2).allSatisfy { $0.bitPattern == $1.bitPattern })
+
+        // The last input channels only, without parameter gradients.
+        let from = c.cin / 2
+        let part = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: nil, dB: nil, inputGradient: from..<c.cin)!
+        #expect(part.shape == [c.n, c.cin - from, c.h, c.w])
+        let plane = c.h * c.w
+        var expected: [Double] = []
+        for b in 0..<c.n { expected += dx64[((b * c.cin + from) * plane)..<((b + 1) * c.cin * plane)] }
+        #expect(ConvolutionReference.relativeError(part.data, expected) < 1e-5, "dx of channels \(from)...")
+    }
+}
