@@ -88,7 +88,7 @@ enum EngineConvolution {
                                                       Int32(t0), Int32(count), vp.baseAddress!, Int32(chunk), threads)
                                 f2a_winograd_dw_gradient(dp.baseAddress!, Int32(cout), Int32(x.h), Int32(x.w),
                                                          Int32(t0), Int32(count), mp.baseAddress!, Int32(chunk), threads)
-                                for xi in 0..<36 {
+                                GemmBatch.run(36, multipliesEach: cout * cin * count) { xi in
                                     sgemm(transB: true, m: cout, n: cin, k: count,
                                           a: mp.baseAddress! + xi * cout * chunk, lda: chunk,
                                           b: vp.baseAddress! + xi * cin * chunk, ldb: chunk,

@@ -53,7 +53,7 @@ enum Winograd4x4 {
                                     let count = min(chunk, tiles - t0)
                                     f2a_wk4_input(xb.baseAddress!, Int32(cin), Int32(x.h), Int32(x.w), Int32(g.padding), Int32(oh),
                                                   Int32(ow), Int32(t0), Int32(count), v, Int32(chunk), threads)
-                                    for xi in 0..<36 {
+                                    GemmBatch.run(36, multipliesEach: cout * count * cin) { xi in
                                         sgemm(m: cout, n: count, k: cin, a: u + xi * cout * cin, lda: cin,
                                               b: v + xi * cin * chunk, ldb: chunk, c: m + xi * cout * chunk, ldc: chunk)
                                     }
@@ -97,7 +97,7 @@ enum Winograd4x4 {
                                         if dW != nil {
                                             f2a_wk4_input(xb.baseAddress!, Int32(cin), Int32(x.h), Int32(x.w), Int32(g.padding),
                                                           Int32(oh), Int32(ow), Int32(t0), Int32(count), v, Int32(chunk), threads)
-                                            for xi in 0..<36 {
+                                            GemmBatch.run(36, multipliesEach: cout * cin * count) { xi in
                                                 sgemm(transB: true, m: cout, n: cin, k: count, a: dm + xi * cout * chunk, lda: chunk,
                                                       b: v + xi * cin * chunk, ldb: chunk, beta: t0 == 0 ? 0 : 1,
                                                       c: du + xi * cout * cin, ldc: cin)
@@ -105,7 +105,7 @@ enum Winograd4x4 {
                                         }
                                         if inputGradient != nil {
                                             // dV of the wanted channels, in v's buffer (its input tiles are used up).
-                                            for xi in 0..<36 {
+                                            GemmBatch.run(36, multipliesEach: rc * count * cout) { xi in
                                                 sgemm(transA: true, m: rc, n: count, k: cout, a: u + xi * cout * cin + lo, lda: cin,
                                                       b: dm + xi * cout * chunk, ldb: chunk, c: v + xi * rc * chunk, ldc: chunk)
                                             }

@@ -1,0 +1,33 @@
+import F2ACore
+
+/// A layer's independent GEMMs (the 36 transform positions of a Winograd domain): small
+/// ones side by side on the pool's threads, each on one OpenBLAS thread; large ones one
+/// after another, each on all of OpenBLAS's threads.
+///
+/// Why: OpenBLAS splits one GEMM between its threads and joins them at the end; a GEMM of
+/// a few million multiply-adds is over before the split pays for itself. The PatchGAN's
+/// C512 layer at width 0.5 (128 → 256 channels, 16² → 15², GEMMs of 13 M multiply-adds),
+/// forward and backward with both gradients: 8 images 13.7 → 10.9 ms, 16 images 23.7 →
+/// 19.9 ms (best of 10, side by side in one process). The 3x3 Winograd weight gradient
+/// of width 1.0 (GEMMs of 512 x 512 x thousands of tiles) measured slower side by side.
+enum GemmBatch {
+    /// GEMMs of at most this many multiply-adds each run side by side.
+    static let sideBySideMaxMultiplies = 1 << 24
+
+    /// body(i) for i in 0..<count, each issuing GEMM i (of `multipliesEach` m·n·k).
+    /// While `GemmProfile` records, they run one after another: it times each call alone.
+    static func run(_ count: Int, multipliesEach: Int, _ body: (Int) -> Void) {
+        let threads = blasThreadCount
+        guard multipliesEach <= sideBySideMaxMultiplies, threads > 1, count > 1, !GemmProfile.enabled else {
+            for i in 0..<count { body(i) }
+            return
+        }
+        blasThreadCount = 1
+        defer { blasThreadCount = threads }
+        withoutActuallyEscaping(body) { b in
+            // Each GEMM writes its own output matrix, which Sendable cannot express.
+            let box = UncheckedBox(b)
+            parallelFor(count, threads: min(threads, Conv2d.threadCount)) { range in for i in range { box.value(i) } }
+        }
+    }
+}
