@@ -115,25 +115,22 @@ package func convTranspose2x2Scatter(_ t: UnsafePointer<Float>, channels oc: Int
     }
 }
 
-/// The adjoint of `convTranspose2x2Scatter` (the backward pass): t[o·4 + 2dy + dx, iy, ix]
-/// = dy[o, 2iy + dy, 2ix + dx], and sums[o] += the sum of channel o of dy (the bias
-/// gradient), accumulated in the order the phases are read.
+/// The adjoint of `convTranspose2x2Scatter` (the backward pass) without the bias:
+/// t[o·4 + 2dy + dx, iy, ix] = dy[o, 2iy + dy, 2ix + dx].
 @inline(__always)
 package func convTranspose2x2Gather(_ dy: UnsafePointer<Float>, channels oc: Int, height h: Int, width w: Int,
-                                    into t: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>) {
+                                    into t: UnsafeMutablePointer<Float>) {
     let hw = h * w
     for o in 0..<oc {
         let plane = dy + o * 4 * hw
-        var s: Float = 0
         for d in 0..<4 {
             let ddy = d >> 1, ddx = d & 1
             let phase = t + (o * 4 + d) * hw
             for iy in 0..<h {
                 let row = plane + (2 * iy + ddy) * 2 * w + ddx
                 let trow = phase + iy * w
-                for ix in 0..<w { let v = row[2 * ix]; trow[ix] = v; s += v }
+                for ix in 0..<w { trow[ix] = row[2 * ix] }
             }
         }
-        sums[o] += s
     }
 }

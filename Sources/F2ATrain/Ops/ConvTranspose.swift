@@ -16,26 +16,40 @@ public func convTranspose2x2Forward(_ x: Tensor, weight: [Float], bias: [Float],
     return layer(x, activation: relu ? .relu : .identity)
 }
 
+/// Backward of `convTranspose2x2Forward` (no activation): accumulates dW [in, out, 2, 2]
+/// and dB [out], returns dx. Per image b, with T_b [out·4 × H·W] the four phases of dy_b:
+/// dx_b = W · T_b and dW += x_b · T_bᵀ. The phases are gathered for all images at once on
+/// the thread pool, and the per-image GEMMs (a few million multiply-adds each) run side by
+/// side (`GemmBatch`), dW as per-image partials summed in image order: one serial gather
+/// and two small multi-threaded GEMMs per image took 11 ms of a width-0.25 step.
 public func convTranspose2x2Backward(_ x: Tensor, dy: Tensor, weight: [Float], outChannels oc: Int,
                                      dW: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>) -> Tensor {
-    let cin = x.c, h = x.h, w = x.w, hw = h * w
-    precondition(dy.shape == [x.n, oc, 2 * h, 2 * w])
-    var dx = Tensor(zeros: x.shape)
-    var tmp = [Float](repeating: 0, count: oc * 4 * hw)
-    x.data.withUnsafeBufferPointer { xp in
-        dy.data.withUnsafeBufferPointer { dyp in
-            weight.withUnsafeBufferPointer { wp in
-                dx.data.withUnsafeMutableBufferPointer { dxp in
-                    tmp.withUnsafeMutableBufferPointer { tp in
-                        for b in 0..<x.n {
-                            convTranspose2x2Gather(dyp.baseAddress! + b * oc * 4 * hw, channels: oc, height: h, width: w,
-                                                   into: tp.baseAddress!, sums: dB)
-                            // dW[cin, oc*4] += x[cin, hw] · tmpᵀ
-                            sgemm(transB: true, m: cin, n: oc * 4, k: hw, a: xp.baseAddress! + b * cin * hw, lda: hw,
-                                  b: tp.baseAddress!, ldb: hw, beta: 1, c: dW, ldc: oc * 4)
-                            // dx[cin, hw] = W[cin, oc*4] · tmp
-                            sgemm(m: cin, n: hw, k: oc * 4, a: wp.baseAddress!, lda: oc * 4, b: tp.baseAddress!, ldb: hw,
-                                  c: dxp.baseAddress! + b * cin * hw, ldc: hw)
+    let n = x.n, cin = x.c, h = x.h, w = x.w, hw = h * w, k = oc * 4
+    precondition(dy.shape == [n, oc, 2 * h, 2 * w] && weight.count == cin * k)
+    addBiasGradient(dy, into: dB)
+    func scratch(_ count: Int) -> [Float] { [Float](unsafeUninitializedCapacity: count) { _, c in c = count } }
+    var t = scratch(n * k * hw), partial = scratch(n * cin * k)
+    let dx = Tensor(shape: x.shape) { dxp in
+        x.data.withUnsafeBufferPointer { xp in
+            dy.data.withUnsafeBufferPointer { dyp in
+                weight.withUnsafeBufferPointer { wp in
+                    t.withUnsafeMutableBufferPointer { tb in
+                        partial.withUnsafeMutableBufferPointer { pb in
+                            let (xs, dys, ws, ts, ps, dxs) = (xp.baseAddress!, dyp.baseAddress!, wp.baseAddress!, tb.baseAddress!,
+                                                             pb.baseAddress!, dxp.baseAddress!)
+                            parallelChunks(n * oc, work: n * k * hw) { planes in
+                                for p in planes {   // plane p: image p / oc, channel p % oc
+                                    convTranspose2x2Gather(dys + p * 4 * hw, channels: 1, height: h, width: w, into: ts + p * 4 * hw)
+                                }
+                            }
+                            GemmBatch.run(n, multipliesEach: cin * hw * k) { b in
+                                sgemm(m: cin, n: hw, k: k, a: ws, lda: k, b: ts + b * k * hw, ldb: hw, c: dxs + b * cin * hw, ldc: hw)
+                            }
+                            GemmBatch.run(n, multipliesEach: cin * k * hw) { b in
+                                sgemm(transB: true, m: cin, n: k, k: hw, a: xs + b * cin * hw, lda: hw, b: ts + b * k * hw, ldb: hw,
+                                      c: ps + b * cin * k, ldc: k)
+                            }
+                            for b in 0..<n { for i in 0..<(cin * k) { dW[i] += ps[b * cin * k + i] } }
                         }
                     }
                 }
