@@ -27,13 +27,13 @@ enum EngineConvolution {
     /// shape from 3 → 8 channels at 128² to 512 → 512 at 16²; OpenBLAS's GEMM, im2col
     /// not counted, 15–30 GFLOP/s at 8 output channels, 40–70 at 16, 87–112 at 32 × 32,
     /// 127–182 at 64 × 64 and 225–250 from 128 × 128 on (f2a-train bench --gemm-shapes),
-    /// so the wide layers went to im2col + GEMM (limits of 128² and 512² channels measured
-    /// the same or slower) until the Winograd domain's 4× fewer multiplies beat both
-    /// (width 1.0: 2864–2948 → 2651–2705 ms per step). With it, limits of 32² and 16²
-    /// (more layers in the Winograd domain) measured the same or slower: width 1.0
-    /// 2800/2427 ms per step at 64², 2539/2577 at 32², 2651/2681 at 16²; width 0.125
-    /// 92/88, 95/91, 112/107 ms.
-    static let directWeightGradientMaxChannelProduct = 64 * 64
+    /// so the wide layers went to im2col + GEMM until the Winograd domain's 4× fewer
+    /// multiplies beat both (width 1.0: 2864–2948 → 2651–2705 ms per step). The limit was
+    /// 64 × 64 until the Winograd GEMMs ran side by side (`GemmBatch`); then, best of 8 in
+    /// one process, direct / Winograd: 64 → 64 at 128² 60.0 / 39.1 ms, at 64² 12.6 / 9.1,
+    /// at 32² 3.0 / 2.4, at 16² 1.6 / 1.0, at 8² 0.83 / 0.31; 32 → 64 and 64 → 32 at 16²
+    /// to 64² within 10 % either way; 32 → 32 at 64² 3.1 / 3.9, 16 → 16 at 128² 3.4 / 7.5.
+    static let directWeightGradientMaxChannelProduct = 32 * 64
 
     /// Accumulates the weight gradient of a 3x3 conv (stride 1, padding 1) into dW
     /// ([out, in, 3, 3]) from its input x [N, in, H, W] and output gradient dy
