@@ -116,20 +116,25 @@ package func convTranspose2x2Scatter(_ t: UnsafePointer<Float>, channels oc: Int
 }
 
 /// The adjoint of `convTranspose2x2Scatter` (the backward pass) without the bias:
-/// t[o·4 + 2dy + dx, iy, ix] = dy[o, 2iy + dy, 2ix + dx].
+/// t[o·4 + 2dy + dx, iy, ix] = dy[o, 2iy + dy, 2ix + dx], or 0 where `gate` (the layer's
+/// ReLU output, dy's layout) is not positive (`Activation.reluGate`).
 @inline(__always)
 package func convTranspose2x2Gather(_ dy: UnsafePointer<Float>, channels oc: Int, height h: Int, width w: Int,
-                                    into t: UnsafeMutablePointer<Float>) {
+                                    gate: UnsafePointer<Float>? = nil, into t: UnsafeMutablePointer<Float>) {
     let hw = h * w
     for o in 0..<oc {
-        let plane = dy + o * 4 * hw
         for d in 0..<4 {
             let ddy = d >> 1, ddx = d & 1
             let phase = t + (o * 4 + d) * hw
             for iy in 0..<h {
-                let row = plane + (2 * iy + ddy) * 2 * w + ddx
-                let trow = phase + iy * w
-                for ix in 0..<w { trow[ix] = row[2 * ix] }
+                let at = o * 4 * hw + (2 * iy + ddy) * 2 * w + ddx
+                let row = dy + at, trow = phase + iy * w
+                if let gate {
+                    let grow = gate + at
+                    for ix in 0..<w { let v = row[2 * ix]; trow[ix] = grow[2 * ix] > 0 ? v : 0 }
+                } else {
+                    for ix in 0..<w { trow[ix] = row[2 * ix] }
+                }
             }
         }
     }

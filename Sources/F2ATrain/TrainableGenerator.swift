@@ -258,8 +258,9 @@ public final class TrainableGenerator: @unchecked Sendable {
         } else {
             d = dRaw!
         }
-        // The gradients of the skips, by level, from the decoder convs that read them.
-        var dSkips = [Tensor?](repeating: nil, count: config.levels)
+        // The gradients of the skips, by level: the input gradients of the decoder convs that
+        // read [upsampled, skip], and the channel where the skip's begin.
+        var dSkips = [(gradient: Tensor, from: Int)?](repeating: nil, count: config.levels)
         // Whether d has already been through the ReLU of the layer it is the output gradient
         // of (`reluBelow`: gated as the layer above computed it).
         var gated = false
@@ -288,11 +289,9 @@ public final class TrainableGenerator: @unchecked Sendable {
                 let upChannels = config.decoderChannels(layer.level)
                 d = convBackward(layer: i, rec, d, inputGradientChannels: layer.input == .withSkip && skipFrozen ? upChannels : nil,
                                  gate: below)!
-                if layer.input == .withSkip && !skipFrozen {
-                    let (up, dSkip) = splitChannels(d, first: upChannels)
-                    d = up
-                    dSkips[layer.level] = dSkip
-                }
+                // d is [upsampled, skip]: the upsampling reads the first channels in place, the
+                // pooling's backward the skip's.
+                if layer.input == .withSkip && !skipFrozen { dSkips[layer.level] = (d, upChannels) }
             case .conv3x3:
                 if !gated { Pointwise.reluBackward(&d, output: rec.output) }
                 // The network's input and a frozen block's output need no gradient.
@@ -301,24 +300,25 @@ public final class TrainableGenerator: @unchecked Sendable {
                 if layer.input == .pooled && !readsFixed {
                     let b = layer.level
                     let skip = cache.skips[b - 2]
-                    var ds = maxPoolBackward(d, indices: cache.poolIndices[b - 2], inputHeight: skip.h, inputWidth: skip.w)
-                    if let extra = dSkips[b - 1] { Pointwise.add(&ds, extra) }
-                    d = ds
+                    let extra = dSkips[b - 1]
+                    d = maxPoolBackward(d, indices: cache.poolIndices[b - 2], inputHeight: skip.h, inputWidth: skip.w,
+                                        adding: extra?.gradient, from: extra?.from ?? 0)
                 }
             case .upsample:
                 let (w, b) = layerParameters[i]
                 switch config.upsample {
                 case .transpose:
-                    // Through the ReLU in d's own storage: a copy to mutate would duplicate it.
-                    if !gated { Pointwise.reluBackward(&d, output: rec.output) }
-                    let du = d, weight = params.values[w]
+                    // Through the ReLU in the gather of dy's phases (gate).
+                    let du = d, weight = params.values[w], gate = gated ? nil : rec.output
                     d = params.withGrad(w) { dW in
                         params.withGrad(b) { dB in
-                            convTranspose2x2Backward(rec.input, dy: du, weight: weight, outChannels: layer.outChannels, dW: dW, dB: dB)
+                            convTranspose2x2Backward(rec.input, dy: du, weight: weight, outChannels: layer.outChannels, gate: gate,
+                                                     dW: dW, dB: dB)
                         }
                     }
                 case .unpool:
                     let u = rec.output
+                    if d.c > u.c { d = splitChannels(d, first: u.c).0 }   // [unpooled, skip]: the first part
                     var du = maxUnpoolBackward(d, indices: cache.poolIndices[layer.level - 1], pooledHeight: u.h, pooledWidth: u.w)
                     Pointwise.reluBackward(&du, output: u)
                     d = convBackward(layer: i, rec, du)!

@@ -229,6 +229,33 @@ struct GradientCheckTests {
         #expect(nmse(du.data, nu) < 1e-4)
     }
 
+    /// The decoder's in-place reads of its [upsampled, skip] input gradient: the pooling's
+    /// backward adding the skip's channels, the transposed conv's backward reading the first
+    /// channels through its ReLU (gate), against split copies and separate passes, bit for bit.
+    @Test("pooling and transposed-conv backward read a concatenated gradient in place")
+    func inPlaceSkipGradient() {
+        var R = Rand(8)
+        let x = R.spaced([2, 3, 6, 4])
+        let (y, idx) = maxPool2d(x)
+        let r = R.tensor(y.shape), concat = R.tensor([2, 5, 6, 4])
+        var reference = maxPoolBackward(r, indices: idx, inputHeight: 6, inputWidth: 4)
+        Pointwise.add(&reference, splitChannels(concat, first: 2).1)
+        let fused = maxPoolBackward(r, indices: idx, inputHeight: 6, inputWidth: 4, adding: concat, from: 2)
+        #expect(fused.shape == reference.shape && zip(fused.data, reference.data).allSatisfy { $0.bitPattern == $1.bitPattern })
+
+        let u = R.tensor([2, 3, 3, 5]), oc = 2, w = R.array(3 * oc * 4)
+        let dy = R.tensor([2, oc + 3, 6, 10]), gate = R.spaced([2, oc, 6, 10])
+        var gated = splitChannels(dy, first: oc).0
+        Pointwise.reluBackward(&gated, output: gate)
+        var dW1 = [Float](repeating: 0.5, count: w.count), dB1 = [Float](repeating: 0.5, count: oc)
+        var dW2 = dW1, dB2 = dB1
+        let dx1 = convTranspose2x2Backward(u, dy: gated, weight: w, outChannels: oc, dW: &dW1, dB: &dB1)
+        let dx2 = convTranspose2x2Backward(u, dy: dy, weight: w, outChannels: oc, gate: gate, dW: &dW2, dB: &dB2)
+        #expect(gate.data.contains { $0 <= 0 } && gate.data.contains { $0 > 0 })
+        #expect(zip(dx1.data, dx2.data).allSatisfy { $0.bitPattern == $1.bitPattern })
+        #expect(zip(dW1, dW2).allSatisfy { $0.bitPattern == $1.bitPattern } && zip(dB1, dB2).allSatisfy { $0.bitPattern == $1.bitPattern })
+    }
+
     @Test("concat and split")
     func concat() {
         var R = Rand(5)

@@ -16,40 +16,59 @@ public func convTranspose2x2Forward(_ x: Tensor, weight: [Float], bias: [Float],
     return layer(x, activation: relu ? .relu : .identity)
 }
 
-/// Backward of `convTranspose2x2Forward` (no activation): accumulates dW [in, out, 2, 2]
-/// and dB [out], returns dx. Per image b, with T_b [out·4 × H·W] the four phases of dy_b:
-/// dx_b = W · T_b and dW += x_b · T_bᵀ. The phases are gathered for all images at once on
-/// the thread pool, and the per-image GEMMs (a few million multiply-adds each) run side by
-/// side (`GemmBatch`), dW as per-image partials summed in image order: one serial gather
-/// and two small multi-threaded GEMMs per image took 11 ms of a width-0.25 step.
-public func convTranspose2x2Backward(_ x: Tensor, dy: Tensor, weight: [Float], outChannels oc: Int,
+/// Backward of `convTranspose2x2Forward`: accumulates dW [in, out, 2, 2] and dB [out],
+/// returns dx. `dy` is [N, ≥ out, 2H, 2W], of which the first `outChannels` channels are
+/// the output's gradient (the input gradient of a decoder conv that read [upsampled, skip],
+/// in place); `gate`, the output of the layer's ReLU ([N, out, 2H, 2W]), makes it the
+/// backward of that ReLU too.
+///
+/// Per image b, with T_b [out·4 × H·W] the four phases of dy_b: dx_b = W · T_b and
+/// dW += x_b · T_bᵀ. The phases are gathered for all images at once on the thread pool,
+/// and the per-image GEMMs (a few million multiply-adds each) run side by side
+/// (`GemmBatch`), dW as per-image partials summed in image order: one serial gather and
+/// two small multi-threaded GEMMs per image took 11 ms of a width-0.25 step.
+public func convTranspose2x2Backward(_ x: Tensor, dy: Tensor, weight: [Float], outChannels oc: Int, gate: Tensor? = nil,
                                      dW: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>) -> Tensor {
     let n = x.n, cin = x.c, h = x.h, w = x.w, hw = h * w, k = oc * 4
-    precondition(dy.shape == [n, oc, 2 * h, 2 * w] && weight.count == cin * k)
-    addBiasGradient(dy, into: dB)
+    precondition(dy.n == n && dy.c >= oc && dy.h == 2 * h && dy.w == 2 * w && weight.count == cin * k,
+                 "convTranspose2x2Backward: dy \(dy.shape.shapeDescription) for x \(x.shape.shapeDescription), \(oc) channels")
+    precondition(gate.map { $0.shape == [n, oc, 2 * h, 2 * w] } ?? true, "convTranspose2x2Backward: gate")
     func scratch(_ count: Int) -> [Float] { [Float](unsafeUninitializedCapacity: count) { _, c in c = count } }
-    var t = scratch(n * k * hw), partial = scratch(n * cin * k)
+    var t = scratch(n * k * hw), partial = scratch(n * cin * k), sums = [Double](repeating: 0, count: n * oc)
     let dx = Tensor(shape: x.shape) { dxp in
         x.data.withUnsafeBufferPointer { xp in
             dy.data.withUnsafeBufferPointer { dyp in
-                weight.withUnsafeBufferPointer { wp in
-                    t.withUnsafeMutableBufferPointer { tb in
-                        partial.withUnsafeMutableBufferPointer { pb in
-                            let (xs, dys, ws, ts, ps, dxs) = (xp.baseAddress!, dyp.baseAddress!, wp.baseAddress!, tb.baseAddress!,
-                                                             pb.baseAddress!, dxp.baseAddress!)
-                            parallelChunks(n * oc, work: n * k * hw) { planes in
-                                for p in planes {   // plane p: image p / oc, channel p % oc
-                                    convTranspose2x2Gather(dys + p * 4 * hw, channels: 1, height: h, width: w, into: ts + p * 4 * hw)
+                (gate ?? dy).data.withUnsafeBufferPointer { gp in
+                    weight.withUnsafeBufferPointer { wp in
+                        t.withUnsafeMutableBufferPointer { tb in
+                            partial.withUnsafeMutableBufferPointer { pb in
+                                sums.withUnsafeMutableBufferPointer { sb in
+                                    let (xs, dys, ws, ts, ps, dxs) = (xp.baseAddress!, dyp.baseAddress!, wp.baseAddress!,
+                                                                     tb.baseAddress!, pb.baseAddress!, dxp.baseAddress!)
+                                    let gs = gate == nil ? nil : gp.baseAddress!, ss = sb.baseAddress!
+                                    parallelChunks(n * oc, work: n * k * hw) { planes in
+                                        for p in planes {   // image p / oc, channel p % oc
+                                            let (b, o) = p.quotientAndRemainder(dividingBy: oc)
+                                            convTranspose2x2Gather(dys + (b * dy.c + o) * 4 * hw, channels: 1, height: h, width: w,
+                                                                   gate: gs.map { $0 + p * 4 * hw }, into: ts + p * 4 * hw)
+                                            // The bias gradient: this channel's (gated) dy, its four phases.
+                                            ss[p] = laneSum(ts + p * 4 * hw, 4 * hw)
+                                        }
+                                    }
+                                    GemmBatch.run(n, multipliesEach: cin * hw * k) { b in
+                                        sgemm(m: cin, n: hw, k: k, a: ws, lda: k, b: ts + b * k * hw, ldb: hw,
+                                              c: dxs + b * cin * hw, ldc: hw)
+                                    }
+                                    GemmBatch.run(n, multipliesEach: cin * k * hw) { b in
+                                        sgemm(transB: true, m: cin, n: k, k: hw, a: xs + b * cin * hw, lda: hw, b: ts + b * k * hw,
+                                              ldb: hw, c: ps + b * cin * k, ldc: k)
+                                    }
+                                    for b in 0..<n {
+                                        for i in 0..<(cin * k) { dW[i] += ps[b * cin * k + i] }
+                                        for o in 0..<oc { dB[o] += Float(ss[b * oc + o]) }
+                                    }
                                 }
                             }
-                            GemmBatch.run(n, multipliesEach: cin * hw * k) { b in
-                                sgemm(m: cin, n: hw, k: k, a: ws, lda: k, b: ts + b * k * hw, ldb: hw, c: dxs + b * cin * hw, ldc: hw)
-                            }
-                            GemmBatch.run(n, multipliesEach: cin * k * hw) { b in
-                                sgemm(transB: true, m: cin, n: k, k: hw, a: xs + b * cin * hw, lda: hw, b: ts + b * k * hw, ldb: hw,
-                                      c: ps + b * cin * k, ldc: k)
-                            }
-                            for b in 0..<n { for i in 0..<(cin * k) { dW[i] += ps[b * cin * k + i] } }
                         }
                     }
                 }
