@@ -4,6 +4,23 @@ import F2ACore
 /// Float64 references in plain loops for the convolution tests: each output is summed
 /// from its definition, sharing no indexing or layout with the kernels under test.
 enum ConvolutionReference {
+    /// A random convolution problem for geometry g: x [n, in, h, w], weight and bias (scale
+    /// 0.5), an output gradient dy, and their float64 reference (`correlation`).
+    struct Problem {
+        let x: Tensor, weight: [Float], bias: [Float], dy: Tensor
+        let y64: [Double], dW64: [Double], dx64: [Double]
+    }
+
+    static func problem(_ g: ConvGeometry, n: Int, height h: Int, width w: Int, seed: UInt64) -> Problem {
+        var R = Rand(seed)
+        let x = R.tensor([n, g.inChannels, h, w])
+        let weight = R.array(g.outChannels * g.inChannels * g.kernel * g.kernel, scale: 0.5)
+        let bias = R.array(g.outChannels, scale: 0.5)
+        let dy = R.tensor([n, g.outChannels, g.outSize(h), g.outSize(w)])
+        let (y64, dW64, dx64) = correlation(x, weight, bias, dy, g)
+        return Problem(x: x, weight: weight, bias: bias, dy: dy, y64: y64, dW64: dW64, dx64: dx64)
+    }
+
     /// Largest difference relative to the reference's largest magnitude.
     static func relativeError(_ got: [Float], _ expected: [Double]) -> Double {
         precondition(got.count == expected.count)

@@ -23,14 +23,11 @@ struct PhaseConvolutionTests {
         Case(n: 2, cin: 3, cout: 33, h: 5, w: 4),
     ])
     func naive(_ c: Case) {
-        var R = Rand(UInt64(71 + c.cin * c.h))
         let g = ConvGeometry(c.cin, c.cout, kernel: 4, stride: 2, padding: 1)
         #expect(PhaseConvolution.applies(g))
-        let x = R.tensor([c.n, c.cin, c.h, c.w])
-        let weight = R.array(c.cout * c.cin * 16, scale: 0.5), bias = R.array(c.cout, scale: 0.5)
+        let p = ConvolutionReference.problem(g, n: c.n, height: c.h, width: c.w, seed: UInt64(71 + c.cin * c.h))
+        let (x, weight, bias, dy, y64, dW64, dx64) = (p.x, p.weight, p.bias, p.dy, p.y64, p.dW64, p.dx64)
         let oh = g.outSize(c.h), ow = g.outSize(c.w)
-        let dy = R.tensor([c.n, c.cout, oh, ow])
-        let (y64, dW64, dx64) = ConvolutionReference.correlation(x, weight, bias, dy, g)
         let (y, phases) = PhaseConvolution.forward(x, weight: weight, bias: bias, g)
         #expect(y.shape == [c.n, c.cout, oh, ow])
         #expect(ConvolutionReference.relativeError(y.data, y64) < 1e-5, "y")

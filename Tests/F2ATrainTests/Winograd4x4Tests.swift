@@ -23,14 +23,11 @@ struct Winograd4x4Tests {
         Case(n: 2, cin: 4, cout: 33, h: 11, w: 5, padding: 2),
     ])
     func naive(_ c: Case) {
-        var R = Rand(UInt64(31 + c.cin * c.w))
         let g = ConvGeometry(c.cin, c.cout, kernel: 4, stride: 1, padding: c.padding)
         #expect(Winograd4x4.applies(g))
-        let x = R.tensor([c.n, c.cin, c.h, c.w])
-        let weight = R.array(c.cout * c.cin * 16, scale: 0.5), bias = R.array(c.cout, scale: 0.5)
+        let p = ConvolutionReference.problem(g, n: c.n, height: c.h, width: c.w, seed: UInt64(31 + c.cin * c.w))
+        let (x, weight, bias, dy, y64, dW64, dx64) = (p.x, p.weight, p.bias, p.dy, p.y64, p.dW64, p.dx64)
         let oh = g.outSize(c.h), ow = g.outSize(c.w)
-        let dy = R.tensor([c.n, c.cout, oh, ow])
-        let (y64, dW64, dx64) = ConvolutionReference.correlation(x, weight, bias, dy, g)
         for chunk in [nil, 2] {
             let ws = Workspace()
             let y = Winograd4x4.forward(x, weight: weight, bias: bias, g, workspace: ws, chunkTiles: chunk)
