@@ -12,8 +12,8 @@ import F2ACore
 /// with W_ab [out × 4·in] the taps (2a + py, 2b + px) (`shiftWeights`). With the phases
 /// of all images side by side, P [4·in × images·ph·pw], P shifted by (a, b) is P itself
 /// from column a·pw + b on, so each term is one GEMM reading P in place. Outputs are
-/// computed on the ph × pw phase grid of every image; the last row and column of each
-/// are not outputs and are dropped. Backwards, dY goes onto the same grid (zero off the
+/// computed on the ph × pw phase grid of every image; its rows and columns past the
+/// output's (one, or two for an odd input size) are dropped. Backwards, dY goes onto the same grid (zero off the
 /// outputs): dP (shifted) += W_abᵀ · dY and dW_ab = dY · (P shifted)ᵀ.
 ///
 /// im2col wrote a column matrix 4x the input for every pass with a strided gather, and
