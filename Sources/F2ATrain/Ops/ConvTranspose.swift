@@ -33,8 +33,8 @@ public func convTranspose2x2Backward(_ x: Tensor, dy: Tensor, weight: [Float], o
     precondition(dy.n == n && dy.c >= oc && dy.h == 2 * h && dy.w == 2 * w && weight.count == cin * k,
                  "convTranspose2x2Backward: dy \(dy.shape.shapeDescription) for x \(x.shape.shapeDescription), \(oc) channels")
     precondition(gate.map { $0.shape == [n, oc, 2 * h, 2 * w] } ?? true, "convTranspose2x2Backward: gate")
-    func scratch(_ count: Int) -> [Float] { [Float](unsafeUninitializedCapacity: count) { _, c in c = count } }
-    var t = scratch(n * k * hw), partial = scratch(n * cin * k), sums = [Double](repeating: 0, count: n * oc)
+    var t = uninitializedFloats(n * k * hw), partial = uninitializedFloats(n * cin * k)
+    var sums = [Double](repeating: 0, count: n * oc)
     let dx = Tensor(shape: x.shape) { dxp in
         x.data.withUnsafeBufferPointer { xp in
             dy.data.withUnsafeBufferPointer { dyp in

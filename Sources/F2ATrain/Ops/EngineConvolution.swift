@@ -74,8 +74,8 @@ enum EngineConvolution {
         let chunk = min(tiles, chunkTiles ?? max(16, winogradChunkFloats / (36 * (cin + cout)) / 16 * 16))
         // No zero fill (37 MB of dU alone at 512 × 512 channels): the transforms write every
         // tile column the GEMMs read, and the first chunk's GEMMs store dU with beta 0.
-        func scratch(_ count: Int) -> [Float] { [Float](unsafeUninitializedCapacity: count) { _, n in n = count } }
-        var du = scratch(36 * cout * cin), v = scratch(36 * cin * chunk), dm = scratch(36 * cout * chunk)
+        var du = uninitializedFloats(36 * cout * cin), v = uninitializedFloats(36 * cin * chunk)
+        var dm = uninitializedFloats(36 * cout * chunk)
         x.data.withUnsafeBufferPointer { xp in
             dy.data.withUnsafeBufferPointer { dp in
                 v.withUnsafeMutableBufferPointer { vp in

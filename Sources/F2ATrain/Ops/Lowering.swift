@@ -31,6 +31,12 @@ public final class Workspace: @unchecked Sendable {
     }
 }
 
+/// An array of `count` floats left uninitialised, for scratch that is written whole before
+/// it is read (a zero fill of tens of MB per step was measurable).
+@inline(__always) func uninitializedFloats(_ count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+}
+
 /// Geometry of a square-kernel convolution.
 public struct ConvGeometry: Equatable, Sendable {
     public var inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int

@@ -101,7 +101,7 @@ enum PhaseConvolution {
         let grid = Grid(x), cols = grid.columns, pw = grid.pw
         let oh = g.outSize(x.h), ow = g.outSize(x.w), o = g.outChannels, k = 4 * g.inChannels
         let p = phases(x), wab = shiftWeights(weight, g)
-        var ext = [Float](unsafeUninitializedCapacity: o * cols) { _, c in c = o * cols }
+        var ext = uninitializedFloats(o * cols)
         p.withUnsafeBufferPointer { pb in
             wab.withUnsafeBufferPointer { wb in
                 ext.withUnsafeMutableBufferPointer { eb in
@@ -157,7 +157,7 @@ enum PhaseConvolution {
         }
         if let dW {
             let p = kept ?? phases(x)
-            var shifted = [Float](unsafeUninitializedCapacity: 4 * o * k) { _, c in c = 4 * o * k }
+            var shifted = uninitializedFloats(4 * o * k)
             p.withUnsafeBufferPointer { pb in
                 dext.withUnsafeBufferPointer { eb in
                     shifted.withUnsafeMutableBufferPointer { wb in
@@ -213,7 +213,7 @@ enum PhaseConvolution {
                                        outChannels o: Int, k: Int, into dW: UnsafeMutablePointer<Float>) {
         let n = grid.gemmColumns, cols = grid.columns
         let chunk = min(n, max(1024, gemmColumnTarget))
-        var stacked = [Float](unsafeUninitializedCapacity: 4 * k * chunk) { _, c in c = 4 * k * chunk }
+        var stacked = uninitializedFloats(4 * k * chunk)
         stacked.withUnsafeMutableBufferPointer { sb in
             let st = sb.baseAddress!
             var q0 = 0
