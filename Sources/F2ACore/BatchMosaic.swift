@@ -47,37 +47,42 @@ struct BatchMosaic {
     private func origin(_ k: Int) -> Int { (k / columns) * (height + 1) * mosaicWidth + (k % columns) * (width + 1) }
 
     /// The channel-concatenation of `sources` ([N, c_i, H, W] each) as the mosaic
-    /// [sum c_i, mosaicHeight, mosaicWidth], gutters zero.
+    /// [sum c_i, mosaicHeight, mosaicWidth], gutters zero. The channel planes are shared out
+    /// on the thread pool; each is zeroed and filled by one thread while it is in cache.
     func pack(_ sources: [Tensor]) -> [Float] {
         let plane = mosaicHeight * mosaicWidth, channels = sources.reduce(0) { $0 + $1.c }
-        var out = [Float](repeating: 0, count: channels * plane)
-        out.withUnsafeMutableBufferPointer { o in
-            var c0 = 0
-            for s in sources {
-                s.data.withUnsafeBufferPointer { sp in
-                    for k in 0..<images {
-                        for c in 0..<s.c {
-                            let src = sp.baseAddress! + ((k * s.c + c) * height) * width
-                            let dst = o.baseAddress! + (c0 + c) * plane + origin(k)
-                            for y in 0..<height { (dst + y * mosaicWidth).update(from: src + y * width, count: width) }
+        // Channel c is channel c − firsts[i] of the last source i with firsts[i] <= c.
+        var firsts: [Int] = [], total = 0
+        for s in sources { firsts.append(total); total += s.c }
+        return [Float](unsafeUninitializedCapacity: channels * plane) { o, initialized in
+            initialized = channels * plane
+            let out = o.baseAddress!
+            withBasePointers(sources, image: 0) { bases in
+                parallelChunks(channels, work: channels * plane) { range in
+                    for c in range {
+                        let i = firsts.lastIndex { $0 <= c }!, sc = sources[i].c, sourceChannel = c - firsts[i]
+                        let dst = out + c * plane
+                        dst.update(repeating: 0, count: plane)
+                        for k in 0..<images {
+                            let src = bases[i]! + ((k * sc + sourceChannel) * height) * width, at = dst + origin(k)
+                            for y in 0..<height { (at + y * mosaicWidth).update(from: src + y * width, count: width) }
                         }
                     }
                 }
-                c0 += s.c
             }
         }
-        return out
     }
 
     /// The images of a mosaic of `channels` planes, as [N, channels, H, W]; where `gate`
     /// (the same shape) is given, y = gate > 0 ? y : 0 on the way (`Activation.reluGate`).
+    /// The images' planes are shared out on the thread pool.
     func unpack(_ mosaic: UnsafePointer<Float>, channels: Int, gate: UnsafePointer<Float>? = nil,
                 into out: UnsafeMutablePointer<Float>) {
         let plane = mosaicHeight * mosaicWidth
-        for k in 0..<images {
-            for c in 0..<channels {
-                let src = mosaic + c * plane + origin(k)
-                let at = ((k * channels + c) * height) * width
+        parallelChunks(images * channels, work: images * channels * height * width) { range in
+            for p in range {
+                let (k, c) = p.quotientAndRemainder(dividingBy: channels)
+                let src = mosaic + c * plane + origin(k), at = p * height * width
                 for y in 0..<height {
                     let row = at + y * width
                     (out + row).update(from: src + y * mosaicWidth, count: width)

@@ -45,3 +45,20 @@ public func withThreadPoolHeld<R, E: Error>(_ body: () throws(E) -> R) throws(E)
     defer { f2a_pool_hold(-1) }
     return try body()
 }
+
+/// Splits 0..<n into contiguous chunks run on the thread pool (`parallelFor`)
+/// when `work` (elements touched) is large enough to pay for the hand-off.
+@inline(__always)
+package func parallelChunks(_ n: Int, work: Int, _ body: (Range<Int>) -> Void) {
+    if work < 1 << 16 { body(0..<n); return }
+    withoutActuallyEscaping(body) { b in
+        // The chunks write disjoint channels of raw buffers, which Sendable cannot express.
+        let box = UncheckedBox(b)
+        parallelFor(n) { box.value($0) }
+    }
+}
+
+package struct UncheckedBox<T>: @unchecked Sendable {
+    package let value: T
+    package init(_ v: T) { value = v }
+}

@@ -60,23 +60,6 @@ nonisolated(unsafe) public var gemmColumnTarget = 4096
 
 // MARK: im2col / col2im
 
-/// Splits 0..<n into contiguous chunks run on F2ACore's thread pool (`parallelFor`)
-/// when `work` (elements touched) is large enough to pay for the hand-off.
-@inline(__always)
-func parallelChunks(_ n: Int, work: Int, _ body: (Range<Int>) -> Void) {
-    if work < 1 << 16 { body(0..<n); return }
-    withoutActuallyEscaping(body) { b in
-        // The chunks write disjoint channels of raw buffers, which Sendable cannot express.
-        let box = UncheckedBox(b)
-        parallelFor(n) { box.value($0) }
-    }
-}
-
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ v: T) { value = v }
-}
-
 /// Column matrix rows (c, ky, kx), columns (oy, ox); row r starts at col + r*ld.
 func im2colFull(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
                 kernel: Int, stride: Int, padding: Int, outH: Int, outW: Int,
