@@ -160,12 +160,15 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
 }
 
 /// dB[o] += the sum of dy [N, out, h, w] over images and pixels of channel o.
+/// Channels are shared out on the thread pool; each adds its images' sums in image order,
+/// so the result does not depend on the threads.
 func addBiasGradient(_ dy: Tensor, into dB: UnsafeMutablePointer<Float>) {
     let plane = dy.h * dy.w
     dy.data.withUnsafeBufferPointer { db in
-        for b in 0..<dy.n {
-            for o in 0..<dy.c {
-                dB[o] += Float(laneSum(db.baseAddress! + (b * dy.c + o) * plane, plane))
+        let d = db.baseAddress!
+        parallelChunks(dy.c, work: dy.count) { channels in
+            for o in channels {
+                for b in 0..<dy.n { dB[o] += Float(laneSum(d + (b * dy.c + o) * plane, plane)) }
             }
         }
     }
