@@ -336,10 +336,13 @@ enum RatioLogGrad {
         r.data.withUnsafeBufferPointer { rp in
             f.data.withUnsafeBufferPointer { fp in
                 out.data.withUnsafeMutableBufferPointer { o in
-                    for i in o.indices {
-                        let e = (fp[i] + 1) * exp2f(2 * rp[i] - 1)
-                        let pre = e - 1
-                        o[i] = (pre > 0 && pre < 1) ? o[i] * e * k : 0
+                    // On the thread pool: an exp2f call per element.
+                    Pointwise.elementChunks(o.count) { range in
+                        for i in range {
+                            let e = (fp[i] + 1) * exp2f(2 * rp[i] - 1), v = o[i]
+                            let pre = e - 1
+                            o[i] = (pre > 0 && pre < 1) ? v * e * k : 0
+                        }
                     }
                 }
             }

@@ -47,18 +47,18 @@ public enum Pointwise {
     /// dy *= y(1 − y), y the sigmoid output.
     public static func sigmoidBackward(_ dy: inout Tensor, output y: Tensor) {
         y.data.withUnsafeBufferPointer { yp in
-            dy.data.withUnsafeMutableBufferPointer { d in for i in d.indices { d[i] *= yp[i] * (1 - yp[i]) } }
+            dy.data.withUnsafeMutableBufferPointer { d in elementChunks(d.count) { r in for i in r { d[i] *= yp[i] * (1 - yp[i]) } } }
         }
     }
     /// dy *= 1 − t², t the tanh output.
     public static func tanhBackward(_ dy: inout Tensor, output t: Tensor) {
         t.data.withUnsafeBufferPointer { tp in
-            dy.data.withUnsafeMutableBufferPointer { d in for i in d.indices { d[i] *= 1 - tp[i] * tp[i] } }
+            dy.data.withUnsafeMutableBufferPointer { d in elementChunks(d.count) { r in for i in r { d[i] *= 1 - tp[i] * tp[i] } } }
         }
     }
     /// x ← a·x + b.
     public static func affine(_ t: inout Tensor, _ a: Float, _ b: Float) {
-        t.data.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = a * p[i] + b } }
+        t.data.withUnsafeMutableBufferPointer { p in elementChunks(p.count) { r in for i in r { p[i] = a * p[i] + b } } }
     }
     /// a += b (same shapes), by chunks on the thread pool: the skip gradients it adds are
     /// full-resolution activations.
