@@ -10,43 +10,56 @@ public enum Losses {
     /// broadcast over channels). Returns the loss and d loss / d p.
     public static func l1(_ p: Tensor, _ t: Tensor, attention: Tensor? = nil) -> (Double, Tensor) {
         precondition(p.shape == t.shape)
-        var g = Tensor(zeros: p.shape)
         let n = Float(p.count), plane = p.h * p.w, c = p.c
-        var total = 0.0
-        p.data.withUnsafeBufferPointer { pp in
-            t.data.withUnsafeBufferPointer { tp in
-                g.data.withUnsafeMutableBufferPointer { gp in
-                    for i in gp.indices {
-                        var w: Float = 1
-                        if let attention { w = attention.data[(i / (c * plane)) * plane + i % plane] }
-                        let d = pp[i] - tp[i]
-                        total += Double(w * abs(d))
-                        gp[i] = d > 0 ? w / n : (d < 0 ? -w / n : 0)
-                    }
-                }
-            }
+        return elementwise(p, t) { pp, tp, i in
+            var w: Float = 1
+            if let attention { w = attention.data[(i / (c * plane)) * plane + i % plane] }
+            let d = pp[i] - tp[i]
+            return (w * abs(d), d > 0 ? w / n : (d < 0 ? -w / n : 0))
         }
-        return (total / Double(p.count), g)
     }
 
     /// mean (p − t)².
     public static func mse(_ p: Tensor, _ t: Tensor) -> (Double, Tensor) {
         precondition(p.shape == t.shape)
-        var g = Tensor(zeros: p.shape)
         let n = Float(p.count)
-        var total = 0.0
-        p.data.withUnsafeBufferPointer { pp in
-            t.data.withUnsafeBufferPointer { tp in
-                g.data.withUnsafeMutableBufferPointer { gp in
-                    for i in gp.indices {
-                        let d = pp[i] - tp[i]
-                        total += Double(d * d)
-                        gp[i] = 2 * d / n
+        return elementwise(p, t) { pp, tp, i in
+            let d = pp[i] - tp[i]
+            return (d * d, 2 * d / n)
+        }
+    }
+
+    /// The mean over elements of term(i).loss and the gradient [term(i).gradient], for a loss
+    /// that is a sum of per-element terms of p and t, on the thread pool. The losses are
+    /// added in Double per block of 4096 elements and the blocks in order, so the value does
+    /// not depend on the threads.
+    @inline(__always)
+    private static func elementwise(_ p: Tensor, _ t: Tensor,
+                                    _ term: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> (loss: Float, gradient: Float))
+        -> (Double, Tensor) {
+        let count = p.count, block = 4096
+        var sums = [Double](repeating: 0, count: (count + block - 1) / block)
+        let g = Tensor(shape: p.shape) { gb in
+            p.data.withUnsafeBufferPointer { pb in
+                t.data.withUnsafeBufferPointer { tb in
+                    sums.withUnsafeMutableBufferPointer { sb in
+                        let pp = pb.baseAddress!, tp = tb.baseAddress!, gp = gb.baseAddress!, sp = sb.baseAddress!
+                        Pointwise.elementChunks(count) { range in
+                            for start in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+                                var s = 0.0
+                                for i in start..<min(start + block, range.upperBound) {
+                                    let (loss, gradient) = term(pp, tp, i)
+                                    s += Double(loss)
+                                    gp[i] = gradient
+                                }
+                                sp[start / block] = s
+                            }
+                        }
                     }
                 }
             }
         }
-        return (total / Double(p.count), g)
+        return (sums.reduce(0, +) / Double(count), g)
     }
 
     /// Squared error that does not count the output's overall brightness:

@@ -306,6 +306,23 @@ struct GradientCheckTests {
         #expect(nmse(db, nb) < 1e-4)
     }
 
+    /// At a size the thread pool shares out (blocks of 4096 elements): the loss values against
+    /// Double sums in plain loops, the gradients element by element.
+    @Test("L1 and MSE of a batch-sized tensor match plain loops")
+    func lossesLarge() {
+        var R = Rand(12)
+        let p = R.tensor([8, 3, 64, 65]), t = R.tensor([8, 3, 64, 65])
+        let n = Double(p.count)
+        let (l1, g1) = Losses.l1(p, t), (l2, g2) = Losses.mse(p, t)
+        var s1 = 0.0, s2 = 0.0
+        for i in 0..<p.count { let d = Double(p.data[i] - t.data[i]); s1 += abs(d); s2 += d * d }
+        #expect(abs(l1 - s1 / n) <= 1e-9 * s1 / n && abs(l2 - s2 / n) <= 1e-9 * s2 / n)
+        #expect((0..<p.count).allSatisfy { i in
+            let d = p.data[i] - t.data[i]
+            return g1.data[i] == (d > 0 ? 1 : d < 0 ? -1 : 0) / Float(p.count) && g2.data[i] == 2 * d / Float(p.count)
+        })
+    }
+
     @Test("losses: L1, attention L1, MSE, BCE with logits, ratio-log decode")
     func losses() {
         var R = Rand(9)
