@@ -58,6 +58,20 @@ package func parallelChunks(_ n: Int, work: Int, _ body: (Range<Int>) -> Void) {
     }
 }
 
+/// The block of `elementChunks`: every range it passes starts at a multiple of this.
+package let elementChunkSize = 4096
+
+/// Runs body over contiguous ranges of 0..<count, whole blocks of `elementChunkSize`
+/// elements each (the last cut at count), on the thread pool: element-wise passes over a
+/// tensor, and sums kept per block so that they do not depend on the threads.
+@inline(__always)
+package func elementChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
+    let size = elementChunkSize
+    parallelChunks((count + size - 1) / size, work: count) { blocks in
+        body(blocks.lowerBound * size..<min(count, blocks.upperBound * size))
+    }
+}
+
 package struct UncheckedBox<T>: @unchecked Sendable {
     package let value: T
     package init(_ v: T) { value = v }

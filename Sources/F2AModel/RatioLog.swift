@@ -26,12 +26,8 @@ public enum RatioLog {
         precondition(ratio.shape == flash.shape)
         flash.data.withUnsafeBufferPointer { f in
             ratio.data.withUnsafeMutableBufferPointer { r in
-                // Blocks of 4096 on the thread pool: an exp2f call per element.
-                parallelChunks((r.count + 4095) / 4096, work: r.count) { blocks in
-                    for i in (blocks.lowerBound * 4096)..<min(r.count, blocks.upperBound * 4096) {
-                        r[i] = decode(ratio: r[i], flash: f[i])
-                    }
-                }
+                // On the thread pool: an exp2f call per element.
+                elementChunks(r.count) { range in for i in range { r[i] = decode(ratio: r[i], flash: f[i]) } }
             }
         }
     }

@@ -31,20 +31,20 @@ public enum Losses {
 
     /// The mean over elements of term(i).loss and the gradient [term(i).gradient], for a loss
     /// that is a sum of per-element terms of p and t, on the thread pool. The losses are
-    /// added in Double per block of 4096 elements and the blocks in order, so the value does
-    /// not depend on the threads.
+    /// added in Double per block of `elementChunks` and the blocks in order, so the value
+    /// does not depend on the threads.
     @inline(__always)
     private static func elementwise(_ p: Tensor, _ t: Tensor,
                                     _ term: (UnsafePointer<Float>, UnsafePointer<Float>, Int) -> (loss: Float, gradient: Float))
         -> (Double, Tensor) {
-        let count = p.count, block = 4096
+        let count = p.count, block = elementChunkSize
         var sums = [Double](repeating: 0, count: (count + block - 1) / block)
         let g = Tensor(shape: p.shape) { gb in
             p.data.withUnsafeBufferPointer { pb in
                 t.data.withUnsafeBufferPointer { tb in
                     sums.withUnsafeMutableBufferPointer { sb in
                         let pp = pb.baseAddress!, tp = tb.baseAddress!, gp = gb.baseAddress!, sp = sb.baseAddress!
-                        Pointwise.elementChunks(count) { range in
+                        elementChunks(count) { range in
                             for start in stride(from: range.lowerBound, to: range.upperBound, by: block) {
                                 var s = 0.0
                                 for i in start..<min(start + block, range.upperBound) {

@@ -337,7 +337,7 @@ enum RatioLogGrad {
             f.data.withUnsafeBufferPointer { fp in
                 out.data.withUnsafeMutableBufferPointer { o in
                     // On the thread pool: an exp2f call per element.
-                    Pointwise.elementChunks(o.count) { range in
+                    elementChunks(o.count) { range in
                         for i in range {
                             let e = (fp[i] + 1) * exp2f(2 * rp[i] - 1), v = o[i]
                             let pre = e - 1

@@ -35,15 +35,6 @@ public enum Pointwise {
         }
     }
 
-    /// Runs body over contiguous chunks of 0..<count on the thread pool. The masks are
-    /// selects, not branches: `for i in … where` branched on every element's sign, half
-    /// of them mispredicted, on one thread.
-    @inline(__always)
-    static func elementChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
-        parallelChunks((count + 4095) / 4096, work: count) { blocks in
-            body(blocks.lowerBound * 4096..<min(count, blocks.upperBound * 4096))
-        }
-    }
     /// dy *= y(1 − y), y the sigmoid output.
     public static func sigmoidBackward(_ dy: inout Tensor, output y: Tensor) {
         y.data.withUnsafeBufferPointer { yp in
