@@ -318,7 +318,6 @@ public final class TrainableGenerator: @unchecked Sendable {
                     }
                 case .unpool:
                     let u = rec.output
-                    if d.c > u.c { d = splitChannels(d, first: u.c).0 }   // [unpooled, skip]: the first part
                     var du = maxUnpoolBackward(d, indices: cache.poolIndices[layer.level - 1], pooledHeight: u.h, pooledWidth: u.w)
                     Pointwise.reluBackward(&du, output: u)
                     d = convBackward(layer: i, rec, du)!

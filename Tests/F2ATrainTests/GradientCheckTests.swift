@@ -230,8 +230,9 @@ struct GradientCheckTests {
     }
 
     /// The decoder's in-place reads of its [upsampled, skip] input gradient: the pooling's
-    /// backward adding the skip's channels, the transposed conv's backward reading the first
-    /// channels through its ReLU (gate), against split copies and separate passes, bit for bit.
+    /// backward adding the skip's channels, the unpooling's and the transposed conv's backward
+    /// reading the first channels (the latter through its ReLU, gate), against split copies
+    /// and separate passes, bit for bit.
     @Test("pooling and transposed-conv backward read a concatenated gradient in place")
     func inPlaceSkipGradient() {
         var R = Rand(8)
@@ -242,6 +243,11 @@ struct GradientCheckTests {
         Pointwise.add(&reference, splitChannels(concat, first: 2).1)
         let fused = maxPoolBackward(r, indices: idx, inputHeight: 6, inputWidth: 4, adding: concat, from: 2)
         #expect(fused.shape == reference.shape && zip(fused.data, reference.data).allSatisfy { $0.bitPattern == $1.bitPattern })
+        // Unpooling's backward reads the first channels of [unpooled, skip] as the unpooled part.
+        let unpooled = R.tensor([2, 3 + 2, 6, 4])
+        let inPlace = maxUnpoolBackward(unpooled, indices: idx, pooledHeight: 3, pooledWidth: 2)
+        let split = maxUnpoolBackward(splitChannels(unpooled, first: 3).0, indices: idx, pooledHeight: 3, pooledWidth: 2)
+        #expect(inPlace.shape == split.shape && inPlace.data == split.data)
 
         let u = R.tensor([2, 3, 3, 5]), oc = 2, w = R.array(3 * oc * 4)
         let dy = R.tensor([2, oc + 3, 6, 10]), gate = R.spaced([2, oc, 6, 10])

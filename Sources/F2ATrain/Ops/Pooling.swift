@@ -43,14 +43,19 @@ public func maxPoolBackward(_ dy: Tensor, indices: [Int32], inputHeight h: Int, 
     }
 }
 
-/// Gradient of `maxUnpool2d`: gathers the gradient at every recorded index.
+/// Gradient of `maxUnpool2d`: gathers the gradient at every recorded index. The unpooled
+/// channels (as many as `indices` has planes) are the first of `dy`'s, which may have
+/// more: the input gradient of a decoder conv that read [unpooled, skip], read in place.
 public func maxUnpoolBackward(_ dy: Tensor, indices: [Int32], pooledHeight: Int, pooledWidth: Int) -> Tensor {
-    let inPlane = pooledHeight * pooledWidth, outPlane = dy.h * dy.w
+    let inPlane = pooledHeight * pooledWidth, outPlane = dy.h * dy.w, channels = indices.count / max(1, dy.n * inPlane)
+    precondition(channels * dy.n * inPlane == indices.count && channels <= dy.c,
+                 "maxUnpoolBackward: \(indices.count) indices for \(dy.shape.shapeDescription)")
     // Every element gathered: no zero fill first.
-    return Tensor(shape: [dy.n, dy.c, pooledHeight, pooledWidth]) { o in
+    return Tensor(shape: [dy.n, channels, pooledHeight, pooledWidth]) { o in
         dy.data.withUnsafeBufferPointer { d in
-            for p in 0..<(dy.n * dy.c) {
-                for i in 0..<inPlane { o[p * inPlane + i] = d[p * outPlane + Int(indices[p * inPlane + i])] }
+            for p in 0..<(dy.n * channels) {
+                let (b, c) = p.quotientAndRemainder(dividingBy: channels), src = (b * dy.c + c) * outPlane
+                for i in 0..<inPlane { o[p * inPlane + i] = d[src + Int(indices[p * inPlane + i])] }
             }
         }
     }
