@@ -5,23 +5,6 @@ import F2ACore
 
 // MARK: Concatenation
 
-/// Splits a channel-concatenated gradient back into its two parts (copied whole, so
-/// neither part is zero-filled first).
-public func splitChannels(_ t: Tensor, first: Int) -> (Tensor, Tensor) {
-    let second = t.c - first, plane = t.h * t.w
-    func part(_ from: Int, _ channels: Int) -> Tensor {
-        Tensor(shape: [t.n, channels, t.h, t.w]) { out in
-            t.data.withUnsafeBufferPointer { s in
-                for i in 0..<t.n where channels > 0 {
-                    (out.baseAddress! + i * channels * plane).update(from: s.baseAddress! + (i * t.c + from) * plane,
-                                                                    count: channels * plane)
-                }
-            }
-        }
-    }
-    return (part(0, first), part(first, second))
-}
-
 /// [a; b] along the batch dimension (a and b of the same shape but for the batch).
 public func concatBatch(_ a: Tensor, _ b: Tensor) -> Tensor {
     precondition(a.rank == b.rank && a.shape.dropFirst() == b.shape.dropFirst(), "concatBatch: \(a.shape) and \(b.shape)")
