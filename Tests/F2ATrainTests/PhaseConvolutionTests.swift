@@ -6,9 +6,9 @@ import F2ACore
 /// correlation in plain loops (`ConvolutionReference`): forward, weight gradient
 /// (accumulated onto dW), bias gradient, input gradient of all input channels and of the
 /// last ones (the image half of a conditional discriminator's input). Even and odd
-/// sizes (an odd size's last phase row or column is half padding), one-row outputs, and
-/// channel counts around a 16-lane vector. The finite-difference checks
-/// (GradientCheckTests) cover the same path at tiny shapes.
+/// sizes (an odd size's last phase row or column is half padding), one-row outputs,
+/// channel counts around a 16-lane vector, and a phase grid of several column chunks.
+/// The finite-difference checks (GradientCheckTests) cover the same path at tiny shapes.
 @Suite("4x4 stride-2 convolution as GEMMs over the input's phases")
 struct PhaseConvolutionTests {
     struct Case: CustomStringConvertible, Sendable {
@@ -21,6 +21,7 @@ struct PhaseConvolutionTests {
         Case(n: 2, cin: 17, cout: 9, h: 11, w: 9),    // odd sizes
         Case(n: 1, cin: 4, cout: 3, h: 2, w: 7),      // one output row
         Case(n: 2, cin: 3, cout: 33, h: 5, w: 4),
+        Case(n: 4, cin: 3, cout: 8, h: 40, w: 31),    // 1428 grid columns: chunks of 512 and a short one
     ])
     func naive(_ c: Case) {
         let g = ConvGeometry(c.cin, c.cout, kernel: 4, stride: 2, padding: 1)
