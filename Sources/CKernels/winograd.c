@@ -548,6 +548,7 @@ static void phase_output(void *ctx, int item, int thread) {
 
 /* See the plan's band sizes in f2a_conv3x3. */
 #define SHARED_LIMIT_DEFAULT ((size_t) 10 << 20)
+#define SMALL_U_BYTES ((size_t) 1 << 20)
 static _Thread_local size_t shared_limit_override;
 
 size_t f2a_conv3x3_set_shared_limit(size_t bytes) {
@@ -595,15 +596,24 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
      * Xeon of the 2026-12-06 benchmarks (width 1.0, f2a-bench, median pass):
      * 2 MB (128 x 128 channels shared) 0.215-0.228 s at 256^2, 0.91-0.93 s at
      * 512^2; 4 MB 0.202-0.215 / 0.87-0.89; 10 MB (up to 256 x 256 private)
-     * 0.190-0.203 / 0.81-0.84; 20 and 40 MB the same as 10 at 512^2. */
+     * 0.190-0.203 / 0.81-0.84; 20 and 40 MB the same as 10 at 512^2.
+     * A U above SMALL_U_BYTES is shared too where private bands would hold fewer than
+     * 64 tiles (fewer than 4 x 64 per thread in all: the trainer's 8-image mosaics of 8^2
+     * and 16^2), so that it is read once per shared band instead of once per 16 tiles.
+     * Old rule / this one, best of 8 alternating in one process, 8 images, forward and
+     * input gradient in ms: 128 -> 128 at 16^2 1.80-1.86 / 1.44-1.72 and 1.86-1.93 /
+     * 1.66-1.75; at 8^2 0.85 / 0.70-0.72 and 0.93-0.94 / 0.88-0.90; 256 -> 128 at 16^2
+     * 3.57-3.60 / 3.05 and 3.65-3.70 / 2.73-2.85; 64 -> 128 at 16^2 1.13-1.16 / 0.92-0.93
+     * and 1.02-1.03 / 1.04-1.12. At 32^2 (576 tiles) private bands stay faster: 128 -> 64
+     * forced to share, 2.53 -> 3.20. */
     size_t per_tile = (size_t) NXI * (size_t) (p.cin + p.coutp); /* floats of V + M per tile */
     size_t u_bytes = (size_t) NXI * p.cin * p.coutp * sizeof(float);
-    int total = p.th * p.ngroups * 8, target;
-    p.shared = threads > 1 && u_bytes > (shared_limit_override ? shared_limit_override : SHARED_LIMIT_DEFAULT);
+    int total = p.th * p.ngroups * 8, fair = total / (4 * threads), target;
+    p.shared = threads > 1 && (u_bytes > (shared_limit_override ? shared_limit_override : SHARED_LIMIT_DEFAULT) ||
+                               (u_bytes > SMALL_U_BYTES && fair < 64));
     if (!p.shared) {
         target = (int) (((size_t) 1 << 18) / per_tile);
         if (target < 64) target = 64;
-        int fair = total / (4 * threads);
         if (threads > 1 && target > fair) target = fair;
         if (target < 16) target = 16;
     } else {

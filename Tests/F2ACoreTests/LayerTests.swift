@@ -52,6 +52,7 @@ struct LayerTests {
     @Test("3x3 kernel: many bands per thread, and bands shared by all threads (big weights)", arguments: [
         ConvCase(cin: 64, cout: 64, h: 72, w: 100, k: 3, padding: 1),   // U small: a band per thread
         ConvCase(cin: 130, cout: 131, h: 19, w: 45, k: 3, padding: 1),  // U > 2 MB: shared bands (limit below)
+        ConvCase(cin: 96, cout: 97, h: 8, w: 12, k: 3, padding: 1),     // U 1.4 MB, 16 tile slots: shared too
     ])
     func convBands(_ c: ConvCase) {
         let previous = f2a_conv3x3_set_shared_limit(Self.sharedLimit)

@@ -106,8 +106,9 @@ void f2a_wk4_weight_grad_finish(const float *du, int cout, int cin, float *dw, i
 /**
  * Weights of more than this many bytes in the Winograd domain (36 cin cout floats) make
  * f2a_conv3x3 share each band of tiles between its threads instead of giving each thread
- * bands of its own (winograd.c). Sets it for calls from the calling thread only (0: the
- * default, 10 MB) and returns the previous setting: for tests of both modes at small sizes.
+ * bands of its own (winograd.c; weights over 1 MB are shared too when the image has few
+ * tiles). Sets it for calls from the calling thread only (0: the default, 10 MB) and
+ * returns the previous setting: for tests of both modes at small sizes.
  */
 size_t f2a_conv3x3_set_shared_limit(size_t bytes);
 
