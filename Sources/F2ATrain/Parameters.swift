@@ -34,7 +34,12 @@ public final class ParameterSet: @unchecked Sendable {
     public func tensor(_ name: String) -> Tensor { Tensor(shape: shapes[id(name)], data: values[id(name)]) }
 
     public func zeroGrads() {
-        for i in grads.indices { grads[i].withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+        for i in grads.indices {
+            grads[i].withUnsafeMutableBufferPointer { b in
+                let g = b.baseAddress!
+                elementChunks(b.count) { (g + $0.lowerBound).update(repeating: 0, count: $0.count) }
+            }
+        }
     }
 
     /// Runs `body` with a pointer to parameter `i`'s gradient.
@@ -109,16 +114,20 @@ public struct Adam: Sendable {
             let scale = scales?[i] ?? 1
             if scale == 0 { continue }
             let stepSize = lr * scale / c1
-            params.grads[i].withUnsafeBufferPointer { g in
-                m[i].withUnsafeMutableBufferPointer { mp in
-                    v[i].withUnsafeMutableBufferPointer { vp in
-                        params.values[i].withUnsafeMutableBufferPointer { p in
-                            for j in p.indices {
-                                let gj = g[j]
-                                let mj = b1 * mp[j] + (1 - b1) * gj
-                                let vj = b2 * vp[j] + (1 - b2) * gj * gj
-                                mp[j] = mj; vp[j] = vj
-                                p[j] -= stepSize * mj / (vj.squareRoot() * invSqrtC2 + eps)
+            params.grads[i].withUnsafeBufferPointer { gb in
+                m[i].withUnsafeMutableBufferPointer { mb in
+                    v[i].withUnsafeMutableBufferPointer { vb in
+                        params.values[i].withUnsafeMutableBufferPointer { pb in
+                            let g = gb.baseAddress!, mp = mb.baseAddress!, vp = vb.baseAddress!, p = pb.baseAddress!
+                            // Element-wise, so the threads' split leaves every result as it was.
+                            elementChunks(pb.count) { range in
+                                for j in range {
+                                    let gj = g[j]
+                                    let mj = b1 * mp[j] + (1 - b1) * gj
+                                    let vj = b2 * vp[j] + (1 - b2) * gj * gj
+                                    mp[j] = mj; vp[j] = vj
+                                    p[j] -= stepSize * mj / (vj.squareRoot() * invSqrtC2 + eps)
+                                }
                             }
                         }
                     }

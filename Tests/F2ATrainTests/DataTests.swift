@@ -219,4 +219,34 @@ struct DataTests {
         let expected = 0.9 - 0.1 * (m / (1 - 0.25)) / ((v / (1 - 0.999 * 0.999)).squareRoot() + 1e-8)
         #expect(abs(Double(p.values[0][0]) - expected) < 1e-6)
     }
+
+    /// The update runs in element chunks on the thread pool: over a parameter of many
+    /// chunks (and one after it), every element must get the update of the plain loop,
+    /// bit for bit, and `zeroGrads` must clear every chunk.
+    @Test("Adam over many element chunks: each element as the plain loop's, gradients zeroed")
+    func adamChunks() {
+        let n = 5 * 4096 * 4 + 123
+        let p = ParameterSet(shapes: [("big", [n]), ("small", [7])])
+        var rng = SplitMix64(seed: 9)
+        for i in 0..<2 { for j in p.values[i].indices { p.values[i][j] = rng.normal(); p.grads[i][j] = rng.normal() } }
+        var expected = p.values
+        var m = p.values.map { [Float](repeating: 0, count: $0.count) }, v = m
+        var opt = Adam(for: p, beta1: 0.5, beta2: 0.999)
+        for t in 1...2 {
+            let b2: Float = 0.999  // Adam raises the Float β2 to the power t in Double
+            let c1 = 1 - Float(pow(0.5, Double(t))), invSqrtC2 = 1 / (1 - Float(pow(Double(b2), Double(t)))).squareRoot()
+            for i in 0..<2 {
+                for j in expected[i].indices {
+                    let g = p.grads[i][j]
+                    m[i][j] = 0.5 * m[i][j] + (1 - 0.5) * g
+                    v[i][j] = b2 * v[i][j] + (1 - b2) * g * g
+                    expected[i][j] -= (2e-4 / c1) * m[i][j] / (v[i][j].squareRoot() * invSqrtC2 + 1e-8)
+                }
+            }
+            opt.step(p, lr: 2e-4)
+        }
+        #expect(zip(p.values, expected).allSatisfy { zip($0, $1).allSatisfy { $0.bitPattern == $1.bitPattern } })
+        p.zeroGrads()
+        #expect(p.grads.allSatisfy { $0.allSatisfy { $0 == 0 } })
+    }
 }
