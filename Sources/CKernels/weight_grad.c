@@ -18,8 +18,19 @@
  *
  * The register block: 8 output channels x 3 kernel columns, 24 accumulators of 16
  * pixels; per 16 pixels 3 shifted input vectors and 8 dY vectors are loaded for 24
- * FMAs. Masked loads give the padding and the right edge (masked-off lanes are not
- * read, so their addresses may lie outside the plane).
+ * FMAs (accumulate_row). A block of fewer than 8 output channels stages its last one's
+ * rows again for the missing ones (their sums are dropped): no branch in the loop.
+ *
+ * The loads: the kernel used to read both planes in place with masked loads, and masked
+ * loads that straddle a cache line - the input shifted by a column always does, and so
+ * does everything in Swift arrays, whose elements start 32 or 48 bytes into a line - held
+ * it at ~200 GFLOP/s on 2 threads, whatever its blocking or bands (all data in L1 too).
+ * Now each band's dY rows are copied to aligned rows (read 3 x 8 times each there), and
+ * the input is read in place with plain loads. Best of 5 on 2 threads, 8 images, arrays 32
+ * bytes off a line, masked / these, GFLOP/s: 16 -> 16 at 128^2 193 / 253, 32 -> 32 at 64^2
+ * 198 / 245, 32 -> 64 at 32^2 205 / 219, 64 -> 64 at 128^2 188 / 244, 3 -> 16 at 128^2
+ * 181 / 206. Aligning the input too (a copy per input row) measured slower: 229, 232, 227,
+ * 221, 189; with both arrays 64-byte aligned, and no copies, 280, 276, 247, 273, 245.
  *
  * The reuse: one work item is a block of 8 output channels x 8 input channels over a
  * share of the images. It walks the images in bands of rows whose 8 dY rows fit in L1
@@ -38,26 +49,88 @@
 struct job {
     const float *x, *dy;
     int n, cin, cout, h, w;
+    int wp;                   /* w rounded up to 16 */
     int co_blocks, ci_blocks, shares, band;
     float *partial;           /* [shares][cout][cin][3][3] */
     __m512 *acc;              /* per thread: ACC_VECTORS */
+    float *stage;             /* per thread: stage_floats (stage_dy_floats) */
     __mmask16 *masks;         /* per 16-pixel vector v: the lanes in the row from x0 - 1, x0, x0 + 1 */
+    size_t stage_floats;
 };
+
+/* A thread's staging of a band's dY rows for one block, [CO_BLOCK][band][wp]: every row 64-byte
+ * aligned, zeros past w. */
+static inline size_t stage_dy_floats(int band, int wp) { return (size_t) CO_BLOCK * band * wp; }
+
+/* r[c][kx] += dY[c] * X shifted by kx - 1 for one 16-pixel vector (x0v, x1v, x2v: X at
+ * columns x0 - 1, x0, x0 + 1; d: the staged, aligned dY rows, dstride apart). */
+__attribute__((target("avx512f"), always_inline))
+static inline void accumulate(__m512 r[CO_BLOCK][3], __m512 x0v, __m512 x1v, __m512 x2v, const float *d, size_t dstride) {
+    for (int c = 0; c < CO_BLOCK; c++) {
+        const __m512 g = _mm512_load_ps(d + c * dstride);
+        r[c][0] = _mm512_fmadd_ps(g, x0v, r[c][0]);
+        r[c][1] = _mm512_fmadd_ps(g, x1v, r[c][1]);
+        r[c][2] = _mm512_fmadd_ps(g, x2v, r[c][2]);
+    }
+}
+
+/* One input row against the staged dY rows of its output row. Rows of a multiple of 16
+ * pixels (every trainer shape) take plain loads, the zero padding left and right of the
+ * row shifted in with valignd on the first and last vector; other widths a mask per shift
+ * (masked-off lanes are not read, so their addresses may lie outside the plane). */
+__attribute__((target("avx512f"), always_inline))
+static inline void accumulate_row(__m512 r[CO_BLOCK][3], const float *xr, const float *dr, int w, size_t dstride,
+                                  const __mmask16 *masks) {
+    const int vec = (w + 15) / 16;
+    if (w % 16 == 0) {
+        const __m512i zero = _mm512_setzero_si512();
+        const int last = 16 * (vec - 1);
+        __m512 x1v = _mm512_loadu_ps(xr);
+        const __m512 x0v = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(x1v), zero, 15));
+        if (vec == 1) {
+            accumulate(r, x0v, x1v, _mm512_castsi512_ps(_mm512_alignr_epi32(zero, _mm512_castps_si512(x1v), 1)), dr, dstride);
+            return;
+        }
+        accumulate(r, x0v, x1v, _mm512_loadu_ps(xr + 1), dr, dstride);
+        for (int x0 = 16; x0 < last; x0 += 16)
+            accumulate(r, _mm512_loadu_ps(xr + x0 - 1), _mm512_loadu_ps(xr + x0), _mm512_loadu_ps(xr + x0 + 1), dr + x0, dstride);
+        x1v = _mm512_loadu_ps(xr + last);
+        accumulate(r, _mm512_loadu_ps(xr + last - 1), x1v,
+                   _mm512_castsi512_ps(_mm512_alignr_epi32(zero, _mm512_castps_si512(x1v), 1)), dr + last, dstride);
+        return;
+    }
+    for (int v = 0; v < vec; v++) {
+        const int x0 = 16 * v;
+        const __mmask16 *mv = masks + 3 * v;
+        accumulate(r, _mm512_maskz_loadu_ps(mv[0], xr + x0 - 1), _mm512_maskz_loadu_ps(mv[1], xr + x0),
+                   _mm512_maskz_loadu_ps(mv[2], xr + x0 + 1), dr + x0, dstride);
+    }
+}
 
 __attribute__((target("avx512f")))
 static void run_item(void *ctx, int item, int thread) {
     const struct job *j = ctx;
     const int share = item % j->shares, gb = item / j->shares % j->ci_blocks, cb = item / j->shares / j->ci_blocks;
-    const int w = j->w, h = j->h, hw = h * w, vec = (w + 15) / 16;
+    const int w = j->w, wp = j->wp, h = j->h, hw = h * w, band = j->band;
     const int co0 = cb * CO_BLOCK, nco = j->cout - co0 < CO_BLOCK ? j->cout - co0 : CO_BLOCK;
     const int ci0 = gb * CI_BLOCK, nci = j->cin - ci0 < CI_BLOCK ? j->cin - ci0 : CI_BLOCK;
     const int b0 = j->n * share / j->shares, b1 = j->n * (share + 1) / j->shares;
+    const size_t dstride = (size_t) band * wp;
     __m512 *acc = j->acc + (size_t) thread * ACC_VECTORS;
+    float *ds = j->stage + (size_t) thread * j->stage_floats;
     for (int i = 0; i < ACC_VECTORS; i++) acc[i] = _mm512_setzero_ps();
     for (int b = b0; b < b1; b++) {
-        const float *dyb = j->dy + ((size_t) b * j->cout + co0) * hw;
-        for (int y0 = 0; y0 < h; y0 += j->band) {
-            const int y1 = y0 + j->band < h ? y0 + j->band : h;
+        for (int y0 = 0; y0 < h; y0 += band) {
+            const int y1 = y0 + band < h ? y0 + band : h;
+            /* Output channels past the block's last repeat it; their sums are dropped. */
+            for (int c = 0; c < CO_BLOCK; c++) {
+                const float *src = j->dy + ((size_t) b * j->cout + co0 + (c < nco ? c : nco - 1)) * hw;
+                for (int y = y0; y < y1; y++) {
+                    float *row = ds + c * dstride + (size_t) (y - y0) * wp;
+                    memcpy(row, src + (size_t) y * w, (size_t) w * sizeof(float));
+                    memset(row + w, 0, (size_t) (wp - w) * sizeof(float));
+                }
+            }
             for (int ci = 0; ci < nci; ci++) {
                 const float *xplane = j->x + ((size_t) b * j->cin + ci0 + ci) * hw;
                 for (int ky = 0; ky < 3; ky++) {
@@ -67,21 +140,8 @@ static void run_item(void *ctx, int item, int thread) {
                     for (int y = y0; y < y1; y++) {
                         const int sy = y + ky - 1;
                         if (sy < 0 || sy >= h) continue;
-                        const float *xr = xplane + (size_t) sy * w, *dr = dyb + (size_t) y * w;
-                        for (int v = 0; v < vec; v++) {
-                            const int x0 = 16 * v;
-                            const __mmask16 *mv = j->masks + 3 * v, m = mv[1];
-                            const __m512 x0v = _mm512_maskz_loadu_ps(mv[0], xr + x0 - 1);
-                            const __m512 x1v = _mm512_maskz_loadu_ps(m, xr + x0);
-                            const __m512 x2v = _mm512_maskz_loadu_ps(mv[2], xr + x0 + 1);
-                            for (int c = 0; c < CO_BLOCK; c++) {
-                                const __m512 g = c < nco ? _mm512_maskz_loadu_ps(m, dr + (size_t) c * hw + x0)
-                                                         : _mm512_setzero_ps();
-                                r[c][0] = _mm512_fmadd_ps(g, x0v, r[c][0]);
-                                r[c][1] = _mm512_fmadd_ps(g, x1v, r[c][1]);
-                                r[c][2] = _mm512_fmadd_ps(g, x2v, r[c][2]);
-                            }
-                        }
+                        const float *xr = xplane + (size_t) sy * w, *dr = ds + (size_t) (y - y0) * wp;
+                        accumulate_row(r, xr, dr, w, dstride, j->masks);
                     }
                     for (int c = 0; c < CO_BLOCK; c++)
                         for (int k = 0; k < 3; k++) a[c * 3 + k] = r[c][k];
@@ -104,21 +164,23 @@ int f2a_conv3x3_weight_grad(const float *x, const float *dy, int n, int cin, int
     if (n <= 0 || cin <= 0 || cout <= 0 || height <= 0 || width <= 0) return 0;
     if (threads < 1) threads = 1;
     if (threads > 16) threads = 16;
-    struct job j = { x, dy, n, cin, cout, height, width, (cout + CO_BLOCK - 1) / CO_BLOCK,
-                     (cin + CI_BLOCK - 1) / CI_BLOCK, 1, 1, NULL, NULL, NULL };
+    struct job j = { x, dy, n, cin, cout, height, width, (width + 15) / 16 * 16, (cout + CO_BLOCK - 1) / CO_BLOCK,
+                     (cin + CI_BLOCK - 1) / CI_BLOCK, 1, 1, NULL, NULL, NULL, NULL, 0 };
     /* Enough items for every thread twice over: split the images into shares when the
      * channel blocks alone are too few (the narrow layers). */
     int blocks = j.co_blocks * j.ci_blocks;
     j.shares = (2 * threads + blocks - 1) / blocks;
     if (j.shares > n) j.shares = n;
     /* The band's 8 dY rows fill at most 32 KB of L1. */
-    j.band = 1024 / width > 1 ? 1024 / width : 1;
+    j.band = 1024 / j.wp > 1 ? 1024 / j.wp : 1;
+    j.stage_floats = stage_dy_floats(j.band, j.wp); /* whole cache lines: no two threads share one */
     size_t wsize = (size_t) j.shares * cout * cin * 9;
-    int vec = (width + 15) / 16;
     j.partial = malloc(wsize * sizeof(float));
     j.acc = aligned_alloc(64, (size_t) threads * ACC_VECTORS * sizeof(__m512));
+    j.stage = aligned_alloc(64, (size_t) threads * j.stage_floats * sizeof(float));
+    int vec = (width + 15) / 16;
     j.masks = malloc((size_t) vec * 3 * sizeof(__mmask16));
-    if (!j.partial || !j.acc || !j.masks) { free(j.partial); free(j.acc); free(j.masks); return -2; }
+    if (!j.partial || !j.acc || !j.stage || !j.masks) { free(j.partial); free(j.acc); free(j.stage); free(j.masks); return -2; }
     for (int v = 0; v < vec; v++)
         for (int k = 0; k < 3; k++) j.masks[3 * v + k] = cols_in(16 * v + k - 1, width);
     f2a_parallel(run_item, &j, blocks * j.shares, threads);
@@ -127,6 +189,7 @@ int f2a_conv3x3_weight_grad(const float *x, const float *dy, int n, int cin, int
         for (size_t i = 0; i < per; i++) dw[i] += j.partial[s * per + i];
     free(j.partial);
     free(j.acc);
+    free(j.stage);
     free(j.masks);
     return 0;
 }

@@ -504,10 +504,13 @@ struct GradientCheckTests {
 struct DirectWeightGradientTests {
     /// Against a float64 correlation in plain loops, at sizes the trainer uses (many
     /// 16-pixel vectors per row, 8-channel blocks and a partial one, several images).
-    /// On a CPU without AVX-512 the kernel declines and conv2dBackward's GEMM path is
-    /// what is checked. The last case is wider than the direct kernel takes
-    /// (`directWeightGradientMaxChannelProduct`): the Winograd domain.
-    @Test("Matches naive loops", arguments: [(2, 8, 8, 32, 48), (3, 5, 13, 9, 70), (1, 16, 24, 2, 129), (2, 70, 66, 6, 10)])
+    /// Widths of a multiple of 16 take plain loads with the padding shifted in (one, two
+    /// and three vectors per row), other widths masked loads. On a CPU without AVX-512 the
+    /// kernel declines and conv2dBackward's GEMM path is what is checked. The last case is
+    /// wider than the direct kernel takes (`directWeightGradientMaxChannelProduct`): the
+    /// Winograd domain.
+    @Test("Matches naive loops", arguments: [(2, 8, 8, 32, 48), (2, 3, 11, 5, 16), (1, 4, 19, 7, 32), (2, 9, 5, 1, 64),
+                                             (3, 5, 13, 9, 70), (1, 16, 24, 2, 129), (2, 70, 66, 6, 10)])
     func naive(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
         var R = Rand(UInt64(7 + n * cin + w))
         let x = R.tensor([n, cin, h, w]), dy = R.tensor([n, cout, h, w])
