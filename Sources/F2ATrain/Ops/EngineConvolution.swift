@@ -33,6 +33,9 @@ enum EngineConvolution {
     /// one process, direct / Winograd: 64 → 64 at 128² 60.0 / 39.1 ms, at 64² 12.6 / 9.1,
     /// at 32² 3.0 / 2.4, at 16² 1.6 / 1.0, at 8² 0.83 / 0.31; 32 → 64 and 64 → 32 at 16²
     /// to 64² within 10 % either way; 32 → 32 at 64² 3.1 / 3.9, 16 → 16 at 128² 3.4 / 7.5.
+    /// With the kernel's aligned dY rows and unmasked loads (245–255 GFLOP/s), best of 6 in
+    /// one process, direct / Winograd: 64 → 64 at 128² 42–44 / 34–36 ms, at 32² 2.8 / 2.2;
+    /// 32 → 64 at 64² 5.4 / 5.3–5.4; 32 → 32 at 64² 2.6 / 3.9: the limit stands.
     static let directWeightGradientMaxChannelProduct = 32 * 64
 
     /// Accumulates the weight gradient of a 3x3 conv (stride 1, padding 1) into dW
