@@ -30,7 +30,7 @@
  * Lavin's F(4x4, 3x3) (G in winograd_f43.h, B^T in winograd_lanes.h). */
 
 /* A (6x4, the transpose of the output transform A^T) applied to 4 rows of LANES values. */
-static inline void a4(const float *g, size_t gs, float *r, size_t rs) {
+LANE_INLINE void a4(const float *g, size_t gs, float *r, size_t rs) {
     for (int l = 0; l < LANES; l++) {
         const float g0 = g[l], g1 = g[gs + l], g2 = g[2 * gs + l], g3 = g[3 * gs + l];
         r[l] = g0;
@@ -53,13 +53,13 @@ struct tiles_job {
 /* Lanes of size x size patches: lane l holds tile t0 + l's patch from (4 ty + offset,
  * 4 tx + offset) of channel c, zeros outside the plane and in lanes past the last tile.
  * p[(i * size + j) * LANES + lane]. */
-static void load_patches(const struct tiles_job *j, int c, int t0, int n, int size, int offset, float *p) {
+LANE_INLINE void load_patches(const struct tiles_job *j, int c, int t0, int n, int size, int offset, float *p) {
     const struct lane_patches lp = lanes_of_tiles(j->src, j->channels, c, j->h, j->w, j->th, j->tw, 4, offset,
                                                   j->tile0 + t0, n);
     gather_lanes_fast(&lp, j->h, j->w, size, j->wide, p);
 }
 
-static void input_channel(void *ctx, int c, int thread) {
+LANE_INLINE void input_channel_body(void *ctx, int c, int thread) {
     (void) thread;
     const struct tiles_job *j = ctx;
     for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
@@ -70,8 +70,9 @@ static void input_channel(void *ctx, int c, int thread) {
         store_runs_fast(j->out + (size_t) c * j->ld + t0, j->xi_stride, n, r, j->wide);
     }
 }
+LANE_TASK(input_channel)
 
-static void gradient_channel(void *ctx, int c, int thread) {
+LANE_INLINE void gradient_channel_body(void *ctx, int c, int thread) {
     (void) thread;
     const struct tiles_job *j = ctx;
     for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
@@ -83,6 +84,7 @@ static void gradient_channel(void *ctx, int c, int thread) {
         store_runs_fast(j->out + (size_t) c * j->ld + t0, j->xi_stride, n, r, j->wide);
     }
 }
+LANE_TASK(gradient_channel)
 
 static void transform(f2a_task_fn fn, const float *src, int channels, int h, int w, int tile0, int tiles,
                       float *out, int ld, int threads) {
@@ -98,12 +100,12 @@ int f2a_winograd_tiles(int n, int height, int width) {
 
 void f2a_winograd_dw_input(const float *x, int cin, int height, int width, int tile0, int tiles,
                            float *v, int ld, int threads) {
-    transform(input_channel, x, cin, height, width, tile0, tiles, v, ld, threads);
+    transform(lane_task(input_channel), x, cin, height, width, tile0, tiles, v, ld, threads);
 }
 
 void f2a_winograd_dw_gradient(const float *dy, int cout, int height, int width, int tile0, int tiles,
                               float *dm, int ld, int threads) {
-    transform(gradient_channel, dy, cout, height, width, tile0, tiles, dm, ld, threads);
+    transform(lane_task(gradient_channel), dy, cout, height, width, tile0, tiles, dm, ld, threads);
 }
 
 struct finish_job {
@@ -114,7 +116,7 @@ struct finish_job {
 };
 
 /* One output channel: LANES input channels side by side (contiguous in every dU[xi]). */
-static void finish_channel(void *ctx, int co, int thread) {
+LANE_INLINE void finish_channel_body(void *ctx, int co, int thread) {
     (void) thread;
     const struct finish_job *j = ctx;
     const size_t xi_stride = (size_t) j->cout * j->cin;
@@ -138,8 +140,9 @@ static void finish_channel(void *ctx, int co, int thread) {
             for (int k = 0; k < 9; k++) dw[9 * l + k] += d[k][l];
     }
 }
+LANE_TASK(finish_channel)
 
 void f2a_winograd_dw_finish(const float *du, int cout, int cin, float *dw, int threads) {
     struct finish_job job = { du, cout, cin, dw, f2a_kernels_avx512() };
-    f2a_parallel(finish_channel, &job, cout, threads);
+    f2a_parallel(lane_task(finish_channel), &job, cout, threads);
 }

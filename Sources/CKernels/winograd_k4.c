@@ -48,7 +48,7 @@ static struct k4_job job_of(const float *src, float *dst, int channels, int h, i
 
 /* size x size patches of plane c (of planes h x w), from each tile's corner + offset, zeros
  * outside and in lanes past the last tile: p[(i * size + k) * LANES + lane]. */
-static void load_patches(const struct k4_job *j, int c, int t0, int n, int size, int offset, int h, int w, float *p) {
+LANE_INLINE void load_patches(const struct k4_job *j, int c, int t0, int n, int size, int offset, int h, int w, float *p) {
     const struct lane_patches lp = lanes_of_tiles(j->src, j->channels, c, h, w, j->th, j->tw, 3, offset, j->tile0 + t0, n);
     gather_lanes_fast(&lp, h, w, size, j->wide, p);
 }
@@ -57,7 +57,7 @@ static void load_patches(const struct k4_job *j, int c, int t0, int n, int size,
  * of LANES values d[k * ds + lane] into r[k * rs + lane]. */
 
 /* B v (6 -> 6), the adjoint of bt6 */
-static inline void b6(const float *v, size_t vs, float *r, size_t rs) {
+LANE_INLINE void b6(const float *v, size_t vs, float *r, size_t rs) {
     for (int l = 0; l < LANES; l++) {
         const float v0 = v[l], v1 = v[vs + l], v2 = v[2 * vs + l], v3 = v[3 * vs + l], v4 = v[4 * vs + l],
                     v5 = v[5 * vs + l];
@@ -71,7 +71,7 @@ static inline void b6(const float *v, size_t vs, float *r, size_t rs) {
 }
 
 /* A^T m (6 -> 3) */
-static inline void at3(const float *m, size_t ms, float *r, size_t rs) {
+LANE_INLINE void at3(const float *m, size_t ms, float *r, size_t rs) {
     for (int l = 0; l < LANES; l++) {
         const float m0 = m[l], m1 = m[ms + l], m2 = m[2 * ms + l], m3 = m[3 * ms + l], m4 = m[4 * ms + l],
                     m5 = m[5 * ms + l];
@@ -82,7 +82,7 @@ static inline void at3(const float *m, size_t ms, float *r, size_t rs) {
 }
 
 /* A g (3 -> 6), the adjoint of at3 */
-static inline void a3(const float *g, size_t gs, float *r, size_t rs) {
+LANE_INLINE void a3(const float *g, size_t gs, float *r, size_t rs) {
     for (int l = 0; l < LANES; l++) {
         const float g0 = g[l], g1 = g[gs + l], g2 = g[2 * gs + l];
         r[l] = g0;
@@ -94,7 +94,7 @@ static inline void a3(const float *g, size_t gs, float *r, size_t rs) {
     }
 }
 
-static void input_channel(void *ctx, int c, int thread) {
+LANE_INLINE void input_channel_body(void *ctx, int c, int thread) {
     (void) thread;
     const struct k4_job *j = ctx;
     for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
@@ -105,8 +105,9 @@ static void input_channel(void *ctx, int c, int thread) {
         store_runs_fast(j->dst + (size_t) c * j->ld + t0, j->xi_stride, n, r, j->wide);
     }
 }
+LANE_TASK(input_channel)
 
-static void output_grad_channel(void *ctx, int c, int thread) {
+LANE_INLINE void output_grad_channel_body(void *ctx, int c, int thread) {
     (void) thread;
     const struct k4_job *j = ctx;
     for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
@@ -118,8 +119,9 @@ static void output_grad_channel(void *ctx, int c, int thread) {
         store_runs_fast(j->dst + (size_t) c * j->ld + t0, j->xi_stride, n, r, j->wide);
     }
 }
+LANE_TASK(output_grad_channel)
 
-static void output_channel(void *ctx, int c, int thread) {
+LANE_INLINE void output_channel_body(void *ctx, int c, int thread) {
     (void) thread;
     const struct k4_job *j = ctx;
     const float bias = j->bias ? j->bias[c] : 0.0f;
@@ -139,8 +141,9 @@ static void output_channel(void *ctx, int c, int thread) {
         }
     }
 }
+LANE_TASK(output_channel)
 
-static void input_grad_channel(void *ctx, int c, int thread) {
+LANE_INLINE void input_grad_channel_body(void *ctx, int c, int thread) {
     (void) thread;
     const struct k4_job *j = ctx;
     for (int t0 = 0; t0 < j->tiles; t0 += LANES) {
@@ -164,6 +167,7 @@ static void input_grad_channel(void *ctx, int c, int thread) {
         }
     }
 }
+LANE_TASK(input_grad_channel)
 
 int f2a_wk4_tiles(int n, int out_h, int out_w) {
     return n * ((out_h + 2) / 3) * ((out_w + 2) / 3);
@@ -172,30 +176,30 @@ int f2a_wk4_tiles(int n, int out_h, int out_w) {
 void f2a_wk4_input(const float *x, int c, int h, int w, int pad, int out_h, int out_w, int tile0, int tiles,
                    float *v, int ld, int threads) {
     struct k4_job j = job_of(x, v, c, h, w, pad, out_h, out_w, tile0, tiles, ld);
-    f2a_parallel(input_channel, &j, c, threads);
+    f2a_parallel(lane_task(input_channel), &j, c, threads);
 }
 
 void f2a_wk4_output_grad(const float *dy, int cout, int out_h, int out_w, int tile0, int tiles,
                          float *dm, int ld, int threads) {
     struct k4_job j = job_of(dy, dm, cout, 0, 0, 0, out_h, out_w, tile0, tiles, ld);
-    f2a_parallel(output_grad_channel, &j, cout, threads);
+    f2a_parallel(lane_task(output_grad_channel), &j, cout, threads);
 }
 
 void f2a_wk4_output(const float *m, int cout, int out_h, int out_w, int tile0, int tiles, int ld,
                     const float *bias, float *y, int threads) {
     struct k4_job j = job_of(m, y, cout, 0, 0, 0, out_h, out_w, tile0, tiles, ld);
     j.bias = bias;
-    f2a_parallel(output_channel, &j, cout, threads);
+    f2a_parallel(lane_task(output_channel), &j, cout, threads);
 }
 
 void f2a_wk4_input_grad(const float *dv, int c, int h, int w, int pad, int out_h, int out_w, int tile0, int tiles,
                         int ld, float *dx, int threads) {
     struct k4_job j = job_of(dv, dx, c, h, w, pad, out_h, out_w, tile0, tiles, ld);
-    f2a_parallel(input_grad_channel, &j, c, threads);
+    f2a_parallel(lane_task(input_grad_channel), &j, c, threads);
 }
 
 /* G g (4 -> 6) */
-static inline void g6(const float *g, size_t gs, float *r, size_t rs) {
+LANE_INLINE void g6(const float *g, size_t gs, float *r, size_t rs) {
     for (int l = 0; l < LANES; l++) {
         const float g0 = g[l], g1 = g[gs + l], g2 = g[2 * gs + l], g3 = g[3 * gs + l];
         r[l] = g0 * (1.0f / 4);
@@ -208,7 +212,7 @@ static inline void g6(const float *g, size_t gs, float *r, size_t rs) {
 }
 
 /* G^T u (6 -> 4), the adjoint of g6 */
-static inline void gt4(const float *u, size_t us, float *r, size_t rs) {
+LANE_INLINE void gt4(const float *u, size_t us, float *r, size_t rs) {
     for (int l = 0; l < LANES; l++) {
         const float u0 = u[l], u1 = u[us + l], u2 = u[2 * us + l], u3 = u[3 * us + l], u4 = u[4 * us + l],
                     u5 = u[5 * us + l];
@@ -227,7 +231,7 @@ struct weights_job {
 };
 
 /* U[xi][co][ci] = G g G^T for one output channel, LANES input channels at a time. */
-static void weights_channel(void *ctx, int co, int thread) {
+LANE_INLINE void weights_channel_body(void *ctx, int co, int thread) {
     (void) thread;
     const struct weights_job *j = ctx;
     const size_t xi_stride = (size_t) j->cout * j->cin;
@@ -243,14 +247,15 @@ static void weights_channel(void *ctx, int co, int thread) {
         store_runs_fast(out, xi_stride, n, u, j->wide);
     }
 }
+LANE_TASK(weights_channel)
 
 void f2a_wk4_weights(const float *w, int cout, int cin, float *u, int threads) {
     struct weights_job j = { w, u, cout, cin, f2a_kernels_avx512() };
-    f2a_parallel(weights_channel, &j, cout, threads);
+    f2a_parallel(lane_task(weights_channel), &j, cout, threads);
 }
 
 /* dw[co][ci] += G^T dU[co][ci] G for one output channel, LANES input channels at a time. */
-static void finish_channel(void *ctx, int co, int thread) {
+LANE_INLINE void finish_channel_body(void *ctx, int co, int thread) {
     (void) thread;
     const struct weights_job *j = ctx;
     const size_t xi_stride = (size_t) j->cout * j->cin;
@@ -265,8 +270,9 @@ static void finish_channel(void *ctx, int co, int thread) {
             for (int k = 0; k < 16; k++) dw[16 * l + k] += d[k * LANES + l];
     }
 }
+LANE_TASK(finish_channel)
 
 void f2a_wk4_weight_grad_finish(const float *du, int cout, int cin, float *dw, int threads) {
     struct weights_job j = { du, dw, cout, cin, f2a_kernels_avx512() };
-    f2a_parallel(finish_channel, &j, cout, threads);
+    f2a_parallel(lane_task(finish_channel), &j, cout, threads);
 }

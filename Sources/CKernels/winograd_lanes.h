@@ -16,8 +16,24 @@
 
 #define LANES 16
 
+/* The pool tasks of the lane transforms come in two copies of one always-inline body
+ * `name##_body` (LANE_TASK): one compiled for AVX-512, where the lane loops vectorise 16
+ * wide, and the baseline one (SSE2: 4 wide); lane_task(name) is the copy this CPU runs.
+ * The helpers are LANE_INLINE so that they are compiled into each copy, and the lane loops
+ * round every operation on its own (no FMA contraction) so that both copies give the same
+ * floats. Input transforms, ns per tile and channel, one thread: 33-35 -> 24-27; two: 20-23
+ * -> 15-18. */
+#define LANE_INLINE static inline __attribute__((always_inline))
+#pragma clang fp contract(off)
+#define LANE_TASK(name)                                                                               \
+    __attribute__((target("avx512f"))) static void name##_avx512(void *ctx, int item, int thread) {   \
+        name##_body(ctx, item, thread);                                                               \
+    }                                                                                                 \
+    static void name##_baseline(void *ctx, int item, int thread) { name##_body(ctx, item, thread); }
+#define lane_task(name) (f2a_kernels_avx512() ? name##_avx512 : name##_baseline)
+
 /* B^T applied to 6 rows of LANES values (d[k * ds + lane]), into r[k * rs + lane]. */
-static inline void bt6(const float *d, size_t ds, float *r, size_t rs) {
+LANE_INLINE void bt6(const float *d, size_t ds, float *r, size_t rs) {
     for (int l = 0; l < LANES; l++) {
         const float d0 = d[l], d1 = d[ds + l], d2 = d[2 * ds + l], d3 = d[3 * ds + l], d4 = d[4 * ds + l],
                     d5 = d[5 * ds + l];
@@ -32,7 +48,7 @@ static inline void bt6(const float *d, size_t ds, float *r, size_t rs) {
 
 /* Lane `lane` of size x size patches: the patch of `plane` (h x w) from (y0, x0), zeros
  * outside the plane, into p[(i * size + k) * LANES + lane]. */
-static inline void gather_patch(const float *plane, int h, int w, int y0, int x0, int size, int lane, float *p) {
+LANE_INLINE void gather_patch(const float *plane, int h, int w, int y0, int x0, int size, int lane, float *p) {
     if (y0 >= 0 && x0 >= 0 && y0 + size <= h && x0 + size <= w) {
         for (int i = 0; i < size; i++)
             for (int k = 0; k < size; k++) p[(i * size + k) * LANES + lane] = plane[(size_t) (y0 + i) * w + x0 + k];
@@ -60,12 +76,12 @@ struct tile_walk {
     int img, ty, tx, th, tw;
 };
 
-static inline struct tile_walk tile_walk_at(int tile, int th, int tw) {
+LANE_INLINE struct tile_walk tile_walk_at(int tile, int th, int tw) {
     struct tile_walk t = { tile / (th * tw), tile % (th * tw) / tw, tile % tw, th, tw };
     return t;
 }
 
-static inline void tile_walk_next(struct tile_walk *t) {
+LANE_INLINE void tile_walk_next(struct tile_walk *t) {
     if (++t->tx == t->tw) {
         t->tx = 0;
         if (++t->ty == t->th) { t->ty = 0; t->img++; }
@@ -75,7 +91,7 @@ static inline void tile_walk_next(struct tile_walk *t) {
 /* The lanes of tiles tile ... tile + n - 1 (n <= LANES) of channel c of `src`
  * ([images][channels][h][w]), each patch from the tile's corner (step * ty, step * tx) +
  * offset. */
-static inline struct lane_patches lanes_of_tiles(const float *src, int channels, int c, int h, int w, int th, int tw,
+LANE_INLINE struct lane_patches lanes_of_tiles(const float *src, int channels, int c, int h, int w, int th, int tw,
                                                  int step, int offset, int tile, int n) {
     struct tile_walk t = tile_walk_at(tile, th, tw);
     const int img0 = t.img;
@@ -91,7 +107,7 @@ static inline struct lane_patches lanes_of_tiles(const float *src, int channels,
 
 /* The patches of the lanes as scalar gathers, zeros outside the planes and in the lanes
  * past n. */
-static inline void gather_lanes(const struct lane_patches *lp, int h, int w, int size, float *p) {
+LANE_INLINE void gather_lanes(const struct lane_patches *lp, int h, int w, int size, float *p) {
     for (int l = 0; l < LANES; l++) {
         if (l < lp->n) {
             gather_patch(lp->first + lp->offset[l], h, w, lp->y[l], lp->x[l], size, l, p);
@@ -139,26 +155,26 @@ static inline int lane_gathers_wide(int images, int planes_per_image, int h, int
 }
 
 /* gather_lanes, with the AVX-512 gathers where `wide` (lane_gathers_wide). */
-static inline void gather_lanes_fast(const struct lane_patches *lp, int h, int w, int size, int wide, float *p) {
+LANE_INLINE void gather_lanes_fast(const struct lane_patches *lp, int h, int w, int size, int wide, float *p) {
     if (wide) gather_lanes_avx512(lp, h, w, size, p);
     else gather_lanes(lp, h, w, size, p);
 }
 
 /* V = B^T d B of LANES 6x6 patches, d[(i * 6 + k) * LANES + lane] into r in the same
  * layout (r[xi * LANES + lane], xi = 6 i + k: one run per transform position). */
-static inline void bt6_tiles(const float *d, float *r) {
+LANE_INLINE void bt6_tiles(const float *d, float *r) {
     float rows[36 * LANES];
     for (int i = 0; i < 6; i++) bt6(d + 6 * i * LANES, LANES, rows + 6 * i * LANES, LANES); /* d B by rows */
     for (int k = 0; k < 6; k++) bt6(rows + k * LANES, 6 * LANES, r + k * LANES, 6 * LANES); /* B^T (d B) */
 }
 
 /* The 36 runs r[xi * LANES ...] of n <= LANES tiles, to out + xi * xi_stride. */
-static inline void store_runs(float *out, size_t xi_stride, int n, const float *r) {
+LANE_INLINE void store_runs(float *out, size_t xi_stride, int n, const float *r) {
     for (int xi = 0; xi < 36; xi++) memcpy(out + (size_t) xi * xi_stride, r + xi * LANES, (size_t) n * sizeof(float));
 }
 
 /* The adjoint: r[xi * LANES + lane] from in + xi * xi_stride, zeros in the lanes past n. */
-static inline void load_runs(const float *in, size_t xi_stride, int n, float *r) {
+LANE_INLINE void load_runs(const float *in, size_t xi_stride, int n, float *r) {
     for (int xi = 0; xi < 36; xi++) {
         memcpy(r + xi * LANES, in + (size_t) xi * xi_stride, (size_t) n * sizeof(float));
         for (int l = n; l < LANES; l++) r[xi * LANES + l] = 0.0f;
@@ -181,12 +197,12 @@ static inline void load_runs_avx512(const float *in, size_t xi_stride, int n, fl
 }
 
 /* store_runs and load_runs with the vector accesses where `wide` (lane_gathers_wide). */
-static inline void store_runs_fast(float *out, size_t xi_stride, int n, const float *r, int wide) {
+LANE_INLINE void store_runs_fast(float *out, size_t xi_stride, int n, const float *r, int wide) {
     if (wide) store_runs_avx512(out, xi_stride, n, r);
     else store_runs(out, xi_stride, n, r);
 }
 
-static inline void load_runs_fast(const float *in, size_t xi_stride, int n, float *r, int wide) {
+LANE_INLINE void load_runs_fast(const float *in, size_t xi_stride, int n, float *r, int wide) {
     if (wide) load_runs_avx512(in, xi_stride, n, r);
     else load_runs(in, xi_stride, n, r);
 }
