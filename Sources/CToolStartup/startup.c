@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 /* OpenBLAS starts its worker threads in its library constructor, before main: under a tight
@@ -22,6 +23,37 @@
  * loaded. */
 static int adapted;
 
+/* Room the Swift runtime needs after the libraries are mapped to reach the tools' own check
+ * of the limit (F2ACore's BLASAddressSpace), which explains it. With less, its first
+ * allocations fail and it aborts with a stack trace instead (a limit 0.5 MB above what the
+ * dynamic loader needs, where the loader itself still succeeds). Any limit this tight fails
+ * that check anyway: OpenBLAS alone needs ~145 MB. */
+#define STARTUP_ROOM ((unsigned long long) 8 << 20)
+
+/* Bytes of address space mapped now (/proc/self/statm's first field), or 0 if unknown.
+ * No stdio: nothing here may allocate. */
+static unsigned long long mapped_bytes(void) {
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    unsigned long long pages = 0;
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) pages = pages * 10 + (unsigned) (buf[i] - '0');
+    return pages * (unsigned long long) sysconf(_SC_PAGESIZE);
+}
+
+/* Writes "...<n>..." without stdio. */
+static void say(const char *s) { (void) !write(2, s, strlen(s)); }
+static void say_number(unsigned long long v) {
+    char d[24];
+    int i = sizeof d;
+    d[--i] = 0;
+    do d[--i] = (char) ('0' + v % 10); while ((v /= 10) && i > 0);
+    say(d + i);
+}
+
 static const char *value(char **envp, const char *name) {
     size_t n = strlen(name);
     for (char **e = envp; e && *e; e++)
@@ -34,6 +66,15 @@ static void f2a_startup(int argc, char **argv, char **envp) {
     struct rlimit limit;
     if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
     adapted = 1;
+    const unsigned long long used = mapped_bytes();
+    if (used && limit.rlim_cur < used + STARTUP_ROOM) {
+        say("Error: the address-space limit (ulimit -v ");
+        say_number((unsigned long long) limit.rlim_cur >> 10);
+        say(" KB) leaves ");
+        say_number(limit.rlim_cur > used ? (limit.rlim_cur - used) >> 10 : 0);
+        say(" KB once the program is loaded, too little to start: raise the limit (ulimit -v)\n");
+        _exit(2);
+    }
     const char *threads = value(envp, "OPENBLAS_NUM_THREADS");
     if (threads && strcmp(threads, "1") == 0) {
         /* Already set (by the restart below, or by the user): no restart, which would loop. */

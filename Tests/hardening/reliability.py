@@ -363,21 +363,23 @@ def test_leftovers():
               seen and rc == -sig and temporaries(p("left")) == [], f"seen {seen}, left {temporaries(p('left'))}")
 
 
-def limited(megabytes):
-    """preexec_fn: an address-space limit (ulimit -v) for the child."""
+def limited(size):
+    """preexec_fn: an address-space limit (ulimit -v) of SIZE bytes for the child."""
     def limit():
         import resource
-        resource.setrlimit(resource.RLIMIT_AS, (megabytes << 20, megabytes << 20))
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
     return limit
 
 
-def run(args, megabytes=None, extra_env=None, timeout=TIMEOUT, stdin=None):
-    """ARGS in W, optionally under an address-space limit; (exit code, output), None on a timeout."""
+def run(args, megabytes=None, extra_env=None, timeout=TIMEOUT, stdin=None, kilobytes=None):
+    """ARGS in W, optionally under an address-space limit (MEGABYTES or KILOBYTES); (exit code,
+    output), None on a timeout."""
     e = env()
     e.update(extra_env or {})
+    size = megabytes << 20 if megabytes else kilobytes << 10 if kilobytes else None
     try:
         r = subprocess.run(args, cwd=W, env=e, capture_output=True, timeout=timeout, input=stdin,
-                           preexec_fn=limited(megabytes) if megabytes else None)
+                           preexec_fn=limited(size) if size else None)
     except subprocess.TimeoutExpired:
         return None, f"timed out after {timeout} s"
     except FileNotFoundError as e:
@@ -460,6 +462,32 @@ def test_address_space_ladder():
                   + ("" if rc == 0 else ", an error naming the limit"), clear and took < 30, out)
         succeeded[label] = 0 in outcomes
     check("the ladder reaches a limit under which apply and batch succeed", all(succeeded.values()), succeeded)
+
+
+def test_start_up_edge():
+    """Just above the address-space limit under which the dynamic loader cannot map f2a's
+    libraries, the Swift runtime's first allocations used to fail and it aborted with a stack
+    trace (exit -11 or 134) before f2a's own check of the limit: a band of about half a MB,
+    which moves with the program's size (a release that grew by 0.6 MB put 200 MiB in it). Now
+    the start-up code refuses there, naming the limit. Every 128 KB from just below the
+    loader's edge to 12 MB above it: the loader's error, or an error naming the limit."""
+    def loader_fails(kb):
+        rc, out = run([F2A, "apply", "b.jpg", "edge-o.jpg", "--model", "model.f2aw"], kilobytes=kb)
+        return rc == 127, rc, out
+    lo, hi = 64 << 10, 1024 << 10   # KB: the loader fails at 64 MB and succeeds at 1 GB
+    check("the loader fails under a 64 MB limit and succeeds under 1 GB", loader_fails(lo)[0] and not loader_fails(hi)[0])
+    while hi - lo > 64:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if loader_fails(mid)[0] else (lo, mid)
+    bad = []
+    for kb in range(hi - 256, hi + (12 << 10), 128):
+        _, rc, out = loader_fails(kb)
+        fine = (rc == 127 and ("error while loading shared libraries" in out or "cannot allocate" in out)) or (
+            rc in (1, 2) and "ulimit -v" in out)
+        if not fine:
+            bad.append((kb, rc, out[:200]))
+    check(f"apply from {hi - 256} to {hi + (12 << 10)} KB (the loader's edge at {hi} KB), every 128 KB: "
+          f"the loader's error or one naming the limit, never an abort", not bad, bad[:3])
 
 
 def test_decompression_bombs():
@@ -560,6 +588,7 @@ def main():
     test_leftovers()
     test_weights_memory()
     test_address_space_ladder()
+    test_start_up_edge()
     test_decompression_bombs()
     test_untrusted_loaders()
     test_names()
