@@ -1,11 +1,11 @@
 #include "f2a_startup.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 /* OpenBLAS starts its worker threads in its library constructor, before main: under a tight
@@ -44,7 +44,7 @@ static unsigned long long mapped_bytes(void) {
     return pages * (unsigned long long) sysconf(_SC_PAGESIZE);
 }
 
-/* Writes "...<n>..." without stdio. */
+/* To stderr without stdio, which may allocate: a string, a decimal number. */
 static void say(const char *s) { (void) !write(2, s, strlen(s)); }
 static void say_number(unsigned long long v) {
     char d[24];
