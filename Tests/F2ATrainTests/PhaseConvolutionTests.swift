@@ -7,7 +7,8 @@ import F2ACore
 /// (accumulated onto dW), bias gradient, input gradient of all input channels and of the
 /// last ones (the image half of a conditional discriminator's input). Even and odd
 /// sizes (an odd size's last phase row or column is half padding), one-row outputs,
-/// channel counts around a 16-lane vector, and a phase grid of several column chunks.
+/// channel counts around a 16-lane vector, a phase grid of several column chunks, and
+/// weight gradients summed in 2 and 4 column slices of up to 3 chunks each.
 /// The finite-difference checks (GradientCheckTests) cover the same path at tiny shapes.
 @Suite("4x4 stride-2 convolution as GEMMs over the input's phases")
 struct PhaseConvolutionTests {
@@ -22,6 +23,8 @@ struct PhaseConvolutionTests {
         Case(n: 1, cin: 4, cout: 3, h: 2, w: 7),      // one output row
         Case(n: 2, cin: 3, cout: 33, h: 5, w: 4),
         Case(n: 4, cin: 3, cout: 8, h: 40, w: 31),    // 1428 grid columns: chunks of 512 and a short one
+        Case(n: 2, cin: 5, cout: 7, h: 66, w: 70),    // 2411 GEMM columns: the weight gradient in 2 slices
+        Case(n: 4, cin: 3, cout: 8, h: 94, w: 94),    // 9167: 4 slices of 3 chunks, the last one short
     ])
     func naive(_ c: Case) {
         let g = ConvGeometry(c.cin, c.cout, kernel: 4, stride: 2, padding: 1)

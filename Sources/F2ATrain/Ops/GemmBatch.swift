@@ -17,8 +17,19 @@ enum GemmBatch {
     /// body(i) for i in 0..<count, each issuing GEMM i (of `multipliesEach` m·n·k).
     /// While `GemmProfile` records, they run one after another: it times each call alone.
     static func run(_ count: Int, multipliesEach: Int, _ body: (Int) -> Void) {
+        guard multipliesEach <= sideBySideMaxMultiplies else {
+            for i in 0..<count { body(i) }
+            return
+        }
+        sideBySide(count, body)
+    }
+
+    /// body(i) for i in 0..<count side by side whatever their size: for GEMMs that
+    /// OpenBLAS's threads share badly at any size, such as a few hundred outputs summed over
+    /// thousands of columns (it splits the outputs, not the depth).
+    static func sideBySide(_ count: Int, _ body: (Int) -> Void) {
         let threads = blasThreadCount
-        guard multipliesEach <= sideBySideMaxMultiplies, threads > 1, count > 1, !GemmProfile.enabled else {
+        guard threads > 1, count > 1, !GemmProfile.enabled else {
             for i in 0..<count { body(i) }
             return
         }
