@@ -144,16 +144,21 @@ enum PhaseConvolution {
         precondition(dy.shape == [x.n, o, oh, ow], "PhaseConvolution.backward: dy \(dy.shape.shapeDescription)")
         precondition(kept.map { $0.count == k * cols } ?? true, "PhaseConvolution.backward: phases of another input")
         if let dB { addBiasGradient(dy, into: dB) }
-        // dY on the phase grid, zero off the outputs.
-        var dext = [Float](repeating: 0, count: o * cols)
+        // dY on the phase grid, zero off the outputs (written here, plane by plane, rather
+        // than in a memset of the whole grid first).
+        var dext = uninitializedFloats(o * cols)
         dext.withUnsafeMutableBufferPointer { eb in
             dy.data.withUnsafeBufferPointer { db in
                 let e = eb.baseAddress!, d = db.baseAddress!
-                parallelChunks(x.n * o, work: x.n * o * oh * ow) { planes in
+                parallelChunks(x.n * o, work: x.n * o * grid.plane) { planes in
                     for q in planes {
                         let (b, oc) = q.quotientAndRemainder(dividingBy: o)
                         let dst = e + oc * cols + b * grid.plane, src = d + q * oh * ow
-                        for i in 0..<oh { (dst + i * pw).update(from: src + i * ow, count: ow) }
+                        for i in 0..<oh {
+                            (dst + i * pw).update(from: src + i * ow, count: ow)
+                            (dst + i * pw + ow).update(repeating: 0, count: pw - ow)
+                        }
+                        (dst + oh * pw).update(repeating: 0, count: (grid.ph - oh) * pw)
                     }
                 }
             }
@@ -173,18 +178,24 @@ enum PhaseConvolution {
         }
         guard let range = inputGradient else { return nil }
         let rows = 4 * range.count
-        var dp = [Float](repeating: 0, count: rows * cols)
+        var dp = uninitializedFloats(rows * cols)
         shiftWeights(weight, g).withUnsafeBufferPointer { wb in
             dext.withUnsafeBufferPointer { eb in
                 dp.withUnsafeMutableBufferPointer { pb in
                     let w = wb.baseAddress! + 4 * range.lowerBound, e = eb.baseAddress!, p = pb.baseAddress!
-                    // Shift s adds W_sᵀ · dY column j into dP column j + offset(s), j < n.
+                    // Shift s adds W_sᵀ · dY column j into dP column j + offset(s), j < n. Shift 0
+                    // (offset 0) writes columns ..< n first; the last pw + 1, which only the other
+                    // shifts reach, start from zero.
                     columnChunks(cols, multipliesPerColumn: 4 * rows * o) { q in
+                        let tail = max(q.lowerBound, n)
+                        for r in 0..<rows where tail < q.upperBound {
+                            (p + r * cols + tail).update(repeating: 0, count: q.upperBound - tail)
+                        }
                         for s in 0..<4 {
                             let off = grid.offset(s), lo = max(q.lowerBound, off), hi = min(q.upperBound, off + n)
                             guard lo < hi else { continue }
                             sgemm(transA: true, m: rows, n: hi - lo, k: o, a: w + s * k, lda: 4 * k,
-                                  b: e + lo - off, ldb: cols, beta: 1, c: p + lo, ldc: cols)
+                                  b: e + lo - off, ldb: cols, beta: s == 0 ? 0 : 1, c: p + lo, ldc: cols)
                         }
                     }
                 }
