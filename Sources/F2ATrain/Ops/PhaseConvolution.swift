@@ -188,8 +188,8 @@ enum PhaseConvolution {
                     // shifts reach, start from zero.
                     columnChunks(cols, multipliesPerColumn: 4 * rows * o) { q in
                         let tail = max(q.lowerBound, n)
-                        for r in 0..<rows where tail < q.upperBound {
-                            (p + r * cols + tail).update(repeating: 0, count: q.upperBound - tail)
+                        if tail < q.upperBound {
+                            for r in 0..<rows { (p + r * cols + tail).update(repeating: 0, count: q.upperBound - tail) }
                         }
                         for s in 0..<4 {
                             let off = grid.offset(s), lo = max(q.lowerBound, off), hi = min(q.upperBound, off + n)
