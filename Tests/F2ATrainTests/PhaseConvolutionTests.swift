@@ -8,7 +8,9 @@ import F2ACore
 /// last ones (the image half of a conditional discriminator's input). Even and odd
 /// sizes (an odd size's last phase row or column is half padding), one-row outputs,
 /// channel counts around a 16-lane vector, a phase grid of several column chunks, and
-/// weight gradients summed in 2 and 4 column slices of up to 3 chunks each.
+/// weight gradients summed in 2 and 4 column slices of up to 3 chunks each; the forward
+/// pass and input gradient both through the shifted kernel (where the CPU runs it) and
+/// through BLAS.
 /// The finite-difference checks (GradientCheckTests) cover the same path at tiny shapes.
 @Suite("4x4 stride-2 convolution as GEMMs over the input's phases")
 struct PhaseConvolutionTests {
@@ -27,24 +29,29 @@ struct PhaseConvolutionTests {
         Case(n: 4, cin: 3, cout: 8, h: 94, w: 94),    // 9167: 4 slices of 3 chunks, the last one short
     ])
     func naive(_ c: Case) {
+        for shifted in [true, false] { check(c, shiftedKernel: shifted) }
+    }
+
+    func check(_ c: Case, shiftedKernel: Bool) {
+        let path = shiftedKernel ? "shifted kernel" : "BLAS"
         let g = ConvGeometry(c.cin, c.cout, kernel: 4, stride: 2, padding: 1)
         #expect(PhaseConvolution.applies(g))
         let p = ConvolutionReference.problem(g, n: c.n, height: c.h, width: c.w, seed: UInt64(71 + c.cin * c.h))
         let (x, weight, bias, dy, y64, dW64, dx64) = (p.x, p.weight, p.bias, p.dy, p.y64, p.dW64, p.dx64)
         let oh = g.outSize(c.h), ow = g.outSize(c.w)
-        let (y, phases) = PhaseConvolution.forward(x, weight: weight, bias: bias, g)
+        let (y, phases) = PhaseConvolution.forward(x, weight: weight, bias: bias, g, shiftedKernel: shiftedKernel)
         #expect(y.shape == [c.n, c.cout, oh, ow])
-        #expect(ConvolutionReference.relativeError(y.data, y64) < 1e-5, "y")
+        #expect(ConvolutionReference.relativeError(y.data, y64) < 1e-5, "y, \(path)")
 
         var dW = [Float](repeating: 0.5, count: weight.count), dB = [Float](repeating: 0.25, count: c.cout)
         let dx = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: &dW, dB: &dB, inputGradient: 0..<c.cin,
-                                           phases: phases)!
+                                           phases: phases, shiftedKernel: shiftedKernel)!
         #expect(dx.shape == x.shape)
-        #expect(ConvolutionReference.relativeError(dW.map { $0 - 0.5 }, dW64) < 1e-5, "dW")
-        #expect(ConvolutionReference.relativeError(dx.data, dx64) < 1e-5, "dx")
+        #expect(ConvolutionReference.relativeError(dW.map { $0 - 0.5 }, dW64) < 1e-5, "dW, \(path)")
+        #expect(ConvolutionReference.relativeError(dx.data, dx64) < 1e-5, "dx, \(path)")
         var dB64 = [Double](repeating: 0, count: c.cout)
         for b in 0..<c.n { for o in 0..<c.cout { for i in 0..<(oh * ow) { dB64[o] += Double(dy.data[(b * c.cout + o) * oh * ow + i]) } } }
-        #expect(ConvolutionReference.relativeError(dB.map { $0 - 0.25 }, dB64) < 1e-5, "dB")
+        #expect(ConvolutionReference.relativeError(dB.map { $0 - 0.25 }, dB64) < 1e-5, "dB, \(path)")
 
         // The phases made again from x give the kept ones' gradient bit for bit.
         var dW2 = [Float](repeating: 0.5, count: weight.count)
@@ -53,11 +60,12 @@ struct PhaseConvolutionTests {
 
         // The last input channels only, without parameter gradients.
         let from = c.cin / 2
-        let part = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: nil, dB: nil, inputGradient: from..<c.cin)!
+        let part = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: nil, dB: nil, inputGradient: from..<c.cin,
+                                               shiftedKernel: shiftedKernel)!
         #expect(part.shape == [c.n, c.cin - from, c.h, c.w])
         let plane = c.h * c.w
         var expected: [Double] = []
         for b in 0..<c.n { expected += dx64[((b * c.cin + from) * plane)..<((b + 1) * c.cin * plane)] }
-        #expect(ConvolutionReference.relativeError(part.data, expected) < 1e-5, "dx of channels \(from)...")
+        #expect(ConvolutionReference.relativeError(part.data, expected) < 1e-5, "dx of channels \(from)..., \(path)")
     }
 }

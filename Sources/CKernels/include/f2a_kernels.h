@@ -59,6 +59,21 @@ int f2a_conv3x3_weight_grad(const float *x, const float *dy, int n, int cin, int
                             float *dw, int threads);
 
 /**
+ * Four GEMMs over shifted views of one matrix, summed (shifted_gemm.c):
+ *
+ *   c[r][j] = sum over s < 4, d < depth of A(r, s, d) * b[d * ldb + j + off[s]]
+ *
+ * for r < rows, j < n (c's rows ldc apart; other columns untouched), where
+ * A(r, s, d) = a[r * a_row + s * a_shift + d * a_depth]. Every b element read,
+ * b[d * ldb + j + off[s]] for j < n, must exist; off[s] >= 0. Sums over s, then
+ * d, whatever the threads. Needs the AVX-512 blocks: returns -1 without them
+ * (the caller runs the GEMMs instead), -2 if scratch memory could not be
+ * allocated, else 0.
+ */
+int f2a_shifted_gemm(const float *a, ptrdiff_t a_row, ptrdiff_t a_shift, ptrdiff_t a_depth, int rows, int depth,
+                     const float *b, size_t ldb, const ptrdiff_t off[4], int n, float *c, size_t ldc, int threads);
+
+/**
  * The same weight gradient in the Winograd domain of F(4x4, 3x3), in three steps
  * around the caller's 36 GEMMs (weight_grad_winograd.c):
  *   v[xi][ci][t]  = B^T d B of input tile tile0 + t          (f2a_winograd_dw_input)

@@ -1,3 +1,4 @@
+import CKernels
 import F2ACore
 
 /// 4x4 stride-2 convolutions with padding 1 (the PatchGAN's downsampling layers) as GEMMs
@@ -19,6 +20,12 @@ import F2ACore
 /// im2col wrote a column matrix 4x the input for every pass with a strided gather, and
 /// col2im scattered one back: in the width-0.25 + PatchGAN ×0.5 bench (crop 128, batch 8)
 /// as much time as the GEMMs of these layers. P is the input's size plus its padding.
+///
+/// The forward pass and the input gradient sum their four shifted GEMMs in one pass of
+/// `f2a_shifted_gemm` (CKernels/shifted_gemm.c) where the CPU runs it, else as BLAS GEMMs in
+/// column chunks. 16 images, median of 13 alternating in one process (ms): forward 32 → 64
+/// channels at 64² 9.8 → 7.9, 64 → 128 at 32² 8.8 → 6.5; backward with both gradients 18.7 →
+/// 16.3 and 16.3 → 15.8. The weight gradient stays on BLAS (`weightGradient`).
 enum PhaseConvolution {
     static func applies(_ g: ConvGeometry) -> Bool {
         g.kernel == 4 && g.stride == 2 && g.padding == 1 && g.outChannels > 1
@@ -96,8 +103,10 @@ enum PhaseConvolution {
     }
 
     /// y = conv(x) + bias, x: [N, in, H, W] → [N, out, ⌊H/2⌋, ⌊W/2⌋], and x's phases (for
-    /// `backward`'s `phases:`).
-    static func forward(_ x: Tensor, weight: [Float], bias: [Float], _ g: ConvGeometry) -> (y: Tensor, phases: [Float]) {
+    /// `backward`'s `phases:`). `shiftedKernel` false: BLAS GEMMs even where the shifted
+    /// kernel runs (tests of both).
+    static func forward(_ x: Tensor, weight: [Float], bias: [Float], _ g: ConvGeometry,
+                        shiftedKernel: Bool = true) -> (y: Tensor, phases: [Float]) {
         let grid = Grid(x), cols = grid.columns, pw = grid.pw
         let oh = g.outSize(x.h), ow = g.outSize(x.w), o = g.outChannels, k = 4 * g.inChannels
         let p = phases(x), wab = shiftWeights(weight, g)
@@ -106,6 +115,9 @@ enum PhaseConvolution {
             wab.withUnsafeBufferPointer { wb in
                 ext.withUnsafeMutableBufferPointer { eb in
                     let p = pb.baseAddress!, w = wb.baseAddress!, e = eb.baseAddress!
+                    let offsets = (0..<4).map { grid.offset($0) }
+                    if shiftedKernel && f2a_shifted_gemm(w, 4 * k, k, 1, Int32(o), Int32(k), p, cols, offsets, Int32(grid.gemmColumns),
+                                                         e, cols, Int32(Conv2d.threadCount)) == 0 { return }
                     columnChunks(grid.gemmColumns, multipliesPerColumn: 4 * o * k) { q in
                         for s in 0..<4 {
                             sgemm(m: o, n: q.count, k: k, a: w + s * k, lda: 4 * k,
@@ -136,24 +148,28 @@ enum PhaseConvolution {
     /// Backward of `forward`: accumulates dW and dB (if given) and returns the gradient of
     /// the input channels `inputGradient` ([N, inputGradient.count, H, W]), or nil.
     /// `phases`: x's phases as `forward` returned them (made again from x if nil).
+    /// `shiftedKernel`: as in `forward`.
     static func backward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGeometry,
                          dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
-                         inputGradient: Range<Int>?, phases kept: [Float]? = nil) -> Tensor? {
+                         inputGradient: Range<Int>?, phases kept: [Float]? = nil, shiftedKernel: Bool = true) -> Tensor? {
         let grid = Grid(x), cols = grid.columns, pw = grid.pw, n = grid.gemmColumns
         let oh = g.outSize(x.h), ow = g.outSize(x.w), o = g.outChannels, k = 4 * g.inChannels
         precondition(dy.shape == [x.n, o, oh, ow], "PhaseConvolution.backward: dy \(dy.shape.shapeDescription)")
         precondition(kept.map { $0.count == k * cols } ?? true, "PhaseConvolution.backward: phases of another input")
         if let dB { addBiasGradient(dy, into: dB) }
         // dY on the phase grid, zero off the outputs (written here, plane by plane, rather
-        // than in a memset of the whole grid first).
-        var dext = uninitializedFloats(o * cols)
+        // than in a memset of the whole grid first), each row after `lead` zero columns: the
+        // input gradient's shifted reads (`f2a_shifted_gemm`) start up to that far before it.
+        let lead = pw + 1, stride = lead + cols
+        var dext = uninitializedFloats(o * stride)
         dext.withUnsafeMutableBufferPointer { eb in
             dy.data.withUnsafeBufferPointer { db in
-                let e = eb.baseAddress!, d = db.baseAddress!
+                let e = eb.baseAddress! + lead, d = db.baseAddress!
                 parallelChunks(x.n * o, work: x.n * o * grid.plane) { planes in
                     for q in planes {
                         let (b, oc) = q.quotientAndRemainder(dividingBy: o)
-                        let dst = e + oc * cols + b * grid.plane, src = d + q * oh * ow
+                        if b == 0 { (e + oc * stride - lead).update(repeating: 0, count: lead) }
+                        let dst = e + oc * stride + b * grid.plane, src = d + q * oh * ow
                         for i in 0..<oh {
                             (dst + i * pw).update(from: src + i * ow, count: ow)
                             (dst + i * pw + ow).update(repeating: 0, count: pw - ow)
@@ -169,8 +185,8 @@ enum PhaseConvolution {
             p.withUnsafeBufferPointer { pb in
                 dext.withUnsafeBufferPointer { eb in
                     shifted.withUnsafeMutableBufferPointer { wb in
-                        weightGradient(dext: eb.baseAddress!, phases: pb.baseAddress!, grid, outChannels: o, k: k,
-                                       into: wb.baseAddress!)
+                        weightGradient(dext: eb.baseAddress! + lead, dextStride: stride, phases: pb.baseAddress!, grid,
+                                       outChannels: o, k: k, into: wb.baseAddress!)
                     }
                 }
             }
@@ -183,6 +199,11 @@ enum PhaseConvolution {
             dext.withUnsafeBufferPointer { eb in
                 dp.withUnsafeMutableBufferPointer { pb in
                     let w = wb.baseAddress! + 4 * range.lowerBound, e = eb.baseAddress!, p = pb.baseAddress!
+                    // dP column j gathers W_sᵀ · dY column j − offset(s) for every shift: dY read
+                    // from `lead` − offset(s) columns into its padded rows (zeros before column 0).
+                    let offsets = (0..<4).map { lead - grid.offset($0) }
+                    if shiftedKernel && f2a_shifted_gemm(w, 1, k, 4 * k, Int32(rows), Int32(o), e, stride, offsets, Int32(cols),
+                                                         p, cols, Int32(Conv2d.threadCount)) == 0 { return }
                     // Shift s adds W_sᵀ · dY column j into dP column j + offset(s), j < n. Shift 0
                     // (offset 0) writes columns ..< n first; the last pw + 1, which only the other
                     // shifts reach, start from zero.
@@ -195,7 +216,7 @@ enum PhaseConvolution {
                             let off = grid.offset(s), lo = max(q.lowerBound, off), hi = min(q.upperBound, off + n)
                             guard lo < hi else { continue }
                             sgemm(transA: true, m: rows, n: hi - lo, k: o, a: w + s * k, lda: 4 * k,
-                                  b: e + lo - off, ldb: cols, beta: s == 0 ? 0 : 1, c: p + lo, ldc: cols)
+                                  b: e + lead + lo - off, ldb: stride, beta: s == 0 ? 0 : 1, c: p + lo, ldc: cols)
                         }
                     }
                 }
@@ -246,7 +267,8 @@ enum PhaseConvolution {
     static let weightGradientChunk = 1024
 
     /// dW in `shiftWeights`' layout [out × 4k]: dW_s = dY · (P shifted by s)ᵀ, a GEMM
-    /// [out × columns] · [columns × k] per shift, reading P in place (ldb = P's row length).
+    /// [out × columns] · [columns × k] per shift, reading P in place (ldb = P's row length)
+    /// and dY on the phase grid (`dext`, its rows `dextStride` apart).
     ///
     /// The GEMMs are a few hundred outputs deep in thousands of columns, which OpenBLAS's
     /// threads share badly (they split the outputs, not the depth). So the columns are cut
@@ -258,7 +280,7 @@ enum PhaseConvolution {
     /// for one GEMM of all shifts on OpenBLAS's threads: 16 images, 6 → 32 channels at 128²,
     /// 32 → 64 at 64², 64 → 128 at 32², dW alone 6.9 / 9.8 / 7.8 → 4.6 / 7.5 / 6.9 ms
     /// (best of 20, alternating in one process).
-    private static func weightGradient(dext: UnsafePointer<Float>, phases p: UnsafePointer<Float>, _ grid: Grid,
+    private static func weightGradient(dext: UnsafePointer<Float>, dextStride: Int, phases p: UnsafePointer<Float>, _ grid: Grid,
                                        outChannels o: Int, k: Int, into dW: UnsafeMutablePointer<Float>) {
         let n = grid.gemmColumns, cols = grid.columns, size = o * 4 * k
         let slices = max(1, min(weightGradientSlices, n / weightGradientChunk))
@@ -271,7 +293,7 @@ enum PhaseConvolution {
                 for q0 in stride(from: first, to: end, by: weightGradientChunk) {
                     let count = min(weightGradientChunk, end - q0)
                     for s in 0..<4 {
-                        sgemm(transB: true, m: o, n: k, k: count, a: dext + q0, lda: cols, b: p + grid.offset(s) + q0, ldb: cols,
+                        sgemm(transB: true, m: o, n: k, k: count, a: dext + q0, lda: dextStride, b: p + grid.offset(s) + q0, ldb: cols,
                               beta: q0 == first ? 0 : 1, c: out + s * k, ldc: 4 * k)
                     }
                 }
