@@ -46,6 +46,11 @@ public final class PatchDiscriminator: @unchecked Sendable {
         params = ParameterSet(shapes: shapes)
     }
 
+    /// Whether layer `l`'s convolution applies its LeakyReLU itself, forward and backward:
+    /// a stride-2 layer without normalisation (the first), where `PhaseConvolution` does so in
+    /// passes it makes anyway (normalised layers fuse theirs into `normForward` instead).
+    func fusesActivation(_ l: Layer) -> Bool { l.activation && !l.norm && PhaseConvolution.applies(l.geometry) }
+
     public func initialise(_ scheme: InitScheme, seed: UInt64) {
         var rng = SplitMix64(seed: seed)
         params.initialise(scheme, rng: &rng)
@@ -70,11 +75,12 @@ public final class PatchDiscriminator: @unchecked Sendable {
         for (i, l) in layers.enumerated() {
             cache.inputs.append(x)
             var y: Tensor
-            if keepPhases && PhaseConvolution.applies(l.geometry) {
+            let fused = fusesActivation(l)
+            if PhaseConvolution.applies(l.geometry) && (keepPhases || fused) {
                 let (out, phases) = PhaseConvolution.forward(x, weight: params["D.conv\(i).weight"], bias: params["D.conv\(i).bias"],
-                                                             l.geometry)
+                                                             l.geometry, leakySlope: fused ? Self.slope : nil)
                 y = out
-                cache.phases.append(phases)
+                cache.phases.append(keepPhases ? phases : nil)
             } else {
                 y = conv2dForward(x, weight: params["D.conv\(i).weight"], bias: params["D.conv\(i).bias"], l.geometry, workspace: ws)
                 cache.phases.append(nil)
@@ -86,7 +92,7 @@ public final class PatchDiscriminator: @unchecked Sendable {
                 y = n
             } else {
                 cache.norms.append(nil)
-                if l.activation { Pointwise.leakyRelu(&y, slope: Self.slope) }
+                if l.activation && !fused { Pointwise.leakyRelu(&y, slope: Self.slope) }
             }
             cache.outputs.append(y)
             x = y
@@ -112,7 +118,8 @@ public final class PatchDiscriminator: @unchecked Sendable {
         var d = dLogits
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[i]
-            if l.activation { Pointwise.leakyReluBackward(&d, output: cache.outputs[i], slope: Self.slope) }
+            let fused = fusesActivation(l)
+            if l.activation && !fused { Pointwise.leakyReluBackward(&d, output: cache.outputs[i], slope: Self.slope) }
             if l.norm {
                 let gi = params.id("D.norm\(i).gamma"), bi = params.id("D.norm\(i).beta")
                 let gamma = params.values[gi]
@@ -130,7 +137,18 @@ public final class PatchDiscriminator: @unchecked Sendable {
             // Below the first layer every input gradient is needed; of the first, `inputGradient`'s.
             let range = i == 0 ? inputGradient : 0..<l.geometry.inChannels
             let dx: Tensor?
-            if parameterGradients {
+            if fused {
+                // d is the gradient of the LeakyReLU's output, which the convolution takes through it.
+                guard parameterGradients || range != nil else { return nil }
+                let leaky = (output: cache.outputs[i], slope: Self.slope)
+                dx = parameterGradients
+                    ? params.withGrad(wi) { dW in params.withGrad(bi) { dB in
+                        PhaseConvolution.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: range,
+                                                  phases: cache.phases[i], leaky: leaky)
+                    } }
+                    : PhaseConvolution.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: nil, dB: nil, inputGradient: range,
+                                                phases: cache.phases[i], leaky: leaky)
+            } else if parameterGradients {
                 dx = params.withGrad(wi) { dW in params.withGrad(bi) { dB in
                     conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: range != nil,
                                    inputGradientChannels: range?.count, inputGradientFrom: range?.lowerBound ?? 0, workspace: ws,

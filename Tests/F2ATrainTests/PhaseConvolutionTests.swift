@@ -10,7 +10,7 @@ import F2ACore
 /// channel counts around a 16-lane vector, a phase grid of several column chunks, and
 /// weight gradients summed in 2 and 4 column slices of up to 3 chunks each; the forward
 /// pass and input gradient both through the shifted kernel (where the CPU runs it) and
-/// through BLAS.
+/// through BLAS; and with the LeakyReLU of the discriminator's first layer fused in.
 /// The finite-difference checks (GradientCheckTests) cover the same path at tiny shapes.
 @Suite("4x4 stride-2 convolution as GEMMs over the input's phases")
 struct PhaseConvolutionTests {
@@ -67,5 +67,24 @@ struct PhaseConvolutionTests {
         var expected: [Double] = []
         for b in 0..<c.n { expected += dx64[((b * c.cin + from) * plane)..<((b + 1) * c.cin * plane)] }
         #expect(ConvolutionReference.relativeError(part.data, expected) < 1e-5, "dx of channels \(from)..., \(path)")
+
+        // With the LeakyReLU fused (the discriminator's first layer): the output against the
+        // reference's, and the gradients against the unfused composition: dW and dx the same
+        // bits (the same gated dY goes into the same GEMMs), dB summed in another order.
+        let slope: Float = 0.2
+        let (yl, phasesL) = PhaseConvolution.forward(x, weight: weight, bias: bias, g, leakySlope: slope, shiftedKernel: shiftedKernel)
+        #expect(ConvolutionReference.relativeError(yl.data, y64.map { $0 < 0 ? $0 * Double(slope) : $0 }) < 1e-5, "leaky y, \(path)")
+        var dWf = [Float](repeating: 0.5, count: weight.count), dBf = [Float](repeating: 0.25, count: c.cout)
+        let dxf = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: &dWf, dB: &dBf, inputGradient: 0..<c.cin,
+                                            phases: phasesL, leaky: (yl, slope), shiftedKernel: shiftedKernel)!
+        var gated = dy
+        Pointwise.leakyReluBackward(&gated, output: yl, slope: slope)
+        var dWu = [Float](repeating: 0.5, count: weight.count), dBu = [Float](repeating: 0.25, count: c.cout)
+        let dxu = PhaseConvolution.backward(x, dy: gated, weight: weight, g, dW: &dWu, dB: &dBu, inputGradient: 0..<c.cin,
+                                            phases: phasesL, shiftedKernel: shiftedKernel)!
+        #expect(zip(dWf, dWu).allSatisfy { $0.bitPattern == $1.bitPattern }, "leaky dW, \(path)")
+        #expect(zip(dxf.data, dxu.data).allSatisfy { $0.bitPattern == $1.bitPattern }, "leaky dx, \(path)")
+        #expect(ConvolutionReference.relativeError(dBf.map { $0 - 0.25 }, dBu.map { Double($0 - 0.25) }) < 1e-5, "leaky dB, \(path)")
+        #expect(gated.data != dy.data, "the case has negative outputs")
     }
 }

@@ -103,9 +103,11 @@ enum PhaseConvolution {
     }
 
     /// y = conv(x) + bias, x: [N, in, H, W] → [N, out, ⌊H/2⌋, ⌊W/2⌋], and x's phases (for
-    /// `backward`'s `phases:`). `shiftedKernel` false: BLAS GEMMs even where the shifted
-    /// kernel runs (tests of both).
-    static func forward(_ x: Tensor, weight: [Float], bias: [Float], _ g: ConvGeometry,
+    /// `backward`'s `phases:`). `leakySlope`: y = LeakyReLU(conv(x) + bias) with that slope,
+    /// in the pass that drops the grid's padding (the discriminator's first layer, which has
+    /// no normalisation; a pass of its own over 2 M floats per 16 images took 1.1–1.6 ms).
+    /// `shiftedKernel` false: BLAS GEMMs even where the shifted kernel runs (tests of both).
+    static func forward(_ x: Tensor, weight: [Float], bias: [Float], _ g: ConvGeometry, leakySlope: Float? = nil,
                         shiftedKernel: Bool = true) -> (y: Tensor, phases: [Float]) {
         let grid = Grid(x), cols = grid.columns, pw = grid.pw
         let oh = g.outSize(x.h), ow = g.outSize(x.w), o = g.outChannels, k = 4 * g.inChannels
@@ -131,12 +133,14 @@ enum PhaseConvolution {
         let y = Tensor(shape: [x.n, o, oh, ow]) { yb in
             ext.withUnsafeBufferPointer { eb in
                 bias.withUnsafeBufferPointer { bb in
-                    let e = eb.baseAddress!, y = yb.baseAddress!, bp = bb.baseAddress!
+                    let e = eb.baseAddress!, y = yb.baseAddress!, bp = bb.baseAddress!, slope = leakySlope ?? 1
                     parallelChunks(x.n * o, work: x.n * o * oh * ow) { planes in
                         for q in planes {
                             let (b, oc) = q.quotientAndRemainder(dividingBy: o)
                             let src = e + oc * cols + b * grid.plane, dst = y + q * oh * ow, v = bp[oc]
-                            for i in 0..<oh { for j in 0..<ow { dst[i * ow + j] = src[i * pw + j] + v } }
+                            for i in 0..<oh {
+                                for j in 0..<ow { let t = src[i * pw + j] + v; dst[i * ow + j] = t < 0 ? t * slope : t }
+                            }
                         }
                     }
                 }
@@ -148,36 +152,56 @@ enum PhaseConvolution {
     /// Backward of `forward`: accumulates dW and dB (if given) and returns the gradient of
     /// the input channels `inputGradient` ([N, inputGradient.count, H, W]), or nil.
     /// `phases`: x's phases as `forward` returned them (made again from x if nil).
+    /// `leaky`: dy is the gradient of `forward`'s LeakyReLU output (`output`, with `slope`):
+    /// it is taken through the LeakyReLU on its way onto the phase grid.
     /// `shiftedKernel`: as in `forward`.
     static func backward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGeometry,
                          dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
-                         inputGradient: Range<Int>?, phases kept: [Float]? = nil, shiftedKernel: Bool = true) -> Tensor? {
+                         inputGradient: Range<Int>?, phases kept: [Float]? = nil,
+                         leaky: (output: Tensor, slope: Float)? = nil, shiftedKernel: Bool = true) -> Tensor? {
         let grid = Grid(x), cols = grid.columns, pw = grid.pw, n = grid.gemmColumns
         let oh = g.outSize(x.h), ow = g.outSize(x.w), o = g.outChannels, k = 4 * g.inChannels
         precondition(dy.shape == [x.n, o, oh, ow], "PhaseConvolution.backward: dy \(dy.shape.shapeDescription)")
         precondition(kept.map { $0.count == k * cols } ?? true, "PhaseConvolution.backward: phases of another input")
-        if let dB { addBiasGradient(dy, into: dB) }
+        precondition(leaky.map { $0.output.shape == dy.shape } ?? true, "PhaseConvolution.backward: LeakyReLU output of another shape")
+        if let dB, leaky == nil { addBiasGradient(dy, into: dB) }
         // dY on the phase grid, zero off the outputs (written here, plane by plane, rather
         // than in a memset of the whole grid first), each row after `lead` zero columns: the
         // input gradient's shifted reads (`f2a_shifted_gemm`) start up to that far before it.
+        // Through a LeakyReLU, the bias gradient is summed from the gated planes here too.
         let lead = pw + 1, stride = lead + cols
         var dext = uninitializedFloats(o * stride)
+        var planeSums = [Double](repeating: 0, count: leaky == nil ? 0 : x.n * o)
         dext.withUnsafeMutableBufferPointer { eb in
             dy.data.withUnsafeBufferPointer { db in
-                let e = eb.baseAddress! + lead, d = db.baseAddress!
-                parallelChunks(x.n * o, work: x.n * o * grid.plane) { planes in
-                    for q in planes {
-                        let (b, oc) = q.quotientAndRemainder(dividingBy: o)
-                        if b == 0 { (e + oc * stride - lead).update(repeating: 0, count: lead) }
-                        let dst = e + oc * stride + b * grid.plane, src = d + q * oh * ow
-                        for i in 0..<oh {
-                            (dst + i * pw).update(from: src + i * ow, count: ow)
-                            (dst + i * pw + ow).update(repeating: 0, count: pw - ow)
+                (leaky?.output.data ?? []).withUnsafeBufferPointer { ob in
+                    planeSums.withUnsafeMutableBufferPointer { sb in
+                        // (An empty array's buffer may have a base address: `gated` decides, not that.)
+                        let e = eb.baseAddress! + lead, d = db.baseAddress!, slope = leaky?.slope ?? 1, gated = leaky != nil
+                        parallelChunks(x.n * o, work: x.n * o * grid.plane) { planes in
+                            for q in planes {
+                                let (b, oc) = q.quotientAndRemainder(dividingBy: o)
+                                if b == 0 { (e + oc * stride - lead).update(repeating: 0, count: lead) }
+                                let dst = e + oc * stride + b * grid.plane, src = d + q * oh * ow
+                                for i in 0..<oh {
+                                    if gated {
+                                        let y = ob.baseAddress! + q * oh * ow + i * ow, g = src + i * ow, line = dst + i * pw
+                                        for j in 0..<ow { line[j] = y[j] > 0 ? g[j] : g[j] * slope }
+                                    } else {
+                                        (dst + i * pw).update(from: src + i * ow, count: ow)
+                                    }
+                                    (dst + i * pw + ow).update(repeating: 0, count: pw - ow)
+                                }
+                                (dst + oh * pw).update(repeating: 0, count: (grid.ph - oh) * pw)
+                                if gated { sb[q] = laneSum(dst, grid.plane) }
+                            }
                         }
-                        (dst + oh * pw).update(repeating: 0, count: (grid.ph - oh) * pw)
                     }
                 }
             }
+        }
+        if let dB, leaky != nil {
+            for oc in 0..<o { for b in 0..<x.n { dB[oc] += Float(planeSums[b * o + oc]) } }
         }
         if let dW {
             let p = kept ?? phases(x)
