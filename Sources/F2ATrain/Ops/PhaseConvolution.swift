@@ -171,7 +171,8 @@ enum PhaseConvolution {
         // Through a LeakyReLU, the bias gradient is summed from the gated planes here too.
         let lead = pw + 1, stride = lead + cols
         var dext = uninitializedFloats(o * stride)
-        var planeSums = [Double](repeating: 0, count: leaky == nil ? 0 : x.n * o)
+        let sumPlanes = leaky != nil && dB != nil
+        var planeSums = [Double](repeating: 0, count: sumPlanes ? x.n * o : 0)
         dext.withUnsafeMutableBufferPointer { eb in
             dy.data.withUnsafeBufferPointer { db in
                 (leaky?.output.data ?? []).withUnsafeBufferPointer { ob in
@@ -193,14 +194,14 @@ enum PhaseConvolution {
                                     (dst + i * pw + ow).update(repeating: 0, count: pw - ow)
                                 }
                                 (dst + oh * pw).update(repeating: 0, count: (grid.ph - oh) * pw)
-                                if gated { sb[q] = laneSum(dst, grid.plane) }
+                                if sumPlanes { sb[q] = laneSum(dst, grid.plane) }
                             }
                         }
                     }
                 }
             }
         }
-        if let dB, leaky != nil {
+        if let dB, sumPlanes {
             for oc in 0..<o { for b in 0..<x.n { dB[oc] += Float(planeSums[b * o + oc]) } }
         }
         if let dW {
