@@ -118,18 +118,20 @@ public final class PatchDiscriminator: @unchecked Sendable {
         var d = dLogits
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[i]
+            // The LeakyReLU's gradient goes with the normalisation's, or the first layer's convolution's.
             let fused = fusesActivation(l)
-            if l.activation && !fused { Pointwise.leakyReluBackward(&d, output: cache.outputs[i], slope: Self.slope) }
+            let leaky = l.activation ? (output: cache.outputs[i], slope: Self.slope) : nil
+            if l.activation && !fused && !l.norm { Pointwise.leakyReluBackward(&d, output: cache.outputs[i], slope: Self.slope) }
             if l.norm {
                 let gi = params.id("D.norm\(i).gamma"), bi = params.id("D.norm\(i).beta")
                 let gamma = params.values[gi]
                 if parameterGradients {
                     d = params.withGrad(gi) { dg in params.withGrad(bi) { db in
-                        normBackward(d, cache: cache.norms[i]!, kind: norm, gamma: gamma, dGamma: dg, dBeta: db)
+                        normBackward(d, cache: cache.norms[i]!, kind: norm, gamma: gamma, dGamma: dg, dBeta: db, leaky: leaky)
                     } }
                 } else {
                     var sg = [Float](repeating: 0, count: gamma.count), sb = sg
-                    d = normBackward(d, cache: cache.norms[i]!, kind: norm, gamma: gamma, dGamma: &sg, dBeta: &sb)
+                    d = normBackward(d, cache: cache.norms[i]!, kind: norm, gamma: gamma, dGamma: &sg, dBeta: &sb, leaky: leaky)
                 }
             }
             let wi = params.id("D.conv\(i).weight"), bi = params.id("D.conv\(i).bias")
@@ -140,7 +142,6 @@ public final class PatchDiscriminator: @unchecked Sendable {
             if fused {
                 // d is the gradient of the LeakyReLU's output, which the convolution takes through it.
                 guard parameterGradients || range != nil else { return nil }
-                let leaky = (output: cache.outputs[i], slope: Self.slope)
                 dx = parameterGradients
                     ? params.withGrad(wi) { dW in params.withGrad(bi) { dB in
                         PhaseConvolution.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: range,

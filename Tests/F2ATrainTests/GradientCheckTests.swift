@@ -312,6 +312,38 @@ struct GradientCheckTests {
         #expect(nmse(db, nb) < 1e-4)
     }
 
+    /// The discriminator's norm + LeakyReLU: forward in one pass (`leakySlope:`), backward
+    /// through both in one (`leaky:`): against finite differences, and the same bits as the
+    /// LeakyReLU's gradient taken first on its own.
+    @Test("normalisation with the LeakyReLU fused in", arguments: [NormKind.instance, .batch])
+    func normLeaky(_ kind: NormKind) {
+        var R = Rand(9)
+        var x = R.tensor([2, 3, 4, 5])
+        var gamma = R.array(3).map { 1 + 0.5 * $0 }, beta = R.array(3)
+        let slope: Float = 0.2
+        let (y, cache) = normForward(x, kind: kind, gamma: gamma, beta: beta, leakySlope: slope)
+        #expect(y.data.contains { $0 < 0 } && y.data.contains { $0 > 0 })
+        let r = R.tensor(y.shape)
+        var dg = [Float](repeating: 0, count: 3), db = dg
+        let dx = normBackward(r, cache: cache, kind: kind, gamma: gamma, dGamma: &dg, dBeta: &db, leaky: (y, slope))
+        func f(_ x: Tensor, _ gamma: [Float], _ beta: [Float]) -> Tensor {
+            normForward(x, kind: kind, gamma: gamma, beta: beta, leakySlope: slope).0
+        }
+        let nx = numericGradient(&x.data, eps: 1e-3) { dot(r, f(Tensor(shape: x.shape, data: $0), gamma, beta)) }
+        let ng = numericGradient(&gamma, eps: 1e-3) { dot(r, f(x, $0, beta)) }
+        let nb = numericGradient(&beta, eps: 1e-3) { dot(r, f(x, gamma, $0)) }
+        #expect(nmse(dx.data, nx) < 1e-4)
+        #expect(nmse(dg, ng) < 1e-4)
+        #expect(nmse(db, nb) < 1e-4)
+
+        var gated = r
+        Pointwise.leakyReluBackward(&gated, output: y, slope: slope)
+        var dg2 = [Float](repeating: 0, count: 3), db2 = dg2
+        let dx2 = normBackward(gated, cache: cache, kind: kind, gamma: gamma, dGamma: &dg2, dBeta: &db2)
+        #expect(zip(dx.data, dx2.data).allSatisfy { $0.bitPattern == $1.bitPattern })
+        #expect(dg == dg2 && db == db2)
+    }
+
     /// At a size the thread pool shares out (blocks of 4096 elements): the loss values against
     /// Double sums in plain loops, the gradients element by element.
     @Test("L1 and MSE of a batch-sized tensor match plain loops")

@@ -78,8 +78,15 @@ public func normForward(_ x: Tensor, kind: NormKind, gamma: [Float], beta: [Floa
     return (y, NormCache(xhat: xhat, invStd: inv))
 }
 
+/// Backward of `normForward`. `leaky`: dy is the gradient of the LeakyReLU's output
+/// (`output`, with `slope`), as `normForward(leakySlope:)` applied it; each group's dy goes
+/// through it first, into the group's part of the result, where the rest then works in
+/// cache (a pass of its own took the discriminator's gradients through memory once more).
+/// The same bits as `Pointwise.leakyReluBackward` and then this.
 public func normBackward(_ dy: Tensor, cache: NormCache, kind: NormKind, gamma: [Float],
-                         dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>) -> Tensor {
+                         dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>,
+                         leaky: (output: Tensor, slope: Float)? = nil) -> Tensor {
+    precondition(leaky.map { $0.output.shape == dy.shape } ?? true, "normBackward: LeakyReLU output of another shape")
     let groups = NormGroups(kind, dy), plane = groups.plane
     // Per group Σdy and Σdy·xhat, added into dGamma and dBeta afterwards in group order
     // (instance norm's groups share a channel's gamma).
@@ -87,24 +94,36 @@ public func normBackward(_ dy: Tensor, cache: NormCache, kind: NormKind, gamma: 
     let dx = Tensor(shape: dy.shape) { xb in
         dy.data.withUnsafeBufferPointer { db in
             cache.xhat.data.withUnsafeBufferPointer { hb in
-                sums.withUnsafeMutableBufferPointer { sb in
-                    let dp = db.baseAddress!, hp = hb.baseAddress!, xp = xb.baseAddress!, sp = sb.baseAddress!
-                    parallelChunks(groups.count, work: 3 * dy.count) { range in
-                        for gi in range {
-                            let ch = groups.channel(gi)
-                            var sdy = 0.0, sdyh = 0.0
-                            for si in 0..<groups.segments {
-                                let o = groups.offset(gi, si)
-                                sdy += laneSum(dp + o, plane)
-                                sdyh += laneDot(dp + o, hp + o, plane)
-                            }
-                            sp[2 * gi] = sdy; sp[2 * gi + 1] = sdyh
-                            // dxhat = gamma·dy; dx = invStd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat))
-                            let g = gamma[ch], inv = cache.invStd[gi]
-                            let m1 = Float(sdy / groups.size) * g, m2 = Float(sdyh / groups.size) * g
-                            for si in 0..<groups.segments {
-                                let o = groups.offset(gi, si)
-                                for i in 0..<plane { xp[o + i] = inv * (g * dp[o + i] - m1 - hp[o + i] * m2) }
+                (leaky?.output.data ?? []).withUnsafeBufferPointer { ob in
+                    sums.withUnsafeMutableBufferPointer { sb in
+                        let hp = hb.baseAddress!, xp = xb.baseAddress!, sp = sb.baseAddress!
+                        let gated = leaky != nil, slope = leaky?.slope ?? 1
+                        // Through the LeakyReLU, dy is read from the result, where it was gated.
+                        let dp = gated ? UnsafePointer(xp) : db.baseAddress!
+                        parallelChunks(groups.count, work: 3 * dy.count) { range in
+                            for gi in range {
+                                let ch = groups.channel(gi)
+                                if gated {
+                                    let d = db.baseAddress!, y = ob.baseAddress!
+                                    for si in 0..<groups.segments {
+                                        let o = groups.offset(gi, si)
+                                        for i in 0..<plane { xp[o + i] = y[o + i] > 0 ? d[o + i] : d[o + i] * slope }
+                                    }
+                                }
+                                var sdy = 0.0, sdyh = 0.0
+                                for si in 0..<groups.segments {
+                                    let o = groups.offset(gi, si)
+                                    sdy += laneSum(dp + o, plane)
+                                    sdyh += laneDot(dp + o, hp + o, plane)
+                                }
+                                sp[2 * gi] = sdy; sp[2 * gi + 1] = sdyh
+                                // dxhat = gamma·dy; dx = invStd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat))
+                                let g = gamma[ch], inv = cache.invStd[gi]
+                                let m1 = Float(sdy / groups.size) * g, m2 = Float(sdyh / groups.size) * g
+                                for si in 0..<groups.segments {
+                                    let o = groups.offset(gi, si)
+                                    for i in 0..<plane { xp[o + i] = inv * (g * dp[o + i] - m1 - hp[o + i] * m2) }
+                                }
                             }
                         }
                     }
