@@ -47,8 +47,9 @@ public final class PatchDiscriminator: @unchecked Sendable {
     }
 
     /// Whether layer `l`'s convolution applies its LeakyReLU itself, forward and backward:
-    /// a stride-2 layer without normalisation (the first), where `PhaseConvolution` does so in
-    /// passes it makes anyway (normalised layers fuse theirs into `normForward` instead).
+    /// a stride-2 layer without normalisation (the first; all of them with `norm` .none),
+    /// where `PhaseConvolution` does so in passes it makes anyway. Normalised layers leave
+    /// theirs to `normForward` and `normBackward`.
     func fusesActivation(_ l: Layer) -> Bool { l.activation && !l.norm && PhaseConvolution.applies(l.geometry) }
 
     public func initialise(_ scheme: InitScheme, seed: UInt64) {

@@ -481,7 +481,7 @@ struct GradientCheckTests {
         #expect(nmse(analytic, numeric) < 1e-2) // even with kinks included
     }
 
-    @Test("PatchGAN discriminator: input and parameter gradients", arguments: [NormKind.instance, .batch])
+    @Test("PatchGAN discriminator: input and parameter gradients", arguments: [NormKind.instance, .batch, .none])
     func discriminator(_ norm: NormKind) {
         let d = PatchDiscriminator(inputChannels: 6, width: 0.0625, norm: norm)
         d.initialise(.he, seed: 3)
