@@ -66,7 +66,7 @@ public func normForward(_ x: Tensor, kind: NormKind, gamma: [Float], beta: [Floa
                                     let h = (xp[o + i] - m) * invStd
                                     hp[o + i] = h
                                     let v = ga * h + be
-                                    yp[o + i] = v < 0 ? v * slope : v   // Pointwise.leakyRelu's rule
+                                    yp[o + i] = Pointwise.leakyRelu(v, slope: slope)
                                 }
                             }
                         }
@@ -107,7 +107,7 @@ public func normBackward(_ dy: Tensor, cache: NormCache, kind: NormKind, gamma: 
                                     let d = db.baseAddress!, y = ob.baseAddress!
                                     for si in 0..<groups.segments {
                                         let o = groups.offset(gi, si)
-                                        for i in 0..<plane { xp[o + i] = y[o + i] > 0 ? d[o + i] : d[o + i] * slope }
+                                        for i in 0..<plane { xp[o + i] = Pointwise.leakyReluGradient(d[o + i], output: y[o + i], slope: slope) }
                                     }
                                 }
                                 var sdy = 0.0, sdyh = 0.0

@@ -139,7 +139,7 @@ enum PhaseConvolution {
                             let (b, oc) = q.quotientAndRemainder(dividingBy: o)
                             let src = e + oc * cols + b * grid.plane, dst = y + q * oh * ow, v = bp[oc]
                             for i in 0..<oh {
-                                for j in 0..<ow { let t = src[i * pw + j] + v; dst[i * ow + j] = t < 0 ? t * slope : t }
+                                for j in 0..<ow { dst[i * ow + j] = Pointwise.leakyRelu(src[i * pw + j] + v, slope: slope) }
                             }
                         }
                     }
@@ -187,7 +187,7 @@ enum PhaseConvolution {
                                 for i in 0..<oh {
                                     if gated {
                                         let y = ob.baseAddress! + q * oh * ow + i * ow, g = src + i * ow, line = dst + i * pw
-                                        for j in 0..<ow { line[j] = y[j] > 0 ? g[j] : g[j] * slope }
+                                        for j in 0..<ow { line[j] = Pointwise.leakyReluGradient(g[j], output: y[j], slope: slope) }
                                     } else {
                                         (dst + i * pw).update(from: src + i * ow, count: ow)
                                     }

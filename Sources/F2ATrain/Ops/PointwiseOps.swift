@@ -21,16 +21,25 @@ public enum Pointwise {
             }
         }
     }
+    /// The LeakyReLU of one value: the rule of every pass that applies it (this one's, and
+    /// those fused into the discriminator's normalisation and first convolution).
+    @inline(__always) static func leakyRelu(_ v: Float, slope: Float) -> Float { v < 0 ? v * slope : v }
+    /// The gradient dy of a LeakyReLU output y taken through it (y has its input's sign for
+    /// slope > 0): the rule of `leakyReluBackward` and of the passes it is fused into.
+    @inline(__always) static func leakyReluGradient(_ dy: Float, output y: Float, slope: Float) -> Float {
+        y > 0 ? dy : dy * slope
+    }
+
     public static func leakyRelu(_ t: inout Tensor, slope: Float) {
         t.data.withUnsafeMutableBufferPointer { p in
-            elementChunks(p.count) { r in for i in r { p[i] = p[i] < 0 ? p[i] * slope : p[i] } }
+            elementChunks(p.count) { r in for i in r { p[i] = leakyRelu(p[i], slope: slope) } }
         }
     }
     /// y the LeakyReLU output (same sign as its input for slope > 0).
     public static func leakyReluBackward(_ dy: inout Tensor, output y: Tensor, slope: Float) {
         y.data.withUnsafeBufferPointer { yp in
             dy.data.withUnsafeMutableBufferPointer { d in
-                elementChunks(d.count) { r in for i in r { d[i] = yp[i] > 0 ? d[i] : d[i] * slope } }
+                elementChunks(d.count) { r in for i in r { d[i] = leakyReluGradient(d[i], output: yp[i], slope: slope) } }
             }
         }
     }
