@@ -538,7 +538,8 @@ struct DirectWeightGradientTests {
     /// 16-pixel vectors per row, 8-channel blocks and a partial one, several images).
     /// Widths of a multiple of 16 take plain loads with the padding shifted in (one, two
     /// and three vectors per row), other widths masked loads. On a CPU without AVX-512 the
-    /// kernel declines and conv2dBackward's GEMM path is what is checked. The last case is
+    /// kernel declines and conv2dBackward's GEMM path is what is checked. The bias gradient
+    /// comes with it (the kernel's plane sums, or addBiasGradient). The last case is
     /// wider than the direct kernel takes (`directWeightGradientMaxChannelProduct`): the
     /// Winograd domain.
     @Test("Matches naive loops", arguments: [(2, 8, 8, 32, 48), (2, 3, 11, 5, 16), (1, 4, 19, 7, 32), (2, 9, 5, 1, 64),
@@ -552,6 +553,17 @@ struct DirectWeightGradientTests {
                            inputGradient: false, workspace: Workspace())
         let (worst, scale) = Self.naiveError(x, dy, dW)
         #expect(worst <= 1e-5 * max(1, scale), "worst \(worst) of \(scale)")
+        // The bias gradient, which the direct kernel sums as it stages dy: against float64
+        // plane sums, and bit for bit addBiasGradient's.
+        let plane = h * w
+        for o in 0..<cout {
+            var sum = 0.0
+            for b in 0..<n { for i in 0..<plane { sum += Double(dy.data[(b * cout + o) * plane + i]) } }
+            #expect(abs(Double(dB[o]) - sum) <= 1e-5 * max(1, abs(sum)), "dB[\(o)] \(dB[o]) against \(sum)")
+        }
+        var separate = [Float](repeating: 0, count: cout)
+        separate.withUnsafeMutableBufferPointer { addBiasGradient(dy, into: $0.baseAddress!) }
+        #expect(zip(dB, separate).allSatisfy { $0.bitPattern == $1.bitPattern })
     }
 
     /// Tiles cut by the image's edges (sizes not multiples of 4, a 1-pixel row), several

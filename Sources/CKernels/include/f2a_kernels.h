@@ -51,12 +51,13 @@ void f2a_conv3x3_pack(const float *weight, int cout, int cin, float *packed, int
 /**
  * Weight gradient of a 3x3 convolution (stride 1, zero padding 1), computed directly
  * (weight_grad.c): dw[cout][cin][3][3] += the correlation of dy [n, cout, height, width]
- * with x [n, cin, height, width]. Needs the AVX-512 blocks (f2a_kernels_avx512()):
+ * with x [n, cin, height, width]. plane_sums: NULL, or [n][cout] set to the sum of each
+ * dy plane (the bias gradient's terms, summed as the trainer's laneSum sums a plane). Needs the AVX-512 blocks (f2a_kernels_avx512()):
  * returns -1 without them (the caller lowers to a GEMM instead), -2 if scratch memory
  * could not be allocated, else 0.
  */
 int f2a_conv3x3_weight_grad(const float *x, const float *dy, int n, int cin, int cout, int height, int width,
-                            float *dw, int threads);
+                            float *dw, double *plane_sums, int threads);
 
 /**
  * Four GEMMs over shifted views of one matrix, summed (shifted_gemm.c):

@@ -75,8 +75,7 @@ public func conv2dBackward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGe
                  "conv2dBackward: input gradient of channels \(dxFirst)..<\(dxFirst + dxChannels) of \(x.c)")
     // A 3x3 same convolution's weight gradient has a direct kernel (no column matrix).
     if let dW, g.kernel == 3 && g.stride == 1 && g.padding == 1 && oc > 1,
-       EngineConvolution.weightGradient(x, dy: dy, into: dW) {
-        if let dB { addBiasGradient(dy, into: dB) }
+       EngineConvolution.weightGradient(x, dy: dy, into: dW, bias: dB) {
         guard inputGradient else { return nil }
         return conv2dBackward(x, dy: dy, weight: weight, g, dW: nil, dB: nil, inputGradient: true,
                               inputGradientChannels: inputGradientChannels, inputGradientFrom: inputGradientFrom,

@@ -40,24 +40,33 @@ enum EngineConvolution {
 
     /// Accumulates the weight gradient of a 3x3 conv (stride 1, padding 1) into dW
     /// ([out, in, 3, 3]) from its input x [N, in, H, W] and output gradient dy
-    /// [N, out, H, W]: wide layers in the Winograd domain (`winogradWeightGradient`),
-    /// narrow ones with the direct kernel (CKernels/weight_grad.c). Returns false,
-    /// leaving dW as it was, where that kernel does not run (no AVX-512, no memory for
-    /// its two rows per thread): the caller then lowers to a GEMM.
-    static func weightGradient(_ x: Tensor, dy: Tensor, into dW: UnsafeMutablePointer<Float>) -> Bool {
+    /// [N, out, H, W], and the bias gradient into dB ([out]) if given: wide layers in the
+    /// Winograd domain (`winogradWeightGradient`), narrow ones with the direct kernel
+    /// (CKernels/weight_grad.c), which sums dy's planes for dB as it stages them. Returns
+    /// false, leaving dW and dB as they were, where that kernel does not run (no AVX-512,
+    /// no memory for its two rows per thread): the caller then lowers to a GEMM.
+    static func weightGradient(_ x: Tensor, dy: Tensor, into dW: UnsafeMutablePointer<Float>,
+                               bias dB: UnsafeMutablePointer<Float>? = nil) -> Bool {
         precondition(x.rank == 4 && dy.rank == 4 && x.n == dy.n && x.h == dy.h && x.w == dy.w,
                      "EngineConvolution.weightGradient: x \(x.shape.shapeDescription), dy \(dy.shape.shapeDescription)")
         guard x.c * dy.c <= directWeightGradientMaxChannelProduct else {
             winogradWeightGradient(x, dy: dy, into: dW)
+            if let dB { addBiasGradient(dy, into: dB) }
             return true
         }
+        var planeSums = [Double](repeating: 0, count: dB == nil ? 0 : dy.n * dy.c)
         let status = x.data.withUnsafeBufferPointer { xp in
             dy.data.withUnsafeBufferPointer { dp in
-                f2a_conv3x3_weight_grad(xp.baseAddress!, dp.baseAddress!, Int32(x.n), Int32(x.c), Int32(dy.c),
-                                        Int32(x.h), Int32(x.w), dW, Int32(Conv2d.threadCount))
+                planeSums.withUnsafeMutableBufferPointer { sp in
+                    f2a_conv3x3_weight_grad(xp.baseAddress!, dp.baseAddress!, Int32(x.n), Int32(x.c), Int32(dy.c),
+                                            Int32(x.h), Int32(x.w), dW, dB == nil ? nil : sp.baseAddress!, Int32(Conv2d.threadCount))
+                }
             }
         }
-        return status == 0
+        guard status == 0 else { return false }
+        // In addBiasGradient's order: per channel, image by image.
+        if let dB { for o in 0..<dy.c { for b in 0..<dy.n { dB[o] += Float(planeSums[b * dy.c + o]) } } }
+        return true
     }
 
     /// Floats of the transformed tiles (input and output gradient together) per chunk of
