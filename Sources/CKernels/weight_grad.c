@@ -53,8 +53,8 @@
 #define ACC_VECTORS (CI_BLOCK * 3 * CO_BLOCK * 3)
 
 struct job {
-    const float *x, *dy;
-    int n, cin, cout, h, w;
+    const float *x, *x2, *dy; /* the input: channels 0..<c1 of x, c1..<cin of x2 */
+    int n, c1, cin, cout, h, w;
     int wp;                   /* w rounded up to 16 */
     int co_blocks, ci_blocks, shares, band;
     float *partial;           /* [shares][cout][cin][3][3] */
@@ -147,7 +147,9 @@ static void run_item(void *ctx, int item, int thread) {
             }
             while (sums && pos + 16 <= (size_t) y1 * w) pos += 16;
             for (int ci = 0; ci < nci; ci++) {
-                const float *xplane = j->x + ((size_t) b * j->cin + ci0 + ci) * hw;
+                const int c = ci0 + ci;
+                const float *xplane = c < j->c1 ? j->x + ((size_t) b * j->c1 + c) * hw
+                                                : j->x2 + ((size_t) b * (j->cin - j->c1) + c - j->c1) * hw;
                 for (int ky = 0; ky < 3; ky++) {
                     __m512 *a = acc + (ci * 3 + ky) * CO_BLOCK * 3, r[CO_BLOCK][3];
                     for (int c = 0; c < CO_BLOCK; c++)
@@ -182,13 +184,14 @@ static void run_item(void *ctx, int item, int thread) {
                         _mm512_reduce_add_ps(acc[((ci * 3 + ky) * CO_BLOCK + c) * 3 + kx]);
 }
 
-int f2a_conv3x3_weight_grad(const float *x, const float *dy, int n, int cin, int cout, int height, int width,
-                            float *dw, double *plane_sums, int threads) {
+int f2a_conv3x3_weight_grad(const float *x, int c1, const float *x2, const float *dy, int n, int cin, int cout,
+                            int height, int width, float *dw, double *plane_sums, int threads) {
     if (!f2a_kernels_avx512()) return -1;
     if (n <= 0 || cin <= 0 || cout <= 0 || height <= 0 || width <= 0) return 0;
+    if (c1 < 0 || c1 > cin || (c1 < cin && !x2)) return -3;
     if (threads < 1) threads = 1;
     if (threads > 16) threads = 16;
-    struct job j = { x, dy, n, cin, cout, height, width, (width + 15) / 16 * 16, (cout + CO_BLOCK - 1) / CO_BLOCK,
+    struct job j = { x, x2, dy, n, c1, cin, cout, height, width, (width + 15) / 16 * 16, (cout + CO_BLOCK - 1) / CO_BLOCK,
                      (cin + CI_BLOCK - 1) / CI_BLOCK, 1, 1, NULL, plane_sums, NULL, NULL, NULL, 0 };
     /* Enough items for every thread twice over: split the images into shares when the
      * channel blocks alone are too few (the narrow layers). */

@@ -87,10 +87,10 @@ LANE_INLINE void gradient_channel_body(void *ctx, int c, int thread) {
 LANE_TASK(gradient_channel)
 
 static void transform(f2a_task_fn fn, const float *src, int channels, int h, int w, int tile0, int tiles,
-                      float *out, int ld, int threads) {
+                      float *out, int ld, int out_channels, int threads) {
     const int th = (h + 3) / 4, tw = (w + 3) / 4, images = (tile0 + tiles + th * tw - 1) / (th * tw);
     struct tiles_job job = { src, channels, h, w, th, tw, tile0, tiles, ld, lane_gathers_wide(images, channels, h, w),
-                             (size_t) channels * ld, out };
+                             (size_t) out_channels * ld, out };
     f2a_parallel(fn, &job, channels, threads);
 }
 
@@ -99,13 +99,13 @@ int f2a_winograd_tiles(int n, int height, int width) {
 }
 
 void f2a_winograd_dw_input(const float *x, int cin, int height, int width, int tile0, int tiles,
-                           float *v, int ld, int threads) {
-    transform(lane_task(input_channel), x, cin, height, width, tile0, tiles, v, ld, threads);
+                           float *v, int ld, int v_channels, int threads) {
+    transform(lane_task(input_channel), x, cin, height, width, tile0, tiles, v, ld, v_channels, threads);
 }
 
 void f2a_winograd_dw_gradient(const float *dy, int cout, int height, int width, int tile0, int tiles,
                               float *dm, int ld, int threads) {
-    transform(lane_task(gradient_channel), dy, cout, height, width, tile0, tiles, dm, ld, threads);
+    transform(lane_task(gradient_channel), dy, cout, height, width, tile0, tiles, dm, ld, cout, threads);
 }
 
 struct finish_job {

@@ -566,6 +566,37 @@ struct DirectWeightGradientTests {
         #expect(zip(dB, separate).allSatisfy { $0.bitPattern == $1.bitPattern })
     }
 
+    /// A decoder conv's input [x, skip] read where each lies gives, bit for bit, the
+    /// gradients of the concatenated input (checked against naive loops above): the direct
+    /// kernel (a split inside a channel block and at its edge), the Winograd domain (more
+    /// channels than the direct kernel takes; chunks of tiles), and dB with both.
+    @Test("Two input sources give the concatenated input's gradients",
+          arguments: [(2, 8, 8, 11, 9, 37), (1, 3, 5, 16, 7, 32), (2, 6, 10, 16, 4, 16), (2, 40, 30, 40, 6, 10)])
+    func twoSources(_ n: Int, _ c1: Int, _ c2: Int, _ cout: Int, _ h: Int, _ w: Int) {
+        var R = Rand(UInt64(5 + n * c1 + c2 + w))
+        let x = R.tensor([n, c1, h, w]), skip = R.tensor([n, c2, h, w]), dy = R.tensor([n, cout, h, w])
+        func gradients(_ sources: [Tensor], chunk: Int? = nil) -> (dW: [Float], dB: [Float]) {
+            var dW = [Float](repeating: 0.5, count: cout * (c1 + c2) * 9), dB = [Float](repeating: 0.25, count: cout)
+            dW.withUnsafeMutableBufferPointer { wp in
+                dB.withUnsafeMutableBufferPointer { bp in
+                    if let chunk {
+                        EngineConvolution.winogradWeightGradient(sources[0], skip: sources.count > 1 ? sources[1] : nil, dy: dy,
+                                                                 into: wp.baseAddress!, chunkTiles: chunk)
+                    } else {
+                        #expect(EngineConvolution.weightGradient(sources[0], skip: sources.count > 1 ? sources[1] : nil, dy: dy,
+                                                                 into: wp.baseAddress!, bias: bp.baseAddress!) || f2a_kernels_avx512() == 0)
+                    }
+                }
+            }
+            return (dW, dB)
+        }
+        func same(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern } }
+        let whole = concatChannels(x, skip)
+        let (dW2, dB2) = gradients([x, skip]), (dW1, dB1) = gradients([whole])
+        #expect(same(dW1, dW2) && same(dB1, dB2))
+        #expect(same(gradients([whole], chunk: 16).dW, gradients([x, skip], chunk: 16).dW))
+    }
+
     /// Tiles cut by the image's edges (sizes not multiples of 4, a 1-pixel row), several
     /// images, and chunks of tiles smaller than the image (their GEMMs accumulate).
     @Test("Winograd domain matches naive loops, in one chunk of tiles and in many",

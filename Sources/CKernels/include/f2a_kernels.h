@@ -51,13 +51,16 @@ void f2a_conv3x3_pack(const float *weight, int cout, int cin, float *packed, int
 /**
  * Weight gradient of a 3x3 convolution (stride 1, zero padding 1), computed directly
  * (weight_grad.c): dw[cout][cin][3][3] += the correlation of dy [n, cout, height, width]
- * with x [n, cin, height, width]. plane_sums: NULL, or [n][cout] set to the sum of each
- * dy plane (the bias gradient's terms, summed as the trainer's laneSum sums a plane). Needs the AVX-512 blocks (f2a_kernels_avx512()):
- * returns -1 without them (the caller lowers to a GEMM instead), -2 if scratch memory
- * could not be allocated, else 0.
+ * with the input [n, cin, height, width], the channel concatenation of x [n, c1, ...] and
+ * x2 [n, cin - c1, ...] (x2 unused, may be NULL, when c1 == cin: a decoder conv's
+ * [upsampled, skip] is read where it lies). plane_sums: NULL, or [n][cout] set to the sum
+ * of each dy plane (the bias gradient's terms, summed as the trainer's laneSum sums a
+ * plane). Needs the AVX-512 blocks (f2a_kernels_avx512()): returns -1 without them (the
+ * caller lowers to a GEMM instead), -2 if scratch memory could not be allocated, -3 for
+ * c1 outside 0...cin or a missing x2, else 0.
  */
-int f2a_conv3x3_weight_grad(const float *x, const float *dy, int n, int cin, int cout, int height, int width,
-                            float *dw, double *plane_sums, int threads);
+int f2a_conv3x3_weight_grad(const float *x, int c1, const float *x2, const float *dy, int n, int cin, int cout,
+                            int height, int width, float *dw, double *plane_sums, int threads);
 
 /**
  * Four GEMMs over shifted views of one matrix, summed (shifted_gemm.c):
@@ -77,7 +80,8 @@ int f2a_shifted_gemm(const float *a, ptrdiff_t a_row, ptrdiff_t a_shift, ptrdiff
 /**
  * The same weight gradient in the Winograd domain of F(4x4, 3x3), in three steps
  * around the caller's 36 GEMMs (weight_grad_winograd.c):
- *   v[xi][ci][t]  = B^T d B of input tile tile0 + t          (f2a_winograd_dw_input)
+ *   v[xi][ci][t]  = B^T d B of input tile tile0 + t          (f2a_winograd_dw_input;
+ *                   x's channels into the first rows of v, whose v[xi] have v_channels rows)
  *   dm[xi][co][t] = A g A^T of output-gradient tile tile0 + t (f2a_winograd_dw_gradient)
  *   du[xi][co][ci] = sum over tiles of dm[xi][co][t] v[xi][ci][t]    (the caller)
  *   dw[co][ci] += G^T du[co][ci] G                           (f2a_winograd_dw_finish)
@@ -87,7 +91,7 @@ int f2a_winograd_tiles(int n, int height, int width);
 /* Tiles are numbered across the images (image, tile row, tile column), so the
  * transforms need no image count: x and dy hold at least the images tile0 + tiles reach. */
 void f2a_winograd_dw_input(const float *x, int cin, int height, int width, int tile0, int tiles,
-                           float *v, int ld, int threads);
+                           float *v, int ld, int v_channels, int threads);
 void f2a_winograd_dw_gradient(const float *dy, int cout, int height, int width, int tile0, int tiles,
                               float *dm, int ld, int threads);
 void f2a_winograd_dw_finish(const float *du, int cout, int cin, float *dw, int threads);

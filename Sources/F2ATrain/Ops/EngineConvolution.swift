@@ -13,12 +13,13 @@ import F2ACore
 /// The engine packs the weights on every call: they change every step, and packing
 /// costs one pass over them, far less than the convolution.
 enum EngineConvolution {
-    /// y = relu?(conv(x) + bias). x: [N, in, H, W], weight [out, in, 3, 3] → [N, out, H, W].
-    static func forward(_ x: Tensor, weight: [Float], bias: [Float], shape: [Int], relu: Bool) -> Tensor {
-        precondition(shape.count == 4 && shape[2] == 3 && shape[3] == 3 && x.c == shape[1],
-                     "EngineConvolution.forward: input \(x.shape.shapeDescription), weight \(shape.shapeDescription)")
+    /// y = relu?(conv(x) + bias). x: [N, in, H, W], weight [out, in, 3, 3] → [N, out, H, W];
+    /// with `skip` ([N, in − x.c, H, W]) the input is [x, skip], read where each lies.
+    static func forward(_ x: Tensor, skip: Tensor? = nil, weight: [Float], bias: [Float], shape: [Int], relu: Bool) -> Tensor {
+        precondition(shape.count == 4 && shape[2] == 3 && shape[3] == 3 && x.c + (skip?.c ?? 0) == shape[1],
+                     "EngineConvolution.forward: input \(x.shape.shapeDescription) + \(skip?.shape.shapeDescription ?? "[]"), weight \(shape.shapeDescription)")
         let conv = Conv2d(weight: Tensor(shape: shape, data: weight), bias: Tensor(shape: [shape[0]], data: bias), padding: 1)
-        return conv(x, activation: relu ? .relu : .identity)
+        return conv(concatenating: skip.map { [x, $0] } ?? [x], activation: relu ? .relu : .identity)
     }
 
     /// Layers with more input × output channels than this take their weight gradient
@@ -39,27 +40,34 @@ enum EngineConvolution {
     static let directWeightGradientMaxChannelProduct = 32 * 64
 
     /// Accumulates the weight gradient of a 3x3 conv (stride 1, padding 1) into dW
-    /// ([out, in, 3, 3]) from its input x [N, in, H, W] and output gradient dy
-    /// [N, out, H, W], and the bias gradient into dB ([out]) if given: wide layers in the
-    /// Winograd domain (`winogradWeightGradient`), narrow ones with the direct kernel
+    /// ([out, in, 3, 3]) from its input x [N, in, H, W] (with `skip`, [x, skip]: a decoder
+    /// conv's, read where each lies) and output gradient dy [N, out, H, W], and the bias
+    /// gradient into dB ([out]) if given: wide layers in the Winograd domain
+    /// (`winogradWeightGradient`), narrow ones with the direct kernel
     /// (CKernels/weight_grad.c), which sums dy's planes for dB as it stages them. Returns
     /// false, leaving dW and dB as they were, where that kernel does not run (no AVX-512,
     /// no memory for its two rows per thread): the caller then lowers to a GEMM.
-    static func weightGradient(_ x: Tensor, dy: Tensor, into dW: UnsafeMutablePointer<Float>,
+    static func weightGradient(_ x: Tensor, skip: Tensor? = nil, dy: Tensor, into dW: UnsafeMutablePointer<Float>,
                                bias dB: UnsafeMutablePointer<Float>? = nil) -> Bool {
-        precondition(x.rank == 4 && dy.rank == 4 && x.n == dy.n && x.h == dy.h && x.w == dy.w,
-                     "EngineConvolution.weightGradient: x \(x.shape.shapeDescription), dy \(dy.shape.shapeDescription)")
-        guard x.c * dy.c <= directWeightGradientMaxChannelProduct else {
-            winogradWeightGradient(x, dy: dy, into: dW)
+        precondition(x.rank == 4 && dy.rank == 4 && x.n == dy.n && x.h == dy.h && x.w == dy.w
+                     && skip.map { $0.rank == 4 && $0.n == x.n && $0.h == x.h && $0.w == x.w } ?? true,
+                     "EngineConvolution.weightGradient: x \(x.shape.shapeDescription) + \(skip?.shape.shapeDescription ?? "[]"), dy \(dy.shape.shapeDescription)")
+        let cin = x.c + (skip?.c ?? 0)
+        guard cin * dy.c <= directWeightGradientMaxChannelProduct else {
+            winogradWeightGradient(x, skip: skip, dy: dy, into: dW)
             if let dB { addBiasGradient(dy, into: dB) }
             return true
         }
         var planeSums = [Double](repeating: 0, count: dB == nil ? 0 : dy.n * dy.c)
+        let second = skip ?? Tensor(zeros: [0])
         let status = x.data.withUnsafeBufferPointer { xp in
-            dy.data.withUnsafeBufferPointer { dp in
-                planeSums.withUnsafeMutableBufferPointer { sp in
-                    f2a_conv3x3_weight_grad(xp.baseAddress!, dp.baseAddress!, Int32(x.n), Int32(x.c), Int32(dy.c),
-                                            Int32(x.h), Int32(x.w), dW, dB == nil ? nil : sp.baseAddress!, Int32(Conv2d.threadCount))
+            second.data.withUnsafeBufferPointer { sp in
+                dy.data.withUnsafeBufferPointer { dp in
+                    planeSums.withUnsafeMutableBufferPointer { pp in
+                        f2a_conv3x3_weight_grad(xp.baseAddress!, Int32(x.c), skip == nil ? nil : sp.baseAddress!, dp.baseAddress!,
+                                                Int32(x.n), Int32(cin), Int32(dy.c), Int32(x.h), Int32(x.w), dW,
+                                                dB == nil ? nil : pp.baseAddress!, Int32(Conv2d.threadCount))
+                    }
                 }
             }
         }
@@ -80,8 +88,10 @@ enum EngineConvolution {
     /// position xi, 36 multiplies per tile and channel pair where im2col + GEMM does 144;
     /// then dW += Gᵀ dU G.
     /// `chunkTiles` overrides the tiles per chunk (tests).
-    static func winogradWeightGradient(_ x: Tensor, dy: Tensor, into dW: UnsafeMutablePointer<Float>, chunkTiles: Int? = nil) {
-        let cin = x.c, cout = dy.c, threads = Int32(Conv2d.threadCount)
+    static func winogradWeightGradient(_ x: Tensor, skip: Tensor? = nil, dy: Tensor, into dW: UnsafeMutablePointer<Float>,
+                                       chunkTiles: Int? = nil) {
+        let cin = x.c + (skip?.c ?? 0), cout = dy.c, threads = Int32(Conv2d.threadCount)
+        let second = skip ?? Tensor(zeros: [0])
         let tiles = Int(f2a_winograd_tiles(Int32(x.n), Int32(x.h), Int32(x.w)))
         let chunk = min(tiles, chunkTiles ?? max(16, winogradChunkFloats / (36 * (cin + cout)) / 16 * 16))
         // No zero fill (37 MB of dU alone at 512 × 512 channels): the transforms write every
@@ -89,26 +99,34 @@ enum EngineConvolution {
         var du = uninitializedFloats(36 * cout * cin), v = uninitializedFloats(36 * cin * chunk)
         var dm = uninitializedFloats(36 * cout * chunk)
         x.data.withUnsafeBufferPointer { xp in
-            dy.data.withUnsafeBufferPointer { dp in
-                v.withUnsafeMutableBufferPointer { vp in
-                    dm.withUnsafeMutableBufferPointer { mp in
-                        du.withUnsafeMutableBufferPointer { up in
-                            var t0 = 0
-                            while t0 < tiles {
-                                let count = min(chunk, tiles - t0)
-                                f2a_winograd_dw_input(xp.baseAddress!, Int32(cin), Int32(x.h), Int32(x.w),
-                                                      Int32(t0), Int32(count), vp.baseAddress!, Int32(chunk), threads)
-                                f2a_winograd_dw_gradient(dp.baseAddress!, Int32(cout), Int32(x.h), Int32(x.w),
-                                                         Int32(t0), Int32(count), mp.baseAddress!, Int32(chunk), threads)
-                                GemmBatch.run(36, multipliesEach: cout * cin * count) { xi in
-                                    sgemm(transB: true, m: cout, n: cin, k: count,
-                                          a: mp.baseAddress! + xi * cout * chunk, lda: chunk,
-                                          b: vp.baseAddress! + xi * cin * chunk, ldb: chunk,
-                                          beta: t0 == 0 ? 0 : 1, c: up.baseAddress! + xi * cout * cin, ldc: cin)
+            second.data.withUnsafeBufferPointer { sp in
+                dy.data.withUnsafeBufferPointer { dp in
+                    v.withUnsafeMutableBufferPointer { vp in
+                        dm.withUnsafeMutableBufferPointer { mp in
+                            du.withUnsafeMutableBufferPointer { up in
+                                var t0 = 0
+                                while t0 < tiles {
+                                    let count = min(chunk, tiles - t0)
+                                    // x's channels into the first rows of every v[xi], the skip's after them.
+                                    f2a_winograd_dw_input(xp.baseAddress!, Int32(x.c), Int32(x.h), Int32(x.w), Int32(t0),
+                                                          Int32(count), vp.baseAddress!, Int32(chunk), Int32(cin), threads)
+                                    if let skip {
+                                        f2a_winograd_dw_input(sp.baseAddress!, Int32(skip.c), Int32(x.h), Int32(x.w), Int32(t0),
+                                                              Int32(count), vp.baseAddress! + x.c * chunk, Int32(chunk), Int32(cin),
+                                                              threads)
+                                    }
+                                    f2a_winograd_dw_gradient(dp.baseAddress!, Int32(cout), Int32(x.h), Int32(x.w),
+                                                             Int32(t0), Int32(count), mp.baseAddress!, Int32(chunk), threads)
+                                    GemmBatch.run(36, multipliesEach: cout * cin * count) { xi in
+                                        sgemm(transB: true, m: cout, n: cin, k: count,
+                                              a: mp.baseAddress! + xi * cout * chunk, lda: chunk,
+                                              b: vp.baseAddress! + xi * cin * chunk, ldb: chunk,
+                                              beta: t0 == 0 ? 0 : 1, c: up.baseAddress! + xi * cout * cin, ldc: cin)
+                                    }
+                                    t0 += count
                                 }
-                                t0 += count
+                                f2a_winograd_dw_finish(up.baseAddress!, Int32(cout), Int32(cin), dW, threads)
                             }
-                            f2a_winograd_dw_finish(up.baseAddress!, Int32(cout), Int32(cin), dW, threads)
                         }
                     }
                 }
