@@ -535,7 +535,8 @@ struct GradientCheckTests {
 @Suite("3x3 weight gradient: direct kernel and Winograd domain")
 struct DirectWeightGradientTests {
     /// Against a float64 correlation in plain loops, at sizes the trainer uses (many
-    /// 16-pixel vectors per row, 8-channel blocks and a partial one, several images).
+    /// 16-pixel vectors per row, 8-channel blocks and a partial one, 16-channel blocks
+    /// from 32 input channels on, several images).
     /// Widths of a multiple of 16 take plain loads with the padding shifted in (one, two
     /// and three vectors per row), other widths masked loads. On a CPU without AVX-512 the
     /// kernel declines and conv2dBackward's GEMM path is what is checked. The bias gradient
@@ -543,7 +544,7 @@ struct DirectWeightGradientTests {
     /// wider than the direct kernel takes (`directWeightGradientMaxChannelProduct`): the
     /// Winograd domain.
     @Test("Matches naive loops", arguments: [(2, 8, 8, 32, 48), (2, 3, 11, 5, 16), (1, 4, 19, 7, 32), (2, 9, 5, 1, 64),
-                                             (3, 5, 13, 9, 70), (1, 16, 24, 2, 129), (2, 70, 66, 6, 10)])
+                                             (3, 5, 13, 9, 70), (1, 16, 24, 2, 129), (2, 37, 20, 5, 33), (2, 70, 66, 6, 10)])
     func naive(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
         var R = Rand(UInt64(7 + n * cin + w))
         let x = R.tensor([n, cin, h, w]), dy = R.tensor([n, cout, h, w])
@@ -571,7 +572,8 @@ struct DirectWeightGradientTests {
     /// kernel (a split inside a channel block and at its edge), the Winograd domain (more
     /// channels than the direct kernel takes; chunks of tiles), and dB with both.
     @Test("Two input sources give the concatenated input's gradients",
-          arguments: [(2, 8, 8, 11, 9, 37), (1, 3, 5, 16, 7, 32), (2, 6, 10, 16, 4, 16), (2, 40, 30, 40, 6, 10)])
+          arguments: [(2, 8, 8, 11, 9, 37), (1, 3, 5, 16, 7, 32), (2, 6, 10, 16, 4, 16), (1, 20, 19, 24, 4, 32),
+                      (2, 40, 30, 40, 6, 10)])
     func twoSources(_ n: Int, _ c1: Int, _ c2: Int, _ cout: Int, _ h: Int, _ w: Int) {
         var R = Rand(UInt64(5 + n * c1 + c2 + w))
         let x = R.tensor([n, c1, h, w]), skip = R.tensor([n, c2, h, w]), dy = R.tensor([n, cout, h, w])
