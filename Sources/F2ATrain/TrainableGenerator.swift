@@ -281,7 +281,9 @@ public final class TrainableGenerator: @unchecked Sendable {
             if isFrozen(layer) { break }
             let rec = cache.records[i]!
             let below = reluBelow(i, cache)
-            defer { gated = below != nil }
+            // Whether this layer's input gradient goes out through the ReLU below it.
+            var gatesBelow = below != nil
+            defer { gated = gatesBelow }
             switch layer.kind {
             case .output:
                 // through the output activation to the pre-activation z
@@ -312,8 +314,10 @@ public final class TrainableGenerator: @unchecked Sendable {
                     let b = layer.level
                     let skip = cache.skips[b - 2]
                     let extra = dSkips[b - 1]
+                    // The pooled skip is the ReLU output of the conv below (an encoder block's last).
                     d = maxPoolBackward(d, indices: cache.poolIndices[b - 2], inputHeight: skip.h, inputWidth: skip.w,
-                                        adding: extra?.gradient, from: extra?.from ?? 0)
+                                        adding: extra?.gradient, from: extra?.from ?? 0, gate: skip)
+                    gatesBelow = true
                 }
             case .upsample:
                 let (w, b) = layerParameters[i]

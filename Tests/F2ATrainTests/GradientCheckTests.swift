@@ -233,7 +233,7 @@ struct GradientCheckTests {
     /// backward adding the skip's channels, the unpooling's and the transposed conv's backward
     /// reading the first channels (the latter through its ReLU, gate), against split copies
     /// and separate passes, bit for bit.
-    @Test("pooling and transposed-conv backward read a concatenated gradient in place")
+    @Test("pooling and transposed-conv backward read a concatenated gradient in place and gate it")
     func inPlaceSkipGradient() {
         var R = Rand(8)
         let x = R.spaced([2, 3, 6, 4])
@@ -243,6 +243,11 @@ struct GradientCheckTests {
         Pointwise.add(&reference, splitChannels(concat, first: 2).1)
         let fused = maxPoolBackward(r, indices: idx, inputHeight: 6, inputWidth: 4, adding: concat, from: 2)
         #expect(fused.shape == reference.shape && zip(fused.data, reference.data).allSatisfy { $0.bitPattern == $1.bitPattern })
+        // And through the ReLU whose output was pooled (zeros and negatives in x).
+        Pointwise.reluBackward(&reference, output: x)
+        let gated = maxPoolBackward(r, indices: idx, inputHeight: 6, inputWidth: 4, adding: concat, from: 2, gate: x)
+        #expect(x.data.contains { $0 <= 0 } && x.data.contains { $0 > 0 })
+        #expect(zip(gated.data, reference.data).allSatisfy { $0.bitPattern == $1.bitPattern })
         // Unpooling's backward reads the first channels of [unpooled, skip] as the unpooled part.
         let unpooled = R.tensor([2, 3 + 2, 6, 4])
         let inPlace = maxUnpoolBackward(unpooled, indices: idx, pooledHeight: 3, pooledWidth: 2)
@@ -251,11 +256,11 @@ struct GradientCheckTests {
 
         let u = R.tensor([2, 3, 3, 5]), oc = 2, w = R.array(3 * oc * 4)
         let dy = R.tensor([2, oc + 3, 6, 10]), gate = R.spaced([2, oc, 6, 10])
-        var gated = splitChannels(dy, first: oc).0
-        Pointwise.reluBackward(&gated, output: gate)
+        var gatedDy = splitChannels(dy, first: oc).0
+        Pointwise.reluBackward(&gatedDy, output: gate)
         var dW1 = [Float](repeating: 0.5, count: w.count), dB1 = [Float](repeating: 0.5, count: oc)
         var dW2 = dW1, dB2 = dB1
-        let dx1 = convTranspose2x2Backward(u, dy: gated, weight: w, outChannels: oc, dW: &dW1, dB: &dB1)
+        let dx1 = convTranspose2x2Backward(u, dy: gatedDy, weight: w, outChannels: oc, dW: &dW1, dB: &dB1)
         let dx2 = convTranspose2x2Backward(u, dy: dy, weight: w, outChannels: oc, gate: gate, dW: &dW2, dB: &dB2)
         #expect(gate.data.contains { $0 <= 0 } && gate.data.contains { $0 > 0 })
         #expect(zip(dx1.data, dx2.data).allSatisfy { $0.bitPattern == $1.bitPattern })
