@@ -147,13 +147,14 @@ static void run_item(void *ctx, int item, int thread) {
                 }
                 /* The plane's 16-float chunks that end in this band (just read: in cache). */
                 if (sums && c < nco)
-                    for (size_t p = pos; p + 16 <= (size_t) y1 * w; p += 16) lanes[c] = _mm512_add_ps(lanes[c], _mm512_loadu_ps(src + p));
+                    for (size_t p = pos; p + 16 <= (size_t) y1 * w; p += 16)
+                        lanes[c] = _mm512_add_ps(lanes[c], _mm512_loadu_ps(src + p));
             }
             while (sums && pos + 16 <= (size_t) y1 * w) pos += 16;
             for (int ci = 0; ci < nci; ci++) {
-                const int c = ci0 + ci;
-                const float *xplane = c < j->c1 ? j->x + ((size_t) b * j->c1 + c) * hw
-                                                : j->x2 + ((size_t) b * (j->cin - j->c1) + c - j->c1) * hw;
+                const int ch = ci0 + ci;
+                const float *xplane = ch < j->c1 ? j->x + ((size_t) b * j->c1 + ch) * hw
+                                                 : j->x2 + ((size_t) b * (j->cin - j->c1) + ch - j->c1) * hw;
                 for (int ky = 0; ky < 3; ky++) {
                     __m512 *a = acc + (ci * 3 + ky) * CO_BLOCK * 3, r[CO_BLOCK][3];
                     for (int c = 0; c < CO_BLOCK; c++)
