@@ -69,6 +69,9 @@ BETAS = (0.5, 0.999)
 RECONSTRUCTION_WEIGHT = 100.0
 ADVERSARIAL_WEIGHT = 1.0
 CHECK_TOLERANCE = 1e-4
+# Fastest / slowest process of one engine and configuration above which the result is
+# flagged as noisy.
+NOISY_SPREAD = 1.3
 
 
 def median(values):
@@ -413,6 +416,14 @@ def main():
     for r in results:
         print(f"| {r['config']['title']} ({describe(r['config'])}) | {r['summary']['f2a-train']['samples_per_s']:.2f} | "
               f"{r['summary']['pytorch']['samples_per_s']:.2f} | {r['ratio']:.2f} |")
+    # A configuration whose processes disagree this much measured the host as much as the
+    # engines (one slow phase of a shared host can triple a process's steps): say so.
+    for r in results:
+        r["noisy"] = [e for e, sm in r["summary"].items()
+                      if sm["spread_samples_per_s"][1] > NOISY_SPREAD * sm["spread_samples_per_s"][0]]
+        if r["noisy"]:
+            print(f"noisy: {r['config']['name']}: {', '.join(r['noisy'])} samples/s spread over more than "
+                  f"{NOISY_SPREAD:.2f}x between processes; rerun it on a quieter machine (--only {r['config']['name']})")
     overall = geomean([r["ratio"] for r in results])
     with open(os.path.join(out, "results.json"), "w") as fh:
         json.dump({"torch": torch_version, "torch_channels_last": args.torch_channels_last, "rounds": args.rounds, "steps": args.steps, "threads": args.threads,
