@@ -63,6 +63,8 @@ public final class PatchDiscriminator: @unchecked Sendable {
         var outputs: [Tensor] = []       // post-activation outputs
         /// The stride-2 layers' input phases (`PhaseConvolution`), where the forward pass kept them.
         var phases: [[Float]?] = []
+        /// The 4x4 stride-1 layers' Winograd-domain weights (`Winograd4x4`), for the backward pass.
+        var transformed: [[Float]?] = []
         public var logits: Tensor
     }
 
@@ -76,16 +78,24 @@ public final class PatchDiscriminator: @unchecked Sendable {
         for (i, l) in layers.enumerated() {
             cache.inputs.append(x)
             var y: Tensor
+            var transformed: [Float]? = nil
             let fused = fusesActivation(l)
             if PhaseConvolution.applies(l.geometry) && (keepPhases || fused) {
                 let (out, phases) = PhaseConvolution.forward(x, weight: params["D.conv\(i).weight"], bias: params["D.conv\(i).bias"],
                                                              l.geometry, leakySlope: fused ? Self.slope : nil)
                 y = out
                 cache.phases.append(keepPhases ? phases : nil)
+            } else if Winograd4x4.applies(l.geometry) {
+                let weight = params["D.conv\(i).weight"]
+                transformed = Winograd4x4.transformedWeights(weight, l.geometry)
+                y = Winograd4x4.forward(x, weight: weight, bias: params["D.conv\(i).bias"], l.geometry, workspace: ws,
+                                        transformed: transformed)
+                cache.phases.append(nil)
             } else {
                 y = conv2dForward(x, weight: params["D.conv\(i).weight"], bias: params["D.conv\(i).bias"], l.geometry, workspace: ws)
                 cache.phases.append(nil)
             }
+            cache.transformed.append(transformed)
             if l.norm {
                 let (n, nc) = normForward(y, kind: norm, gamma: params["D.norm\(i).gamma"], beta: params["D.norm\(i).beta"],
                                           leakySlope: l.activation ? Self.slope : nil)
@@ -150,6 +160,14 @@ public final class PatchDiscriminator: @unchecked Sendable {
                     } }
                     : PhaseConvolution.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: nil, dB: nil, inputGradient: range,
                                                 phases: cache.phases[i], leaky: leaky)
+            } else if let u = cache.transformed[i] {
+                // The forward pass's Winograd-domain weights: the weights have not changed since.
+                guard parameterGradients || range != nil else { return nil }
+                func run(_ dW: UnsafeMutablePointer<Float>?, _ dB: UnsafeMutablePointer<Float>?) -> Tensor? {
+                    Winograd4x4.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: range,
+                                         workspace: ws, transformed: u)
+                }
+                dx = parameterGradients ? params.withGrad(wi) { dW in params.withGrad(bi) { dB in run(dW, dB) } } : run(nil, nil)
             } else if parameterGradients {
                 dx = params.withGrad(wi) { dW in params.withGrad(bi) { dB in
                     conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: range != nil,

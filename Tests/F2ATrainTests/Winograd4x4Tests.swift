@@ -77,4 +77,30 @@ struct Winograd4x4Tests {
         let wide = run()
         #expect(narrow.count == wide.count && zip(narrow, wide).allSatisfy { $0.bitPattern == $1.bitPattern })
     }
+
+    /// Weights transformed once (`transformedWeights`, as the discriminator keeps them from
+    /// its forward pass for its backward) give the results of weights transformed on every
+    /// call, bit for bit: forward, both gradients, and the input gradient alone.
+    @Test("Transformed weights passed in give the same results")
+    func transformedOnce() {
+        var R = Rand(41)
+        let g = ConvGeometry(5, 7, kernel: 4, stride: 1, padding: 1)
+        let x = R.tensor([2, 5, 9, 8]), weight = R.array(7 * 5 * 16, scale: 0.5), bias = R.array(7, scale: 0.5)
+        let dy = R.tensor([2, 7, g.outSize(9), g.outSize(8)])
+        func run(_ u: [Float]?) -> [Float] {
+            let ws = Workspace()
+            let y = Winograd4x4.forward(x, weight: weight, bias: bias, g, workspace: ws, transformed: u, chunkTiles: 8)
+            var dW = [Float](repeating: 0, count: weight.count), dB = [Float](repeating: 0, count: 7)
+            let dx = Winograd4x4.backward(x, dy: dy, weight: weight, g, dW: &dW, dB: &dB, inputGradient: 0..<5,
+                                          workspace: ws, transformed: u, chunkTiles: 8)!
+            let part = Winograd4x4.backward(x, dy: dy, weight: weight, g, dW: nil, dB: nil, inputGradient: 2..<5,
+                                            workspace: ws, transformed: u)!
+            return y.data + dW + dB + dx.data + part.data
+        }
+        let each = run(nil), once = run(Winograd4x4.transformedWeights(weight, g))
+        #expect(each.count == once.count && zip(each, once).allSatisfy { $0.bitPattern == $1.bitPattern })
+        // Another layer's weights passed in must change the result (the argument is used).
+        let other = run(Winograd4x4.transformedWeights(R.array(weight.count, scale: 0.5), g))
+        #expect(zip(each, other).contains { $0.bitPattern != $1.bitPattern })
+    }
 }

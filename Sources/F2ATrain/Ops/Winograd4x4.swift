@@ -32,10 +32,33 @@ enum Winograd4x4 {
         }
     }
 
+    /// U of `weight` ([36][out][in]), which `forward` and `backward` otherwise transform on
+    /// every call: for a caller that runs both on the same weights (the discriminator, whose
+    /// backward follows its forward before any update: 2 of the 4 transforms per step).
+    static func transformedWeights(_ weight: [Float], _ g: ConvGeometry) -> [Float] {
+        var u = uninitializedFloats(36 * g.outChannels * g.inChannels)
+        u.withUnsafeMutableBufferPointer { transformedWeights(weight, g, into: $0.baseAddress!) }
+        return u
+    }
+
+    /// Calls body with U: `transformed` (from `transformedWeights(_:_:)` of these weights)
+    /// or the weights transformed into the workspace.
+    private static func withTransformed<R>(_ transformed: [Float]?, _ weight: [Float], _ g: ConvGeometry, _ ws: Workspace,
+                                           _ body: (UnsafePointer<Float>) -> R) -> R {
+        if let transformed {
+            precondition(transformed.count == 36 * g.outChannels * g.inChannels, "Winograd4x4: transformed weights of another shape")
+            return transformed.withUnsafeBufferPointer { body($0.baseAddress!) }
+        }
+        return ws.withBuffer(3, count: 36 * g.outChannels * g.inChannels) { u in
+            transformedWeights(weight, g, into: u)
+            return body(u)
+        }
+    }
+
     /// y = conv(x) + bias. x: [N, in, H, W] → [N, out, H + 2·padding − 3, W + 2·padding − 3].
     /// `chunkTiles` overrides the tiles per chunk (tests).
     static func forward(_ x: Tensor, weight: [Float], bias: [Float], _ g: ConvGeometry, workspace ws: Workspace,
-                        chunkTiles override: Int? = nil) -> Tensor {
+                        transformed: [Float]? = nil, chunkTiles override: Int? = nil) -> Tensor {
         let oh = g.outSize(x.h), ow = g.outSize(x.w), cin = g.inChannels, cout = g.outChannels
         let threads = Int32(Conv2d.threadCount)
         let tiles = Int(f2a_wk4_tiles(Int32(x.n), Int32(oh), Int32(ow)))
@@ -44,8 +67,7 @@ enum Winograd4x4 {
         return Tensor(shape: [x.n, cout, oh, ow]) { yb in
             x.data.withUnsafeBufferPointer { xb in
                 bias.withUnsafeBufferPointer { bb in
-                    ws.withBuffer(3, count: 36 * cout * cin) { u in
-                        transformedWeights(weight, g, into: u)
+                    withTransformed(transformed, weight, g, ws) { u in
                         ws.withBuffer(0, count: 36 * cin * chunk) { v in
                             ws.withBuffer(1, count: 36 * cout * chunk) { m in
                                 var t0 = 0
@@ -73,7 +95,8 @@ enum Winograd4x4 {
     /// the input channels `inputGradient` ([N, inputGradient.count, H, W]), or nil.
     static func backward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGeometry,
                          dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
-                         inputGradient: Range<Int>?, workspace ws: Workspace, chunkTiles override: Int? = nil) -> Tensor? {
+                         inputGradient: Range<Int>?, workspace ws: Workspace, transformed: [Float]? = nil,
+                         chunkTiles override: Int? = nil) -> Tensor? {
         let oh = g.outSize(x.h), ow = g.outSize(x.w), cin = g.inChannels, cout = g.outChannels
         let threads = Int32(Conv2d.threadCount)
         let tiles = Int(f2a_wk4_tiles(Int32(x.n), Int32(oh), Int32(ow)))
@@ -81,14 +104,14 @@ enum Winograd4x4 {
         if let dB { addBiasGradient(dy, into: dB) }
         let rc = inputGradient?.count ?? 0, lo = inputGradient?.lowerBound ?? 0
         var dx = Tensor(zeros: inputGradient == nil ? [0] : [x.n, rc, x.h, x.w])
-        x.data.withUnsafeBufferPointer { xb in
-            dy.data.withUnsafeBufferPointer { db in
-                dx.data.withUnsafeMutableBufferPointer { dxb in
-                    ws.withBuffer(3, count: 36 * cout * cin) { u in
+        // U (the transformed weights) only for the input gradient.
+        func run(_ u: UnsafePointer<Float>?) {
+            x.data.withUnsafeBufferPointer { xb in
+                dy.data.withUnsafeBufferPointer { db in
+                    dx.data.withUnsafeMutableBufferPointer { dxb in
                         ws.withBuffer(4, count: dW == nil ? 0 : 36 * cout * cin) { du in
                             ws.withBuffer(0, count: 36 * cin * chunk) { v in
                                 ws.withBuffer(1, count: 36 * cout * chunk) { dm in
-                                    if inputGradient != nil { transformedWeights(weight, g, into: u) }
                                     var t0 = 0
                                     while t0 < tiles {
                                         let count = min(chunk, tiles - t0)
@@ -103,7 +126,7 @@ enum Winograd4x4 {
                                                       c: du + xi * cout * cin, ldc: cin)
                                             }
                                         }
-                                        if inputGradient != nil {
+                                        if let u {
                                             // dV of the wanted channels, in v's buffer (its input tiles are used up).
                                             GemmBatch.run(36, multipliesEach: rc * count * cout) { xi in
                                                 sgemm(transA: true, m: rc, n: count, k: cout, a: u + xi * cout * cin + lo, lda: cin,
@@ -122,6 +145,7 @@ enum Winograd4x4 {
                 }
             }
         }
+        if inputGradient == nil { run(nil) } else { withTransformed(transformed, weight, g, ws) { run($0) } }
         return inputGradient == nil ? nil : dx
     }
 }
