@@ -83,10 +83,9 @@ struct Winograd4x4Tests {
     /// call, bit for bit: forward, both gradients, and the input gradient alone.
     @Test("Transformed weights passed in give the same results")
     func transformedOnce() {
-        var R = Rand(41)
         let g = ConvGeometry(5, 7, kernel: 4, stride: 1, padding: 1)
-        let x = R.tensor([2, 5, 9, 8]), weight = R.array(7 * 5 * 16, scale: 0.5), bias = R.array(7, scale: 0.5)
-        let dy = R.tensor([2, 7, g.outSize(9), g.outSize(8)])
+        let p = ConvolutionReference.problem(g, n: 2, height: 9, width: 8, seed: 41)
+        let (x, weight, bias, dy) = (p.x, p.weight, p.bias, p.dy)
         func run(_ u: [Float]?) -> [Float] {
             let ws = Workspace()
             let y = Winograd4x4.forward(x, weight: weight, bias: bias, g, workspace: ws, transformed: u, chunkTiles: 8)
@@ -100,7 +99,7 @@ struct Winograd4x4Tests {
         let each = run(nil), once = run(Winograd4x4.transformedWeights(weight, g))
         #expect(each.count == once.count && zip(each, once).allSatisfy { $0.bitPattern == $1.bitPattern })
         // Another layer's weights passed in must change the result (the argument is used).
-        let other = run(Winograd4x4.transformedWeights(R.array(weight.count, scale: 0.5), g))
+        let other = run(Winograd4x4.transformedWeights(weight.map { -$0 }, g))
         #expect(zip(each, other).contains { $0.bitPattern != $1.bitPattern })
     }
 }
