@@ -173,6 +173,13 @@ func addBiasGradient(_ dy: Tensor, into dB: UnsafeMutablePointer<Float>) {
     }
 }
 
+/// `addBiasGradient` from its plane sums, summed in a pass that reads dy anyway:
+/// planeSums[b · channels + o] = laneSum of plane (b, o). The same order, so the same bits.
+func addBiasGradient(planeSums: [Double], images: Int, channels: Int, into dB: UnsafeMutablePointer<Float>) {
+    precondition(planeSums.count == images * channels, "addBiasGradient: \(planeSums.count) plane sums for \(images) × \(channels)")
+    for o in 0..<channels { for b in 0..<images { dB[o] += Float(planeSums[b * channels + o]) } }
+}
+
 // MARK: Single output channel
 
 // A convolution to one channel (the PatchGAN's logits) as im2col + sgemm is a GEMV

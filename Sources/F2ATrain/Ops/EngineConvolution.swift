@@ -72,8 +72,7 @@ enum EngineConvolution {
             }
         }
         guard status == 0 else { return false }
-        // In addBiasGradient's order: per channel, image by image.
-        if let dB { for o in 0..<dy.c { for b in 0..<dy.n { dB[o] += Float(planeSums[b * dy.c + o]) } } }
+        if let dB { addBiasGradient(planeSums: planeSums, images: dy.n, channels: dy.c, into: dB) }
         return true
     }
 

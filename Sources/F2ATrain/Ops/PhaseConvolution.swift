@@ -202,7 +202,7 @@ enum PhaseConvolution {
             }
         }
         if let dB, sumPlanes {
-            for oc in 0..<o { for b in 0..<x.n { dB[oc] += Float(planeSums[b * o + oc]) } }
+            addBiasGradient(planeSums: planeSums, images: x.n, channels: o, into: dB)
         }
         if let dW {
             let p = kept ?? phases(x)
