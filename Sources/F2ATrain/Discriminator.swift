@@ -149,35 +149,31 @@ public final class PatchDiscriminator: @unchecked Sendable {
             let weight = params.values[wi]
             // Below the first layer every input gradient is needed; of the first, `inputGradient`'s.
             let range = i == 0 ? inputGradient : 0..<l.geometry.inChannels
+            // The first layer of a discriminator update needs neither.
+            guard parameterGradients || range != nil else { return nil }
+            // body with this layer's dW and dB where parameter gradients are wanted, else with nil.
+            func gradients(_ body: (UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?) -> Tensor?) -> Tensor? {
+                parameterGradients ? params.withGrad(wi) { dW in params.withGrad(bi) { dB in body(dW, dB) } } : body(nil, nil)
+            }
             let dx: Tensor?
             if fused {
                 // d is the gradient of the LeakyReLU's output, which the convolution takes through it.
-                guard parameterGradients || range != nil else { return nil }
-                dx = parameterGradients
-                    ? params.withGrad(wi) { dW in params.withGrad(bi) { dB in
-                        PhaseConvolution.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: range,
-                                                  phases: cache.phases[i], leaky: leaky)
-                    } }
-                    : PhaseConvolution.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: nil, dB: nil, inputGradient: range,
-                                                phases: cache.phases[i], leaky: leaky)
+                dx = gradients {
+                    PhaseConvolution.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: $0, dB: $1, inputGradient: range,
+                                              phases: cache.phases[i], leaky: leaky)
+                }
             } else if let u = cache.transformed[i] {
                 // The forward pass's Winograd-domain weights: the weights have not changed since.
-                guard parameterGradients || range != nil else { return nil }
-                func run(_ dW: UnsafeMutablePointer<Float>?, _ dB: UnsafeMutablePointer<Float>?) -> Tensor? {
-                    Winograd4x4.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: range,
+                dx = gradients {
+                    Winograd4x4.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: $0, dB: $1, inputGradient: range,
                                          workspace: ws, transformed: u)
                 }
-                dx = parameterGradients ? params.withGrad(wi) { dW in params.withGrad(bi) { dB in run(dW, dB) } } : run(nil, nil)
-            } else if parameterGradients {
-                dx = params.withGrad(wi) { dW in params.withGrad(bi) { dB in
-                    conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: dW, dB: dB, inputGradient: range != nil,
+            } else {
+                dx = gradients {
+                    conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: $0, dB: $1, inputGradient: range != nil,
                                    inputGradientChannels: range?.count, inputGradientFrom: range?.lowerBound ?? 0, workspace: ws,
                                    phases: cache.phases[i])
-                } }
-            } else {
-                guard let range else { return nil }
-                dx = conv2dBackward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: nil, dB: nil, inputGradient: true,
-                                    inputGradientChannels: range.count, inputGradientFrom: range.lowerBound, workspace: ws)
+                }
             }
             guard let dx else { return nil }
             d = dx
