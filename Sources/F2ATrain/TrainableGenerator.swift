@@ -158,9 +158,9 @@ public final class TrainableGenerator: @unchecked Sendable {
                     x = maxPool2dValues(x)
                 }
             }
-            // A decoder conv's input is [x, skip].
+            // A decoder conv's input is [x, skip] (GeneratorConfig gives skips to 3x3 convs only).
             let skip = layer.input == .withSkip ? skips[layer.level - 1] : nil
-            if skip != nil && layer.kind != .conv3x3 { x = concatChannels(x, skip!) }
+            precondition(skip == nil || layer.kind == .conv3x3, "\(layer.name): a skip input on a \(layer.kind) layer")
             switch layer.kind {
             case .conv3x3:
                 if let frozenConv = frozenConvs[i] {
