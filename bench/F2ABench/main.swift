@@ -1,5 +1,8 @@
 // f2a-bench: forward-pass timings of this engine (medians after warm-up).
-// Usage: f2a-bench [--width W] [--size N ...] [--runs R] [--layers [--layer-runs K] [--cpu-time]]
+// Usage: f2a-bench [--width W | --model FILE] [--size N|HxW ...] [--runs R]
+//                  [--layers [--layer-runs K] [--cpu-time]]
+// --model times a weights file (the VGG-16 cell's, the shipped one) instead of a randomly
+// initialised generator of width W; --size takes a square side N or a height x width.
 // --layers prints the time of each progress step (one per layer evaluation) of
 // one extra pass; --layer-runs K makes that K passes and prints per-step medians;
 // --cpu-time adds each step's process CPU time (all threads) to its line.
@@ -25,7 +28,8 @@ func cpuNow() -> Double {
 func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
 
 var widths: [Double] = []
-var sizes: [Int] = []
+var modelPaths: [String] = []
+var sizes: [(h: Int, w: Int)] = []
 var runs = 5
 var layers = false
 var layerRuns = 1
@@ -34,7 +38,10 @@ var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
     case "--width": widths.append(Double(args.next()!)!)
-    case "--size": sizes.append(Int(args.next()!)!)
+    case "--model": modelPaths.append(args.next()!)
+    case "--size":
+        let v = args.next()!.split(separator: "x").map { Int($0)! }
+        sizes.append((v[0], v.count > 1 ? v[1] : v[0]))
     case "--runs": runs = Int(args.next()!)!
     case "--layers": layers = true
     case "--layer-runs": layerRuns = max(1, Int(args.next()!)!)
@@ -42,17 +49,21 @@ while let a = args.next() {
     default: print("unknown argument \(a)"); exit(2)
     }
 }
-if widths.isEmpty { widths = [0.25] }
-if sizes.isEmpty { sizes = [256, 512] }
+if widths.isEmpty && modelPaths.isEmpty { widths = [0.25] }
+if sizes.isEmpty { sizes = [(256, 256), (512, 512)] }
 
-print("width  size   GFLOP   median s   GFLOP/s")
-for w in widths {
-    let config = GeneratorConfig(width: w, levels: 5)
-    let g = try Generator(file: WeightsFile.randomlyInitialised(config, seed: 1))
-    for s in sizes {
-        var x = Tensor(zeros: [1, 3, s, s])
+let models = try widths.map { w in
+    (String(format: "%5.3f", w), WeightsFile.randomlyInitialised(GeneratorConfig(width: w, levels: 5), seed: 1))
+} + modelPaths.map { path in ((path as NSString).lastPathComponent, try WeightsFile.read(path: path)) }
+
+print("model  size   GFLOP   median s   GFLOP/s")
+for (name, file) in models {
+    let config = try GeneratorConfig(file: file)
+    let g = try Generator(file: file)
+    for (h, w) in sizes {
+        var x = Tensor(zeros: [1, 3, h, w])
         for i in x.data.indices { x.data[i] = Float(i % 255) / 255 }
-        let gflop = config.flops(height: s, width: s) / 1e9
+        let gflop = config.flops(height: h, width: w) / 1e9
         // The output's storage goes back to the pool, as f2a_apply's does (ImageApply).
         var y = try g.forward(x)
         Tensor.recycle(&y)
@@ -64,7 +75,7 @@ for w in widths {
             Tensor.recycle(&y)
         }
         let m = median(times)
-        print(String(format: "%5.3f %5d %7.2f %10.4f %9.1f", w, s, gflop, m, gflop / m))
+        print(name, String(format: "%4dx%-4d %7.2f %10.4f %9.1f", h, w, gflop, m, gflop / m))
         if layers {
             var steps: [[Double]] = [], cpuSteps: [[Double]] = []
             for _ in 0..<layerRuns {
