@@ -55,48 +55,46 @@ static inline void gemm_4x16(int K, const float *u, const float *v, float *m, si
 }
 
 /* The AVX-512 form of both blocks, on CPUs that have it (f2a_kernels_avx512()): one
- * 16-lane vector is one panel row, so a call takes two adjacent panels (v and v + 16 K,
- * written to m and m + 16) to keep 12 (8) accumulators in flight: per k two vector loads
- * and 6 (4) broadcasts for 12 (8) FMAs of twice the AVX2 width. Same sums in the same
- * order per element as gemm_6x16 / gemm_4x16, so the results are bit-identical. */
-__attribute__((target("avx512f"), unused))
-static inline void gemm_6x16x2(int K, const float *u, const float *v, float *m, size_t ldm) {
-    const float *v2 = v + (size_t) K * MK_COLS;
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int k = 0; k < K; k++, u += MK_ROWS, v += MK_COLS, v2 += MK_COLS) {
-        __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v2), w;
-        w = _mm512_set1_ps(u[0]); c00 = _mm512_fmadd_ps(w, v0, c00); c01 = _mm512_fmadd_ps(w, v1, c01);
-        w = _mm512_set1_ps(u[1]); c10 = _mm512_fmadd_ps(w, v0, c10); c11 = _mm512_fmadd_ps(w, v1, c11);
-        w = _mm512_set1_ps(u[2]); c20 = _mm512_fmadd_ps(w, v0, c20); c21 = _mm512_fmadd_ps(w, v1, c21);
-        w = _mm512_set1_ps(u[3]); c30 = _mm512_fmadd_ps(w, v0, c30); c31 = _mm512_fmadd_ps(w, v1, c31);
-        w = _mm512_set1_ps(u[4]); c40 = _mm512_fmadd_ps(w, v0, c40); c41 = _mm512_fmadd_ps(w, v1, c41);
-        w = _mm512_set1_ps(u[5]); c50 = _mm512_fmadd_ps(w, v0, c50); c51 = _mm512_fmadd_ps(w, v1, c51);
+ * 16-lane vector is one panel row, so a call takes `panels` adjacent panels (v, v + 16 K,
+ * ...; written to m, m + 16, ...), 2 to 4, for rows x panels accumulators. Why up to 4:
+ * the Xeon these were measured on issues about one load per cycle here, so the loads per
+ * FMA decide the speed: per k `panels` vector loads and `rows` broadcasts for rows x panels
+ * FMAs. Microbenchmark of the block alone (K = 64-520, data in L1/L2, one thread, FMA peak
+ * 175 GFLOP/s): 6 x 2 panels 95-142 GFLOP/s, 6 x 3 164-175, 6 x 4 166-176; 4 x 2 124-125,
+ * 4 x 3 150-159, 4 x 4 164-176. Same sums in the same order per element as gemm_6x16 /
+ * gemm_4x16, so the results are bit-identical. `rows` and `panels` are constants where it
+ * is called, so the accumulators stay in registers (6 x 4 + 4 + 1 of the 32). */
+__attribute__((target("avx512f"), always_inline, unused))
+static inline void gemm_panels_avx512(const int rows, const int panels, int K, const float *u, const float *v,
+                                      float *m, size_t ldm) {
+    __m512 c[MK_ROWS][4];
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < panels; q++) c[r][q] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++, u += rows, v += MK_COLS) {
+        __m512 x[4];
+        for (int q = 0; q < panels; q++) x[q] = _mm512_loadu_ps(v + (size_t) q * K * MK_COLS);
+        for (int r = 0; r < rows; r++) {
+            const __m512 w = _mm512_set1_ps(u[r]);
+            for (int q = 0; q < panels; q++) c[r][q] = _mm512_fmadd_ps(w, x[q], c[r][q]);
+        }
     }
-    _mm512_storeu_ps(m, c00); _mm512_storeu_ps(m + 16, c01); m += ldm;
-    _mm512_storeu_ps(m, c10); _mm512_storeu_ps(m + 16, c11); m += ldm;
-    _mm512_storeu_ps(m, c20); _mm512_storeu_ps(m + 16, c21); m += ldm;
-    _mm512_storeu_ps(m, c30); _mm512_storeu_ps(m + 16, c31); m += ldm;
-    _mm512_storeu_ps(m, c40); _mm512_storeu_ps(m + 16, c41); m += ldm;
-    _mm512_storeu_ps(m, c50); _mm512_storeu_ps(m + 16, c51);
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < panels; q++) _mm512_storeu_ps(m + r * ldm + q * MK_COLS, c[r][q]);
 }
 
-__attribute__((target("avx512f"), unused))
-static inline void gemm_4x16x2(int K, const float *u, const float *v, float *m, size_t ldm) {
-    const float *v2 = v + (size_t) K * MK_COLS;
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-    for (int k = 0; k < K; k++, u += MK_ROWS4, v += MK_COLS, v2 += MK_COLS) {
-        __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v2), w;
-        w = _mm512_set1_ps(u[0]); c00 = _mm512_fmadd_ps(w, v0, c00); c01 = _mm512_fmadd_ps(w, v1, c01);
-        w = _mm512_set1_ps(u[1]); c10 = _mm512_fmadd_ps(w, v0, c10); c11 = _mm512_fmadd_ps(w, v1, c11);
-        w = _mm512_set1_ps(u[2]); c20 = _mm512_fmadd_ps(w, v0, c20); c21 = _mm512_fmadd_ps(w, v1, c21);
-        w = _mm512_set1_ps(u[3]); c30 = _mm512_fmadd_ps(w, v0, c30); c31 = _mm512_fmadd_ps(w, v1, c31);
+/* gemm_panels_avx512 with its constants spelled out, one copy per shape. */
+#define F2A_GEMM_AVX512(rows, panels)                                                                      \
+    __attribute__((target("avx512f"), unused)) static inline void gemm_##rows##x16x##panels(                \
+        int K, const float *u, const float *v, float *m, size_t ldm) {                                     \
+        gemm_panels_avx512(rows, panels, K, u, v, m, ldm);                                                 \
     }
-    _mm512_storeu_ps(m, c00); _mm512_storeu_ps(m + 16, c01); m += ldm;
-    _mm512_storeu_ps(m, c10); _mm512_storeu_ps(m + 16, c11); m += ldm;
-    _mm512_storeu_ps(m, c20); _mm512_storeu_ps(m + 16, c21); m += ldm;
-    _mm512_storeu_ps(m, c30); _mm512_storeu_ps(m + 16, c31);
-}
+F2A_GEMM_AVX512(6, 2)
+F2A_GEMM_AVX512(6, 3)
+F2A_GEMM_AVX512(6, 4)
+F2A_GEMM_AVX512(4, 2)
+F2A_GEMM_AVX512(4, 3)
+F2A_GEMM_AVX512(4, 4)
+#undef F2A_GEMM_AVX512
 
 /* One 6-row panel in 16-lane vectors, for an odd last panel: only 6 accumulators, so
  * FMA latency bounds it, still at 1.5 times the lanes per cycle of gemm_6x16. */
@@ -165,16 +163,28 @@ static inline __mmask16 cols_in(int x, int width) {
 
 /* M[rows x cols] = U[rows x K] V[K x cols] for a block of `rows` (MK_ROWS or MK_ROWS4)
  * output rows over `cols` (a multiple of MK_COLS) columns stored as consecutive [K][16]
- * panels: the AVX-512 blocks on pairs of panels when `wide` (and on an odd last panel of
- * 6 rows), the AVX2 ones otherwise. */
+ * panels. When `wide`, the AVX-512 blocks on runs of 4 panels, the rest as one run of 2 or
+ * 3 (5 panels: 3 + 2), so that a single panel is left only when `cols` is one panel; the
+ * AVX2 blocks otherwise. */
 __attribute__((unused))
 static inline void gemm_panels(int rows, int wide, int K, const float *u, const float *v, float *m,
                                size_t ldm, int cols) {
     int t = 0;
     if (wide)
-        for (; t + 2 * MK_COLS <= cols; t += 2 * MK_COLS) {
-            if (rows == MK_ROWS4) gemm_4x16x2(K, u, v + (size_t) t * K, m + t, ldm);
-            else gemm_6x16x2(K, u, v + (size_t) t * K, m + t, ldm);
+        for (int left = cols / MK_COLS; left >= 2;) {
+            const int run = left == 3 || left == 5 ? 3 : left == 2 ? 2 : 4;
+            const float *vt = v + (size_t) t * K;
+            if (rows == MK_ROWS4) {
+                if (run == 4) gemm_4x16x4(K, u, vt, m + t, ldm);
+                else if (run == 3) gemm_4x16x3(K, u, vt, m + t, ldm);
+                else gemm_4x16x2(K, u, vt, m + t, ldm);
+            } else {
+                if (run == 4) gemm_6x16x4(K, u, vt, m + t, ldm);
+                else if (run == 3) gemm_6x16x3(K, u, vt, m + t, ldm);
+                else gemm_6x16x2(K, u, vt, m + t, ldm);
+            }
+            t += run * MK_COLS;
+            left -= run;
         }
     for (; t < cols; t += MK_COLS) {
         if (rows == MK_ROWS4) gemm_4x16(K, u, v + (size_t) t * K, m + t, ldm);

@@ -259,25 +259,27 @@ static void input_row(const struct plan *p, const struct band *bd, float *V, flo
     }
 }
 
+void f2a_gemm_panels(int rows, int K, const float *u, const float *v, float *m, size_t ldm, int cols) {
+    gemm_panels(rows, f2a_kernels_avx512(), K, u, v, m, ldm, cols);
+}
+
 /* GEMM of position xi, output channel block cg, over the band's tiles. With the AVX-512
- * blocks an odd last panel is done for blocks cg and cg + 1 together, by the call for the
- * even one: alone, its 6 (4) accumulators left the kernel waiting on the FMA latency, and
- * the bands of small layers are a single panel (VGG-16 + decoder 0.125 at 256 x 192: 23 %
- * of the pass's CPU time was in that kernel). The blocks write disjoint rows of M, so the
- * work items stay independent. */
+ * blocks a band of a single panel is done for blocks cg and cg + 1 together, by the call
+ * for the even one: alone, its 6 (4) accumulators left the kernel waiting on the FMA
+ * latency, and the bands of small layers are a single panel (VGG-16 + decoder 0.125 at
+ * 256 x 192: 23 % of the pass's CPU time was in that kernel). Wider bands never leave a
+ * panel alone (gemm_panels). The blocks write disjoint rows of M, so the work items stay
+ * independent. */
 static void gemm_block(const struct plan *p, const float *V, float *M, int xi, int cg, int tiles) {
     const size_t K = (size_t) p->cin;
     const float *u = p->U + ((size_t) xi * p->groups + cg) * K * p->cg;
     const float *v = V + (size_t) xi * p->vstride;
     float *m = M + (size_t) xi * p->mstride + (size_t) cg * p->cg * p->tbp;
-    const int paired = p->wide ? tiles / (2 * TG) * (2 * TG) : tiles;
-    gemm_panels(p->cg, p->wide, p->cin, u, v, m, p->tbp, paired);
-    if (paired == tiles || cg % 2) return;
-    const float *vt = v + (size_t) paired * K;
-    float *mt = m + paired;
-    if (cg + 1 == p->groups) gemm_panels(p->cg, p->wide, p->cin, u, vt, mt, p->tbp, TG);
-    else if (p->cg == MK_ROWS) gemm_12x16_avx512(p->cin, u, u + K * p->cg, vt, mt, mt + (size_t) p->cg * p->tbp, p->tbp);
-    else gemm_8x16_avx512(p->cin, u, u + K * p->cg, vt, mt, mt + (size_t) p->cg * p->tbp, p->tbp);
+    if (!p->wide || tiles > TG) gemm_panels(p->cg, p->wide, p->cin, u, v, m, p->tbp, tiles);
+    else if (cg % 2) return; /* done by the call for cg - 1 */
+    else if (cg + 1 == p->groups) gemm_panels(p->cg, p->wide, p->cin, u, v, m, p->tbp, tiles);
+    else if (p->cg == MK_ROWS) gemm_12x16_avx512(p->cin, u, u + K * p->cg, v, m, m + (size_t) p->cg * p->tbp, p->tbp);
+    else gemm_8x16_avx512(p->cin, u, u + K * p->cg, v, m, m + (size_t) p->cg * p->tbp, p->tbp);
 }
 
 /* Output transform of one tile row of one output channel, + bias, ReLU, gate. */

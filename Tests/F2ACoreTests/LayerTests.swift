@@ -371,6 +371,37 @@ struct WideKernelTests {
 
     /// Same sums in the same order per element: bit-identical, not merely close. On a CPU
     /// without AVX-512 both runs take the AVX2 blocks (the naive-loop tests cover those).
+    /// The GEMM blocks on their own, for every way gemm_panels splits a band into runs of 4,
+    /// 3, 2 and a single panel (1 to 9 panels), both row blocks and a K of 1, odd and past
+    /// one panel's L1 share: the same bits as the AVX2 blocks, and sums of the naive loop
+    /// in double. A run that skipped or repeated a panel, or read a neighbour's, fails here.
+    @Test("GEMM blocks: every run of panels", arguments: [4, 6])
+    func gemmRuns(rows: Int) {
+        for panels in 1...9 {
+            for k in [1, 7, 300] {
+                let cols = 16 * panels, ldm = cols + 5
+                let u = randomTensor([k * rows], seed: UInt64(panels * 1000 + k)).data
+                let v = randomTensor([k * cols], seed: UInt64(panels * 1000 + k + 1)).data
+                let (narrow, wide) = Self.bothWays { () -> [Float] in
+                    var m = [Float](repeating: .nan, count: rows * ldm)
+                    f2a_gemm_panels(Int32(rows), Int32(k), u, v, &m, ldm, Int32(cols))
+                    return m
+                }
+                #expect(zip(narrow, wide).allSatisfy { $0.bitPattern == $1.bitPattern },
+                        "\(rows) rows, \(panels) panels, K \(k)")
+                var worst = 0.0
+                for r in 0..<rows {
+                    for c in 0..<cols {
+                        // Panel c / 16 is [K][16] at v[(c / 16) * 16 K]; u is [K][rows].
+                        let exact = (0..<k).reduce(0.0) { $0 + Double(u[$1 * rows + r]) * Double(v[(c / 16) * 16 * k + $1 * 16 + c % 16]) }
+                        worst = max(worst, abs(Double(wide[r * ldm + c]) - exact))
+                    }
+                }
+                #expect(worst < 1e-4 * Double(k).squareRoot(), "\(rows) rows, \(panels) panels, K \(k): \(worst)")
+            }
+        }
+    }
+
     /// The 16-lane transforms take two 8-tile groups (32 px each) of a band row per vector, or
     /// a group alone in its half of a V panel row: the last of an odd count, or with an odd
     /// count per band row and 2+ band rows the first of every other row. Band shapes below

@@ -41,6 +41,12 @@ void f2a_parallel(f2a_task_fn fn, void *ctx, int items, int threads);
  */
 void f2a_pool_hold(int delta);
 
+/** M[rows x cols] = U[rows x K] V[K x cols] as the convolutions' GEMMs compute it, for the
+ *  tests of every run of panels: rows 4 or 6, u packed [K][rows], v cols / 16 consecutive
+ *  [K][16] panels (cols a multiple of 16), m rows ldm floats apart; the AVX-512 blocks when
+ *  f2a_kernels_avx512(). */
+void f2a_gemm_panels(int rows, int K, const float *u, const float *v, float *m, size_t ldm, int cols);
+
 /** Floats needed by f2a_conv3x3_pack for a [cout, cin, 3, 3] weight. */
 size_t f2a_conv3x3_packed_count(int cout, int cin);
 
