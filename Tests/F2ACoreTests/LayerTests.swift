@@ -146,8 +146,9 @@ struct LayerTests {
 
     @Test("ConvTranspose2d matches the naive transposed convolution", arguments: [
         (1, 4, 3, 5, 6), (2, 3, 5, 1, 1), (1, 8, 8, 4, 3),
-        // Blocks of 32 pixels crossing rows, rows not multiples of 8, 4·cout not a multiple of 6.
-        (2, 19, 13, 7, 37), (1, 5, 7, 1, 45), (1, 33, 16, 16, 16),
+        // Blocks of 64 pixels crossing rows, rows not multiples of 8, 4·cout not a multiple of 6,
+        // a last block of 3 pixels, one of 46 (two full panels and part of a third).
+        (2, 19, 13, 7, 37), (1, 5, 7, 1, 45), (1, 33, 16, 16, 16), (1, 6, 5, 10, 11),
     ])
     func convTranspose(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
         let t = ConvTranspose2d(weight: randomTensor([cin, cout, 2, 2], seed: 7), bias: randomTensor([cout], seed: 8))
