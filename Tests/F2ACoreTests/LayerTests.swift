@@ -409,7 +409,8 @@ struct WideKernelTests {
     /// are those at 2 threads (this machine); other thread counts still cross most of them.
     @Test("3x3 convolution: the same bits with and without them", arguments: [
         ConvCase(cin: 19, cout: 8, h: 30, w: 70, k: 3, padding: 1),    // 4-row blocks
-        ConvCase(cin: 19, cout: 8, h: 24, w: 32, k: 3, padding: 1),    // 4-row blocks, 1-panel bands: in pairs
+        ConvCase(cin: 19, cout: 8, h: 12, w: 32, k: 3, padding: 1),    // 4-row blocks, 1-panel bands: in pairs
+        ConvCase(cin: 19, cout: 8, h: 24, w: 32, k: 3, padding: 1),    // 4-row blocks, small: bands of 2 panels
         ConvCase(cin: 19, cout: 13, h: 7, w: 37, k: 3, padding: 1),    // 6-row blocks, 1-panel bands: a pair, the last alone
         ConvCase(cin: 130, cout: 131, h: 19, w: 45, k: 3, padding: 1), // shared bands
         ConvCase(cin: 8, cout: 8, h: 64, w: 256, k: 3, padding: 1),    // 8 groups a row, all paired
