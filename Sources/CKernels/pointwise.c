@@ -68,11 +68,9 @@ struct head {
     long hw;
 };
 
+/* Pixels [p0, p1) of every output plane: 8-lane vectors, then a scalar tail. */
 __attribute__((target("avx2,fma")))
-static void head_block(void *ctx, int item, int thread) {
-    (void) thread;
-    const struct head *j = ctx;
-    long p0 = (long) item * PIXELS, p1 = p0 + PIXELS < j->hw ? p0 + PIXELS : j->hw;
+static void head_range(const struct head *j, long p0, long p1) {
     const __m256 one = _mm256_set1_ps(1), zero = _mm256_setzero_ps();
     const __m256 ln2x2 = _mm256_set1_ps(2 * 0.693147180559945309f), ln2 = _mm256_set1_ps(0.693147180559945309f);
     for (int o = 0; o < j->cout; o++) {
@@ -105,11 +103,85 @@ static void head_block(void *ctx, int item, int thread) {
     }
 }
 
+static void head_block(void *ctx, int item, int thread) {
+    (void) thread;
+    const struct head *j = ctx;
+    long p0 = (long) item * PIXELS, p1 = p0 + PIXELS < j->hw ? p0 + PIXELS : j->hw;
+    head_range(j, p0, p1);
+}
+
+/* exp8 in 16 lanes, the same operations in the same order: the same floats. */
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f));
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3365478515625f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 activate16(__m512 v, int act) {
+    const __m512 one = _mm512_set1_ps(1);
+    switch (act) {
+    case F2A_ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
+    case F2A_ACT_SIGMOID: return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+    case F2A_ACT_TANH: {
+        __m512 e = exp16(_mm512_add_ps(v, v));
+        return _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2), _mm512_add_ps(e, one)));
+    }
+    default: return v;
+    }
+}
+
+/* head_block in 16-lane vectors, on CPUs with AVX-512: the network's last step at the
+ * shipped model's working size (3 x 8 channels, 256 x 192 with the ratio-log decode)
+ * took 0.23-0.26 ms of a 6-7 ms pass with 8 lanes. What is left of an item past its last
+ * 16 pixels goes the 8-lane way, so each pixel takes the path it takes there and the
+ * results are the same bits. */
+__attribute__((target("avx512f")))
+static void head_block_avx512(void *ctx, int item, int thread) {
+    (void) thread;
+    const struct head *j = ctx;
+    long p0 = (long) item * PIXELS, p1 = p0 + PIXELS < j->hw ? p0 + PIXELS : j->hw;
+    long p16 = p0 + (p1 - p0) / 16 * 16;
+    const __m512 one = _mm512_set1_ps(1), zero = _mm512_setzero_ps();
+    const __m512 ln2x2 = _mm512_set1_ps(2 * 0.693147180559945309f), ln2 = _mm512_set1_ps(0.693147180559945309f);
+    for (int o = 0; o < j->cout; o++) {
+        const float *w = j->weight + (size_t) o * j->cin;
+        float *dst = j->out + (size_t) o * j->hw;
+        const float *f = j->flash ? j->flash + (size_t) o * j->hw : NULL;
+        for (long p = p0; p < p16; p += 16) {
+            __m512 acc = _mm512_set1_ps(j->bias[o]);
+            for (int c = 0; c < j->cin; c++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(w[c]), _mm512_loadu_ps(j->x + (size_t) c * j->hw + p), acc);
+            acc = activate16(acc, j->act);
+            if (f) {
+                __m512 g = exp16(_mm512_fmsub_ps(acc, ln2x2, ln2));
+                acc = _mm512_fmsub_ps(_mm512_add_ps(_mm512_loadu_ps(f + p), one), g, one);
+                acc = _mm512_min_ps(_mm512_max_ps(acc, zero), one);
+            }
+            _mm512_storeu_ps(dst + p, acc);
+        }
+    }
+    head_range(j, p16, p1);
+}
+
 void f2a_conv1x1(const float *x, int cin, long hw, const float *weight, const float *bias, int cout, int act,
                  const float *flash, float *out, int threads) {
     struct head j = { x, weight, bias, flash, out, cin, cout, act, hw };
     if (hw <= 0 || cout <= 0) return;
-    f2a_parallel(head_block, &j, (int) ((hw + PIXELS - 1) / PIXELS), threads);
+    f2a_parallel(f2a_kernels_avx512() ? head_block_avx512 : head_block, &j, (int) ((hw + PIXELS - 1) / PIXELS), threads);
 }
 
 struct pool {

@@ -351,7 +351,7 @@ func Foundation_exp(_ x: Double) -> Double { Glibc.exp(x) }
 func Foundation_tanh(_ x: Double) -> Double { Glibc.tanh(x) }
 #endif
 
-@Suite("AVX-512 GEMM blocks")
+@Suite("AVX-512 kernels: the bits of the AVX2 ones")
 struct WideKernelTests {
     /// Runs `body` with the AVX-512 blocks off, then on (where the CPU has them).
     static func bothWays<T>(_ body: () -> T) -> (narrow: T, wide: T) {
@@ -463,6 +463,20 @@ struct WideKernelTests {
         #expect(Self.differing(narrow, wide) == 0)
         let whole = concatChannels(a, b)
         #expect(Self.differing(wide, Self.bothWays { conv(whole, activation: .relu) }.wide) == 0)
+    }
+
+    /// 2109 pixels: a whole work item of 2048, then 61 = three 16-lane vectors, one of 8 lanes
+    /// and a scalar tail of 5, which the 16-lane head leaves to the 8-lane code.
+    @Test("Output head: the same bits with and without them",
+          arguments: [Activation.identity, .relu, .sigmoid, .tanh], [false, true])
+    func head(_ act: Activation, _ ratioLog: Bool) throws {
+        let conv = Conv2d(weight: randomTensor([3, 8, 1, 1], seed: 71), bias: randomTensor([3], seed: 72), padding: 0)
+        let x = randomTensor([1, 8, 19, 111], seed: 73, scale: 4)
+        var flash = randomTensor([1, 3, 19, 111], seed: 74)
+        flash.data = flash.data.map { abs($0) }
+        let (narrow, wide) = Self.bothWays { conv.head(x, activation: act, ratioLogFlash: ratioLog ? flash : nil) }
+        let n = try #require(narrow), w = try #require(wide)
+        #expect(Self.differing(n, w) == 0)
     }
 
     @Test("2x2 transposed convolution: the same bits with and without them")

@@ -12,11 +12,12 @@ int f2a_kernels_available(void);
 /** 1 if this CPU and its OS run AVX-512 F, CD, BW, DQ and VL (OpenBLAS's SkylakeX kernels), else 0. */
 int f2a_cpu_has_avx512(void);
 
-/** 1 if the 3x3 and 2x2 transposed convolutions use their AVX-512 GEMM blocks: on CPUs that
- *  have AVX-512 unless the environment's F2A_AVX512 is 0 (read once), or as last set. */
+/** 1 if the 3x3 and 2x2 transposed convolutions use their AVX-512 GEMM blocks and the output
+ *  head its 16-lane form: on CPUs that have AVX-512 unless the environment's F2A_AVX512 is 0
+ *  (read once), or as last set. */
 int f2a_kernels_avx512(void);
 
-/** Turns the AVX-512 GEMM blocks on (if the CPU has them) or off, for tests and A/B
+/** Turns the AVX-512 kernels on (if the CPU has them) or off, for tests and A/B
  *  timings; returns the previous setting. Results are bit-identical either way. */
 int f2a_kernels_set_avx512(int enable);
 
