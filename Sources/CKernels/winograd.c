@@ -632,15 +632,16 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
         target = (int) (((size_t) 1 << 18) / per_tile);
         if (target < 64) target = 64;
         if (threads > 1 && target > fair) target = fair;
-        /* Small layers: rather fewer bands per thread than bands of one panel, whose GEMM
-         * takes the paired-row block at half the speed of the 2-panel one (microkernel.h).
-         * 4 bands per thread / at least 2 panels while every thread gets a band, 2 threads,
-         * medians of 301 in ms, two runs: 32 -> 32 channels at 48 x 64 0.18-0.20 / 0.12;
-         * 64 -> 32 at 48 x 64 0.29-0.36 / 0.21; 64 -> 64 at 24 x 32 0.17-0.21 / 0.12-0.17;
-         * 128 -> 64 at 24 x 32 0.32-0.34 / 0.28-0.31; at 12 x 16 (too few tiles to change)
-         * and 96 x 128 (4 bands of more than 2 panels each) the same. Bands of 3 panels were
-         * no better. */
-        if (target < 2 * TG) target = total / threads < 2 * TG ? total / threads : 2 * TG;
+        /* Small layers: rather fewer bands per thread than bands of one or two panels,
+         * whose GEMM takes the paired-row block (half the speed of the 4-panel one) or the
+         * 2-panel block (microkernel.h). 4 bands per thread / at least 2 panels while every
+         * thread gets a band, 2 threads, medians of 301 in ms, two runs: 32 -> 32 channels at
+         * 48 x 64 0.18-0.20 / 0.12; 64 -> 32 at 48 x 64 0.29-0.36 / 0.21; 64 -> 64 at 24 x 32
+         * 0.17-0.21 / 0.12-0.17; 128 -> 64 at 24 x 32 0.32-0.34 / 0.28-0.31. At least 2, 3 or 4
+         * panels, the shipped model at 256 x 192 (f2a-bench, 8 alternations, medians of 51
+         * passes, sorted, ms): 2: 6.4 6.5 6.6 6.7 6.8 6.9 6.9 7.5; 3: 5.6 5.7 5.9 6.3 6.6 6.6
+         * 6.9 7.2; 4: 5.7 6.3 6.3 6.4 6.6 6.7 7.0 7.5. */
+        if (target < 4 * TG) target = total / threads < 4 * TG ? total / threads : 4 * TG;
         if (target < 16) target = 16;
     } else {
         target = 256;
