@@ -17,22 +17,24 @@
 
 #define PIXELS 2048 /* pixels per work item of the pointwise jobs */
 
-/* e^x, Cephes' single-precision range reduction and polynomial (max
- * relative error ~2e-7 over the float range; saturates outside it). */
+/* e^x, Cephes' single-precision range reduction and polynomial (max relative error ~2e-7
+ * over the float range; saturates outside it): the constants of exp8 and exp16, which run
+ * the same operations in the same order and so give the same floats. */
+static const float EXP_HI = 88.3762626647949f, EXP_LO = -87.3365478515625f, EXP_LOG2E = 1.44269504088896341f;
+static const float EXP_LN2_HI = 0.693359375f, EXP_LN2_LO = -2.12194440e-4f;
+static const float EXP_P[6] = { 1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f };
+
 __attribute__((target("avx2,fma"), always_inline))
 static inline __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365478515625f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+    x = _mm256_min_ps(x, _mm256_set1_ps(EXP_HI));
+    x = _mm256_max_ps(x, _mm256_set1_ps(EXP_LO));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(EXP_LOG2E)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), x);
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_LO), x);
+    __m256 y = _mm256_set1_ps(EXP_P[0]);
+    for (int i = 1; i < 6; i++) y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(EXP_P[i]));
     y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1)));
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
@@ -110,21 +112,17 @@ static void head_block(void *ctx, int item, int thread) {
     head_range(j, p0, p1);
 }
 
-/* exp8 in 16 lanes, the same operations in the same order: the same floats. */
+/* exp8 in 16 lanes. */
 __attribute__((target("avx512f"), always_inline))
 static inline __m512 exp16(__m512 x) {
-    x = _mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f));
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3365478515625f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    x = _mm512_min_ps(x, _mm512_set1_ps(EXP_HI));
+    x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), x);
-    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
+    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), x);
+    __m512 y = _mm512_set1_ps(EXP_P[0]);
+    for (int i = 1; i < 6; i++) y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(EXP_P[i]));
     y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1)));
     __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
@@ -181,7 +179,8 @@ void f2a_conv1x1(const float *x, int cin, long hw, const float *weight, const fl
                  const float *flash, float *out, int threads) {
     struct head j = { x, weight, bias, flash, out, cin, cout, act, hw };
     if (hw <= 0 || cout <= 0) return;
-    f2a_parallel(f2a_kernels_avx512() ? head_block_avx512 : head_block, &j, (int) ((hw + PIXELS - 1) / PIXELS), threads);
+    f2a_parallel(f2a_kernels_avx512() ? head_block_avx512 : head_block, &j, (int) ((hw + PIXELS - 1) / PIXELS),
+                 threads);
 }
 
 struct pool {
