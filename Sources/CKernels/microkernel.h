@@ -96,8 +96,9 @@ F2A_GEMM_AVX512(4, 3)
 F2A_GEMM_AVX512(4, 4)
 #undef F2A_GEMM_AVX512
 
-/* One 6-row panel in 16-lane vectors, for an odd last panel: only 6 accumulators, so
- * FMA latency bounds it, still at 1.5 times the lanes per cycle of gemm_6x16. */
+/* One 6-row panel in 16-lane vectors, for a single panel (gemm_panels leaves no other
+ * alone): only 6 accumulators, so FMA latency bounds it, still at 1.5 times the lanes per
+ * cycle of gemm_6x16. */
 __attribute__((target("avx512f"), unused))
 static inline void gemm_6x16_avx512(int K, const float *u, const float *v, float *m, size_t ldm) {
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
@@ -118,11 +119,13 @@ static inline void gemm_6x16_avx512(int K, const float *u, const float *v, float
     _mm512_storeu_ps(m, c5);
 }
 
-/* An odd last panel of two neighbouring blocks of `rows` rows at once (u0, u1: their
- * packed rows; m0, m1: their output rows): 12 (8) accumulators where one block alone has
- * 6 (4), which leaves gemm_6x16_avx512 bound by the FMA latency. Per k one vector load and
- * 2 x rows broadcasts. Same sums in the same order as the blocks one at a time. `rows` is a
- * constant where it is called, so the accumulators stay in registers. */
+/* A single panel of two neighbouring blocks of `rows` rows at once (u0, u1: their packed
+ * rows; m0, m1: their output rows): 12 (8) accumulators where one block alone has 6 (4),
+ * which leaves gemm_6x16_avx512 bound by the FMA latency. Per k one vector load and
+ * 2 x rows broadcasts, so at one load per cycle (see above) it runs at about half the FMA
+ * peak (88 GFLOP/s of 175 alone, in L1): bands of one panel are worth avoiding
+ * (winograd.c's band sizes). Same sums in the same order as the blocks one at a time.
+ * `rows` is a constant where it is called, so the accumulators stay in registers. */
 __attribute__((target("avx512f"), always_inline, unused))
 static inline void gemm_pair_x16_avx512(const int rows, int K, const float *u0, const float *u1, const float *v,
                                         float *m0, float *m1, size_t ldm) {

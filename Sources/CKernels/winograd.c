@@ -275,11 +275,15 @@ static void gemm_block(const struct plan *p, const float *V, float *M, int xi, i
     const float *u = p->U + ((size_t) xi * p->groups + cg) * K * p->cg;
     const float *v = V + (size_t) xi * p->vstride;
     float *m = M + (size_t) xi * p->mstride + (size_t) cg * p->cg * p->tbp;
-    if (!p->wide || tiles > TG) gemm_panels(p->cg, p->wide, p->cin, u, v, m, p->tbp, tiles);
-    else if (cg % 2) return; /* done by the call for cg - 1 */
-    else if (cg + 1 == p->groups) gemm_panels(p->cg, p->wide, p->cin, u, v, m, p->tbp, tiles);
-    else if (p->cg == MK_ROWS) gemm_12x16_avx512(p->cin, u, u + K * p->cg, v, m, m + (size_t) p->cg * p->tbp, p->tbp);
-    else gemm_8x16_avx512(p->cin, u, u + K * p->cg, v, m, m + (size_t) p->cg * p->tbp, p->tbp);
+    if (!p->wide || tiles > TG) {
+        gemm_panels(p->cg, p->wide, p->cin, u, v, m, p->tbp, tiles);
+        return;
+    }
+    if (cg % 2) return; /* done by the call for cg - 1 */
+    float *m1 = m + (size_t) p->cg * p->tbp;
+    if (cg + 1 == p->groups) gemm_panels(p->cg, p->wide, p->cin, u, v, m, p->tbp, tiles); /* the last, alone */
+    else if (p->cg == MK_ROWS) gemm_12x16_avx512(p->cin, u, u + K * p->cg, v, m, m1, p->tbp);
+    else gemm_8x16_avx512(p->cin, u, u + K * p->cg, v, m, m1, p->tbp);
 }
 
 /* Output transform of one tile row of one output channel, + bias, ReLU, gate. */
