@@ -58,8 +58,8 @@ let models = try widths.map { w in
 
 print("model  size   GFLOP   median s   GFLOP/s")
 for (name, file) in models {
-    let config = try GeneratorConfig(file: file)
     let g = try Generator(file: file)
+    let config = g.config
     for (h, w) in sizes {
         var x = Tensor(zeros: [1, 3, h, w])
         for i in x.data.indices { x.data[i] = Float(i % 255) / 255 }
