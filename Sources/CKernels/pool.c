@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* sched_getcpu, sched_setaffinity */
 #include "f2a_kernels.h"
 
 #include <pthread.h>
@@ -97,6 +98,62 @@ static void run_items(unsigned generation, int thread) {
 
 static unsigned start_generation[MAX_THREADS];
 
+/* Where a worker wakes up.
+ *
+ * The caller's CPU as of its latest dispatch or hold (-1: none yet); workers read it
+ * before they sleep and when they wake. */
+static _Atomic int caller_cpu = -1;
+
+static void note_caller_cpu(void) { atomic_store_explicit(&caller_cpu, sched_getcpu(), memory_order_relaxed); }
+
+/* A worker woken from sleep may be placed on the CPU of the thread that woke it, the
+ * caller, which is about to run items too; the two then share one core until the load
+ * balancer moves one of them. On the machines measured (VMs with 2 vCPUs whose kernel has
+ * a kernel.sched_vcpu_pack setting) that happened 49 times in 50 after a 100 ms pause, for
+ * ~4 ms: a quarter of the shipped model's pass at 256x192 ran on
+ * one core (after a 100 ms pause 11.7-12.4 ms against 6.5-7.5 back to back). So a worker
+ * about to sleep takes the caller's CPU out of its affinity mask, which makes the kernel
+ * send its wake-up to another CPU (~0.1 ms there), and puts the mask back when it wakes:
+ * 7.8-8.3 ms after the pause. Should it wake on the caller's CPU all the same (the caller
+ * has moved there meanwhile), it leaves by the same means: a migration, ~4 ms on that VM,
+ * still before the balancer would have moved it. Either costs a worker three system calls
+ * per sleep, none while it spins; a thread whose mask allows only the caller's CPU, or
+ * where the calls fail, stays as it is. */
+struct affinity {
+    cpu_set_t saved, narrowed_to;
+    int narrowed;
+};
+
+static int without_cpu(struct affinity *a, int cpu) {
+    if (cpu < 0 || sched_getaffinity(0, sizeof a->saved, &a->saved) != 0 || !CPU_ISSET(cpu, &a->saved)) return 0;
+    a->narrowed_to = a->saved;
+    CPU_CLR(cpu, &a->narrowed_to);
+    return CPU_COUNT(&a->narrowed_to) > 0 && sched_setaffinity(0, sizeof a->narrowed_to, &a->narrowed_to) == 0;
+}
+
+/* Unless the mask was changed from outside meanwhile (sched_setaffinity on this thread,
+ * taskset -p): that one stays. */
+static void restore_affinity(struct affinity *a) {
+    cpu_set_t now;
+    if (a->narrowed && sched_getaffinity(0, sizeof now, &now) == 0 && CPU_EQUAL(&now, &a->narrowed_to))
+        sched_setaffinity(0, sizeof a->saved, &a->saved);
+    a->narrowed = 0;
+}
+
+static void before_sleep(struct affinity *a) {
+    a->narrowed = without_cpu(a, atomic_load_explicit(&caller_cpu, memory_order_relaxed));
+}
+
+static void after_wake(struct affinity *a) {
+    restore_affinity(a);
+    const int cpu = atomic_load_explicit(&caller_cpu, memory_order_relaxed);
+    if (cpu >= 0 && sched_getcpu() == cpu) {
+        struct affinity away;
+        away.narrowed = without_cpu(&away, cpu); /* moves this thread now */
+        restore_affinity(&away);
+    }
+}
+
 static void *worker(void *arg) {
     int id = (int) (intptr_t) arg;
     unsigned seen = start_generation[id]; /* jobs up to this one are not ours */
@@ -114,11 +171,14 @@ static void *worker(void *arg) {
                 sched_yield();
                 continue;
             }
+            struct affinity affinity;
+            before_sleep(&affinity);
             pthread_mutex_lock(&sleep_lock);
             unsigned epoch = hold_epoch; /* a new hold wakes us too */
             while (job_generation(atomic_load(&state)) == seen && hold_epoch == epoch)
                 pthread_cond_wait(&wake, &sleep_lock);
             pthread_mutex_unlock(&sleep_lock);
+            after_wake(&affinity);
             t0 = cycles();
             spins = 0;
         }
@@ -167,6 +227,7 @@ void f2a_parallel(f2a_task_fn fn, void *ctx, int items, int threads) {
         atomic_store_explicit(&done_items, 0, memory_order_relaxed);
         unsigned g = (job_generation(atomic_load(&state)) + 1) & ((1u << (64 - GEN_SHIFT)) - 1);
         unsigned long long s = ((unsigned long long) g << GEN_SHIFT) | ((unsigned long long) n << ITEM_BITS);
+        note_caller_cpu();
         pthread_mutex_lock(&sleep_lock);
         atomic_store_explicit(&state, s, memory_order_release);
         pthread_cond_broadcast(&wake);
@@ -191,6 +252,7 @@ void f2a_parallel(f2a_task_fn fn, void *ctx, int items, int threads) {
  * also wakes the sleeping workers, so they are up by the first layer. */
 void f2a_pool_hold(int delta) {
     if (atomic_fetch_add(&holds, delta) == 0 && delta > 0) {
+        note_caller_cpu();
         pthread_mutex_lock(&sleep_lock);
         if (!atomic_load_explicit(&held_spin_cycles, memory_order_relaxed)) {
             const char *env = getenv("F2A_POOL_HOLD_US");

@@ -6,7 +6,8 @@
 #   make test-hostile       Tests/hardening/hostile.py: hostile images through f2a apply and vips
 #                           flash2ambient under a 4 GiB address-space cap (MEMORY_CAP_MB)
 #   make test-concurrency   8 threads x 50 applies on one model bit-identical (concurrency.c);
-#                           vips flash2ambient VIPS_CONCURRENCY=8 == 1 on 3000x2000 (vips_concurrency.sh)
+#                           vips flash2ambient VIPS_CONCURRENCY=8 == 1 on 3000x2000 (vips_concurrency.sh);
+#                           the pool's workers wake on another CPU than the caller's (pool_wake.c)
 #   make test-leaks         test_capi under ASan+LSan; vips flash2ambient under valgrind (leaks.sh)
 #   make test-rss           RSS growth from apply 100 to 1000 in one process <= RSS_BOUND_KB (rss.c)
 #   make test-reliability   Tests/hardening/reliability.py: inputs never overwritten, whatever path spells them;
@@ -37,6 +38,9 @@ test-concurrency: plugin
 	$(HARDENING_CC) -o $(HARDENING_DIR)/concurrency Tests/hardening/concurrency.c -lflash2ambient -lpthread
 	$(HARDENING_DIR)/concurrency $(BUILD) 8 50
 	Tests/hardening/vips_concurrency.sh $(BUILD)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -ISources/CKernels/include -o $(HARDENING_DIR)/pool_wake \
+	  Tests/hardening/pool_wake.c Sources/CKernels/pool.c -lpthread
+	$(HARDENING_DIR)/pool_wake
 
 test-leaks: plugin | hardening-deps
 	Tests/hardening/leaks.sh $(BUILD)
