@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKernels
 import Synchronization
 import Testing
 @testable import F2ACore
@@ -90,5 +91,32 @@ struct ParallelTests {
             }
         }
         #expect(wrong.values == [0])
+    }
+}
+
+@Suite("Thread pool claims")
+struct PoolClaimTests {
+    /// Thread 1 claims from the back of the range (pool.c run_items), so that each core keeps
+    /// to its end of the image from layer to layer: its items are a suffix, the caller's a
+    /// prefix. Each item takes ~20 us so that both threads get some; when another test holds
+    /// the pool, the caller runs them all, which is a prefix too.
+    @Test("Thread 1's items are a suffix of the range, the caller's a prefix")
+    func claimsFromBothEnds() {
+        for n in [2, 7, 64, 1000] {
+            var runs = [Int32](repeating: -1, count: n)
+            runs.withUnsafeMutableBufferPointer { buffer in
+                f2a_parallel({ context, item, thread in
+                    var start = timespec(), now = timespec()
+                    clock_gettime(CLOCK_MONOTONIC, &start)
+                    repeat { clock_gettime(CLOCK_MONOTONIC, &now) }
+                    while (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec) < 20_000
+                    context!.assumingMemoryBound(to: Int32.self)[Int(item)] = thread
+                }, buffer.baseAddress, Int32(n), 2)
+            }
+            #expect(runs.allSatisfy { $0 == 0 || $0 == 1 }, "n \(n): \(runs)")
+            let firstOfWorker = runs.firstIndex(of: 1) ?? n
+            #expect(runs[..<firstOfWorker].allSatisfy { $0 == 0 } && runs[firstOfWorker...].allSatisfy { $0 == 1 },
+                    "n \(n): threads \(runs)")
+        }
     }
 }
