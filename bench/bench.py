@@ -4,7 +4,10 @@
     build/venv/bin/python bench/bench.py [BUILD_DIR]        (default: build; run by `make bench`)
 
 Environment (all optional):
-    BENCH_RUNS=N     timed runs per engine and cell (default 5; medians are reported)
+    BENCH_RUNS=N     timed runs per engine and cell (default 5; medians are reported); a cell whose
+                     slowest warm-up run took under BENCH_CELL_MS/N gets up to 25 runs instead
+    BENCH_CELL_MS=T  timed milliseconds per engine and cell the runs are stretched to (default 200):
+                     a median of 5 runs of a ~10 ms pass moved by 30 % with one slow run of the host
     BENCH_WARMUP=N   untimed warm-up runs per engine and cell (default 1)
     BENCH_CELLS="MODEL@SIZE ..."   the engine-speed cells instead of the default set. MODEL:
                      `default` (the shipped weights), `wA` (f2a init --width A) or `wA/dB`
@@ -515,7 +518,12 @@ def run_order(names, r):
     return order[::-1] if (r // k) % 2 else order
 
 
-def run_cell(engines, lib_path, model, h, w, runs, warmup, settle, tmp):
+MAX_CELL_RUNS = 25
+
+
+def run_cell(engines, lib_path, model, h, w, runs, warmup, settle, cell_s, tmp):
+    """Times of `runs` timed runs per engine, or more, up to MAX_CELL_RUNS, where that many take
+    under cell_s seconds for the slowest engine's warm-up."""
     procs = []
     try:
         for e in engines:
@@ -523,6 +531,9 @@ def run_cell(engines, lib_path, model, h, w, runs, warmup, settle, tmp):
         for _ in range(warmup):
             for wp in procs:
                 wp.ask("run")
+        # One more untimed round, warm, to size the cell (a first run pays one-time costs).
+        slowest = max(wp.ask("run")["t"] for wp in procs)
+        runs = max(runs, min(MAX_CELL_RUNS, int(cell_s / slowest) if slowest > 0 else runs))
         times = {e: [] for e in engines}
         cpu = {e: [] for e in engines}
         for r in range(runs):
@@ -548,7 +559,7 @@ def run_cell(engines, lib_path, model, h, w, runs, warmup, settle, tmp):
         diffs[e] = float(np.max(np.abs(ours - other))) if ours.shape == other.shape else float("inf")
     for p in paths.values():
         os.remove(p)
-    return times, cpu, stats, diffs
+    return times, cpu, stats, diffs, runs
 
 
 def engine_versions(peers):
@@ -566,6 +577,7 @@ def part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results):
     runs = env_int("BENCH_RUNS", 5)
     warmup = env_int("BENCH_WARMUP", 1)
     settle_ms = env_int("BENCH_SETTLE_MS", 100)
+    cell_ms = env_int("BENCH_CELL_MS", 200)
     quick = env_on("BENCH_QUICK", False)
     peers = os.environ.get("BENCH_PEERS", "").split() or list(PEERS)
     if not peers or any(p not in PEERS for p in peers):
@@ -582,7 +594,8 @@ def part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results):
     if "ov" in versions:
         print(f"   vs OpenVINO {versions['ov']} (CPU, INFERENCE_NUM_THREADS 2, PERFORMANCE_HINT LATENCY, "
               f"INFERENCE_PRECISION_HINT f32), both on the same ONNX file per model")
-    print(f"   {warmup} warm-up + {runs} timed runs per engine and cell, alternating (rotating order), "
+    print(f"   {warmup} warm-up + 1 sizing + {runs} timed runs per engine and cell (up to {MAX_CELL_RUNS} where "
+          f"they take under {cell_ms} ms: BENCH_CELL_MS), alternating (rotating order), "
           f"{settle_ms} ms pause before each (BENCH_SETTLE_MS); medians")
     print(f"   cells ({spec_from}): {spec}")
     print(f"   models: default = the shipped weights ({os.path.basename(shipped_weights)}: width "
@@ -625,7 +638,8 @@ def part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results):
                 print(f"{key:<10} {f'{w}x{h}':>9} {g:>7.1f} | skipped (BENCH_QUICK)")
                 continue
             t0 = time.time()
-            times, cpu, stats, diffs = run_cell(engines, lib_path, model, h, w, runs, warmup, settle_ms / 1000, tmp)
+            times, cpu, stats, diffs, cell_runs = run_cell(engines, lib_path, model, h, w, runs, warmup,
+                                                           settle_ms / 1000, cell_ms / 1000, tmp)
             med = {e: statistics.median(times[e]) for e in engines}
             best = min(engines[1:], key=lambda e: med[e])
             row = {"cell": f"{key}@{w}x{h}", "model": key, "width": model["info"]["width"],
@@ -637,7 +651,7 @@ def part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results):
                                    **({"max_abs_diff": diffs[e]} if e in diffs else {})} for e in engines},
                    "best_peer": best, "ratio_best": med[best] / med["ours"],
                    "ratios": {e: med[e] / med["ours"] for e in engines[1:]},
-                   "cell_seconds": time.time() - t0}
+                   "runs": cell_runs, "cell_seconds": time.time() - t0}
             rows.append(row)
             bad = [e for e in diffs if not diffs[e] <= TOLERANCE]
             print(f"{key:<10} {f'{w}x{h}':>9} {g:>7.1f} | " + " ".join(f"{med[e]:>11.4f}" for e in engines)
@@ -649,9 +663,9 @@ def part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results):
     geo = {e: geomean(r["ratios"][e] for r in rows) for e in engines[1:]}
     results["speed"] = {"cells": rows, "engines": engines, "versions": versions, "cell_spec": spec,
                         "geomean_ratio_best": geo_best, "geomean_ratios": geo, "fma_peak_gflops": peak,
-                        "runs": runs, "warmup": warmup, "settle_ms": settle_ms}
+                        "runs": runs, "cell_ms": cell_ms, "warmup": warmup, "settle_ms": settle_ms}
 
-    print("\n   per engine: median (min-max) s, effective GFLOP/s (direct-convolution FLOPs / median time) "
+    print("\n   per engine: median (min-max) s of the cell's n timed runs, effective GFLOP/s (direct-convolution FLOPs / median time) "
           "and % of the FMA peak, process CPU s per pass (all threads), peak RSS of the worker, "
           "max |output - ours|")
     for r in rows:
@@ -659,7 +673,8 @@ def part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results):
             d = r["engines"][e]
             pct = f"{100 * d['gflops'] / peak2:>5.0f}%" if peak2 else "     -"
             diff = f"{d['max_abs_diff']:.1e}" if "max_abs_diff" in d else "-"
-            print(f"   {r['cell'] if i == 0 else '':<20} {ENGINES[e]:<12} {d['s']:>8.4f} "
+            label = f"{r['cell']} n={r['runs']}" if i == 0 else ""
+            print(f"   {label:<24} {ENGINES[e]:<12} {d['s']:>8.4f} "
                   f"({min(d['times']):.4f}-{max(d['times']):.4f}) {d['gflops']:>7.1f} GFLOP/s {pct} "
                   f"CPU {d['cpu_s']:>7.3f} s  RSS {d['peak_rss_mb']:>5.0f} MB  |diff| {diff}")
     worst = max(r["engines"][e]["max_abs_diff"] for r in rows for e in engines[1:])

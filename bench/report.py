@@ -25,7 +25,8 @@ def render_speed(s):
     peak2 = peak.get("2") or peak.get(2)
     v = s.get("versions", {})
     out = [""]
-    out.append(f"Engine speed ({s['warmup']} warm-up + {s['runs']} timed runs per engine and cell, alternating, "
+    out.append(f"Engine speed ({s['warmup']} warm-up + {s['runs']} timed runs per engine and cell"
+               + (f", up to 25 where they take under {s['cell_ms']} ms" if "cell_ms" in s else "") + ", alternating, "
                f"{s.get('settle_ms', 0)} ms pause before each; median seconds of one forward pass, min–max in "
                f"brackets); peers: " + ", ".join(f"{ENGINES[e]} {v.get(e, '')}".strip() for e in peers) + ":")
     out.append("")
