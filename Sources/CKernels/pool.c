@@ -13,8 +13,8 @@
  * Winograd band); creating and joining pthreads for each cost tens of
  * microseconds idle and whole scheduler slices on a loaded machine.
  *
- * Work is handed out from an atomic counter in shrinking claims (run_items),
- * so a thread that gets descheduled (the machine is shared) simply takes fewer
+ * Work is handed out from both ends of an atomic range in shrinking claims
+ * (run_items), so a thread that gets descheduled (the machine is shared) simply takes fewer
  * items and both cores finish together. Workers spin briefly after a job (the next
  * dispatch usually follows within microseconds), then sleep on a condition
  * variable so an idle library costs no CPU. The caller never waits for a
@@ -35,8 +35,8 @@ static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static int nworkers; /* started so far; guarded by caller_lock */
 
-/* The whole job state in one word: generation | item count | next item.
- * An item is claimed by a compare-and-swap of the word, which fails if the
+/* The whole job state in one word: generation | end | front, the items not yet
+ * claimed being front ..< end (published as 0 ..< items). An item is claimed by a compare-and-swap of the word, which fails if the
  * job has been replaced, so a worker that wakes up late can never run an
  * item of a job it did not see published - and the caller never has to wait
  * for sleeping workers to acknowledge a job before publishing the next. */
@@ -54,8 +54,8 @@ static void *job_ctx;
 static int job_first, job_threads;
 
 static inline unsigned job_generation(unsigned long long s) { return (unsigned) (s >> GEN_SHIFT); }
-static inline int job_items(unsigned long long s) { return (int) ((s >> ITEM_BITS) & ITEM_MASK); }
-static inline int job_next(unsigned long long s) { return (int) (s & ITEM_MASK); }
+static inline int job_end(unsigned long long s) { return (int) ((s >> ITEM_BITS) & ITEM_MASK); }
+static inline int job_front(unsigned long long s) { return (int) (s & ITEM_MASK); }
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -90,14 +90,14 @@ static inline unsigned long long cycles(void) {
 static void run_items(unsigned generation, int thread) {
     const int from_back = thread == 1;
     unsigned long long s = atomic_load_explicit(&state, memory_order_acquire);
-    while (job_generation(s) == generation && job_next(s) < job_items(s)) {
+    while (job_generation(s) == generation && job_front(s) < job_end(s)) {
         /* job_threads may already be the next job's; then the exchange below fails. */
-        int take = (job_items(s) - job_next(s)) / (CLAIM_SHARE * (job_threads > 0 ? job_threads : 1));
+        int take = (job_end(s) - job_front(s)) / (CLAIM_SHARE * (job_threads > 0 ? job_threads : 1));
         if (take < 1) take = 1;
         const unsigned long long claimed = from_back ? s - ((unsigned long long) take << ITEM_BITS) : s + (unsigned long long) take;
         if (!atomic_compare_exchange_weak_explicit(&state, &s, claimed, memory_order_acquire, memory_order_acquire))
             continue; /* s now holds the current word */
-        const int first = job_first + (from_back ? job_items(s) - take : job_next(s));
+        const int first = job_first + (from_back ? job_end(s) - take : job_front(s));
         for (int i = 0; i < take; i++) job_fn(job_ctx, first + i, thread);
         atomic_fetch_add_explicit(&done_items, take, memory_order_release);
         s = atomic_load_explicit(&state, memory_order_acquire);
@@ -118,11 +118,11 @@ static void note_caller_cpu(void) { atomic_store_explicit(&caller_cpu, sched_get
  * caller, which is about to run items too; the two then share one core until the load
  * balancer moves one of them. On the machines measured (VMs with 2 vCPUs whose kernel has
  * a kernel.sched_vcpu_pack setting) that happened 49 times in 50 after a 100 ms pause, for
- * ~4 ms: a quarter of the shipped model's pass at 256x192 ran on
- * one core (after a 100 ms pause 11.7-12.4 ms against 6.5-7.5 back to back). So a worker
- * about to sleep takes the caller's CPU out of its affinity mask, which makes the kernel
- * send its wake-up to another CPU (~0.1 ms there), and puts the mask back when it wakes:
- * 7.8-8.3 ms after the pause. Should it wake on the caller's CPU all the same (the caller
+ * ~4 ms: the shipped model's pass at 256x192 took 11.7-12.4 ms after a 100 ms pause against
+ * 6.5-7.5 back to back, with the same CPU time. So a worker about to sleep takes the
+ * caller's CPU out of its affinity mask, which makes the kernel send its wake-up to another
+ * CPU (~0.1 ms there), and puts the mask back when it wakes: 9.5-11.0 -> 6.6-7.8 ms after
+ * the pause (interleaved processes, 40 passes each). Should it wake on the caller's CPU all the same (the caller
  * has moved there meanwhile), it leaves by the same means: a migration, ~4 ms on that VM,
  * still before the balancer would have moved it. Either costs a worker three system calls
  * per sleep, none while it spins; a thread whose mask allows only the caller's CPU, or
