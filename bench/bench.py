@@ -4,10 +4,11 @@
     build/venv/bin/python bench/bench.py [BUILD_DIR]        (default: build; run by `make bench`)
 
 Environment (all optional):
-    BENCH_RUNS=N     timed runs per engine and cell (default 5; medians are reported); a cell whose
-                     slowest warm-up run took under BENCH_CELL_MS/N gets up to 25 runs instead
-    BENCH_CELL_MS=T  timed milliseconds per engine and cell the runs are stretched to (default 200):
-                     a median of 5 runs of a ~10 ms pass moved by 30 % with one slow run of the host
+    BENCH_RUNS=N     timed runs per engine and cell (default 5; medians are reported); more, up to
+                     25, where N runs of the slowest engine take under BENCH_CELL_MS (below)
+    BENCH_CELL_MS=T  after the warm-up one untimed run per engine sizes the cell: it gets as many runs
+                     as its slowest engine fits in T ms (default 200; 0: exactly BENCH_RUNS), since a
+                     median of 5 runs of a ~10 ms pass moved by 30 % with one slow run of the host
     BENCH_WARMUP=N   untimed warm-up runs per engine and cell (default 1)
     BENCH_CELLS="MODEL@SIZE ..."   the engine-speed cells instead of the default set. MODEL:
                      `default` (the shipped weights), `wA` (f2a init --width A) or `wA/dB`
@@ -48,8 +49,8 @@ by tools/onnx/f2a_to_onnx.py (dynamic H/W) to the ONNX model both peers run. For
         "CPU" with INFERENCE_NUM_THREADS 2, PERFORMANCE_HINT LATENCY,
         INFERENCE_PRECISION_HINT f32; infer() on an NCHW input tensor set once.
 All generate the same image (numpy default_rng((H, W)), uniform [0, 1), float32); sizes are
-multiples of 16, so the library does not pad. After the warm-up the driver asks the workers
-for one timed run at a time, in an order that rotates and reverses (ours ort ov, ort ov ours,
+multiples of 16, so the library does not pad. After the warm-up and the sizing run
+(BENCH_CELL_MS) the driver asks the workers for one timed run at a time, in an order that rotates and reverses (ours ort ov, ort ov ours,
 ov ours ort, ov ort ours, ours ov ort, ort ours ov, ...). Each worker's peak RSS (VmHWM;
 whole process, Python + numpy + the engine) is read at the end; a separate baseline shows
 the RSS of the worker before the model is loaded. The outputs of the last run of each peer
