@@ -31,6 +31,7 @@ struct item_record {
 
 static _Atomic int started[2];
 static struct item_record records[2];
+static pid_t worker_tid; /* the pool worker's, once it has run an item */
 
 static double now_ms(void) {
     struct timespec t;
@@ -59,6 +60,8 @@ static int round_after_pause(int expected_allowed) {
     atomic_store(&started[0], 0);
     atomic_store(&started[1], 0);
     f2a_parallel(rendezvous, NULL, 2, 2);
+    for (int i = 0; i < 2; i++)
+        if (records[i].thread != 0) worker_tid = records[i].tid;
     for (int i = 0; i < 2; i++)
         if (records[i].thread != 0 && records[i].allowed != expected_allowed) {
             fprintf(stderr, "FAIL: a worker ran allowed %d CPUs, expected %d\n", records[i].allowed,
@@ -104,7 +107,10 @@ int main(int argc, char **argv) {
     }
 
     /* The worker's mask set from outside while it sleeps (narrowed): it keeps that one. */
-    const pid_t worker_tid = records[records[0].thread != 0 ? 0 : 1].tid;
+    if (worker_tid == 0) {
+        fprintf(stderr, "FAIL: the pool's worker never ran an item\n");
+        return 1;
+    }
     usleep(100 * 1000);
     cpu_set_t outside, all;
     sched_getaffinity(0, sizeof all, &all);
