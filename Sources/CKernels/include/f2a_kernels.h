@@ -27,7 +27,8 @@ typedef void (*f2a_task_fn)(void *ctx, int item, int thread);
 /**
  * Runs fn(ctx, i, thread) for i in 0 ..< items on up to `threads` threads
  * (at most 16) of a persistent pool, the caller included; returns when all
- * are done. Items are claimed in shrinking runs (pool.c). A call made while
+ * are done. Items are claimed in shrinking runs, thread 1's from the end of the
+ * range and the others' from its start (pool.c). A call made while
  * another is in progress (from another thread, or nested: from inside an
  * item, whose thread the pool already holds) runs all its items on the
  * caller. The one pool of the library: F2ACore's parallelFor runs on it too.
