@@ -14,8 +14,8 @@
  * microseconds idle and whole scheduler slices on a loaded machine.
  *
  * Work is handed out from both ends of an atomic range in shrinking claims
- * (run_items), so a thread that gets descheduled (the machine is shared) simply takes fewer
- * items and both cores finish together. Workers spin briefly after a job (the next
+ * (run_items), so a thread that gets descheduled (the machine is shared) simply
+ * takes fewer items and both cores finish together. Workers spin briefly after a job (the next
  * dispatch usually follows within microseconds), then sleep on a condition
  * variable so an idle library costs no CPU. The caller never waits for a
  * sleeping worker to wake: it runs items itself and returns once all are
@@ -36,10 +36,11 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static int nworkers; /* started so far; guarded by caller_lock */
 
 /* The whole job state in one word: generation | end | front, the items not yet
- * claimed being front ..< end (published as 0 ..< items). An item is claimed by a compare-and-swap of the word, which fails if the
- * job has been replaced, so a worker that wakes up late can never run an
- * item of a job it did not see published - and the caller never has to wait
- * for sleeping workers to acknowledge a job before publishing the next. */
+ * claimed being front ..< end (published as 0 ..< items). An item is claimed
+ * by a compare-and-swap of the word, which fails if the job has been replaced,
+ * so a worker that wakes up late can never run an item of a job it did not see
+ * published - and the caller never has to wait for sleeping workers to
+ * acknowledge a job before publishing the next. */
 static _Atomic unsigned long long state;
 static _Atomic int done_items;
 /* f2a_pool_hold: while > 0, idle workers keep polling (yielding) for up to
@@ -94,7 +95,8 @@ static void run_items(unsigned generation, int thread) {
         /* job_threads may already be the next job's; then the exchange below fails. */
         int take = (job_end(s) - job_front(s)) / (CLAIM_SHARE * (job_threads > 0 ? job_threads : 1));
         if (take < 1) take = 1;
-        const unsigned long long claimed = from_back ? s - ((unsigned long long) take << ITEM_BITS) : s + (unsigned long long) take;
+        const unsigned long long claimed =
+            from_back ? s - ((unsigned long long) take << ITEM_BITS) : s + (unsigned long long) take;
         if (!atomic_compare_exchange_weak_explicit(&state, &s, claimed, memory_order_acquire, memory_order_acquire))
             continue; /* s now holds the current word */
         const int first = job_first + (from_back ? job_end(s) - take : job_front(s));
@@ -122,9 +124,9 @@ static void note_caller_cpu(void) { atomic_store_explicit(&caller_cpu, sched_get
  * 6.5-7.5 back to back, with the same CPU time. So a worker about to sleep takes the
  * caller's CPU out of its affinity mask, which makes the kernel send its wake-up to another
  * CPU (~0.1 ms there), and puts the mask back when it wakes: 9.5-11.0 -> 6.6-7.8 ms after
- * the pause (interleaved processes, 40 passes each). Should it wake on the caller's CPU all the same (the caller
- * has moved there meanwhile), it leaves by the same means: a migration, ~4 ms on that VM,
- * still before the balancer would have moved it. Either costs a worker three system calls
+ * the pause (interleaved processes, 40 passes each). Should it wake on the caller's CPU
+ * all the same (the caller has moved there meanwhile), it leaves by the same means: a
+ * migration, ~4 ms on that VM, still before the balancer would have moved it. Either costs a worker three system calls
  * per sleep, none while it spins; a thread whose mask allows only the caller's CPU, or
  * where the calls fail, stays as it is. */
 struct affinity {
