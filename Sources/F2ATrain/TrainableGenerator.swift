@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKernels
 import F2ACore
 import F2AModel
 
@@ -133,6 +134,24 @@ public final class TrainableGenerator: @unchecked Sendable {
         return conv2dForward(x, weight: params.values[w], bias: params.values[b], g, workspace: ws)
     }
 
+    /// activation(conv(x) + bias) of the output layer: on the engine's head kernel (one pass
+    /// on the thread pool, as the exported model's forward pass computes it) where that
+    /// runs, else `conv` and then the activation. The activation alone, one libm call per
+    /// element on one thread, took 1.7–2.4 ms of a 67–75 ms width-0.125 step (crop 128,
+    /// batch 8: 393 K outputs).
+    private func outputConv(_ x: Tensor, layer i: Int, activation: Activation) -> Tensor {
+        let (w, b) = layerParameters[i]
+        let s = params.shapes[w]
+        if s[2] == 1 && config.padding(layers[i]) == 0 {
+            let head = Conv2d(weight: Tensor(shape: s, data: params.values[w]), bias: Tensor(shape: [s[0]], data: params.values[b]),
+                              padding: 0)
+            if let y = head.head(x, activation: activation, ratioLogFlash: nil) { return y }
+        }
+        var z = conv(x, layer: i)
+        activation.apply(&z)
+        return z
+    }
+
     /// flash: [N, 3, H, W] in [0, 1], H and W multiples of `config.sizeMultiple`.
     public func forward(_ flash: Tensor) -> Cache {
         precondition(flash.rank == 4 && flash.c == 3 && flash.h % config.sizeMultiple == 0 && flash.w % config.sizeMultiple == 0,
@@ -190,12 +209,8 @@ public final class TrainableGenerator: @unchecked Sendable {
                     x = y
                 }
             case .output:
-                var z = conv(x, layer: i)
-                switch config.activation {
-                case .sigmoid:
-                    Activation.sigmoid.apply(&z)
-                case .tanh:
-                    Activation.tanh.apply(&z)
+                var z = outputConv(x, layer: i, activation: config.activation == .sigmoid ? .sigmoid : .tanh)
+                if config.activation == .tanh {
                     tanhOut = z
                     Pointwise.affine(&z, 0.5, 0.5)
                 }
@@ -239,6 +254,44 @@ public final class TrainableGenerator: @unchecked Sendable {
         }
         return EngineConvolution.inputGradient(dy, weight: weight, shape: s, channels: inputGradientChannels ?? s[1],
                                                gate: gate)
+    }
+
+    /// Backward of `outputConv`'s convolution from dz, the gradient at its output:
+    /// accumulates its parameter gradients and returns its input gradient, in one pass of
+    /// the head's backward kernel (CKernels/pointwise.c) per image where that runs, else
+    /// through `convBackward`'s GEMMs (1.7–2.8 ms of a step at crop 128, batch 8).
+    private func outputConvBackward(layer i: Int, _ rec: LayerRecord, _ dz: Tensor) -> Tensor {
+        let (w, b) = layerParameters[i]
+        let s = params.shapes[w], x = rec.input, hw = x.h * x.w
+        let cout = s[0], cin = s[1]
+        guard s[2] == 1, config.padding(layers[i]) == 0, dz.shape == [x.n, cout, x.h, x.w] else {
+            return convBackward(layer: i, rec, dz)!
+        }
+        var scratch = uninitializedFloats(f2a_conv1x1_backward_scratch(hw, Int32(cin), Int32(cout)))
+        var status: Int32 = 0
+        let dx = Tensor(shape: x.shape) { dxp in
+            x.data.withUnsafeBufferPointer { xp in
+                dz.data.withUnsafeBufferPointer { zp in
+                    params.values[w].withUnsafeBufferPointer { wp in
+                        scratch.withUnsafeMutableBufferPointer { sp in
+                            params.withGrad(w) { dW in
+                                params.withGrad(b) { dB in
+                                    // -1 (the only failure) comes before anything is touched, so at image 0.
+                                    let (x0, z0, dx0) = (xp.baseAddress!, zp.baseAddress!, dxp.baseAddress!)
+                                    let threads = Int32(Conv2d.threadCount)
+                                    for image in 0..<x.n where status == 0 {
+                                        let input = x0 + image * cin * hw, gradient = z0 + image * cout * hw
+                                        status = f2a_conv1x1_backward(input, Int32(cin), hw, gradient, Int32(cout), wp.baseAddress!,
+                                                                      dx0 + image * cin * hw, dW, dB, sp.baseAddress!, threads)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return status == 0 ? dx : convBackward(layer: i, rec, dz)!
     }
 
     /// The ReLU output 3x3 conv i reads as its input, where its input gradient can go
@@ -294,7 +347,7 @@ public final class TrainableGenerator: @unchecked Sendable {
                     Pointwise.affine(&d, 0.5, 0)
                     Pointwise.tanhBackward(&d, output: cache.tanhOut!)
                 }
-                d = convBackward(layer: i, rec, d)!
+                d = outputConvBackward(layer: i, rec, d)
             case .conv3x3 where !layer.isEncoder:
                 if !gated { Pointwise.reluBackward(&d, output: rec.output) }
                 // The first conv of a level reads [upsampled, skip]; a frozen block's skip needs no gradient.

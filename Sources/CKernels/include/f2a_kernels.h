@@ -184,6 +184,19 @@ enum { F2A_ACT_IDENTITY = 0, F2A_ACT_RELU = 1, F2A_ACT_SIGMOID = 2, F2A_ACT_TANH
 void f2a_conv1x1(const float *x, int cin, long hw, const float *weight, const float *bias, int cout, int act,
                  const float *flash, float *out, int threads);
 
+/**
+ * Backward of f2a_conv1x1's convolution (its activation excluded), for the trainer's output
+ * layer: from x [cin, hw] (its input) and dz [cout, hw] (the gradient at its output),
+ * dx [cin, hw] = weight^T dz (skipped when dx is NULL), dw [cout][cin] += sum over the
+ * pixels of dz x, db [cout] += sum of dz. The sums go by fixed blocks of pixels, added in
+ * block order, so they do not depend on `threads`. scratch: f2a_conv1x1_backward_scratch
+ * floats. Returns -1, touching nothing, unless cout is 3 and the AVX-512 blocks run
+ * (f2a_kernels_avx512()): the caller then lowers to GEMMs; else 0.
+ */
+size_t f2a_conv1x1_backward_scratch(long hw, int cin, int cout);
+int f2a_conv1x1_backward(const float *x, int cin, long hw, const float *dz, int cout, const float *weight, float *dx,
+                         float *dw, float *db, float *scratch, int threads);
+
 /** 2x2 max-pooling, stride 2, of `planes` planes of height x width (odd
  *  trailing rows/columns dropped) into [planes, height / 2, width / 2]. */
 void f2a_maxpool2x2(const float *x, int planes, int height, int width, float *out, int threads);

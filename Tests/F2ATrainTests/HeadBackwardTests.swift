@@ -1,0 +1,69 @@
+import CKernels
+import Testing
+@testable import F2ATrain
+import F2ACore
+
+@Suite("Output head backward (CKernels f2a_conv1x1_backward)")
+struct HeadBackwardTests {
+    /// dx, dW and dB of a 1x1 convolution to 3 channels, image by image as the trainer
+    /// calls it, against ConvolutionReference's float64 loops. Input channels in whole
+    /// groups of 8, a partial group alone and after whole ones; planes in one block of
+    /// pixels and in several, with and without a partial last vector. dW and dB start at
+    /// 0.5: the kernel adds to them.
+    @Test("Matches float64 loops", arguments: [(2, 8, 16, 16), (1, 5, 7, 9), (2, 13, 48, 64), (3, 16, 33, 70), (1, 1, 4, 4)])
+    func naive(_ n: Int, _ cin: Int, _ h: Int, _ w: Int) throws {
+        guard f2a_kernels_avx512() != 0 else { return }  // the kernel declines; the trainer lowers to GEMMs
+        let g = ConvGeometry(cin, 3, kernel: 1, stride: 1, padding: 0)
+        let p = ConvolutionReference.problem(g, n: n, height: h, width: w, seed: UInt64(31 * cin + h))
+        let (dx, dW, dB) = try Self.run(p, cin: cin, threads: 2)
+        #expect(ConvolutionReference.relativeError(dx, p.dx64) <= 1e-6)
+        #expect(ConvolutionReference.relativeError(dW.map { $0 - 0.5 }, p.dW64) <= 1e-5)
+        let plane = h * w
+        let dB64 = (0..<3).map { o in
+            (0..<n).reduce(0.0) { s, b in s + (0..<plane).reduce(0.0) { $0 + Double(p.dy.data[(b * 3 + o) * plane + $1]) } }
+        }
+        #expect(ConvolutionReference.relativeError(dB.map { $0 - 0.5 }, dB64) <= 1e-5)
+    }
+
+    /// The sums go by blocks of pixels in block order: one thread and two give the same bits.
+    @Test("Does not depend on the threads")
+    func threads() throws {
+        guard f2a_kernels_avx512() != 0 else { return }
+        let g = ConvGeometry(16, 3, kernel: 1, stride: 1, padding: 0)
+        let p = ConvolutionReference.problem(g, n: 2, height: 96, width: 70, seed: 5)
+        let one = try Self.run(p, cin: 16, threads: 1), two = try Self.run(p, cin: 16, threads: 2)
+        #expect(one.dx == two.dx && one.dW == two.dW && one.dB == two.dB)
+    }
+
+    /// Anything but 3 output channels is declined before anything is written.
+    @Test("Declines other output channel counts, touching nothing")
+    func declines() {
+        var x = [Float](repeating: 1, count: 4 * 16), dz = [Float](repeating: 1, count: 4 * 16), weight = [Float](repeating: 1, count: 16)
+        var dx = [Float](repeating: 7, count: 4 * 16), dW = [Float](repeating: 7, count: 16), dB = [Float](repeating: 7, count: 4)
+        var scratch = [Float](repeating: 0, count: f2a_conv1x1_backward_scratch(16, 4, 4))
+        let status = f2a_conv1x1_backward(&x, 4, 16, &dz, 4, &weight, &dx, &dW, &dB, &scratch, 2)
+        #expect(status == -1)
+        #expect(dx.allSatisfy { $0 == 7 } && dW.allSatisfy { $0 == 7 } && dB.allSatisfy { $0 == 7 })
+    }
+
+    struct KernelDeclined: Error {}
+
+    static func run(_ p: ConvolutionReference.Problem, cin: Int, threads: Int) throws -> (dx: [Float], dW: [Float], dB: [Float]) {
+        let n = p.x.n, hw = p.x.h * p.x.w
+        var dx = [Float](repeating: .nan, count: p.x.count), dW = [Float](repeating: 0.5, count: 3 * cin)
+        var dB = [Float](repeating: 0.5, count: 3)
+        var scratch = [Float](repeating: 0, count: f2a_conv1x1_backward_scratch(hw, Int32(cin), 3))
+        for b in 0..<n {
+            let status = p.x.data.withUnsafeBufferPointer { x in
+                p.dy.data.withUnsafeBufferPointer { dz in
+                    dx.withUnsafeMutableBufferPointer { d in
+                        f2a_conv1x1_backward(x.baseAddress! + b * cin * hw, Int32(cin), hw, dz.baseAddress! + b * 3 * hw, 3, p.weight,
+                                             d.baseAddress! + b * cin * hw, &dW, &dB, &scratch, Int32(threads))
+                    }
+                }
+            }
+            guard status == 0 else { throw KernelDeclined() }
+        }
+        return (dx, dW, dB)
+    }
+}
