@@ -7,8 +7,11 @@ Environment (all optional):
     BENCH_RUNS=N     timed runs per engine and cell (default 5; medians are reported); more, up to
                      25, where N runs of the slowest engine take under BENCH_CELL_MS (below)
     BENCH_CELL_MS=T  after the warm-up one untimed run per engine sizes the cell: it gets as many runs
-                     as its slowest engine fits in T ms (default 200; 0: exactly BENCH_RUNS), since a
-                     median of 5 runs of a ~10 ms pass moved by 30 % with one slow run of the host
+                     as its slowest engine fits in T ms (default 2000; 0: exactly BENCH_RUNS), since a
+                     median of 5 runs moved with one or two slow runs of the host: by 30 % for a ~10 ms
+                     pass, by 1.5x for our ~35 ms pass of width 0.125 at 512^2 (52 ms in a whole bench,
+                     35.3 in that cell alone minutes later; its peers' ~100 ms runs sized it at 5 runs
+                     under a 200 ms budget)
     BENCH_WARMUP=N   untimed warm-up runs per engine and cell (default 1)
     BENCH_CELLS="MODEL@SIZE ..."   the engine-speed cells instead of the default set. MODEL:
                      `default` (the shipped weights), `wA` (f2a init --width A) or `wA/dB`
@@ -578,7 +581,7 @@ def part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results):
     runs = env_int("BENCH_RUNS", 5)
     warmup = env_int("BENCH_WARMUP", 1)
     settle_ms = env_int("BENCH_SETTLE_MS", 100)
-    cell_ms = env_int("BENCH_CELL_MS", 200)
+    cell_ms = env_int("BENCH_CELL_MS", 2000)
     quick = env_on("BENCH_QUICK", False)
     peers = os.environ.get("BENCH_PEERS", "").split() or list(PEERS)
     if not peers or any(p not in PEERS for p in peers):
