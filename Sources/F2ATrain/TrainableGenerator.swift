@@ -136,8 +136,8 @@ public final class TrainableGenerator: @unchecked Sendable {
 
     /// activation(conv(x) + bias) of the output layer: on the engine's head kernel (one pass
     /// on the thread pool, as the exported model's forward pass computes it) where that
-    /// runs, else `conv` and then the activation. The activation alone, one libm call per
-    /// element on one thread, took 1.7–2.4 ms of a 67–75 ms width-0.125 step (crop 128,
+    /// runs, else `conv` and then the activation. That way (sgemm, then one libm call per
+    /// element on one thread) the layer took 2.4 ms of a 75 ms width-0.125 step (crop 128,
     /// batch 8: 393 K outputs).
     private func outputConv(_ x: Tensor, layer i: Int, activation: Activation) -> Tensor {
         let (w, b) = layerParameters[i]

@@ -25,14 +25,17 @@ struct HeadBackwardTests {
         #expect(ConvolutionReference.relativeError(dB.map { $0 - 0.5 }, dB64) <= 1e-5)
     }
 
-    /// The sums go by blocks of pixels in block order: one thread and two give the same bits.
-    @Test("Does not depend on the threads")
+    /// The sums go by blocks of pixels in block order: one thread and two give the same bits,
+    /// and so does a call without the input gradient.
+    @Test("Does not depend on the threads or on dx")
     func threads() throws {
         guard f2a_kernels_avx512() != 0 else { return }
         let g = ConvGeometry(16, 3, kernel: 1, stride: 1, padding: 0)
         let p = ConvolutionReference.problem(g, n: 2, height: 96, width: 70, seed: 5)
         let one = try Self.run(p, cin: 16, threads: 1), two = try Self.run(p, cin: 16, threads: 2)
         #expect(one.dx == two.dx && one.dW == two.dW && one.dB == two.dB)
+        let none = try Self.run(p, cin: 16, threads: 2, inputGradient: false)
+        #expect(none.dW == two.dW && none.dB == two.dB && none.dx.allSatisfy(\.isNaN))
     }
 
     /// Anything but 3 output channels is declined before anything is written.
@@ -48,7 +51,9 @@ struct HeadBackwardTests {
 
     struct KernelDeclined: Error {}
 
-    static func run(_ p: ConvolutionReference.Problem, cin: Int, threads: Int) throws -> (dx: [Float], dW: [Float], dB: [Float]) {
+    /// The kernel image by image, dx (NaN where not written) only with `inputGradient`.
+    static func run(_ p: ConvolutionReference.Problem, cin: Int, threads: Int, inputGradient: Bool = true) throws
+        -> (dx: [Float], dW: [Float], dB: [Float]) {
         let n = p.x.n, hw = p.x.h * p.x.w
         var dx = [Float](repeating: .nan, count: p.x.count), dW = [Float](repeating: 0.5, count: 3 * cin)
         var dB = [Float](repeating: 0.5, count: 3)
@@ -58,7 +63,8 @@ struct HeadBackwardTests {
                 p.dy.data.withUnsafeBufferPointer { dz in
                     dx.withUnsafeMutableBufferPointer { d in
                         f2a_conv1x1_backward(x.baseAddress! + b * cin * hw, Int32(cin), hw, dz.baseAddress! + b * 3 * hw, 3, p.weight,
-                                             d.baseAddress! + b * cin * hw, &dW, &dB, &scratch, Int32(threads))
+                                             inputGradient ? d.baseAddress! + b * cin * hw : nil, &dW, &dB, &scratch,
+                                             Int32(threads))
                     }
                 }
             }
