@@ -157,7 +157,8 @@ static inline void gemm_8x16_avx512(int K, const float *u0, const float *u1, con
 }
 
 /* The lanes of 16 floats from column x on that lie in [0, width): the mask of a
- * 16-lane load or store at the image's edges (winograd.c, weight_grad.c). */
+ * 16-lane load or store at the image's edges (winograd.c, weight_grad.c) or a block's
+ * end (pointwise.c). */
 __attribute__((unused))
 static inline __mmask16 cols_in(int x, int width) {
     int lo = x < 0 ? -x : 0, hi = width - x < 16 ? width - x : 16;

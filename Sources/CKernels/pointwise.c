@@ -1,4 +1,5 @@
 #include "f2a_kernels.h"
+#include "microkernel.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -213,7 +214,7 @@ static inline void head_grad_channels(const int cg, const struct head_grad *j, i
     for (int o = 0; o < HEAD_GRAD_COUT; o++)
         for (int c = 0; c < cg; c++) acc[o][c] = _mm512_setzero_ps();
     for (long p = p0; p < p1; p += 16) {
-        const __mmask16 m = p1 - p >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << (p1 - p)) - 1);
+        const __mmask16 m = cols_in(0, (int) (p1 - p));
         const __m512 d0 = _mm512_maskz_loadu_ps(m, dz0 + p), d1 = _mm512_maskz_loadu_ps(m, dz1 + p),
                      d2 = _mm512_maskz_loadu_ps(m, dz2 + p);
         for (int c = 0; c < cg; c++) {
@@ -250,7 +251,7 @@ static void head_grad_block(void *ctx, int item, int thread) {
     }
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0;
     for (long p = p0; p < p1; p += 16) {
-        const __mmask16 m = p1 - p >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << (p1 - p)) - 1);
+        const __mmask16 m = cols_in(0, (int) (p1 - p));
         const __m512 d0 = _mm512_maskz_loadu_ps(m, dz0 + p), d1 = _mm512_maskz_loadu_ps(m, dz1 + p),
                      d2 = _mm512_maskz_loadu_ps(m, dz2 + p);
         s0 = _mm512_add_ps(s0, d0);
