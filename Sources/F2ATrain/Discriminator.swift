@@ -68,6 +68,11 @@ public final class PatchDiscriminator: @unchecked Sendable {
         public var logits: Tensor
     }
 
+    /// Layer i's entry in `LayerTimes`, for a pass over `images` images.
+    private static func timesKey(_ i: Int, _ images: Int) -> LayerTimes.Key {
+        LayerTimes.Key(network: "D", images: images, index: i)
+    }
+
     /// x: [N, inputChannels, H, W] (already scaled to [−1, 1]) → patch logits [N, 1, h, w].
     /// `keepPhases`: for a backward pass with parameter gradients, keep the stride-2 layers'
     /// input phases (about their inputs' size) so that it need not split the inputs again.
@@ -76,6 +81,12 @@ public final class PatchDiscriminator: @unchecked Sendable {
         var x = input
         var cache = Cache(logits: Tensor(zeros: [0]))
         for (i, l) in layers.enumerated() {
+            let t0 = LayerTimes.start()
+            defer {
+                let g = l.geometry
+                LayerTimes.record(Self.timesKey(i, input.n), .forward, since: t0,
+                                  "D.conv\(i) \(g.inChannels) → \(g.outChannels), \(g.kernel)×\(g.kernel) stride \(g.stride) at \(x.h)×\(x.w)")
+            }
             cache.inputs.append(x)
             var y: Tensor
             var transformed: [Float]? = nil
@@ -129,6 +140,8 @@ public final class PatchDiscriminator: @unchecked Sendable {
         var d = dLogits
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[i]
+            let t0 = LayerTimes.start()
+            defer { LayerTimes.record(Self.timesKey(i, dLogits.n), .backward, since: t0, "D.conv\(i)") }
             // The LeakyReLU's gradient goes with the normalisation's, or the first layer's convolution's.
             let fused = fusesActivation(l)
             let leaky = l.activation ? (output: cache.outputs[i], slope: Self.slope) : nil

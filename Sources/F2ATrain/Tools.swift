@@ -139,8 +139,10 @@ public enum BenchRunner {
     }
 
     /// One warm-up step, then `steps` timed steps. With `profileGemm`, every GEMM of
-    /// the timed steps is recorded and the same GEMMs are then timed standalone.
-    public static func run(_ setup: Setup, steps: Int, profileGemm: Bool) throws(TrainError) -> Result {
+    /// the timed steps is recorded and the same GEMMs are then timed standalone (which
+    /// runs the GEMMs one after another: the steps are slower). With `layerTimes`,
+    /// `LayerTimes` holds the timed steps' layers afterwards.
+    public static func run(_ setup: Setup, steps: Int, profileGemm: Bool, layerTimes: Bool = false) throws(TrainError) -> Result {
         let t = try trainer(setup, steps: steps)
         _ = t.trainStep(t.source.batch(step: 0))
         let scales = t.generatorLRScales, sizes = t.generator.params.values.map(\.count)
@@ -149,7 +151,9 @@ public enum BenchRunner {
                        discriminatorParameters: t.discriminator?.params.count ?? 0)
         GemmProfile.reset()
         GemmProfile.enabled = profileGemm
-        defer { GemmProfile.enabled = false }
+        LayerTimes.reset()
+        LayerTimes.enabled = layerTimes
+        defer { GemmProfile.enabled = false; LayerTimes.enabled = false }
         for s in 1...max(1, steps) {
             let d0 = now()
             let b = t.source.batch(step: s)

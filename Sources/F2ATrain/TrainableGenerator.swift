@@ -165,6 +165,11 @@ public final class TrainableGenerator: @unchecked Sendable {
         let frozenConvs = packedFrozenLayers()
         for (i, layer) in layers.enumerated() {
             let (w, b) = layerParameters[i]
+            let t0 = LayerTimes.start()
+            defer {
+                LayerTimes.record(Self.timesKey(i, flash.n), .forward, since: t0,
+                                  "\(layer.name) \(layer.inChannels) → \(layer.outChannels) at \(x.h)×\(x.w)")
+            }
             if layer.input == .pooled {
                 skips.append(x)
                 // Pooling indices serve the gradient into block level − 1 and unpooling.
@@ -239,6 +244,7 @@ public final class TrainableGenerator: @unchecked Sendable {
         let weight = params.values[w]
         // 3x3 convs take their input gradient from the engine (EngineConvolution).
         let engine = s[2] == 3 && padding == 1
+        let tW = LayerTimes.start()
         let dx: Tensor? = params.withGrad(w) { dW in
             params.withGrad(b) { dB -> Tensor? in
                 if engine, EngineConvolution.weightGradient(rec.input, skip: rec.skip, dy: dy, into: dW, bias: dB) { return nil }
@@ -247,13 +253,21 @@ public final class TrainableGenerator: @unchecked Sendable {
                                       workspace: ws)
             }
         }
+        LayerTimes.record(Self.timesKey(i, dy.n), .weightGradient, since: tW, layers[i].name)
         guard engine, inputGradient else {
             guard var dx, let gate else { return dx }
             Pointwise.reluBackward(&dx, output: gate)
             return dx
         }
+        let tX = LayerTimes.start()
+        defer { LayerTimes.record(Self.timesKey(i, dy.n), .inputGradient, since: tX, layers[i].name) }
         return EngineConvolution.inputGradient(dy, weight: weight, shape: s, channels: inputGradientChannels ?? s[1],
                                                gate: gate)
+    }
+
+    /// Layer i's entry in `LayerTimes`.
+    private static func timesKey(_ i: Int, _ images: Int) -> LayerTimes.Key {
+        LayerTimes.Key(network: "G", images: images, index: i)
     }
 
     /// Backward of `outputConv`'s convolution from dz, the gradient at its output:
@@ -332,6 +346,8 @@ public final class TrainableGenerator: @unchecked Sendable {
             let layer = layers[i]
             // Nothing flows into the frozen blocks, and no layer needs the gradient of their output.
             if isFrozen(layer) { break }
+            let t0 = LayerTimes.start()
+            defer { LayerTimes.record(Self.timesKey(i, cache.flash.n), .backward, since: t0, layer.name) }
             let rec = cache.records[i]!
             let below = reluBelow(i, cache)
             // Whether this layer's input gradient goes out through the ReLU below it.

@@ -393,6 +393,9 @@ struct Bench: ParsableCommand {
     @Option(help: "OpenBLAS threads.") var threads: Int?
     @Flag(help: "One JSON line per width instead of the table.") var json = false
     @Flag(help: "After each table row, every GEMM shape of the timed steps: calls and time per step, slowest first.") var gemmShapes = false
+    @Flag(help: ArgumentHelp("After each table row, the time of every layer per step: forward, backward, and a 3x3 convolution's weight and input gradients.",
+                             discussion: "Skips the GEMM profiling, which would run the side-by-side GEMMs one after another."))
+    var layers = false
     @Option(help: ArgumentHelp("Write DIR/generator.f2aw (and DIR/discriminator.f2aw) with the initial parameters of this setup, then stop.",
                                discussion: "For bench/train/bench_train.py, which builds the same networks in PyTorch from them. Needs a single --width."))
     var writeModels: String?
@@ -400,6 +403,7 @@ struct Bench: ParsableCommand {
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard writeModels == nil || width.count == 1 else { throw ValidationError("--write-models needs a single --width") }
+        guard !(layers && (json || gemmShapes)) else { throw ValidationError("--layers goes with the table alone (not --json or --gemm-shapes)") }
     }
 
     func setup(width w: Double) -> BenchRunner.Setup {
@@ -419,13 +423,21 @@ struct Bench: ParsableCommand {
         }
         if !json {
             print("Times per step in ms; data is built on a background thread during training (shown: its cost when built inline).")
-            print("GEMM in step: time inside sgemm during the steps; GEMM alone: the same calls timed standalone (median of 3).")
+            if !layers {
+                print("GEMM in step: time inside sgemm during the steps; GEMM alone: the same calls timed standalone (median of 3).")
+            }
             print("OpenBLAS kernels: \(BLASKernels.choice.description), threads \(blasThreadCount).")
             print(BenchRunner.tableHeader)
         }
         for w in width {
-            let r = try BenchRunner.run(setup(width: w), steps: steps, profileGemm: !json)
+            let r = try BenchRunner.run(setup(width: w), steps: steps, profileGemm: !json && !layers, layerTimes: layers)
             log(json ? BenchRunner.json(r) : BenchRunner.tableRow(r))
+            if layers {
+                let step = r.stepSeconds.reduce(0, +) / Double(r.stepSeconds.count)
+                log("\nPer layer, ms per step (wall time of the calling thread, mean of \(r.stepSeconds.count) steps of "
+                    + String(format: "%.1f ms", step * 1000) + "; the rest of a step is losses, the optimiser and data):\n")
+                log(LayerTimes.table(steps: r.stepSeconds.count) + "\n")
+            }
             if gemmShapes && !json {
                 let n = Double(r.stepSeconds.count)
                 for (shape, v) in GemmProfile.calls.sorted(by: { $0.value.seconds > $1.value.seconds }) {

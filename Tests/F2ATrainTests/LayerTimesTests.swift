@@ -1,0 +1,58 @@
+import Testing
+@testable import F2ATrain
+
+@Suite("Per-layer step times (f2a-train bench --layers)")
+struct LayerTimesTests {
+    /// An adversarial step, recorded: every generator layer's forward and backward pass, with
+    /// a 3x3 convolution's weight and input gradients inside its backward pass (the first
+    /// layer's input gradient is never computed); the discriminator's layers in its update
+    /// (the fake and the real batch together: twice the images) and in the generator's
+    /// adversarial term (the batch), forward and backward. Unrecorded, a step adds nothing.
+    @Test("A step records every layer of both networks in each pass, and nothing when off")
+    func recordsEveryLayer() throws {
+        var c = tinyConfig(steps: 2, adversarial: true)
+        // Tests run side by side: a batch no other test uses keeps this test's entries apart.
+        c.batch = 3
+        let pairs = (0..<3).map { syntheticPair("p\($0)", width: 24, height: 20, seed: UInt64($0)) }
+        let t = try Trainer(config: c, train: pairs, validation: [], runDir: nil)
+        let d = try #require(t.discriminator)
+        LayerTimes.reset()
+        LayerTimes.enabled = true
+        _ = t.trainStep(t.source.batch(step: 0))
+        LayerTimes.enabled = false
+        func entries(_ network: String, _ images: Int) -> [Int: LayerTimes.Entry] {
+            Dictionary(LayerTimes.entries.filter { $0.key.network == network && $0.key.images == images }.map { ($0.key.index, $0) },
+                       uniquingKeysWith: { a, _ in a })
+        }
+
+        let g = entries("G", 3), layers = t.generator.layers
+        #expect(g.keys.sorted() == Array(layers.indices))
+        for (i, layer) in layers.enumerated() {
+            let s = try #require(g[i]).seconds
+            let (forward, backward, weights, input) = (s[0], s[1], s[2], s[3])
+            #expect(forward > 0 && backward > 0, "\(layer.name): \(s)")
+            #expect(weights + input <= backward, "\(layer.name): the parts of its backward pass exceed it: \(s)")
+            if layer.kind == .conv3x3 {
+                #expect(weights > 0, "\(layer.name): \(s)")
+                #expect((input > 0) == (i > 0), "\(layer.name): \(s)")
+            } else {
+                #expect(weights == 0 && input == 0, "\(layer.name): \(s)")
+            }
+            #expect(g[i]!.description.hasPrefix("\(layer.name) \(layer.inChannels) → \(layer.outChannels) at "))
+        }
+        for images in [6, 3] {
+            let e = entries("D", images)
+            #expect(e.keys.sorted() == Array(d.layers.indices), "discriminator on \(images) images")
+            #expect(e.values.allSatisfy { $0.seconds[0] > 0 && $0.seconds[1] > 0 }, "discriminator on \(images) images")
+        }
+
+        let table = LayerTimes.table(steps: 1)
+        for e in g.values { #expect(table.contains("| \(e.description) | G |")) }
+        #expect(table.contains("| **all layers** | G |") && table.contains("| **all layers** | D ×6 |")
+                && table.contains("| **all layers** | D ×3 |"))
+
+        LayerTimes.reset()
+        _ = t.trainStep(t.source.batch(step: 1))
+        #expect(LayerTimes.entries.isEmpty)
+    }
+}
