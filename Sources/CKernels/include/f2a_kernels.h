@@ -171,6 +171,18 @@ void f2a_convT2x2_pack(const float *weight, int cin, int cout, float *packed);
 int f2a_convT2x2(const float *x, int cin, int height, int width, const float *packed, const float *bias,
                  int cout, int relu, float *out, int threads);
 
+/**
+ * Backward of a 2x2 transposed convolution, stride 2, whose input was x [n][cin][height][width]
+ * and weight [cin][cout][2][2]: from dy [n][dy_channels][2 height][2 width], of which the first
+ * cout channels are the output's gradient, counted only where `gate` (NULL, or the ReLU output
+ * [n][cout][2 height][2 width]) is positive: dx [n][cin][height][width] written, dw += and
+ * db [cout] += the parameter gradients. The sums do not depend on `threads` (see upsample.c).
+ * Returns 0; -1, touching nothing, unless the AVX-512 blocks run (the caller then uses GEMMs);
+ * -2 if its memory could not be allocated.
+ */
+int f2a_convT2x2_backward(const float *x, int n, int cin, int height, int width, const float *dy, int dy_channels,
+                          const float *gate, const float *weight, int cout, float *dx, float *dw, float *db, int threads);
+
 /** Activations of f2a_conv1x1. */
 enum { F2A_ACT_IDENTITY = 0, F2A_ACT_RELU = 1, F2A_ACT_SIGMOID = 2, F2A_ACT_TANH = 3 };
 
