@@ -165,6 +165,33 @@ static inline __mmask16 cols_in(int x, int width) {
     return hi <= lo ? 0 : (__mmask16) ((0xFFFFu >> (16 - hi)) & (0xFFFFu << lo));
 }
 
+/* 16 x 16 floats, rows `src_stride` apart, transposed into dst (rows `dst_stride` apart):
+ * 4 x 4 transposes within 128-bit lanes, then of the 4 x 4 blocks of lanes. For packing
+ * operands whose rows are the GEMM's depth (upsample.c, shifted_gemm.c). */
+__attribute__((target("avx512f"), unused))
+static inline void transpose16(const float *src, size_t src_stride, float *dst, size_t dst_stride) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + src_stride * i);
+    for (int i = 0; i < 16; i += 4) {
+        const __m512 a = _mm512_unpacklo_ps(r[i], r[i + 1]), b = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        const __m512 c = _mm512_unpacklo_ps(r[i + 2], r[i + 3]), d = _mm512_unpackhi_ps(r[i + 2], r[i + 3]);
+        /* t[i + m], lane 4 L + q: r[i + q] lane 4 L + m */
+        t[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(c)));
+        t[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(c)));
+        t[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(b), _mm512_castps_pd(d)));
+        t[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(b), _mm512_castps_pd(d)));
+    }
+    /* Output row 4 L + m takes 128-bit lane L of t[m], t[4 + m], t[8 + m], t[12 + m]. */
+    for (int m = 0; m < 4; m++) {
+        const __m512 a = _mm512_shuffle_f32x4(t[m], t[4 + m], 0x44), b = _mm512_shuffle_f32x4(t[m], t[4 + m], 0xEE);
+        const __m512 c = _mm512_shuffle_f32x4(t[8 + m], t[12 + m], 0x44), d = _mm512_shuffle_f32x4(t[8 + m], t[12 + m], 0xEE);
+        _mm512_storeu_ps(dst + dst_stride * m, _mm512_shuffle_f32x4(a, c, 0x88));
+        _mm512_storeu_ps(dst + dst_stride * (4 + m), _mm512_shuffle_f32x4(a, c, 0xDD));
+        _mm512_storeu_ps(dst + dst_stride * (8 + m), _mm512_shuffle_f32x4(b, d, 0x88));
+        _mm512_storeu_ps(dst + dst_stride * (12 + m), _mm512_shuffle_f32x4(b, d, 0xDD));
+    }
+}
+
 /* M[rows x cols] = U[rows x K] V[K x cols] for a block of `rows` (MK_ROWS or MK_ROWS4)
  * output rows over `cols` (a multiple of MK_COLS) columns stored as consecutive [K][16]
  * panels. When `wide`, the AVX-512 blocks on runs of 4 panels, the rest as one run of 2 or

@@ -1,4 +1,5 @@
 #include "f2a_kernels.h"
+#include "microkernel.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
@@ -126,5 +127,108 @@ int f2a_shifted_gemm(const float *a, ptrdiff_t a_row, ptrdiff_t a_shift, ptrdiff
     f2a_parallel(run_block, &j, (n + COLS - 1) / COLS, threads);
     free(u);
     free(scratch);
+    return 0;
+}
+
+/* The weight gradient of the same layers: four GEMMs against shifted views of one matrix,
+ *
+ *   c[r][s * depth + d] = sum over j < n of a[r * lda + j] * b[d * ldb + j + off[s]],
+ *
+ * (dY on the phase grid against the phases P, each shift a tap group's gradient). Through
+ * OpenBLAS these were four NT GEMMs per chunk of columns, each packing its dY chunk and its
+ * shifted P chunk again (113-154 GFLOP/s in the step). Here a chunk of dY is packed once,
+ * [rows / 8][chunk][8], and P's chunk once, transposed into [depth / 48][chunk + halo][48]
+ * (the halo: the largest offset), so that a shift is an offset of whole 48-float rows; then
+ * `accumulate`'s 8 x 48 block runs on it for every shift. The columns are cut into a fixed
+ * number of slices, each summing into a partial of its own (added in slice order at the end):
+ * the sums do not depend on the threads. */
+
+#define WG_CHUNK 256
+
+struct wg_job {
+    const float *a, *b;
+    size_t lda, ldb;
+    ptrdiff_t off[4], halo;
+    int rows, depth, n, slices, rowsp, depthp; /* rowsp, depthp: rounded up to 8 and 48 */
+    float *partial;                            /* [slices][rowsp][4][depthp] */
+    float *scratch;                            /* per thread: scratch_floats */
+    size_t scratch_floats;
+};
+
+__attribute__((target("avx512f")))
+static void wg_slice(void *ctx, int slice, int thread) {
+    const struct wg_job *j = ctx;
+    const int rows = j->rows, depth = j->depth, rowsp = j->rowsp, depthp = j->depthp, halo = (int) j->halo;
+    float *up = j->scratch + (size_t) thread * j->scratch_floats; /* a's chunk: [rowsp / 8][WG_CHUNK][8] */
+    float *bp = up + (size_t) rowsp * WG_CHUNK;                   /* b's chunk: [depthp / 48][WG_CHUNK + halo][48] */
+    float *part = j->partial + (size_t) slice * rowsp * 4 * depthp;
+    const size_t bstride = (size_t) (WG_CHUNK + halo) * COLS;     /* floats per 48-row block of bp */
+    const int first = (int) ((long) j->n * slice / j->slices), end = (int) ((long) j->n * (slice + 1) / j->slices);
+    for (int j0 = first; j0 < end; j0 += WG_CHUNK) {
+        const int count = end - j0 < WG_CHUNK ? end - j0 : WG_CHUNK, width = count + halo;
+        for (int r = 0; r < rowsp; r++) {
+            float *dst = up + ((size_t) (r / ROWS) * WG_CHUNK) * ROWS + r % ROWS;
+            const float *src = j->a + (size_t) r * j->lda + j0;
+            if (r < rows) for (int x = 0; x < count; x++) dst[(size_t) x * ROWS] = src[x];
+            else for (int x = 0; x < count; x++) dst[(size_t) x * ROWS] = 0;
+        }
+        /* b's rows d, columns j0 ... j0 + width: every one exists (the caller's contract). */
+        for (int d0 = 0; d0 < depthp; d0 += 16) {
+            float *blk = bp + (size_t) (d0 / COLS) * bstride + d0 % COLS;
+            int x = 0;
+            if (d0 >= depth) {
+                for (; x < width; x++) _mm512_storeu_ps(blk + (size_t) x * COLS, _mm512_setzero_ps());
+                continue;
+            }
+            if (d0 + 16 <= depth)
+                for (; x + 16 <= width; x += 16) transpose16(j->b + (size_t) d0 * j->ldb + j0 + x, j->ldb, blk + (size_t) x * COLS, COLS);
+            for (; x < width; x++)
+                for (int i = 0; i < 16; i++)
+                    blk[(size_t) x * COLS + i] = d0 + i < depth ? j->b[(size_t) (d0 + i) * j->ldb + j0 + x] : 0;
+        }
+        for (int rb = 0; rb < rowsp / ROWS; rb++)
+            for (int db = 0; db < depthp / COLS; db++)
+                for (int s = 0; s < 4; s++) {
+                    float *c = part + (((size_t) rb * ROWS) * 4 + s) * depthp + (size_t) db * COLS;
+                    const size_t ldc = (size_t) 4 * depthp;
+                    __m512 acc[ROWS][3];
+                    for (int r = 0; r < ROWS; r++)
+                        for (int p = 0; p < 3; p++)
+                            acc[r][p] = j0 == first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc + 16 * p);
+                    accumulate(acc, up + (size_t) rb * WG_CHUNK * ROWS, bp + (size_t) db * bstride + (size_t) j->off[s] * COLS, count);
+                    for (int r = 0; r < ROWS; r++)
+                        for (int p = 0; p < 3; p++) _mm512_storeu_ps(c + r * ldc + 16 * p, acc[r][p]);
+                }
+    }
+}
+
+int f2a_shifted_weight_grad(const float *a, size_t lda, const float *b, size_t ldb, const ptrdiff_t off[4], int rows,
+                            int depth, int n, int slices, float *c, size_t ldc, int threads) {
+    if (!f2a_kernels_avx512()) return -1;
+    if (rows <= 0 || depth <= 0) return 0;
+    if (threads < 1) threads = 1;
+    if (slices < 1) slices = 1;
+    struct wg_job j = { .a = a, .b = b, .lda = lda, .ldb = ldb, .rows = rows, .depth = depth, .n = n, .slices = slices,
+                        .rowsp = (rows + ROWS - 1) / ROWS * ROWS, .depthp = (depth + COLS - 1) / COLS * COLS };
+    j.halo = 0;
+    for (int s = 0; s < 4; s++) { j.off[s] = off[s]; if (off[s] > j.halo) j.halo = off[s]; }
+    const size_t per = (size_t) j.rowsp * 4 * j.depthp;
+    j.scratch_floats = (size_t) j.rowsp * WG_CHUNK + (size_t) (j.depthp / COLS) * (WG_CHUNK + j.halo) * COLS;
+    j.partial = malloc((size_t) slices * per * sizeof(float));
+    /* 64-byte aligned, and so is every packed row: `accumulate` takes aligned loads. */
+    j.scratch = aligned_alloc(64, ((size_t) threads * j.scratch_floats * sizeof(float) + 63) / 64 * 64);
+    if (!j.partial || !j.scratch) { free(j.partial); free(j.scratch); return -2; }
+    for (int sl = 0; sl < slices; sl++)
+        if ((long) n * sl / slices == (long) n * (sl + 1) / slices) memset(j.partial + sl * per, 0, per * sizeof(float));
+    f2a_parallel(wg_slice, &j, slices, threads);
+    for (int r = 0; r < rows; r++)
+        for (int s = 0; s < 4; s++)
+            for (int d = 0; d < depth; d++) {
+                float sum = 0;
+                for (int sl = 0; sl < slices; sl++) sum += j.partial[sl * per + ((size_t) r * 4 + s) * j.depthp + d];
+                c[(size_t) r * ldc + (size_t) s * depth + d] = sum;
+            }
+    free(j.partial);
+    free(j.scratch);
     return 0;
 }

@@ -151,32 +151,6 @@ struct bwd_job {
     size_t work_floats;
 };
 
-/* 16 x 16 floats, rows `stride` apart, transposed into dst (rows 16 apart): 4 x 4
- * transposes within 128-bit lanes, then of the 4 x 4 blocks of lanes. */
-__attribute__((target("avx512f")))
-static void transpose16(const float *src, size_t stride, float *dst) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + stride * i);
-    for (int i = 0; i < 16; i += 4) {
-        const __m512 a = _mm512_unpacklo_ps(r[i], r[i + 1]), b = _mm512_unpackhi_ps(r[i], r[i + 1]);
-        const __m512 c = _mm512_unpacklo_ps(r[i + 2], r[i + 3]), d = _mm512_unpackhi_ps(r[i + 2], r[i + 3]);
-        /* t[i + m], lane 4 L + q: r[i + q] lane 4 L + m */
-        t[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(c)));
-        t[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(c)));
-        t[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(b), _mm512_castps_pd(d)));
-        t[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(b), _mm512_castps_pd(d)));
-    }
-    /* Output row 4 L + m takes 128-bit lane L of t[m], t[4 + m], t[8 + m], t[12 + m]. */
-    for (int m = 0; m < 4; m++) {
-        const __m512 a = _mm512_shuffle_f32x4(t[m], t[4 + m], 0x44), b = _mm512_shuffle_f32x4(t[m], t[4 + m], 0xEE);
-        const __m512 c = _mm512_shuffle_f32x4(t[8 + m], t[12 + m], 0x44), d = _mm512_shuffle_f32x4(t[8 + m], t[12 + m], 0xEE);
-        _mm512_storeu_ps(dst + 16 * m, _mm512_shuffle_f32x4(a, c, 0x88));
-        _mm512_storeu_ps(dst + 16 * (4 + m), _mm512_shuffle_f32x4(a, c, 0xDD));
-        _mm512_storeu_ps(dst + 16 * (8 + m), _mm512_shuffle_f32x4(b, d, 0x88));
-        _mm512_storeu_ps(dst + 16 * (12 + m), _mm512_shuffle_f32x4(b, d, 0xDD));
-    }
-}
-
 /* The block's columns of T as rows, tr [kp][pb] (rows past k and columns past np zero), its
  * lanes added into db (per output channel, both phases of a row). Input row by input row:
  * each output row's even and odd columns come apart in two permutes per 16 pixels, masked at
@@ -249,7 +223,7 @@ static void run_share(void *ctx, int share, int thread) {
         /* dW: [cin x pb] [pb x kp] */
         for (int r = 0; r < kp / 16; r++)
             for (int q = 0; q < pb / 16; q++)
-                transpose16(tr + (size_t) 16 * r * pb + 16 * q, pb, tt + ((size_t) r * pb + 16 * q) * 16);
+                transpose16(tr + (size_t) 16 * r * pb + 16 * q, pb, tt + ((size_t) r * pb + 16 * q) * 16, 16);
         for (int g = 0; g < cinp / MK_ROWS; g++)
             for (int i = 0; i < MK_ROWS; i++) {
                 const int ci = g * MK_ROWS + i;

@@ -9,8 +9,8 @@ import F2ACore
 /// sizes (an odd size's last phase row or column is half padding), one-row outputs,
 /// channel counts around a 16-lane vector, a phase grid of several column chunks, and
 /// weight gradients summed in 2 and 4 column slices of up to 3 chunks each; the forward
-/// pass and input gradient both through the shifted kernel (where the CPU runs it) and
-/// through BLAS; and with the LeakyReLU of the discriminator's first layer fused in.
+/// pass, input gradient and weight gradient both through the shifted kernels (where the CPU
+/// runs them) and through BLAS; and with the LeakyReLU of the discriminator's first layer fused in.
 /// The finite-difference checks (GradientCheckTests) cover the same path at tiny shapes.
 @Suite("4x4 stride-2 convolution as GEMMs over the input's phases")
 struct PhaseConvolutionTests {
@@ -27,6 +27,8 @@ struct PhaseConvolutionTests {
         Case(n: 4, cin: 3, cout: 8, h: 40, w: 31),    // 1428 grid columns: chunks of 512 and a short one
         Case(n: 2, cin: 5, cout: 7, h: 66, w: 70),    // 2411 GEMM columns: the weight gradient in 2 slices
         Case(n: 4, cin: 3, cout: 8, h: 94, w: 94),    // 9167: 4 slices of 3 chunks, the last one short
+        Case(n: 2, cin: 32, cout: 20, h: 20, w: 36),  // 128 phase rows: whole 16 x 16 transposes
+        Case(n: 2, cin: 12, cout: 9, h: 66, w: 70),   // 48 phase rows (the shifted weight gradient's least), 2 slices
     ])
     func naive(_ c: Case) {
         for shifted in [true, false] { check(c, shiftedKernel: shifted) }
@@ -55,7 +57,7 @@ struct PhaseConvolutionTests {
 
         // The phases made again from x give the kept ones' gradient bit for bit.
         var dW2 = [Float](repeating: 0.5, count: weight.count)
-        _ = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: &dW2, dB: nil, inputGradient: nil)
+        _ = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: &dW2, dB: nil, inputGradient: nil, shiftedKernel: shiftedKernel)
         #expect(zip(dW, dW2).allSatisfy { $0.bitPattern == $1.bitPattern })
 
         // The last input channels only, without parameter gradients.

@@ -86,6 +86,19 @@ int f2a_shifted_gemm(const float *a, ptrdiff_t a_row, ptrdiff_t a_shift, ptrdiff
                      const float *b, size_t ldb, const ptrdiff_t off[4], int n, float *c, size_t ldc, int threads);
 
 /**
+ * The weight gradient of the same shifted GEMMs (shifted_gemm.c):
+ *
+ *   c[r * ldc + s * depth + d] = sum over j < n of a[r * lda + j] * b[d * ldb + j + off[s]]
+ *
+ * for r < rows, s < 4, d < depth (written, not added to). Every b element read must exist;
+ * off[s] >= 0. The columns are cut into `slices` equal ranges, each summed apart and the
+ * ranges added in order: the result depends on `slices`, not on `threads`. Returns -1
+ * without the AVX-512 blocks (touching nothing), -2 if memory could not be allocated, else 0.
+ */
+int f2a_shifted_weight_grad(const float *a, size_t lda, const float *b, size_t ldb, const ptrdiff_t off[4], int rows,
+                            int depth, int n, int slices, float *c, size_t ldc, int threads);
+
+/**
  * The same weight gradient in the Winograd domain of F(4x4, 3x3), in three steps
  * around the caller's 36 GEMMs (weight_grad_winograd.c):
  *   v[xi][ci][t]  = B^T d B of input tile tile0 + t          (f2a_winograd_dw_input;

@@ -25,7 +25,7 @@ import F2ACore
 /// `f2a_shifted_gemm` (CKernels/shifted_gemm.c) where the CPU runs it, else as BLAS GEMMs in
 /// column chunks. 16 images, median of 13 alternating in one process (ms): forward 32 → 64
 /// channels at 64² 9.8 → 7.9, 64 → 128 at 32² 8.8 → 6.5; backward with both gradients 18.7 →
-/// 16.3 and 16.3 → 15.8. The weight gradient stays on BLAS (`weightGradient`).
+/// 16.3 and 16.3 → 15.8. The weight gradient has a shifted kernel of its own (`weightGradient`).
 enum PhaseConvolution {
     static func applies(_ g: ConvGeometry) -> Bool {
         g.kernel == 4 && g.stride == 2 && g.padding == 1 && g.outChannels > 1
@@ -211,7 +211,7 @@ enum PhaseConvolution {
                 dext.withUnsafeBufferPointer { eb in
                     shifted.withUnsafeMutableBufferPointer { wb in
                         weightGradient(dext: eb.baseAddress! + lead, dextStride: stride, phases: pb.baseAddress!, grid,
-                                       outChannels: o, k: k, into: wb.baseAddress!)
+                                       outChannels: o, k: k, into: wb.baseAddress!, shiftedKernel: shiftedKernel)
                     }
                 }
             }
@@ -288,6 +288,10 @@ enum PhaseConvolution {
 
     /// Column slices of `weightGradient`: a slice's columns are 1 / slices of the GEMMs' depth.
     static let weightGradientSlices = 4
+    /// Fewer phase rows (4 × input channels) than this take OpenBLAS's GEMMs even where the
+    /// shifted kernel runs: its register block is 48 rows wide. The first layer (6 input
+    /// channels, 24 rows), 16 images, backward ms per step, GEMMs / kernel: 4.8–4.9 / 5.6–5.8.
+    static let weightGradientKernelMinRows = 48
     /// Columns per GEMM within a slice.
     static let weightGradientChunk = 1024
 
@@ -298,17 +302,27 @@ enum PhaseConvolution {
     /// The GEMMs are a few hundred outputs deep in thousands of columns, which OpenBLAS's
     /// threads share badly (they split the outputs, not the depth). So the columns are cut
     /// into `weightGradientSlices` slices, each summed into its own partial dW side by side
-    /// on the pool (`GemmBatch.sideBySide`, OpenBLAS single-threaded), in chunks of
-    /// `weightGradientChunk` columns that stay in cache; the partials are then added in slice
-    /// order. The slices depend only on the column count, so the result does not depend
-    /// on the threads. It used to copy each chunk's four shifted views one above the other
-    /// for one GEMM of all shifts on OpenBLAS's threads: 16 images, 6 → 32 channels at 128²,
-    /// 32 → 64 at 64², 64 → 128 at 32², dW alone 6.9 / 9.8 / 7.8 → 4.6 / 7.5 / 6.9 ms
-    /// (best of 20, alternating in one process).
+    /// on the pool, in chunks that stay in cache; the partials are then added in slice order.
+    /// The slices depend only on the column count, so the result does not depend on the
+    /// threads. Where the CPU runs it, `f2a_shifted_weight_grad` (CKernels/shifted_gemm.c)
+    /// does a slice's four shifts in one pass over each chunk, packing the chunk of dY and
+    /// of P once where OpenBLAS packed both for every shift: the width-0.25 PatchGAN's second
+    /// and third layers (16 images), backward ms per step, 3 alternating processes
+    /// (f2a-train bench --layers): 15.2–16.2 → 13.0–14.1 and 13.7–14.8 → 12.4–13.7. Elsewhere
+    /// (and for fewer than `weightGradientKernelMinRows` phase rows) OpenBLAS single-threaded
+    /// (`GemmBatch.sideBySide`) in chunks of `weightGradientChunk` columns. That used to copy
+    /// each chunk's four shifted views one above the other for one GEMM of all shifts on
+    /// OpenBLAS's threads: 16 images, 6 → 32 channels at 128², 32 → 64 at 64², 64 → 128 at
+    /// 32², dW alone 6.9 / 9.8 / 7.8 → 4.6 / 7.5 / 6.9 ms (best of 20, alternating in one
+    /// process).
     private static func weightGradient(dext: UnsafePointer<Float>, dextStride: Int, phases p: UnsafePointer<Float>, _ grid: Grid,
-                                       outChannels o: Int, k: Int, into dW: UnsafeMutablePointer<Float>) {
+                                       outChannels o: Int, k: Int, into dW: UnsafeMutablePointer<Float>,
+                                       shiftedKernel: Bool) {
         let n = grid.gemmColumns, cols = grid.columns, size = o * 4 * k
         let slices = max(1, min(weightGradientSlices, n / weightGradientChunk))
+        let offsets = (0..<4).map { grid.offset($0) }
+        if shiftedKernel && k >= weightGradientKernelMinRows && f2a_shifted_weight_grad(dext, dextStride, p, cols, offsets, Int32(o), Int32(k), Int32(n), Int32(slices),
+                                                    dW, 4 * k, Int32(Conv2d.threadCount)) == 0 { return }
         var partials = uninitializedFloats((slices - 1) * size)
         partials.withUnsafeMutableBufferPointer { pb in
             let rest = pb.baseAddress
