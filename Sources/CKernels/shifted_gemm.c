@@ -202,6 +202,26 @@ static void wg_slice(void *ctx, int slice, int thread) {
     }
 }
 
+/* Row r of c: the slices' partials added in slice order. */
+struct wg_sum {
+    const struct wg_job *j;
+    float *c;
+    size_t ldc;
+};
+
+static void wg_sum_row(void *ctx, int r, int thread) {
+    const struct wg_sum *w = ctx;
+    const struct wg_job *j = w->j;
+    const size_t per = (size_t) j->rowsp * 4 * j->depthp;
+    (void) thread;
+    for (int s = 0; s < 4; s++)
+        for (int d = 0; d < j->depth; d++) {
+            float sum = 0;
+            for (int sl = 0; sl < j->slices; sl++) sum += j->partial[sl * per + ((size_t) r * 4 + s) * j->depthp + d];
+            w->c[(size_t) r * w->ldc + (size_t) s * j->depth + d] = sum;
+        }
+}
+
 int f2a_shifted_weight_grad(const float *a, size_t lda, const float *b, size_t ldb, const ptrdiff_t off[4], int rows,
                             int depth, int n, int slices, float *c, size_t ldc, int threads) {
     if (!f2a_kernels_avx512()) return -1;
@@ -221,13 +241,8 @@ int f2a_shifted_weight_grad(const float *a, size_t lda, const float *b, size_t l
     for (int sl = 0; sl < slices; sl++)
         if ((long) n * sl / slices == (long) n * (sl + 1) / slices) memset(j.partial + sl * per, 0, per * sizeof(float));
     f2a_parallel(wg_slice, &j, slices, threads);
-    for (int r = 0; r < rows; r++)
-        for (int s = 0; s < 4; s++)
-            for (int d = 0; d < depth; d++) {
-                float sum = 0;
-                for (int sl = 0; sl < slices; sl++) sum += j.partial[sl * per + ((size_t) r * 4 + s) * j.depthp + d];
-                c[(size_t) r * ldc + (size_t) s * depth + d] = sum;
-            }
+    struct wg_sum w = { &j, c, ldc };
+    f2a_parallel(wg_sum_row, &w, rows, threads);
     free(j.partial);
     free(j.scratch);
     return 0;
