@@ -102,6 +102,10 @@ public final class PatchDiscriminator: @unchecked Sendable {
                 y = Winograd4x4.forward(x, weight: weight, bias: params["D.conv\(i).bias"], l.geometry, workspace: ws,
                                         transformed: transformed)
                 cache.phases.append(nil)
+            } else if SingleChannelConvolution.applies(l.geometry) {
+                y = SingleChannelConvolution.forward(x, weight: params["D.conv\(i).weight"], bias: params["D.conv\(i).bias"],
+                                                     l.geometry)
+                cache.phases.append(nil)
             } else {
                 y = conv2dForward(x, weight: params["D.conv\(i).weight"], bias: params["D.conv\(i).bias"], l.geometry, workspace: ws)
                 cache.phases.append(nil)
@@ -180,6 +184,11 @@ public final class PatchDiscriminator: @unchecked Sendable {
                 dx = gradients {
                     Winograd4x4.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: $0, dB: $1, inputGradient: range,
                                          workspace: ws, transformed: u)
+                }
+            } else if SingleChannelConvolution.applies(l.geometry) && (range == nil || range == 0..<l.geometry.inChannels) {
+                dx = gradients {
+                    SingleChannelConvolution.backward(cache.inputs[i], dy: d, weight: weight, l.geometry, dW: $0, dB: $1,
+                                                      inputGradient: range != nil)
                 }
             } else {
                 dx = gradients {

@@ -196,6 +196,23 @@ int f2a_convT2x2(const float *x, int cin, int height, int width, const float *pa
 int f2a_convT2x2_backward(const float *x, int n, int cin, int height, int width, const float *dy, int dy_channels,
                           const float *gate, const float *weight, int cout, float *dx, float *dw, float *db, int threads);
 
+/**
+ * 4x4 convolution, stride 1, zero padding `pad`, to a single output channel (conv4x4_single.c):
+ * x [n][cin][height][width], weight [cin][4][4] -> y [n][height + 2 pad - 3][width + 2 pad - 3],
+ * written. Returns -1 without the AVX-512 blocks (touching nothing; the caller lowers to a
+ * GEMM), else 0.
+ */
+int f2a_conv4x4_single(const float *x, int n, int cin, int height, int width, int pad, const float *weight, float bias,
+                       float *y, int threads);
+
+/**
+ * Its backward from dy [n][oh][ow]: dx [n][cin][height][width] written (if not NULL), dw [cin][16]
+ * and *db added to (if not NULL). The sums do not depend on `threads`. Returns -1 without the
+ * AVX-512 blocks (touching nothing), else 0.
+ */
+int f2a_conv4x4_single_backward(const float *x, int n, int cin, int height, int width, int pad, const float *weight,
+                                const float *dy, float *dx, float *dw, float *db, int threads);
+
 /** Activations of f2a_conv1x1. */
 enum { F2A_ACT_IDENTITY = 0, F2A_ACT_RELU = 1, F2A_ACT_SIGMOID = 2, F2A_ACT_TANH = 3 };
 
