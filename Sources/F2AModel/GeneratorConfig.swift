@@ -176,17 +176,20 @@ public struct GeneratorConfig: Equatable, Sendable {
 
     /// Multiply-adds ×2 of one forward pass at the given padded size.
     public func flops(height: Int, width w: Int) -> Double {
-        layers.reduce(0.0) { total, layer in
-            let pixels = Double(height) * Double(w) / Double(1 << (2 * (layer.level - 1)))
-            let taps: Double
-            switch layer.kind {
-            case .conv3x3: taps = 9
-            // A 2x2 transposed conv gives each output pixel one tap; the 1x1 conv runs at the pooled size.
-            case .upsample: taps = upsample == .transpose ? 1 : 0.25
-            case .output: taps = 1
-            }
-            return total + 2 * taps * Double(layer.inChannels) * Double(layer.outChannels) * pixels
+        layers.reduce(0.0) { $0 + flops(of: $1, height: height, width: w) }
+    }
+
+    /// Multiply-adds ×2 of `layer` in one forward pass of one image at the given padded size.
+    public func flops(of layer: Layer, height: Int, width w: Int) -> Double {
+        let pixels = Double(height) * Double(w) / Double(1 << (2 * (layer.level - 1)))
+        let taps: Double
+        switch layer.kind {
+        case .conv3x3: taps = 9
+        // A 2x2 transposed conv gives each output pixel one tap; the 1x1 conv runs at the pooled size.
+        case .upsample: taps = upsample == .transpose ? 1 : 0.25
+        case .output: taps = 1
         }
+        return 2 * taps * Double(layer.inChannels) * Double(layer.outChannels) * pixels
     }
 
     // MARK: Stored form

@@ -81,11 +81,12 @@ public final class PatchDiscriminator: @unchecked Sendable {
         var x = input
         var cache = Cache(logits: Tensor(zeros: [0]))
         for (i, l) in layers.enumerated() {
-            let t0 = LayerTimes.start()
+            let t0 = LayerTimes.start(), (inH, inW) = (x.h, x.w)
             defer {
                 let g = l.geometry
                 LayerTimes.record(Self.timesKey(i, input.n), .forward, since: t0,
-                                  "D.conv\(i) \(g.inChannels) → \(g.outChannels), \(g.kernel)×\(g.kernel) stride \(g.stride) at \(x.h)×\(x.w)")
+                                  "D.conv\(i) \(g.inChannels) → \(g.outChannels), \(g.kernel)×\(g.kernel) stride \(g.stride) at \(x.h)×\(x.w)",
+                                  flops: g.flops(images: input.n, height: inH, width: inW))
             }
             cache.inputs.append(x)
             var y: Tensor
@@ -145,7 +146,13 @@ public final class PatchDiscriminator: @unchecked Sendable {
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[i]
             let t0 = LayerTimes.start()
-            defer { LayerTimes.record(Self.timesKey(i, dLogits.n), .backward, since: t0, "D.conv\(i)") }
+            defer {
+                // The weight gradient if asked for, the input gradient of the channels asked for.
+                let g = l.geometry, x = cache.inputs[i], range = i == 0 ? inputGradient : 0..<g.inChannels
+                let parts = (parameterGradients ? 1 : 0) + Double(range?.count ?? 0) / Double(g.inChannels)
+                LayerTimes.record(Self.timesKey(i, dLogits.n), .backward, since: t0, "D.conv\(i)",
+                                  flops: parts * g.flops(images: x.n, height: x.h, width: x.w))
+            }
             // The LeakyReLU's gradient goes with the normalisation's, or the first layer's convolution's.
             let fused = fusesActivation(l)
             let leaky = l.activation ? (output: cache.outputs[i], slope: Self.slope) : nil

@@ -37,6 +37,9 @@ public enum LayerTimes {
         public var description: String
         /// Seconds per `Phase`, summed.
         public var seconds: [Double] = Array(repeating: 0, count: Phase.allCases.count)
+        /// Multiply-adds ×2 of the direct convolution per `Phase`, summed: what the time did, for
+        /// GFLOP/s (0 where not counted). A backward pass split into its parts counts them there.
+        public var flops: [Double] = Array(repeating: 0, count: Phase.allCases.count)
     }
 
     nonisolated(unsafe) public static var enabled = false
@@ -53,12 +56,12 @@ public enum LayerTimes {
     /// A start time for `record`, or 0 when off.
     @inline(__always) static func start() -> Double { enabled ? now() : 0 }
 
-    /// Adds the time since `t0` (from `start`) to a layer's phase. `description` is only
-    /// evaluated for a layer's first record.
+    /// Adds the time since `t0` (from `start`) and `flops` to a layer's phase. `description`
+    /// is only evaluated for a layer's first record.
     @inline(__always) static func record(_ key: @autoclosure () -> Key, _ phase: Phase, since t0: Double,
-                                         _ description: @autoclosure () -> String) {
+                                         _ description: @autoclosure () -> String, flops: @autoclosure () -> Double = 0) {
         guard enabled else { return }
-        let dt = now() - t0, k = key()
+        let dt = now() - t0, k = key(), f = flops()
         lock.withLock {
             let slot: Int
             if let s = slots[k] {
@@ -69,30 +72,36 @@ public enum LayerTimes {
                 recorded.append(Entry(key: k, description: description()))
             }
             recorded[slot].seconds[phase.rawValue] += dt
+            recorded[slot].flops[phase.rawValue] += f
         }
     }
 
-    /// The entries as a table, in ms per step over `steps` steps: one row per layer and a
-    /// total per network and pass.
+    /// The entries as a table, in ms per step over `steps` steps and GFLOP/s (direct-convolution
+    /// FLOPs over the time): one row per layer and a total per network and pass.
     public static func table(steps: Int) -> String {
         let n = Double(max(1, steps))
-        func ms(_ s: Double) -> String { String(format: "%8.2f", s / n * 1000) }
-        var lines = ["| layer | pass | forward | backward | of which weights | of which input |", "|---|---|---|---|---|---|"]
-        var totals: [(pass: String, seconds: [Double])] = []
+        func cell(_ seconds: Double, _ flops: Double) -> String {
+            String(format: "%8.2f", seconds / n * 1000) + (flops > 0 && seconds > 0 ? String(format: " (%3.0f)", flops / seconds / 1e9) : "")
+        }
+        func cells(_ s: [Double], _ f: [Double], split: Bool) -> String {
+            // A backward pass split into parts: its FLOPs are theirs.
+            let backwardFlops = f[1] + f[2] + f[3]
+            return "\(cell(s[0], f[0])) | \(cell(s[1], backwardFlops)) | " + (split ? "\(cell(s[2], f[2])) | \(cell(s[3], f[3])) |" : " | |")
+        }
+        var lines = ["| layer | pass | forward ms (GFLOP/s) | backward | of which weights | of which input |", "|---|---|---|---|---|---|"]
+        var totals: [(pass: String, seconds: [Double], flops: [Double])] = []
         for e in entries {
             let pass = e.key.network == "G" ? "G" : "\(e.key.network) ×\(e.key.images)"
             if let i = totals.firstIndex(where: { $0.pass == pass }) {
-                for p in Phase.allCases { totals[i].seconds[p.rawValue] += e.seconds[p.rawValue] }
+                for p in Phase.allCases { totals[i].seconds[p.rawValue] += e.seconds[p.rawValue]; totals[i].flops[p.rawValue] += e.flops[p.rawValue] }
             } else {
-                totals.append((pass, e.seconds))
+                totals.append((pass, e.seconds, e.flops))
             }
-            let s = e.seconds
-            let split = s[Phase.weightGradient.rawValue] + s[Phase.inputGradient.rawValue] > 0
-            lines.append("| \(e.description) | \(pass) | \(ms(s[0])) | \(ms(s[1])) | "
-                         + (split ? "\(ms(s[2])) | \(ms(s[3])) |" : " | |"))
+            let split = e.seconds[Phase.weightGradient.rawValue] + e.seconds[Phase.inputGradient.rawValue] > 0
+            lines.append("| \(e.description) | \(pass) | " + cells(e.seconds, e.flops, split: split))
         }
         for t in totals {
-            lines.append("| **all layers** | \(t.pass) | \(ms(t.seconds[0])) | \(ms(t.seconds[1])) | \(ms(t.seconds[2])) | \(ms(t.seconds[3])) |")
+            lines.append("| **all layers** | \(t.pass) | " + cells(t.seconds, t.flops, split: true))
         }
         return lines.joined(separator: "\n")
     }

@@ -168,7 +168,8 @@ public final class TrainableGenerator: @unchecked Sendable {
             let t0 = LayerTimes.start()
             defer {
                 LayerTimes.record(Self.timesKey(i, flash.n), .forward, since: t0,
-                                  "\(layer.name) \(layer.inChannels) → \(layer.outChannels) at \(x.h)×\(x.w)")
+                                  "\(layer.name) \(layer.inChannels) → \(layer.outChannels) at \(x.h)×\(x.w)",
+                                  flops: layerFlops(i, flash))
             }
             if layer.input == .pooled {
                 skips.append(x)
@@ -244,7 +245,7 @@ public final class TrainableGenerator: @unchecked Sendable {
         let weight = params.values[w]
         // 3x3 convs take their input gradient from the engine (EngineConvolution).
         let engine = s[2] == 3 && padding == 1
-        let tW = LayerTimes.start()
+        let tW = LayerTimes.start(), t = LayerTimes.enabled ? g.flops(images: dy.n, height: dy.h, width: dy.w) : 0
         let dx: Tensor? = params.withGrad(w) { dW in
             params.withGrad(b) { dB -> Tensor? in
                 if engine, EngineConvolution.weightGradient(rec.input, skip: rec.skip, dy: dy, into: dW, bias: dB) { return nil }
@@ -253,14 +254,17 @@ public final class TrainableGenerator: @unchecked Sendable {
                                       workspace: ws)
             }
         }
-        LayerTimes.record(Self.timesKey(i, dy.n), .weightGradient, since: tW, layers[i].name)
+        LayerTimes.record(Self.timesKey(i, dy.n), .weightGradient, since: tW, layers[i].name, flops: t)
         guard engine, inputGradient else {
             guard var dx, let gate else { return dx }
             Pointwise.reluBackward(&dx, output: gate)
             return dx
         }
         let tX = LayerTimes.start()
-        defer { LayerTimes.record(Self.timesKey(i, dy.n), .inputGradient, since: tX, layers[i].name) }
+        defer {
+            LayerTimes.record(Self.timesKey(i, dy.n), .inputGradient, since: tX, layers[i].name,
+                              flops: t * Double(inputGradientChannels ?? s[1]) / Double(s[1]))
+        }
         return EngineConvolution.inputGradient(dy, weight: weight, shape: s, channels: inputGradientChannels ?? s[1],
                                                gate: gate)
     }
@@ -268,6 +272,12 @@ public final class TrainableGenerator: @unchecked Sendable {
     /// Layer i's entry in `LayerTimes`.
     private static func timesKey(_ i: Int, _ images: Int) -> LayerTimes.Key {
         LayerTimes.Key(network: "G", images: images, index: i)
+    }
+
+    /// Multiply-adds ×2 of layer i's forward pass over the images of `input` (the network's
+    /// input), for `LayerTimes`.
+    private func layerFlops(_ i: Int, _ input: Tensor) -> Double {
+        Double(input.n) * config.flops(of: layers[i], height: input.h, width: input.w)
     }
 
     /// Backward of `outputConv`'s convolution from dz, the gradient at its output:
@@ -347,7 +357,12 @@ public final class TrainableGenerator: @unchecked Sendable {
             // Nothing flows into the frozen blocks, and no layer needs the gradient of their output.
             if isFrozen(layer) { break }
             let t0 = LayerTimes.start()
-            defer { LayerTimes.record(Self.timesKey(i, cache.flash.n), .backward, since: t0, layer.name) }
+            defer {
+                // A 3x3 convolution's FLOPs go with its parts (convBackward); the others compute
+                // both gradients.
+                LayerTimes.record(Self.timesKey(i, cache.flash.n), .backward, since: t0, layer.name,
+                                  flops: layer.kind == .conv3x3 ? 0 : 2 * layerFlops(i, cache.flash))
+            }
             let rec = cache.records[i]!
             let below = reluBelow(i, cache)
             // Whether this layer's input gradient goes out through the ReLU below it.

@@ -39,11 +39,18 @@ struct LayerTimesTests {
                 #expect(weights == 0 && input == 0, "\(layer.name): \(s)")
             }
             #expect(g[i]!.description.hasPrefix("\(layer.name) \(layer.inChannels) → \(layer.outChannels) at "))
+            // The FLOPs behind the GFLOP/s: the layer's forward pass over the batch at the crop.
+            #expect(g[i]!.flops[0] == 3 * t.generator.config.flops(of: layer, height: c.crop, width: c.crop))
         }
         for images in [6, 3] {
             let e = entries("D", images)
             #expect(e.keys.sorted() == Array(d.layers.indices), "discriminator on \(images) images")
             #expect(e.values.allSatisfy { $0.seconds[0] > 0 && $0.seconds[1] > 0 }, "discriminator on \(images) images")
+            // Its first layer's FLOPs, forward and (weights, or the image channels' input gradient) backward.
+            let first = try #require(e[0])
+            let g0 = d.layers[0].geometry
+            #expect(first.flops[0] == g0.flops(images: images, height: c.crop, width: c.crop))
+            #expect(first.flops[1] == (images == 6 ? 1 : 0.5) * first.flops[0])
         }
 
         let table = LayerTimes.table(steps: 1)

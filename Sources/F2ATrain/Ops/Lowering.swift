@@ -48,6 +48,10 @@ public struct ConvGeometry: Equatable, Sendable {
     var columnRows: Int { inChannels * kernel * kernel }
     var pointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
     public var weightShape: [Int] { [outChannels, inChannels, kernel, kernel] }
+    /// Multiply-adds ×2 of the convolution of `images` images of height × width.
+    public func flops(images: Int, height: Int, width: Int) -> Double {
+        2 * Double(images * outSize(height) * outSize(width)) * Double(inChannels * outChannels * kernel * kernel)
+    }
 }
 
 /// Columns per GEMM: images are grouped until a group reaches this many
