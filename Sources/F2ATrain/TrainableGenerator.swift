@@ -245,7 +245,10 @@ public final class TrainableGenerator: @unchecked Sendable {
         let weight = params.values[w]
         // 3x3 convs take their input gradient from the engine (EngineConvolution).
         let engine = s[2] == 3 && padding == 1
-        let tW = LayerTimes.start(), t = LayerTimes.enabled ? g.flops(images: dy.n, height: dy.h, width: dy.w) : 0
+        // The parts of a 3x3 convolution's backward pass (the other layers that come here are
+        // timed as a whole, `backward`).
+        let timed = layers[i].kind == .conv3x3 && LayerTimes.enabled
+        let tW = LayerTimes.start(), t = timed ? g.flops(images: dy.n, height: dy.h, width: dy.w) : 0
         let dx: Tensor? = params.withGrad(w) { dW in
             params.withGrad(b) { dB -> Tensor? in
                 if engine, EngineConvolution.weightGradient(rec.input, skip: rec.skip, dy: dy, into: dW, bias: dB) { return nil }
@@ -254,7 +257,7 @@ public final class TrainableGenerator: @unchecked Sendable {
                                       workspace: ws)
             }
         }
-        LayerTimes.record(Self.timesKey(i, dy.n), .weightGradient, since: tW, layers[i].name, flops: t)
+        if timed { LayerTimes.record(Self.timesKey(i, dy.n), .weightGradient, since: tW, layers[i].name, flops: t) }
         guard engine, inputGradient else {
             guard var dx, let gate else { return dx }
             Pointwise.reluBackward(&dx, output: gate)
@@ -262,8 +265,10 @@ public final class TrainableGenerator: @unchecked Sendable {
         }
         let tX = LayerTimes.start()
         defer {
-            LayerTimes.record(Self.timesKey(i, dy.n), .inputGradient, since: tX, layers[i].name,
-                              flops: t * Double(inputGradientChannels ?? s[1]) / Double(s[1]))
+            if timed {
+                LayerTimes.record(Self.timesKey(i, dy.n), .inputGradient, since: tX, layers[i].name,
+                                  flops: t * Double(inputGradientChannels ?? s[1]) / Double(s[1]))
+            }
         }
         return EngineConvolution.inputGradient(dy, weight: weight, shape: s, channels: inputGradientChannels ?? s[1],
                                                gate: gate)
