@@ -28,7 +28,7 @@
 /* Output rows per register block: the 7 input rows that reach 4 output rows are each loaded
  * once in their four column shifts and feed every row of the block they touch. The loops
  * have constant bounds, so the compiler unrolls them and the accumulators stay in registers
- * (indexed by a run-time row, they went through memory: 4x slower). */
+ * (indexed by a run-time row they went through memory). */
 #define ROW_BLOCK 4
 
 struct job {
