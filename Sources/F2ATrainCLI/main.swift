@@ -393,7 +393,7 @@ struct Bench: ParsableCommand {
     @Option(help: "OpenBLAS threads.") var threads: Int?
     @Flag(help: "One JSON line per width instead of the table.") var json = false
     @Flag(help: "After each table row, every GEMM shape of the timed steps: calls and time per step, slowest first.") var gemmShapes = false
-    @Flag(help: ArgumentHelp("After each table row, the time of every layer per step: forward, backward, and a 3x3 convolution's weight and input gradients.",
+    @Flag(help: ArgumentHelp("After each table row, the time and GFLOP/s of every layer per step: forward, backward, and a 3x3 convolution's weight and input gradients.",
                              discussion: "Skips the GEMM profiling, which would run the side-by-side GEMMs one after another."))
     var layers = false
     @Option(help: ArgumentHelp("Write DIR/generator.f2aw (and DIR/discriminator.f2aw) with the initial parameters of this setup, then stop.",

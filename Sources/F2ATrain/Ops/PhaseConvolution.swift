@@ -320,9 +320,11 @@ enum PhaseConvolution {
                                        shiftedKernel: Bool) {
         let n = grid.gemmColumns, cols = grid.columns, size = o * 4 * k
         let slices = max(1, min(weightGradientSlices, n / weightGradientChunk))
-        let offsets = (0..<4).map { grid.offset($0) }
-        if shiftedKernel && k >= weightGradientKernelMinRows && f2a_shifted_weight_grad(dext, dextStride, p, cols, offsets, Int32(o), Int32(k), Int32(n), Int32(slices),
-                                                    dW, 4 * k, Int32(Conv2d.threadCount)) == 0 { return }
+        if shiftedKernel && k >= weightGradientKernelMinRows {
+            let offsets = (0..<4).map { grid.offset($0) }
+            if f2a_shifted_weight_grad(dext, dextStride, p, cols, offsets, Int32(o), Int32(k), Int32(n), Int32(slices), dW, 4 * k,
+                                       Int32(Conv2d.threadCount)) == 0 { return }
+        }
         var partials = uninitializedFloats((slices - 1) * size)
         partials.withUnsafeMutableBufferPointer { pb in
             let rest = pb.baseAddress
