@@ -68,10 +68,7 @@ static void run_block(void *ctx, int item, int thread) {
     const int j0 = item * COLS, depth = j->depth, left = j->n - j0;
     /* Lanes of the three panels inside [0, n): all of them but in the last block. */
     __mmask16 m[3];
-    for (int p = 0; p < 3; p++) {
-        const int l = left - 16 * p;
-        m[p] = l >= 16 ? (__mmask16) 0xFFFF : l <= 0 ? (__mmask16) 0 : (__mmask16) ((1u << l) - 1);
-    }
+    for (int p = 0; p < 3; p++) m[p] = cols_in(16 * p, left);
     const int blocks = (j->rows + ROWS - 1) / ROWS;
     const size_t ldb = j->ldb;
     float *bp = j->scratch + (size_t) thread * j->scratch_floats, *cp = bp + DEPTH_SLICE * COLS;

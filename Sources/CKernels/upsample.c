@@ -170,10 +170,9 @@ static void gather_rows(const struct bwd_job *j, int b, int p0, int np, float *t
                 const float *grow = j->gate ? j->gate + (((size_t) b * j->cout + o) * 2 * j->h + 2 * y + dy) * w2 + 2 * x : NULL;
                 float *te = tr + (size_t) (4 * o + 2 * dy) * pb + f, *to = te + pb;
                 for (int c = 0; c < run; c += 16) {
+                    /* m pixels left: 2 m floats of the dy row, m of each T row. */
                     const int m = run - c < 16 ? run - c : 16;
-                    const __mmask16 lm = m >= 8 ? 0xFFFF : (__mmask16) ((1u << (2 * m)) - 1);
-                    const __mmask16 hm = m >= 8 ? (__mmask16) ((1u << (2 * m - 16)) - 1) : 0;
-                    const __mmask16 sm = (__mmask16) ((1u << m) - 1);
+                    const __mmask16 lm = cols_in(0, 2 * m), hm = cols_in(16, 2 * m), sm = cols_in(0, m);
                     const __m512 lo = _mm512_maskz_loadu_ps(lm, row + 2 * c), hi = _mm512_maskz_loadu_ps(hm, row + 2 * c + 16);
                     __m512 e = _mm512_permutex2var_ps(lo, even, hi), d = _mm512_permutex2var_ps(lo, odd, hi);
                     if (grow) {

@@ -145,10 +145,12 @@ public final class PatchDiscriminator: @unchecked Sendable {
         var d = dLogits
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let l = layers[i]
+            // Below the first layer every input gradient is needed; of the first, `inputGradient`'s.
+            let range = i == 0 ? inputGradient : 0..<l.geometry.inChannels
             let t0 = LayerTimes.start()
             defer {
                 // The weight gradient if asked for, the input gradient of the channels asked for.
-                let g = l.geometry, x = cache.inputs[i], range = i == 0 ? inputGradient : 0..<g.inChannels
+                let g = l.geometry, x = cache.inputs[i]
                 let parts = (parameterGradients ? 1 : 0) + Double(range?.count ?? 0) / Double(g.inChannels)
                 LayerTimes.record(Self.timesKey(i, dLogits.n), .backward, since: t0, "D.conv\(i)",
                                   flops: parts * g.flops(images: x.n, height: x.h, width: x.w))
@@ -171,8 +173,6 @@ public final class PatchDiscriminator: @unchecked Sendable {
             }
             let wi = params.id("D.conv\(i).weight"), bi = params.id("D.conv\(i).bias")
             let weight = params.values[wi]
-            // Below the first layer every input gradient is needed; of the first, `inputGradient`'s.
-            let range = i == 0 ? inputGradient : 0..<l.geometry.inChannels
             // The first layer of a discriminator update needs neither.
             guard parameterGradients || range != nil else { return nil }
             // body with this layer's dW and dB where parameter gradients are wanted, else with nil.
