@@ -18,10 +18,18 @@ int f2a_cpu_has_avx512(void) {
            __builtin_cpu_supports("avx512vl");
 }
 
-/* -1 until first asked. */
+/* The process's choice: -1 until first asked. */
 static atomic_int avx512_blocks = -1;
 
+/* A thread's own choice once it has made one (f2a_kernels_set_avx512), -1 before; pool
+ * workers take their caller's for each job (f2a_kernels_adopt_avx512). Per thread because
+ * the trainer's AVX-512-only kernels fall back to GEMMs with other roundings: a process-wide
+ * switch flipped by one test changed the bits of another running beside it (a CI run failed
+ * so). */
+static _Thread_local int thread_blocks = -1;
+
 int f2a_kernels_avx512(void) {
+    if (thread_blocks >= 0) return thread_blocks;
     int v = atomic_load_explicit(&avx512_blocks, memory_order_relaxed);
     if (v >= 0) return v;
     const char *env = getenv("F2A_AVX512");
@@ -32,6 +40,8 @@ int f2a_kernels_avx512(void) {
 
 int f2a_kernels_set_avx512(int enable) {
     int previous = f2a_kernels_avx512();
-    atomic_store_explicit(&avx512_blocks, enable && f2a_cpu_has_avx512(), memory_order_relaxed);
+    thread_blocks = enable && f2a_cpu_has_avx512();
     return previous;
 }
+
+void f2a_kernels_adopt_avx512(int blocks) { thread_blocks = blocks; }

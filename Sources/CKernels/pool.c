@@ -53,6 +53,7 @@ static _Atomic unsigned long long held_spin_cycles; /* 0 until the first hold; 1
 static f2a_task_fn job_fn;
 static void *job_ctx;
 static int job_first, job_threads;
+static int job_avx512; /* the caller's f2a_kernels_avx512(): workers run its items with it */
 
 static inline unsigned job_generation(unsigned long long s) { return (unsigned) (s >> GEN_SHIFT); }
 static inline int job_end(unsigned long long s) { return (int) ((s >> ITEM_BITS) & ITEM_MASK); }
@@ -100,6 +101,7 @@ static void run_items(unsigned generation, int thread) {
         if (!atomic_compare_exchange_weak_explicit(&state, &s, claimed, memory_order_acquire, memory_order_acquire))
             continue; /* s now holds the current word */
         const int first = job_first + (from_back ? job_end(s) - take : job_front(s));
+        if (thread != 0) f2a_kernels_adopt_avx512(job_avx512);
         for (int i = 0; i < take; i++) job_fn(job_ctx, first + i, thread);
         atomic_fetch_add_explicit(&done_items, take, memory_order_release);
         s = atomic_load_explicit(&state, memory_order_acquire);
@@ -234,6 +236,7 @@ void f2a_parallel(f2a_task_fn fn, void *ctx, int items, int threads) {
         job_ctx = ctx;
         job_first = first;
         job_threads = threads;
+        job_avx512 = f2a_kernels_avx512();
         atomic_store_explicit(&done_items, 0, memory_order_relaxed);
         unsigned g = (job_generation(atomic_load(&state)) + 1) & ((1u << (64 - GEN_SHIFT)) - 1);
         unsigned long long s = ((unsigned long long) g << GEN_SHIFT) | ((unsigned long long) n << ITEM_BITS);

@@ -120,3 +120,44 @@ struct PoolClaimTests {
         }
     }
 }
+
+@Suite("The AVX-512 switch")
+struct KernelSwitchTests {
+    /// f2a_kernels_set_avx512 is the calling thread's: the trainer's AVX-512-only kernels fall
+    /// back to GEMMs with other roundings, so a switch one test flips must not reach another
+    /// test's threads, while the pool's workers must run the switching caller's items with its
+    /// setting. Meaningful on AVX-512 CPUs (elsewhere every thread reads 0).
+    @Test("Is the calling thread's; the pool's workers run its jobs with it")
+    func perThread() {
+        func onAnotherThread() -> Int32 {
+            let seen = Atomic<Int32>(-1)
+            onThreads(1) { _ in seen.store(f2a_kernels_avx512(), ordering: .relaxed) }
+            return seen.load(ordering: .relaxed)
+        }
+        let process = onAnotherThread()
+        let previous = f2a_kernels_set_avx512(0)
+        defer { _ = f2a_kernels_set_avx512(previous) }
+        #expect(f2a_kernels_avx512() == 0)
+        #expect(onAnotherThread() == process)
+        // Items of ~20 us, so that the worker claims some (unless another test holds the pool:
+        // then this caller runs them all; a few rounds make that unlikely to last).
+        var workerRan = false
+        for _ in 0..<20 where !workerRan {
+            var seen = [Int32](repeating: -1, count: 2 * 64)
+            seen.withUnsafeMutableBufferPointer { buffer in
+                f2a_parallel({ context, item, thread in
+                    var start = timespec(), now = timespec()
+                    clock_gettime(CLOCK_MONOTONIC, &start)
+                    repeat { clock_gettime(CLOCK_MONOTONIC, &now) }
+                    while (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec) < 20_000
+                    let slots = context!.assumingMemoryBound(to: Int32.self)
+                    slots[2 * Int(item)] = thread
+                    slots[2 * Int(item) + 1] = f2a_kernels_avx512()
+                }, buffer.baseAddress, 64, 2)
+            }
+            #expect(stride(from: 1, to: seen.count, by: 2).allSatisfy { seen[$0] == 0 }, "\(seen)")
+            workerRan = stride(from: 0, to: seen.count, by: 2).contains { seen[$0] == 1 }
+        }
+        #expect(workerRan, "the worker never claimed an item")
+    }
+}

@@ -12,14 +12,19 @@ int f2a_kernels_available(void);
 /** 1 if this CPU and its OS run AVX-512 F, CD, BW, DQ and VL (OpenBLAS's SkylakeX kernels), else 0. */
 int f2a_cpu_has_avx512(void);
 
-/** 1 if the 3x3 and 2x2 transposed convolutions use their AVX-512 GEMM blocks and the output
- *  head its 16-lane form: on CPUs that have AVX-512 unless the environment's F2A_AVX512 is 0
- *  (read once), or as last set. */
+/** 1 if the kernels use their AVX-512 forms (and the trainer's AVX-512-only kernels run) on
+ *  the calling thread: on CPUs that have AVX-512 unless the environment's F2A_AVX512 is 0
+ *  (read once), or as this thread last set; a pool job runs with its caller's. */
 int f2a_kernels_avx512(void);
 
-/** Turns the AVX-512 kernels on (if the CPU has them) or off, for tests and A/B
- *  timings; returns the previous setting. Results are bit-identical either way. */
+/** Turns the AVX-512 kernels on (if the CPU has them) or off for the calling thread and the
+ *  pool jobs it dispatches, for tests and A/B timings; returns the previous setting. The
+ *  engine's results are bit-identical either way; the trainer's AVX-512-only kernels decline
+ *  when off, and their GEMM fallbacks round differently. */
 int f2a_kernels_set_avx512(int enable);
+
+/** The pool's: a worker takes its job's caller's setting (f2a_kernels_avx512's value there). */
+void f2a_kernels_adopt_avx512(int blocks);
 
 /** One work item: `thread` (0 ..< threads) identifies the calling thread. */
 typedef void (*f2a_task_fn)(void *ctx, int item, int thread);
