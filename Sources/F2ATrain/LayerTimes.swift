@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Optional accounting of where a training step's time goes, layer by layer
 /// (`f2a-train bench --layers`): the wall time of each layer's forward pass and backward
@@ -42,7 +43,22 @@ public enum LayerTimes {
         public var flops: [Double] = Array(repeating: 0, count: Phase.allCases.count)
     }
 
-    nonisolated(unsafe) public static var enabled = false
+    /// The recording thread's id (`pthread_self`), 0 when off. One thread's: a step's layers
+    /// run on the thread that calls `trainStep`, and the tests run trainers side by side,
+    /// whose layers would otherwise land in another test's recording.
+    private static let recorder = Atomic<UInt>(0)
+
+    /// Whether layers on the calling thread are recorded.
+    public static var enabled: Bool {
+        let r = recorder.load(ordering: .relaxed)
+        return r != 0 && r == UInt(pthread_self())
+    }
+
+    /// Records the layers run on the calling thread from now until `stopRecording()`.
+    public static func startRecording() { recorder.store(UInt(pthread_self()), ordering: .relaxed) }
+
+    public static func stopRecording() { recorder.store(0, ordering: .relaxed) }
+
     nonisolated(unsafe) private static var recorded: [Entry] = []
     nonisolated(unsafe) private static var slots: [Key: Int] = [:]
     /// Trainers on other threads (tests run side by side) may record at the same time.

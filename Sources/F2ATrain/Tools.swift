@@ -152,8 +152,8 @@ public enum BenchRunner {
         GemmProfile.reset()
         GemmProfile.enabled = profileGemm
         LayerTimes.reset()
-        LayerTimes.enabled = layerTimes
-        defer { GemmProfile.enabled = false; LayerTimes.enabled = false }
+        if layerTimes { LayerTimes.startRecording() }
+        defer { GemmProfile.enabled = false; if layerTimes { LayerTimes.stopRecording() } }
         for s in 1...max(1, steps) {
             let d0 = now()
             let b = t.source.batch(step: s)

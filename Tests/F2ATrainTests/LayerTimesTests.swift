@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import F2ATrain
 
@@ -11,15 +12,14 @@ struct LayerTimesTests {
     @Test("A step records every layer of both networks in each pass, and nothing when off")
     func recordsEveryLayer() throws {
         var c = tinyConfig(steps: 2, adversarial: true)
-        // Tests run side by side: a batch no other test uses keeps this test's entries apart.
         c.batch = 3
         let pairs = (0..<3).map { syntheticPair("p\($0)", width: 24, height: 20, seed: UInt64($0)) }
         let t = try Trainer(config: c, train: pairs, validation: [], runDir: nil)
         let d = try #require(t.discriminator)
         LayerTimes.reset()
-        LayerTimes.enabled = true
+        LayerTimes.startRecording()
         _ = t.trainStep(t.source.batch(step: 0))
-        LayerTimes.enabled = false
+        LayerTimes.stopRecording()
         func entries(_ network: String, _ images: Int) -> [Int: LayerTimes.Entry] {
             Dictionary(LayerTimes.entries.filter { $0.key.network == network && $0.key.images == images }.map { ($0.key.index, $0) },
                        uniquingKeysWith: { a, _ in a })
@@ -60,6 +60,15 @@ struct LayerTimesTests {
 
         LayerTimes.reset()
         _ = t.trainStep(t.source.batch(step: 1))
+        #expect(LayerTimes.entries.isEmpty)
+
+        // Recording is the recording thread's: a step on another thread (another test's
+        // trainer) adds nothing to it.
+        LayerTimes.startRecording()
+        let done = DispatchSemaphore(value: 0)
+        Thread { _ = t.trainStep(t.source.batch(step: 2)); done.signal() }.start()
+        done.wait()
+        LayerTimes.stopRecording()
         #expect(LayerTimes.entries.isEmpty)
     }
 }
