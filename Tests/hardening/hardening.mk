@@ -39,7 +39,7 @@ test-concurrency: plugin
 	$(HARDENING_DIR)/concurrency $(BUILD) 8 50
 	Tests/hardening/vips_concurrency.sh $(BUILD)
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -ISources/CKernels/include -o $(HARDENING_DIR)/pool_wake \
-	  Tests/hardening/pool_wake.c Sources/CKernels/pool.c -lpthread
+	  Tests/hardening/pool_wake.c Sources/CKernels/pool.c Sources/CKernels/cpu.c -lpthread
 	$(HARDENING_DIR)/pool_wake
 
 test-leaks: plugin | hardening-deps
