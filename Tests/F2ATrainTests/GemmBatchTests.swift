@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 import Testing
 @testable import F2ATrain
 import F2ACore
@@ -14,7 +16,8 @@ struct GemmBatchTests {
         var R = Rand(UInt64(m))
         let a = R.array(36 * m * k), b = R.array(36 * k * n)
         var c = [Float](repeating: .nan, count: 36 * m * n)
-        let threads = blasThreadCount
+        // Other tests' batches may be running: their count is theirs until the last ends.
+        let threads = GemmBatch.restingBLASThreads
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
@@ -26,7 +29,7 @@ struct GemmBatchTests {
                 }
             }
         }
-        #expect(blasThreadCount == threads)
+        #expect(GemmBatch.restingBLASThreads == threads)
         // Every GEMM of the small batch, three of the large one (naive loops are slow in debug builds).
         var worst = 0.0
         for i in m < 100 ? Array(0..<36) : [0, 17, 35] {
@@ -39,5 +42,35 @@ struct GemmBatchTests {
             }
         }
         #expect(worst < 1e-4)
+    }
+
+    /// Batches that overlap in time on two threads (forced here: each waits inside for the
+    /// other to have begun) keep OpenBLAS single-threaded until the last ends, and leave the
+    /// count as it was. Each saving and restoring it left 1 behind, and the second batch ran
+    /// on after the first had put all threads back.
+    @Test("Overlapping batches on two threads restore OpenBLAS's thread count once, at the end",
+          .enabled(if: GemmBatch.restingBLASThreads > 1, "OpenBLAS has one thread here"))
+    func overlapping() {
+        final class Rendezvous: Sendable {
+            let started = Atomic<Int>(0), firstDone = Atomic<Bool>(false), insideSecond = Atomic<Int>(-1)
+        }
+        @Sendable func batch(_ r: Rendezvous, first: Bool) {
+            GemmBatch.sideBySide(2) { i in
+                guard i == 0 else { return }
+                r.started.add(1, ordering: .sequentiallyConsistent)
+                while r.started.load(ordering: .sequentiallyConsistent) < 2 { sched_yield() }
+                guard !first else { return }
+                // The one to end last: after the other has ended, OpenBLAS is still single-threaded.
+                while !r.firstDone.load(ordering: .sequentiallyConsistent) { sched_yield() }
+                r.insideSecond.store(blasThreadCount, ordering: .sequentiallyConsistent)
+            }
+            if first { r.firstDone.store(true, ordering: .sequentiallyConsistent) }
+        }
+        let resting = GemmBatch.restingBLASThreads, r = Rendezvous(), done = DispatchSemaphore(value: 0)
+        Thread { batch(r, first: false); done.signal() }.start()
+        batch(r, first: true)
+        done.wait()
+        #expect(r.insideSecond.load(ordering: .sequentiallyConsistent) == 1)
+        #expect(GemmBatch.restingBLASThreads == resting)
     }
 }

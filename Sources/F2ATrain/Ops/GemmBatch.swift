@@ -1,4 +1,5 @@
 import F2ACore
+import Synchronization
 
 /// A layer's independent GEMMs (the 36 transform positions of a Winograd domain): small
 /// ones side by side on the pool's threads, each on one OpenBLAS thread; large ones one
@@ -28,17 +29,37 @@ enum GemmBatch {
     /// OpenBLAS's threads share badly at any size, such as a few hundred outputs summed over
     /// thousands of columns (it splits the outputs, not the depth).
     static func sideBySide(_ count: Int, _ body: (Int) -> Void) {
-        let threads = blasThreadCount
+        let threads = restingBLASThreads
         guard threads > 1, count > 1, !GemmProfile.enabled else {
             for i in 0..<count { body(i) }
             return
         }
-        blasThreadCount = 1
-        defer { blasThreadCount = threads }
+        singleThreadedBLAS.withLock { state in
+            if state.batches == 0 { state.resting = blasThreadCount; blasThreadCount = 1 }
+            state.batches += 1
+        }
+        defer {
+            singleThreadedBLAS.withLock { state in
+                state.batches -= 1
+                if state.batches == 0 { blasThreadCount = state.resting }
+            }
+        }
         withoutActuallyEscaping(body) { b in
             // Each GEMM writes its own output matrix, which Sendable cannot express.
             let box = UncheckedBox(b)
             parallelFor(count, threads: min(threads, Conv2d.threadCount)) { range in for i in range { box.value(i) } }
         }
     }
+
+    /// OpenBLAS's thread count outside the batches: what it was before the first of the
+    /// batches now running began, and what it will be once the last has ended.
+    static var restingBLASThreads: Int {
+        singleThreadedBLAS.withLock { $0.batches > 0 ? $0.resting : blasThreadCount }
+    }
+
+    /// OpenBLAS's thread count is the process's: batches on several threads at once (tests
+    /// run trainers side by side) each saving and restoring it left it at 1, or put it back
+    /// to all threads under a batch still running. The first batch to begin saves it, the
+    /// last to end restores it.
+    private static let singleThreadedBLAS = Mutex((batches: 0, resting: 1))
 }
