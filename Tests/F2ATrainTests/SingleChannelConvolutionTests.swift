@@ -9,10 +9,11 @@ struct SingleChannelConvolutionTests {
     /// loops: the PatchGAN's logits layer cut down (15² → 14²), rows of more than one
     /// 16-lane vector with a partial one, no padding and more padding than the kernel's
     /// reach. dW and dB start at 0.5: the kernel adds to them.
-    @Test("Matches float64 loops", arguments: [(3, 20, 15, 15, 1), (2, 7, 21, 37, 1), (1, 5, 6, 4, 0), (2, 3, 4, 4, 2)])
+    @Test("Matches float64 loops", .enabled(if: f2a_kernels_avx512() != 0, "the kernel needs AVX-512 (else the caller lowers to a GEMM)"),
+          arguments: [(3, 20, 15, 15, 1), (2, 7, 21, 37, 1), (1, 5, 6, 4, 0), (2, 3, 4, 4, 2)])
     func naive(_ n: Int, _ cin: Int, _ h: Int, _ w: Int, _ pad: Int) throws {
         let g = ConvGeometry(cin, 1, kernel: 4, stride: 1, padding: pad)
-        guard SingleChannelConvolution.applies(g) else { return }  // no AVX-512: the caller lowers to a GEMM
+        #expect(SingleChannelConvolution.applies(g))
         let p = ConvolutionReference.problem(g, n: n, height: h, width: w, seed: UInt64(13 * cin + w))
         let y = SingleChannelConvolution.forward(p.x, weight: p.weight, bias: p.bias, g)
         #expect(y.shape == [n, 1, g.outSize(h), g.outSize(w)])
@@ -28,10 +29,10 @@ struct SingleChannelConvolutionTests {
 
     /// Every output is summed in one work item in a fixed order: one thread and two give the
     /// same bits; without the input gradient the parameter gradients are the same.
-    @Test("Does not depend on the threads or on the input gradient")
+    @Test("Does not depend on the threads or on the input gradient", .enabled(if: f2a_kernels_avx512() != 0, "the kernel needs AVX-512"))
     func threads() {
         let g = ConvGeometry(16, 1, kernel: 4, stride: 1, padding: 1)
-        guard SingleChannelConvolution.applies(g) else { return }
+        #expect(SingleChannelConvolution.applies(g))
         let p = ConvolutionReference.problem(g, n: 4, height: 15, width: 15, seed: 2)
         func run(_ threads: Int32, dx: Bool) -> (y: [Float], dx: [Float], dW: [Float], dB: Float) {
             let oh = g.outSize(15)
