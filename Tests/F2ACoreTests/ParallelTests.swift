@@ -94,6 +94,14 @@ struct ParallelTests {
     }
 }
 
+/// Keeps the calling thread busy (a pool item that takes that long).
+private func busyWait(nanoseconds: Int) {
+    var start = timespec(), now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &start)
+    repeat { clock_gettime(CLOCK_MONOTONIC, &now) }
+    while (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec) < nanoseconds
+}
+
 @Suite("Thread pool claims")
 struct PoolClaimTests {
     /// Thread 1 claims from the back of the range (pool.c run_items), so that each core keeps
@@ -106,10 +114,7 @@ struct PoolClaimTests {
             var runs = [Int32](repeating: -1, count: n)
             runs.withUnsafeMutableBufferPointer { buffer in
                 f2a_parallel({ context, item, thread in
-                    var start = timespec(), now = timespec()
-                    clock_gettime(CLOCK_MONOTONIC, &start)
-                    repeat { clock_gettime(CLOCK_MONOTONIC, &now) }
-                    while (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec) < 20_000
+                    busyWait(nanoseconds: 20_000)
                     context!.assumingMemoryBound(to: Int32.self)[Int(item)] = thread
                 }, buffer.baseAddress, Int32(n), 2)
             }
@@ -146,10 +151,7 @@ struct KernelSwitchTests {
             var seen = [Int32](repeating: -1, count: 2 * 64)
             seen.withUnsafeMutableBufferPointer { buffer in
                 f2a_parallel({ context, item, thread in
-                    var start = timespec(), now = timespec()
-                    clock_gettime(CLOCK_MONOTONIC, &start)
-                    repeat { clock_gettime(CLOCK_MONOTONIC, &now) }
-                    while (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec) < 20_000
+                    busyWait(nanoseconds: 20_000)
                     let slots = context!.assumingMemoryBound(to: Int32.self)
                     slots[2 * Int(item)] = thread
                     slots[2 * Int(item) + 1] = f2a_kernels_avx512()
