@@ -24,8 +24,7 @@ static atomic_int avx512_blocks = -1;
 /* A thread's own choice once it has made one (f2a_kernels_set_avx512), -1 before; pool
  * workers take their caller's for each job (f2a_kernels_adopt_avx512). Per thread because
  * the trainer's AVX-512-only kernels fall back to GEMMs with other roundings: a process-wide
- * switch flipped by one test changed the bits of another running beside it (a CI run failed
- * so). */
+ * switch flipped by one test changed the path, and the bits, of the tests running beside it. */
 static _Thread_local int thread_blocks = -1;
 
 int f2a_kernels_avx512(void) {
