@@ -54,8 +54,13 @@ $(BUILD)/.stamp: $(SOURCES) $(WEIGHTS) | deps
 
 test: all test-swift test-capi test-onnx test-fuzz
 
+# A failed run ends with the failed tests' issues: a CI log is often read from its tail only.
 test-swift: | deps
-	$(SWIFT) test 2>&1 | tee $(BUILD)/swift-test.log | grep -vE '^\[[0-9]+/[0-9]+\]'; exit $${PIPESTATUS[0]}
+	$(SWIFT) test 2>&1 | tee $(BUILD)/swift-test.log | grep -vE '^\[[0-9]+/[0-9]+\]'; status=$${PIPESTATUS[0]}; \
+	if [ $$status -ne 0 ]; then \
+	  echo "== the Swift tests' issues ($(BUILD)/swift-test.log):"; \
+	  grep -E '^✘ Test .* recorded an issue' $(BUILD)/swift-test.log | cut -c1-400 | tail -12; \
+	fi; exit $$status
 
 test-capi: all
 	@# The Swift runtime is linked statically: the .so needs only system libraries and OpenBLAS.
