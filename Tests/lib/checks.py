@@ -4,6 +4,7 @@ scripts, so every suite reads alike:
     ok    NAME
     FAIL  NAME
           the last 8 lines of the detail, indented
+    failed: NAME                      (once more for each failure, just before the summary)
     SUITE: N passed, M failed
 
     sys.path.insert(0, os.path.join(ROOT, "Tests", "lib"))
@@ -21,6 +22,7 @@ import tempfile
 
 passed = 0
 failed = 0
+_failures = []  # their names, repeated before the summary: a CI log is often read from its tail
 _workdirs = []
 
 
@@ -36,6 +38,7 @@ def check(name, condition, detail=""):
         print(f"ok    {name}", flush=True)
     else:
         failed += 1
+        _failures.append(name)
         print(f"FAIL  {name}", flush=True)
         for line in _text(detail).strip().splitlines()[-8:]:
             print(f"      {line}", flush=True)
@@ -70,6 +73,9 @@ def _cleanup():
 
 
 def finish(suite):
-    """Prints "SUITE: N passed, M failed"; returns the exit status (1 when any check failed)."""
+    """Prints the failed checks' names and "SUITE: N passed, M failed"; returns the exit status (1
+    when any check failed)."""
+    for name in _failures:
+        print(f"failed: {name}", flush=True)
     print(f"{suite}: {passed} passed, {failed} failed", flush=True)
     return 1 if failed else 0

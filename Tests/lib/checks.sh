@@ -3,6 +3,7 @@
 #   ok    NAME
 #   FAIL  NAME
 #         the last 8 lines of what failed, indented
+#   failed: NAME                   (once more for each failure, just before the summary)
 #   SUITE: N passed, M failed
 #
 #   . "$ROOT/Tests/lib/checks.sh"
@@ -15,13 +16,14 @@
 
 passed=0
 failed=0
+failed_names=() # repeated before the summary: a CI log is often read from its tail
 W=
 
 pass() { passed=$((passed + 1)); echo "ok    $*"; }
 
 # fail NAME [LOG]: a failure, with the tail of LOG (a file) as its detail
 fail() {
-	failed=$((failed + 1)); echo "FAIL  $1"
+	failed=$((failed + 1)); failed_names+=("$1"); echo "FAIL  $1"
 	[ $# -lt 2 ] || checks_detail "$2"
 }
 
@@ -58,6 +60,8 @@ checks_count_output() {
 	local ok bad
 	ok=$(grep -c '^ok ' "$2"); bad=$(grep -c '^FAIL ' "$2")
 	passed=$((passed + ok)); failed=$((failed + bad))
+	local line
+	while IFS= read -r line; do failed_names+=("$1: ${line#FAIL  }"); done < <(grep '^FAIL ' "$2")
 	if [ $((ok + bad)) = 0 ]; then fail "$1 test produced no results" "$2"
 	elif [ "$3" != 0 ] && [ "$bad" = 0 ]; then fail "$1 test exited with status $3" "$2"; fi
 }
@@ -76,6 +80,8 @@ checks_cleanup() {
 
 # checks_summary SUITE: "SUITE: N passed, M failed"; returns 1 when any check failed.
 checks_summary() {
+	local name
+	for name in "${failed_names[@]}"; do echo "failed: $name"; done
 	echo "$1: $passed passed, $failed failed"
 	[ "$failed" = 0 ]
 }
