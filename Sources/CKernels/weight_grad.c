@@ -49,11 +49,21 @@
  * block add up each band's rows right after staging them (a pass of its own read ~50 MB
  * of dY per step of the width-0.25 generator). The plane's 16-float chunks in 16 float
  * lanes, the lanes then added in double and the tail after them: the order, and so the
- * bits, of the trainer's laneSum. */
+ * bits, of the trainer's laneSum (plain C: each lane is a sequence of float adds, whatever
+ * the vector width the compiler picks).
+ *
+ * CPUs without AVX-512 (the AMD Zen 3 class the project targets) run the same items with
+ * AVX2 blocks (band_avx2): the trainer used to lower these layers to im2col + OpenBLAS
+ * there, at 20-56 GFLOP/s in the step. Side by side on the AVX-512 Xeon, 8 images, 2
+ * threads, a busy host (medians of 11, GFLOP/s, AVX-512 / AVX2 blocks): 16 -> 16 at 128^2
+ * 116 / 76, 32 -> 32 at 64^2 112 / 75, 32 -> 16 at 128^2 129 / 83, 64 -> 32 at 64^2
+ * 112 / 73 - two thirds, at half the vector width. The width-0.25 + PatchGAN step with
+ * F2A_AVX512=0 and OpenBLAS's Haswell kernels: 653-682 -> 587-609 ms. */
 
 #define CO_BLOCK 8
 #define CI_BLOCK_MAX 16
 #define ACC_VECTORS (CI_BLOCK_MAX * 3 * CO_BLOCK * 3)
+#define SLOT 16 /* floats per accumulator slot: one AVX-512 vector, or an AVX2 one in its first half */
 
 struct job {
     const float *x, *x2, *dy; /* the input: channels 0..<c1 of x, c1..<cin of x2 */
@@ -63,9 +73,11 @@ struct job {
     int co_blocks, ci_blocks, shares, band;
     float *partial;           /* [shares][cout][cin][3][3] */
     double *plane_sums;       /* NULL or [n][cout] */
-    __m512 *acc;              /* per thread: ACC_VECTORS */
+    int wide;                 /* f2a_kernels_avx512(): the AVX-512 blocks, else the AVX2 ones */
+    float *acc;               /* per thread: ACC_VECTORS slots of SLOT floats, 64-byte aligned */
     float *stage;             /* per thread: stage_floats (stage_dy_floats) */
-    __mmask16 *masks;         /* per 16-pixel vector v: the lanes in the row from x0 - 1, x0, x0 + 1 */
+    __mmask16 *masks;         /* AVX-512, per 16-pixel vector v: the lanes in the row from x0 - 1, x0, x0 + 1 */
+    int *masks8;              /* AVX2, per 8-pixel vector v and shift k: 8 lanes, -1 where column x0 + k - 1 + lane is in the row */
     size_t stage_floats;
 };
 
@@ -118,7 +130,75 @@ static inline void accumulate_row(__m512 r[CO_BLOCK][3], const float *xr, const 
     }
 }
 
+/* The accumulators of one input channel and kernel row (`a`: CO_BLOCK x 3 slots) += the
+ * band's rows y0 ..< y1 of the input plane against the staged dY rows (`ds`). */
 __attribute__((target("avx512f")))
+static void band_avx512(const struct job *j, float *a, const float *xplane, const float *ds, int y0, int y1, int ky) {
+    const size_t dstride = (size_t) j->band * j->wp;
+    __m512 r[CO_BLOCK][3];
+    for (int c = 0; c < CO_BLOCK; c++)
+        for (int k = 0; k < 3; k++) r[c][k] = _mm512_load_ps(a + (c * 3 + k) * SLOT);
+    for (int y = y0; y < y1; y++) {
+        const int sy = y + ky - 1;
+        if (sy < 0 || sy >= j->h) continue;
+        accumulate_row(r, xplane + (size_t) sy * j->w, ds + (size_t) (y - y0) * j->wp, j->w, dstride, j->masks);
+    }
+    for (int c = 0; c < CO_BLOCK; c++)
+        for (int k = 0; k < 3; k++) _mm512_store_ps(a + (c * 3 + k) * SLOT, r[c][k]);
+}
+
+/* The same with AVX2's 16 registers: 8-pixel vectors, and the block's output channels in
+ * two halves of 4 (12 accumulators, 3 shifted inputs and one dY vector), each over the
+ * whole band, so the input rows are read twice (from L1). Vectors whose shifted reads
+ * stay inside the row take plain loads, the ones at its ends masked loads (masked-off
+ * lanes are not read: the row's neighbours or the plane's end). */
+__attribute__((target("avx2,fma")))
+static void band_avx2(const struct job *j, float *a, const float *xplane, const float *ds, int y0, int y1, int ky) {
+    const int w = j->w, vec = (w + 7) / 8;
+    const size_t dstride = (size_t) j->band * j->wp;
+    for (int half = 0; half < 2; half++) {
+        float *ah = a + half * 4 * 3 * SLOT;
+        const float *dh = ds + half * 4 * dstride;
+        __m256 r[4][3];
+        for (int c = 0; c < 4; c++)
+            for (int k = 0; k < 3; k++) r[c][k] = _mm256_load_ps(ah + (c * 3 + k) * SLOT);
+        for (int y = y0; y < y1; y++) {
+            const int sy = y + ky - 1;
+            if (sy < 0 || sy >= j->h) continue;
+            const float *xr = xplane + (size_t) sy * w, *dr = dh + (size_t) (y - y0) * j->wp;
+            for (int v = 0; v < vec; v++) {
+                const int x0 = 8 * v;
+                __m256 xv[3];
+                if (x0 >= 1 && x0 + 9 <= w) {
+                    for (int k = 0; k < 3; k++) xv[k] = _mm256_loadu_ps(xr + x0 + k - 1);
+                } else {
+                    const int *m = j->masks8 + (size_t) (3 * v) * 8;
+                    for (int k = 0; k < 3; k++)
+                        xv[k] = _mm256_maskload_ps(xr + x0 + k - 1, _mm256_loadu_si256((const __m256i *) (m + 8 * k)));
+                }
+                for (int c = 0; c < 4; c++) {
+                    const __m256 g = _mm256_load_ps(dr + c * dstride + x0);
+                    for (int k = 0; k < 3; k++) r[c][k] = _mm256_fmadd_ps(g, xv[k], r[c][k]);
+                }
+            }
+        }
+        for (int c = 0; c < 4; c++)
+            for (int k = 0; k < 3; k++) _mm256_store_ps(ah + (c * 3 + k) * SLOT, r[c][k]);
+    }
+}
+
+/* The sum of an accumulator slot's lanes. */
+__attribute__((target("avx512f")))
+static float slot_sum_avx512(const float *slot) { return _mm512_reduce_add_ps(_mm512_load_ps(slot)); }
+
+__attribute__((target("avx2,fma")))
+static float slot_sum_avx2(const float *slot) {
+    const __m256 v = _mm256_load_ps(slot);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
 static void run_item(void *ctx, int item, int thread) {
     const struct job *j = ctx;
     const int share = item % j->shares, gb = item / j->shares % j->ci_blocks, cb = item / j->shares / j->ci_blocks;
@@ -127,13 +207,13 @@ static void run_item(void *ctx, int item, int thread) {
     const int ci0 = gb * j->ci_block, nci = j->cin - ci0 < j->ci_block ? j->cin - ci0 : j->ci_block;
     const int b0 = j->n * share / j->shares, b1 = j->n * (share + 1) / j->shares;
     const size_t dstride = (size_t) band * wp;
-    __m512 *acc = j->acc + (size_t) thread * ACC_VECTORS;
+    float *acc = j->acc + (size_t) thread * ACC_VECTORS * SLOT;
     float *ds = j->stage + (size_t) thread * j->stage_floats;
     const int sums = j->plane_sums != NULL && gb == 0;
-    for (int i = 0; i < nci * 3 * CO_BLOCK * 3; i++) acc[i] = _mm512_setzero_ps();
+    memset(acc, 0, (size_t) nci * 3 * CO_BLOCK * 3 * SLOT * sizeof(float));
     for (int b = b0; b < b1; b++) {
-        __m512 lanes[CO_BLOCK];
-        for (int c = 0; c < CO_BLOCK; c++) lanes[c] = _mm512_setzero_ps();
+        float lanes[CO_BLOCK][16];
+        memset(lanes, 0, sizeof lanes);
         size_t pos = 0; /* the plane's elements before this are in lanes */
         for (int y0 = 0; y0 < h; y0 += band) {
             const int y1 = y0 + band < h ? y0 + band : h;
@@ -148,7 +228,7 @@ static void run_item(void *ctx, int item, int thread) {
                 /* The plane's 16-float chunks that end in this band (just read: in cache). */
                 if (sums && c < nco)
                     for (size_t p = pos; p + 16 <= (size_t) y1 * w; p += 16)
-                        lanes[c] = _mm512_add_ps(lanes[c], _mm512_loadu_ps(src + p));
+                        for (int l = 0; l < 16; l++) lanes[c][l] += src[p + l];
             }
             while (sums && pos + 16 <= (size_t) y1 * w) pos += 16;
             for (int ci = 0; ci < nci; ci++) {
@@ -156,26 +236,16 @@ static void run_item(void *ctx, int item, int thread) {
                 const float *xplane = ch < j->c1 ? j->x + ((size_t) b * j->c1 + ch) * hw
                                                  : j->x2 + ((size_t) b * (j->cin - j->c1) + ch - j->c1) * hw;
                 for (int ky = 0; ky < 3; ky++) {
-                    __m512 *a = acc + (ci * 3 + ky) * CO_BLOCK * 3, r[CO_BLOCK][3];
-                    for (int c = 0; c < CO_BLOCK; c++)
-                        for (int k = 0; k < 3; k++) r[c][k] = a[c * 3 + k];
-                    for (int y = y0; y < y1; y++) {
-                        const int sy = y + ky - 1;
-                        if (sy < 0 || sy >= h) continue;
-                        const float *xr = xplane + (size_t) sy * w, *dr = ds + (size_t) (y - y0) * wp;
-                        accumulate_row(r, xr, dr, w, dstride, j->masks);
-                    }
-                    for (int c = 0; c < CO_BLOCK; c++)
-                        for (int k = 0; k < 3; k++) a[c * 3 + k] = r[c][k];
+                    float *a = acc + (size_t) (ci * 3 + ky) * CO_BLOCK * 3 * SLOT;
+                    if (j->wide) band_avx512(j, a, xplane, ds, y0, y1, ky);
+                    else band_avx2(j, a, xplane, ds, y0, y1, ky);
                 }
             }
         }
         for (int c = 0; sums && c < nco; c++) {
             const float *src = j->dy + ((size_t) b * j->cout + co0 + c) * hw;
-            float l[16];
-            _mm512_storeu_ps(l, lanes[c]);
             double sum = 0;
-            for (int i = 0; i < 16; i++) sum += l[i];
+            for (int i = 0; i < 16; i++) sum += lanes[c][i];
             for (size_t p = pos; p < (size_t) hw; p++) sum += src[p];
             j->plane_sums[(size_t) b * j->cout + co0 + c] = sum;
         }
@@ -184,21 +254,24 @@ static void run_item(void *ctx, int item, int thread) {
     for (int ci = 0; ci < nci; ci++)
         for (int ky = 0; ky < 3; ky++)
             for (int c = 0; c < nco; c++)
-                for (int kx = 0; kx < 3; kx++)
+                for (int kx = 0; kx < 3; kx++) {
+                    const float *slot = acc + (size_t) (((ci * 3 + ky) * CO_BLOCK + c) * 3 + kx) * SLOT;
                     part[(((size_t) (co0 + c) * j->cin + ci0 + ci) * 3 + ky) * 3 + kx] =
-                        _mm512_reduce_add_ps(acc[((ci * 3 + ky) * CO_BLOCK + c) * 3 + kx]);
+                        j->wide ? slot_sum_avx512(slot) : slot_sum_avx2(slot);
+                }
 }
 
 int f2a_conv3x3_weight_grad(const float *x, int c1, const float *x2, const float *dy, int n, int cin, int cout,
                             int height, int width, float *dw, double *plane_sums, int threads) {
-    if (!f2a_kernels_avx512()) return -1;
+    const int wide = f2a_kernels_avx512();
+    if (!wide && !f2a_kernels_available()) return -1;
     if (n <= 0 || cin <= 0 || cout <= 0 || height <= 0 || width <= 0) return 0;
     if (c1 < 0 || c1 > cin || (c1 < cin && !x2)) return -3;
     if (threads < 1) threads = 1;
     if (threads > 16) threads = 16;
     struct job j = { .x = x, .x2 = x2, .dy = dy, .n = n, .c1 = c1, .cin = cin, .cout = cout, .h = height, .w = width,
                      .wp = (width + 15) / 16 * 16, .ci_block = cin >= 32 ? CI_BLOCK_MAX : 8,
-                     .co_blocks = (cout + CO_BLOCK - 1) / CO_BLOCK, .plane_sums = plane_sums };
+                     .co_blocks = (cout + CO_BLOCK - 1) / CO_BLOCK, .plane_sums = plane_sums, .wide = wide };
     j.ci_blocks = (cin + j.ci_block - 1) / j.ci_block;
     /* Enough items for every thread twice over: split the images into shares when the
      * channel blocks alone are too few (the narrow layers). */
@@ -210,13 +283,23 @@ int f2a_conv3x3_weight_grad(const float *x, int c1, const float *x2, const float
     j.stage_floats = stage_dy_floats(j.band, j.wp); /* whole cache lines: no two threads share one */
     size_t wsize = (size_t) j.shares * cout * cin * 9;
     j.partial = malloc(wsize * sizeof(float));
-    j.acc = aligned_alloc(64, (size_t) threads * ACC_VECTORS * sizeof(__m512));
+    j.acc = aligned_alloc(64, (size_t) threads * ACC_VECTORS * SLOT * sizeof(float));
     j.stage = aligned_alloc(64, (size_t) threads * j.stage_floats * sizeof(float));
-    int vec = (width + 15) / 16;
+    int vec = (width + 15) / 16, vec8 = (width + 7) / 8;
     j.masks = malloc((size_t) vec * 3 * sizeof(__mmask16));
-    if (!j.partial || !j.acc || !j.stage || !j.masks) { free(j.partial); free(j.acc); free(j.stage); free(j.masks); return -2; }
+    j.masks8 = malloc((size_t) vec8 * 3 * 8 * sizeof(int));
+    if (!j.partial || !j.acc || !j.stage || !j.masks || !j.masks8) {
+        free(j.partial); free(j.acc); free(j.stage); free(j.masks); free(j.masks8);
+        return -2;
+    }
     for (int v = 0; v < vec; v++)
         for (int k = 0; k < 3; k++) j.masks[3 * v + k] = cols_in(16 * v + k - 1, width);
+    for (int v = 0; v < vec8; v++)
+        for (int k = 0; k < 3; k++)
+            for (int l = 0; l < 8; l++) {
+                const int col = 8 * v + k - 1 + l;
+                j.masks8[(3 * v + k) * 8 + l] = col >= 0 && col < width ? -1 : 0;
+            }
     f2a_parallel(run_item, &j, blocks * j.shares, threads);
     size_t per = (size_t) cout * cin * 9;
     for (int s = 0; s < j.shares; s++)
@@ -225,5 +308,6 @@ int f2a_conv3x3_weight_grad(const float *x, int c1, const float *x2, const float
     free(j.acc);
     free(j.stage);
     free(j.masks);
+    free(j.masks8);
     return 0;
 }

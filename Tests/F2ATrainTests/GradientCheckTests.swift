@@ -543,7 +543,7 @@ struct DirectWeightGradientTests {
     /// 16-pixel vectors per row, 8-channel blocks and a partial one, 16-channel blocks
     /// from 32 input channels on, several images).
     /// Widths of a multiple of 16 take plain loads with the padding shifted in (one, two
-    /// and three vectors per row), other widths masked loads. On a CPU without AVX-512 the
+    /// and three vectors per row), other widths masked loads. On a CPU without AVX2 the
     /// kernel declines and conv2dBackward's GEMM path is what is checked. The bias gradient
     /// comes with it (the kernel's plane sums, or addBiasGradient). The last case is
     /// wider than the direct kernel takes (`directWeightGradientMaxChannelProduct`): the
@@ -572,6 +572,31 @@ struct DirectWeightGradientTests {
         #expect(zip(dB, separate).allSatisfy { $0.bitPattern == $1.bitPattern })
     }
 
+    /// The kernel's AVX2 blocks (what CPUs without AVX-512 run; on this thread and its pool
+    /// jobs only, so other tests keep theirs) against the same float64 loops: 8-pixel
+    /// vectors, plain loads inside a row and masked ones at its ends (widths of one vector
+    /// and less, and not a multiple of 8), and the bias gradient bit for bit as above.
+    @Test("The AVX2 blocks match naive loops", .enabled(if: f2a_kernels_available() != 0),
+          arguments: [(2, 8, 8, 32, 48), (2, 3, 11, 5, 16), (1, 4, 19, 7, 5), (2, 9, 5, 1, 8), (3, 5, 13, 9, 70),
+                      (1, 16, 24, 2, 129), (2, 37, 20, 5, 33)])
+    func naiveAVX2(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int) {
+        let previous = f2a_kernels_set_avx512(0)
+        defer { _ = f2a_kernels_set_avx512(previous) }
+        var R = Rand(UInt64(11 + n * cin + w))
+        let x = R.tensor([n, cin, h, w]), dy = R.tensor([n, cout, h, w])
+        var dW = [Float](repeating: 0.5, count: cout * cin * 9), dB = [Float](repeating: 0, count: cout)
+        dW.withUnsafeMutableBufferPointer { wp in
+            dB.withUnsafeMutableBufferPointer { bp in
+                #expect(EngineConvolution.weightGradient(x, dy: dy, into: wp.baseAddress!, bias: bp.baseAddress!))
+            }
+        }
+        let (worst, scale) = Self.naiveError(x, dy, dW)
+        #expect(worst <= 1e-5 * max(1, scale), "worst \(worst) of \(scale)")
+        var separate = [Float](repeating: 0, count: cout)
+        separate.withUnsafeMutableBufferPointer { addBiasGradient(dy, into: $0.baseAddress!) }
+        #expect(zip(dB, separate).allSatisfy { $0.bitPattern == $1.bitPattern })
+    }
+
     /// A decoder conv's input [x, skip] read where each lies gives, bit for bit, the
     /// gradients of the concatenated input (checked against naive loops above): the direct
     /// kernel (a split inside a channel block and at its edge), the Winograd domain (more
@@ -591,7 +616,7 @@ struct DirectWeightGradientTests {
                                                                  into: wp.baseAddress!, chunkTiles: chunk)
                     } else {
                         #expect(EngineConvolution.weightGradient(sources[0], skip: sources.count > 1 ? sources[1] : nil, dy: dy,
-                                                                 into: wp.baseAddress!, bias: bp.baseAddress!) || f2a_kernels_avx512() == 0)
+                                                                 into: wp.baseAddress!, bias: bp.baseAddress!) || f2a_kernels_available() == 0)
                     }
                 }
             }

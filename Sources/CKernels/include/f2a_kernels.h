@@ -68,9 +68,10 @@ void f2a_conv3x3_pack(const float *weight, int cout, int cin, float *packed, int
  * x2 [n, cin - c1, ...] (x2 unused, may be NULL, when c1 == cin: a decoder conv's
  * [upsampled, skip] is read where it lies). plane_sums: NULL, or [n][cout] set to the sum
  * of each dy plane (the bias gradient's terms, summed as the trainer's laneSum sums a
- * plane). Needs the AVX-512 blocks (f2a_kernels_avx512()): returns -1 without them (the
- * caller lowers to a GEMM instead), -2 if scratch memory could not be allocated, -3 for
- * c1 outside 0...cin or a missing x2, else 0.
+ * plane). The AVX-512 blocks where f2a_kernels_avx512(), else the AVX2 ones; returns -1
+ * on a CPU without AVX2/FMA (f2a_kernels_available(): the caller lowers to a GEMM
+ * instead), -2 if scratch memory could not be allocated, -3 for c1 outside 0...cin or a
+ * missing x2, else 0.
  */
 int f2a_conv3x3_weight_grad(const float *x, int c1, const float *x2, const float *dy, int n, int cin, int cout,
                             int height, int width, float *dw, double *plane_sums, int threads);

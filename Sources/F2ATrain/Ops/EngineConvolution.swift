@@ -6,9 +6,9 @@ import F2ACore
 /// the narrow layers of small models several times faster than the trainer's im2col
 /// + sgemm. The backward-data pass is itself such a convolution: dX = conv(dY, W′)
 /// with W′[c, o] = W[o, c] rotated by 180°. The weight gradient (`weightGradient`) has
-/// a direct kernel for narrow layers on AVX-512 CPUs and goes through the Winograd
-/// domain for wide ones; elsewhere `conv2dBackward` (Ops/Convolution.swift) lowers it
-/// to a GEMM.
+/// a direct kernel for narrow layers (AVX-512 or AVX2) and goes through the Winograd
+/// domain for wide ones; on CPUs without AVX2 `conv2dBackward` (Ops/Convolution.swift)
+/// lowers it to a GEMM.
 ///
 /// The engine packs the weights on every call: they change every step, and packing
 /// costs one pass over them, far less than the convolution.
@@ -45,8 +45,8 @@ enum EngineConvolution {
     /// gradient into dB ([out]) if given: wide layers in the Winograd domain
     /// (`winogradWeightGradient`), narrow ones with the direct kernel
     /// (CKernels/weight_grad.c), which sums dy's planes for dB as it stages them. Returns
-    /// false, leaving dW and dB as they were, where that kernel does not run (no AVX-512,
-    /// no memory for its two rows per thread): the caller then lowers to a GEMM.
+    /// false, leaving dW and dB as they were, where that kernel does not run (no AVX2, no
+    /// memory for its scratch): the caller then lowers to a GEMM.
     static func weightGradient(_ x: Tensor, skip: Tensor? = nil, dy: Tensor, into dW: UnsafeMutablePointer<Float>,
                                bias dB: UnsafeMutablePointer<Float>? = nil) -> Bool {
         precondition(x.rank == 4 && dy.rank == 4 && x.n == dy.n && x.h == dy.h && x.w == dy.w
