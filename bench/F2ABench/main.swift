@@ -1,11 +1,14 @@
 // f2a-bench: forward-pass timings of this engine (medians after warm-up).
 // Usage: f2a-bench [--width W | --model FILE] [--size N|HxW ...] [--runs R]
-//                  [--layers [--layer-runs K] [--cpu-time]]
+//                  [--layers [--layer-runs K] [--cpu-time]] [--evict MB]
 // --model times a weights file (the VGG-16 cell's, the shipped one) instead of a randomly
 // initialised generator of width W; --size takes a square side N or a height x width.
 // --layers prints the time of each progress step (one per layer evaluation) of
 // one extra pass; --layer-runs K makes that K passes and prints per-step medians;
 // --cpu-time adds each step's process CPU time (all threads) to its line.
+// --evict MB writes MB megabytes of other memory before every timed pass, so that each
+// starts with the caches as `make bench` leaves them (its peers run in between): which
+// steps pay for a cold cache shows side by side with the default warm runs.
 import F2ACore
 import Foundation
 import F2AModel
@@ -27,6 +30,14 @@ func cpuNow() -> Double {
 
 func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
 
+/// Writes every cache line of `evictBuffer` (nothing when it is empty).
+@MainActor func evictCaches() {
+    evictBuffer.withUnsafeMutableBufferPointer { b in
+        for i in stride(from: 0, to: b.count, by: 16) { b[i] += 1 }
+    }
+}
+var evictBuffer: [Float] = []
+
 var widths: [Double] = []
 var modelPaths: [String] = []
 var sizes: [(h: Int, w: Int)] = []
@@ -34,6 +45,7 @@ var runs = 5
 var layers = false
 var layerRuns = 1
 var cpuTime = false
+var evictBytes = 0
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
@@ -46,10 +58,12 @@ while let a = args.next() {
     case "--layers": layers = true
     case "--layer-runs": layerRuns = max(1, Int(args.next()!)!)
     case "--cpu-time": cpuTime = true
+    case "--evict": evictBytes = Int(args.next()!)! << 20
     default: print("unknown argument \(a)"); exit(2)
     }
 }
 if widths.isEmpty && modelPaths.isEmpty { widths = [0.25] }
+evictBuffer = [Float](repeating: 0, count: evictBytes / 4)
 if sizes.isEmpty { sizes = [(256, 256), (512, 512)] }
 
 let models = try widths.map { w in
@@ -69,6 +83,7 @@ for (name, file) in models {
         Tensor.recycle(&y)
         var times: [Double] = []
         for _ in 0..<runs {
+            evictCaches()
             let t0 = now()
             y = try g.forward(x)
             times.append(now() - t0)
@@ -79,6 +94,7 @@ for (name, file) in models {
         if layers {
             var steps: [[Double]] = [], cpuSteps: [[Double]] = []
             for _ in 0..<layerRuns {
+                evictCaches()
                 var last = now(), lastCPU = cpuNow()
                 var i = 0
                 y = try g.forward(x) { _ in
