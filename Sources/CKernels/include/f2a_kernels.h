@@ -84,9 +84,10 @@ int f2a_conv3x3_weight_grad(const float *x, int c1, const float *x2, const float
  * for r < rows, j < n (c's rows ldc apart; other columns untouched), where
  * A(r, s, d) = a[r * a_row + s * a_shift + d * a_depth]. Every b element read,
  * b[d * ldb + j + off[s]] for j < n, must exist; off[s] >= 0. Sums over s, then
- * d, whatever the threads. Needs the AVX-512 blocks: returns -1 without them
- * (the caller runs the GEMMs instead), -2 if scratch memory could not be
- * allocated, else 0.
+ * d, whatever the threads and the register block (AVX-512, or AVX2 where
+ * f2a_kernels_avx512() is 0: the same bits). Returns -1 on a CPU without
+ * AVX2/FMA (the caller runs the GEMMs instead), -2 if scratch memory could not
+ * be allocated, else 0.
  */
 int f2a_shifted_gemm(const float *a, ptrdiff_t a_row, ptrdiff_t a_shift, ptrdiff_t a_depth, int rows, int depth,
                      const float *b, size_t ldb, const ptrdiff_t off[4], int n, float *c, size_t ldc, int threads);
