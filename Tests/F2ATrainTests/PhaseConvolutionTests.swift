@@ -1,3 +1,4 @@
+import CKernels
 import Testing
 @testable import F2ATrain
 import F2ACore
@@ -9,8 +10,10 @@ import F2ACore
 /// sizes (an odd size's last phase row or column is half padding), one-row outputs,
 /// channel counts around a 16-lane vector, a phase grid of several column chunks, and
 /// weight gradients summed in 2 and 4 column slices of up to 3 chunks each; the forward
-/// pass, input gradient and weight gradient both through the shifted kernels (where the CPU
-/// runs them) and through BLAS; and with the LeakyReLU of the discriminator's first layer fused in.
+/// pass, input gradient and weight gradient both through the shifted kernels (the forward
+/// one's AVX2 and AVX-512 blocks, the same bits; the weight gradient's AVX-512 block where
+/// the CPU has it, else BLAS) and through BLAS; and with the LeakyReLU of the
+/// discriminator's first layer fused in.
 /// The finite-difference checks (GradientCheckTests) cover the same path at tiny shapes.
 @Suite("4x4 stride-2 convolution as GEMMs over the input's phases")
 struct PhaseConvolutionTests {
@@ -31,11 +34,22 @@ struct PhaseConvolutionTests {
         Case(n: 2, cin: 12, cout: 9, h: 66, w: 70),   // 48 phase rows (the shifted weight gradient's least), 2 slices
     ])
     func naive(_ c: Case) {
-        for shifted in [true, false] { check(c, shiftedKernel: shifted) }
+        var kernels: [[[Float]]] = []
+        for wide in [false, true] where f2a_kernels_available() != 0 && (!wide || f2a_cpu_has_avx512() != 0) {
+            // On this thread and its pool jobs only.
+            let previous = f2a_kernels_set_avx512(wide ? 1 : 0)
+            defer { _ = f2a_kernels_set_avx512(previous) }
+            kernels.append(check(c, shiftedKernel: true, path: wide ? "shifted kernel, AVX-512" : "shifted kernel, AVX2"))
+        }
+        if kernels.count == 2 {
+            #expect(zip(kernels[0][0], kernels[1][0]).allSatisfy { $0.bitPattern == $1.bitPattern }, "y: AVX2 and AVX-512 blocks differ")
+            #expect(zip(kernels[0][1], kernels[1][1]).allSatisfy { $0.bitPattern == $1.bitPattern }, "dx: AVX2 and AVX-512 blocks differ")
+        }
+        _ = check(c, shiftedKernel: false, path: "BLAS")
     }
 
-    func check(_ c: Case, shiftedKernel: Bool) {
-        let path = shiftedKernel ? "shifted kernel" : "BLAS"
+    /// Checks one path; returns its y and dx.
+    func check(_ c: Case, shiftedKernel: Bool, path: String) -> [[Float]] {
         let g = ConvGeometry(c.cin, c.cout, kernel: 4, stride: 2, padding: 1)
         #expect(PhaseConvolution.applies(g))
         let p = ConvolutionReference.problem(g, n: c.n, height: c.h, width: c.w, seed: UInt64(71 + c.cin * c.h))
@@ -88,5 +102,6 @@ struct PhaseConvolutionTests {
         #expect(zip(dxf.data, dxu.data).allSatisfy { $0.bitPattern == $1.bitPattern }, "leaky dx, \(path)")
         #expect(ConvolutionReference.relativeError(dBf.map { $0 - 0.25 }, dBu.map { Double($0 - 0.25) }) < 1e-5, "leaky dB, \(path)")
         #expect(gated.data != dy.data, "the case has negative outputs")
+        return [y.data, dx.data]
     }
 }
