@@ -165,6 +165,21 @@ static inline __mmask16 cols_in(int x, int width) {
     return hi <= lo ? 0 : (__mmask16) ((0xFFFFu >> (16 - hi)) & (0xFFFFu << lo));
 }
 
+/* The first n of 8 int32 lanes set (n <= 0: none, n >= 8: all): the mask of an AVX2
+ * maskload or maskstore at a block's end (pointwise.c). */
+__attribute__((target("avx2,fma"), unused))
+static inline __m256i lanes_below(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The sum of 8 lanes: halves, then pairs, then the last two. */
+__attribute__((target("avx2,fma"), unused))
+static inline float sum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
 /* 16 x 16 floats, rows `src_stride` apart, transposed into dst (rows `dst_stride` apart):
  * 4 x 4 transposes within 128-bit lanes, then of the 4 x 4 blocks of lanes. For packing
  * operands whose rows are the GEMM's depth (upsample.c, shifted_gemm.c). */

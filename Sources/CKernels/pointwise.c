@@ -271,13 +271,77 @@ static void head_grad_block(void *ctx, int item, int thread) {
     part[HEAD_GRAD_COUT * cin + 2] = _mm512_reduce_add_ps(s2);
 }
 
+/* The same with AVX2's 16 registers: 8-pixel vectors, groups of 4 input channels (3 x 4
+ * accumulators, 3 dz vectors, one input vector), masked loads and stores at the block's end. */
+#define HEAD_GRAD_GROUP_AVX2 4
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline void head_grad_channels_avx2(const int cg, const struct head_grad *j, int c0, long p0, long p1, float *part) {
+    const size_t hw = (size_t) j->hw;
+    const float *dz0 = j->dz, *dz1 = dz0 + hw, *dz2 = dz1 + hw;
+    __m256 acc[HEAD_GRAD_COUT][HEAD_GRAD_GROUP_AVX2];
+    for (int o = 0; o < HEAD_GRAD_COUT; o++)
+        for (int c = 0; c < cg; c++) acc[o][c] = _mm256_setzero_ps();
+    for (long p = p0; p < p1; p += 8) {
+        const __m256i m = lanes_below((int) (p1 - p < 8 ? p1 - p : 8));
+        const __m256 d0 = _mm256_maskload_ps(dz0 + p, m), d1 = _mm256_maskload_ps(dz1 + p, m), d2 = _mm256_maskload_ps(dz2 + p, m);
+        for (int c = 0; c < cg; c++) {
+            const __m256 v = _mm256_maskload_ps(j->x + (size_t) (c0 + c) * hw + p, m);
+            acc[0][c] = _mm256_fmadd_ps(d0, v, acc[0][c]);
+            acc[1][c] = _mm256_fmadd_ps(d1, v, acc[1][c]);
+            acc[2][c] = _mm256_fmadd_ps(d2, v, acc[2][c]);
+        }
+    }
+    for (int o = 0; o < HEAD_GRAD_COUT; o++)
+        for (int c = 0; c < cg; c++) part[o * j->cin + c0 + c] = sum8(acc[o][c]);
+}
+
+__attribute__((target("avx2,fma")))
+static void head_grad_block_avx2(void *ctx, int item, int thread) {
+    (void) thread;
+    const struct head_grad *j = ctx;
+    const long p0 = (long) item * PIXELS, p1 = p0 + PIXELS < j->hw ? p0 + PIXELS : j->hw;
+    const int cin = j->cin;
+    const size_t hw = (size_t) j->hw;
+    const float *dz0 = j->dz, *dz1 = dz0 + hw, *dz2 = dz1 + hw;
+    float *part = j->partials + (size_t) item * HEAD_GRAD_COUT * (cin + 1);
+    for (int c0 = 0; c0 < cin; c0 += HEAD_GRAD_GROUP_AVX2) {
+        switch (cin - c0 < HEAD_GRAD_GROUP_AVX2 ? cin - c0 : HEAD_GRAD_GROUP_AVX2) {
+        case 1: head_grad_channels_avx2(1, j, c0, p0, p1, part); break;
+        case 2: head_grad_channels_avx2(2, j, c0, p0, p1, part); break;
+        case 3: head_grad_channels_avx2(3, j, c0, p0, p1, part); break;
+        default: head_grad_channels_avx2(HEAD_GRAD_GROUP_AVX2, j, c0, p0, p1, part); break;
+        }
+    }
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0;
+    for (long p = p0; p < p1; p += 8) {
+        const __m256i m = lanes_below((int) (p1 - p < 8 ? p1 - p : 8));
+        const __m256 d0 = _mm256_maskload_ps(dz0 + p, m), d1 = _mm256_maskload_ps(dz1 + p, m), d2 = _mm256_maskload_ps(dz2 + p, m);
+        s0 = _mm256_add_ps(s0, d0);
+        s1 = _mm256_add_ps(s1, d1);
+        s2 = _mm256_add_ps(s2, d2);
+        if (!j->dx) continue;
+        for (int c = 0; c < cin; c++) {
+            const float *w = j->weight + c;
+            __m256 g = _mm256_mul_ps(_mm256_set1_ps(w[0]), d0);
+            g = _mm256_fmadd_ps(_mm256_set1_ps(w[cin]), d1, g);
+            g = _mm256_fmadd_ps(_mm256_set1_ps(w[2 * cin]), d2, g);
+            _mm256_maskstore_ps(j->dx + (size_t) c * hw + p, m, g);
+        }
+    }
+    part[HEAD_GRAD_COUT * cin + 0] = sum8(s0);
+    part[HEAD_GRAD_COUT * cin + 1] = sum8(s1);
+    part[HEAD_GRAD_COUT * cin + 2] = sum8(s2);
+}
+
 int f2a_conv1x1_backward(const float *x, int cin, long hw, const float *dz, int cout, const float *weight, float *dx,
                          float *dw, float *db, float *scratch, int threads) {
-    if (cout != HEAD_GRAD_COUT || cin < 1 || !f2a_kernels_avx512()) return -1;
+    const int wide = f2a_kernels_avx512();
+    if (cout != HEAD_GRAD_COUT || cin < 1 || (!wide && !f2a_kernels_available())) return -1;
     if (hw <= 0) return 0;
     struct head_grad j = { x, dz, weight, dx, scratch, cin, hw };
     const int blocks = (int) ((hw + PIXELS - 1) / PIXELS);
-    f2a_parallel(head_grad_block, &j, blocks, threads);
+    f2a_parallel(wide ? head_grad_block : head_grad_block_avx2, &j, blocks, threads);
     /* In block order, whatever thread summed each block. */
     const int n = cout * (cin + 1);
     for (int i = 0; i < n; i++) {

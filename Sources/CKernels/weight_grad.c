@@ -192,12 +192,7 @@ __attribute__((target("avx512f")))
 static float slot_sum_avx512(const float *slot) { return _mm512_reduce_add_ps(_mm512_load_ps(slot)); }
 
 __attribute__((target("avx2,fma")))
-static float slot_sum_avx2(const float *slot) {
-    const __m256 v = _mm256_load_ps(slot);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
+static float slot_sum_avx2(const float *slot) { return sum8(_mm256_load_ps(slot)); }
 
 static void run_item(void *ctx, int item, int thread) {
     const struct job *j = ctx;

@@ -9,25 +9,31 @@ struct HeadBackwardTests {
     /// calls it, against ConvolutionReference's float64 loops. Input channels in whole
     /// groups of 8, a partial group alone and after whole ones; planes in one block of
     /// pixels and in several, with and without a partial last vector. dW and dB start at
-    /// 0.5: the kernel adds to them.
-    @Test("Matches float64 loops", .enabled(if: f2a_kernels_avx512() != 0, "the kernel needs AVX-512 (else the trainer lowers to GEMMs)"),
-          arguments: [(2, 8, 16, 16), (1, 5, 7, 9), (2, 13, 48, 64), (3, 16, 33, 70), (1, 1, 4, 4)])
+    /// 0.5: the kernel adds to them. The AVX2 blocks (groups of 4 channels, 8-pixel vectors;
+    /// on this thread and its pool jobs) and, where the CPU has them, the AVX-512 ones.
+    @Test("Matches float64 loops", .enabled(if: f2a_kernels_available() != 0, "the kernel needs AVX2 (else the trainer lowers to GEMMs)"),
+          arguments: [(2, 8, 16, 16), (1, 5, 7, 9), (2, 13, 48, 64), (3, 16, 33, 70), (1, 1, 4, 4), (1, 6, 3, 5)])
     func naive(_ n: Int, _ cin: Int, _ h: Int, _ w: Int) throws {
         let g = ConvGeometry(cin, 3, kernel: 1, stride: 1, padding: 0)
         let p = ConvolutionReference.problem(g, n: n, height: h, width: w, seed: UInt64(31 * cin + h))
-        let (dx, dW, dB) = try Self.run(p, cin: cin, threads: 2)
-        #expect(ConvolutionReference.relativeError(dx, p.dx64) <= 1e-6)
-        #expect(ConvolutionReference.relativeError(dW.map { $0 - 0.5 }, p.dW64) <= 1e-5)
         let plane = h * w
         let dB64 = (0..<3).map { o in
             (0..<n).reduce(0.0) { s, b in s + (0..<plane).reduce(0.0) { $0 + Double(p.dy.data[(b * 3 + o) * plane + $1]) } }
         }
-        #expect(ConvolutionReference.relativeError(dB.map { $0 - 0.5 }, dB64) <= 1e-5)
+        for wide in [false, true] where !wide || f2a_cpu_has_avx512() != 0 {
+            let previous = f2a_kernels_set_avx512(wide ? 1 : 0)
+            defer { _ = f2a_kernels_set_avx512(previous) }
+            let blocks = wide ? "AVX-512" : "AVX2"
+            let (dx, dW, dB) = try Self.run(p, cin: cin, threads: 2)
+            #expect(ConvolutionReference.relativeError(dx, p.dx64) <= 1e-6, "dx, \(blocks)")
+            #expect(ConvolutionReference.relativeError(dW.map { $0 - 0.5 }, p.dW64) <= 1e-5, "dW, \(blocks)")
+            #expect(ConvolutionReference.relativeError(dB.map { $0 - 0.5 }, dB64) <= 1e-5, "dB, \(blocks)")
+        }
     }
 
     /// The sums go by blocks of pixels in block order: one thread and two give the same bits,
     /// and so does a call without the input gradient.
-    @Test("Does not depend on the threads or on dx", .enabled(if: f2a_kernels_avx512() != 0, "the kernel needs AVX-512"))
+    @Test("Does not depend on the threads or on dx", .enabled(if: f2a_kernels_available() != 0, "the kernel needs AVX2"))
     func threads() throws {
         let g = ConvGeometry(16, 3, kernel: 1, stride: 1, padding: 0)
         let p = ConvolutionReference.problem(g, n: 2, height: 96, width: 70, seed: 5)
