@@ -1,3 +1,4 @@
+import CKernels
 import F2ACore
 import F2ASynth
 import F2AModel
@@ -208,7 +209,7 @@ public enum BenchRunner {
             "generator_parameters": r.parameters, "trainable_generator_parameters": r.trainableParameters,
             "discriminator_parameters": r.discriminatorParameters,
             "threads": ["conv": Conv2d.threadCount, "blas": blasThreadCount],
-            "blas_kernels": BLASKernels.choice.description,
+            "blas_kernels": BLASKernels.choice.description, "avx512": f2a_kernels_avx512() != 0,
             "step_ms": r.stepSeconds.map { ($0 * 1e6).rounded() / 1000 },
             "median_step_ms": r.medianStepSeconds * 1000,
             "samples_per_s": r.samplesPerSecond,

@@ -28,6 +28,11 @@ backward and Adam step. Threads: torch.set_num_threads(THREADS), one inter-op th
 f2a-train gets --threads THREADS (OpenBLAS) and uses one conv thread per core.
 PyTorch runs on its default NCHW layout; --torch-channels-last runs it on NHWC tensors,
 which oneDNN may prefer.
+
+--isa avx2 runs both engines as on a CPU without AVX-512 (the AMD Zen 3 class the project
+targets), on a machine that has it: f2a-train with F2A_AVX512=0 (its AVX2 kernels) and
+OpenBLAS's Haswell kernels (OPENBLAS_CORETYPE), PyTorch with ATEN_CPU_CAPABILITY=avx2 (ATen's
+kernels) and ONEDNN_MAX_CPU_ISA=AVX2 (its convolutions); each worker reports what it ran.
 """
 
 import argparse
@@ -274,6 +279,7 @@ def torch_worker(args):
     med = median(times)
     print(json.dumps({
         "engine": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "channels_last": args.channels_last,
         "crop": args.crop, "batch": args.batch,
         "generator_parameters": sum(p.numel() for p in G.parameters()),
@@ -304,6 +310,14 @@ def torch_check(args):
 # Driver
 
 
+# Environment of each engine's processes per --isa (see the docstring).
+ISA_ENV = {
+    "native": {"f2a-train": {}, "pytorch": {}},
+    "avx2": {"f2a-train": {"F2A_AVX512": "0", "OPENBLAS_CORETYPE": "Haswell"},
+             "pytorch": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}},
+}
+
+
 def f2a_bench_args(c):
     args = ["--width", str(c["width"]), "--levels", str(c["levels"]),
             "--freeze-encoder-blocks", str(c["freeze_encoder_blocks"]), "--formulation", c["formulation"],
@@ -314,9 +328,10 @@ def f2a_bench_args(c):
     return args
 
 
-def run_json(cmd, what):
-    """Runs a worker process; its last stdout line is a JSON object."""
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run_json(cmd, what, env=None):
+    """Runs a worker process (with `env` added to the environment); its last stdout line is a JSON object."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env={**os.environ, **env} if env else None)
     if p.returncode != 0:
         sys.stderr.write(p.stdout + p.stderr)
         raise SystemExit(f"{what} failed (exit {p.returncode}): {' '.join(cmd)}")
@@ -344,7 +359,10 @@ def main():
     ap.add_argument("--torch-channels-last", action="store_true",
                     help="PyTorch on NHWC tensors (torch.channels_last) instead of its default NCHW")
     ap.add_argument("--out", help="models, binary snapshot and results.json (default: BUILD/bench-train)")
+    ap.add_argument("--isa", choices=sorted(ISA_ENV), default="native",
+                    help="avx2: both engines as on a CPU without AVX-512 (default native: what this CPU has)")
     args = ap.parse_args()
+    env = ISA_ENV[args.isa]
 
     out = args.out or os.path.join(args.build, "bench-train")
     os.makedirs(out, exist_ok=True)
@@ -359,6 +377,9 @@ def main():
     layout = "NHWC (channels_last)" if args.torch_channels_last else "NCHW"
     print(f"f2a-train bench vs PyTorch {torch_version} ({layout}): {args.rounds} rounds, {args.steps} timed steps per "
           f"process (+1 warm-up), {args.threads} threads; {os.cpu_count()} CPUs; {load_line()}", flush=True)
+    if args.isa != "native":
+        print(f"--isa {args.isa}: " + "; ".join(f"{e} with {' '.join(f'{k}={v}' for k, v in kv.items())}"
+                                               for e, kv in env.items()), flush=True)
 
     results = []
     for base in CONFIGS:
@@ -384,17 +405,18 @@ def main():
         runs = {"f2a-train": [], "pytorch": []}
         for r in range(args.rounds):
             f = run_json([f2a_train, "bench", *bench_args, "--threads", str(args.threads), "--steps", str(args.steps),
-                          "--json"], "f2a-train bench")
+                          "--json"], "f2a-train bench", env["f2a-train"])
             t = run_json([*me, "torch-worker", *worker_args, "--crop", str(c["crop"]), "--batch", str(c["batch"]),
                           "--steps", str(args.steps)] + (["--channels-last"] if args.torch_channels_last else []),
-                         "torch-worker")
+                         "torch-worker", env["pytorch"])
             for k, v in (("generator_parameters", "generator parameters"),
                          ("trainable_generator_parameters", "trainable generator parameters"),
                          ("discriminator_parameters", "discriminator parameters")):
                 if f[k] != t[k]:
                     raise SystemExit(f"{c['name']}: {v} differ: f2a-train {f[k]}, PyTorch {t[k]}")
             if r == 0 and not results:
-                print(f"f2a-train's OpenBLAS kernels: {f.get('blas_kernels', '?')}", flush=True)
+                print(f"f2a-train's OpenBLAS kernels: {f.get('blas_kernels', '?')}, AVX-512 kernels: "
+                      f"{f.get('avx512', '?')}; PyTorch's CPU capability: {t.get('cpu_capability', '?')}", flush=True)
             runs["f2a-train"].append(f)
             runs["pytorch"].append(t)
             print(f"  round {r + 1}: f2a-train {f['median_step_ms']:.0f} ms/step {f['samples_per_s']:.2f} samples/s, "
@@ -426,7 +448,8 @@ def main():
                   f"{NOISY_SPREAD:.2f}x between processes; rerun it on a quieter machine (--only {r['config']['name']})")
     overall = geomean([r["ratio"] for r in results])
     with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({"torch": torch_version, "torch_channels_last": args.torch_channels_last, "rounds": args.rounds, "steps": args.steps, "threads": args.threads,
+        json.dump({"torch": torch_version, "torch_channels_last": args.torch_channels_last, "isa": args.isa,
+                   "rounds": args.rounds, "steps": args.steps, "threads": args.threads,
                    "configurations": results, "ratio": overall, "time": int(time.time())}, fh, indent=1)
     print(f"\nresults: {os.path.join(out, 'results.json')}")
     print(f"training speed ratio vs pytorch: {overall:.2f}")
