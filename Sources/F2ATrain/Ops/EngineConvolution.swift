@@ -37,7 +37,13 @@ enum EngineConvolution {
     /// With the kernel's aligned dY rows and unmasked loads (245–255 GFLOP/s), best of 6 in
     /// one process, direct / Winograd: 64 → 64 at 128² 42–44 / 34–36 ms, at 32² 2.8 / 2.2;
     /// 32 → 64 at 64² 5.4 / 5.3–5.4; 32 → 32 at 64² 2.6 / 3.9: the limit stands.
-    static let directWeightGradientMaxChannelProduct = 32 * 64
+    /// The kernel's AVX2 blocks (CPUs without AVX-512) do half the work per instruction and
+    /// the Winograd domain's OpenBLAS GEMMs lose less, so the limit is lower there: width
+    /// 0.25 + PatchGAN with F2A_AVX512=0, each layer's backward (both gradients) direct /
+    /// Winograd, two alternations, ms: 32 → 64 at 32² 2.8, 2.8 / 2.0, 2.0; 64 → 32 at 64²
+    /// 10.3, 10.5 / 8.2, 8.0; 32 → 32 at 64² 5.1, 4.9 / 4.8, 4.7 and 5.0, 4.8 / 4.8, 4.8;
+    /// 16 → 32 at 64² 2.9, 2.6 / 3.2, 3.3; 32 → 16 at 128² 8.4, 8.6 / 12.3, 12.4.
+    static var directWeightGradientMaxChannelProduct: Int { f2a_kernels_avx512() != 0 ? 32 * 64 : 16 * 32 }
 
     /// Accumulates the weight gradient of a 3x3 conv (stride 1, padding 1) into dW
     /// ([out, in, 3, 3]) from its input x [N, in, H, W] (with `skip`, [x, skip]: a decoder
