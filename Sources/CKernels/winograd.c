@@ -608,8 +608,13 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
 
     /* Band size. Every band re-reads all of U (36 cin cout floats) for
      * 72 cin cout flops per tile, so a band needs >= 64 tiles (32 flop per
-     * byte of U); beyond that, about 1 MB of V + M per band keeps a band in
-     * one core's L2 + L3 share. Private bands (one per thread at a time, no
+     * byte of U); beyond that, about 512 KB of V + M per band keeps a band in
+     * one core's L2 (Zen 3's whole L2; 1 MB, the earlier size, measured 4 %
+     * slower for the shipped model at 256 x 192: f2a-bench, medians of 301
+     * passes, 4 alternations, 246-251 -> 258-262 GFLOP/s; width 0.125 at
+     * 512^2 +2 %, the VGG-16 encoder cell and 1024^2 the same: the bands of
+     * layers with cin + cout < 114 shrink, wider ones were at 64 tiles
+     * already). Private bands (one per thread at a time, no
      * synchronisation) while U is small enough to stay in L3 for both
      * threads; for a bigger U the threads share each band of >= 256 tiles,
      * so U is read once per 256 tiles. At least 4 bands per thread so that
@@ -633,7 +638,7 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
     p.shared = threads > 1 && (u_bytes > (shared_limit_override ? shared_limit_override : SHARED_LIMIT_DEFAULT) ||
                                (u_bytes > SMALL_U_BYTES && fair < 64));
     if (!p.shared) {
-        target = (int) (((size_t) 1 << 18) / per_tile);
+        target = (int) (((size_t) 1 << 17) / per_tile);
         if (target < 64) target = 64;
         if (threads > 1 && target > fair) target = fair;
         /* Small layers: rather fewer bands per thread than bands of one or two panels,
