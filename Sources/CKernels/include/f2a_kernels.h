@@ -19,8 +19,10 @@ int f2a_kernels_avx512(void);
 
 /** Turns the AVX-512 kernels on (if the CPU has them) or off for the calling thread and the
  *  pool jobs it dispatches, for tests and A/B timings; returns the previous setting. The
- *  engine's results are bit-identical either way; the trainer's AVX-512-only kernels decline
- *  when off, and their GEMM fallbacks round differently. */
+ *  engine's results are bit-identical either way; the trainer's kernels run their AVX2 forms
+ *  when off (some sums in another order), and its AVX-512-only ones (the stride-2 weight
+ *  gradient, the upsampling backward, the 4x4 single-channel convolution) decline, their GEMM
+ *  fallbacks rounding differently. */
 int f2a_kernels_set_avx512(int enable);
 
 /** The pool's: a worker takes its job's caller's setting (f2a_kernels_avx512's value there). */
@@ -239,8 +241,9 @@ void f2a_conv1x1(const float *x, int cin, long hw, const float *weight, const fl
  * dx [cin, hw] = weight^T dz (skipped when dx is NULL), dw [cout][cin] += sum over the
  * pixels of dz x, db [cout] += sum of dz. The sums go by fixed blocks of pixels, added in
  * block order, so they do not depend on `threads`. scratch: f2a_conv1x1_backward_scratch
- * floats. Returns -1, touching nothing, unless cout is 3 and the AVX-512 blocks run
- * (f2a_kernels_avx512()): the caller then lowers to GEMMs; else 0.
+ * floats. The AVX-512 blocks where f2a_kernels_avx512(), else the AVX2 ones. Returns -1,
+ * touching nothing, unless cout is 3 and the CPU has AVX2/FMA: the caller then lowers to
+ * GEMMs; else 0.
  */
 size_t f2a_conv1x1_backward_scratch(long hw, int cin, int cout);
 int f2a_conv1x1_backward(const float *x, int cin, long hw, const float *dz, int cout, const float *weight, float *dx,
