@@ -22,6 +22,12 @@ Environment (all optional):
     BENCH_WIDTHS="1.0 0.25"  BENCH_SIZES="256 512"   the old square grid wA@N instead (either set)
     BENCH_QUICK=1    skip cells over 1000 GFLOP (none in the default set)
     BENCH_PEERS="ort ov"   the engines compared with this one (default both; `ort` or `ov` alone)
+    BENCH_ISA=avx2   part 1 as on a CPU without AVX-512 (the AMD Zen 3 class the project targets),
+                     on a machine that has it: this engine with F2A_AVX512=0 (its AVX2 blocks, the
+                     same output bits), OpenVINO with ONEDNN_MAX_CPU_ISA=AVX2 (its oneDNN kernels
+                     honour it: width 1.0 at 256^2 0.50 -> 0.76 s). onnxruntime has no such switch
+                     (MLAS picks its kernels by CPUID): it keeps AVX-512, so its column is faster
+                     than on such a CPU. Default `native`: what this CPU has
     BENCH_SPEED=0    skip part 1 (engine speed)
     BENCH_PHOTO=0    skip part 2 (photo level)
     BENCH_PHOTO_RUNS=N     timed runs per command and photo size (default 5; medians)
@@ -260,12 +266,28 @@ def worker(engine_name, lib_path, weights, onnx_path, height, width):
     return 1
 
 
+# Environment of each engine's worker per BENCH_ISA (see the docstring).
+ISA_ENV = {
+    "native": {},
+    "avx2": {"ours": {"F2A_AVX512": "0"}, "ov": {"ONEDNN_MAX_CPU_ISA": "AVX2"}},
+}
+
+
+def isa():
+    name = os.environ.get("BENCH_ISA", "native")
+    if name not in ISA_ENV:
+        raise SystemExit(f"BENCH_ISA={name}: give {' or '.join(ISA_ENV)}")
+    return name
+
+
 class WorkerProc:
     def __init__(self, engine, lib_path, weights, onnx_path, height, width):
         self.engine = engine
+        extra = ISA_ENV[isa()].get(engine, {})
         self.p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", engine, lib_path,
                                    weights, onnx_path, str(height), str(width)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  env={**os.environ, **extra} if extra else None)
         self.reply()
 
     def ask(self, line):
@@ -598,6 +620,10 @@ def part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results):
     if "ov" in versions:
         print(f"   vs OpenVINO {versions['ov']} (CPU, INFERENCE_NUM_THREADS 2, PERFORMANCE_HINT LATENCY, "
               f"INFERENCE_PRECISION_HINT f32), both on the same ONNX file per model")
+    if isa() != "native":
+        print(f"   BENCH_ISA={isa()}: " + "; ".join(f"{e} with {' '.join(f'{k}={v}' for k, v in kv.items())}"
+                                               for e, kv in ISA_ENV[isa()].items())
+              + "; onnxruntime as this CPU is (no switch)")
     print(f"   {warmup} warm-up + 1 sizing + {runs} timed runs per engine and cell (up to {MAX_CELL_RUNS} where "
           f"they take under {cell_ms} ms: BENCH_CELL_MS), alternating (rotating order), "
           f"{settle_ms} ms pause before each (BENCH_SETTLE_MS); medians")
@@ -667,7 +693,7 @@ def part_speed(f2a, lib_path, shipped_weights, shipped, snap, out, results):
     geo = {e: geomean(r["ratios"][e] for r in rows) for e in engines[1:]}
     results["speed"] = {"cells": rows, "engines": engines, "versions": versions, "cell_spec": spec,
                         "geomean_ratio_best": geo_best, "geomean_ratios": geo, "fma_peak_gflops": peak,
-                        "runs": runs, "cell_ms": cell_ms, "warmup": warmup, "settle_ms": settle_ms}
+                        "runs": runs, "cell_ms": cell_ms, "warmup": warmup, "settle_ms": settle_ms, "isa": isa()}
 
     print("\n   per engine: median (min-max) s of the cell's n timed runs, effective GFLOP/s (direct-convolution FLOPs / median time) "
           "and % of the FMA peak, process CPU s per pass (all threads), peak RSS of the worker, "
