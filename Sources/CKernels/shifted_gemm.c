@@ -45,8 +45,7 @@ struct job {
     size_t ldb;
     int depth, n, rows;
     ptrdiff_t off[4];
-    int block_rows; /* ROWS, or ROWS_AVX2 without the AVX-512 blocks */
-    const float *u; /* packed A: [rows / block_rows rounded up][4][depth][block_rows] */
+    const float *u; /* packed A: [row blocks][4][depth][block rows], ROWS (run_block) or ROWS_AVX2 (run_block_avx2) */
     float *c;
     size_t ldc;
     float *scratch; /* per thread: a slice of B, [DEPTH_SLICE][COLS], then the block's sums, [rows][COLS] */
@@ -181,7 +180,7 @@ int f2a_shifted_gemm(const float *a, ptrdiff_t a_row, ptrdiff_t a_shift, ptrdiff
     const size_t scratch_floats = (size_t) (DEPTH_SLICE + blocks * br) * COLS;
     float *scratch = aligned_alloc(64, (size_t) threads * scratch_floats * sizeof(float));
     if (!scratch) { free(u); return -2; }
-    struct job j = { b, ldb, depth, n, rows, { off[0], off[1], off[2], off[3] }, br, u, c, ldc, scratch, scratch_floats };
+    struct job j = { b, ldb, depth, n, rows, { off[0], off[1], off[2], off[3] }, u, c, ldc, scratch, scratch_floats };
     f2a_parallel(wide ? run_block : run_block_avx2, &j, (n + COLS - 1) / COLS, threads);
     free(u);
     free(scratch);
