@@ -631,12 +631,19 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
      * 1.66-1.75; at 8^2 0.85 / 0.70-0.72 and 0.93-0.94 / 0.88-0.90; 256 -> 128 at 16^2
      * 3.57-3.60 / 3.05 and 3.65-3.70 / 2.73-2.85; 64 -> 128 at 16^2 1.13-1.16 / 0.92-0.93
      * and 1.02-1.03 / 1.04-1.12. At 32^2 (576 tiles) private bands stay faster: 128 -> 64
-     * forced to share, 2.53 -> 3.20. */
+     * forced to share, 2.53 -> 3.20.
+     * A layer of at most one panel of tiles per thread is shared whatever its U: private
+     * bands cannot balance it (the shipped model's 16 x 12 layers, 3 tile rows of 4 tiles,
+     * were 2 bands, of 2 rows and 1) and each re-reads all of U, where the shared GEMM
+     * phase splits 36 x groups blocks between the threads. f2a-bench --layers, the shipped
+     * model at 256 x 192, 3 alternations: those three layers 0.16-0.19 / 0.14-0.16 /
+     * 0.14-0.16 ms -> 0.12-0.15 / 0.11-0.14 / 0.11-0.14; with 48 tiles (the 24 x 32 layers)
+     * sharing gained nothing, and earlier measured 2-4 % slower. */
     size_t per_tile = (size_t) NXI * (size_t) (p.cin + p.coutp); /* floats of V + M per tile */
     size_t u_bytes = (size_t) NXI * p.cin * p.coutp * sizeof(float);
     int total = p.th * p.ngroups * 8, fair = total / (4 * threads), target;
     p.shared = threads > 1 && (u_bytes > (shared_limit_override ? shared_limit_override : SHARED_LIMIT_DEFAULT) ||
-                               (u_bytes > SMALL_U_BYTES && fair < 64));
+                               (u_bytes > SMALL_U_BYTES && fair < 64) || total <= TG * threads);
     if (!p.shared) {
         target = (int) (((size_t) 1 << 17) / per_tile);
         if (target < 64) target = 64;

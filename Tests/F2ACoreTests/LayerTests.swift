@@ -53,6 +53,7 @@ struct LayerTests {
         ConvCase(cin: 64, cout: 64, h: 72, w: 100, k: 3, padding: 1),   // U small: a band per thread
         ConvCase(cin: 130, cout: 131, h: 19, w: 45, k: 3, padding: 1),  // U > 2 MB: shared bands (limit below)
         ConvCase(cin: 96, cout: 97, h: 8, w: 12, k: 3, padding: 1),     // U 1.4 MB, 16 tile slots: shared too
+        ConvCase(cin: 20, cout: 26, h: 12, w: 16, k: 3, padding: 1),    // U 75 KB, 24 tile slots (<= 1 panel per thread): shared
     ])
     func convBands(_ c: ConvCase) {
         let previous = f2a_conv3x3_set_shared_limit(Self.sharedLimit)
