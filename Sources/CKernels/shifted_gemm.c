@@ -198,7 +198,16 @@ int f2a_shifted_gemm(const float *a, ptrdiff_t a_row, ptrdiff_t a_shift, ptrdiff
  * (the halo: the largest offset), so that a shift is an offset of whole 48-float rows; then
  * `accumulate`'s 8 x 48 block runs on it for every shift. The columns are cut into a fixed
  * number of slices, each summing into a partial of its own (added in slice order at the end):
- * the sums do not depend on the threads. */
+ * the sums do not depend on the threads.
+ *
+ * A depth of 16 to 24 (the first layer's 4 x 6 phase rows) would leave half of every
+ * 48-column block zeros. There the shifts go in pairs: row x of the packed chunk holds
+ * b's column j0 + x in its first `depth` floats and column j0 + x + off[1] - off[0] after
+ * them, so that one block at row offset off[0] gives shifts 0 and 1 and one at off[2]
+ * shifts 2 and 3 (off[3] - off[2] = off[1] - off[0], as on the phase grid). The PatchGAN's
+ * first layer (16 images, 6 -> 32 channels at 128^2) took OpenBLAS's GEMMs, which beat this
+ * kernel padded to 48; paired, f2a-train bench --layers, D.conv0 x16 backward, 3
+ * alternations: 5.3-5.5 -> 3.5-4.9 ms. */
 
 #define WG_CHUNK 256
 
@@ -207,10 +216,69 @@ struct wg_job {
     size_t lda, ldb;
     ptrdiff_t off[4], halo;
     int rows, depth, n, slices, rowsp, depthp; /* rowsp, depthp: rounded up to 8 and 48 */
-    float *partial;                            /* [slices][rowsp][4][depthp] */
+    int paired;                                /* shifts in pairs (see above); depthp is then 48 */
+    float *partial;                            /* [slices][rowsp][4][depthp], paired [slices][rowsp][2][48] */
     float *scratch;                            /* per thread: scratch_floats */
     size_t scratch_floats;
 };
+
+/* a's rows r < rowsp, columns j0 ..< j0 + count, into up ([rowsp / 8][WG_CHUNK][8], rows
+ * past `rows` zero). Whole groups of 16 rows go 16 columns at a time through transpose16,
+ * each transposed row's halves to their two blocks. One element at a time it cost about
+ * as much as the first layer's accumulation (32 rows: 4 blocks per column): 16 images,
+ * 2 threads, medians of 31 alternating, element by element / this, ms: 32 rows x 24 deep
+ * (paired) 2.56-2.65 / 2.10-2.14, 64 x 128 4.91-4.96 / 4.65-4.68, 128 x 256 4.96-5.03 /
+ * 4.79-4.85; the same bits. */
+__attribute__((target("avx512f")))
+static void pack_rows(const struct wg_job *j, int j0, int count, float *up) {
+    int r0 = 0;
+    for (; r0 + 16 <= j->rows; r0 += 16) {
+        float *lo = up + (size_t) (r0 / ROWS) * WG_CHUNK * ROWS, *hi = lo + (size_t) WG_CHUNK * ROWS;
+        const float *src = j->a + (size_t) r0 * j->lda + j0;
+        int x = 0;
+        for (; x + 16 <= count; x += 16) {
+            float t[16 * 16] __attribute__((aligned(64)));
+            transpose16(src + x, j->lda, t, 16);
+            for (int i = 0; i < 16; i++) {
+                _mm256_storeu_ps(lo + (size_t) (x + i) * ROWS, _mm256_load_ps(t + 16 * i));
+                _mm256_storeu_ps(hi + (size_t) (x + i) * ROWS, _mm256_load_ps(t + 16 * i + 8));
+            }
+        }
+        for (; x < count; x++)
+            for (int r = 0; r < 16; r++) (r < 8 ? lo : hi)[(size_t) x * ROWS + r % 8] = src[(size_t) r * j->lda + x];
+    }
+    for (int r = r0; r < j->rowsp; r++) {
+        float *dst = up + ((size_t) (r / ROWS) * WG_CHUNK) * ROWS + r % ROWS;
+        const float *src = j->a + (size_t) r * j->lda + j0;
+        if (r < j->rows) for (int x = 0; x < count; x++) dst[(size_t) x * ROWS] = src[x];
+        else for (int x = 0; x < count; x++) dst[(size_t) x * ROWS] = 0;
+    }
+}
+
+/* The paired chunk: rows x < width of bp ([width][48]) get b's rows d < depth at column
+ * j0 + x, then at column j0 + x + off[1] - off[0]; the floats after 2 depth are zeros. The
+ * 16-row transposes start at row 0 and at depth - 16 (overlapping for a depth under 32:
+ * the same values written twice). */
+__attribute__((target("avx512f")))
+static void pack_pairs(const struct wg_job *j, int j0, int width, float *bp) {
+    const int depth = j->depth;
+    const ptrdiff_t delta = j->off[1] - j->off[0];
+    int x = 0;
+    for (; x + 16 <= width; x += 16) {
+        for (int h = 0; h < 2; h++) {
+            const float *src = j->b + j0 + x + h * delta;
+            transpose16(src, j->ldb, bp + (size_t) x * COLS + h * depth, COLS);
+            transpose16(src + (size_t) (depth - 16) * j->ldb, j->ldb, bp + (size_t) x * COLS + h * depth + depth - 16, COLS);
+        }
+        for (int i = 0; i < 16; i++) memset(bp + (size_t) (x + i) * COLS + 2 * depth, 0, (size_t) (COLS - 2 * depth) * sizeof(float));
+    }
+    for (; x < width; x++) {
+        float *row = bp + (size_t) x * COLS;
+        for (int h = 0; h < 2; h++)
+            for (int d = 0; d < depth; d++) row[h * depth + d] = j->b[(size_t) d * j->ldb + j0 + x + h * delta];
+        memset(row + 2 * depth, 0, (size_t) (COLS - 2 * depth) * sizeof(float));
+    }
+}
 
 __attribute__((target("avx512f")))
 static void wg_slice(void *ctx, int slice, int thread) {
@@ -223,11 +291,22 @@ static void wg_slice(void *ctx, int slice, int thread) {
     const int first = (int) ((long) j->n * slice / j->slices), end = (int) ((long) j->n * (slice + 1) / j->slices);
     for (int j0 = first; j0 < end; j0 += WG_CHUNK) {
         const int count = end - j0 < WG_CHUNK ? end - j0 : WG_CHUNK, width = count + halo;
-        for (int r = 0; r < rowsp; r++) {
-            float *dst = up + ((size_t) (r / ROWS) * WG_CHUNK) * ROWS + r % ROWS;
-            const float *src = j->a + (size_t) r * j->lda + j0;
-            if (r < rows) for (int x = 0; x < count; x++) dst[(size_t) x * ROWS] = src[x];
-            else for (int x = 0; x < count; x++) dst[(size_t) x * ROWS] = 0;
+        pack_rows(j, j0, count, up);
+        if (j->paired) {
+            pack_pairs(j, j0, count + (int) j->off[2], bp);
+            for (int rb = 0; rb < rowsp / ROWS; rb++)
+                for (int pr = 0; pr < 2; pr++) {
+                    float *c = part + ((size_t) rb * ROWS * 2 + pr) * COLS;
+                    const size_t ldc = 2 * COLS;
+                    __m512 acc[ROWS][3];
+                    for (int r = 0; r < ROWS; r++)
+                        for (int p = 0; p < 3; p++)
+                            acc[r][p] = j0 == first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc + 16 * p);
+                    accumulate(acc, up + (size_t) rb * WG_CHUNK * ROWS, bp + (size_t) j->off[2 * pr] * COLS, count);
+                    for (int r = 0; r < ROWS; r++)
+                        for (int p = 0; p < 3; p++) _mm512_storeu_ps(c + r * ldc + 16 * p, acc[r][p]);
+                }
+            continue;
         }
         /* b's rows d, columns j0 ... j0 + width: every one exists (the caller's contract). */
         for (int d0 = 0; d0 < depthp; d0 += 16) {
@@ -273,8 +352,11 @@ static void wg_sum_row(void *ctx, int r, int thread) {
     (void) thread;
     for (int s = 0; s < 4; s++)
         for (int d = 0; d < j->depth; d++) {
+            /* Paired: shift s is half s % 2 of pair s / 2. */
+            const size_t at = j->paired ? ((size_t) r * 2 + s / 2) * COLS + (size_t) (s % 2) * j->depth + d
+                                        : ((size_t) r * 4 + s) * j->depthp + d;
             float sum = 0;
-            for (int sl = 0; sl < j->slices; sl++) sum += j->partial[sl * per + ((size_t) r * 4 + s) * j->depthp + d];
+            for (int sl = 0; sl < j->slices; sl++) sum += j->partial[sl * per + at];
             w->c[(size_t) r * w->ldc + (size_t) s * j->depth + d] = sum;
         }
 }
@@ -289,6 +371,8 @@ int f2a_shifted_weight_grad(const float *a, size_t lda, const float *b, size_t l
                         .rowsp = (rows + ROWS - 1) / ROWS * ROWS, .depthp = (depth + COLS - 1) / COLS * COLS };
     j.halo = 0;
     for (int s = 0; s < 4; s++) { j.off[s] = off[s]; if (off[s] > j.halo) j.halo = off[s]; }
+    j.paired = depth >= 16 && depth <= COLS / 2 && off[3] - off[2] == off[1] - off[0] && off[1] >= off[0] && off[2] >= off[0];
+    /* Paired: [rowsp][2][48] per slice, which this size covers (depthp = 48: 4 x 48 >= 2 x 48). */
     const size_t per = (size_t) j.rowsp * 4 * j.depthp;
     j.scratch_floats = (size_t) j.rowsp * WG_CHUNK + (size_t) (j.depthp / COLS) * (WG_CHUNK + j.halo) * COLS;
     j.partial = malloc((size_t) slices * per * sizeof(float));

@@ -23,9 +23,9 @@ struct PhaseConvolutionTests {
     }
 
     @Test("Forward, weight, bias and input gradients match naive loops", arguments: [
-        Case(n: 3, cin: 6, cout: 16, h: 16, w: 12),   // the PatchGAN's first layer, cut down
+        Case(n: 3, cin: 6, cout: 16, h: 16, w: 12),   // the PatchGAN's first layer, cut down: 24 phase rows, paired shifts
         Case(n: 2, cin: 17, cout: 9, h: 11, w: 9),    // odd sizes
-        Case(n: 1, cin: 4, cout: 3, h: 2, w: 7),      // one output row
+        Case(n: 1, cin: 4, cout: 3, h: 2, w: 7),      // one output row; 16 phase rows, the least paired
         Case(n: 2, cin: 3, cout: 33, h: 5, w: 4),
         Case(n: 4, cin: 3, cout: 8, h: 40, w: 31),    // 1428 grid columns: chunks of 512 and a short one
         Case(n: 2, cin: 5, cout: 7, h: 66, w: 70),    // 2411 GEMM columns: the weight gradient in 2 slices

@@ -288,10 +288,12 @@ enum PhaseConvolution {
 
     /// Column slices of `weightGradient`: a slice's columns are 1 / slices of the GEMMs' depth.
     static let weightGradientSlices = 4
-    /// Fewer phase rows (4 × input channels) than this take OpenBLAS's GEMMs even where the
-    /// shifted kernel runs: its register block is 48 rows wide. The first layer (6 input
-    /// channels, 24 rows), 16 images, backward ms per step, GEMMs / kernel: 4.8–4.9 / 5.6–5.8.
-    static let weightGradientKernelMinRows = 48
+    /// Whether the shifted kernel takes the weight gradient of k phase rows (4 × input
+    /// channels) where the CPU runs it; OpenBLAS's GEMMs otherwise. Its register block is 48
+    /// rows wide: from 48 rows on, or 16–24 with the shifts in pairs (the first layer's 24,
+    /// 6 input channels). With 24 rows padded to 48 it lost to the GEMMs (16 images,
+    /// backward ms per step, GEMMs / kernel: 4.8–4.9 / 5.6–5.8).
+    static func weightGradientTakesKernel(rows k: Int) -> Bool { k >= 48 || (16...24).contains(k) }
     /// Columns per GEMM within a slice.
     static let weightGradientChunk = 1024
 
@@ -309,7 +311,7 @@ enum PhaseConvolution {
     /// of P once where OpenBLAS packed both for every shift: the width-0.25 PatchGAN's second
     /// and third layers (16 images), backward ms per step, 3 alternating processes
     /// (f2a-train bench --layers): 15.2–16.2 → 13.0–14.1 and 13.7–14.8 → 12.4–13.7. Elsewhere
-    /// (and for fewer than `weightGradientKernelMinRows` phase rows) OpenBLAS single-threaded
+    /// (and where `weightGradientTakesKernel` says no) OpenBLAS single-threaded
     /// (`GemmBatch.sideBySide`) in chunks of `weightGradientChunk` columns. That used to copy
     /// each chunk's four shifted views one above the other for one GEMM of all shifts on
     /// OpenBLAS's threads: 16 images, 6 → 32 channels at 128², 32 → 64 at 64², 64 → 128 at
@@ -320,7 +322,7 @@ enum PhaseConvolution {
                                        shiftedKernel: Bool) {
         let n = grid.gemmColumns, cols = grid.columns, size = o * 4 * k
         let slices = max(1, min(weightGradientSlices, n / weightGradientChunk))
-        if shiftedKernel && k >= weightGradientKernelMinRows {
+        if shiftedKernel && weightGradientTakesKernel(rows: k) {
             let offsets = (0..<4).map { grid.offset($0) }
             if f2a_shifted_weight_grad(dext, dextStride, p, cols, offsets, Int32(o), Int32(k), Int32(n), Int32(slices), dW, 4 * k,
                                        Int32(Conv2d.threadCount)) == 0 { return }
