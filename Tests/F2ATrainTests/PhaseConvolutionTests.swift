@@ -12,7 +12,9 @@ import F2ACore
 /// weight gradients summed in 2 and 4 column slices of up to 3 chunks each; the forward
 /// pass, input gradient and weight gradient both through the shifted kernels (the forward
 /// one's AVX2 and AVX-512 blocks, the same bits; the weight gradient's AVX-512 block where
-/// the CPU has it, else BLAS) and through BLAS; and with the LeakyReLU of the
+/// the CPU has it, else BLAS) and through BLAS; the forward pass by Winograd F(2x2, 2x2)
+/// where the CPU has AVX-512 (one and two tile rows to a vector, images whose last tile
+/// row or column is cut by the output's edge); and with the LeakyReLU of the
 /// discriminator's first layer fused in.
 /// The finite-difference checks (GradientCheckTests) cover the same path at tiny shapes.
 @Suite("4x4 stride-2 convolution as GEMMs over the input's phases")
@@ -39,23 +41,24 @@ struct PhaseConvolutionTests {
             // On this thread and its pool jobs only.
             let previous = f2a_kernels_set_avx512(wide ? 1 : 0)
             defer { _ = f2a_kernels_set_avx512(previous) }
-            kernels.append(check(c, shiftedKernel: true, path: wide ? "shifted kernel, AVX-512" : "shifted kernel, AVX2"))
+            kernels.append(check(c, shiftedKernel: true, winograd: false, path: wide ? "shifted kernel, AVX-512" : "shifted kernel, AVX2"))
         }
         if kernels.count == 2 {
             #expect(zip(kernels[0][0], kernels[1][0]).allSatisfy { $0.bitPattern == $1.bitPattern }, "y: AVX2 and AVX-512 blocks differ")
             #expect(zip(kernels[0][1], kernels[1][1]).allSatisfy { $0.bitPattern == $1.bitPattern }, "dx: AVX2 and AVX-512 blocks differ")
         }
-        _ = check(c, shiftedKernel: false, path: "BLAS")
+        if f2a_kernels_avx512() != 0 { _ = check(c, shiftedKernel: true, winograd: true, path: "Winograd F(2x2, 2x2), AVX-512") }
+        _ = check(c, shiftedKernel: false, winograd: false, path: "BLAS")
     }
 
     /// Checks one path; returns its y and dx.
-    func check(_ c: Case, shiftedKernel: Bool, path: String) -> [[Float]] {
+    func check(_ c: Case, shiftedKernel: Bool, winograd: Bool, path: String) -> [[Float]] {
         let g = ConvGeometry(c.cin, c.cout, kernel: 4, stride: 2, padding: 1)
         #expect(PhaseConvolution.applies(g))
         let p = ConvolutionReference.problem(g, n: c.n, height: c.h, width: c.w, seed: UInt64(71 + c.cin * c.h))
         let (x, weight, bias, dy, y64, dW64, dx64) = (p.x, p.weight, p.bias, p.dy, p.y64, p.dW64, p.dx64)
         let oh = g.outSize(c.h), ow = g.outSize(c.w)
-        let (y, phases) = PhaseConvolution.forward(x, weight: weight, bias: bias, g, shiftedKernel: shiftedKernel)
+        let (y, phases) = PhaseConvolution.forward(x, weight: weight, bias: bias, g, shiftedKernel: shiftedKernel, winograd: winograd)
         #expect(y.shape == [c.n, c.cout, oh, ow])
         #expect(ConvolutionReference.relativeError(y.data, y64) < 1e-5, "y, \(path)")
 
@@ -88,7 +91,8 @@ struct PhaseConvolutionTests {
         // reference's, and the gradients against the unfused composition: dW and dx the same
         // bits (the same gated dY goes into the same GEMMs), dB summed in another order.
         let slope: Float = 0.2
-        let (yl, phasesL) = PhaseConvolution.forward(x, weight: weight, bias: bias, g, leakySlope: slope, shiftedKernel: shiftedKernel)
+        let (yl, phasesL) = PhaseConvolution.forward(x, weight: weight, bias: bias, g, leakySlope: slope, shiftedKernel: shiftedKernel,
+                                                     winograd: winograd)
         #expect(ConvolutionReference.relativeError(yl.data, y64.map { $0 < 0 ? $0 * Double(slope) : $0 }) < 1e-5, "leaky y, \(path)")
         var dWf = [Float](repeating: 0.5, count: weight.count), dBf = [Float](repeating: 0.25, count: c.cout)
         let dxf = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: &dWf, dB: &dBf, inputGradient: 0..<c.cin,

@@ -108,6 +108,22 @@ int f2a_shifted_weight_grad(const float *a, size_t lda, const float *b, size_t l
                             int depth, int n, int slices, float *c, size_t ldc, int threads);
 
 /**
+ * A 2x2 convolution without padding on a grid of planes, by Winograd F(2x2, 2x2)
+ * (winograd_phase.c): the 4x4 stride-2 layers on their input's phases, as
+ * f2a_shifted_gemm computes them with offsets { 0, 1, pw, pw + 1 }.
+ *
+ *   e[o * cols + at(b, i, j)] = sum over a, b' < 2, c < k of
+ *                               w[(o * 4 + 2 a + b') * k + c] * p[c * cols + at(b, i + a, j + b')]
+ *
+ * for every image b < images, i < oh, j < ow, where at(b, i, j) = (b * ph + i) * pw + j,
+ * oh < ph, ow < pw (cols >= images * ph * pw; p past a plane's ph x pw reads zeros). Other
+ * elements of e are not written. Returns -1 without the AVX-512 blocks (touching nothing),
+ * -2 if memory could not be allocated, else 0.
+ */
+int f2a_phase_conv2x2(const float *p, size_t cols, int k, int images, int ph, int pw, int oh, int ow,
+                      const float *w, int out, float *e, int threads);
+
+/**
  * The same weight gradient in the Winograd domain of F(4x4, 3x3), in three steps
  * around the caller's 36 GEMMs (weight_grad_winograd.c):
  *   v[xi][ci][t]  = B^T d B of input tile tile0 + t          (f2a_winograd_dw_input;

@@ -26,6 +26,11 @@ import F2ACore
 /// column chunks. 16 images, median of 13 alternating in one process (ms): forward 32 → 64
 /// channels at 64² 9.8 → 7.9, 64 → 128 at 32² 8.8 → 6.5; backward with both gradients 18.7 →
 /// 16.3 and 16.3 → 15.8. The weight gradient has a shifted kernel of its own (`weightGradient`).
+/// With AVX-512 the forward pass is Winograd F(2x2, 2x2) on the phase grid instead
+/// (`f2a_phase_conv2x2`, CKernels/winograd_phase.c: 9 products per output and channel pair,
+/// not 16): f2a-train bench --layers, ×16 forward (ms), old and new binaries alternating,
+/// the two rounds of a calm moment: 6 → 32 channels 4.1–4.8 → 3.5–3.9, 32 → 64 8.0–8.7 →
+/// 5.6–6.5, 64 → 128 6.7–7.3 → 4.7–5.2.
 enum PhaseConvolution {
     static func applies(_ g: ConvGeometry) -> Bool {
         g.kernel == 4 && g.stride == 2 && g.padding == 1 && g.outChannels > 1
@@ -106,9 +111,12 @@ enum PhaseConvolution {
     /// `backward`'s `phases:`). `leakySlope`: y = LeakyReLU(conv(x) + bias) with that slope,
     /// in the pass that drops the grid's padding (the discriminator's first layer, which has
     /// no normalisation; a pass of its own over 2 M floats per 16 images took 1.1–1.6 ms).
-    /// `shiftedKernel` false: BLAS GEMMs even where the shifted kernel runs (tests of both).
+    /// Where the CPU has AVX-512 the layer is Winograd F(2x2, 2x2) on the phase grid
+    /// (`f2a_phase_conv2x2`: 9 products per output and channel pair instead of 16), else the
+    /// shifted GEMMs. `shiftedKernel` false: BLAS GEMMs even where the kernels run;
+    /// `winograd` false: the shifted GEMMs even where Winograd runs (tests of each).
     static func forward(_ x: Tensor, weight: [Float], bias: [Float], _ g: ConvGeometry, leakySlope: Float? = nil,
-                        shiftedKernel: Bool = true) -> (y: Tensor, phases: [Float]) {
+                        shiftedKernel: Bool = true, winograd: Bool = true) -> (y: Tensor, phases: [Float]) {
         let grid = Grid(x), cols = grid.columns, pw = grid.pw
         let oh = g.outSize(x.h), ow = g.outSize(x.w), o = g.outChannels, k = 4 * g.inChannels
         let p = phases(x), wab = shiftWeights(weight, g)
@@ -117,6 +125,9 @@ enum PhaseConvolution {
             wab.withUnsafeBufferPointer { wb in
                 ext.withUnsafeMutableBufferPointer { eb in
                     let p = pb.baseAddress!, w = wb.baseAddress!, e = eb.baseAddress!
+                    if shiftedKernel && winograd
+                        && f2a_phase_conv2x2(p, cols, Int32(k), Int32(x.n), Int32(grid.ph), Int32(pw), Int32(oh), Int32(ow), w,
+                                             Int32(o), e, Int32(Conv2d.threadCount)) == 0 { return }
                     let offsets = (0..<4).map { grid.offset($0) }
                     if shiftedKernel && f2a_shifted_gemm(w, 4 * k, k, 1, Int32(o), Int32(k), p, cols, offsets, Int32(grid.gemmColumns),
                                                          e, cols, Int32(Conv2d.threadCount)) == 0 { return }

@@ -1,0 +1,231 @@
+#include "f2a_kernels.h"
+#include "microkernel.h"
+#include "workspace.h"
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The PatchGAN's 4x4 stride-2 layers as 2x2 convolutions on the phase grid, by Winograd
+ * F(2x2, 2x2).
+ *
+ * On the phases P of the padded input (the trainer's PhaseConvolution: each of k = 4 in
+ * channels holds one phase of an input channel, every image an ph x pw plane) the layer is
+ *
+ *     E[o](i, j) = sum over a, b in {0, 1}, c < k of W_ab[o][c] P[c](i + a, j + b),
+ *
+ * a 2x2 convolution without padding. f2a_shifted_gemm does it as four GEMMs over shifted
+ * views of P, 4 k multiply-adds per output, as oneDNN's direct kernel does its 16 in. F(2x2,
+ * 2x2) computes a 2x2 tile of outputs from the 3x3 patch at its corner with 9 products per
+ * channel pair instead of 16:
+ *
+ *     V = B^T d B, U = G g G^T, M = sum over c of U (.) V (9 GEMMs [out x k] x [k x tiles]),
+ *     Y = A^T M A,   B^T = [1 -1 0; 0 1 0; 0 -1 1], G = [1 0; 1 1; 0 1], A^T = [1 1 0; 0 1 1],
+ *
+ * adds only (the points 0, -1 and infinity), so no rounding beyond the sums' own. The GEMMs
+ * run on the engine's register blocks (microkernel.h).
+ *
+ * A tile's patch starts 2 columns after its left neighbour's: 16 tiles side by side in a
+ * tile row read 33 consecutive floats of each of their 3 rows, and the patches' columns
+ * 0, 1 and 2 are that row's even, odd and (from column 2) even floats, two-source permutes
+ * of whole vectors. Tile rows of 8 tiles or fewer (the 16^2 layer's) go two to a vector.
+ * These lane groups, 16 tiles each (some lanes past a row's end unused), are the GEMM's
+ * 16-column panels; bands of panels run on one thread each, with their own V and M.
+ *
+ * 16 images, 2 threads, isolated, against f2a_shifted_gemm on the same phases (medians of
+ * 21, 3 alternations, time ratios): 6 -> 32 channels at 128^2 0.77-0.81, 32 -> 64 at 64^2
+ * 0.57-0.61, 64 -> 128 at 32^2 0.64-0.68. Element-by-element patch gathers (the 3x3 patches
+ * of F(3x3, 2x2) start 3 columns apart) cost more than the GEMMs saved: 1.3-1.6x the
+ * shifted GEMMs' time. AVX-512 only: the permutes are two-source 16-lane ones. */
+
+#define NXI 9
+#define TG MK_COLS /* lanes per group: one GEMM panel */
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+/* Output channels per GEMM row block, as winograd.c's block_rows. */
+static int block_rows(int out) {
+    return 4 * round_up(out, MK_ROWS) >= 5 * round_up(out, MK_ROWS4) ? MK_ROWS4 : MK_ROWS;
+}
+
+struct job {
+    const float *p;
+    size_t cols, plane;
+    int k, out, rows, groups;     /* rows: output channels per GEMM block; groups: row blocks */
+    int ph, pw, oh, ow;
+    int tile_rows, row_tiles;     /* per image: ceil(oh / 2), ceil(ow / 2) */
+    int pair;                     /* two tile rows per lane group (row_tiles <= 8) */
+    int segments, image_groups;   /* lane groups per tile row (pair: 1), per image */
+    int lane_groups, band;        /* lane groups in all, per band */
+    const float *u;               /* [9][groups][k][rows] */
+    float *e;
+    float *work;                  /* per thread: work_floats */
+    size_t work_floats, vstride, mstride;
+};
+
+/* Lane group q: its image, first tile row and first tile column. */
+struct group { int image, ti, tj; };
+
+static struct group group_of(const struct job *j, int q) {
+    struct group g;
+    g.image = q / j->image_groups;
+    const int r = q % j->image_groups;
+    if (j->pair) { g.ti = 2 * r; g.tj = 0; }
+    else { g.ti = r / j->segments; g.tj = TG * (r % j->segments); }
+    return g;
+}
+
+/* Lanes of 16 floats from column x of plane row y that lie inside the plane (none if the
+ * row is outside it). */
+static inline __mmask16 inside(const struct job *j, int y, int x) {
+    if (y < 0 || y >= j->ph || x >= j->pw) return 0;
+    const int n = j->pw - x;
+    return n >= 16 ? 0xFFFF : (__mmask16) ((1u << n) - 1);
+}
+
+/* Where a lane group's patches come from: for each patch row r, two 16-float sources, one
+ * row's columns x .. x + 31 (from x + 2 for the patches' column 2) or, paired, the first 16
+ * of two rows (lanes 8-15 then take the second row's); offsets in an image's plane, and
+ * the lanes inside the plane (none for a row outside it). The same for every channel. */
+struct sources { size_t at[3][4]; __mmask16 in[3][4]; };
+
+static struct sources sources_of(const struct job *j, struct group g) {
+    struct sources s;
+    for (int r = 0; r < 3; r++) {
+        const int ya = 2 * g.ti + r, yb = j->pair ? ya + 2 : ya, xa = 2 * g.tj, xb = j->pair ? xa : xa + 16;
+        const int y[4] = { ya, yb, ya, yb }, x[4] = { xa, xb, xa + 2, xb + 2 };
+        for (int i = 0; i < 4; i++) {
+            s.at[r][i] = y[i] < j->ph ? (size_t) y[i] * j->pw + x[i] : 0;
+            s.in[r][i] = inside(j, y[i], x[i]);
+        }
+    }
+    return s;
+}
+
+/* The patches' columns 0, 1, 2 of patch row r of a lane group in one channel plane. */
+__attribute__((target("avx512f"), always_inline))
+static inline void patch_row(const float *plane, const struct sources *s, int r, __m512i even, __m512i odd, __m512 d[3]) {
+    const __m512 a0 = _mm512_maskz_loadu_ps(s->in[r][0], plane + s->at[r][0]);
+    const __m512 b0 = _mm512_maskz_loadu_ps(s->in[r][1], plane + s->at[r][1]);
+    const __m512 a2 = _mm512_maskz_loadu_ps(s->in[r][2], plane + s->at[r][2]);
+    const __m512 b2 = _mm512_maskz_loadu_ps(s->in[r][3], plane + s->at[r][3]);
+    d[0] = _mm512_permutex2var_ps(a0, even, b0);
+    d[1] = _mm512_permutex2var_ps(a0, odd, b0);
+    d[2] = _mm512_permutex2var_ps(a2, even, b2);
+}
+
+__attribute__((target("avx512f")))
+static void run_band(void *ctx, int band, int thread) {
+    const struct job *j = ctx;
+    const int q0 = band * j->band, panels = j->lane_groups - q0 < j->band ? j->lane_groups - q0 : j->band, k = j->k;
+    float *V = j->work + (size_t) thread * j->work_floats, *M = V + NXI * j->vstride;
+    static const int32_t even_idx[16] = { 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30 };
+    static const int32_t odd_idx[16] = { 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31 };
+    const __m512i even = _mm512_loadu_si512(even_idx), odd = _mm512_loadu_si512(odd_idx);
+    for (int q = 0; q < panels; q++) {
+        const struct group g = group_of(j, q0 + q);
+        const struct sources src = sources_of(j, g);
+        const float *image = j->p + (size_t) g.image * j->plane;
+        for (int c = 0; c < k; c++) {
+            __m512 d[3][3], t[3][3];
+            for (int r = 0; r < 3; r++) patch_row(image + (size_t) c * j->cols, &src, r, even, odd, d[r]);
+            for (int x = 0; x < 3; x++) { /* B^T d, down the columns */
+                t[0][x] = _mm512_sub_ps(d[0][x], d[1][x]);
+                t[1][x] = d[1][x];
+                t[2][x] = _mm512_sub_ps(d[2][x], d[1][x]);
+            }
+            float *v = V + ((size_t) q * k + c) * TG;
+            for (int y = 0; y < 3; y++) { /* (B^T d) B, along the rows */
+                _mm512_store_ps(v + (3 * y) * j->vstride, _mm512_sub_ps(t[y][0], t[y][1]));
+                _mm512_store_ps(v + (3 * y + 1) * j->vstride, t[y][1]);
+                _mm512_store_ps(v + (3 * y + 2) * j->vstride, _mm512_sub_ps(t[y][2], t[y][1]));
+            }
+        }
+    }
+    const int ldm = panels * TG;
+    for (int xi = 0; xi < NXI; xi++)
+        for (int b = 0; b < j->groups; b++)
+            gemm_panels(j->rows, 1, k, j->u + ((size_t) xi * j->groups + b) * k * j->rows, V + xi * j->vstride,
+                        M + xi * j->mstride + (size_t) b * j->rows * ldm, (size_t) ldm, ldm);
+    /* y0 and y1 (the tiles' output columns) interleaved: lanes 0-7 and 8-15 of each. */
+    static const int32_t lo_idx[16] = { 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23 };
+    static const int32_t hi_idx[16] = { 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31 };
+    const __m512i il = _mm512_loadu_si512(lo_idx), ih = _mm512_loadu_si512(hi_idx);
+    for (int q = 0; q < panels; q++) {
+        const struct group g = group_of(j, q0 + q);
+        for (int oc = 0; oc < j->out; oc++) {
+            const float *m = M + (size_t) oc * ldm + (size_t) q * TG;
+            __m512 s[2][3];
+            for (int x = 0; x < 3; x++) { /* A^T M */
+                const __m512 m0 = _mm512_load_ps(m + x * j->mstride), m1 = _mm512_load_ps(m + (3 + x) * j->mstride);
+                const __m512 m2 = _mm512_load_ps(m + (6 + x) * j->mstride);
+                s[0][x] = _mm512_add_ps(m0, m1);
+                s[1][x] = _mm512_add_ps(m1, m2);
+            }
+            float *dst = j->e + (size_t) oc * j->cols + (size_t) g.image * j->plane;
+            for (int u = 0; u < 2; u++) {
+                const __m512 y0 = _mm512_add_ps(s[u][0], s[u][1]), y1 = _mm512_add_ps(s[u][1], s[u][2]);
+                const __m512 lo = _mm512_permutex2var_ps(y0, il, y1), hi = _mm512_permutex2var_ps(y0, ih, y1);
+                /* lo: columns 2 tj .. + 15 of output row 2 ti + u; hi: the next 16, or, paired,
+                 * columns 0 .. 15 of output row 2 (ti + 1) + u. */
+                int yl = 2 * g.ti + u, yh = yl, xl = 2 * g.tj, xh = xl + 16;
+                if (j->pair) { yh = yl + 2; xh = 0; }
+                const int nl = yl < j->oh ? j->ow - xl : 0, nh = yh < j->oh ? j->ow - xh : 0;
+                if (nl > 0) _mm512_mask_storeu_ps(dst + (size_t) yl * j->pw + xl, nl >= 16 ? 0xFFFF : (__mmask16) ((1u << nl) - 1), lo);
+                if (nh > 0) _mm512_mask_storeu_ps(dst + (size_t) yh * j->pw + xh, nh >= 16 ? 0xFFFF : (__mmask16) ((1u << nh) - 1), hi);
+            }
+        }
+    }
+}
+
+int f2a_phase_conv2x2(const float *p, size_t cols, int k, int images, int ph, int pw, int oh, int ow,
+                      const float *w, int out, float *e, int threads) {
+    if (!f2a_kernels_avx512()) return -1;
+    if (images <= 0 || out <= 0 || oh <= 0 || ow <= 0 || k <= 0) return 0;
+    struct job j = { .p = p, .cols = cols, .plane = (size_t) ph * pw, .k = k, .out = out,
+                     .ph = ph, .pw = pw, .oh = oh, .ow = ow, .e = e };
+    j.rows = block_rows(out);
+    j.groups = (out + j.rows - 1) / j.rows;
+    j.tile_rows = (oh + 1) / 2;
+    j.row_tiles = (ow + 1) / 2;
+    j.pair = j.row_tiles <= TG / 2;
+    j.segments = j.pair ? 1 : (j.row_tiles + TG - 1) / TG;
+    j.image_groups = j.pair ? (j.tile_rows + 1) / 2 : j.tile_rows * j.segments;
+    j.lane_groups = images * j.image_groups;
+    /* About 512 KB of V and M per band (one core's L2 on the Zen 3 class), at least 4
+     * panels (the GEMM's widest block). 16 images, isolated, time against the shifted
+     * GEMMs', 3 alternations: 6 -> 32 channels at 128^2 0.77-0.81 (1 MB: 0.84-0.98), 32 -> 64
+     * at 64^2 0.57-0.61 (0.71-0.73), 64 -> 128 at 32^2 0.64-0.68 (0.65-0.66). */
+    int band = (int) (((size_t) 1 << 17) / ((size_t) NXI * TG * (k + (size_t) j.groups * j.rows)));
+    if (band < 4) band = 4;
+    if (band > j.lane_groups) band = j.lane_groups;
+    j.band = band;
+    j.vstride = (size_t) band * TG * k;
+    j.mstride = (size_t) band * TG * j.groups * j.rows;
+    j.work_floats = NXI * (j.vstride + j.mstride);
+    if (threads < 1) threads = 1;
+    /* U = G g G^T per (output, input) channel pair, g[a][b] = W_{2a+b}: sums of at most
+     * four weights, in double, rounded once. */
+    const size_t ucount = (size_t) NXI * j.groups * k * j.rows;
+    float *u = calloc(ucount, sizeof(float));
+    float *work = workspace_acquire(j.work_floats * (size_t) threads);
+    if (!u || !work) { free(u); workspace_release(work); return -2; }
+    for (int o = 0; o < out; o++)
+        for (int c = 0; c < k; c++) {
+            const double g00 = w[((size_t) o * 4 + 0) * k + c], g01 = w[((size_t) o * 4 + 1) * k + c];
+            const double g10 = w[((size_t) o * 4 + 2) * k + c], g11 = w[((size_t) o * 4 + 3) * k + c];
+            const double gg[3][2] = { { g00, g01 }, { g00 + g10, g01 + g11 }, { g10, g11 } };
+            for (int y = 0; y < 3; y++) {
+                const double uu[3] = { gg[y][0], gg[y][0] + gg[y][1], gg[y][1] };
+                for (int x = 0; x < 3; x++)
+                    u[(((size_t) (3 * y + x) * j.groups + o / j.rows) * k + c) * j.rows + o % j.rows] = (float) uu[x];
+            }
+        }
+    j.u = u;
+    j.work = work;
+    f2a_parallel(run_band, &j, (j.lane_groups + band - 1) / band, threads);
+    workspace_release(work);
+    free(u);
+    return 0;
+}
