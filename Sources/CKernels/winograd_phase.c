@@ -30,12 +30,17 @@
  * tile row read 33 consecutive floats of each of their 3 rows, and the patches' columns
  * 0, 1 and 2 are that row's even, odd and (from column 2) even floats, two-source permutes
  * of whole vectors. Tile rows of 8 tiles or fewer (the 16^2 layer's) go two to a vector.
+ * A row of 8 n + 1 tiles (a whole grid of 2 m + 1 columns: the input gradient's) leaves its
+ * last tile to column groups, one tile row per lane, gathered element by element.
  * These lane groups, 16 tiles each (some lanes past a row's end unused), are the GEMM's
  * 16-column panels; bands of panels run on one thread each, with their own V and M.
  *
  * 16 images, 2 threads, isolated, against f2a_shifted_gemm on the same phases (medians of
  * 21, 3 alternations, time ratios): 6 -> 32 channels at 128^2 0.77-0.81, 32 -> 64 at 64^2
- * 0.57-0.61, 64 -> 128 at 32^2 0.64-0.68. Element-by-element patch gathers (the 3x3 patches
+ * 0.57-0.61, 64 -> 128 at 32^2 0.64-0.68. The input gradient's grid (33^2, 17^2: rows of
+ * 2n + 1 columns) with rows of 17 and 9 tiles in groups of 16 lanes left 44-47 % of them
+ * empty and was slower than the shifted GEMMs; hence the column groups. Element-by-element
+ * patch gathers (the 3x3 patches
  * of F(3x3, 2x2) start 3 columns apart) cost more than the GEMMs saved: 1.3-1.6x the
  * shifted GEMMs' time. AVX-512 only: the permutes are two-source 16-lane ones. */
 
@@ -51,13 +56,15 @@ static int block_rows(int out) {
 
 struct job {
     const float *p;
-    size_t cols, plane;
+    size_t cols, ecols, plane;    /* rows of p and of e: cols and ecols floats apart */
     int k, out, rows, groups;     /* rows: output channels per GEMM block; groups: row blocks */
     int ph, pw, oh, ow;
-    int tile_rows, row_tiles;     /* per image: ceil(oh / 2), ceil(ow / 2) */
-    int pair;                     /* two tile rows per lane group (row_tiles <= 8) */
-    int segments, image_groups;   /* lane groups per tile row (pair: 1), per image */
-    int lane_groups, band;        /* lane groups in all, per band */
+    int images, tile_rows, row_tiles; /* tiles per image: ceil(oh / 2) x ceil(ow / 2) */
+    int main_cols;                /* output columns of the row groups: 2 x their tiles per row */
+    int pair;                     /* two tile rows per lane group (<= 8 tiles per row) */
+    int segments, image_groups;   /* row groups per tile row (pair: 1), per image */
+    int row_groups, lane_groups;  /* row groups; then column groups (the last tile of each row) */
+    int band;                     /* lane groups per band */
     const float *u;               /* [9][groups][k][rows] */
     float *e;
     float *work;                  /* per thread: work_floats */
@@ -115,6 +122,46 @@ static inline void patch_row(const float *plane, const struct sources *s, int r,
     d[2] = _mm512_permutex2var_ps(a2, even, b2);
 }
 
+/* Column group q: lane l is the last tile of tile row 16 q + l of all images' (image by
+ * image); -1 past the last. */
+static int column_row(const struct job *j, int q, int l) {
+    const int row = TG * q + l;
+    return row < j->images * j->tile_rows ? row : -1;
+}
+
+/* Channel c's patches of column group q, d[r][x] (lanes past the last row zero). */
+__attribute__((target("avx512f")))
+static void column_patches(const struct job *j, int q, int c, __m512 d[3][3]) {
+    float v[9][TG] __attribute__((aligned(64)));
+    memset(v, 0, sizeof v);
+    const int x0 = 2 * (j->row_tiles - 1);
+    for (int l = 0; l < TG; l++) {
+        const int row = column_row(j, q, l);
+        if (row < 0) break;
+        const float *plane = j->p + (size_t) c * j->cols + (size_t) (row / j->tile_rows) * j->plane;
+        const int y0 = 2 * (row % j->tile_rows);
+        for (int r = 0; r < 3 && y0 + r < j->ph; r++)
+            for (int x = 0; x < 3 && x0 + x < j->pw; x++) v[3 * r + x][l] = plane[(size_t) (y0 + r) * j->pw + x0 + x];
+    }
+    for (int i = 0; i < 9; i++) d[i / 3][i % 3] = _mm512_load_ps(v[i]);
+}
+
+/* Output channel oc's 2 x 2 outputs y[u][v] of column group q's tiles, inside oh x ow. */
+__attribute__((target("avx512f")))
+static void column_store(const struct job *j, int q, int oc, __m512 y[2][2]) {
+    float v[4][TG] __attribute__((aligned(64)));
+    for (int i = 0; i < 4; i++) _mm512_store_ps(v[i], y[i / 2][i % 2]);
+    const int x0 = 2 * (j->row_tiles - 1);
+    for (int l = 0; l < TG; l++) {
+        const int row = column_row(j, q, l);
+        if (row < 0) break;
+        float *dst = j->e + (size_t) oc * j->ecols + (size_t) (row / j->tile_rows) * j->plane;
+        const int y0 = 2 * (row % j->tile_rows);
+        for (int u = 0; u < 2 && y0 + u < j->oh; u++)
+            for (int x = 0; x < 2 && x0 + x < j->ow; x++) dst[(size_t) (y0 + u) * j->pw + x0 + x] = v[2 * u + x][l];
+    }
+}
+
 __attribute__((target("avx512f")))
 static void run_band(void *ctx, int band, int thread) {
     const struct job *j = ctx;
@@ -124,12 +171,14 @@ static void run_band(void *ctx, int band, int thread) {
     static const int32_t odd_idx[16] = { 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31 };
     const __m512i even = _mm512_loadu_si512(even_idx), odd = _mm512_loadu_si512(odd_idx);
     for (int q = 0; q < panels; q++) {
-        const struct group g = group_of(j, q0 + q);
-        const struct sources src = sources_of(j, g);
+        const int column = q0 + q >= j->row_groups;
+        const struct group g = column ? (struct group) { 0, 0, 0 } : group_of(j, q0 + q);
+        const struct sources src = column ? (struct sources) { 0 } : sources_of(j, g);
         const float *image = j->p + (size_t) g.image * j->plane;
         for (int c = 0; c < k; c++) {
             __m512 d[3][3], t[3][3];
-            for (int r = 0; r < 3; r++) patch_row(image + (size_t) c * j->cols, &src, r, even, odd, d[r]);
+            if (column) column_patches(j, q0 + q - j->row_groups, c, d);
+            else for (int r = 0; r < 3; r++) patch_row(image + (size_t) c * j->cols, &src, r, even, odd, d[r]);
             for (int x = 0; x < 3; x++) { /* B^T d, down the columns */
                 t[0][x] = _mm512_sub_ps(d[0][x], d[1][x]);
                 t[1][x] = d[1][x];
@@ -153,7 +202,8 @@ static void run_band(void *ctx, int band, int thread) {
     static const int32_t hi_idx[16] = { 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31 };
     const __m512i il = _mm512_loadu_si512(lo_idx), ih = _mm512_loadu_si512(hi_idx);
     for (int q = 0; q < panels; q++) {
-        const struct group g = group_of(j, q0 + q);
+        const int column = q0 + q >= j->row_groups;
+        const struct group g = column ? (struct group) { 0, 0, 0 } : group_of(j, q0 + q);
         for (int oc = 0; oc < j->out; oc++) {
             const float *m = M + (size_t) oc * ldm + (size_t) q * TG;
             __m512 s[2][3];
@@ -163,7 +213,16 @@ static void run_band(void *ctx, int band, int thread) {
                 s[0][x] = _mm512_add_ps(m0, m1);
                 s[1][x] = _mm512_add_ps(m1, m2);
             }
-            float *dst = j->e + (size_t) oc * j->cols + (size_t) g.image * j->plane;
+            if (column) {
+                __m512 y[2][2];
+                for (int u = 0; u < 2; u++) {
+                    y[u][0] = _mm512_add_ps(s[u][0], s[u][1]);
+                    y[u][1] = _mm512_add_ps(s[u][1], s[u][2]);
+                }
+                column_store(j, q0 + q - j->row_groups, oc, y);
+                continue;
+            }
+            float *dst = j->e + (size_t) oc * j->ecols + (size_t) g.image * j->plane;
             for (int u = 0; u < 2; u++) {
                 const __m512 y0 = _mm512_add_ps(s[u][0], s[u][1]), y1 = _mm512_add_ps(s[u][1], s[u][2]);
                 const __m512 lo = _mm512_permutex2var_ps(y0, il, y1), hi = _mm512_permutex2var_ps(y0, ih, y1);
@@ -171,7 +230,7 @@ static void run_band(void *ctx, int band, int thread) {
                  * columns 0 .. 15 of output row 2 (ti + 1) + u. */
                 int yl = 2 * g.ti + u, yh = yl, xl = 2 * g.tj, xh = xl + 16;
                 if (j->pair) { yh = yl + 2; xh = 0; }
-                const int nl = yl < j->oh ? j->ow - xl : 0, nh = yh < j->oh ? j->ow - xh : 0;
+                const int nl = yl < j->oh ? j->main_cols - xl : 0, nh = yh < j->oh ? j->main_cols - xh : 0;
                 if (nl > 0) _mm512_mask_storeu_ps(dst + (size_t) yl * j->pw + xl, nl >= 16 ? 0xFFFF : (__mmask16) ((1u << nl) - 1), lo);
                 if (nh > 0) _mm512_mask_storeu_ps(dst + (size_t) yh * j->pw + xh, nh >= 16 ? 0xFFFF : (__mmask16) ((1u << nh) - 1), hi);
             }
@@ -179,20 +238,24 @@ static void run_band(void *ctx, int band, int thread) {
     }
 }
 
-int f2a_phase_conv2x2(const float *p, size_t cols, int k, int images, int ph, int pw, int oh, int ow,
-                      const float *w, int out, float *e, int threads) {
+int f2a_phase_conv2x2(const float *p, size_t ldp, int k, int images, int ph, int pw, int oh, int ow,
+                      const float *w, int out, float *e, size_t lde, int threads) {
     if (!f2a_kernels_avx512()) return -1;
     if (images <= 0 || out <= 0 || oh <= 0 || ow <= 0 || k <= 0) return 0;
-    struct job j = { .p = p, .cols = cols, .plane = (size_t) ph * pw, .k = k, .out = out,
+    struct job j = { .p = p, .cols = ldp, .ecols = lde, .plane = (size_t) ph * pw, .k = k, .out = out,
                      .ph = ph, .pw = pw, .oh = oh, .ow = ow, .e = e };
     j.rows = block_rows(out);
     j.groups = (out + j.rows - 1) / j.rows;
+    j.images = images;
     j.tile_rows = (oh + 1) / 2;
     j.row_tiles = (ow + 1) / 2;
-    j.pair = j.row_tiles <= TG / 2;
-    j.segments = j.pair ? 1 : (j.row_tiles + TG - 1) / TG;
+    const int rest = j.row_tiles > 1 && j.row_tiles % (TG / 2) == 1, row_group_tiles = j.row_tiles - rest;
+    j.main_cols = 2 * row_group_tiles < ow ? 2 * row_group_tiles : ow;
+    j.pair = row_group_tiles <= TG / 2;
+    j.segments = j.pair ? 1 : (row_group_tiles + TG - 1) / TG;
     j.image_groups = j.pair ? (j.tile_rows + 1) / 2 : j.tile_rows * j.segments;
-    j.lane_groups = images * j.image_groups;
+    j.row_groups = images * j.image_groups;
+    j.lane_groups = j.row_groups + (rest ? (images * j.tile_rows + TG - 1) / TG : 0);
     /* About 512 KB of V and M per band (one core's L2 on the Zen 3 class), at least 4
      * panels (the GEMM's widest block). 16 images, isolated, time against the shifted
      * GEMMs', 3 alternations: 6 -> 32 channels at 128^2 0.77-0.81 (1 MB: 0.84-0.98), 32 -> 64

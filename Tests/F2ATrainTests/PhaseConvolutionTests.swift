@@ -12,9 +12,9 @@ import F2ACore
 /// weight gradients summed in 2 and 4 column slices of up to 3 chunks each; the forward
 /// pass, input gradient and weight gradient both through the shifted kernels (the forward
 /// one's AVX2 and AVX-512 blocks, the same bits; the weight gradient's AVX-512 block where
-/// the CPU has it, else BLAS) and through BLAS; the forward pass by Winograd F(2x2, 2x2)
-/// where the CPU has AVX-512 (one and two tile rows to a vector, images whose last tile
-/// row or column is cut by the output's edge); and with the LeakyReLU of the
+/// the CPU has it, else BLAS) and through BLAS; the forward pass and the input gradient by
+/// Winograd F(2x2, 2x2) where the CPU has AVX-512 (one and two tile rows to a vector, a
+/// row's last tile in column groups, tiles cut by the output's edge); and with the LeakyReLU of the
 /// discriminator's first layer fused in.
 /// The finite-difference checks (GradientCheckTests) cover the same path at tiny shapes.
 @Suite("4x4 stride-2 convolution as GEMMs over the input's phases")
@@ -34,6 +34,7 @@ struct PhaseConvolutionTests {
         Case(n: 4, cin: 3, cout: 8, h: 94, w: 94),    // 9167: 4 slices of 3 chunks, the last one short
         Case(n: 2, cin: 32, cout: 20, h: 20, w: 36),  // 128 phase rows: whole 16 x 16 transposes
         Case(n: 2, cin: 12, cout: 9, h: 66, w: 70),   // 48 phase rows (the shifted weight gradient's least), 2 slices
+        Case(n: 3, cin: 5, cout: 18, h: 18, w: 34),   // rows of 9 tiles (forward and input gradient): a column group
     ])
     func naive(_ c: Case) {
         var kernels: [[[Float]]] = []
@@ -64,7 +65,7 @@ struct PhaseConvolutionTests {
 
         var dW = [Float](repeating: 0.5, count: weight.count), dB = [Float](repeating: 0.25, count: c.cout)
         let dx = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: &dW, dB: &dB, inputGradient: 0..<c.cin,
-                                           phases: phases, shiftedKernel: shiftedKernel)!
+                                           phases: phases, shiftedKernel: shiftedKernel, winograd: winograd)!
         #expect(dx.shape == x.shape)
         #expect(ConvolutionReference.relativeError(dW.map { $0 - 0.5 }, dW64) < 1e-5, "dW, \(path)")
         #expect(ConvolutionReference.relativeError(dx.data, dx64) < 1e-5, "dx, \(path)")
@@ -74,13 +75,14 @@ struct PhaseConvolutionTests {
 
         // The phases made again from x give the kept ones' gradient bit for bit.
         var dW2 = [Float](repeating: 0.5, count: weight.count)
-        _ = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: &dW2, dB: nil, inputGradient: nil, shiftedKernel: shiftedKernel)
+        _ = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: &dW2, dB: nil, inputGradient: nil, shiftedKernel: shiftedKernel,
+                                      winograd: winograd)
         #expect(zip(dW, dW2).allSatisfy { $0.bitPattern == $1.bitPattern })
 
         // The last input channels only, without parameter gradients.
         let from = c.cin / 2
         let part = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: nil, dB: nil, inputGradient: from..<c.cin,
-                                               shiftedKernel: shiftedKernel)!
+                                               shiftedKernel: shiftedKernel, winograd: winograd)!
         #expect(part.shape == [c.n, c.cin - from, c.h, c.w])
         let plane = c.h * c.w
         var expected: [Double] = []
@@ -96,12 +98,13 @@ struct PhaseConvolutionTests {
         #expect(ConvolutionReference.relativeError(yl.data, y64.map { $0 < 0 ? $0 * Double(slope) : $0 }) < 1e-5, "leaky y, \(path)")
         var dWf = [Float](repeating: 0.5, count: weight.count), dBf = [Float](repeating: 0.25, count: c.cout)
         let dxf = PhaseConvolution.backward(x, dy: dy, weight: weight, g, dW: &dWf, dB: &dBf, inputGradient: 0..<c.cin,
-                                            phases: phasesL, leaky: (yl, slope), shiftedKernel: shiftedKernel)!
+                                            phases: phasesL, leaky: (yl, slope), shiftedKernel: shiftedKernel,
+                                            winograd: winograd)!
         var gated = dy
         Pointwise.leakyReluBackward(&gated, output: yl, slope: slope)
         var dWu = [Float](repeating: 0.5, count: weight.count), dBu = [Float](repeating: 0.25, count: c.cout)
         let dxu = PhaseConvolution.backward(x, dy: gated, weight: weight, g, dW: &dWu, dB: &dBu, inputGradient: 0..<c.cin,
-                                            phases: phasesL, shiftedKernel: shiftedKernel)!
+                                            phases: phasesL, shiftedKernel: shiftedKernel, winograd: winograd)!
         #expect(zip(dWf, dWu).allSatisfy { $0.bitPattern == $1.bitPattern }, "leaky dW, \(path)")
         #expect(zip(dxf.data, dxu.data).allSatisfy { $0.bitPattern == $1.bitPattern }, "leaky dx, \(path)")
         #expect(ConvolutionReference.relativeError(dBf.map { $0 - 0.25 }, dBu.map { Double($0 - 0.25) }) < 1e-5, "leaky dB, \(path)")

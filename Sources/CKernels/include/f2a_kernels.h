@@ -112,16 +112,16 @@ int f2a_shifted_weight_grad(const float *a, size_t lda, const float *b, size_t l
  * (winograd_phase.c): the 4x4 stride-2 layers on their input's phases, as
  * f2a_shifted_gemm computes them with offsets { 0, 1, pw, pw + 1 }.
  *
- *   e[o * cols + at(b, i, j)] = sum over a, b' < 2, c < k of
- *                               w[(o * 4 + 2 a + b') * k + c] * p[c * cols + at(b, i + a, j + b')]
+ *   e[o * lde + at(b, i, j)] = sum over a, b' < 2, c < k of
+ *                              w[(o * 4 + 2 a + b') * k + c] * p[c * ldp + at(b, i + a, j + b')]
  *
  * for every image b < images, i < oh, j < ow, where at(b, i, j) = (b * ph + i) * pw + j,
- * oh < ph, ow < pw (cols >= images * ph * pw; p past a plane's ph x pw reads zeros). Other
+ * oh <= ph, ow <= pw (ldp, lde >= images * ph * pw; p past a plane's ph x pw reads zeros). Other
  * elements of e are not written. Returns -1 without the AVX-512 blocks (touching nothing),
  * -2 if memory could not be allocated, else 0.
  */
-int f2a_phase_conv2x2(const float *p, size_t cols, int k, int images, int ph, int pw, int oh, int ow,
-                      const float *w, int out, float *e, int threads);
+int f2a_phase_conv2x2(const float *p, size_t ldp, int k, int images, int ph, int pw, int oh, int ow,
+                      const float *w, int out, float *e, size_t lde, int threads);
 
 /**
  * The same weight gradient in the Winograd domain of F(4x4, 3x3), in three steps

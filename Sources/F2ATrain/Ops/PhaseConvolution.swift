@@ -30,7 +30,9 @@ import F2ACore
 /// (`f2a_phase_conv2x2`, CKernels/winograd_phase.c: 9 products per output and channel pair,
 /// not 16): f2a-train bench --layers, ×16 forward (ms), old and new binaries alternating,
 /// the two rounds of a calm moment: 6 → 32 channels 4.1–4.8 → 3.5–3.9, 32 → 64 8.0–8.7 →
-/// 5.6–6.5, 64 → 128 6.7–7.3 → 4.7–5.2.
+/// 5.6–6.5, 64 → 128 6.7–7.3 → 4.7–5.2. The input gradient too (the whole grid: rows of
+/// 2n + 1 columns, whose last tiles go to column groups): the three layers' forward and
+/// backward, ×16 and ×8, 3 alternations, 65.8–70.5 → 58.7–60.1 ms per step.
 enum PhaseConvolution {
     static func applies(_ g: ConvGeometry) -> Bool {
         g.kernel == 4 && g.stride == 2 && g.padding == 1 && g.outChannels > 1
@@ -127,7 +129,7 @@ enum PhaseConvolution {
                     let p = pb.baseAddress!, w = wb.baseAddress!, e = eb.baseAddress!
                     if shiftedKernel && winograd
                         && f2a_phase_conv2x2(p, cols, Int32(k), Int32(x.n), Int32(grid.ph), Int32(pw), Int32(oh), Int32(ow), w,
-                                             Int32(o), e, Int32(Conv2d.threadCount)) == 0 { return }
+                                             Int32(o), e, cols, Int32(Conv2d.threadCount)) == 0 { return }
                     let offsets = (0..<4).map { grid.offset($0) }
                     if shiftedKernel && f2a_shifted_gemm(w, 4 * k, k, 1, Int32(o), Int32(k), p, cols, offsets, Int32(grid.gemmColumns),
                                                          e, cols, Int32(Conv2d.threadCount)) == 0 { return }
@@ -165,11 +167,14 @@ enum PhaseConvolution {
     /// `phases`: x's phases as `forward` returned them (made again from x if nil).
     /// `leaky`: dy is the gradient of `forward`'s LeakyReLU output (`output`, with `slope`):
     /// it is taken through the LeakyReLU on its way onto the phase grid.
-    /// `shiftedKernel`: as in `forward`.
+    /// `shiftedKernel`, `winograd`: as in `forward` (the input gradient is the same kind of
+    /// 2x2 convolution, of dY on the grid padded by one row and column before it, with the
+    /// kernel flipped and transposed).
     static func backward(_ x: Tensor, dy: Tensor, weight: [Float], _ g: ConvGeometry,
                          dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
                          inputGradient: Range<Int>?, phases kept: [Float]? = nil,
-                         leaky: (output: Tensor, slope: Float)? = nil, shiftedKernel: Bool = true) -> Tensor? {
+                         leaky: (output: Tensor, slope: Float)? = nil, shiftedKernel: Bool = true,
+                         winograd: Bool = true) -> Tensor? {
         let grid = Grid(x), cols = grid.columns, pw = grid.pw, n = grid.gemmColumns
         let oh = g.outSize(x.h), ow = g.outSize(x.w), o = g.outChannels, k = 4 * g.inChannels
         precondition(dy.shape == [x.n, o, oh, ow], "PhaseConvolution.backward: dy \(dy.shape.shapeDescription)")
@@ -231,7 +236,31 @@ enum PhaseConvolution {
         guard let range = inputGradient else { return nil }
         let rows = 4 * range.count
         var dp = uninitializedFloats(rows * cols)
-        shiftWeights(weight, g).withUnsafeBufferPointer { wb in
+        let wab = shiftWeights(weight, g)
+        if shiftedKernel && winograd && f2a_kernels_avx512() != 0 { // (the kernel's own test: no flipped copy elsewhere)
+            // dP(i, j) = Σ over a, b of W_abᵀ dY(i − a, j − b): from the start of dext's rows (its
+            // `lead` = pw + 1 zeros, then dY on the grid) an image's plane holds dY shifted by
+            // one row and column, so that is the 2x2 convolution of that plane with the
+            // kernel W'_{a'b'} = W_{1−a', 1−b'}ᵀ, over the whole grid.
+            var flipped = uninitializedFloats(rows * 4 * o)
+            flipped.withUnsafeMutableBufferPointer { fb in
+                for r in 0..<rows {
+                    for s in 0..<4 {
+                        for d in 0..<o { fb[(r * 4 + s) * o + d] = wab[(d * 4 + 3 - s) * k + 4 * range.lowerBound + r] }
+                    }
+                }
+            }
+            let status = dext.withUnsafeBufferPointer { eb in
+                flipped.withUnsafeBufferPointer { fb in
+                    dp.withUnsafeMutableBufferPointer { pb in
+                        f2a_phase_conv2x2(eb.baseAddress!, stride, Int32(o), Int32(x.n), Int32(grid.ph), Int32(pw), Int32(grid.ph),
+                                          Int32(pw), fb.baseAddress!, Int32(rows), pb.baseAddress!, cols, Int32(Conv2d.threadCount))
+                    }
+                }
+            }
+            if status == 0 { return inputGradientFromPhases(dp, x, range, grid) }
+        }
+        wab.withUnsafeBufferPointer { wb in
             dext.withUnsafeBufferPointer { eb in
                 dp.withUnsafeMutableBufferPointer { pb in
                     let w = wb.baseAddress! + 4 * range.lowerBound, e = eb.baseAddress!, p = pb.baseAddress!
@@ -258,8 +287,13 @@ enum PhaseConvolution {
                 }
             }
         }
-        // dx is dP at the input's places (the padding dropped).
-        let h = x.h, w = x.w
+        return inputGradientFromPhases(dp, x, range, grid)
+    }
+
+    /// dx of the input channels `range`: dP ([4 · range.count, grid columns]) at the input's
+    /// places, the padding dropped.
+    private static func inputGradientFromPhases(_ dp: [Float], _ x: Tensor, _ range: Range<Int>, _ grid: Grid) -> Tensor {
+        let h = x.h, w = x.w, cols = grid.columns, pw = grid.pw
         return Tensor(shape: [x.n, range.count, h, w]) { xb in
             dp.withUnsafeBufferPointer { pb in
                 let src = pb.baseAddress!, dst = xb.baseAddress!
