@@ -163,7 +163,7 @@ static void column_store(const struct job *j, int q, int oc, __m512 y[2][2]) {
 }
 
 __attribute__((target("avx512f")))
-static void run_band(void *ctx, int band, int thread) {
+static void run_phase_band(void *ctx, int band, int thread) {
     const struct job *j = ctx;
     const int q0 = band * j->band, panels = j->lane_groups - q0 < j->band ? j->lane_groups - q0 : j->band, k = j->k;
     float *V = j->work + (size_t) thread * j->work_floats, *M = V + NXI * j->vstride;
@@ -270,10 +270,13 @@ int f2a_phase_conv2x2(const float *p, size_t ldp, int k, int images, int ph, int
     if (threads < 1) threads = 1;
     /* U = G g G^T per (output, input) channel pair, g[a][b] = W_{2a+b}: sums of at most
      * four weights, in double, rounded once. */
-    const size_t ucount = (size_t) NXI * j.groups * k * j.rows;
-    float *u = calloc(ucount, sizeof(float));
-    float *work = workspace_acquire(j.work_floats * (size_t) threads);
-    if (!u || !work) { free(u); workspace_release(work); return -2; }
+    /* U first, then each thread's V and M, in the kernels' reusable workspace: one
+     * allocation per process rather than one per call. */
+    const size_t ucount = (size_t) round_up(NXI * j.groups * k * j.rows, 16);
+    float *work = workspace_acquire(ucount + j.work_floats * (size_t) threads);
+    if (!work) return -2;
+    float *u = work;
+    memset(u, 0, ucount * sizeof(float));
     for (int o = 0; o < out; o++)
         for (int c = 0; c < k; c++) {
             const double g00 = w[((size_t) o * 4 + 0) * k + c], g01 = w[((size_t) o * 4 + 1) * k + c];
@@ -286,9 +289,8 @@ int f2a_phase_conv2x2(const float *p, size_t ldp, int k, int images, int ph, int
             }
         }
     j.u = u;
-    j.work = work;
-    f2a_parallel(run_band, &j, (j.lane_groups + band - 1) / band, threads);
+    j.work = work + ucount;
+    f2a_parallel(run_phase_band, &j, (j.lane_groups + band - 1) / band, threads);
     workspace_release(work);
-    free(u);
     return 0;
 }

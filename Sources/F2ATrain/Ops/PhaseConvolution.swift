@@ -237,7 +237,7 @@ enum PhaseConvolution {
         let rows = 4 * range.count
         var dp = uninitializedFloats(rows * cols)
         let wab = shiftWeights(weight, g)
-        if shiftedKernel && winograd && f2a_kernels_avx512() != 0 { // (the kernel's own test: no flipped copy elsewhere)
+        if shiftedKernel && winograd && f2a_kernels_avx512() != 0 { // (the kernel declines elsewhere: no flipped copy for it)
             // dP(i, j) = Σ over a, b of W_abᵀ dY(i − a, j − b): from the start of dext's rows (its
             // `lead` = pw + 1 zeros, then dY on the grid) an image's plane holds dY shifted by
             // one row and column, so that is the 2x2 convolution of that plane with the
