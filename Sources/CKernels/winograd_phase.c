@@ -42,7 +42,8 @@
  * empty and was slower than the shifted GEMMs; hence the column groups. Element-by-element
  * patch gathers (the 3x3 patches
  * of F(3x3, 2x2) start 3 columns apart) cost more than the GEMMs saved: 1.3-1.6x the
- * shifted GEMMs' time. AVX-512 only: the permutes are two-source 16-lane ones. */
+ * shifted GEMMs' time. Without AVX-512 the same lane groups run as two 8-lane halves
+ * (run_phase_band_avx2): the same sums in the same order, the same bits. */
 
 #define NXI 9
 #define TG MK_COLS /* lanes per group: one GEMM panel */
@@ -129,11 +130,9 @@ static int column_row(const struct job *j, int q, int l) {
     return row < j->images * j->tile_rows ? row : -1;
 }
 
-/* Channel c's patches of column group q, d[r][x] (lanes past the last row zero). */
-__attribute__((target("avx512f")))
-static void column_patches(const struct job *j, int q, int c, __m512 d[3][3]) {
-    float v[9][TG] __attribute__((aligned(64)));
-    memset(v, 0, sizeof v);
+/* Channel c's patches of column group q: v[3 r + x][lane] (lanes past the last row zero). */
+static void column_patches(const struct job *j, int q, int c, float v[9][TG]) {
+    memset(v, 0, 9 * TG * sizeof(float));
     const int x0 = 2 * (j->row_tiles - 1);
     for (int l = 0; l < TG; l++) {
         const int row = column_row(j, q, l);
@@ -143,14 +142,10 @@ static void column_patches(const struct job *j, int q, int c, __m512 d[3][3]) {
         for (int r = 0; r < 3 && y0 + r < j->ph; r++)
             for (int x = 0; x < 3 && x0 + x < j->pw; x++) v[3 * r + x][l] = plane[(size_t) (y0 + r) * j->pw + x0 + x];
     }
-    for (int i = 0; i < 9; i++) d[i / 3][i % 3] = _mm512_load_ps(v[i]);
 }
 
-/* Output channel oc's 2 x 2 outputs y[u][v] of column group q's tiles, inside oh x ow. */
-__attribute__((target("avx512f")))
-static void column_store(const struct job *j, int q, int oc, __m512 y[2][2]) {
-    float v[4][TG] __attribute__((aligned(64)));
-    for (int i = 0; i < 4; i++) _mm512_store_ps(v[i], y[i / 2][i % 2]);
+/* Output channel oc's 2 x 2 outputs v[2 u + x][lane] of column group q's tiles, inside oh x ow. */
+static void column_store(const struct job *j, int q, int oc, float v[4][TG]) {
     const int x0 = 2 * (j->row_tiles - 1);
     for (int l = 0; l < TG; l++) {
         const int row = column_row(j, q, l);
@@ -177,8 +172,13 @@ static void run_phase_band(void *ctx, int band, int thread) {
         const float *image = j->p + (size_t) g.image * j->plane;
         for (int c = 0; c < k; c++) {
             __m512 d[3][3], t[3][3];
-            if (column) column_patches(j, q0 + q - j->row_groups, c, d);
-            else for (int r = 0; r < 3; r++) patch_row(image + (size_t) c * j->cols, &src, r, even, odd, d[r]);
+            if (column) {
+                float v[9][TG] __attribute__((aligned(64)));
+                column_patches(j, q0 + q - j->row_groups, c, v);
+                for (int i = 0; i < 9; i++) d[i / 3][i % 3] = _mm512_load_ps(v[i]);
+            } else {
+                for (int r = 0; r < 3; r++) patch_row(image + (size_t) c * j->cols, &src, r, even, odd, d[r]);
+            }
             for (int x = 0; x < 3; x++) { /* B^T d, down the columns */
                 t[0][x] = _mm512_sub_ps(d[0][x], d[1][x]);
                 t[1][x] = d[1][x];
@@ -214,10 +214,10 @@ static void run_phase_band(void *ctx, int band, int thread) {
                 s[1][x] = _mm512_add_ps(m1, m2);
             }
             if (column) {
-                __m512 y[2][2];
+                float y[4][TG] __attribute__((aligned(64)));
                 for (int u = 0; u < 2; u++) {
-                    y[u][0] = _mm512_add_ps(s[u][0], s[u][1]);
-                    y[u][1] = _mm512_add_ps(s[u][1], s[u][2]);
+                    _mm512_store_ps(y[2 * u], _mm512_add_ps(s[u][0], s[u][1]));
+                    _mm512_store_ps(y[2 * u + 1], _mm512_add_ps(s[u][1], s[u][2]));
                 }
                 column_store(j, q0 + q - j->row_groups, oc, y);
                 continue;
@@ -238,9 +238,129 @@ static void run_phase_band(void *ctx, int band, int thread) {
     }
 }
 
+/* Lanes < n of 8, as a maskload/maskstore mask. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256i lanes_below8(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* 16 floats from plane offset `at`, lanes < n (n <= 0: none), as even and odd 8-lane halves:
+ * e = floats 0, 2, .. 14, o = 1, 3, .. 15. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void deinterleave16(const float *src, int n, __m256 *e, __m256 *o) {
+    const __m256 lo = _mm256_maskload_ps(src, lanes_below8(n)), hi = _mm256_maskload_ps(src + 8, lanes_below8(n - 8));
+    *e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
+    *o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+}
+
+/* Columns of 16 floats of plane row y from x inside the plane: 0 outside. */
+static inline int inside_count(const struct job *j, int y, int x) {
+    return y < 0 || y >= j->ph || x >= j->pw ? 0 : j->pw - x;
+}
+
+/* run_phase_band with AVX2 blocks, on CPUs without AVX-512: each 16-lane vector of that
+ * function as two halves of 8 (lanes 0-7 from source a, 8-15 from source b), the same
+ * sums in the same order, so the same bits. */
+__attribute__((target("avx2,fma")))
+static void run_phase_band_avx2(void *ctx, int band, int thread) {
+    const struct job *j = ctx;
+    const int q0 = band * j->band, panels = j->lane_groups - q0 < j->band ? j->lane_groups - q0 : j->band, k = j->k;
+    float *V = j->work + (size_t) thread * j->work_floats, *M = V + NXI * j->vstride;
+    for (int q = 0; q < panels; q++) {
+        const int column = q0 + q >= j->row_groups;
+        const struct group g = column ? (struct group) { 0, 0, 0 } : group_of(j, q0 + q);
+        /* Per patch row and half: the source's offset in the image plane and lanes inside it,
+         * at the patches' column 0 and at column 2. */
+        size_t at[3][2][2];
+        int n[3][2][2];
+        for (int r = 0; r < 3 && !column; r++) {
+            const int ya = 2 * g.ti + r, yb = j->pair ? ya + 2 : ya, xa = 2 * g.tj, xb = j->pair ? xa : xa + 16;
+            for (int h = 0; h < 2; h++)
+                for (int c2 = 0; c2 < 2; c2++) {
+                    const int y = h ? yb : ya, x = (h ? xb : xa) + 2 * c2;
+                    at[r][h][c2] = y < j->ph ? (size_t) y * j->pw + x : 0;
+                    n[r][h][c2] = inside_count(j, y, x);
+                }
+        }
+        const float *image = j->p + (size_t) g.image * j->plane;
+        for (int c = 0; c < k; c++) {
+            float cv[9][TG] __attribute__((aligned(64)));
+            if (column) column_patches(j, q0 + q - j->row_groups, c, cv);
+            const float *plane = image + (size_t) c * j->cols;
+            for (int h = 0; h < 2; h++) {
+                __m256 d[3][3], t[3][3];
+                for (int r = 0; r < 3; r++) {
+                    if (column) {
+                        for (int x = 0; x < 3; x++) d[r][x] = _mm256_load_ps(cv[3 * r + x] + 8 * h);
+                    } else {
+                        __m256 unused;
+                        deinterleave16(plane + at[r][h][0], n[r][h][0], &d[r][0], &d[r][1]);
+                        deinterleave16(plane + at[r][h][1], n[r][h][1], &d[r][2], &unused);
+                    }
+                }
+                for (int x = 0; x < 3; x++) {
+                    t[0][x] = _mm256_sub_ps(d[0][x], d[1][x]);
+                    t[1][x] = d[1][x];
+                    t[2][x] = _mm256_sub_ps(d[2][x], d[1][x]);
+                }
+                float *v = V + ((size_t) q * k + c) * TG + 8 * h;
+                for (int y = 0; y < 3; y++) {
+                    _mm256_store_ps(v + (3 * y) * j->vstride, _mm256_sub_ps(t[y][0], t[y][1]));
+                    _mm256_store_ps(v + (3 * y + 1) * j->vstride, t[y][1]);
+                    _mm256_store_ps(v + (3 * y + 2) * j->vstride, _mm256_sub_ps(t[y][2], t[y][1]));
+                }
+            }
+        }
+    }
+    const int ldm = panels * TG;
+    for (int xi = 0; xi < NXI; xi++)
+        for (int b = 0; b < j->groups; b++)
+            gemm_panels(j->rows, 0, k, j->u + ((size_t) xi * j->groups + b) * k * j->rows, V + xi * j->vstride,
+                        M + xi * j->mstride + (size_t) b * j->rows * ldm, (size_t) ldm, ldm);
+    for (int q = 0; q < panels; q++) {
+        const int column = q0 + q >= j->row_groups;
+        const struct group g = column ? (struct group) { 0, 0, 0 } : group_of(j, q0 + q);
+        for (int oc = 0; oc < j->out; oc++) {
+            float y[4][TG] __attribute__((aligned(64)));
+            float *dst = j->e + (size_t) oc * j->ecols + (size_t) g.image * j->plane;
+            for (int h = 0; h < 2; h++) {
+                const float *m = M + (size_t) oc * ldm + (size_t) q * TG + 8 * h;
+                __m256 s[2][3];
+                for (int x = 0; x < 3; x++) {
+                    const __m256 m0 = _mm256_load_ps(m + x * j->mstride), m1 = _mm256_load_ps(m + (3 + x) * j->mstride);
+                    const __m256 m2 = _mm256_load_ps(m + (6 + x) * j->mstride);
+                    s[0][x] = _mm256_add_ps(m0, m1);
+                    s[1][x] = _mm256_add_ps(m1, m2);
+                }
+                for (int u = 0; u < 2; u++) {
+                    const __m256 y0 = _mm256_add_ps(s[u][0], s[u][1]), y1 = _mm256_add_ps(s[u][1], s[u][2]);
+                    if (column) {
+                        _mm256_store_ps(y[2 * u] + 8 * h, y0);
+                        _mm256_store_ps(y[2 * u + 1] + 8 * h, y1);
+                        continue;
+                    }
+                    /* Half h's 16 output columns: its tiles' y0 and y1 interleaved. */
+                    const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
+                    const __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
+                    int yy = 2 * g.ti + u, xx = 2 * g.tj + 16 * h;
+                    if (j->pair && h) { yy += 2; xx = 0; }
+                    const int cnt = yy < j->oh ? j->main_cols - xx : 0;
+                    if (cnt > 0) {
+                        float *row = dst + (size_t) yy * j->pw + xx;
+                        _mm256_maskstore_ps(row, lanes_below8(cnt), first);
+                        _mm256_maskstore_ps(row + 8, lanes_below8(cnt - 8), second);
+                    }
+                }
+            }
+            if (column) column_store(j, q0 + q - j->row_groups, oc, y);
+        }
+    }
+}
+
 int f2a_phase_conv2x2(const float *p, size_t ldp, int k, int images, int ph, int pw, int oh, int ow,
                       const float *w, int out, float *e, size_t lde, int threads) {
-    if (!f2a_kernels_avx512()) return -1;
+    if (!f2a_kernels_available()) return -1;
+    const int wide = f2a_kernels_avx512();
     if (images <= 0 || out <= 0 || oh <= 0 || ow <= 0 || k <= 0) return 0;
     struct job j = { .p = p, .cols = ldp, .ecols = lde, .plane = (size_t) ph * pw, .k = k, .out = out,
                      .ph = ph, .pw = pw, .oh = oh, .ow = ow, .e = e };
@@ -290,7 +410,7 @@ int f2a_phase_conv2x2(const float *p, size_t ldp, int k, int images, int ph, int
         }
     j.u = u;
     j.work = work + ucount;
-    f2a_parallel(run_phase_band, &j, (j.lane_groups + band - 1) / band, threads);
+    f2a_parallel(wide ? run_phase_band : run_phase_band_avx2, &j, (j.lane_groups + band - 1) / band, threads);
     workspace_release(work);
     return 0;
 }

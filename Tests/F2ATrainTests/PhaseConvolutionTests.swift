@@ -13,7 +13,7 @@ import F2ACore
 /// pass, input gradient and weight gradient both through the shifted kernels (the forward
 /// one's AVX2 and AVX-512 blocks, the same bits; the weight gradient's AVX-512 block where
 /// the CPU has it, else BLAS) and through BLAS; the forward pass and the input gradient by
-/// Winograd F(2x2, 2x2) where the CPU has AVX-512 (one and two tile rows to a vector, a
+/// Winograd F(2x2, 2x2), AVX2 and AVX-512 blocks, the same bits (one and two tile rows to a vector, a
 /// row's last tile in column groups, tiles cut by the output's edge); and with the LeakyReLU of the
 /// discriminator's first layer fused in.
 /// The finite-difference checks (GradientCheckTests) cover the same path at tiny shapes.
@@ -37,18 +37,22 @@ struct PhaseConvolutionTests {
         Case(n: 3, cin: 5, cout: 18, h: 18, w: 34),   // rows of 9 tiles (forward and input gradient): a column group
     ])
     func naive(_ c: Case) {
-        var kernels: [[[Float]]] = []
-        for wide in [false, true] where f2a_kernels_available() != 0 && (!wide || f2a_cpu_has_avx512() != 0) {
-            // On this thread and its pool jobs only.
-            let previous = f2a_kernels_set_avx512(wide ? 1 : 0)
-            defer { _ = f2a_kernels_set_avx512(previous) }
-            kernels.append(check(c, shiftedKernel: true, winograd: false, path: wide ? "shifted kernel, AVX-512" : "shifted kernel, AVX2"))
+        for winograd in [false, true] {
+            var kernels: [[[Float]]] = []
+            for wide in [false, true] where f2a_kernels_available() != 0 && (!wide || f2a_cpu_has_avx512() != 0) {
+                // On this thread and its pool jobs only.
+                let previous = f2a_kernels_set_avx512(wide ? 1 : 0)
+                defer { _ = f2a_kernels_set_avx512(previous) }
+                let path = (winograd ? "Winograd F(2x2, 2x2), " : "shifted kernel, ") + (wide ? "AVX-512" : "AVX2")
+                kernels.append(check(c, shiftedKernel: true, winograd: winograd, path: path))
+            }
+            if kernels.count == 2 {
+                #expect(zip(kernels[0][0], kernels[1][0]).allSatisfy { $0.bitPattern == $1.bitPattern },
+                        "y: AVX2 and AVX-512 blocks differ (Winograd: \(winograd))")
+                #expect(zip(kernels[0][1], kernels[1][1]).allSatisfy { $0.bitPattern == $1.bitPattern },
+                        "dx: AVX2 and AVX-512 blocks differ (Winograd: \(winograd))")
+            }
         }
-        if kernels.count == 2 {
-            #expect(zip(kernels[0][0], kernels[1][0]).allSatisfy { $0.bitPattern == $1.bitPattern }, "y: AVX2 and AVX-512 blocks differ")
-            #expect(zip(kernels[0][1], kernels[1][1]).allSatisfy { $0.bitPattern == $1.bitPattern }, "dx: AVX2 and AVX-512 blocks differ")
-        }
-        if f2a_kernels_avx512() != 0 { _ = check(c, shiftedKernel: true, winograd: true, path: "Winograd F(2x2, 2x2), AVX-512") }
         _ = check(c, shiftedKernel: false, winograd: false, path: "BLAS")
     }
 

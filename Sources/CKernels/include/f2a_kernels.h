@@ -117,8 +117,9 @@ int f2a_shifted_weight_grad(const float *a, size_t lda, const float *b, size_t l
  *
  * for every image b < images, i < oh, j < ow, where at(b, i, j) = (b * ph + i) * pw + j,
  * oh <= ph, ow <= pw (ldp, lde >= images * ph * pw; p past a plane's ph x pw reads zeros). Other
- * elements of e are not written. Returns -1 without the AVX-512 blocks (touching nothing),
- * -2 if memory could not be allocated, else 0.
+ * elements of e are not written. The same bits with the AVX2 and the AVX-512 blocks.
+ * Returns -1 on a CPU without AVX2/FMA (touching nothing), -2 if memory could not be
+ * allocated, else 0.
  */
 int f2a_phase_conv2x2(const float *p, size_t ldp, int k, int images, int ph, int pw, int oh, int ow,
                       const float *w, int out, float *e, size_t lde, int threads);

@@ -26,7 +26,7 @@ import F2ACore
 /// column chunks. 16 images, median of 13 alternating in one process (ms): forward 32 → 64
 /// channels at 64² 9.8 → 7.9, 64 → 128 at 32² 8.8 → 6.5; backward with both gradients 18.7 →
 /// 16.3 and 16.3 → 15.8. The weight gradient has a shifted kernel of its own (`weightGradient`).
-/// With AVX-512 the forward pass is Winograd F(2x2, 2x2) on the phase grid instead
+/// The forward pass is Winograd F(2x2, 2x2) on the phase grid instead
 /// (`f2a_phase_conv2x2`, CKernels/winograd_phase.c: 9 products per output and channel pair,
 /// not 16): f2a-train bench --layers, ×16 forward (ms), old and new binaries alternating,
 /// the two rounds of a calm moment: 6 → 32 channels 4.1–4.8 → 3.5–3.9, 32 → 64 8.0–8.7 →
@@ -113,9 +113,9 @@ enum PhaseConvolution {
     /// `backward`'s `phases:`). `leakySlope`: y = LeakyReLU(conv(x) + bias) with that slope,
     /// in the pass that drops the grid's padding (the discriminator's first layer, which has
     /// no normalisation; a pass of its own over 2 M floats per 16 images took 1.1–1.6 ms).
-    /// Where the CPU has AVX-512 the layer is Winograd F(2x2, 2x2) on the phase grid
-    /// (`f2a_phase_conv2x2`: 9 products per output and channel pair instead of 16), else the
-    /// shifted GEMMs. `shiftedKernel` false: BLAS GEMMs even where the kernels run;
+    /// Where the CPU has AVX2/FMA the layer is Winograd F(2x2, 2x2) on the phase grid
+    /// (`f2a_phase_conv2x2`: 9 products per output and channel pair instead of 16), else
+    /// BLAS GEMMs. `shiftedKernel` false: BLAS GEMMs even where the kernels run;
     /// `winograd` false: the shifted GEMMs even where Winograd runs (tests of each).
     static func forward(_ x: Tensor, weight: [Float], bias: [Float], _ g: ConvGeometry, leakySlope: Float? = nil,
                         shiftedKernel: Bool = true, winograd: Bool = true) -> (y: Tensor, phases: [Float]) {
@@ -237,7 +237,7 @@ enum PhaseConvolution {
         let rows = 4 * range.count
         var dp = uninitializedFloats(rows * cols)
         let wab = shiftWeights(weight, g)
-        if shiftedKernel && winograd && f2a_kernels_avx512() != 0 { // (the kernel declines elsewhere: no flipped copy for it)
+        if shiftedKernel && winograd && f2a_kernels_available() != 0 { // (the kernel declines elsewhere: no flipped copy for it)
             // dP(i, j) = Σ over a, b of W_abᵀ dY(i − a, j − b): from the start of dext's rows (its
             // `lead` = pw + 1 zeros, then dY on the grid) an image's plane holds dY shifted by
             // one row and column, so that is the 2x2 convolution of that plane with the
