@@ -123,6 +123,16 @@ static inline void patch_row(const float *plane, const struct sources *s, int r,
     d[2] = _mm512_permutex2var_ps(a2, even, b2);
 }
 
+/* M[xi] = U[xi] V[xi] for the 9 positions and every block of output channels, over a band
+ * of `panels` lane groups (rows of M panels x 16 apart), with the AVX-512 blocks or not. */
+static void band_gemms(const struct job *j, const float *V, float *M, int panels, int wide) {
+    const int ldm = panels * TG;
+    for (int xi = 0; xi < NXI; xi++)
+        for (int b = 0; b < j->groups; b++)
+            gemm_panels(j->rows, wide, j->k, j->u + ((size_t) xi * j->groups + b) * j->k * j->rows, V + xi * j->vstride,
+                        M + xi * j->mstride + (size_t) b * j->rows * ldm, (size_t) ldm, ldm);
+}
+
 /* Column group q: lane l is the last tile of tile row 16 q + l of all images' (image by
  * image); -1 past the last. */
 static int column_row(const struct job *j, int q, int l) {
@@ -193,10 +203,7 @@ static void run_phase_band(void *ctx, int band, int thread) {
         }
     }
     const int ldm = panels * TG;
-    for (int xi = 0; xi < NXI; xi++)
-        for (int b = 0; b < j->groups; b++)
-            gemm_panels(j->rows, 1, k, j->u + ((size_t) xi * j->groups + b) * k * j->rows, V + xi * j->vstride,
-                        M + xi * j->mstride + (size_t) b * j->rows * ldm, (size_t) ldm, ldm);
+    band_gemms(j, V, M, panels, 1);
     /* y0 and y1 (the tiles' output columns) interleaved: lanes 0-7 and 8-15 of each. */
     static const int32_t lo_idx[16] = { 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23 };
     static const int32_t hi_idx[16] = { 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31 };
@@ -313,10 +320,7 @@ static void run_phase_band_avx2(void *ctx, int band, int thread) {
         }
     }
     const int ldm = panels * TG;
-    for (int xi = 0; xi < NXI; xi++)
-        for (int b = 0; b < j->groups; b++)
-            gemm_panels(j->rows, 0, k, j->u + ((size_t) xi * j->groups + b) * k * j->rows, V + xi * j->vstride,
-                        M + xi * j->mstride + (size_t) b * j->rows * ldm, (size_t) ldm, ldm);
+    band_gemms(j, V, M, panels, 0);
     for (int q = 0; q < panels; q++) {
         const int column = q0 + q >= j->row_groups;
         const struct group g = column ? (struct group) { 0, 0, 0 } : group_of(j, q0 + q);
