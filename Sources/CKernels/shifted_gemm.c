@@ -222,6 +222,18 @@ struct wg_job {
     size_t scratch_floats;
 };
 
+/* c[r][p] (ROWS rows ldc apart, 48 columns) = its sums so far (none if `fresh`) plus
+ * accumulate's over `count` columns of packed u and b. */
+__attribute__((target("avx512f"), always_inline))
+static inline void accumulate_into(float *c, size_t ldc, int fresh, const float *u, const float *b, int count) {
+    __m512 acc[ROWS][3];
+    for (int r = 0; r < ROWS; r++)
+        for (int p = 0; p < 3; p++) acc[r][p] = fresh ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc + 16 * p);
+    accumulate(acc, u, b, count);
+    for (int r = 0; r < ROWS; r++)
+        for (int p = 0; p < 3; p++) _mm512_storeu_ps(c + r * ldc + 16 * p, acc[r][p]);
+}
+
 /* a's rows r < rowsp, columns j0 ..< j0 + count, into up ([rowsp / 8][WG_CHUNK][8], rows
  * past `rows` zero). Whole groups of 16 rows go 16 columns at a time through transpose16,
  * each transposed row's halves to their two blocks. One element at a time it cost about
@@ -295,17 +307,9 @@ static void wg_slice(void *ctx, int slice, int thread) {
         if (j->paired) {
             pack_pairs(j, j0, count + (int) j->off[2], bp);
             for (int rb = 0; rb < rowsp / ROWS; rb++)
-                for (int pr = 0; pr < 2; pr++) {
-                    float *c = part + ((size_t) rb * ROWS * 2 + pr) * COLS;
-                    const size_t ldc = 2 * COLS;
-                    __m512 acc[ROWS][3];
-                    for (int r = 0; r < ROWS; r++)
-                        for (int p = 0; p < 3; p++)
-                            acc[r][p] = j0 == first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc + 16 * p);
-                    accumulate(acc, up + (size_t) rb * WG_CHUNK * ROWS, bp + (size_t) j->off[2 * pr] * COLS, count);
-                    for (int r = 0; r < ROWS; r++)
-                        for (int p = 0; p < 3; p++) _mm512_storeu_ps(c + r * ldc + 16 * p, acc[r][p]);
-                }
+                for (int pr = 0; pr < 2; pr++)
+                    accumulate_into(part + ((size_t) rb * ROWS * 2 + pr) * COLS, 2 * COLS, j0 == first,
+                                    up + (size_t) rb * WG_CHUNK * ROWS, bp + (size_t) j->off[2 * pr] * COLS, count);
             continue;
         }
         /* b's rows d, columns j0 ... j0 + width: every one exists (the caller's contract). */
@@ -324,17 +328,10 @@ static void wg_slice(void *ctx, int slice, int thread) {
         }
         for (int rb = 0; rb < rowsp / ROWS; rb++)
             for (int db = 0; db < depthp / COLS; db++)
-                for (int s = 0; s < 4; s++) {
-                    float *c = part + (((size_t) rb * ROWS) * 4 + s) * depthp + (size_t) db * COLS;
-                    const size_t ldc = (size_t) 4 * depthp;
-                    __m512 acc[ROWS][3];
-                    for (int r = 0; r < ROWS; r++)
-                        for (int p = 0; p < 3; p++)
-                            acc[r][p] = j0 == first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * ldc + 16 * p);
-                    accumulate(acc, up + (size_t) rb * WG_CHUNK * ROWS, bp + (size_t) db * bstride + (size_t) j->off[s] * COLS, count);
-                    for (int r = 0; r < ROWS; r++)
-                        for (int p = 0; p < 3; p++) _mm512_storeu_ps(c + r * ldc + 16 * p, acc[r][p]);
-                }
+                for (int s = 0; s < 4; s++)
+                    accumulate_into(part + (((size_t) rb * ROWS) * 4 + s) * depthp + (size_t) db * COLS, (size_t) 4 * depthp,
+                                    j0 == first, up + (size_t) rb * WG_CHUNK * ROWS,
+                                    bp + (size_t) db * bstride + (size_t) j->off[s] * COLS, count);
     }
 }
 
