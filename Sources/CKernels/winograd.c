@@ -45,16 +45,9 @@
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-/* Output channels per GEMM register block: 6 (gemm_6x16) unless 4 rows
- * pad a quarter fewer (8 output channels: 8 rows instead of 12, ~15 % off
- * those layers); elsewhere 6 rows need fewer loads per FMA, which measured
- * as fast as the 4-row block even for 16 or 32 channels. */
-static int block_rows(int cout) {
-    return 4 * round_up(cout, MK_ROWS) >= 5 * round_up(cout, MK_ROWS4) ? MK_ROWS4 : MK_ROWS;
-}
 
 size_t f2a_conv3x3_packed_count(int cout, int cin) {
-    return (size_t) NXI * (size_t) round_up(cout, block_rows(cout)) * (size_t) cin;
+    return (size_t) NXI * (size_t) round_up(cout, gemm_block_rows(cout)) * (size_t) cin;
 }
 
 #define PACK_LANES 16 /* weights transformed at once: one 64-byte run per xi row */
@@ -126,7 +119,7 @@ static void pack_group_avx512(void *ctx, int group, int thread) {
 }
 
 void f2a_conv3x3_pack(const float *weight, int cout, int cin, float *packed, int threads) {
-    const int cg = block_rows(cout), groups = round_up(cout, cg) / cg;
+    const int cg = gemm_block_rows(cout), groups = round_up(cout, cg) / cg;
     struct pack_job job = { weight, packed, cout, cin, cg, (size_t) groups * cin * cg };
     /* Below ~64K weights a dispatch costs more than it saves. */
     f2a_parallel(f2a_kernels_avx512() ? pack_group_avx512 : pack_group, &job, groups,
@@ -135,7 +128,7 @@ void f2a_conv3x3_pack(const float *weight, int cout, int cin, float *packed, int
 
 struct plan {
     const float **planes; /* input channel ci's H x W plane (concat resolved) */
-    int cin, cout, coutp, cg, groups, height, width; /* cg: block_rows(cout) */
+    int cin, cout, coutp, cg, groups, height, width; /* cg: gemm_block_rows(cout) */
     const float *U, *bias;
     int relu;
     const float *gate; /* NULL, or [cout][height][width]: outputs where it is not > 0 are 0 */
@@ -591,7 +584,7 @@ int f2a_conv3x3(const float *const *srcs, const int *src_channels, int nsrc,
     for (int s = 0, c = 0; s < nsrc; s++)
         for (int k = 0; k < src_channels[s]; k++) p.planes[c++] = srcs[s] + (size_t) k * height * width;
     p.cout = cout;
-    p.cg = block_rows(cout);
+    p.cg = gemm_block_rows(cout);
     p.coutp = round_up(cout, p.cg);
     p.groups = p.coutp / p.cg;
     p.height = height;

@@ -23,8 +23,8 @@
  *     V = B^T d B, U = G g G^T, M = sum over c of U (.) V (9 GEMMs [out x k] x [k x tiles]),
  *     Y = A^T M A,   B^T = [1 -1 0; 0 1 0; 0 -1 1], G = [1 0; 1 1; 0 1], A^T = [1 1 0; 0 1 1],
  *
- * adds only (the points 0, -1 and infinity), so no rounding beyond the sums' own. The GEMMs
- * run on the engine's register blocks (microkernel.h).
+ * whose transforms are adds only (the points 0, -1 and infinity). The GEMMs run on the
+ * engine's register blocks (microkernel.h).
  *
  * A tile's patch starts 2 columns after its left neighbour's: 16 tiles side by side in a
  * tile row read 33 consecutive floats of each of their 3 rows, and the patches' columns
@@ -39,21 +39,16 @@
  * 21, 3 alternations, time ratios): 6 -> 32 channels at 128^2 0.77-0.81, 32 -> 64 at 64^2
  * 0.57-0.61, 64 -> 128 at 32^2 0.64-0.68. The input gradient's grid (33^2, 17^2: rows of
  * 2n + 1 columns) with rows of 17 and 9 tiles in groups of 16 lanes left 44-47 % of them
- * empty and was slower than the shifted GEMMs; hence the column groups. Element-by-element
- * patch gathers (the 3x3 patches
- * of F(3x3, 2x2) start 3 columns apart) cost more than the GEMMs saved: 1.3-1.6x the
- * shifted GEMMs' time. Without AVX-512 the same lane groups run as two 8-lane halves
- * (run_phase_band_avx2): the same sums in the same order, the same bits. */
+ * empty and was slower than the shifted GEMMs; hence the column groups. A first version,
+ * F(3x3, 2x2), whose 4x4 patches start 3 columns apart, gathered them element by element
+ * and took 1.3-1.6x the shifted GEMMs' time. Without AVX-512 the same lane groups run as
+ * two 8-lane halves (run_phase_band_avx2): the same sums in the same order, the same bits. */
 
 #define NXI 9
 #define TG MK_COLS /* lanes per group: one GEMM panel */
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-/* Output channels per GEMM row block, as winograd.c's block_rows. */
-static int block_rows(int out) {
-    return 4 * round_up(out, MK_ROWS) >= 5 * round_up(out, MK_ROWS4) ? MK_ROWS4 : MK_ROWS;
-}
 
 struct job {
     const float *p;
@@ -368,7 +363,7 @@ int f2a_phase_conv2x2(const float *p, size_t ldp, int k, int images, int ph, int
     if (images <= 0 || out <= 0 || oh <= 0 || ow <= 0 || k <= 0) return 0;
     struct job j = { .p = p, .cols = ldp, .ecols = lde, .plane = (size_t) ph * pw, .k = k, .out = out,
                      .ph = ph, .pw = pw, .oh = oh, .ow = ow, .e = e };
-    j.rows = block_rows(out);
+    j.rows = gemm_block_rows(out);
     j.groups = (out + j.rows - 1) / j.rows;
     j.images = images;
     j.tile_rows = (oh + 1) / 2;
