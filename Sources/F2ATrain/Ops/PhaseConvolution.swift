@@ -21,18 +21,18 @@ import F2ACore
 /// col2im scattered one back: in the width-0.25 + PatchGAN ×0.5 bench (crop 128, batch 8)
 /// as much time as the GEMMs of these layers. P is the input's size plus its padding.
 ///
-/// The forward pass and the input gradient sum their four shifted GEMMs in one pass of
-/// `f2a_shifted_gemm` (CKernels/shifted_gemm.c) where the CPU runs it, else as BLAS GEMMs in
-/// column chunks. 16 images, median of 13 alternating in one process (ms): forward 32 → 64
-/// channels at 64² 9.8 → 7.9, 64 → 128 at 32² 8.8 → 6.5; backward with both gradients 18.7 →
-/// 16.3 and 16.3 → 15.8. The weight gradient has a shifted kernel of its own (`weightGradient`).
-/// The forward pass is Winograd F(2x2, 2x2) on the phase grid instead
-/// (`f2a_phase_conv2x2`, CKernels/winograd_phase.c: 9 products per output and channel pair,
-/// not 16): f2a-train bench --layers, ×16 forward (ms), old and new binaries alternating,
-/// the two rounds of a calm moment: 6 → 32 channels 4.1–4.8 → 3.5–3.9, 32 → 64 8.0–8.7 →
-/// 5.6–6.5, 64 → 128 6.7–7.3 → 4.7–5.2. The input gradient too (the whole grid: rows of
-/// 2n + 1 columns, whose last tiles go to column groups): the three layers' forward and
-/// backward, ×16 and ×8, 3 alternations, 65.8–70.5 → 58.7–60.1 ms per step.
+/// The forward pass and the input gradient are the same kind of 2x2 convolution on a grid,
+/// done by Winograd F(2x2, 2x2) where the CPU has AVX2/FMA (`f2a_phase_conv2x2`,
+/// CKernels/winograd_phase.c: 9 products per output and channel pair, not 16), else as the
+/// four shifted GEMMs, which `f2a_shifted_gemm` (CKernels/shifted_gemm.c) sums in one pass,
+/// or as BLAS GEMMs in column chunks. The shifted GEMMs in one pass against BLAS, 16 images,
+/// median of 13 alternating in one process (ms): forward 32 → 64 channels at 64² 9.8 → 7.9,
+/// 64 → 128 at 32² 8.8 → 6.5; backward with both gradients 18.7 → 16.3 and 16.3 → 15.8.
+/// Winograd against them, f2a-train bench --layers, old and new binaries alternating: ×16
+/// forward (ms) 6 → 32 channels 4.1–4.8 → 3.5–3.9, 32 → 64 8.0–8.7 → 5.6–6.5, 64 → 128
+/// 6.7–7.3 → 4.7–5.2; the three layers' forward and backward, ×16 and ×8, 65.8–70.5 →
+/// 58.7–60.1 ms per step. The weight gradient has a shifted kernel of its own
+/// (`weightGradient`).
 enum PhaseConvolution {
     static func applies(_ g: ConvGeometry) -> Bool {
         g.kernel == 4 && g.stride == 2 && g.padding == 1 && g.outChannels > 1
