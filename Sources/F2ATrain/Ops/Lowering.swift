@@ -32,9 +32,11 @@ public final class Workspace: @unchecked Sendable {
 }
 
 /// An array of `count` floats left uninitialised, for scratch that is written whole before
-/// it is read (a zero fill of tens of MB per step was measurable).
+/// it is read (a zero fill of tens of MB per step was measurable). An empty one is `[]`:
+/// with a capacity of 0 the initialiser stores the count into Swift's one shared empty-array
+/// storage, which ThreadSanitizer reported as a race between trainers on two threads.
 @inline(__always) func uninitializedFloats(_ count: Int) -> [Float] {
-    [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    count == 0 ? [] : [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }
 
 /// Geometry of a square-kernel convolution.
