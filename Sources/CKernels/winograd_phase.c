@@ -79,30 +79,33 @@ static struct group group_of(const struct job *j, int q) {
     return g;
 }
 
-/* Lanes of 16 floats from column x of plane row y that lie inside the plane (none if the
- * row is outside it). */
-static inline __mmask16 inside(const struct job *j, int y, int x) {
-    if (y < 0 || y >= j->ph || x >= j->pw) return 0;
-    const int n = j->pw - x;
-    return n >= 16 ? 0xFFFF : (__mmask16) ((1u << n) - 1);
+/* Where half h of lane group g (lanes 8 h .. 8 h + 7) starts in row `row` of its first
+ * tile row's patches or outputs: paired, the second half is the next tile row's (two plane
+ * rows down, from column 0); else the same row, 16 columns on. */
+static inline void half_origin(const struct job *j, struct group g, int row, int h, int *y, int *x) {
+    *y = row + (j->pair && h ? 2 : 0);
+    *x = 2 * g.tj + (h && !j->pair ? 16 : 0);
 }
 
-/* Where a lane group's patches come from: for each patch row r, two 16-float sources, one
- * row's columns x .. x + 31 (from x + 2 for the patches' column 2) or, paired, the first 16
- * of two rows (lanes 8-15 then take the second row's); offsets in an image's plane, and
- * the lanes inside the plane (none for a row outside it). The same for every channel. */
-struct sources { size_t at[3][4]; __mmask16 in[3][4]; };
+/* Where a lane group's patches come from: for each patch row r, half h's 16 floats from
+ * its origin (source h) and from 2 columns on (source 2 + h, the patches' column 2): their
+ * offsets in an image's plane, how many of the 16 lie inside it (0 for a row outside) and
+ * those lanes as an AVX-512 mask (kept: the loads of every channel use it). The same for
+ * every channel. */
+struct sources { size_t at[3][4]; int n[3][4]; __mmask16 in[3][4]; };
 
 static struct sources sources_of(const struct job *j, struct group g) {
     struct sources s;
-    for (int r = 0; r < 3; r++) {
-        const int ya = 2 * g.ti + r, yb = j->pair ? ya + 2 : ya, xa = 2 * g.tj, xb = j->pair ? xa : xa + 16;
-        const int y[4] = { ya, yb, ya, yb }, x[4] = { xa, xb, xa + 2, xb + 2 };
+    for (int r = 0; r < 3; r++)
         for (int i = 0; i < 4; i++) {
-            s.at[r][i] = y[i] < j->ph ? (size_t) y[i] * j->pw + x[i] : 0;
-            s.in[r][i] = inside(j, y[i], x[i]);
+            int y, x;
+            half_origin(j, g, 2 * g.ti + r, i % 2, &y, &x);
+            x += 2 * (i / 2);
+            const int inside = y < j->ph && x < j->pw;
+            s.at[r][i] = inside ? (size_t) y * j->pw + x : 0;
+            s.n[r][i] = inside ? j->pw - x : 0;
+            s.in[r][i] = cols_in(0, s.n[r][i]);
         }
-    }
     return s;
 }
 
@@ -228,36 +231,25 @@ static void run_phase_band(void *ctx, int band, int thread) {
             for (int u = 0; u < 2; u++) {
                 const __m512 y0 = _mm512_add_ps(s[u][0], s[u][1]), y1 = _mm512_add_ps(s[u][1], s[u][2]);
                 const __m512 lo = _mm512_permutex2var_ps(y0, il, y1), hi = _mm512_permutex2var_ps(y0, ih, y1);
-                /* lo: columns 2 tj .. + 15 of output row 2 ti + u; hi: the next 16, or, paired,
-                 * columns 0 .. 15 of output row 2 (ti + 1) + u. */
-                int yl = 2 * g.ti + u, yh = yl, xl = 2 * g.tj, xh = xl + 16;
-                if (j->pair) { yh = yl + 2; xh = 0; }
-                const int nl = yl < j->oh ? j->main_cols - xl : 0, nh = yh < j->oh ? j->main_cols - xh : 0;
-                if (nl > 0) _mm512_mask_storeu_ps(dst + (size_t) yl * j->pw + xl, nl >= 16 ? 0xFFFF : (__mmask16) ((1u << nl) - 1), lo);
-                if (nh > 0) _mm512_mask_storeu_ps(dst + (size_t) yh * j->pw + xh, nh >= 16 ? 0xFFFF : (__mmask16) ((1u << nh) - 1), hi);
+                /* lo: half 0's 16 output columns, hi: half 1's. */
+                for (int h = 0; h < 2; h++) {
+                    int y, x;
+                    half_origin(j, g, 2 * g.ti + u, h, &y, &x);
+                    const int n = y < j->oh ? j->main_cols - x : 0;
+                    if (n > 0) _mm512_mask_storeu_ps(dst + (size_t) y * j->pw + x, cols_in(0, n), h ? hi : lo);
+                }
             }
         }
     }
-}
-
-/* Lanes < n of 8, as a maskload/maskstore mask. */
-__attribute__((target("avx2,fma"), always_inline))
-static inline __m256i lanes_below8(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 /* 16 floats from plane offset `at`, lanes < n (n <= 0: none), as even and odd 8-lane halves:
  * e = floats 0, 2, .. 14, o = 1, 3, .. 15. */
 __attribute__((target("avx2,fma"), always_inline))
 static inline void deinterleave16(const float *src, int n, __m256 *e, __m256 *o) {
-    const __m256 lo = _mm256_maskload_ps(src, lanes_below8(n)), hi = _mm256_maskload_ps(src + 8, lanes_below8(n - 8));
+    const __m256 lo = _mm256_maskload_ps(src, lanes_below(n)), hi = _mm256_maskload_ps(src + 8, lanes_below(n - 8));
     *e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
     *o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
-}
-
-/* Columns of 16 floats of plane row y from x inside the plane: 0 outside. */
-static inline int inside_count(const struct job *j, int y, int x) {
-    return y < 0 || y >= j->ph || x >= j->pw ? 0 : j->pw - x;
 }
 
 /* run_phase_band with AVX2 blocks, on CPUs without AVX-512: each 16-lane vector of that
@@ -271,19 +263,7 @@ static void run_phase_band_avx2(void *ctx, int band, int thread) {
     for (int q = 0; q < panels; q++) {
         const int column = q0 + q >= j->row_groups;
         const struct group g = column ? (struct group) { 0, 0, 0 } : group_of(j, q0 + q);
-        /* Per patch row and half: the source's offset in the image plane and lanes inside it,
-         * at the patches' column 0 and at column 2. */
-        size_t at[3][2][2];
-        int n[3][2][2];
-        for (int r = 0; r < 3 && !column; r++) {
-            const int ya = 2 * g.ti + r, yb = j->pair ? ya + 2 : ya, xa = 2 * g.tj, xb = j->pair ? xa : xa + 16;
-            for (int h = 0; h < 2; h++)
-                for (int c2 = 0; c2 < 2; c2++) {
-                    const int y = h ? yb : ya, x = (h ? xb : xa) + 2 * c2;
-                    at[r][h][c2] = y < j->ph ? (size_t) y * j->pw + x : 0;
-                    n[r][h][c2] = inside_count(j, y, x);
-                }
-        }
+        const struct sources src = column ? (struct sources) { 0 } : sources_of(j, g);
         const float *image = j->p + (size_t) g.image * j->plane;
         for (int c = 0; c < k; c++) {
             float cv[9][TG] __attribute__((aligned(64)));
@@ -296,8 +276,8 @@ static void run_phase_band_avx2(void *ctx, int band, int thread) {
                         for (int x = 0; x < 3; x++) d[r][x] = _mm256_load_ps(cv[3 * r + x] + 8 * h);
                     } else {
                         __m256 unused;
-                        deinterleave16(plane + at[r][h][0], n[r][h][0], &d[r][0], &d[r][1]);
-                        deinterleave16(plane + at[r][h][1], n[r][h][1], &d[r][2], &unused);
+                        deinterleave16(plane + src.at[r][h], src.n[r][h], &d[r][0], &d[r][1]);
+                        deinterleave16(plane + src.at[r][2 + h], src.n[r][2 + h], &d[r][2], &unused);
                     }
                 }
                 for (int x = 0; x < 3; x++) {
@@ -341,13 +321,13 @@ static void run_phase_band_avx2(void *ctx, int band, int thread) {
                     /* Half h's 16 output columns: its tiles' y0 and y1 interleaved. */
                     const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
                     const __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
-                    int yy = 2 * g.ti + u, xx = 2 * g.tj + 16 * h;
-                    if (j->pair && h) { yy += 2; xx = 0; }
+                    int yy, xx;
+                    half_origin(j, g, 2 * g.ti + u, h, &yy, &xx);
                     const int cnt = yy < j->oh ? j->main_cols - xx : 0;
                     if (cnt > 0) {
                         float *row = dst + (size_t) yy * j->pw + xx;
-                        _mm256_maskstore_ps(row, lanes_below8(cnt), first);
-                        _mm256_maskstore_ps(row + 8, lanes_below8(cnt - 8), second);
+                        _mm256_maskstore_ps(row, lanes_below(cnt), first);
+                        _mm256_maskstore_ps(row + 8, lanes_below(cnt - 8), second);
                     }
                 }
             }
