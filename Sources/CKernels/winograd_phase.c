@@ -67,11 +67,12 @@ struct job {
     size_t work_floats, vstride, mstride;
 };
 
-/* Lane group q: its image, first tile row and first tile column. */
+/* Lane group q: its image, first tile row and first tile column (zeros for a column group). */
 struct group { int image, ti, tj; };
 
 static struct group group_of(const struct job *j, int q) {
-    struct group g;
+    struct group g = { 0, 0, 0 };
+    if (q >= j->row_groups) return g; /* a column group: its lanes' tiles are column_row's */
     g.image = q / j->image_groups;
     const int r = q % j->image_groups;
     if (j->pair) { g.ti = 2 * r; g.tj = 0; }
@@ -175,7 +176,7 @@ static void run_phase_band(void *ctx, int band, int thread) {
     const __m512i even = _mm512_loadu_si512(even_idx), odd = _mm512_loadu_si512(odd_idx);
     for (int q = 0; q < panels; q++) {
         const int column = q0 + q >= j->row_groups;
-        const struct group g = column ? (struct group) { 0, 0, 0 } : group_of(j, q0 + q);
+        const struct group g = group_of(j, q0 + q);
         const struct sources src = column ? (struct sources) { 0 } : sources_of(j, g);
         const float *image = j->p + (size_t) g.image * j->plane;
         for (int c = 0; c < k; c++) {
@@ -208,7 +209,7 @@ static void run_phase_band(void *ctx, int band, int thread) {
     const __m512i il = _mm512_loadu_si512(lo_idx), ih = _mm512_loadu_si512(hi_idx);
     for (int q = 0; q < panels; q++) {
         const int column = q0 + q >= j->row_groups;
-        const struct group g = column ? (struct group) { 0, 0, 0 } : group_of(j, q0 + q);
+        const struct group g = group_of(j, q0 + q);
         for (int oc = 0; oc < j->out; oc++) {
             const float *m = M + (size_t) oc * ldm + (size_t) q * TG;
             __m512 s[2][3];
@@ -262,7 +263,7 @@ static void run_phase_band_avx2(void *ctx, int band, int thread) {
     float *V = j->work + (size_t) thread * j->work_floats, *M = V + NXI * j->vstride;
     for (int q = 0; q < panels; q++) {
         const int column = q0 + q >= j->row_groups;
-        const struct group g = column ? (struct group) { 0, 0, 0 } : group_of(j, q0 + q);
+        const struct group g = group_of(j, q0 + q);
         const struct sources src = column ? (struct sources) { 0 } : sources_of(j, g);
         const float *image = j->p + (size_t) g.image * j->plane;
         for (int c = 0; c < k; c++) {
@@ -298,7 +299,7 @@ static void run_phase_band_avx2(void *ctx, int band, int thread) {
     band_gemms(j, V, M, panels, 0);
     for (int q = 0; q < panels; q++) {
         const int column = q0 + q >= j->row_groups;
-        const struct group g = column ? (struct group) { 0, 0, 0 } : group_of(j, q0 + q);
+        const struct group g = group_of(j, q0 + q);
         for (int oc = 0; oc < j->out; oc++) {
             float y[4][TG] __attribute__((aligned(64)));
             float *dst = j->e + (size_t) oc * j->ecols + (size_t) g.image * j->plane;
